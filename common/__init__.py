@@ -1,0 +1,1 @@
+"""What shippers and indexers share: the record format, broker keys, config and errors."""

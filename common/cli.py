@@ -1,0 +1,82 @@
+"""The root ``logpipe`` command.
+
+Subcommands are registered by module path and imported only when used, so ``logpipe ship`` on an
+agent never imports the indexer or its dependencies (rq, elasticsearch, regex).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer.main
+
+from common.errors import LogpipeError
+
+# name -> (module, attribute holding a typer.Typer, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "ship": ("shipper.cli", "app", "Tail files or stdin and push lines onto the broker."),
+    "index": ("indexer.cli", "index_app", "Run the dispatcher and a pool of RQ indexer workers."),
+    "dlq": ("indexer.cli", "dlq_app", "Inspect, replay or purge the dead-letter queue."),
+    "stats": ("indexer.cli", "stats_app", "Show pipeline figures (queue, workers, rates, lag)."),
+    "search": ("indexer.search.cli", "search_app", "Search stored events (Lucene syntax)."),
+    "trace": ("indexer.search.cli", "trace_app", "Show every event of one mail message."),
+    "prune": ("indexer.search.cli", "prune_app", "Delete events older than a given age."),
+    "grok": ("indexer.grok.cli", "app", "Parse lines with grok patterns; debug patterns."),
+    "import-logstash": ("indexer.logstash_import", "app",
+                        "Convert a Logstash config into a logpipe pipeline config."),
+    "up": ("common.services.embedded", "up_app", "Start the embedded broker, store and workers."),
+    "down": ("common.services.embedded", "down_app", "Stop the embedded services."),
+    "demo": ("common.services.embedded", "demo_app",
+             "Run the whole pipeline on a generated maillog and search it."),
+    "gen-logs": ("common.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return None
+        module_name, attr, _ = spec
+        module = importlib.import_module(module_name)
+        command = typer.main.get_command(getattr(module, attr))
+        command.name = name
+        return command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """logpipe: ship logs to a broker, parse them with grok, search them."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
+    except LogpipeError as exc:
+        click.echo(f"logpipe: error: {exc}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

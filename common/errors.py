@@ -1,0 +1,73 @@
+"""Error types shared by every part of logpipe.
+
+Each error carries a message a person can act on: what went wrong, where (file and line when a
+file is involved), and what to do about it. The CLI prints ``str(error)`` without a traceback.
+"""
+
+
+class LogpipeError(Exception):
+    """Base class: a failure the user can understand and fix."""
+
+
+class ServiceError(LogpipeError):
+    """An embedded service (Valkey, the Elasticsearch node) failed to start or stop."""
+
+
+class ConfigError(LogpipeError):
+    """A configuration file or option is wrong; the message names the file, line and key."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        where = ""
+        if path:
+            where = f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class BrokerError(LogpipeError):
+    """The Redis-protocol broker cannot be reached or refused a command."""
+
+
+class DecodeError(LogpipeError):
+    """A raw item on the broker list is not a record logpipe understands."""
+
+
+class GrokError(LogpipeError):
+    """A grok pattern cannot be compiled (unknown %{NAME}, bad regex, reference cycle)."""
+
+    def __init__(self, message: str, pattern: str | None = None, position: int | None = None,
+                 path: str | None = None, line: int | None = None):
+        parts = []
+        if path:
+            parts.append(f"{path}:{line}:" if line else f"{path}:")
+        parts.append(message)
+        if pattern is not None:
+            parts.append(f"\n  pattern: {pattern}")
+            if position is not None:
+                parts.append(f"\n           {' ' * position}^ (position {position})")
+        super().__init__(" ".join(parts[:2]) + "".join(parts[2:]) if path else "".join(parts))
+        self.pattern = pattern
+        self.position = position
+        self.path = path
+        self.line = line
+
+
+class SinkError(LogpipeError):
+    """The store refused or could not be reached; retryable unless ``permanent`` is set."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class QueryError(LogpipeError):
+    """A search query is not valid Lucene syntax; the message shows the position."""
+
+    def __init__(self, message: str, query: str | None = None, position: int | None = None):
+        text = message
+        if query is not None and position is not None:
+            text += f"\n  {query}\n  {' ' * position}^"
+        super().__init__(text)
+        self.query = query
+        self.position = position

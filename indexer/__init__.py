@@ -1,0 +1,1 @@
+"""The indexer: RQ workers that parse, enrich and store what shippers pushed."""

@@ -1,0 +1,1 @@
+"""Grok: Logstash-compatible pattern engine and library."""

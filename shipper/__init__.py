@@ -1,0 +1,1 @@
+"""Shipper agent: tail inputs, remember offsets, push records onto the broker."""

@@ -1,0 +1,1 @@
+"""Inputs: where lines come from (files, stdin, syslog)."""
