@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -52,18 +52,18 @@ def home() -> Path:
 @dataclass
 class DateSpec:
     field: str = "timestamp"
-    formats: list[str] = field(default_factory=lambda: ["syslog", "ISO8601"])
+    formats: list[str] = dc_field(default_factory=lambda: ["syslog", "ISO8601"])
     timezone: str = "UTC"
     target: str = "@timestamp"
 
 
 @dataclass
 class FieldEdits:
-    convert: dict[str, str] = field(default_factory=dict)
-    add: dict[str, object] = field(default_factory=dict)
-    rename: dict[str, str] = field(default_factory=dict)
-    remove: list[str] = field(default_factory=list)
-    add_tags: list[str] = field(default_factory=list)
+    convert: dict[str, str] = dc_field(default_factory=dict)
+    add: dict[str, object] = dc_field(default_factory=dict)
+    rename: dict[str, str] = dc_field(default_factory=dict)
+    remove: list[str] = dc_field(default_factory=list)
+    add_tags: list[str] = dc_field(default_factory=list)
 
 
 @dataclass
@@ -71,17 +71,17 @@ class TypeConfig:
     """How to parse and enrich one type of record."""
 
     name: str
-    patterns: list[str] = field(default_factory=list)
-    pattern_definitions: dict[str, str] = field(default_factory=dict)
-    patterns_dir: list[str] = field(default_factory=list)
+    patterns: list[str] = dc_field(default_factory=list)
+    pattern_definitions: dict[str, str] = dc_field(default_factory=dict)
+    patterns_dir: list[str] = dc_field(default_factory=list)
     date: DateSpec | None = None
-    fields: FieldEdits = field(default_factory=FieldEdits)
+    fields: FieldEdits = dc_field(default_factory=FieldEdits)
     source: str = ""  # the file it came from, for error messages
 
 
 @dataclass
 class PipelineConfig:
-    types: dict[str, TypeConfig] = field(default_factory=dict)
+    types: dict[str, TypeConfig] = dc_field(default_factory=dict)
     default_type: str = "syslog"
 
     def for_type(self, name: str) -> TypeConfig:
@@ -149,3 +149,39 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
                               f"(use one of {', '.join(sorted(_CONVERSIONS))})", source)
     return TypeConfig(name=name, patterns=list(patterns), pattern_definitions=dict(defs),
                       patterns_dir=dirs, date=date, fields=edits, source=source)
+
+
+# --- where the broker and the store are -------------------------------------------------------
+
+def services_file() -> Path:
+    """Written by ``logpipe up``: the URLs and pids of the embedded services."""
+    return home() / "services.json"
+
+
+def embedded_services() -> dict:
+    import json
+
+    try:
+        return json.loads(services_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_redis_url(explicit: str | None = None) -> str:
+    """Flag, then ``LOGPIPE_REDIS_URL``, then the broker ``logpipe up`` started."""
+    url = explicit or os.environ.get(ENV_REDIS) or embedded_services().get("redis_url")
+    if not url:
+        raise ConfigError("no broker: pass --redis redis://[:password@]host:port/db, set "
+                          f"{ENV_REDIS}, or run `logpipe up` to start the embedded one")
+    return url
+
+
+def default_store_url() -> str:
+    return "sqlite:///" + str(home() / "events.db")
+
+
+def resolve_store_url(explicit: str | None = None) -> str:
+    """Flag, then ``LOGPIPE_STORE_URL``, then the store ``logpipe up`` chose, then the embedded
+    SQLite store under ``LOGPIPE_HOME``."""
+    return (explicit or os.environ.get(ENV_STORE) or embedded_services().get("store_url")
+            or default_store_url())

@@ -89,8 +89,6 @@ def decode(raw: bytes | str, fallback_id: str) -> Record:
     except orjson.JSONDecodeError:
         # A text line that happens to start with '{' is still a log line.
         return _from_plain(text.rstrip("\r\n"), fallback_id)
-    if not isinstance(obj, dict):
-        raise DecodeError(f"item is JSON but not an object (got {type(obj).__name__})")
     if "line" in obj and "id" in obj:
         return _from_logpipe(obj)
     if "message" in obj:

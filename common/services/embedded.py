@@ -1,0 +1,246 @@
+"""``logpipe up`` / ``logpipe down`` / ``logpipe demo``: everything on one machine.
+
+``up`` starts one background supervisor process that owns the embedded services: a Valkey broker
+(append-only file on, password, loopback), the store (the embedded SQLite store by default, or an
+Elasticsearch node with ``--store elasticsearch``) and ``logpipe index`` with its workers. It
+records their URLs in ``$LOGPIPE_HOME/services.json``, which every command falls back to when
+given no URL. ``down`` stops the supervisor, which stops the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from common.config import home, services_file
+from common.console import emit
+from common.errors import ServiceError
+
+up_app = typer.Typer(add_completion=False)
+down_app = typer.Typer(add_completion=False)
+demo_app = typer.Typer(add_completion=False)
+
+
+def _logpipe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "common.cli", *args]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running() -> dict | None:
+    """The services.json of a live supervisor, else None."""
+    try:
+        info = json.loads(services_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return info if _alive(info.get("supervisor_pid")) and info.get("ready") else None
+
+
+def supervise(store: str, workers: int) -> None:
+    """The background process: start services, write services.json, wait for SIGTERM."""
+    from common.services.valkey import ValkeyServer
+
+    state = home()
+    state.mkdir(parents=True, exist_ok=True)
+    password_file = state / "broker.password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_hex(16))
+        password_file.chmod(0o600)
+    broker = ValkeyServer(data_dir=state / "valkey", password=password_file.read_text().strip(),
+                          appendonly=True)
+    es_node = indexer = None
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.update(now=True))
+    info = {"supervisor_pid": os.getpid(), "ready": False}
+    try:
+        info["redis_url"] = broker.start()
+        if store == "sqlite":
+            info["store_url"] = "sqlite:///" + str(state / "events.db")
+        elif store == "elasticsearch":
+            from common.services.elasticsearch import ElasticsearchNode
+            es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
+                                        log_path=state / "elasticsearch.log")
+            info["store_url"] = es_node.start()
+        else:
+            info["store_url"] = store
+        log = open(state / "indexer.log", "ab")
+        indexer = subprocess.Popen(_logpipe("index", "--redis", info["redis_url"], "--store",
+                                            info["store_url"], "--workers", str(workers)),
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        info.update(ready=True, indexer_pid=indexer.pid, broker_pid=broker.pid,
+                    es_pid=es_node.pid if es_node else None)
+        _write(info)
+        while not stopping["now"]:
+            if indexer.poll() is not None:  # keep the workers running
+                indexer = subprocess.Popen(indexer.args, stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=log)
+            time.sleep(0.5)
+    except Exception as exc:
+        info["error"] = str(exc)
+        _write(info)
+        raise
+    finally:
+        if indexer and indexer.poll() is None:
+            indexer.terminate()
+            try:
+                indexer.wait(30)
+            except subprocess.TimeoutExpired:
+                indexer.kill()
+        if es_node:
+            es_node.stop()
+        broker.stop()
+        info["ready"] = False
+        _write(info)
+
+
+def _write(info: dict) -> None:
+    path = services_file()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
+
+
+def start(store: str = "sqlite", workers: int = 2, timeout: float = 300) -> dict:
+    """Start the supervisor in the background (if not running) and wait until it is ready."""
+    info = running()
+    if info:
+        return info
+    state = home()
+    state.mkdir(parents=True, exist_ok=True)
+    services_file().unlink(missing_ok=True)
+    log = open(state / "supervisor.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "common.services.embedded", store,
+                             str(workers)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = running()
+        if info:
+            return info
+        if proc.poll() is not None:
+            tail = "\n".join((state / "supervisor.log").read_text(errors="replace")
+                             .splitlines()[-30:])
+            raise ServiceError(f"the embedded services did not start:\n{tail}")
+        time.sleep(0.2)
+    raise ServiceError(f"the embedded services were not ready after {timeout:.0f}s; "
+                       f"see {state / 'supervisor.log'}")
+
+
+def stop(timeout: float = 60) -> bool:
+    try:
+        info = json.loads(services_file().read_text())
+    except (OSError, ValueError):
+        return False
+    pid = info.get("supervisor_pid")
+    if not _alive(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return True
+
+
+@up_app.command("up")
+def up(store: str = typer.Option("sqlite", "--store",
+                                 help="sqlite (embedded, no Java), elasticsearch (a local node "
+                                      "from Maven Central), or a store URL."),
+       workers: int = typer.Option(2, "--workers", "-w", min=1)) -> None:
+    """Start the embedded broker, store and indexer workers in the background."""
+    info = start(store, workers)
+    typer.echo(f"broker  {info['redis_url'].split('@')[-1]} (password in {home()/'broker.password'})")
+    typer.echo(f"store   {info['store_url']}")
+    typer.echo(f"state   {home()}  (stop with `logpipe down`)")
+
+
+@down_app.command("down")
+def down() -> None:
+    """Stop the embedded services started by `logpipe up`."""
+    typer.echo("stopped" if stop() else "nothing was running")
+
+
+@demo_app.command("demo")
+def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
+         store: str = typer.Option("sqlite", "--store"),
+         keep: bool = typer.Option(True, "--keep/--down",
+                                   help="Leave the services running afterwards.")) -> None:
+    """Start everything, ship a generated maillog, wait until it is indexed, search it."""
+    from common.loggen import generate
+
+    info = start(store)
+    emit("services_ready", redis=info["redis_url"].split("@")[-1], store=info["store_url"])
+    sample = home() / "samples" / "maillog"
+    sample.parent.mkdir(parents=True, exist_ok=True)
+    with open(sample, "w") as out:
+        for line in generate("mail", lines, seed=int(time.time()) % 1000):
+            out.write(line + "\n")
+    emit("sample_written", path=sample, lines=lines)
+    subprocess.run(_logpipe("ship", "--type", "mail", "--once", "--host", "demo-mail",
+                            str(sample)), check=True)
+    _wait_indexed(info["redis_url"], lines)
+    queries = [("sendmail deliveries", ["program:sendmail AND stat:Sent*", "--limit", "5",
+                                        "--fields", "@timestamp,qid,to,relay,stat"]),
+               ("top senders", ["_exists_:from", "--top", "from"])]
+    for title, args in queries:
+        typer.echo(f"\n== {title}: logpipe search {' '.join(args)}")
+        subprocess.run(_logpipe("search", *args), check=True)
+    qid = _first_qid(info["store_url"])
+    if qid:
+        typer.echo(f"\n== one message's whole story: logpipe trace {qid}")
+        subprocess.run(_logpipe("trace", qid), check=True)
+    if not keep:
+        stop()
+
+
+def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
+    from common.broker import Keys, connect
+
+    client, keys = connect(redis_url), Keys()
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+        done = counters.get("indexed", 0) + counters.get("duplicate", 0) + \
+            counters.get("dead_lettered", 0)
+        if client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0 and done >= expected:
+            emit("indexed", records=done)
+            return
+        time.sleep(0.3)
+    raise ServiceError(f"only {done} of {expected} records were indexed after {timeout:.0f}s; "
+                       f"see {home() / 'indexer.log'}")
+
+
+def _first_qid(store_url: str) -> str | None:
+    from indexer.sinks import open_sink
+    from indexer.sinks.base import SearchRequest
+
+    sink = open_sink(store_url)
+    try:
+        found = sink.search(SearchRequest(query="program:sendmail AND _exists_:to", limit=1))
+        return found.events[0].get("qid") if found.events else None
+    finally:
+        sink.close()
+
+
+if __name__ == "__main__":
+    supervise(sys.argv[1], int(sys.argv[2]))

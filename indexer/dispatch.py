@@ -1,0 +1,168 @@
+"""The dispatcher: raw list -> batch keys -> RQ jobs, and the janitor that keeps that loss-free.
+
+Claiming is one Lua script (see :mod:`common.broker`): items leave the raw list and enter a
+registered batch key atomically. The job only names the key. The janitor walks the registered
+batches and re-enqueues those whose job is gone, failed, or was running on a worker that died
+(kill -9 included), with exponential backoff; after ``max_attempts`` the batch's records go to the
+dead-letter queue (stage ``index``) with the last error, and the batch is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict
+
+from common.broker import Broker, Keys
+from common.errors import DecodeError
+from common.record import decode
+from indexer import stats
+from indexer.dlq import DeadLetterQueue
+from indexer.jobs import JobSettings
+
+log = logging.getLogger("logpipe.dispatch")
+
+JOB_FUNC = "indexer.jobs.process_batch"
+
+
+def job_id_for(batch_key: str) -> str:
+    return "batch-" + Keys.batch_id(batch_key)
+
+
+class Dispatcher:
+    def __init__(self, client, settings: JobSettings, batch_size: int = 2000,
+                 max_queued_jobs: int = 8, max_attempts: int = 6, grace: float = 5.0,
+                 job_timeout: int = 600):
+        from rq import Queue
+
+        self.client = client
+        self.settings = settings
+        self.keys = settings.keys
+        self.broker = Broker(client, self.keys)
+        self.queue = Queue(self.keys.queue, connection=client)
+        self.batch_size = batch_size
+        self.max_queued_jobs = max_queued_jobs
+        self.max_attempts = max_attempts
+        self.grace = grace
+        self.job_timeout = job_timeout
+        self.attempts_key = self.keys.prefix + ":batch-attempts"
+        self._hostname = socket.gethostname()
+
+    # -- moving work -------------------------------------------------------------------------
+    def enqueue(self, batch_key: str) -> None:
+        self.queue.enqueue_call(JOB_FUNC, args=(batch_key, asdict(self.settings)),
+                                job_id=job_id_for(batch_key), timeout=self.job_timeout,
+                                result_ttl=60, failure_ttl=24 * 3600,
+                                description=f"index {batch_key}")
+
+    def dispatch_once(self) -> int:
+        """Claim batches while the queue has room. Returns how many records were claimed."""
+        moved = 0
+        while self.queue.count < self.max_queued_jobs:
+            claimed = self.broker.claim_batch(self.batch_size)
+            if claimed is None:
+                break
+            key, n = claimed
+            self.enqueue(key)
+            stats.record_in(self.client, self.keys, n)
+            moved += n
+        return moved
+
+    # -- keeping it loss-free ----------------------------------------------------------------
+    def janitor(self) -> dict:
+        """Re-enqueue orphaned batches; dead-letter those that failed too often."""
+        from rq.job import Job, JobStatus
+        from rq.exceptions import NoSuchJobError
+
+        result = {"requeued": 0, "dead_lettered_batches": 0}
+        now = time.time()
+        for raw_key, claimed_at in self.client.zrange(self.keys.batches, 0, -1, withscores=True):
+            batch_key = raw_key.decode()
+            if now - claimed_at < self.grace:
+                continue
+            try:
+                job = Job.fetch(job_id_for(batch_key), connection=self.client)
+                status = job.get_status(refresh=False)
+            except NoSuchJobError:
+                job, status = None, None
+            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+                if self._in_queue(job.id) or now - claimed_at < 120:
+                    continue  # waiting for a worker (or just popped by one)
+            elif status == JobStatus.STARTED and self._worker_alive(job):
+                continue
+            if not self._due(batch_key, now):
+                continue
+            attempts = int(self.client.hincrby(self.attempts_key, batch_key, 1))
+            error = _last_error(job) if job else "job missing (dispatcher or worker died)"
+            if attempts > self.max_attempts:
+                self.dead_letter_batch(batch_key, f"gave up after {self.max_attempts} attempts: "
+                                                  f"{error}")
+                result["dead_lettered_batches"] += 1
+                continue
+            log.warning("retrying batch=%s attempt=%d reason=%s", batch_key, attempts, error)
+            if job is not None:
+                job.delete()
+            self.client.hset(self.attempts_key + ":due", batch_key,
+                             now + min(2 ** attempts, 60))
+            self.enqueue(batch_key)
+            result["requeued"] += 1
+        return result
+
+    def _due(self, batch_key: str, now: float) -> bool:
+        due = self.client.hget(self.attempts_key + ":due", batch_key)
+        return due is None or float(due) <= now
+
+    def _in_queue(self, job_id: str) -> bool:
+        return self.client.lpos(self.queue.key, job_id) is not None
+
+    def _worker_alive(self, job) -> bool:
+        from rq import Worker
+
+        if not job.worker_name:
+            return True  # just started; the worker will write its name
+        worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
+                                    connection=self.client)
+        if worker is None:
+            return False
+        if worker.hostname == self._hostname and worker.pid:
+            try:
+                os.kill(worker.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+        return True
+
+    def dead_letter_batch(self, batch_key: str, reason: str) -> int:
+        dlq = DeadLetterQueue(self.client, self.keys)
+        batch_id = Keys.batch_id(batch_key)
+        items = self.client.lrange(batch_key, 0, -1)
+        for position, raw in enumerate(items):
+            try:
+                record = decode(raw, f"{batch_id}:{position}")
+                rid, rtype = record.id, record.type
+            except DecodeError:
+                rid, rtype = f"{batch_id}:{position}", ""
+            dlq.add(raw, rid, "index", reason, rtype)
+        self.broker.finish_batch(batch_key)
+        self.client.hdel(self.attempts_key, batch_key)
+        self.client.hdel(self.attempts_key + ":due", batch_key)
+        log.error("dead-lettered batch=%s records=%d reason=%s", batch_key, len(items), reason)
+        return len(items)
+
+    def idle(self) -> bool:
+        """Nothing waiting anywhere: raw list empty and no batch in flight."""
+        return self.broker.raw_length() == 0 and self.client.zcard(self.keys.batches) == 0
+
+
+def _last_error(job) -> str:
+    try:
+        result = job.latest_result()
+        text = (result.exc_string or "") if result else ""
+    except Exception:
+        text = ""
+    text = text or (job.exc_info or "")
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else f"job {job.get_status(refresh=False)}"

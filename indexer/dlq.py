@@ -1,0 +1,143 @@
+"""The dead-letter queue: records that could not be indexed, with the stage and the reason.
+
+A Redis stream (``<prefix>:dlq``): entry ids carry time, ranges are cheap, and entries can be
+deleted one by one after a replay. Each entry holds::
+
+    record   the raw item exactly as it was on the raw list (bytes)
+    id       the record id (or the batch position for undecodable items)
+    stage    decode | parse | index
+    reason   what went wrong, in the words of the stage that failed
+    type     the record type when known
+    time     when it was dead-lettered (epoch seconds)
+
+Adding is idempotent per record id (a hash ``<prefix>:dlq:ids`` maps record id -> entry id), so a
+batch processed twice does not dead-letter the same record twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from common.broker import Keys
+
+STAGES = ("decode", "parse", "index")
+
+# KEYS[1]=stream, KEYS[2]=ids hash; ARGV[1]=record id, ARGV[2..]=field/value pairs.
+_ADD = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return false end
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('HSET', KEYS[2], ARGV[1], entry)
+return entry
+"""
+
+
+@dataclass
+class DeadLetter:
+    entry_id: str
+    record: bytes
+    record_id: str
+    stage: str
+    reason: str
+    type: str
+    time: float
+
+    def to_dict(self) -> dict:
+        return {"entry": self.entry_id, "id": self.record_id, "stage": self.stage,
+                "reason": self.reason, "type": self.type, "time": self.time,
+                "record": self.record.decode("utf-8", "replace")}
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+
+class DeadLetterQueue:
+    def __init__(self, client, keys: Keys | None = None):
+        self.client = client
+        self.keys = keys or Keys()
+        self.ids_key = self.keys.dlq + ":ids"
+        self._add = client.register_script(_ADD)
+
+    def add(self, raw: bytes | str, record_id: str, stage: str, reason: str,
+            rtype: str = "", pipe=None) -> None:
+        assert stage in STAGES, stage
+        args = [record_id, "record", raw, "id", record_id, "stage", stage,
+                "reason", reason[:4000], "type", rtype, "time", f"{time.time():.3f}"]
+        self._add(keys=[self.keys.dlq, self.ids_key], args=args, client=pipe or self.client)
+
+    def __len__(self) -> int:
+        return int(self.client.xlen(self.keys.dlq))
+
+    def counts_by_stage(self) -> dict[str, int]:
+        counts = {stage: 0 for stage in STAGES}
+        for letter in self.iter():
+            counts[letter.stage] = counts.get(letter.stage, 0) + 1
+        return counts
+
+    def iter(self, stage: str | None = None, reason: str | None = None, rtype: str | None = None,
+             since: float | None = None, until: float | None = None,
+             count: int | None = None) -> Iterator[DeadLetter]:
+        """Entries oldest first, filtered; ``reason`` matches as a case-insensitive substring."""
+        start = f"{int(since * 1000)}-0" if since else "-"
+        end = f"{int(until * 1000)}" if until else "+"
+        yielded = 0
+        while True:
+            chunk = self.client.xrange(self.keys.dlq, start, end, count=500)
+            if not chunk:
+                return
+            for entry_id, fields in chunk:
+                letter = self._letter(entry_id, fields)
+                if stage and letter.stage != stage:
+                    continue
+                if reason and reason.lower() not in letter.reason.lower():
+                    continue
+                if rtype and letter.type != rtype:
+                    continue
+                yield letter
+                yielded += 1
+                if count is not None and yielded >= count:
+                    return
+            last = _text(chunk[-1][0])
+            ms, seq = last.split("-")
+            start = f"{ms}-{int(seq) + 1}"
+
+    def get(self, entry_id: str) -> DeadLetter | None:
+        found = self.client.xrange(self.keys.dlq, entry_id, entry_id)
+        return self._letter(*found[0]) if found else None
+
+    def delete(self, letters: list[DeadLetter]) -> int:
+        if not letters:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xdel(self.keys.dlq, *[l.entry_id for l in letters])
+        pipe.hdel(self.ids_key, *[l.record_id for l in letters])
+        return int(pipe.execute()[0])
+
+    def set_reason(self, letter: DeadLetter, reason: str) -> None:
+        """Streams cannot update an entry: replace it (a new entry id, the same record)."""
+        if not reason or reason == letter.reason:
+            return
+        self.delete([letter])
+        self.add(letter.record, letter.record_id, letter.stage, reason, letter.type)
+
+    def purge(self, **filters) -> int:
+        total = 0
+        batch: list[DeadLetter] = []
+        for letter in self.iter(**filters):
+            batch.append(letter)
+            if len(batch) >= 500:
+                total += self.delete(batch)
+                batch = []
+        return total + self.delete(batch)
+
+    @staticmethod
+    def _letter(entry_id, fields: dict) -> DeadLetter:
+        f = {_text(k): v for k, v in fields.items()}
+        raw = f.get("record", b"")
+        return DeadLetter(entry_id=_text(entry_id),
+                          record=raw if isinstance(raw, bytes) else str(raw).encode(),
+                          record_id=_text(f.get("id")), stage=_text(f.get("stage")),
+                          reason=_text(f.get("reason")), type=_text(f.get("type")),
+                          time=float(_text(f.get("time")) or 0))

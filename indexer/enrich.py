@@ -1,0 +1,174 @@
+"""Enrichment: turn grok captures plus the record into the event that gets stored.
+
+``@timestamp`` comes from the parsed time. SYSLOGTIMESTAMP (``Feb 25 14:34:10``) has no year: the
+year is the one that puts the time closest to when the line was received, so a December line read
+in early January lands in the previous year and a January line read on 31 December (clock skew)
+in the next. The timezone comes from the type's date section, or from a ``timezone`` field the
+shipper attached to its input.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from common.config import DateSpec, FieldEdits
+from common.errors import ConfigError
+
+# Keys the record owns; a capture with the same name is kept beside it as grok_<name>.
+RESERVED = ("@timestamp", "message", "host", "path", "type", "tags", "offset")
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_JODA = [("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"),
+         ("dd", "%d"), ("d", "%d"), ("HH", "%H"), ("hh", "%I"), ("mm", "%M"), ("ss", "%S"),
+         ("SSSSSS", "%f"), ("SSS", "%f"), ("EEEE", "%A"), ("EEE", "%a"), ("ZZ", "%z"),
+         ("Z", "%z"), ("a", "%p")]
+
+
+_FRACTION = re.compile(r"\.\d+")
+
+
+@lru_cache(maxsize=64)
+def zone(name: str):
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {name!r} (use an IANA name such as Europe/Paris)")
+
+
+@lru_cache(maxsize=64)
+def joda_to_strptime(fmt: str) -> str:
+    """Translate the Joda-style formats Logstash's date filter uses into strptime's."""
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "'":
+            j = fmt.find("'", i + 1)
+            j = len(fmt) if j < 0 else j
+            out.append(fmt[i + 1:j].replace("%", "%%"))
+            i = j + 1
+            continue
+        for token, directive in _JODA:
+            if fmt.startswith(token, i):
+                out.append(directive)
+                i += len(token)
+                break
+        else:
+            out.append("%%" if fmt[i] == "%" else fmt[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_syslog_time(text: str, received: datetime, tz) -> datetime | None:
+    """``MMM d HH:mm:ss[.fff]`` with the year inferred from ``received`` (aware, UTC)."""
+    parts = text.split()
+    if len(parts) != 3:
+        return None
+    month = _MONTHS.get(parts[0][:3].lower())
+    if month is None or not parts[1].isdigit():
+        return None
+    try:
+        hms, _, frac = parts[2].partition(".")
+        h, m, s = (int(x) for x in hms.split(":"))
+        micro = int((frac + "000000")[:6]) if frac else 0
+        local_received = received.astimezone(tz)
+        best = None
+        for year in (local_received.year - 1, local_received.year, local_received.year + 1):
+            try:
+                candidate = datetime(year, month, int(parts[1]), h, m, s, micro, tzinfo=tz)
+            except ValueError:  # Feb 29 in a non-leap year
+                continue
+            if best is None or abs(candidate - received) < abs(best - received):
+                best = candidate
+        return best
+    except ValueError:
+        return None
+
+
+def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetime | None:
+    text = text.strip()
+    for fmt in formats:
+        try:
+            if fmt == "syslog":
+                parsed = parse_syslog_time(text, received, tz)
+            elif fmt == "ISO8601":
+                parsed = datetime.fromisoformat(text.replace(",", "."))
+            elif fmt == "UNIX":
+                parsed = datetime.fromtimestamp(float(text), timezone.utc)
+            elif fmt == "UNIX_MS":
+                parsed = datetime.fromtimestamp(float(text) / 1000, timezone.utc)
+            elif fmt == "HTTPDATE":
+                parsed = datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
+            elif fmt == "apache_error":
+                parsed = datetime.strptime(_FRACTION.sub("", text), "%a %b %d %H:%M:%S %Y")
+            else:
+                parsed = datetime.strptime(text, joda_to_strptime(fmt))
+        except (ValueError, OverflowError, OSError):
+            continue
+        if parsed is None:
+            continue
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        return parsed
+    return None
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, the way Elasticsearch and Kibana show it."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def convert(value, kind: str):
+    if kind == "int":
+        return int(float(value)) if not isinstance(value, int) else value
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return str(value).strip().lower() in ("true", "yes", "1", "on")
+    return str(value)
+
+
+def apply_edits(doc: dict, edits: FieldEdits, tags: list) -> None:
+    """Logstash mutate's order: rename, convert, add, remove, then tags."""
+    for old, new in edits.rename.items():
+        if old in doc:
+            doc[new] = doc.pop(old)
+    for name, kind in edits.convert.items():
+        if name in doc:
+            try:
+                doc[name] = convert(doc[name], kind)
+            except (TypeError, ValueError):
+                tags.append("_convertfailure")
+    for name, value in edits.add.items():
+        doc[name] = value
+    for name in edits.remove:
+        doc.pop(name, None)
+    for tag in edits.add_tags:
+        if tag not in tags:
+            tags.append(tag)
+
+
+def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
+                  tz_name: str | None, tags: list) -> str:
+    if date is not None:
+        raw = captures.get(date.field)
+        if isinstance(raw, str):
+            parsed = parse_time(raw, date.formats, received, zone(tz_name or date.timezone))
+            if parsed is not None:
+                return format_timestamp(parsed)
+            tags.append("_dateparsefailure")
+    return format_timestamp(received)
+
+
+def received_datetime(received_at: float) -> datetime:
+    return datetime.fromtimestamp(received_at, timezone.utc) if received_at else \
+        datetime.now(timezone.utc)
+
+
+__all__ = ["apply_edits", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
+           "received_datetime", "RESERVED", "zone", "timedelta"]

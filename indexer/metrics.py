@@ -1,0 +1,61 @@
+"""Prometheus exposition of the pipeline figures (``--metrics-port``), read fresh per scrape."""
+
+from __future__ import annotations
+
+from common.broker import Keys
+
+
+class _Collector:
+    def __init__(self, client, keys: Keys):
+        self.client, self.keys = client, keys
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from indexer import stats
+
+        figures = stats.collect(self.client, self.keys)
+        gauges = {
+            "logpipe_raw_list_length": ("Records waiting on the raw list", figures["raw_list"]),
+            "logpipe_batches_in_flight": ("Claimed batches not yet stored",
+                                          figures["batches_pending"]),
+            "logpipe_jobs_queued": ("RQ jobs waiting", figures["jobs_queued"]),
+            "logpipe_jobs_running": ("RQ jobs running", figures["jobs_running"]),
+            "logpipe_workers": ("Live RQ workers", figures["workers"]),
+            "logpipe_lines_in_per_second": ("Records claimed per second (10 s window)",
+                                            figures["lines_in_per_s"]),
+            "logpipe_lines_out_per_second": ("Records finished per second (10 s window)",
+                                             figures["lines_out_per_s"]),
+            "logpipe_lag_seconds": ("Now minus the oldest waiting record's receive time",
+                                    figures["lag_seconds"]),
+        }
+        for name, (doc, value) in gauges.items():
+            yield GaugeMetricFamily(name, doc, value=value)
+        dead = GaugeMetricFamily("logpipe_dead_letters", "Dead letters by stage", labels=["stage"])
+        for stage, n in figures["dead_letters"].items():
+            dead.add_metric([stage], n)
+        yield dead
+        totals = CounterMetricFamily("logpipe_records", "Records by outcome", labels=["outcome"])
+        for name, n in figures["totals"].items():
+            totals.add_metric([name], n)
+        yield totals
+        shippers = self.client.hgetall(self.keys.stats("shippers"))
+        if shippers:
+            import orjson
+            sent = CounterMetricFamily("logpipe_shipper_lines", "Lines shipped", labels=["host"])
+            for host, blob in shippers.items():
+                try:
+                    sent.add_metric([host.decode()], float(orjson.loads(blob).get("lines", 0)))
+                except (ValueError, AttributeError):
+                    continue
+            yield sent
+
+
+def serve_metrics(port: int, client, keys: Keys) -> None:
+    """Start the HTTP exporter in a background thread on 127.0.0.1:``port``."""
+    from prometheus_client import start_http_server
+    from prometheus_client.core import CollectorRegistry
+
+    registry = CollectorRegistry()
+    registry.register(_Collector(client, keys))
+    start_http_server(port, addr="127.0.0.1", registry=registry)

@@ -1,0 +1,72 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from common.config import DateSpec, FieldEdits
+from indexer.enrich import (apply_edits, format_timestamp, joda_to_strptime, parse_syslog_time,
+                            parse_time, timestamp_for, zone)
+
+UTC = timezone.utc
+
+
+def at(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_syslog_time_takes_the_receive_year():
+    assert parse_syslog_time("Jul  3 10:00:01", at(2026, 7, 3, 10, 0, 5), UTC) == \
+        at(2026, 7, 3, 10, 0, 1)
+
+
+def test_december_line_read_in_january_is_last_year():
+    assert parse_syslog_time("Dec 31 23:59:58", at(2027, 1, 1, 0, 0, 3), UTC).year == 2026
+
+
+def test_january_line_read_on_new_years_eve_is_next_year():
+    # The sender's clock runs a little ahead of ours.
+    assert parse_syslog_time("Jan  1 00:00:02", at(2026, 12, 31, 23, 59, 59), UTC).year == 2027
+
+
+def test_feb_29_picks_a_leap_year():
+    assert parse_syslog_time("Feb 29 12:00:00", at(2028, 3, 1), UTC) == at(2028, 2, 29, 12)
+
+
+def test_timezone_applies_to_local_syslog_times():
+    parsed = parse_syslog_time("Nov 28 10:00:00", at(2026, 11, 28, 9, 5), zone("Europe/Paris"))
+    assert format_timestamp(parsed) == "2026-11-28T09:00:00.000Z"
+
+
+@pytest.mark.parametrize("text, formats, expected", [
+    ("2015-04-16T18:02:50.321974+00:00", ["ISO8601"], "2015-04-16T18:02:50.321Z"),
+    ("10/Oct/2000:13:55:36 -0700", ["HTTPDATE"], "2000-10-10T20:55:36.000Z"),
+    ("Sun Dec 04 04:47:44 2005", ["apache_error"], "2005-12-04T04:47:44.000Z"),
+    ("Sun Dec 04 04:47:44.123456 2005", ["apache_error"], "2005-12-04T04:47:44.000Z"),
+    ("2013-05-13 06:05:04", ["yyyy-MM-dd HH:mm:ss"], "2013-05-13T06:05:04.000Z"),
+    ("1764288000", ["UNIX"], "2025-11-28T00:00:00.000Z"),
+    ("garbage", ["ISO8601", "HTTPDATE"], None),
+])
+def test_parse_time_formats(text, formats, expected):
+    parsed = parse_time(text, formats, at(2026, 1, 1), UTC)
+    assert (format_timestamp(parsed) if parsed else None) == expected
+
+
+def test_joda_translation():
+    assert joda_to_strptime("dd/MMM/yyyy:HH:mm:ss Z") == "%d/%b/%Y:%H:%M:%S %z"
+    assert joda_to_strptime("yyyy-MM-dd'T'HH:mm") == "%Y-%m-%dT%H:%M"
+
+
+def test_unparseable_date_falls_back_to_receive_time_and_tags():
+    tags = []
+    stamp = timestamp_for({"timestamp": "not a date"}, DateSpec(), at(2026, 5, 1, 12), None, tags)
+    assert stamp == "2026-05-01T12:00:00.000Z"
+    assert tags == ["_dateparsefailure"]
+
+
+def test_field_edits_follow_mutate_order():
+    doc = {"pid": "42", "size": "x", "logsource": "mx1", "timestamp": "t"}
+    tags = []
+    apply_edits(doc, FieldEdits(convert={"pid": "int", "size": "int"}, add={"env": "prod"},
+                                rename={"logsource": "source_host"}, remove=["timestamp"],
+                                add_tags=["mail"]), tags)
+    assert doc == {"pid": 42, "size": "x", "source_host": "mx1", "env": "prod"}
+    assert tags == ["_convertfailure", "mail"]

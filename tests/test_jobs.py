@@ -1,0 +1,142 @@
+"""BatchProcessor against a real Valkey, with a scripted in-memory sink that can push back."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from common.broker import Broker, Keys
+from common.config import PipelineConfig, TypeConfig
+from common.record import Record, encode, record_id
+from indexer.dlq import DeadLetterQueue
+from indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable
+from indexer.pipeline import Pipeline
+from indexer.replay import replay
+from indexer.sinks.base import Outcome, Status
+
+
+class ScriptedSink:
+    """Stores by id; rejects ids in ``reject``; answers RETRY for the first ``down`` calls."""
+
+    def __init__(self, reject=(), down=0):
+        self.docs: dict[str, dict] = {}
+        self.reject = set(reject)
+        self.down = down
+        self.calls = 0
+
+    def write(self, events):
+        self.calls += 1
+        if self.calls <= self.down:
+            return [Outcome(Status.RETRY, "store unreachable")] * len(events)
+        out = []
+        for e in events:
+            if e.id in self.reject:
+                out.append(Outcome(Status.REJECTED, "mapper_parsing_exception: bad ip"))
+            elif e.id in self.docs:
+                out.append(Outcome(Status.DUPLICATE))
+            else:
+                self.docs[e.id] = e.doc
+                out.append(Outcome(Status.INDEXED))
+        return out
+
+
+def make_records(n, rtype="plain"):
+    return [Record(id=record_id("h", "f", i * 10), line=f"line {i}", host="h", path="/f",
+                   offset=i * 10, type=rtype, received_at=1764288000.0 + i) for i in range(n)]
+
+
+@pytest.fixture
+def setup(redis_client):
+    settings = JobSettings(redis_url="unused", store_url="unused", store_wait=2)
+    pipeline = Pipeline(PipelineConfig(types={"plain": TypeConfig("plain")}, default_type="plain"))
+    return redis_client, settings, pipeline
+
+
+def claim(client, items):
+    keys = Keys()
+    client.rpush(keys.raw, *items)
+    key, n = Broker(client, keys).claim_batch(10_000)
+    assert n == len(items)
+    return key
+
+
+def test_batch_is_indexed_then_forgotten(setup):
+    client, settings, pipeline = setup
+    records = make_records(5)
+    key = claim(client, [encode(r) for r in records])
+    sink = ScriptedSink()
+    counts = BatchProcessor(client, settings, sink, pipeline).run(key)
+    assert counts == {"records": 5, "indexed": 5, "duplicate": 0, "dead_lettered": 0}
+    assert set(sink.docs) == {r.id for r in records}
+    assert sink.docs[records[2].id]["message"] == "line 2"
+    assert sink.docs[records[2].id]["@timestamp"] == "2025-11-28T00:00:02.000Z"
+    assert not client.exists(key)
+    assert client.zcard(Keys().batches) == 0
+
+
+def test_processing_a_batch_twice_is_harmless(setup):
+    client, settings, pipeline = setup
+    items = [encode(r) for r in make_records(3)]
+    key = claim(client, items)
+    sink = ScriptedSink()
+    BatchProcessor(client, settings, sink, pipeline).run(key)
+    # A worker died after the store confirmed but before the key was deleted: same items again.
+    client.rpush(key, *items)
+    counts = BatchProcessor(client, settings, sink, pipeline).run(key)
+    assert counts["duplicate"] == 3 and counts["indexed"] == 0
+    assert len(sink.docs) == 3
+
+
+def test_undecodable_and_rejected_records_go_to_the_dlq_once(setup):
+    client, settings, pipeline = setup
+    good = make_records(3)
+    key = claim(client, [encode(good[0]), b"\xff\xfebroken", encode(good[1]), encode(good[2])])
+    sink = ScriptedSink(reject={good[1].id})
+    counts = BatchProcessor(client, settings, sink, pipeline).run(key)
+    assert counts == {"records": 4, "indexed": 2, "duplicate": 0, "dead_lettered": 2}
+    letters = list(DeadLetterQueue(client).iter())
+    assert sorted(l.stage for l in letters) == ["decode", "index"]
+    index_letter = next(l for l in letters if l.stage == "index")
+    assert index_letter.record_id == good[1].id
+    assert "bad ip" in index_letter.reason
+    assert orjson.loads(index_letter.record)["line"] == "line 1"
+    # The same records dead-lettered again (a retried batch) do not add entries.
+    dlq = DeadLetterQueue(client)
+    dlq.add(index_letter.record, good[1].id, "index", "again")
+    assert len(dlq) == 2
+
+
+def test_store_down_waits_then_succeeds(setup):
+    client, settings, pipeline = setup
+    key = claim(client, [encode(r) for r in make_records(4)])
+    sink = ScriptedSink(down=2)
+    counts = BatchProcessor(client, settings, sink, pipeline).run(key)
+    assert counts["indexed"] == 4 and sink.calls == 3
+    assert not client.exists(key)
+
+
+def test_store_down_too_long_keeps_the_batch(setup):
+    client, settings, pipeline = setup
+    key = claim(client, [encode(r) for r in make_records(4)])
+    with pytest.raises(StoreUnavailable, match="not stored"):
+        BatchProcessor(client, settings, ScriptedSink(down=10**6), pipeline).run(key)
+    assert client.llen(key) == 4
+    assert client.zscore(Keys().batches, key) is not None
+
+
+def test_replay_removes_what_now_succeeds(setup):
+    client, settings, pipeline = setup
+    records = make_records(3)
+    key = claim(client, [encode(r) for r in records])
+    sink = ScriptedSink(reject={records[0].id, records[1].id})
+    BatchProcessor(client, settings, sink, pipeline).run(key)
+    dlq = DeadLetterQueue(client)
+    assert len(dlq) == 2
+    sink.reject = {records[1].id}  # "the mapping was fixed" for one of them
+    counts = replay(dlq, pipeline, sink)
+    assert counts == {"replayed": 2, "indexed": 1, "duplicate": 0, "still_failing": 1}
+    left = list(dlq.iter())
+    assert [l.record_id for l in left] == [records[1].id]
+    # Replaying again is idempotent: nothing new is stored, the failing one stays.
+    assert replay(dlq, pipeline, sink)["still_failing"] == 1
+    assert len(sink.docs) == 2
