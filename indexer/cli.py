@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import typer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from common.broker import Keys, connect, redact
 from common.config import resolve_redis_url, resolve_store_url
@@ -79,25 +81,56 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
     last_janitor = last_report = 0.0
+    outage = BrokerOutage()
     try:
         pool.start()
         while not stopping["now"]:
-            moved = dispatcher.dispatch_once()
             now = time.monotonic()
             if now - last_janitor > 2:
-                dispatcher.janitor()
                 pool.supervise()
-                last_janitor = now
-            if now - last_report > 5:
-                _report(client, settings.keys)
-                last_report = now
-            if burst and not moved and dispatcher.idle():
+            try:
+                moved = dispatcher.dispatch_once()
+                if now - last_janitor > 2:
+                    dispatcher.janitor()
+                    last_janitor = now
+                if now - last_report > 5:
+                    _report(client, settings.keys)
+                    last_report = now
+                idle = burst and not moved and dispatcher.idle()
+                outage.ended()
+            except RedisConnectionError as exc:
+                outage.wait(exc)
+                continue
+            if idle:
                 break
             if not moved:
                 time.sleep(0.05)
     finally:
         pool.stop()
-        _report(client, settings.keys, final=True)
+        try:
+            _report(client, settings.keys, final=True)
+        except RedisConnectionError:
+            emit("index_done", broker="unreachable")
+
+
+class BrokerOutage:
+    """One log line when the broker goes away, one when it is back; backoff in between."""
+
+    def __init__(self):
+        self.since: float | None = None
+        self.delay = 0.2
+
+    def wait(self, exc: Exception) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            emit("broker_unreachable", error=str(exc)[:200])
+        time.sleep(self.delay * (0.5 + random.random()))
+        self.delay = min(self.delay * 2, 5.0)
+
+    def ended(self) -> None:
+        if self.since is not None:
+            emit("broker_back", down_seconds=round(time.monotonic() - self.since, 1))
+            self.since, self.delay = None, 0.2
 
 
 class WorkerPool:

@@ -107,7 +107,7 @@ public final class EmbeddedNode {
         }
         Settings settings = sb.build();
 
-        List<Class<? extends Plugin>> plugins = List.of(Netty4Plugin.class);
+        List<Class<? extends Plugin>> plugins = List.of(Netty4Plugin.class, RootInfoPlugin.class);
         long t0 = System.nanoTime();
         final Node node = new ClasspathPluginsNode(settings, plugins);
         CountDownLatch stopped = new CountDownLatch(1);
