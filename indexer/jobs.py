@@ -92,6 +92,7 @@ class BatchProcessor:
         self.pipeline = pipeline or _pipeline(settings.config_path)
 
     def run(self, batch_key: str) -> dict:
+        started = time.perf_counter()
         items = self.client.lrange(batch_key, 0, -1)
         counts = {"records": len(items), "indexed": 0, "duplicate": 0, "dead_lettered": 0}
         if not items:
@@ -150,4 +151,5 @@ class BatchProcessor:
                 delay = min(delay * 2, 5.0)
         stats.record_out(self.client, self.keys, counts)
         self.broker.finish_batch(batch_key)
+        counts["seconds"] = round(time.perf_counter() - started, 6)
         return counts

@@ -1,5 +1,6 @@
 package logpipe.esnode;
 
+import org.elasticsearch.Build;
 import org.elasticsearch.common.logging.LogConfigurator;
 import org.elasticsearch.common.settings.Settings;
 import org.elasticsearch.common.transport.TransportAddress;
@@ -21,18 +22,20 @@ import java.util.concurrent.TimeUnit;
 /**
  * Runs one real Elasticsearch node (server + Netty4 HTTP/transport) in this JVM, bound to 127.0.0.1.
  *
- * <p>Usage: {@code EmbeddedNode [--http-port N] [--transport-port N] [--data-dir DIR] [--cluster-name NAME]
- * [--node-name NAME] [--setting key=value]...}. Each option can also be given as a system property
- * ({@code -Desnode.http.port}, {@code -Desnode.transport.port}, {@code -Desnode.data.dir},
- * {@code -Desnode.cluster.name}, {@code -Desnode.node.name}); command-line arguments win.
+ * <p>Usage: {@code EmbeddedNode [--http-port N] [--transport-port N|A-B] [--data-dir DIR] [--cluster-name NAME]
+ * [--node-name NAME] [--setting key=value]... [--exit-on-stdin-eof]}. Each option can also be given as a system
+ * property ({@code -Desnode.http.port}, {@code -Desnode.transport.port}, {@code -Desnode.data.dir},
+ * {@code -Desnode.cluster.name}, {@code -Desnode.node.name}, {@code -Desnode.exit.on.stdin.eof=true});
+ * command-line arguments win.
  *
- * <p>{@code DIR} is the node's working directory: {@code DIR/data} holds the index data, {@code DIR/logs} the
- * node's own log files and {@code DIR} itself is {@code path.home}. Prints one line starting with
- * {@code logpipe-esnode started} once HTTP is bound; exits cleanly on SIGTERM/SIGINT.
+ * <p>{@code DIR} is the node's working directory: {@code DIR} itself is {@code path.home}, {@code DIR/data} holds
+ * the index data and {@code DIR/logs} is {@code path.logs}. Prints one line starting with
+ * {@value #STARTED_MARKER} once HTTP is bound; exits cleanly on SIGTERM/SIGINT (exit status 143/130).
  *
- * <p>The node is a stock {@link org.elasticsearch.node.Node} (see {@link ClasspathPluginsNode}); the only
- * difference from a distribution is that its one plugin, Netty4 (HTTP + transport), is loaded from the classpath
- * instead of a {@code modules/} directory. No test framework, no mocks, no x-pack.
+ * <p>The node is a stock {@link Node} (see {@link ClasspathPluginsNode}); the differences from a distribution are
+ * that its plugins are loaded from the classpath instead of a {@code modules/} directory, and that only the
+ * Netty4 network module (HTTP + transport, from Maven Central) plus {@link RootInfoPlugin} ({@code GET /}) are
+ * present. No test framework, no mocks, no x-pack.
  */
 public final class EmbeddedNode {
 
@@ -46,6 +49,7 @@ public final class EmbeddedNode {
         String dataDir = System.getProperty("esnode.data.dir", "esnode-data");
         String clusterName = System.getProperty("esnode.cluster.name", "logpipe-dev");
         String nodeName = System.getProperty("esnode.node.name", "logpipe-esnode");
+        boolean exitOnStdinEof = Boolean.getBoolean("esnode.exit.on.stdin.eof");
         List<String> extra = new ArrayList<>();
 
         for (int i = 0; i < args.length; i++) {
@@ -58,6 +62,7 @@ public final class EmbeddedNode {
                 case "--cluster-name" -> { clusterName = need(a, v); i++; }
                 case "--node-name" -> { nodeName = need(a, v); i++; }
                 case "--setting", "-E" -> { extra.add(need(a, v)); i++; }
+                case "--exit-on-stdin-eof" -> exitOnStdinEof = true;
                 case "-h", "--help" -> { usage(); return; }
                 default -> {
                     if (a.startsWith("-E") && a.length() > 2) {
@@ -95,9 +100,8 @@ public final class EmbeddedNode {
             // the disk may be fairly full on dev/CI machines: never block shard allocation on watermarks
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
             .put("action.auto_create_index", true)
-            // keep a test node quiet and cheap
-            .put("indices.breaker.total.use_real_memory", false)
-            .put("search.default_allow_partial_results", false);
+            // a small heap: the real-memory parent breaker trips too eagerly under SerialGC
+            .put("indices.breaker.total.use_real_memory", false);
         for (String kv : extra) {
             int eq = kv.indexOf('=');
             if (eq <= 0) {
@@ -129,6 +133,25 @@ public final class EmbeddedNode {
             }
         }, "esnode-shutdown"));
 
+        if (exitOnStdinEof) {
+            // The launching process keeps our stdin open; when it dies (even by SIGKILL) the pipe closes and the
+            // node shuts down cleanly instead of living on as an orphan.
+            Thread watchdog = new Thread(() -> {
+                try {
+                    while (System.in.read() != -1) {
+                        // input is ignored
+                    }
+                } catch (IOException e) {
+                    // a broken stdin counts as EOF
+                }
+                System.out.println("logpipe-esnode: stdin closed, shutting down");
+                System.out.flush();
+                System.exit(0);
+            }, "esnode-stdin-watchdog");
+            watchdog.setDaemon(true);
+            watchdog.start();
+        }
+
         node.start();
         HttpServerTransport http = node.injector().getInstance(HttpServerTransport.class);
         TransportAddress pub = http.boundAddress().publishAddress();
@@ -136,15 +159,15 @@ public final class EmbeddedNode {
         System.out.println(
             STARTED_MARKER + " url=http://" + pub.getAddress() + ":" + pub.getPort()
                 + " cluster=" + clusterName + " node=" + nodeName
-                + " version=" + org.elasticsearch.Build.current().version()
+                + " version=" + Build.current().qualifiedVersion()
                 + " java=" + Runtime.version() + " home=" + home + " startup_ms=" + ms
         );
         System.out.flush();
-        // Node threads are non-daemon; keep main parked until the shutdown hook has run.
+        // Node threads are non-daemon; park main until the shutdown hook has closed the node.
         stopped.await();
     }
 
-    /** Console-only log4j config shipped in this jar; ES logging bridge on top of it. */
+    /** Console-only log4j config shipped in this jar, with the ES logging bridge on top of it. */
     private static void configureLogging() {
         if (System.getProperty("log4j2.configurationFile") == null) {
             URL cfg = EmbeddedNode.class.getResource("/logpipe-esnode-log4j2.properties");
@@ -167,8 +190,8 @@ public final class EmbeddedNode {
 
     private static void usage() {
         System.err.println(
-            "usage: EmbeddedNode [--http-port N] [--transport-port N|RANGE] [--data-dir DIR] "
-                + "[--cluster-name NAME] [--node-name NAME] [--setting key=value]..."
+            "usage: EmbeddedNode [--http-port N] [--transport-port N|A-B] [--data-dir DIR] [--cluster-name NAME] "
+                + "[--node-name NAME] [--setting key=value]... [--exit-on-stdin-eof]"
         );
     }
 }

@@ -1,0 +1,122 @@
+"""End-to-end indexing speed against the floor: the engine's own bulk rate.
+
+    python bench/index_bench.py [--lines 200000] [--es URL]
+
+1. Pushes N generated maillog records onto a fresh Valkey's raw list.
+2. Runs ``logpipe index --burst --workers 2`` and times list -> searchable documents.
+3. Floor: the same records, parsed beforehand (not timed), sent straight to the same node with
+   the client's ``helpers.bulk`` into another index.
+4. RQ overhead: per job, (job wall time in RQ - time inside the batch function) / job wall time.
+
+Prints lines/s for both and their ratio (target >= 0.7) and the RQ overhead share (target < 5%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common.broker import Keys, connect  # noqa: E402
+from common.loggen import generate  # noqa: E402
+from common.record import Record, encode, record_id  # noqa: E402
+from common.services.valkey import ValkeyServer  # noqa: E402
+
+
+def make_records(n: int) -> list[bytes]:
+    now = time.time()
+    return [encode(Record(id=record_id("bench", "maillog", i), line=line, host="bench",
+                          path="/var/log/maillog", offset=i, type="mail", received_at=now))
+            for i, line in enumerate(generate("mail", n, seed=7))]
+
+
+def end_to_end(redis_url: str, es_url: str, items: list[bytes], workers: int, batch: int):
+    client = connect(redis_url)
+    client.flushall()
+    for start in range(0, len(items), 10_000):
+        client.rpush(Keys().raw, *items[start:start + 10_000])
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "common.cli", "index", "--redis", redis_url,
+                    "--store", es_url, "--workers", str(workers), "--burst", "--batch-size",
+                    str(batch)], check=True, stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - t0
+    return elapsed, rq_overhead(client)
+
+
+def rq_overhead(client) -> tuple[float, int]:
+    from rq import Queue
+    from rq.registry import FinishedJobRegistry
+
+    queue = Queue("logpipe", connection=client)
+    inner = outer = 0.0
+    jobs = 0
+    for job_id in FinishedJobRegistry(queue=queue).get_job_ids():
+        job = queue.fetch_job(job_id)
+        result = job.return_value() if job else None
+        if not job or not result or not job.started_at or not job.ended_at:
+            continue
+        outer += (job.ended_at - job.started_at).total_seconds()
+        inner += result["seconds"]
+        jobs += 1
+    return ((outer - inner) / outer if outer else 0.0), jobs
+
+
+def floor(es_url: str, items: list[bytes]) -> float:
+    from elasticsearch import Elasticsearch, helpers
+
+    from common.record import decode
+    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.sinks.elasticsearch import index_template
+
+    es = Elasticsearch(es_url, request_timeout=120)
+    es.indices.put_index_template(name="floor", **index_template("floor-*"))
+    pipeline = Pipeline(load_pipeline(None))
+    events = [pipeline.process(decode(raw, f"f:{i}")) for i, raw in enumerate(items)]
+    actions = ({"_op_type": "create", "_index": "floor-" + e.doc["@timestamp"][:10],
+                "_id": e.id, "_source": e.doc} for e in events)
+    t0 = time.perf_counter()
+    helpers.bulk(es, actions, chunk_size=2000, raise_on_error=False, request_timeout=120)
+    es.indices.refresh(index="floor-*")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--es", help="an Elasticsearch URL (else a node is started)")
+    args = parser.parse_args()
+    node = None
+    if not args.es:
+        from common.services.elasticsearch import ElasticsearchNode
+        node = ElasticsearchNode(heap="1g")
+        args.es = node.start()
+    try:
+        items = make_records(args.lines)
+        with ValkeyServer() as broker:
+            e2e, (overhead, jobs) = end_to_end(broker.url, args.es, items, args.workers,
+                                               args.batch_size)
+        from elasticsearch import Elasticsearch
+        es = Elasticsearch(args.es)
+        es.indices.refresh(index="logstash-*")
+        stored = es.count(index="logstash-*")["count"]
+        base = floor(args.es, items)
+        print(f"lines                 {args.lines}")
+        print(f"documents stored      {stored}")
+        print(f"end-to-end            {args.lines / e2e:10.0f} lines/s  ({e2e:.1f} s, "
+              f"{args.workers} workers, includes worker start-up)")
+        print(f"floor (helpers.bulk)  {args.lines / base:10.0f} docs/s   ({base:.1f} s)")
+        print(f"ratio                 {base / e2e:10.2f}  (target >= 0.70)")
+        print(f"RQ overhead per job   {overhead * 100:9.2f} %  over {jobs} jobs (target < 5%)")
+    finally:
+        if node:
+            node.stop()
+
+
+if __name__ == "__main__":
+    main()

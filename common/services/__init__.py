@@ -1,0 +1,1 @@
+"""Embedded services (Valkey broker, Elasticsearch node) run as child processes on loopback."""

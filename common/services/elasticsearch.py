@@ -1,0 +1,339 @@
+"""Run a real Elasticsearch node on loopback, built from Maven Central artifacts (no docker).
+
+The launcher lives in ``deploy/elasticsearch`` (a Maven project: ``org.elasticsearch:elasticsearch`` plus the
+``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode`` main). Elasticsearch 9.x needs Java 21+,
+so the node runs on the Temurin JDK installed beside the system's Java 17 (override with ``LOGPIPE_JAVA_HOME``).
+
+Used by ``logpipe up --store elasticsearch`` and by the tests (``tests/fixtures/elasticsearch.py``). Standard
+library only. ``python -m common.services.elasticsearch`` runs a node in the foreground and prints its URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from common.errors import ServiceError
+
+MAIN_CLASS = "logpipe.esnode.EmbeddedNode"
+MIN_JAVA = 21
+LOG_TAIL_LINES = 40
+BUILD_TIMEOUT = 1200.0
+
+# Mirrors the relevant parts of the distribution's jvm.options.
+_JVM_FLAGS = [
+    "-XX:+UseSerialGC",
+    "-XX:-OmitStackTraceInFastThrow",
+    "-Djava.awt.headless=true",
+    "-Dfile.encoding=UTF-8",
+    "-Dio.netty.noUnsafe=true",
+    "-Dio.netty.noKeySetOptimization=true",
+    "-Dio.netty.recycler.maxCapacityPerThread=0",
+    "-Dlog4j2.disable.jmx=true",
+    "-Dlog4j.shutdownHookEnabled=false",
+    "--enable-native-access=ALL-UNNAMED",
+]
+
+
+def find_free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launcher_dir() -> Path:
+    """``deploy/elasticsearch`` of this checkout (this file is ``common/services/elasticsearch.py``)."""
+    return Path(__file__).resolve().parents[2] / "deploy" / "elasticsearch"
+
+
+def _java_feature_version(home: Path) -> int | None:
+    """The feature version (17, 21, 25...) of the JDK at ``home``, from its ``release`` file or ``java -version``."""
+    release = home / "release"
+    try:
+        m = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(), re.M)
+        if m:
+            return int(m.group(1))
+    except OSError:
+        pass
+    java = home / "bin" / "java"
+    if not os.access(java, os.X_OK):
+        return None
+    try:
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'version "(\d+)', out)
+    return int(m.group(1)) if m else None
+
+
+def java_home() -> Path:
+    """The JDK that builds and runs the node: ``LOGPIPE_JAVA_HOME``, else the newest Java 21+ found."""
+    override = os.environ.get("LOGPIPE_JAVA_HOME")
+    if override:
+        home = Path(override)
+        version = _java_feature_version(home)
+        if version is None:
+            raise ServiceError(f"LOGPIPE_JAVA_HOME={override} is not a JDK (no bin/java)")
+        if version < MIN_JAVA:
+            raise ServiceError(f"LOGPIPE_JAVA_HOME={override} is Java {version}; the Elasticsearch node "
+                               f"needs Java {MIN_JAVA}+")
+        return home
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    candidates += sorted(Path("/usr/lib/jvm").glob("temurin-*"), reverse=True)
+    candidates += sorted(Path("/usr/lib/jvm").glob("*"), reverse=True)
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent.parent)
+    best: tuple[int, Path] | None = None
+    for home in candidates:
+        version = _java_feature_version(home)
+        if version is not None and version >= MIN_JAVA and (best is None or version > best[0]):
+            best = (version, home)
+    if best is None:
+        raise ServiceError(f"no Java {MIN_JAVA}+ JDK found (looked at $JAVA_HOME, /usr/lib/jvm/*, java on PATH); "
+                           f"install one (e.g. Debian's openjdk-21-jdk) or set LOGPIPE_JAVA_HOME")
+    return best[1]
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+
+class ElasticsearchNode:
+    """Runs the embedded Elasticsearch launcher as a child process on loopback."""
+
+    def __init__(self, data_dir: Path | None = None, port: int | None = None, heap: str = "512m",
+                 log_path: Path | None = None):
+        self._own_dir = data_dir is None
+        self._data_dir_arg = Path(data_dir) if data_dir is not None else None
+        self.data_dir: Path | None = self._data_dir_arg
+        self.port = port or find_free_port()
+        self.heap = heap
+        self._log_path_arg = Path(log_path) if log_path is not None else None
+        self.log_path: Path | None = self._log_path_arg
+        self.process: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+        self._log_file = None
+
+    # -- build --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _target() -> Path:
+        return launcher_dir() / "target"
+
+    @classmethod
+    def _classpath_file(cls) -> Path:
+        return cls._target() / "classpath.txt"
+
+    @classmethod
+    def _is_stale(cls) -> bool:
+        cp_file = cls._classpath_file()
+        main_class = cls._target() / "classes" / Path(*MAIN_CLASS.split(".")).with_suffix(".class")
+        if not cp_file.exists() or not main_class.exists():
+            return True
+        built = cp_file.stat().st_mtime  # touched by build() after every successful Maven run
+        root = launcher_dir()
+        sources = [root / "pom.xml", *(p for p in (root / "src").rglob("*") if p.is_file())]
+        if any(p.stat().st_mtime > built for p in sources):
+            return True
+        # a fresh machine (or a wiped ~/.m2) keeps target/ but not the jars it lists
+        jars = [j for j in cp_file.read_text().strip().split(os.pathsep) if j]
+        return not jars or not all(os.path.exists(j) for j in jars)
+
+    def build(self) -> None:
+        """Compile the launcher and resolve its classpath with Maven, once (skipped while target/ is fresh)."""
+        target = self._target()
+        if not self._is_stale():
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        with open(target / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building right now
+            if not self._is_stale():
+                return
+            mvn = os.environ.get("LOGPIPE_MVN") or shutil.which("mvn")
+            if not mvn:
+                raise ServiceError("Maven (mvn) is not on PATH; it is needed once to build "
+                                   f"{launcher_dir()} (apt-get install maven)")
+            cp_file = self._classpath_file()
+            cmd = [mvn, "-B", "-q", "-ntp", "-f", str(launcher_dir() / "pom.xml"), "package",
+                   "dependency:build-classpath", f"-Dmdep.outputFile={cp_file}"]
+            env = dict(os.environ, JAVA_HOME=str(java_home()))
+            log = target / "build.log"
+            try:
+                with open(log, "wb") as out:
+                    proc = subprocess.run(cmd, cwd=launcher_dir(), env=env, stdin=subprocess.DEVNULL,
+                                          stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise ServiceError(f"building the Elasticsearch launcher took over {BUILD_TIMEOUT:.0f}s: "
+                                   f"{' '.join(cmd)}\n{_tail(log)}") from None
+            if proc.returncode != 0 or not cp_file.exists():
+                raise ServiceError(f"building the Elasticsearch launcher failed (exit {proc.returncode}): "
+                                   f"{' '.join(cmd)}\n{_tail(log)}")
+            os.utime(cp_file)  # newer than every source, even if Maven left it untouched
+
+    def classpath(self) -> str:
+        jars = self._classpath_file().read_text().strip()
+        return os.pathsep.join([str(self._target() / "classes"), jars])
+
+    # -- run ----------------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def command(self) -> list[str]:
+        java = java_home() / "bin" / "java"
+        extra = os.environ.get("LOGPIPE_ES_JAVA_OPTS", "").split()
+        return [str(java), f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_FLAGS, *extra,
+                "-cp", self.classpath(), MAIN_CLASS,
+                "--http-port", str(self.port), "--transport-port", str(find_free_port()),
+                "--data-dir", str(self.data_dir), "--cluster-name", "logpipe",
+                "--node-name", f"logpipe-{self.port}", "--exit-on-stdin-eof"]
+
+    def start(self, timeout: float = 240) -> str:
+        """Start the node; returns its URL once ``GET /`` answers and cluster health is yellow or green."""
+        if self.process and self.process.poll() is None:
+            return self.url
+        self.build()
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="logpipe-es-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.log_path is None:
+            self.log_path = self.data_dir / "node.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab")
+        began = time.monotonic()
+        # stdin stays a pipe we never write to: if this process dies, the node sees EOF and shuts down
+        self.process = subprocess.Popen(self.command(), cwd=self.data_dir, stdin=subprocess.PIPE,
+                                        stdout=self._log_file, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                self._fail(f"the Elasticsearch node exited with status {code} while starting")
+            if self._ready():
+                self.startup_seconds = time.monotonic() - began
+                return self.url
+            time.sleep(0.25)
+        self._fail(f"the Elasticsearch node was not ready on {self.url} within {timeout:.0f}s")
+
+    def _fail(self, what: str) -> None:
+        """Stop what is left of a failed start (a temp dir goes too) and raise with the log's tail."""
+        log = self.log_path
+        tail = _tail(log)
+        self.stop()
+        kept = log is not None and log.exists()
+        raise ServiceError(f"{what} ({'log: ' + str(log) if kept else 'its temp dir was removed'}); "
+                           f"last lines of its log:\n{tail}")
+
+    def _get(self, path: str, timeout: float = 5) -> dict | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+                if resp.status != 200:
+                    return None
+                return json.loads(resp.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def _ready(self) -> bool:
+        if self._get("/", timeout=2) is None:
+            return False
+        health = self._get("/_cluster/health?wait_for_status=yellow&timeout=2s", timeout=5)
+        return bool(health) and health.get("status") in ("yellow", "green")
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (the node closes cleanly), SIGKILL after ``timeout``; removes a temp data dir it created."""
+        proc, self.process = self.process, None
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        if proc and proc.stdin:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        self._close_handles()
+        if self._own_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+            if self._log_path_arg is None:
+                self.log_path = None
+
+    def _close_handles(self) -> None:
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> "ElasticsearchNode":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.services.elasticsearch",
+                                     description="Run an Elasticsearch node on 127.0.0.1 until Ctrl-C.")
+    parser.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="node directory, kept afterwards (default: a temp dir, removed at exit)")
+    parser.add_argument("--heap", default="512m")
+    parser.add_argument("--log", type=Path, default=None, help="node log file (default: DATA_DIR/node.log)")
+    parser.add_argument("--timeout", type=float, default=240)
+    args = parser.parse_args(argv)
+    node = ElasticsearchNode(data_dir=args.data_dir, port=args.port, heap=args.heap, log_path=args.log)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        url = node.start(timeout=args.timeout)
+        print(url, flush=True)
+        print(f"pid {node.pid}, log {node.log_path}, started in {node.startup_seconds:.1f}s; Ctrl-C stops it",
+              file=sys.stderr, flush=True)
+        while not stop["now"] and node.process and node.process.poll() is None:
+            time.sleep(0.5)
+        if node.process and node.process.poll() is not None:
+            print(f"the node exited with status {node.process.returncode}:\n{_tail(node.log_path)}",
+                  file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        pass
+    except ServiceError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

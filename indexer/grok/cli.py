@@ -1,0 +1,261 @@
+"""``logpipe grok parse`` and ``logpipe grok debug``.
+
+Patterns come from ``--pattern`` (repeatable), ``--pattern-file`` (one grok expression per line,
+``#`` comments), or a pipeline type: ``--type NAME`` picks a built-in pipeline, or the type of a
+``--config`` file. ``--patterns-dir`` adds Logstash-format pattern files.
+
+``parse`` writes one JSON object per input line, in input order: the captures plus ``message``
+(a capture named ``message``, as SYSLOGLINE makes, replaces the line, like Logstash's
+``overwrite => ["message"]``); a line nothing matches gives
+``{"message": ..., "tags": ["_grokparsefailure"]}``.
+
+``debug`` shows which pattern matched each line and its captures; for a line that failed, how far
+each pattern got: the longest leading part of the pattern (by grok references and regex pieces)
+that still matches, and where in the line it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import orjson
+import regex
+import typer
+
+from common.errors import ConfigError, GrokError
+from indexer.grok.compiler import compile_grok, split_pieces
+from indexer.grok.matcher import FAILURE, Matcher
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Parse lines with grok patterns; debug patterns.")
+
+
+def _read_pattern_file(path: str) -> tuple[list[str], list[tuple[str, int]]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read pattern file: {exc.strerror}", path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("pattern file is not UTF-8 text", path) from None
+    patterns, origins = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        patterns.append(line.rstrip("\r"))
+        origins.append((path, number))
+    if not patterns:
+        raise ConfigError("pattern file holds no pattern (one grok expression per line)", path)
+    return patterns, origins
+
+
+def build_matcher(pattern: list[str] | None, pattern_file: str | None,
+                  patterns_dir: list[str] | None, config: str | None,
+                  type_: str | None) -> Matcher:
+    """The Matcher the options describe (shared by parse and debug)."""
+    patterns = list(pattern or [])
+    origins: list[tuple[str | None, int | None]] = [(None, None)] * len(patterns)
+    if pattern_file:
+        more, where = _read_pattern_file(pattern_file)
+        patterns += more
+        origins += where
+    dirs = list(patterns_dir or [])
+    if patterns:
+        defs: dict[str, str] = {}
+        if config and type_:
+            from indexer.pipelines import load
+            tc = load(config).types.get(type_)
+            if tc:
+                defs, dirs = dict(tc.pattern_definitions), list(tc.patterns_dir) + dirs
+        return Matcher(patterns, defs, dirs, origins=origins)
+    if not type_:
+        if config:
+            raise ConfigError("--config needs --type to say which type's patterns to use")
+        raise ConfigError("no patterns: give --pattern, --pattern-file, or --type "
+                          "(syslog, mail, apache, sshd or a type of --config)")
+    from indexer.pipelines import load
+    cfg = load(config)
+    tc = cfg.types.get(type_)
+    if tc is None:
+        raise ConfigError(f"unknown type {type_!r} (known: {', '.join(sorted(cfg.types))})",
+                          config)
+    if not tc.patterns:
+        raise ConfigError(f"type {type_!r} has no grok patterns", tc.source or config)
+    return Matcher(list(tc.patterns), dict(tc.pattern_definitions),
+                   list(tc.patterns_dir) + dirs, source=tc.source or None)
+
+
+def _lines(input_: str) -> Iterator[str]:
+    if input_ == "-":
+        stream = sys.stdin
+    else:
+        try:
+            stream = open(input_, encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ConfigError(f"cannot read input: {exc.strerror}", input_) from None
+    try:
+        for raw in stream:
+            yield raw.rstrip("\n").rstrip("\r")
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+_PATTERN_OPT = typer.Option(None, "--pattern", "-p", help="A grok expression (repeatable; tried in order).")
+_FILE_OPT = typer.Option(None, "--pattern-file", "-f", help="File with one grok expression per line.")
+_DIR_OPT = typer.Option(None, "--patterns-dir", "-d", help="Directory (or file) of Logstash-format pattern definitions (repeatable).")
+_CONFIG_OPT = typer.Option(None, "--config", "-c", help="A pipeline config (TOML) whose --type to use.")
+_TYPE_OPT = typer.Option(None, "--type", "-t", help="Use this type's patterns (built-in: syslog, mail, apache, sshd).")
+_INPUT_ARG = typer.Argument("-", help="Input file, or - for stdin.")
+
+
+@app.command()
+def parse(
+    input_: str = _INPUT_ARG,
+    pattern: Optional[List[str]] = _PATTERN_OPT,
+    pattern_file: Optional[str] = _FILE_OPT,
+    patterns_dir: Optional[List[str]] = _DIR_OPT,
+    config: Optional[str] = _CONFIG_OPT,
+    type_: Optional[str] = _TYPE_OPT,
+) -> None:
+    """Write one JSON object per input line: the captures plus message (or _grokparsefailure)."""
+    matcher = build_matcher(pattern, pattern_file, patterns_dir, config, type_)
+    out = sys.stdout
+    buf: list[str] = []
+    match = matcher.match
+    dumps = orjson.dumps
+    for line in _lines(input_):
+        caps, tags = match(line)
+        if caps is None:
+            doc = {"message": line, "tags": tags}
+        else:
+            doc = {"message": line}
+            doc.update(caps)
+        buf.append(dumps(doc).decode())
+        if len(buf) >= 1024:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
+            out.flush()
+    if buf:
+        out.write("\n".join(buf) + "\n")
+    out.flush()
+
+
+# --- debug ------------------------------------------------------------------------------------
+
+def explain(expr: str, matcher: Matcher, line: str) -> dict:
+    """How far ``expr`` gets on ``line``: the longest leading run of pieces that matches.
+
+    Returns {pieces, matched (count of pieces), start, end (span in the line of that prefix's
+    match), failed_piece (the first piece that did not fit, or None)}."""
+    pieces = split_pieces(expr)
+
+    def attempt(k: int):
+        if k == 0:
+            return (0, 0)
+        try:
+            c = compile_grok("".join(pieces[:k]), matcher.library)
+            m = c.regex.search(line, timeout=matcher.timeout or 1.0)
+        except (GrokError, TimeoutError, regex.error):
+            return None
+        return m.span() if m else None
+
+    lo, hi, best = 0, len(pieces), (0, 0)
+    while lo < hi:                 # a longer prefix matching implies the shorter ones do
+        mid = (lo + hi + 1) // 2
+        span = attempt(mid)
+        if span is not None:
+            lo, best = mid, span
+        else:
+            hi = mid - 1
+    return {"pieces": pieces, "matched": lo, "start": best[0], "end": best[1],
+            "failed_piece": pieces[lo] if lo < len(pieces) else None}
+
+
+def _debug_records(matcher: Matcher, lines: Iterator[str]) -> Iterator[dict]:
+    for number, line in enumerate(lines, 1):
+        index, caps = matcher.match_index(line)
+        if index is not None:
+            yield {"line": number, "message": line, "matched": index,
+                   "pattern": matcher.patterns[index], "captures": caps}
+            continue
+        _, tags = matcher.match(line)
+        attempts = [{"pattern": expr, **explain(expr, matcher, line)}
+                    for expr in matcher.patterns]
+        yield {"line": number, "message": line, "matched": None, "tags": tags or [FAILURE],
+               "attempts": attempts}
+
+
+def _plain(rec: dict, write) -> None:
+    write(f"line {rec['line']}: {rec['message']}")
+    if rec["matched"] is not None:
+        write(f"  matched pattern #{rec['matched'] + 1}: {rec['pattern']}")
+        for k, v in rec["captures"].items():
+            write(f"    {k} = {v!r}")
+        return
+    write(f"  no pattern matched ({', '.join(rec['tags'])})")
+    for i, a in enumerate(rec["attempts"], 1):
+        good = "".join(a["pieces"][:a["matched"]])
+        write(f"  pattern #{i}: {a['pattern']}")
+        if a["failed_piece"] is None:
+            write("    the whole pattern matches on its own (timeout?)")
+            continue
+        write(f"    matches up to: {good!r}" if good else "    even its first piece fails")
+        write(f"    then fails at: {a['failed_piece']!r}")
+        if good:
+            write(f"    line covered:  {rec['message'][a['start']:a['end']]!r} "
+                  f"(chars {a['start']}-{a['end']}), stopped at char {a['end']}: "
+                  f"{rec['message'][a['end']:a['end'] + 30]!r}")
+
+
+def _rich(rec: dict, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+    console.print(f"[bold]line {rec['line']}[/bold]: {escape(rec['message'])}")
+    if rec["matched"] is not None:
+        console.print(f"  [green]matched pattern #{rec['matched'] + 1}[/green]: "
+                      f"{escape(rec['pattern'])}")
+        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+        table.add_column("field")
+        table.add_column("value")
+        for k, v in rec["captures"].items():
+            table.add_row(escape(str(k)), escape(repr(v)))
+        console.print(table)
+        return
+    console.print(f"  [red]no pattern matched[/red] ({', '.join(rec['tags'])})")
+    for i, a in enumerate(rec["attempts"], 1):
+        good = "".join(a["pieces"][:a["matched"]])
+        rest = "".join(a["pieces"][a["matched"]:])
+        console.print(f"  pattern #{i}: [green]{escape(good)}[/green][red]{escape(rest)}[/red]")
+        if a["failed_piece"] is None:
+            continue
+        msg = rec["message"]
+        console.print(f"    line: {escape(msg[:a['start']])}[green]{escape(msg[a['start']:a['end']])}"
+                      f"[/green][red]|[/red]{escape(msg[a['end']:])}")
+        console.print(f"    stopped at char {a['end']}; next piece "
+                      f"[bold]{escape(a['failed_piece'])}[/bold] does not fit there")
+
+
+@app.command()
+def debug(
+    input_: str = _INPUT_ARG,
+    pattern: Optional[List[str]] = _PATTERN_OPT,
+    pattern_file: Optional[str] = _FILE_OPT,
+    patterns_dir: Optional[List[str]] = _DIR_OPT,
+    config: Optional[str] = _CONFIG_OPT,
+    type_: Optional[str] = _TYPE_OPT,
+) -> None:
+    """Show which pattern matched each line; for failures, how far each pattern got."""
+    matcher = build_matcher(pattern, pattern_file, patterns_dir, config, type_)
+    records = _debug_records(matcher, _lines(input_))
+    if sys.stdout.isatty():
+        from rich.console import Console
+        console = Console()
+        for rec in records:
+            _rich(rec, console)
+    else:
+        def write(s: str) -> None:
+            sys.stdout.write(s + "\n")
+        for rec in records:
+            _plain(rec, write)

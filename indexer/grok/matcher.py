@@ -1,0 +1,288 @@
+"""Matching lines against the grok patterns of one type.
+
+:class:`Matcher` compiles its patterns once and tries them in order, first match wins. Two things
+keep it fast without changing that rule:
+
+* **Dispatch by required literals.** For each pattern the compiler works out substrings any
+  matching line must contain (``sendmail`` or ``sm-mta``, ``: Milter ``, ``dovecot``...). A
+  pattern whose literals are absent from the line cannot match, so it is skipped with a few
+  ``in`` tests instead of a failing regex search (the expensive part: a failing unanchored search
+  tries every start position). Skipping only patterns that cannot match keeps first-match-wins
+  exact.
+* **A cheap time budget.** ``regex``'s own ``timeout=`` costs about as much per call as a whole
+  match of a short pattern, so in the main thread of a Unix process a CPU-time interval timer
+  (``SIGVTALRM``, ticking every ``timeout/2``) plays watchdog: a line still being matched after
+  two ticks is abandoned and tagged ``_groktimeout``. Elsewhere (other threads, no setitimer, or
+  ``LOGPIPE_GROK_WATCHDOG=0``) each search gets ``timeout=``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+
+from common.errors import GrokError
+from indexer.grok.compiler import Compiled, compile_grok, required_literals
+from indexer.grok.library import Library, build_library
+
+FAILURE = "_grokparsefailure"
+TIMEOUT = "_groktimeout"
+
+_LEADING_INT = re.compile(r"\s*[+-]?\d+")
+_LEADING_FLOAT = re.compile(r"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+
+
+def to_int(value: str) -> int:
+    """Logstash's ``:int`` (Ruby ``to_i``): leading integer, 0 when there is none."""
+    try:
+        return int(value)
+    except ValueError:
+        m = _LEADING_INT.match(value)
+        return int(m.group()) if m else 0
+
+
+def to_float(value: str) -> float:
+    """Logstash's ``:float`` (Ruby ``to_f``)."""
+    try:
+        return float(value)
+    except ValueError:
+        m = _LEADING_FLOAT.match(value)
+        return float(m.group()) if m else 0.0
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Watchdog:
+    """A process-wide CPU-time ticker; a line that spans two ticks is abandoned."""
+
+    def __init__(self):
+        self.seq = 0
+        self.last = -1
+        self.active = False
+        self.armed = False
+        self.failed = False
+        self.interval = 0.0
+        self.main = threading.main_thread().ident
+
+    def _tick(self, signum, frame):
+        if self.active:
+            if self.seq == self.last:
+                self.last = -1
+                raise _Timeout()
+            self.last = self.seq
+        else:
+            self.last = -1
+
+    def arm(self, budget: float) -> bool:
+        """Start ticking at budget/2; False when this process cannot host the watchdog."""
+        if self.armed and self.interval <= budget / 2:
+            return True
+        if self.failed or os.environ.get("LOGPIPE_GROK_WATCHDOG", "1") == "0":
+            self.failed = True
+            return False
+        if threading.get_ident() != self.main or not hasattr(signal, "setitimer"):
+            return False
+        try:
+            current = signal.getsignal(signal.SIGVTALRM)
+            if current not in (signal.SIG_DFL, signal.SIG_IGN, None, self._tick):
+                self.failed = True  # somebody else owns SIGVTALRM: leave it alone
+                return False
+            signal.signal(signal.SIGVTALRM, self._tick)
+            self.interval = budget / 2 if not self.armed else min(self.interval, budget / 2)
+            signal.setitimer(signal.ITIMER_VIRTUAL, self.interval, self.interval)
+        except (ValueError, OSError, AttributeError):
+            self.failed = True
+            return False
+        self.armed = True
+        return True
+
+    def _after_fork(self):
+        # interval timers are not inherited by a forked child: re-arm on first use there
+        self.armed = False
+        self.active = False
+        self.main = threading.main_thread().ident
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._after_fork)
+
+
+def _make_extract(c: Compiled):
+    """A function m -> dict of non-empty captures, specialised for this pattern."""
+    caps = c.captures
+    fields = tuple(cap.field for cap in caps)
+    numbered = c.regex.groups != len(caps)   # kept numbered groups (pattern has backrefs)
+    dups = len(set(fields)) != len(fields)
+    convs = tuple((cap.field, cap.conv) for cap in caps if cap.conv)
+    if not numbered and not dups and not convs:
+        def extract(m):
+            return {f: v for f, v in zip(fields, m.groups()) if v is not None}
+        return extract
+    groups = tuple(cap.group for cap in caps)
+    by_field: dict[str, list[str]] = {}
+    for cap in caps:
+        by_field.setdefault(cap.field, []).append(cap.group)
+    multi = {f: g for f, g in by_field.items() if len(g) > 1}
+    conv_of = {f: k for f, k in convs}
+
+    def extract(m):
+        out = {}
+        for f, g in zip(fields, groups):
+            if f in out and f not in multi:
+                continue
+            v = m.group(g)
+            if v is None:
+                continue
+            if f in multi and f in out:
+                # several groups with this name took part: the one that matched last wins
+                # (a later branch or a later iteration of a repeated group)
+                best = max((x for x in multi[f] if m.group(x) is not None), key=m.end)
+                v = m.group(best)
+            out[f] = v
+        for f, kind in conv_of.items():
+            if f in out:
+                out[f] = to_int(out[f]) if kind == "int" else to_float(out[f])
+        return out
+    return extract
+
+
+def _locate(path: str | None, pattern: str) -> int | None:
+    """The line of a config file where a pattern is written (for error messages)."""
+    if not path or path.startswith("<"):
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for probe in (pattern, pattern[:40], pattern.replace("\\", "\\\\")[:40]):
+        at = text.find(probe)
+        if at >= 0:
+            return text.count("\n", 0, at) + 1
+    return None
+
+
+class Matcher:
+    """Compiled patterns for one type, tried in order (with any dispatch optimisation inside)."""
+
+    def __init__(self, patterns: list[str], definitions: dict[str, str] | None = None,
+                 patterns_dirs: list[str] | None = None, timeout: float = 0.25,
+                 source: str | None = None, library: Library | None = None,
+                 prefilter: bool | None = None, watchdog: bool = True,
+                 origins: list[tuple[str | None, int | None]] | None = None):
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        self.patterns = list(patterns)
+        self.timeout = float(timeout)
+        self.library = library or build_library(definitions, patterns_dirs, source)
+        self._validate_user_definitions()
+        self.compiled: list[Compiled] = []
+        for k, expr in enumerate(self.patterns):
+            path, line = origins[k] if origins and k < len(origins) else (None, None)
+            try:
+                self.compiled.append(compile_grok(expr, self.library, path=path, line=line))
+            except GrokError as exc:
+                if exc.path is None and source:
+                    raise GrokError(str(exc), path=source, line=_locate(source, expr)) from None
+                raise
+        use_prefilter = len(self.compiled) > 1 if prefilter is None else prefilter
+        self._entries = []
+        for c in self.compiled:
+            req = required_literals(c.pattern, c.regex.flags) if use_prefilter else []
+            self._entries.append((c.regex.search, _make_extract(c), tuple(req)))
+        self._watchdog = watchdog and self.timeout > 0
+
+    def _validate_user_definitions(self) -> None:
+        """Broken user definitions are reported at load time, even those no pattern uses."""
+        for name, d in self.library.user.items():
+            compile_grok("%{" + name + "}", self.library)
+
+    @property
+    def fields(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for c in self.compiled:
+            for f in c.fields:
+                seen.setdefault(f, None)
+        return list(seen)
+
+    def match(self, line: str) -> tuple[dict | None, list[str]]:
+        """(captures with typed values, tags); (None, ['_grokparsefailure' or '_groktimeout'])."""
+        wd = _WATCHDOG
+        if self._watchdog and (wd.armed or wd.arm(self.timeout)) \
+                and threading.get_ident() == wd.main:
+            try:
+                wd.seq += 1
+                wd.active = True
+                for search, extract, req in self._entries:
+                    if req and not _has_all(line, req):
+                        continue
+                    m = search(line)
+                    if m is not None:
+                        wd.active = False
+                        return extract(m), []
+                wd.active = False
+                return None, [FAILURE]
+            except _Timeout:
+                wd.active = False
+                return None, [TIMEOUT]
+            finally:
+                wd.active = False
+        return self.match_with_timeout(line)
+
+    def match_with_timeout(self, line: str) -> tuple[dict | None, list[str]]:
+        """The same, with regex's own per-search timeout (any thread)."""
+        timeout = self.timeout if self.timeout > 0 else None
+        try:
+            for search, extract, req in self._entries:
+                if req and not _has_all(line, req):
+                    continue
+                m = search(line, timeout=timeout)
+                if m is not None:
+                    return extract(m), []
+        except TimeoutError:
+            return None, [TIMEOUT]
+        return None, [FAILURE]
+
+    def match_index(self, line: str) -> tuple[int | None, dict | None]:
+        """Which pattern matched (its index) and the captures; for the debugger."""
+        for i, (search, extract, req) in enumerate(self._entries):
+            if req and not _has_all(line, req):
+                continue
+            try:
+                m = search(line, timeout=self.timeout or None)
+            except TimeoutError:
+                return None, None
+            if m is not None:
+                return i, extract(m)
+        return None, None
+
+
+def _has_all(line: str, req: tuple[tuple[str, ...], ...]) -> bool:
+    for alts in req:
+        for s in alts:
+            if s in line:
+                break
+        else:
+            return False
+    return True
+
+
+_CACHE: dict[tuple, Matcher] = {}
+
+
+def matcher_for(type_config, timeout: float = 0.25) -> Matcher:
+    """The Matcher of a TypeConfig, compiled once per process (keyed by patterns, defs, dirs)."""
+    key = (tuple(type_config.patterns), tuple(sorted(type_config.pattern_definitions.items())),
+           tuple(type_config.patterns_dir), timeout)
+    m = _CACHE.get(key)
+    if m is None:
+        m = Matcher(list(type_config.patterns), dict(type_config.pattern_definitions),
+                    list(type_config.patterns_dir), timeout=timeout,
+                    source=getattr(type_config, "source", None) or None)
+        _CACHE[key] = m
+    return m

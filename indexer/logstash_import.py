@@ -1,0 +1,556 @@
+"""``logpipe import-logstash``: turn a Logstash config into a logpipe pipeline config (TOML).
+
+What is understood: grok (``pattern =>`` and ``match =>`` in all their shapes, ``patterns_dir``,
+``pattern_definitions``, the ``type =>`` of the block, an enclosing ``if [type] == "x"``, or the
+input's type), date (``match => [field, formats...]``, ``timezone``, ``target``), mutate (``add_field``,
+``remove_field``, ``rename``, ``convert``, ``add_tag``) and the common ``add_field``/``add_tag``/
+``remove_field`` options of any filter. Everything else (inputs, outputs, other plugins and options)
+is reported on stderr with the reason it was skipped.
+
+Real configs are sloppy, so the reader is tolerant: unclosed blocks and arrays are closed when the
+next section or plugin starts (or at the end of the file), non-breaking spaces count as blanks,
+``#`` starts a comment, strings take either quote. As in Logstash (escapes off), a string's
+backslashes are kept as written: grok patterns arrive unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from common.errors import ConfigError
+
+app = typer.Typer(add_completion=False, help="Convert a Logstash config into a logpipe pipeline "
+                  "config (TOML).")
+
+SECTIONS = ("input", "filter", "output")
+
+
+# --- reading the Logstash config language ----------------------------------------------------
+
+@dataclass
+class Token:
+    kind: str   # 'str', 'word', 'num', or the punctuation itself: { } [ ] => , ( ) == != ...
+    value: str
+    line: int
+
+
+_PUNCT = ("=>", "==", "!=", "=~", "!~", "<=", ">=", "{", "}", "[", "]", ",", "(", ")", "<", ">",
+          "!")
+_WORD = re.compile(r"[A-Za-z_@][A-Za-z0-9_@.\-]*")
+_NUM = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def tokenize(text: str, path: str) -> list[Token]:
+    tokens: list[Token] = []
+    i, n, line = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c.isspace() or c == "\ufeff":   # includes U+00A0 (non-breaking space)
+            i += 1
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif c in "\"'":
+            start_line = line
+            j = i + 1
+            while j < n and text[j] != c:
+                if text[j] == "\\" and j + 1 < n:
+                    j += 1
+                if text[j] == "\n":
+                    line += 1
+                j += 1
+            if j >= n:
+                raise ConfigError(f"unterminated string starting with {c}", path, start_line)
+            tokens.append(Token("str", text[i + 1:j], start_line))
+            i = j + 1
+        else:
+            for p in _PUNCT:
+                if text.startswith(p, i):
+                    tokens.append(Token(p, p, line))
+                    i += len(p)
+                    break
+            else:
+                m = _NUM.match(text, i) if (c.isdigit() or c == "-") else None
+                if m:
+                    tokens.append(Token("num", m.group(), line))
+                    i = m.end()
+                    continue
+                m = _WORD.match(text, i)
+                if m:
+                    tokens.append(Token("word", m.group(), line))
+                    i = m.end()
+                    continue
+                raise ConfigError(f"unexpected character {c!r}", path, line)
+    return tokens
+
+
+@dataclass
+class Plugin:
+    section: str
+    name: str
+    settings: dict[str, object]
+    line: int
+    condition: str | None = None   # the text of an enclosing `if`, if any
+    cond_type: str | None = None   # the type an enclosing `if [type] == "x"` selects
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token], path: str):
+        self.t = tokens
+        self.i = 0
+        self.path = path
+        self.plugins: list[Plugin] = []
+        self.notes: list[str] = []
+
+    def peek(self, k: int = 0) -> Token | None:
+        j = self.i + k
+        return self.t[j] if j < len(self.t) else None
+
+    def note(self, line: int, msg: str) -> None:
+        self.notes.append(f"{self.path}:{line}: {msg}")
+
+    def parse(self) -> list[Plugin]:
+        while self.peek() is not None:
+            tok = self.peek()
+            if tok.kind == "word" and tok.value in SECTIONS and self._is("{", 1):
+                self.i += 2
+                self.section(tok.value, None, None)
+            else:
+                self.note(tok.line, f"skipped unexpected {tok.value!r} at top level")
+                self.i += 1
+        return self.plugins
+
+    def _is(self, kind: str, k: int = 0) -> bool:
+        tok = self.peek(k)
+        return tok is not None and tok.kind == kind
+
+    def _starts_section(self) -> bool:
+        tok = self.peek()
+        return tok is not None and tok.kind == "word" and tok.value in SECTIONS and self._is("{", 1)
+
+    def section(self, name: str, condition: str | None, cond_type: str | None) -> None:
+        """Plugins until '}' (or until the next section starts: an unclosed block)."""
+        while True:
+            tok = self.peek()
+            if tok is None:
+                return
+            if tok.kind == "}":
+                self.i += 1
+                return
+            if self._starts_section():
+                self.note(tok.line, f"'{name}' block not closed before '{tok.value}' (closed it)")
+                return
+            if tok.kind == "word" and tok.value in ("if", "else"):
+                self.conditional(name, condition, cond_type)
+                continue
+            if tok.kind == "word" and self._is("{", 1):
+                self.i += 2
+                settings, closed = self.settings()
+                self.plugins.append(Plugin(name, tok.value, settings, tok.line, condition,
+                                           cond_type))
+                if not closed:
+                    self.note(tok.line, f"'{tok.value}' block not closed (closed it)")
+                continue
+            self.note(tok.line, f"skipped unexpected {tok.value!r} in {name}")
+            self.i += 1
+
+    def conditional(self, name: str, outer: str | None, outer_type: str | None) -> None:
+        first = self.peek()
+        words = []
+        while self.peek() is not None and not self._is("{"):
+            words.append(self.peek())
+            self.i += 1
+        self.i += 1  # '{'
+        text = " ".join(w.value if w.kind != "str" else f'"{w.value}"' for w in words)
+        cond_type = outer_type
+        vals = [w.value for w in words]
+        for k in range(len(vals) - 2):
+            if vals[k:k + 2] == ["[", "type"] and vals[k + 2] == "]" and k + 4 < len(vals) \
+                    and vals[k + 3] == "==" and words[k + 4].kind == "str":
+                cond_type = words[k + 4].value
+        if vals and vals[0] == "else" and cond_type == outer_type:
+            self.note(first.line, f"'{text}' in {name}: its plugins are imported unconditionally")
+        elif cond_type == outer_type:
+            self.note(first.line, f"condition '{text}' in {name} is not supported: its plugins "
+                                  f"are imported unconditionally")
+        self.section(name, text if outer is None else f"{outer} and {text}", cond_type)
+
+    def settings(self) -> tuple[dict[str, object], bool]:
+        out: dict[str, object] = {}
+        while True:
+            tok = self.peek()
+            if tok is None:
+                return out, False
+            if tok.kind == "}":
+                self.i += 1
+                return out, True
+            if self._starts_section() or (tok.kind == "word" and self._is("{", 1)):
+                return out, False     # a new plugin or section starts: this block was unclosed
+            if tok.kind in ("word", "str", "num") and self._is("=>", 1):
+                self.i += 2
+                key = tok.value
+                value = self.value(key)
+                if key in out and isinstance(out[key], list) and isinstance(value, list):
+                    out[key] = out[key] + value   # repeated options accumulate (old syntax)
+                elif key in out and isinstance(out[key], dict) and isinstance(value, dict):
+                    out[key] = {**out[key], **value}
+                else:
+                    out[key] = value
+                continue
+            self.note(tok.line, f"skipped unexpected {tok.value!r} in plugin settings")
+            self.i += 1
+
+    def value(self, key: str) -> object:
+        tok = self.peek()
+        if tok is None:
+            return None
+        if tok.kind == "[":
+            self.i += 1
+            items: list[object] = []
+            while True:
+                t = self.peek()
+                if t is None:
+                    self.note(tok.line, f"array of '{key}' not closed (closed it at end of file)")
+                    return items
+                if t.kind == "]":
+                    self.i += 1
+                    return items
+                if t.kind == ",":
+                    self.i += 1
+                    continue
+                if t.kind in ("str", "num") or (t.kind == "word" and not self._is("{", 1)
+                                                and not self._is("=>", 1)):
+                    self.i += 1
+                    items.append(t.value)
+                    continue
+                if t.kind == "{":
+                    items.append(self.value(key))
+                    continue
+                self.note(tok.line, f"array of '{key}' not closed before {t.value!r} on line "
+                                    f"{t.line} (closed it)")
+                return items
+        if tok.kind == "{":
+            self.i += 1
+            table: dict[str, object] = {}
+            while True:
+                t = self.peek()
+                if t is None or self._starts_section():
+                    self.note(tok.line, f"hash of '{key}' not closed (closed it)")
+                    return table
+                if t.kind == "}":
+                    self.i += 1
+                    return table
+                if t.kind == ",":
+                    self.i += 1
+                    continue
+                if t.kind in ("str", "word", "num") and self._is("=>", 1):
+                    self.i += 2
+                    table[t.value] = self.value(t.value)
+                    continue
+                self.note(t.line, f"skipped unexpected {t.value!r} in hash of '{key}'")
+                self.i += 1
+        self.i += 1
+        return tok.value
+
+
+def parse_logstash(text: str, path: str = "<logstash>") -> tuple[list[Plugin], list[str]]:
+    p = _Parser(tokenize(text, path), path)
+    plugins = p.parse()
+    return plugins, p.notes
+
+
+# --- converting to logpipe's pipeline config -------------------------------------------------
+
+_DATE_ALIASES = {
+    "MMM dd HH:mm:ss": "syslog", "MMM  d HH:mm:ss": "syslog", "MMM d HH:mm:ss": "syslog",
+    "MMM  dd HH:mm:ss": "syslog", "ISO8601": "ISO8601", "dd/MMM/yyyy:HH:mm:ss Z": "HTTPDATE",
+    "dd/MMM/YYYY:HH:mm:ss Z": "HTTPDATE", "EEE MMM dd HH:mm:ss yyyy": "apache_error",
+}
+_CONVERT = {"int": "int", "integer": "int", "float": "float", "string": "string",
+            "boolean": "bool", "bool": "bool"}
+_COMMON_IGNORED = {"id", "enable_metric", "periodic_flush"}
+
+
+@dataclass
+class _Type:
+    patterns: list[str] = field(default_factory=list)
+    pattern_definitions: dict[str, str] = field(default_factory=dict)
+    patterns_dir: list[str] = field(default_factory=list)
+    date: dict | None = None
+    convert: dict[str, str] = field(default_factory=dict)
+    add: dict[str, object] = field(default_factory=dict)
+    rename: dict[str, str] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    add_tags: list[str] = field(default_factory=list)
+
+
+def _as_list(v) -> list:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _pairs(v) -> list[tuple[str, object]]:
+    """A Logstash hash written as {k => v} or as the old flat array [k, v, k, v]."""
+    if isinstance(v, dict):
+        return list(v.items())
+    items = _as_list(v)
+    return [(str(items[k]), items[k + 1]) for k in range(0, len(items) - 1, 2)]
+
+
+def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list[str]]:
+    """Plugins -> (pipeline config document for TOML, notes about what was skipped)."""
+    notes: list[str] = []
+    input_types = [str(p.settings["type"]) for p in plugins
+                   if p.section == "input" and "type" in p.settings]
+    default_type = input_types[0] if input_types else "default"
+    types: dict[str, _Type] = {}
+
+    def where(p: Plugin) -> str:
+        return f"{path}:{p.line}: {p.section} '{p.name}'"
+
+    for p in plugins:
+        if p.section == "input":
+            notes.append(f"{where(p)} skipped: inputs are logpipe's shipper's job "
+                         f"(`logpipe ship`)" + (f"; its type '{p.settings['type']}' is used for "
+                                                f"filters without one" if "type" in p.settings
+                                                else ""))
+            continue
+        if p.section == "output":
+            notes.append(f"{where(p)} skipped: outputs are replaced by logpipe's store "
+                         f"(--store / LOGPIPE_STORE_URL)")
+            continue
+        tname = str(p.settings.get("type") or p.cond_type or default_type)
+        t = types.setdefault(tname, _Type())
+        s = dict(p.settings)
+        s.pop("type", None)
+        if p.name == "grok":
+            _grok(p, s, t, notes, where(p))
+        elif p.name == "date":
+            _date(p, s, t, notes, where(p))
+        elif p.name == "mutate":
+            _mutate(s, t, notes, where(p))
+        else:
+            notes.append(f"{where(p)} skipped: plugin not supported by logpipe")
+            if not any(vars(t).values()):
+                types.pop(tname, None)
+            continue
+        _common(s, t, notes, where(p))
+        for key in s:
+            if key not in _COMMON_IGNORED:
+                notes.append(f"{where(p)}: option '{key}' skipped: not supported")
+
+    doc_types: dict[str, dict] = {}
+    for name, t in types.items():
+        body: dict[str, object] = {}
+        if t.patterns:
+            body["patterns"] = t.patterns
+        if t.pattern_definitions:
+            body["pattern_definitions"] = t.pattern_definitions
+        if t.patterns_dir:
+            body["patterns_dir"] = t.patterns_dir
+        if t.date:
+            body["date"] = t.date
+        fields: dict[str, object] = {}
+        for key in ("convert", "add", "rename", "remove", "add_tags"):
+            if getattr(t, key):
+                fields[key] = getattr(t, key)
+        if fields:
+            body["fields"] = fields
+        doc_types[name] = body
+    doc: dict[str, object] = {}
+    if default_type in doc_types:
+        doc["default_type"] = default_type
+    doc["types"] = doc_types
+    return doc, notes
+
+
+def _grok(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
+    for pat in _as_list(s.pop("pattern", None)):
+        t.patterns.append(str(pat))
+    if "match" in s:
+        for fieldname, pats in _pairs(s.pop("match")):
+            if fieldname != "message":
+                notes.append(f"{where}: match on field '{fieldname}' imported as a match on the "
+                             f"line (logpipe groks the message)")
+            t.patterns.extend(str(x) for x in _as_list(pats))
+    for d in _as_list(s.pop("patterns_dir", None)):
+        if str(d) not in t.patterns_dir:
+            t.patterns_dir.append(str(d))
+    for name, regex in _pairs(s.pop("pattern_definitions", None)):
+        t.pattern_definitions[name] = str(regex)
+    for key in ("break_on_match", "named_captures_only", "keep_empty_captures", "overwrite",
+                "tag_on_failure", "tag_on_timeout", "timeout_millis", "patterns_files_glob"):
+        if key in s:
+            s.pop(key)
+            notes.append(f"{where}: option '{key}' skipped: logpipe's grok always breaks on the "
+                         f"first match, keeps named captures only, tags _grokparsefailure")
+
+
+def _date(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
+    match = _as_list(s.pop("match", None))
+    if not match:
+        notes.append(f"{where} skipped: no match => [field, formats...]")
+        return
+    formats: list[str] = []
+    for f in match[1:]:
+        mapped = _DATE_ALIASES.get(str(f), str(f))
+        if mapped not in formats:
+            formats.append(mapped)
+    t.date = {"field": str(match[0]), "formats": formats or ["syslog", "ISO8601"]}
+    if "timezone" in s:
+        t.date["timezone"] = str(s.pop("timezone"))
+    if "target" in s:
+        t.date["target"] = str(s.pop("target"))
+    s.pop("locale", None)
+
+
+def _mutate(s: dict, t: _Type, notes: list[str], where: str) -> None:
+    for old, new in _pairs(s.pop("rename", None)):
+        t.rename[old] = str(new)
+    for key in ("remove", "remove_field"):
+        for f in _as_list(s.pop(key, None)):
+            if f not in t.remove:
+                t.remove.append(str(f))
+    for f, kind in _pairs(s.pop("convert", None)):
+        if str(kind) in _CONVERT:
+            t.convert[f] = _CONVERT[str(kind)]
+        else:
+            notes.append(f"{where}: convert of '{f}' to '{kind}' skipped: unknown type")
+    for key in list(s):
+        if key in ("gsub", "replace", "update", "lowercase", "uppercase", "strip", "split",
+                   "join", "merge", "copy", "capitalize", "coerce"):
+            s.pop(key)
+            notes.append(f"{where}: mutate '{key}' skipped: not supported by logpipe")
+
+
+def _common(s: dict, t: _Type, notes: list[str], where: str) -> None:
+    for f, v in _pairs(s.pop("add_field", None)):
+        t.add[f] = v
+    for tag in _as_list(s.pop("add_tag", None)):
+        if tag not in t.add_tags:
+            t.add_tags.append(str(tag))
+    for f in _as_list(s.pop("remove_field", None)):
+        if f not in t.remove:
+            t.remove.append(str(f))
+    if "remove_tag" in s:
+        s.pop("remove_tag")
+        notes.append(f"{where}: option 'remove_tag' skipped: not supported")
+
+
+# --- a small TOML writer ---------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_string(s: str) -> str:
+    """A literal string '...' when possible (patterns stay readable), else a basic string."""
+    if "'" not in s and not any(ord(c) < 0x20 and c != "\t" or c == "\x7f" for c in s):
+        return f"'{s}'"
+    out = ['"']
+    for c in s:
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif c == "\r":
+            out.append("\\r")
+        elif ord(c) < 0x20 or c == "\x7f":
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def toml_key(k: str) -> str:
+    return k if _BARE_KEY.fullmatch(k) else toml_string(k)
+
+
+def toml_value(v: object, multiline: bool = False) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return toml_string(v)
+    if isinstance(v, (list, tuple)):
+        if multiline and v:
+            return "[\n" + "".join(f"  {toml_value(x)},\n" for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{toml_key(str(k))} = {toml_value(x)}"
+                                for k, x in v.items()) + " }" if v else "{}"
+    if v is None:
+        raise ValueError("TOML has no null value")
+    return toml_string(str(v))
+
+
+def toml_dumps(doc: dict, header_depth: int = 3) -> str:
+    """Tables down to ``header_depth`` get [a.b.c] headers; deeper ones are inline tables."""
+    lines: list[str] = []
+
+    def table(path: list[str], body: dict) -> None:
+        scalars = [(k, v) for k, v in body.items()
+                   if not (isinstance(v, dict) and len(path) < header_depth)]
+        subtables = [(k, v) for k, v in body.items()
+                     if isinstance(v, dict) and len(path) < header_depth]
+        if path and (scalars or not subtables):
+            if lines:
+                lines.append("")
+            lines.append("[" + ".".join(toml_key(p) for p in path) + "]")
+        for k, v in scalars:
+            lines.append(f"{toml_key(str(k))} = {toml_value(v, multiline=isinstance(v, list) and len(v) > 1)}")
+        for k, v in subtables:
+            table(path + [str(k)], v)
+
+    table([], doc)
+    return "\n".join(lines) + "\n"
+
+
+def import_file(path: str) -> tuple[str, list[str]]:
+    """Read a Logstash config; (TOML text, notes)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"cannot read Logstash config: {exc.strerror}", path) from None
+    plugins, notes = parse_logstash(text, path)
+    doc, more = convert(plugins, path)
+    header = (f"# logpipe pipeline config imported from {Path(path).name} by "
+              f"`logpipe import-logstash`.\n")
+    return header + toml_dumps(doc), notes + more
+
+
+@app.command()
+def import_logstash(
+    file: str = typer.Argument(..., help="The Logstash config file to convert."),
+    output: str = typer.Option(None, "--output", "-o", help="Write the TOML here (default: stdout)."),
+) -> None:
+    """Convert a Logstash config into a logpipe pipeline config (TOML); print what was skipped."""
+    text, notes = import_file(file)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+    else:
+        sys.stdout.write(text)

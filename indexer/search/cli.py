@@ -1,0 +1,210 @@
+"""``logpipe search``, ``logpipe trace`` and ``logpipe prune``: on either store.
+
+The store comes from ``--store URL``, else ``LOGPIPE_STORE_URL``, else the store ``logpipe up``
+recorded in ``$LOGPIPE_HOME/services.json``, else the embedded SQLite store
+``$LOGPIPE_HOME/events.db`` (see :func:`store_url`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from typing import List, Optional
+
+import typer
+
+from common.errors import ConfigError, LogpipeError, QueryError
+from indexer.search import query as Q
+from indexer.search import render
+from indexer.sinks.base import SearchRequest
+
+ENV_RETENTION = "LOGPIPE_RETENTION"
+
+search_app = typer.Typer(add_completion=False, no_args_is_help=False)
+trace_app = typer.Typer(add_completion=False)
+prune_app = typer.Typer(add_completion=False)
+
+_STORE_HELP = ("Store URL: http(s)://host:9200 (Elasticsearch) or sqlite:///path.db. Default: "
+               "$LOGPIPE_STORE_URL, the store `logpipe up` started, else $LOGPIPE_HOME/events.db.")
+
+
+def store_url(explicit: str | None = None) -> str:
+    """``--store``, then ``LOGPIPE_STORE_URL``, then ``services.json`` (``logpipe up``), then
+    ``sqlite:///$LOGPIPE_HOME/events.db``."""
+    try:
+        from common.config import resolve_store_url
+    except ImportError:  # an older common/config.py
+        resolve_store_url = None
+    if resolve_store_url is not None:
+        return resolve_store_url(explicit)
+    import json
+
+    from common.config import ENV_STORE, home
+
+    if explicit:
+        return explicit
+    if os.environ.get(ENV_STORE):
+        return os.environ[ENV_STORE]
+    try:
+        url = json.loads((home() / "services.json").read_text()).get("store_url")
+    except (OSError, ValueError, AttributeError):
+        url = None
+    return url or "sqlite:///" + str(home() / "events.db")
+
+
+def open_store(explicit: str | None):
+    from indexer.sinks import open_sink
+
+    url = store_url(explicit)
+    try:
+        return open_sink(url)
+    except ImportError as exc:
+        raise ConfigError(f"the store {url} needs a module that is not available ({exc}); "
+                          "install logpipe[indexer]") from None
+
+
+def time_arg(value: str | None, option: str, now: datetime) -> datetime | None:
+    """``--from``/``--to``: ISO 8601 (``2026-11-28``, ``2026-11-28T10:00Z``), date math
+    (``now-1h``, ``now-7d/d``) or a bare age (``1h`` = an hour ago)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if text[0].isdigit() and text[-1] in "smhdw" and text[:-1].isdigit():
+            return now - Q.parse_duration(text)
+        return Q.parse_time(text, now)
+    except (ValueError, QueryError) as exc:
+        raise QueryError(f"{option} {value!r}: {exc}") from None
+
+
+def _fields(text: str | None) -> list[str]:
+    if not text:
+        return list(render.DEFAULT_FIELDS)
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    if not fields:
+        raise QueryError("--fields needs at least one field name, e.g. --fields @timestamp,qid")
+    return fields
+
+
+@search_app.command()
+def search(
+    query: Optional[List[str]] = typer.Argument(
+        None, help="Lucene query, e.g. 'program:sendmail AND qid:r4F*' (default: * = all)."),
+    store: Optional[str] = typer.Option(None, "--store", help=_STORE_HELP),
+    from_: Optional[str] = typer.Option(None, "--from",
+                                        help="Start (inclusive): ISO time or now-1h, now-7d."),
+    to: Optional[str] = typer.Option(None, "--to", help="End (exclusive): ISO time or now-1h."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0,
+                                        help="Events to show (default 20; top values: 10)."),
+    asc: bool = typer.Option(False, "--asc", help="Oldest first (default: newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+    fields: Optional[str] = typer.Option(None, "--fields", "-f",
+                                         help="Columns, default @timestamp,host,type,message."),
+    histogram: Optional[str] = typer.Option(None, "--histogram",
+                                            help="Counts per interval (30s, 1m, 1h, 1d, 1w)."),
+    top: Optional[str] = typer.Option(None, "--top", help="Top values of a field with counts."),
+) -> None:
+    """Search stored events in Lucene / Kibana query syntax."""
+    if histogram and top:
+        raise QueryError("use either --histogram or --top, not both")
+    text = " ".join(query) if query else "*"
+    now = datetime.now(timezone.utc)
+    request = SearchRequest(query=text, start=time_arg(from_, "--from", now),
+                            end=time_arg(to, "--to", now), order="asc" if asc else "desc",
+                            limit=20 if limit is None else limit)
+    Q.compile_query(text, now)  # a bad query fails here, before any store is opened
+    columns = _fields(fields)
+    if histogram:
+        Q.parse_interval(histogram)
+    sink = open_store(store)
+    try:
+        if histogram:
+            buckets = sink.histogram(request, histogram)
+            render.print_histogram(buckets, plain=as_json, interval=histogram)
+        elif top:
+            values = sink.top(request, top, 10 if limit is None else max(1, limit))
+            total = None
+            if render.is_tty() and not as_json:
+                total = sink.search(SearchRequest(query=text, start=request.start,
+                                                  end=request.end, limit=0)).total
+            render.print_top(top, values, plain=as_json, total=total)
+        else:
+            result = sink.search(request)
+            tty = render.is_tty()
+            render.print_events(result.events, columns, as_json=as_json, tty=tty,
+                                total=result.total)
+            if not tty and render.is_tty(sys.stderr):
+                shown = len(result.events)
+                more = f" (showing {shown})" if shown < result.total else ""
+                print(f"{result.total} hits{more}", file=sys.stderr)
+    finally:
+        sink.close()
+
+
+def _phrase(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@trace_app.command()
+def trace(
+    qid: str = typer.Argument(..., help="Queue id of one message (sendmail or postfix)."),
+    store: Optional[str] = typer.Option(None, "--store", help=_STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+    fields: Optional[str] = typer.Option(
+        None, "--fields", "-f", help="Columns, default @timestamp,host,program,message."),
+    limit: int = typer.Option(10000, "--limit", "-n", min=1, help="At most this many events."),
+) -> None:
+    """Every event of one mail message in time order, and what happened to it."""
+    if not qid.strip():
+        raise QueryError("trace needs a queue id, e.g. logpipe trace j061bW9V000809")
+    columns = _fields(fields or "@timestamp,host,program,message")
+    sink = open_store(store)
+    try:
+        result = sink.search(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
+                                           limit=limit))
+    finally:
+        sink.close()
+    if not result.events:
+        print(f"no events with qid {qid}", file=sys.stderr)
+        raise typer.Exit(1)
+    summary = render.trace_summary(qid, result.events)
+    tty = render.is_tty()
+    render.print_events(result.events, columns, as_json=as_json, tty=tty)
+    line = render.summary_line(summary)
+    if as_json:
+        print(line, file=sys.stderr)
+    elif tty:
+        from rich.console import Console
+
+        Console().print(f"[bold]{line}[/bold]", highlight=False)
+    else:
+        print(line)
+
+
+@prune_app.command()
+def prune(
+    older_than: Optional[str] = typer.Option(
+        None, "--older-than", help=f"Age like 30d, 12h, 2w (default: ${ENV_RETENTION})."),
+    store: Optional[str] = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """Delete events older than a given age."""
+    age = older_than or os.environ.get(ENV_RETENTION)
+    if not age:
+        raise ConfigError(f"how old? pass --older-than 30d or set {ENV_RETENTION}=30d")
+    try:
+        cutoff = datetime.now(timezone.utc) - Q.parse_duration(age)
+    except QueryError:
+        raise ConfigError(f"--older-than {age!r}: use a number and a unit, e.g. 30d, 12h, 2w"
+                          + ("" if older_than else f" (from ${ENV_RETENTION})")) from None
+    url = store_url(store)
+    sink = open_store(store)
+    try:
+        removed = sink.prune(cutoff)
+    finally:
+        sink.close()
+    what = "events" if url.lower().startswith("sqlite") else "indices"
+    print(f"pruned {removed} {what} older than {render.time_text(cutoff)} from {url}")
+
+
+__all__ = ["search_app", "trace_app", "prune_app", "store_url", "LogpipeError"]

@@ -1,0 +1,401 @@
+"""The embedded store: SQLite, no JVM, one file under the state directory.
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's convention),
+``sqlite:///:memory:`` for a throw-away store. Options (keyword arguments or URL query):
+``timeout`` (seconds to wait for another writer, default 30), ``synchronous`` (``full`` default:
+a confirmed write survives a power cut; ``normal`` is faster and survives a process crash),
+``cache_mb`` (page cache per connection, default 64), ``batch_size`` (events per transaction).
+
+Layout::
+
+    events(rowid, id UNIQUE, ts = @timestamp in epoch ms, host, type, program, qid, size, doc JSON)
+        indexes: id, ts, (host, ts), (type, ts), (program, ts), (qid, ts), size
+    events_fts   FTS5 over the message's tokens (the Elasticsearch standard analyzer's rules,
+                 computed in Python by indexer.search.query.analyze), rowid = events.rowid
+    events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
+
+Several worker processes may write at once: WAL journal (readers never wait), a busy timeout,
+one ``BEGIN IMMEDIATE`` transaction per batch, and ``INSERT ... ON CONFLICT(id) DO NOTHING``; the
+ids already present are looked up inside the same transaction, so a repeat id is reported as
+DUPLICATE and never stored twice.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+
+from common.errors import ConfigError, QueryError, SinkError
+from indexer.search import query as Q
+from indexer.sinks.base import Event, Outcome, SearchRequest, SearchResult, Status
+
+SCHEMA_VERSION = "1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+_FTS_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* Co M*' tokenchars '" + \
+    Q.TOKEN_EXTRA_CHARS.replace("'", "''") + "'"
+_PROMOTED = tuple(Q.SQL_COLUMNS)  # host, type, program, qid, size
+_SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS events (
+        id TEXT NOT NULL,
+        ts INTEGER,
+        {", ".join(Q.SQL_COLUMNS[f] for f in _PROMOTED)},
+        doc TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id)",
+    "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
+    "CREATE INDEX IF NOT EXISTS events_host_ts ON events(host, ts)",
+    "CREATE INDEX IF NOT EXISTS events_type_ts ON events(type, ts)",
+    "CREATE INDEX IF NOT EXISTS events_program_ts ON events(program, ts)",
+    "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts)",
+    "CREATE INDEX IF NOT EXISTS events_size ON events(size)",
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_TABLE} USING fts5(
+        body, columnsize=0, tokenize="{_FTS_TOKENIZE}")""",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_VOCAB} USING fts5vocab({Q.FTS_TABLE}, 'row')",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+_INSERT = (f"INSERT INTO events(rowid, id, ts, {', '.join(Q.SQL_COLUMNS[f] for f in _PROMOTED)},"
+           f" doc) VALUES (?, ?, ?, {', '.join('?' for _ in _PROMOTED)}, ?) "
+           "ON CONFLICT(id) DO NOTHING")
+_INSERT_FTS = f"INSERT INTO {Q.FTS_TABLE}(rowid, body) VALUES (?, ?)"
+
+
+def parse_url(url: str) -> tuple[str, dict]:
+    """``sqlite:///rel.db`` -> ('rel.db', {}), ``sqlite:////abs.db?timeout=5`` -> ('/abs.db', ...)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        raise ConfigError(f"not an embedded store URL: {url!r} (use sqlite:///path/to/events.db)")
+    rest, _, query = rest.partition("?")
+    if rest in ("", "/"):
+        raise ConfigError(f"the store URL {url!r} names no file: use sqlite:///relative.db or "
+                          "sqlite:////absolute/path.db")
+    if not rest.startswith("/"):
+        raise ConfigError(f"the store URL {url!r} has a host part; use sqlite:///relative.db or "
+                          "sqlite:////absolute/path.db (three or four slashes)")
+    path = unquote(rest[1:])
+    if path != ":memory:":
+        path = os.path.expanduser(path)
+    return path, dict(parse_qsl(query))
+
+
+def timestamp_ms(value) -> int | None:
+    """Epoch milliseconds of an event's @timestamp; ValueError when it is not a time."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"@timestamp is not a time: {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"@timestamp is not a time: {value!r}")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        start, _ = Q.time_period(value)  # partial dates, nanoseconds; raises ValueError
+        return start
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // _MS
+
+
+def _scalar(value):
+    return value if isinstance(value, (str, int, float)) else None
+
+
+class SqliteSink:
+    """The embedded store (see the module docstring)."""
+
+    def __init__(self, url: str, **options):
+        self.url = url
+        self.path, url_options = parse_url(url)
+        opts = {**url_options, **options}
+        try:
+            self.timeout = float(opts.get("timeout", 30))
+            self.cache_mb = int(opts.get("cache_mb", 64))
+            self.batch_size = max(1, int(opts.get("batch_size", 10000)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad option in store URL {url!r}: {exc}") from None
+        self.synchronous = str(opts.get("synchronous", "full")).upper()
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigError(f"bad synchronous={self.synchronous.lower()!r} in {url!r} "
+                              "(use full or normal)")
+        self._conn: sqlite3.Connection | None = None
+        self._ready = False
+        self._wrote = False
+        self._lock = threading.RLock()
+
+    # ---------------------------------------------------------------- connection and schema
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        memory = self.path == ":memory:"
+        if not memory:
+            if create:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            elif not os.path.exists(self.path):
+                raise SinkError(f"no embedded store at {self.path}: nothing has been indexed "
+                                "there yet (start `logpipe up` or `logpipe index`, or pass "
+                                "--store)", permanent=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA cache_size = {-1024 * self.cache_mb}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        if not memory:
+            self._set_wal(conn)
+        self._conn = conn
+        return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() == "wal":
+                    return
+            except sqlite3.OperationalError:
+                pass
+            if time.monotonic() > deadline:
+                raise SinkError(f"cannot switch {self.path} to WAL mode (is it on a network "
+                                "file system or locked by another program?)")
+            time.sleep(0.05)
+
+    def prepare(self) -> None:
+        """Create the tables and indexes; safe to call from several processes at once."""
+        with self._lock:
+            conn = self._connect(create=True)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for stmt in _SCHEMA:
+                    conn.execute(stmt)
+                conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
+                             "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise SinkError(f"cannot create the embedded store at {self.path}: {exc}") \
+                    from None
+            self._ready = True
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = self._connect(create=False)
+        if not self._ready:
+            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                               "name = 'events'").fetchone()
+            if row is None:
+                raise SinkError(f"{self.path} holds no logpipe events (nothing indexed yet?)",
+                                permanent=True)
+            self._ready = True
+        return conn
+
+    # ---------------------------------------------------------------- write
+    def write(self, events: Sequence[Event]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(events)
+        with self._lock:
+            if not self._ready:
+                self.prepare()
+            for start in range(0, len(events), self.batch_size):
+                self._write_chunk(events, range(start, min(len(events),
+                                                           start + self.batch_size)), outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _write_chunk(self, events, indices, outcomes) -> None:
+        rows = []  # (index, id, ts, promoted..., doc json, fts body)
+        seen: set[str] = set()
+        for i in indices:
+            ev = events[i]
+            if ev.id in seen:
+                outcomes[i] = Outcome(Status.DUPLICATE)
+                continue
+            doc = ev.doc
+            try:
+                ts = timestamp_ms(doc.get("@timestamp"))
+            except (ValueError, OverflowError) as exc:
+                outcomes[i] = Outcome(Status.REJECTED, f"bad @timestamp: {exc}")
+                continue
+            try:
+                data = orjson.dumps(doc).decode()
+            except TypeError as exc:
+                outcomes[i] = Outcome(Status.REJECTED, f"not JSON-serialisable: {exc}")
+                continue
+            message = doc.get("message")
+            body = " ".join(Q.analyze(message if isinstance(message, str) else str(message))) \
+                if message is not None else ""
+            seen.add(ev.id)
+            rows.append((i, ev.id, ts, *[_scalar(doc.get(f)) for f in _PROMOTED], data, body))
+        if not rows:
+            return
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            existing: set[str] = set()
+            ids = [r[1] for r in rows]
+            for k in range(0, len(ids), 500):
+                part = ids[k:k + 500]
+                existing.update(x for (x,) in conn.execute(
+                    f"SELECT id FROM events WHERE id IN ({','.join('?' * len(part))})", part))
+            base = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+            new = []
+            fts = []
+            for r in rows:
+                if r[1] in existing:
+                    continue
+                base += 1
+                new.append((base, *r[1:-1]))
+                if r[-1]:
+                    fts.append((base, r[-1]))
+            conn.executemany(_INSERT, new)
+            conn.executemany(_INSERT_FTS, fts)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            reason = f"embedded store {self.path}: {exc}"
+            for r in rows:
+                outcomes[r[0]] = Outcome(Status.RETRY, reason)
+            return
+        self._wrote = True
+        for r in rows:
+            outcomes[r[0]] = Outcome(Status.DUPLICATE if r[1] in existing else Status.INDEXED)
+
+    # ---------------------------------------------------------------- read
+    def _where(self, request: SearchRequest) -> tuple[str, list]:
+        where, params = Q.to_sql(request.query or "*")
+        if request.start is not None:
+            where += " AND events.ts >= ?"
+            params.append(_dt_ms(request.start))
+        if request.end is not None:
+            where += " AND events.ts < ?"
+            params.append(_dt_ms(request.end))
+        return where, params
+
+    def _run(self, sql: str, params: list):
+        with self._lock:
+            conn = self._reader()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if "fts5" in text or "syntax error" in text:
+                    raise QueryError(f"the embedded store cannot run this query: {text}") \
+                        from None
+                raise SinkError(f"embedded store {self.path}: {text}") from None
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        where, params = self._where(request)
+        order = "ASC" if str(request.order).lower() == "asc" else "DESC"
+        limit = max(0, int(request.limit))
+        total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+        events = []
+        if limit and total:
+            rows = self._run(f"SELECT id, doc FROM events WHERE {where} "
+                             f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?",
+                             params + [limit])
+            for eid, doc in rows:
+                event = orjson.loads(doc)
+                event["_id"] = eid
+                events.append(event)
+        return SearchResult(total=total, events=events)
+
+    def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
+        step = Q.parse_interval(interval)
+        where, params = self._where(request)
+        rows = self._run(f"SELECT (events.ts / ?) * ? AS bucket, count(*) FROM events "
+                         f"WHERE {where} AND events.ts IS NOT NULL GROUP BY bucket "
+                         f"ORDER BY bucket", [step, step] + params)
+        return Q.fill_buckets(rows, step)
+
+    def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]:
+        where, params = self._where(request)
+        size = max(1, int(size))
+        if field in Q.SQL_COLUMNS:
+            col = Q.SQL_COLUMNS[field]
+            sql = (f"SELECT events.{col} AS v, count(*) AS c FROM events WHERE {where} "
+                   f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
+            rows = self._run(sql, params + [size])
+        else:
+            path = Q.json_path(Q.TEXT_FIELD if field == Q.TEXT_KEYWORD else field)
+            sql = (f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events, "
+                   f"json_each(events.doc, ?) AS j WHERE {where} AND j.type NOT IN "
+                   f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
+            rows = self._run(sql, [path] + params + [size])
+        return [(_key(v), c) for v, c in rows]
+
+    def count(self, request: SearchRequest) -> int:
+        where, params = self._where(request)
+        return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+
+    # ---------------------------------------------------------------- retention
+    def prune(self, older_than: datetime) -> int:
+        """Delete events with @timestamp before ``older_than``, in small transactions so that
+        writers are never held up for long. Returns how many went."""
+        cutoff = _dt_ms(older_than)
+        removed = 0
+        with self._lock:
+            conn = self._reader()
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    ids = [(r,) for (r,) in conn.execute(
+                        "SELECT rowid FROM events WHERE ts < ? LIMIT 20000", (cutoff,))]
+                    if ids:
+                        conn.executemany(f"DELETE FROM {Q.FTS_TABLE} WHERE rowid = ?", ids)
+                        conn.executemany("DELETE FROM events WHERE rowid = ?", ids)
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise SinkError(f"pruning {self.path} failed after {removed} events: "
+                                    f"{exc}") from None
+                removed += len(ids)
+                if not ids:
+                    break
+            if removed:
+                self._wrote = True
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    if self._wrote:
+                        self._conn.execute("PRAGMA optimize")
+                except sqlite3.Error:
+                    pass
+                self._conn.close()
+                self._conn = None
+                self._ready = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _dt_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // _MS
+
+
+def _key(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else str(value)
+    return str(value)

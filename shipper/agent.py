@@ -1,0 +1,252 @@
+"""The agent's main loop: poll inputs, batch, push, confirm, remember.
+
+Single-threaded apart from the syslog listener: reading, encoding and pushing alternate, so a
+batch's offsets are stored right after the broker confirmed it (at most that one batch is sent
+again after a crash) and memory holds at most one batch plus the inputs' small buffers.
+
+* **Batches** are bounded by ``batch_lines`` and by time (``batch_wait`` once the inputs have
+  nothing more right now).
+* **Backpressure**: RPUSH returns the list length; above ``high_water`` reading pauses (nothing is
+  dropped, files simply wait) until the length is below ``low_water``.
+* **Broker down**: the batch is retried with exponential backoff and jitter; offsets stay where
+  they are; one log line when it goes down, one when it is back.
+* **SIGTERM/SIGINT**: stop reading, push what is held (for up to ``shutdown_timeout`` seconds if
+  the broker is down), save the registry, exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+from common.broker import redact
+from common.errors import BrokerError
+from shipper.inputs.base import Chunk, Context, Input, input_class
+from shipper.registry import Registry
+from shipper.sender import BrokerUnavailable, Sender
+from shipper.status import status_path, write_status
+
+STATUS_EVERY = 2.0
+IDLE_MIN, IDLE_MAX = 0.005, 0.25
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 30.0
+
+
+class Batch:
+    def __init__(self):
+        self.values: list[bytes] = []
+        self.chunks: list[Chunk] = []
+        self.started = 0.0
+
+    def add(self, chunks: list[Chunk], now: float) -> int:
+        n = 0
+        for c in chunks:
+            if not self.chunks:
+                self.started = now
+            self.chunks.append(c)
+            if c.values:
+                self.values.extend(c.values)
+                n += len(c.values)
+        return n
+
+    def __bool__(self) -> bool:
+        return bool(self.chunks)
+
+
+class Agent:
+    def __init__(self, config, url: str, log, key: str):
+        self.cfg = config
+        self.log = log
+        self.url = url
+        self.key = key
+        self.registry = Registry(config.registry, fsync=config.fsync, log=log)
+        self.sender = Sender(url, key)
+        self.ctx = Context(host=config.host, registry=self.registry, log=log, once=config.once)
+        self.inputs: list[Input] = []
+        self.stopping = False
+        self.stop_time = 0.0
+        self.paused = False
+        self.broker_down_since: float | None = None
+        self.list_length = 0
+        self.lines = 0
+        self.bytes = 0
+        self._rate_mark = (time.monotonic(), 0, 0)
+        self.rates = (0.0, 0.0)
+        self._next_status = 0.0
+        self._next_status_log = 0.0
+        self._status_file = status_path(self.registry.path)
+
+    # -- signals --------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stop_time = time.monotonic()
+            self.log.info("stopping", signal=signal.Signals(signum).name)
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+    # -- main -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.registry.lock()
+        try:
+            self.registry.load()
+            self._start_inputs()
+            self.log.info("started", broker=redact(self.url), list=self.key, host=self.cfg.host,
+                          inputs=len(self.inputs), registry=str(self.registry.path))
+            self._loop()
+            return 0
+        finally:
+            for inp in self.inputs:
+                try:
+                    inp.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+            try:
+                self.registry.save()
+            finally:
+                self._write_status(time.monotonic())
+                self.registry.unlock()
+                self.sender.close()
+                for s, h in old.items():
+                    signal.signal(s, h)
+
+    def _start_inputs(self) -> None:
+        from shipper.inputs.file import FileInput, recover_and_prune
+
+        for spec in self.cfg.inputs:
+            inp = input_class(spec.input, spec.where)(spec, self.ctx)
+            inp.start()
+            self.inputs.append(inp)
+        recover_and_prune([i for i in self.inputs if isinstance(i, FileInput)], self.registry,
+                          time.monotonic())
+
+    def _loop(self) -> None:
+        cfg = self.cfg
+        batch = Batch()
+        idle = IDLE_MIN
+        while not self.stopping:
+            now = time.monotonic()
+            if now >= self._next_status:
+                self._write_status(now)
+            if self.paused and not self._check_resume():
+                self._sleep(0.5)
+                continue
+            got = 0
+            for inp in self.inputs:
+                room = cfg.batch_lines - len(batch.values)
+                if room <= 0:
+                    break
+                got += batch.add(inp.poll(room, now), now)
+                got += batch.add(inp.expire(now), now)
+            full = len(batch.values) >= cfg.batch_lines
+            if batch and (full or (not got and now - batch.started >= cfg.batch_wait)
+                          or now - batch.started >= max(cfg.batch_wait, 1.0)):
+                if not self._send(batch):
+                    return
+                batch = Batch()
+            if not got:
+                if all(inp.done for inp in self.inputs) and not batch:
+                    break
+                self._sleep(idle)
+                idle = min(idle * 2, IDLE_MAX)
+            else:
+                idle = IDLE_MIN
+        # clean stop (signal, or every input done): send what is held
+        now = time.monotonic()
+        for inp in self.inputs:
+            batch.add(inp.flush(now), now)
+        if batch:
+            self._send(batch)
+        self.log.info("stopped", lines=self.lines, bytes=self.bytes)
+
+    def _send(self, batch: Batch) -> bool:
+        """Push until confirmed, then run the acks and save the registry. False: gave up
+        (stopping while the broker is down; offsets were not moved)."""
+        delay = BACKOFF_MIN
+        while True:
+            try:
+                if batch.values:
+                    self.list_length = self.sender.push(batch.values)
+                break
+            except BrokerUnavailable as exc:
+                now = time.monotonic()
+                if self.broker_down_since is None:
+                    self.broker_down_since = now
+                    self.log.warning("broker_down", broker=redact(self.url), error=str(exc)[:200],
+                                     held_lines=len(batch.values),
+                                     action="retrying with backoff; offsets held")
+                    self._write_status(now)
+                if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
+                    self.log.warning("gave_up_on_shutdown", held_lines=len(batch.values),
+                                     effect="file lines are read again at the next start")
+                    return False
+                self._sleep(delay * random.uniform(0.5, 1.5))
+                if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
+                    continue
+                delay = min(delay * 2, BACKOFF_MAX)
+        if self.broker_down_since is not None:
+            self.log.info("broker_up", broker=redact(self.url),
+                          down_for=round(time.monotonic() - self.broker_down_since, 1))
+            self.broker_down_since = None
+        for chunk in batch.chunks:
+            self.lines += len(chunk.values)
+            self.bytes += chunk.nbytes
+            if chunk.ack is not None:
+                chunk.ack()
+        self.registry.save()
+        hw = self.cfg.high_water
+        if hw and self.list_length >= hw and not self.paused:
+            self.paused = True
+            self.log.warning("backpressure_pause", list_length=self.list_length, high_water=hw,
+                             low_water=self.cfg.low_water)
+            self._write_status(time.monotonic())
+        return True
+
+    def _check_resume(self) -> bool:
+        try:
+            self.list_length = self.sender.length()
+        except BrokerUnavailable:
+            return False
+        if self.list_length < self.cfg.low_water:
+            self.paused = False
+            self.log.info("backpressure_resume", list_length=self.list_length)
+            return True
+        return False
+
+    # -- status ---------------------------------------------------------------------------------
+    def _write_status(self, now: float) -> None:
+        self._next_status = now + STATUS_EVERY
+        t0, l0, b0 = self._rate_mark
+        if now - t0 >= 1.0:
+            self.rates = ((self.lines - l0) / (now - t0), (self.bytes - b0) / (now - t0))
+            self._rate_mark = (now, self.lines, self.bytes)
+        sources = []
+        for inp in self.inputs:
+            sources.extend(inp.status())
+        write_status(self._status_file, {
+            "pid": os.getpid(), "host": self.cfg.host, "updated": time.time(),
+            "broker": "down" if self.broker_down_since is not None else "up",
+            "broker_url": redact(self.url), "list": self.key, "paused": self.paused,
+            "list_length": self.list_length,
+            "totals": {"lines": self.lines, "bytes": self.bytes,
+                       "lines_per_s": round(self.rates[0], 1),
+                       "bytes_per_s": round(self.rates[1], 1)},
+            "sources": sources,
+        })
+        si = self.cfg.status_interval
+        if si and now >= self._next_status_log:
+            self._next_status_log = now + si
+            lag = sum(s.get("lag", 0) or 0 for s in sources)
+            self.log.info("status", lines=self.lines, bytes=self.bytes,
+                          lines_per_s=round(self.rates[0]), lag_bytes=lag,
+                          sources=len(sources), list_length=self.list_length,
+                          broker="down" if self.broker_down_since is not None else "up",
+                          paused=self.paused)

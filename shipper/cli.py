@@ -1,0 +1,146 @@
+"""``logpipe ship``: tail files, stdin or a syslog port and push records onto the broker.
+
+Imports only the base dependencies (redis, orjson, typer, rich, stdlib): nothing from the indexer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from common.errors import ConfigError
+
+app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def default_registry() -> Path:
+    from common.config import home
+    return home() / "shipper" / "registry.json"
+
+
+def _fields(values: list[str]) -> dict:
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise ConfigError(f"--field {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def _addr(value: str, proto: str) -> str:
+    return value if "://" in value else f"{proto}://{value if ':' in value else '0.0.0.0:' + value}"
+
+
+@app.command(no_args_is_help=False)
+def ship(
+    paths: Optional[List[str]] = typer.Argument(
+        None, help="Files or globs to follow ('-' for stdin). New matching files are picked up."),
+    redis_url: Optional[str] = typer.Option(
+        None, "--redis", help="Broker URL (else $LOGPIPE_REDIS_URL, else the one `logpipe up` "
+                              "started)."),
+    list_key: Optional[str] = typer.Option(None, "--list", help="Raw list key [logpipe:raw]."),
+    rtype: Optional[str] = typer.Option(None, "--type", help="Record type, e.g. mail, syslog."),
+    once: bool = typer.Option(False, "--once", help="Read to the end of the inputs and exit."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Shipper TOML config file."),
+    registry: Optional[Path] = typer.Option(None, "--registry", help="Offset registry file."),
+    host: Optional[str] = typer.Option(None, "--host", help="Host name on the records."),
+    field: List[str] = typer.Option([], "--field", help="Static field KEY=VALUE (repeatable)."),
+    exclude: List[str] = typer.Option([], "--exclude", help="Glob of files to skip."),
+    multiline_pattern: Optional[str] = typer.Option(
+        None, "--multiline-pattern", help="Regex marking continuation lines (e.g. '^\\s')."),
+    multiline_negate: bool = typer.Option(False, "--multiline-negate"),
+    multiline_match: str = typer.Option("after", "--multiline-match", help="after | before"),
+    multiline_timeout: float = typer.Option(5.0, "--multiline-timeout"),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes",
+                                            help="Cut longer lines (tag 'truncated')."),
+    keep_empty: bool = typer.Option(False, "--keep-empty", help="Ship empty lines too."),
+    syslog_udp: List[str] = typer.Option([], "--syslog-udp", help="Listen for syslog on "
+                                         "[HOST:]PORT over UDP (repeatable)."),
+    syslog_tcp: List[str] = typer.Option([], "--syslog-tcp", help="Listen for syslog on "
+                                         "[HOST:]PORT over TCP (repeatable)."),
+    batch_lines: Optional[int] = typer.Option(None, "--batch-lines", help="Records per batch."),
+    batch_wait: Optional[float] = typer.Option(None, "--batch-wait"),
+    high_water: Optional[int] = typer.Option(None, "--high-water",
+                                             help="Pause above this list length (0: never)."),
+    low_water: Optional[int] = typer.Option(None, "--low-water", help="Resume below this."),
+    status: bool = typer.Option(False, "--status", help="Show the agent's state and exit."),
+    status_interval: Optional[float] = typer.Option(
+        None, "--status-interval", help="Log a status line every N seconds."),
+    no_fsync: bool = typer.Option(False, "--no-fsync", help="Skip fsync on registry saves."),
+    log_level: Optional[str] = typer.Option(None, "--log-level"),
+) -> None:
+    """Tail files, stdin or syslog and push one record per line onto the broker."""
+    from shipper.config import InputSpec, ShipperConfig, load_config, validate_input
+    from shipper.multiline import MultilineSpec
+
+    cfg = load_config(config) if config else ShipperConfig()
+    if registry:
+        cfg.registry = registry
+    cfg.registry = Path(cfg.registry or default_registry()).expanduser().absolute()
+    if status:
+        from shipper.status import collect, render
+        render(collect(cfg.registry))
+        return
+    for name, value in (("redis", redis_url), ("list_key", list_key), ("host", host),
+                        ("batch_lines", batch_lines), ("batch_wait", batch_wait),
+                        ("high_water", high_water), ("low_water", low_water),
+                        ("status_interval", status_interval), ("log_level", log_level)):
+        if value is not None:
+            setattr(cfg, name, value)
+    if high_water is not None and low_water is None and high_water:
+        cfg.low_water = min(cfg.low_water, high_water // 2)
+    if no_fsync:
+        cfg.fsync = False
+    cfg.once = once
+    ml = None
+    if multiline_pattern:
+        ml = MultilineSpec(multiline_pattern, multiline_negate, multiline_match,
+                           timeout=multiline_timeout).validate("--multiline")
+    common = dict(type=rtype or "", fields=_fields(field), multiline=ml, keep_empty=keep_empty)
+    if max_bytes is not None:
+        common["max_bytes"] = max_bytes
+    paths = list(paths or [])
+    files = [p for p in paths if p != "-"]
+    if files:
+        spec = InputSpec(input="file", paths=files, exclude=list(exclude),
+                         where="command line", **common)
+        validate_input(spec)
+        cfg.inputs.append(spec)
+    if "-" in paths:
+        cfg.inputs.append(InputSpec(input="stdin", where="stdin", **common))
+    listen = [_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp]
+    if listen:
+        cfg.inputs.append(InputSpec(input="syslog", listen=listen, where="--syslog",
+                                    **{**common, "type": rtype or "syslog"}))
+    if not cfg.inputs:
+        raise ConfigError("nothing to ship: give files or globs, '-' for stdin, --syslog-udp/"
+                          "--syslog-tcp, or --config FILE with [[input]] sections")
+    cfg.validate(str(config) if config else None)
+    if once and any(i.input == "syslog" for i in cfg.inputs):
+        raise ConfigError("--once cannot be used with a syslog listener (it never ends)")
+
+    from common.broker import Keys
+    from common.config import resolve_redis_url
+    from shipper.agent import Agent
+    from shipper.log import Log
+
+    url = resolve_redis_url(cfg.redis)
+    key = cfg.list_key or Keys().raw
+    log = Log(level=cfg.log_level)
+    code = Agent(cfg, url, log, key).run()
+    if code:
+        raise typer.Exit(code)
+
+
+def main() -> None:
+    from common.cli import main as root_main
+    sys.exit(root_main(["ship", *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""The same queries on both stores, loaded with the same real corpus, give the same hits.
+
+The embedded store is checked always, against a plain-Python evaluation of the documented query
+semantics; Elasticsearch (the ``es_url`` node) is checked against the embedded store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime, timezone
+
+import pytest
+from functools import lru_cache
+
+from indexer.search import query as Q
+from indexer.sinks.base import Event, SearchRequest, Status
+from indexer.sinks.sqlite import SqliteSink, timestamp_ms
+from tests.conftest import corpus_file
+
+CORPUS = ["mail_extra.log", "postfix.log", "sendmail-reject.log", "sendmail-auth.log",
+          "dovecot.log", "sshd.log", "exim.log", "linux.log", "openssh.log"]
+YEAR = 2026
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_SYSLOG = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d) "
+                     r"(?P<logsource>\S+) (?P<program>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: "
+                     r"(?P<rest>.*)$")
+_QID = re.compile(r"^(?P<qid>[0-9A-Za-z]{8,16}): (?P<kv>.*)$")
+_KV = re.compile(r"(?:^|, )(?P<k>[a-z]+)=(?P<v>[^,]*)")
+_KEEP = {"from", "to", "ctladdr", "delay", "xdelay", "mailer", "pri", "dsn", "size", "class",
+         "nrcpts", "msgid", "proto", "daemon", "relay", "stat", "status", "ruleset", "arg1",
+         "reject", "user", "rip"}
+_INTS = {"size", "nrcpts", "pid"}
+
+
+def _valid_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def corpus_events() -> list[Event]:
+    """Events parsed from real log lines: a syslog header, a queue id, key=value fields."""
+    events = []
+    for name in CORPUS:
+        path = corpus_file(name)
+        kind = "syslog" if name in ("sshd.log", "linux.log", "openssh.log") else "mail"
+        fallback = datetime(YEAR, 12, 1, tzinfo=timezone.utc).timestamp()
+        for offset, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            doc: dict = {"message": line, "path": f"/var/log/{name}", "type": kind,
+                         "tags": ["corpus", name.split(".")[0]], "offset": offset}
+            m = _SYSLOG.match(line)
+            if m:
+                hh, mm, ss = map(int, m["time"].split(":"))
+                when = datetime(YEAR, _MONTHS[m["mon"]], int(m["day"]), hh, mm, ss,
+                                tzinfo=timezone.utc)
+                doc["host"] = m["logsource"]
+                doc["logsource"] = m["logsource"]
+                doc["program"] = m["program"]
+                if m["pid"]:
+                    doc["pid"] = m["pid"]
+                q = _QID.match(m["rest"])
+                if q:
+                    doc["qid"] = q["qid"]
+                    for kv in _KV.finditer(q["kv"]):
+                        key, value = kv["k"], kv["v"].strip()
+                        if key in _KEEP and value and key not in doc:
+                            doc[key] = value
+                    relay = doc.get("relay", "")
+                    ip = re.search(r"\[([0-9a-fA-F.:]+)\]", relay)
+                    if ip and _valid_ip(ip[1]):
+                        doc["relayip"] = ip[1]
+                    if relay:
+                        doc["relay"] = relay.split(" ")[0].rstrip(".") or relay
+                    if "rip" in doc and not _valid_ip(doc["rip"]):
+                        del doc["rip"]
+            else:
+                when = datetime.fromtimestamp(fallback + offset, timezone.utc)
+                doc["host"] = "unknown"
+            for key in _INTS:
+                if key in doc and str(doc[key]).isdigit():
+                    doc[key] = int(doc[key])
+                else:
+                    doc.pop(key, None)
+            doc["@timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            events.append(Event(f"{name}:{offset}", doc))
+    return events
+
+
+# ------------------------------------------------------------------ the reference semantics
+
+def _values(event: Event, field: str) -> list:
+    if field == "_id":
+        return [event.id]
+    value = event.doc.get(Q.TEXT_FIELD if field == Q.TEXT_KEYWORD else field)
+    if value is None:
+        return []
+    return [v for v in value if v is not None] if isinstance(value, list) else [value]
+
+
+@lru_cache(maxsize=None)
+def _tokens(message: str) -> tuple:
+    return tuple(Q.analyze(message))
+
+
+def _glob_regex(pattern: Q.Pattern) -> re.Pattern:
+    parts = []
+    for p in pattern.parts:
+        parts.append(re.escape(p[1]) if p[0] == "lit" else (".*" if p[0] == "*" else "."))
+    return re.compile("".join(parts), re.S)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _in_range(v, q: Q.Range) -> bool:
+    if _num(v):
+        lo = Q.numeric(q.low) if q.low is not None else None
+        hi = Q.numeric(q.high) if q.high is not None else None
+        if (q.low is not None and lo is None) or (q.high is not None and hi is None):
+            return False
+    elif isinstance(v, str):
+        lo, hi = q.low, q.high
+    else:
+        return False
+    if lo is not None and (v < lo or (v == lo and not q.include_low)):
+        return False
+    if hi is not None and (v > hi or (v == hi and not q.include_high)):
+        return False
+    return True
+
+
+def matches(q, event: Event) -> bool:
+    """The documented semantics of :mod:`indexer.search.query`, evaluated in plain Python."""
+    if isinstance(q, Q.All):
+        return True
+    if isinstance(q, Q.Nothing):
+        return False
+    if isinstance(q, Q.And):
+        return all(matches(i, event) for i in q.items)
+    if isinstance(q, Q.Or):
+        return any(matches(i, event) for i in q.items)
+    if isinstance(q, Q.Not):
+        return not matches(q.item, event)
+    if isinstance(q, Q.Text):
+        tokens = _tokens(event.doc.get("message", ""))
+        n = len(q.tokens)
+        return any(tuple(tokens[i:i + n]) == q.tokens for i in range(len(tokens) - n + 1))
+    if isinstance(q, Q.TextWildcard):
+        rx = _glob_regex(q.pattern)
+        return any(rx.fullmatch(t) for t in _tokens(event.doc.get("message", "")))
+    if isinstance(q, Q.Term):
+        n = Q.numeric(q.value)
+        return any(v == q.value or (n is not None and _num(v) and v == n)
+                   for v in _values(event, q.field))
+    if isinstance(q, Q.Wildcard):
+        rx = _glob_regex(q.pattern)
+        return any(rx.fullmatch(str(v)) for v in _values(event, q.field))
+    if isinstance(q, Q.Exists):
+        return bool(_values(event, q.field))
+    if isinstance(q, Q.Range):
+        return any(_in_range(v, q) for v in _values(event, q.field))
+    if isinstance(q, Q.TimeRange):
+        ts = timestamp_ms(event.doc.get("@timestamp"))
+        return ts is not None and (q.start is None or ts >= q.start) and \
+            (q.end is None or ts < q.end)
+    raise TypeError(q)
+
+
+# ------------------------------------------------------------------ the query set
+
+QUERIES = [
+    "*",
+    "program:sendmail",
+    "program:sendmail AND qid:j06*",
+    "qid:j061bW9V000809",
+    "qid:J061BW9V000809",                       # keyword terms are case-sensitive
+    "stat:Sent*",
+    r"stat:Sent\ \(Queued*",                     # escaped space and parenthesis
+    '"stat=Sent"',
+    "sent",
+    "SENT",                                     # full text is case-insensitive
+    '"Message accepted for delivery"',
+    '"accepted message"',
+    "mx.develooper.com",
+    "develooper",                               # one token for ES: mx.develooper.com
+    "relay:localhost",
+    "NOT relay:localhost",
+    "program:sendmail AND NOT _exists_:relay",
+    "_exists_:relayip",
+    "relayip:127.0.0.1",
+    "size:[2000 TO *]",
+    "size:{2039 TO 2262]",
+    "size:<2040",
+    "size:>=4000",
+    "size:2039",
+    "nrcpts:[1 TO 1]",
+    "pid:[400 TO 1000}",
+    "program:(sendmail OR postfix*)",
+    "program:postfix/*",
+    'from:"<maddingue@jupiter.maddingue.net>"',
+    "to:*perl.org*",
+    "to:*PERL.ORG*",
+    "(stat:Sent* OR stat:Deferred*) AND host:Jupiter",
+    "qid:j061* -stat:Sent*",
+    "user unknown",
+    '"user unknown"',
+    "reject*",
+    "*ject*",
+    "auth* failure",
+    "authentication OR refused",
+    "failure AND NOT sshd",
+    "@timestamp:[2026-01-06 TO 2026-01-06T12:00}",
+    "@timestamp:2026-01-06",
+    "@timestamp:[* TO 2026-01-05]",
+    "@timestamp:{2026-02-20T04:05:39 TO *]",
+    "tags:postfix",
+    "tags:(sshd OR dovecot) AND Failed",
+    "type:syslog AND invalid user",
+    "message:Sent",
+    "message:sen?",
+    "127.0.0.1",
+    "host:unknown AND NOT program:*",
+    "dsn:2.0.0 AND mailer:esmtp",
+    "_id:mail_extra.log\\:8",
+    "msgid:*maddingue*",
+    "ctladdr:*",
+    "nosuchword",
+    "sshd AND dovecot",
+]
+
+TIME_WINDOWS = [
+    (None, None),
+    (datetime(2026, 1, 6, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc)),
+]
+
+
+@pytest.fixture(scope="module")
+def events():
+    return corpus_events()
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(events, tmp_path_factory):
+    sink = SqliteSink("sqlite:///" + str(tmp_path_factory.mktemp("equiv") / "events.db"))
+    sink.prepare()
+    outcomes = sink.write(events)
+    assert all(o.status is Status.INDEXED for o in outcomes), \
+        [o.reason for o in outcomes if o.status is not Status.INDEXED][:3]
+    yield sink
+    sink.close()
+
+
+def _ids(result) -> set[str]:
+    return {e["_id"] for e in result.events}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("query", QUERIES)
+def test_embedded_store_matches_the_documented_semantics(query, events, sqlite_store):
+    q = Q.compile_query(query)
+    for start, end in TIME_WINDOWS:
+        expected = {e.id for e in events if matches(q, e) and
+                    (start is None or timestamp_ms(e.doc["@timestamp"]) >= start.timestamp() * 1000)
+                    and (end is None or timestamp_ms(e.doc["@timestamp"]) < end.timestamp() * 1000)}
+        result = sqlite_store.search(SearchRequest(query=query, start=start, end=end,
+                                                   limit=len(events)))
+        assert result.total == len(expected), query
+        assert _ids(result) == expected, query
+
+
+def test_the_query_set_is_not_trivial(events):
+    """Most queries match something and none matches everything, so equal hits mean a lot."""
+    counts = {query: sum(matches(Q.compile_query(query), e) for e in events)
+              for query in QUERIES}
+    assert counts["*"] == len(events) > 1000
+    assert sum(1 for n in counts.values() if 0 < n < len(events)) >= len(QUERIES) - 7
+    assert counts["develooper"] == 0 and counts["mx.develooper.com"] > 0
+    assert counts["SENT"] == counts["sent"] > 0
+    assert counts["qid:J061BW9V000809"] == 0 and counts["qid:j061bW9V000809"] == 2
+
+
+# ------------------------------------------------------------------ Elasticsearch
+
+@pytest.fixture(scope="module")
+def es_store(es_url, events):
+    """The lead's ElasticsearchSink, loaded with the corpus; yields (sink, ids it accepted)."""
+    from elasticsearch import Elasticsearch
+
+    from indexer.sinks.elasticsearch import ElasticsearchSink
+
+    from tests.fixtures.elasticsearch import _clean
+
+    client = Elasticsearch(es_url, request_timeout=120)
+    _clean(client)
+    sink = ElasticsearchSink(es_url, index="logpipe-equiv-%Y.%m.%d", client=client)
+    sink.prepare()
+    outcomes = sink.write(events)
+    accepted = {e.id for e, o in zip(events, outcomes) if o.status is Status.INDEXED}
+    rejected = [o.reason for o in outcomes if o.status is not Status.INDEXED]
+    assert len(accepted) == len(events), rejected[:3]
+    sink.refresh()
+    yield sink
+    _clean(client)
+    client.close()
+
+
+@pytest.mark.integration
+def test_elasticsearch_and_the_embedded_store_give_the_same_hits(es_store, sqlite_store,
+                                                                  events):
+    differences = []
+    for query in QUERIES:
+        for start, end in TIME_WINDOWS:
+            request = SearchRequest(query=query, start=start, end=end, limit=len(events))
+            es = es_store.search(request)
+            lite = sqlite_store.search(request)
+            if es.total != lite.total or _ids(es) != _ids(lite):
+                differences.append((query, start, es.total, lite.total,
+                                    sorted(_ids(es) ^ _ids(lite))[:5]))
+            # newest first on both; equal timestamps may come in any order
+            assert [e["@timestamp"] for e in es.events] == \
+                   [e["@timestamp"] for e in lite.events], query
+            # ascending, limited
+            request = SearchRequest(query=query, start=start, end=end, limit=7, order="asc")
+            assert [e["@timestamp"] for e in es_store.search(request).events] == \
+                   [e["@timestamp"] for e in sqlite_store.search(request).events], query
+    assert not differences, differences
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("query,interval", [("*", "1d"), ("program:sendmail", "1h"),
+                                            ("failure OR failed", "7d"), ("sent", "30m"),
+                                            ("nosuchword", "1h")])
+def test_histograms_agree(es_store, sqlite_store, query, interval):
+    request = SearchRequest(query=query)
+    lite = sqlite_store.histogram(request, interval)
+    assert lite == es_store.histogram(request, interval)
+    assert sum(n for _, n in lite) == sqlite_store.search(request).total
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("query,field", [("*", "program"), ("*", "host"), ("*", "tags"),
+                                         ("program:sendmail", "relay"), ("*", "stat"),
+                                         ("*", "size"), ("*", "nrcpts"),
+                                         ("_exists_:qid", "qid"), ("nosuchword", "host")])
+def test_top_values_agree(es_store, sqlite_store, query, field):
+    request = SearchRequest(query=query)
+    lite = sqlite_store.top(request, field, 8)
+    assert lite == es_store.top(request, field, 8)
+    if query != "nosuchword":
+        assert lite and lite[0][1] >= lite[-1][1]
+
+
+@pytest.mark.integration
+def test_bad_queries_fail_the_same_way_on_both(es_store, sqlite_store):
+    from common.errors import QueryError
+
+    for query in ["a AND (b", "foo~", '"a b"~2', "/regex/", "message:[a TO b]", "size:"]:
+        for store in (es_store, sqlite_store):
+            with pytest.raises(QueryError):
+                store.search(SearchRequest(query=query))
+
