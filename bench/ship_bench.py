@@ -78,14 +78,39 @@ def floor_resp(url: str, lines: list[bytes], chunk: int = 5000) -> float:
     return len(lines) / dt
 
 
-def run_agent(args: list[str], env: dict) -> tuple[int, float, int]:
+def vm_hwm(pid: int) -> int:
+    """VmHWM (peak RSS, KiB) of a live process; 0 once it is gone. (wait4's ru_maxrss is no
+    use here: after fork+exec it still counts the parent's memory.)"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def agent_peak(registry: Path, sampled: int) -> int:
+    """The agent writes its own VmHWM into its status file when it exits."""
+    import json
+    try:
+        st = json.loads(registry.with_name(registry.name + ".status.json").read_text())
+        return max(sampled, int(st.get("rss_peak_kb") or 0))
+    except (OSError, ValueError):
+        return sampled
+
+
+def run_agent(args: list[str], env: dict, registry: Path) -> tuple[int, float, int]:
     """(exit code, wall seconds, peak RSS in KiB) of one agent run."""
     t = time.perf_counter()
-    proc = subprocess.Popen([LOGPIPE, "ship", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.perf_counter() - t, usage.ru_maxrss
+    proc = subprocess.Popen([LOGPIPE, "ship", "--registry", str(registry), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, vm_hwm(proc.pid))
+        time.sleep(0.05)
+    return proc.returncode, time.perf_counter() - t, agent_peak(registry, peak)
 
 
 def main() -> int:
@@ -106,8 +131,8 @@ def main() -> int:
         f_resp = floor_resp(server.url, lines)
         del lines
         env = {**os.environ, "LOGPIPE_HOME": str(tmp / "home"), "LOGPIPE_REDIS_URL": server.url}
-        code, dt, rss = run_agent(["--once", "--high-water", "0", "--registry",
-                                   str(tmp / "reg1.json"), str(big)], env)
+        code, dt, rss = run_agent(["--once", "--high-water", "0", str(big)], env,
+                                  tmp / "reg1.json")
         pushed = client.llen(KEY)
         assert code == 0 and pushed == a.lines, (code, pushed)
         rate = a.lines / dt
@@ -123,13 +148,16 @@ def main() -> int:
                                  str(d / "*.log")], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
+        peak = 0
         while client.llen(KEY) < total and time.monotonic() < deadline:
-            time.sleep(0.2)
+            peak = max(peak, vm_hwm(proc.pid))
+            time.sleep(0.1)
         follow_ok = client.llen(KEY) == total
         time.sleep(1.0)  # a few idle polls of all files
+        peak = max(peak, vm_hwm(proc.pid))
         proc.send_signal(signal.SIGTERM)
-        _, status, usage = os.wait4(proc.pid, 0)
-        follow_rss = usage.ru_maxrss
+        proc.wait(30)
+        follow_rss = agent_peak(tmp / "reg2.json", peak)
         client.close()
 
     mb = size / 1e6

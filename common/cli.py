@@ -10,6 +10,7 @@ import importlib
 import sys
 
 import click
+import typer
 import typer.main
 
 from common.errors import LogpipeError
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"logpipe: error: {exc}", err=True)
         return 2
     except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except typer.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()

@@ -132,7 +132,8 @@ def _mail(rng: _Rand, clock: _Clock) -> Iterator[str]:
         sender = _addr(rng)
         if rng.random() < 0.3:
             clock.tick()
-            yield f"{clock.syslog()}{base}STARTTLS=server, relay={peer}, version=TLSv1/SSLv3, " \
+            yield f"{clock.syslog()}{base}STARTTLS=server, relay={rng.pick(_MX)} [{peer_ip}], " \
+                  f"version=TLSv1/SSLv3, " \
                   f"verify=NO, cipher={rng.pick(_CIPHERS)}, bits=256/256"
         clock.tick()
         size = rng.rint(600, 400000)

@@ -94,18 +94,23 @@ class Dispatcher:
                 continue
             if not self._due(batch_key, now):
                 continue
-            attempts = int(self.client.hincrby(self.attempts_key, batch_key, 1))
             error = _last_error(job) if job else "job missing (dispatcher or worker died)"
+            # Waiting for a store that is down is not the batch's fault: retry it for as long as
+            # the outage lasts (backoff capped at a minute) without using up its attempts.
+            store_down = "StoreUnavailable" in error
+            attempts = int(self.client.hincrby(self.attempts_key, batch_key,
+                                               0 if store_down else 1))
             if attempts > self.max_attempts:
                 self.dead_letter_batch(batch_key, f"gave up after {self.max_attempts} attempts: "
                                                   f"{error}")
                 result["dead_lettered_batches"] += 1
                 continue
-            log.warning("retrying batch=%s attempt=%d reason=%s", batch_key, attempts, error)
+            if not store_down:
+                log.warning("retrying batch=%s attempt=%d reason=%s", batch_key, attempts, error)
             if job is not None:
                 job.delete()
             self.client.hset(self.attempts_key + ":due", batch_key,
-                             now + min(2 ** attempts, 60))
+                             now + (30 if store_down else min(2 ** attempts, 60)))
             self.enqueue(batch_key)
             result["requeued"] += 1
         return result

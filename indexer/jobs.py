@@ -53,10 +53,19 @@ def _sink(url: str):
     sink = _sinks.get(url)
     if sink is None:
         from indexer.sinks import open_sink
-        sink = open_sink(url)
-        sink.prepare()
-        _sinks[url] = sink
+        sink = _sinks[url] = open_sink(url)
     return sink
+
+
+_prepared: set[int] = set()
+
+
+def _write(sink, events):
+    """Prepare the sink once per process (it may be down at first), then write."""
+    if id(sink) not in _prepared:
+        sink.prepare()
+        _prepared.add(id(sink))
+    return sink.write(events)
 
 
 def _pipeline(config_path: str | None):
@@ -120,7 +129,7 @@ class BatchProcessor:
         delay, deadline = 0.5, time.monotonic() + self.settings.store_wait
         while pending:
             try:
-                outcomes = self.sink.write([events[i] for i in pending])
+                outcomes = _write(self.sink, [events[i] for i in pending])
             except SinkError as exc:
                 if exc.permanent:
                     raise

@@ -20,11 +20,28 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
     from common.broker import connect
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    # RQ logs every failed job with a full traceback; a user-facing failure (the store is down)
+    # deserves one line, so RQ's own handler is replaced by one that says what happened.
+    logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     connection = connect(redis_url)
     worker = SimpleWorker([Queue(queue_name, connection=connection)], connection=connection,
                           worker_ttl=WORKER_TTL, log_job_description=False,
-                          job_monitoring_interval=10)
+                          job_monitoring_interval=10, exception_handlers=[_one_line],
+                          disable_default_exception_handler=True)
     worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+
+
+def _one_line(job, exc_type, exc_value, traceback) -> bool:
+    from common.console import emit
+    from common.errors import LogpipeError
+
+    if isinstance(exc_value, LogpipeError):
+        emit("batch_failed", job=job.id, error=str(exc_value)[:300])
+    else:  # a bug: keep the traceback in the log
+        logging.getLogger("logpipe.worker").error("job %s failed", job.id,
+                                                  exc_info=(exc_type, exc_value, traceback))
+    return False
 
 
 if __name__ == "__main__":

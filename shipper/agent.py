@@ -33,6 +33,18 @@ IDLE_MIN, IDLE_MAX = 0.005, 0.25
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 30.0
 
 
+def _vm_hwm() -> int | None:
+    """Peak resident memory of this process in KiB (Linux)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class Batch:
     def __init__(self):
         self.values: list[bytes] = []
@@ -131,14 +143,20 @@ class Agent:
     def _loop(self) -> None:
         cfg = self.cfg
         batch = Batch()
+        inflight = None  # (batch, handle): written to the broker, replies not read yet
         idle = IDLE_MIN
         while not self.stopping:
             now = time.monotonic()
             if now >= self._next_status:
                 self._write_status(now)
-            if self.paused and not self._check_resume():
-                self._sleep(0.5)
-                continue
+            if self.paused:
+                if inflight is not None:
+                    if not self._complete(*inflight):
+                        return
+                    inflight = None
+                if not self._check_resume():
+                    self._sleep(0.5)
+                    continue
             got = 0
             for inp in self.inputs:
                 room = cfg.batch_lines - len(batch.values)
@@ -147,11 +165,22 @@ class Agent:
                 got += batch.add(inp.poll(room, now), now)
                 got += batch.add(inp.expire(now), now)
             full = len(batch.values) >= cfg.batch_lines
+            if inflight is not None and (full or not got):
+                # the previous batch must be confirmed before the next one goes out
+                if not self._complete(*inflight):
+                    return
+                inflight = None
             if batch and (full or (not got and now - batch.started >= cfg.batch_wait)
                           or now - batch.started >= max(cfg.batch_wait, 1.0)):
-                if not self._send(batch):
-                    return
+                if inflight is not None:
+                    if not self._complete(*inflight):
+                        return
+                    inflight = None
+                if self.paused:
+                    continue  # held until the list is below the low mark
+                inflight = (batch, self._start(batch))
                 batch = Batch()
+                continue
             if not got:
                 if all(inp.done for inp in self.inputs) and not batch:
                     break
@@ -160,12 +189,35 @@ class Agent:
             else:
                 idle = IDLE_MIN
         # clean stop (signal, or every input done): send what is held
+        if inflight is not None and not self._complete(*inflight):
+            return
         now = time.monotonic()
         for inp in self.inputs:
             batch.add(inp.flush(now), now)
         if batch:
             self._send(batch)
         self.log.info("stopped", lines=self.lines, bytes=self.bytes)
+
+    def _start(self, batch: Batch):
+        if not batch.values:
+            return "empty"
+        try:
+            return self.sender.start(batch.values)
+        except BrokerUnavailable:
+            return None  # _complete retries it
+
+    def _complete(self, batch: Batch, handle) -> bool:
+        if handle == "empty":
+            self._confirmed(batch)
+            return True
+        if handle is not None:
+            try:
+                self.list_length = self.sender.finish(handle)
+            except BrokerUnavailable:
+                return self._send(batch)
+            self._confirmed(batch)
+            return True
+        return self._send(batch)
 
     def _send(self, batch: Batch) -> bool:
         """Push until confirmed, then run the acks and save the registry. False: gave up
@@ -192,6 +244,11 @@ class Agent:
                 if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
                     continue
                 delay = min(delay * 2, BACKOFF_MAX)
+        self._confirmed(batch)
+        return True
+
+    def _confirmed(self, batch: Batch) -> None:
+        """The broker has every record of ``batch``: move offsets, save the registry."""
         if self.broker_down_since is not None:
             self.log.info("broker_up", broker=redact(self.url),
                           down_for=round(time.monotonic() - self.broker_down_since, 1))
@@ -208,7 +265,6 @@ class Agent:
             self.log.warning("backpressure_pause", list_length=self.list_length, high_water=hw,
                              low_water=self.cfg.low_water)
             self._write_status(time.monotonic())
-        return True
 
     def _check_resume(self) -> bool:
         try:
@@ -239,6 +295,7 @@ class Agent:
             "totals": {"lines": self.lines, "bytes": self.bytes,
                        "lines_per_s": round(self.rates[0], 1),
                        "bytes_per_s": round(self.rates[1], 1)},
+            "rss_peak_kb": _vm_hwm(),
             "sources": sources,
         })
         si = self.cfg.status_interval

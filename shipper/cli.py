@@ -132,9 +132,7 @@ def ship(
     url = resolve_redis_url(cfg.redis)
     key = cfg.list_key or Keys().raw
     log = Log(level=cfg.log_level)
-    code = Agent(cfg, url, log, key).run()
-    if code:
-        raise typer.Exit(code)
+    Agent(cfg, url, log, key).run()
 
 
 def main() -> None:

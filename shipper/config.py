@@ -1,4 +1,4 @@
-"""Shipper settings: flags for the simple case, a TOML file (``--config``) for several inputs.
+r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for several inputs.
 
 ::
 

@@ -49,6 +49,11 @@ class Sender:
 
     def push(self, values: list[bytes]) -> int:
         """RPUSH every value; returns the list length. Raises BrokerUnavailable/BrokerError."""
+        return self.finish(self.start(values))
+
+    def start(self, values: list[bytes]):
+        """Write the batch and return without waiting for the replies (the agent builds the
+        next batch meanwhile); :meth:`finish` reads them."""
         payload, ncmd = self.pack(values)
         pool = self.client.connection_pool
         try:
@@ -57,6 +62,18 @@ class Sender:
             raise self._classify(exc) from None
         try:
             conn.send_packed_command(payload, check_health=False)
+        except BaseException as exc:
+            conn.disconnect()
+            pool.release(conn)
+            if isinstance(exc, Exception):
+                raise self._classify(exc) from None
+            raise
+        return conn, ncmd
+
+    def finish(self, handle) -> int:
+        conn, ncmd = handle
+        pool = self.client.connection_pool
+        try:
             length = 0
             error = None
             for _ in range(ncmd):

@@ -81,6 +81,8 @@ def render(info: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 200), soft_wrap=True)
     agent = info["agent"]
     if not agent:
         console.print(f"no status file next to {info['registry']} (the agent never ran with it)")

@@ -310,8 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heap", default="512m")
     parser.add_argument("--log", type=Path, default=None, help="node log file (default: DATA_DIR/node.log)")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("--build-only", action="store_true",
+                        help="download and compile the launcher (cached in ~/.m2), then exit")
     args = parser.parse_args(argv)
     node = ElasticsearchNode(data_dir=args.data_dir, port=args.port, heap=args.heap, log_path=args.log)
+    if args.build_only:
+        try:
+            node.build()
+        except ServiceError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print("elasticsearch launcher built", file=sys.stderr)
+        return 0
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:

@@ -62,8 +62,10 @@ class Compiled:
 
     expr: str
     pattern: str                      # translated regex text
-    regex: object                     # compiled regex.Pattern
+    regex: object                     # compiled regex.Pattern (supports timeout=)
     captures: list[Capture] = field(default_factory=list)
+    fast: object = None               # the same pattern compiled by the stdlib's re, when it
+                                      # means exactly the same there (faster matching)
 
     @property
     def fields(self) -> list[str]:
@@ -328,7 +330,29 @@ def compile_grok(expr: str, library: Library, flags: int = regex.MULTILINE,
         what = f"bad regex in %{{{origin.name}}}" if origin.name else "bad regex"
         raise GrokError(f"{what}: {exc.msg}", origin.text, position, origin.path,
                         origin.line) from None
-    return Compiled(expr, text, compiled, t.captures)
+    return Compiled(expr, text, compiled, t.captures, _stdlib_compile(text, flags))
+
+
+# constructs whose meaning differs between the regex module and the stdlib's re (or that re
+# does not know): POSIX brackets, \p{..}, \X, \G, \K, branch reset, version flags
+_REGEX_ONLY = re.compile(r"\\[pPXGKmMN]|\(\?[|V]|\[:\^?[a-z]+:\]|\(\?[a-zA-Z-]*[bedfLrV]")
+
+
+def _stdlib_compile(text: str, flags: int):
+    """The stdlib's re compiles most translated grok patterns and matches them faster than the
+    regex module; None when the pattern uses anything re does not treat the same way."""
+    if _REGEX_ONLY.search(text):
+        return None
+    reflags = (re.MULTILINE if flags & regex.MULTILINE else 0) | \
+        (re.IGNORECASE if flags & regex.IGNORECASE else 0) | \
+        (re.DOTALL if flags & regex.DOTALL else 0) | (re.VERBOSE if flags & regex.VERBOSE else 0)
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return re.compile(text, reflags)
+    except (re.error, Warning, RecursionError, OverflowError):
+        return None
 
 
 # --- prefilter: literals a line must contain for a pattern to have a chance -------------------

@@ -18,6 +18,7 @@ keep it fast without changing that rule:
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -57,35 +58,41 @@ class _Timeout(Exception):
     pass
 
 
+# Shared state of the watchdog: [calls so far, the count seen at the last tick, main thread id]
+_ST = [0, -1, threading.main_thread().ident]
+_MATCH_CODES: set = set()   # code objects of the match functions a tick may interrupt
+
+
 class _Watchdog:
-    """A process-wide CPU-time ticker; a line that spans two ticks is abandoned."""
+    """A process-wide CPU-time ticker; a match call still running at two ticks is abandoned.
+
+    Each match call bumps a counter; the tick handler raises only when the interrupted frame is
+    one of the match functions and the counter has not moved since the previous tick, i.e. the
+    same call has been running for a whole interval. Anywhere else a tick does nothing."""
 
     def __init__(self):
-        self.seq = 0
-        self.last = -1
-        self.active = False
         self.armed = False
         self.failed = False
         self.interval = 0.0
-        self.main = threading.main_thread().ident
 
-    def _tick(self, signum, frame):
-        if self.active:
-            if self.seq == self.last:
-                self.last = -1
+    @staticmethod
+    def _tick(signum, frame):
+        seq = _ST[0]
+        if frame is not None and frame.f_code in _MATCH_CODES:
+            if seq == _ST[1]:
+                _ST[1] = -1
                 raise _Timeout()
-            self.last = self.seq
+            _ST[1] = seq
         else:
-            self.last = -1
+            _ST[1] = -1
 
     def arm(self, budget: float) -> bool:
         """Start ticking at budget/2; False when this process cannot host the watchdog."""
         if self.armed and self.interval <= budget / 2:
             return True
         if self.failed or os.environ.get("LOGPIPE_GROK_WATCHDOG", "1") == "0":
-            self.failed = True
             return False
-        if threading.get_ident() != self.main or not hasattr(signal, "setitimer"):
+        if threading.get_ident() != _ST[2] or not hasattr(signal, "setitimer"):
             return False
         try:
             current = signal.getsignal(signal.SIGVTALRM)
@@ -101,26 +108,87 @@ class _Watchdog:
         self.armed = True
         return True
 
+    def disarm(self):
+        """Stop the ticker (at exit: once Python resets its handlers, a tick would kill us)."""
+        if self.armed:
+            try:
+                signal.setitimer(signal.ITIMER_VIRTUAL, 0, 0)
+            except (ValueError, OSError):
+                pass
+            self.armed = False
+
     def _after_fork(self):
-        # interval timers are not inherited by a forked child: re-arm on first use there
-        self.armed = False
-        self.active = False
-        self.main = threading.main_thread().ident
+        # a forked child does not inherit interval timers: restart ours there
+        _ST[2] = threading.get_ident()
+        _ST[1] = -1
+        if self.armed:
+            try:
+                signal.setitimer(signal.ITIMER_VIRTUAL, self.interval, self.interval)
+            except (ValueError, OSError):
+                self.armed = False
 
 
 _WATCHDOG = _Watchdog()
+atexit.register(_WATCHDOG.disarm)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_WATCHDOG._after_fork)
+
+
+def _build_single(search, fields, slow):
+    """match() for one pattern with plain captures: the hot path, kept small."""
+    get_ident = threading.get_ident
+    st = _ST
+
+    def match(line):
+        if get_ident() != st[2]:
+            return slow(line)
+        st[0] += 1
+        try:
+            m = search(line)
+            if m is None:
+                return None, [FAILURE]
+            return {f: v for f, v in zip(fields, m.groups()) if v is not None}, []
+        except _Timeout:
+            return None, [TIMEOUT]
+    _MATCH_CODES.add(match.__code__)
+    return match
+
+
+def _build_multi(entries, slow):
+    """match() for several patterns (with literal dispatch) or special captures."""
+    get_ident = threading.get_ident
+    st = _ST
+
+    def match(line):
+        if get_ident() != st[2]:
+            return slow(line)
+        st[0] += 1
+        try:
+            for search, extract, req in entries:
+                if req and not _has_all(line, req):
+                    continue
+                m = search(line)
+                if m is not None:
+                    return extract(m), []
+            return None, [FAILURE]
+        except _Timeout:
+            return None, [TIMEOUT]
+    _MATCH_CODES.add(match.__code__)
+    return match
+
+
+def _plain_captures(c: Compiled) -> bool:
+    fields = [cap.field for cap in c.captures]
+    return (c.regex.groups == len(fields) and len(set(fields)) == len(fields)
+            and not any(cap.conv for cap in c.captures))
 
 
 def _make_extract(c: Compiled):
     """A function m -> dict of non-empty captures, specialised for this pattern."""
     caps = c.captures
     fields = tuple(cap.field for cap in caps)
-    numbered = c.regex.groups != len(caps)   # kept numbered groups (pattern has backrefs)
-    dups = len(set(fields)) != len(fields)
     convs = tuple((cap.field, cap.conv) for cap in caps if cap.conv)
-    if not numbered and not dups and not convs:
+    if _plain_captures(c):
         def extract(m):
             return {f: v for f, v in zip(fields, m.groups()) if v is not None}
         return extract
@@ -191,11 +259,24 @@ class Matcher:
                     raise GrokError(str(exc), path=source, line=_locate(source, expr)) from None
                 raise
         use_prefilter = len(self.compiled) > 1 if prefilter is None else prefilter
-        self._entries = []
+        self._entries = []   # (search without time limit, extract, required literals)
+        self._slow = []      # the same with the regex module's search (accepts timeout=)
         for c in self.compiled:
             req = required_literals(c.pattern, c.regex.flags) if use_prefilter else []
-            self._entries.append((c.regex.search, _make_extract(c), tuple(req)))
-        self._watchdog = watchdog and self.timeout > 0
+            fast = c.fast.search if c.fast is not None else c.regex.search
+            self._entries.append((fast, _make_extract(c), tuple(req)))
+            self._slow.append((c.regex.search, self._entries[-1][1], tuple(req)))
+        self._match = self.match_with_timeout
+        if watchdog and self.timeout > 0 and _WATCHDOG.arm(self.timeout):
+            c0 = self.compiled[0] if len(self.compiled) == 1 else None
+            if c0 is not None and not self._entries[0][2] and _plain_captures(c0):
+                self._match = _build_single(self._entries[0][0],
+                                            tuple(cap.field for cap in c0.captures),
+                                            self.match_with_timeout)
+            else:
+                self._match = _build_multi(tuple(self._entries), self.match_with_timeout)
+        # bound directly on the instance: callers pay no extra method call
+        self.match = self._match
 
     def _validate_user_definitions(self) -> None:
         """Broken user definitions are reported at load time, even those no pattern uses."""
@@ -212,33 +293,13 @@ class Matcher:
 
     def match(self, line: str) -> tuple[dict | None, list[str]]:
         """(captures with typed values, tags); (None, ['_grokparsefailure' or '_groktimeout'])."""
-        wd = _WATCHDOG
-        if self._watchdog and (wd.armed or wd.arm(self.timeout)) \
-                and threading.get_ident() == wd.main:
-            try:
-                wd.seq += 1
-                wd.active = True
-                for search, extract, req in self._entries:
-                    if req and not _has_all(line, req):
-                        continue
-                    m = search(line)
-                    if m is not None:
-                        wd.active = False
-                        return extract(m), []
-                wd.active = False
-                return None, [FAILURE]
-            except _Timeout:
-                wd.active = False
-                return None, [TIMEOUT]
-            finally:
-                wd.active = False
-        return self.match_with_timeout(line)
+        return self._match(line)
 
     def match_with_timeout(self, line: str) -> tuple[dict | None, list[str]]:
         """The same, with regex's own per-search timeout (any thread)."""
         timeout = self.timeout if self.timeout > 0 else None
         try:
-            for search, extract, req in self._entries:
+            for search, extract, req in self._slow:
                 if req and not _has_all(line, req):
                     continue
                 m = search(line, timeout=timeout)
@@ -250,7 +311,7 @@ class Matcher:
 
     def match_index(self, line: str) -> tuple[int | None, dict | None]:
         """Which pattern matched (its index) and the captures; for the debugger."""
-        for i, (search, extract, req) in enumerate(self._entries):
+        for i, (search, extract, req) in enumerate(self._slow):
             if req and not _has_all(line, req):
                 continue
             try:

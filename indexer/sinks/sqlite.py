@@ -9,7 +9,7 @@ a confirmed write survives a power cut; ``normal`` is faster and survives a proc
 Layout::
 
     events(rowid, id UNIQUE, ts = @timestamp in epoch ms, host, type, program, qid, size, doc JSON)
-        indexes: id, ts, (host, ts), (type, ts), (program, ts), (qid, ts), size
+        indexes: id, ts, (host, ts), (program, ts), (qid, ts), size
     events_fts   FTS5 over the message's tokens (the Elasticsearch standard analyzer's rules,
                  computed in Python by indexer.search.query.analyze), rowid = events.rowid
     events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
@@ -53,12 +53,11 @@ _SCHEMA = [
     "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id)",
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
     "CREATE INDEX IF NOT EXISTS events_host_ts ON events(host, ts)",
-    "CREATE INDEX IF NOT EXISTS events_type_ts ON events(type, ts)",
     "CREATE INDEX IF NOT EXISTS events_program_ts ON events(program, ts)",
     "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts)",
     "CREATE INDEX IF NOT EXISTS events_size ON events(size)",
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_TABLE} USING fts5(
-        body, columnsize=0, tokenize="{_FTS_TOKENIZE}")""",
+        body, content='', columnsize=0, tokenize="{_FTS_TOKENIZE}")""",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_VOCAB} USING fts5vocab({Q.FTS_TABLE}, 'row')",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
@@ -153,6 +152,7 @@ class SqliteSink:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA cache_size = {-1024 * self.cache_mb}")
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA mmap_size = 1073741824")
         if not memory:
             self._set_wal(conn)
         self._conn = conn
@@ -182,6 +182,8 @@ class SqliteSink:
                     conn.execute(stmt)
                 conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
                              "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
+                conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
+                             "ON CONFLICT(key) DO NOTHING", (Q.ANALYZER_VERSION,))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -232,7 +234,7 @@ class SqliteSink:
                 outcomes[i] = Outcome(Status.REJECTED, f"not JSON-serialisable: {exc}")
                 continue
             message = doc.get("message")
-            body = " ".join(Q.analyze(message if isinstance(message, str) else str(message))) \
+            body = Q.fts_text(message if isinstance(message, str) else str(message)) \
                 if message is not None else ""
             seen.add(ev.id)
             rows.append((i, ev.id, ts, *[_scalar(doc.get(f)) for f in _PROMOTED], data, body))
@@ -344,31 +346,68 @@ class SqliteSink:
     # ---------------------------------------------------------------- retention
     def prune(self, older_than: datetime) -> int:
         """Delete events with @timestamp before ``older_than``, in small transactions so that
-        writers are never held up for long. Returns how many went."""
+        writers are never held up for long. Returns how many went.
+
+        The full-text index is contentless (it does not keep a second copy of every message):
+        removing a row means handing FTS5 the same text it indexed, which is recomputed from the
+        stored message. Should the analyzer have changed since the store was made, the index is
+        rebuilt from the stored messages instead."""
         cutoff = _dt_ms(older_than)
         removed = 0
         with self._lock:
             conn = self._reader()
+            row = conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
+            same_analyzer = row is not None and row[0] == Q.ANALYZER_VERSION
             while True:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    ids = [(r,) for (r,) in conn.execute(
-                        "SELECT rowid FROM events WHERE ts < ? LIMIT 20000", (cutoff,))]
-                    if ids:
-                        conn.executemany(f"DELETE FROM {Q.FTS_TABLE} WHERE rowid = ?", ids)
-                        conn.executemany("DELETE FROM events WHERE rowid = ?", ids)
+                    rows = conn.execute("SELECT rowid, json_extract(doc, '$.message') FROM "
+                                        "events WHERE ts < ? LIMIT 20000", (cutoff,)).fetchall()
+                    if rows and same_analyzer:
+                        conn.executemany(
+                            f"INSERT INTO {Q.FTS_TABLE}({Q.FTS_TABLE}, rowid, body) "
+                            "VALUES ('delete', ?, ?)",
+                            [(rid, Q.fts_text(m if isinstance(m, str) else str(m)))
+                             for rid, m in rows if m is not None])
+                    if rows:
+                        conn.executemany("DELETE FROM events WHERE rowid = ?",
+                                         [(rid,) for rid, _ in rows])
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise SinkError(f"pruning {self.path} failed after {removed} events: "
                                     f"{exc}") from None
-                removed += len(ids)
-                if not ids:
+                removed += len(rows)
+                if not rows:
                     break
+            if removed and not same_analyzer:
+                self._rebuild_fts(conn)
             if removed:
                 self._wrote = True
         return removed
+
+    def _rebuild_fts(self, conn: sqlite3.Connection) -> None:
+        """Re-index every stored message with the current analyzer."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"INSERT INTO {Q.FTS_TABLE}({Q.FTS_TABLE}) VALUES ('delete-all')")
+            cur = conn.execute("SELECT rowid, json_extract(doc, '$.message') FROM events "
+                               "WHERE json_extract(doc, '$.message') IS NOT NULL")
+            while True:
+                chunk = cur.fetchmany(10000)
+                if not chunk:
+                    break
+                conn.executemany(_INSERT_FTS, [(rid, Q.fts_text(str(m))) for rid, m in chunk])
+            conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         (Q.ANALYZER_VERSION,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise SinkError(f"rebuilding the full-text index of {self.path} failed: {exc}") \
+                from None
 
     def close(self) -> None:
         with self._lock:

@@ -82,6 +82,18 @@ class Reader:
             return None
         stream = self.stream
         before = stream.resume_offset
+        if self.eof and not stream.has_line:
+            # at the end last time: one fstat tells whether anything happened since; before
+            # reading new bytes, make sure the file was not truncated (copytruncate) meanwhile
+            st = os.fstat(self.fd)
+            self.size = st.st_size
+            verify, self.verify = self.verify, False
+            if st.st_size < stream.pos or ((verify or st.st_size > stream.pos)
+                                           and not self._same_head(st.st_size)):
+                return self._truncated(now, st)
+            if st.st_size == stream.pos:
+                return self._at_end(now, st)
+            self.eof = False
         if not stream.has_line or len(stream.buf) < READ_SIZE:
             try:
                 data = os.read(self.fd, READ_SIZE)
@@ -90,7 +102,6 @@ class Reader:
                 data = b""
             if data:
                 stream.feed(data)
-                self.eof = False
                 self.last_growth = now
             else:
                 self.eof = True
@@ -99,18 +110,9 @@ class Reader:
             return self._chunk(values, before)
         return None
 
-    def check(self, now: float) -> Chunk | None:
-        """At end of file: truncation, rotation, deletion, --once. Returns a final chunk."""
-        if not self.eof or self.finished or self.stream.has_line:
-            return None
-        st = os.fstat(self.fd)
-        self.size = st.st_size
-        verify, self.verify = self.verify, False
-        if st.st_size < self.stream.pos or (verify and not self._same_head(st.st_size)):
-            return self._truncated(now, st)
-        if st.st_size > self.stream.pos:
-            self.eof = False
-            return None
+    def _at_end(self, now: float, st) -> Chunk | None:
+        """Everything read: rotated or deleted files are released after ``rotate_grace``
+        seconds without growth (their unterminated last line is sent then); --once ends."""
         gone = self.rotated or st.st_nlink == 0
         if self.inp.ctx.once or (gone and now - self.last_growth >= self.inp.spec.rotate_grace):
             before = self.stream.resume_offset
@@ -149,6 +151,10 @@ class Reader:
             pass
 
     def status(self) -> dict:
+        try:
+            self.size = os.fstat(self.fd).st_size
+        except OSError:
+            pass
         return {"path": self.path, "id": self.key, "offset": self.acked, "size": self.size,
                 "lag": max(0, self.size - self.acked), "lines": self.lines, "bytes": self.bytes,
                 "state": "rotated" if self.rotated else ("eof" if self.eof else "reading")}
@@ -315,8 +321,6 @@ class FileInput(Input):
                 break
             reader = readers[(start + i) % n]
             chunk = reader.poll(max_lines, now)
-            if chunk is None:
-                chunk = reader.check(now)
             if chunk is not None:
                 out.append(chunk)
                 max_lines -= len(chunk.values)
@@ -325,10 +329,9 @@ class FileInput(Input):
 
     def _release(self) -> None:
         for ident, reader in list(self.readers.items()):
-            if reader.releasable:
+            if reader.releasable and reader.gone:  # (--once keeps finished files: no rescans)
                 reader.close()
-                if reader.gone:
-                    self.ctx.registry.remove(reader.key)
+                self.ctx.registry.remove(reader.key)
                 del self.readers[ident]
 
     def expire(self, now: float) -> list[Chunk]:

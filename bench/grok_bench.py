@@ -1,0 +1,159 @@
+"""Grok throughput: logpipe's Matcher against pygrok and against a bare regex loop.
+
+    .venv/bin/python bench/grok_bench.py [--seconds 1.5] [--lines 20000]
+
+Cases (lines from logpipe's generator, plus the matching ../shared/corpus files when present):
+
+* mail: the eleven patterns of the 2013 Logstash config (imported by ``import-logstash`` when the
+  seed is present, else the same expressions embedded below), tried in order;
+* syslog: ``%{SYSLOGLINE}``;
+* apache: ``%{COMBINEDAPACHELOG}``.
+
+Engines, on the same lines:
+
+* logpipe: ``Matcher.match`` (captures, types, tags, time budget);
+* pygrok: ``Grok(expr).match`` per pattern, tried in order (compiled once; pygrok's own bundled
+  pattern library);
+* bare: the compiled ``regex`` pattern's ``search()`` per pattern in order, results discarded --
+  the floor for a backtracking engine that tries patterns in turn (what pygrok does minus its
+  overhead);
+* bare-engine: the same loop over the engine logpipe actually runs (the stdlib's ``re`` for
+  patterns it treats identically, else ``regex``), for reference: what logpipe's captures,
+  types and dispatch cost on top of the search itself.
+
+Each engine runs over the lines for about ``--seconds`` in all, split in ``--rounds`` turns taken
+alternately with the other engines; its best turn counts. Ratios are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common.loggen import generate  # noqa: E402
+from indexer.grok.matcher import Matcher  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+
+# The eleven patterns of the 2013 config, for runs without ../shared (same text as imported).
+_B = r"%{SYSLOGTIMESTAMP:timestamp} (?:%{SYSLOGFACILITY} )?%{SYSLOGHOST:logsource} "
+_SM = _B + r"(?<program>(sendmail|sm-mta[^,\[]+))(?:\[%{POSINT:pid}\])?: "
+MAIL_PATTERNS = [
+    _SM + r"(?<qid>\S+): timeout waiting for input from %{IPORHOST:timeoutHost} .*",
+    _SM + r"(?<qid>\S+): Milter (\(?<milter>\S+\)| add|): (?<milterMsg>.*)",
+    _SM + r"(?<qid>\S+): <(?<unknownUser>\S+)>\.\.\. User unknown",
+    _SM + r"STARTTLS=(?<starttls>\S+), ((relay=%{IPORHOST:relay}( \[%{IPORHOST:relayip}\]( \(may be forged\))?)?|version=(?<version>\S+)|verify=%{DATA:verify}|cipher=(?<cipher>[^,]+)|bits=(?<bits>\S+))(, |$))*",
+    _SM + r"(?<qid>NOQUEUE): connect from (%{IPORHOST:host})?( ?\[%{IPORHOST:ip}\])?( ?\(may be forged\)?)?",
+    _SM + r"(?<qid>\S+): ((to=(?<to>[^,]+)|from=(?<from>[^,]+)|ctladdr=(?<ctladdr>[^,]+)|delay=(?<delay>(\d+\+)?\d+:\d+:\d+)|xdelay=(?<xdelay>\d+:\d+:\d+)|mailer=(?<mailer>[^,]+)|pri=(?<pri>[^,]+)|dsn=(<dsn>[^,]+)|size=(?<size>\d+)|class=(?<class>\d+)|nrcpts=(?<nrcpts>\d+)|msgid=(?<msgid>[^,]+)|proto=(?<proto>[^,]+)|daemon=(?<daemon>[^,]+)|bodytype=(?<bodytype>\S+)|relay=(%{IPORHOST:relay})?( ?\[%{IPORHOST:relayip}\])?( ?\(may be forged\)?)?|reject=(?<reject>.*)|stat=(?<stat>[^,]+)|ruleset=(?<ruleset>[^,]+)|arg1=(?<arg1>[^,]+))(, |$))*",
+    _B + r"(?<program>(dovecot))(?:\[%{POSINT:pid}\])?: imap-login: Login: user=<%{DATA:user}>, method=%{DATA:method}, rip=%{IPORHOST:rip}, lip=%{IPORHOST:lip}, mpid=%{INT:mpid}(, TLS)?, session=<%{DATA:session}>",
+    _B + r"(?<program>(dovecot))(?:\[%{POSINT:pid}\])?: imap\(%{DATA:user}\): (?<status>Disconnected: Logged out|Disconnected for inactivity) in=%{INT:in} out=%{INT:out}",
+    _B + r"(?<program>(opendkim))(?:\[%{POSINT:pid}\])?: (?<qid>\S+): (?<milterMsg>.*)",
+    _B + r"(?<program>(milter-greylist))(?:\[%{POSINT:pid}\])?: (?<qid>\S+): (?<milterMsg>.*)",
+    _B + r"(?<program>(MailScanner))(?:\[%{POSINT:pid}\])?: (?<mailScannerMsg>.*)",
+]
+
+
+def mail_patterns() -> list[str]:
+    seed = SHARED / "seed" / "logstash-maillog.conf"
+    if seed.exists():
+        from indexer.logstash_import import convert, parse_logstash
+        plugins, _ = parse_logstash(seed.read_text(encoding="utf-8"), str(seed))
+        doc, _ = convert(plugins, str(seed))
+        return doc["types"]["mail"]["patterns"]
+    return MAIL_PATTERNS
+
+
+def corpus(*names: str) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        p = SHARED / "corpus" / name
+        if p.exists():
+            out += [ln.rstrip("\n") for ln in p.open(encoding="utf-8", errors="replace")]
+    return out
+
+
+def rate(fn, lines: list[str], seconds: float) -> float:
+    """Lines per second of fn over the lines (in slices of 500, repeated) for about `seconds`."""
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    slices = [lines[i:i + 500] for i in range(0, len(lines), 500)]
+    for chunk in itertools.cycle(slices):
+        for line in chunk:
+            fn(line)
+        done += len(chunk)
+        if time.perf_counter() >= deadline:
+            break
+    return done / (time.perf_counter() - start)
+
+
+def engines(patterns: list[str]):
+    matcher = Matcher(patterns)
+    regexes = [c.regex.search for c in matcher.compiled]
+
+    def bare(line: str):
+        for search in regexes:
+            if search(line) is not None:
+                return
+
+    from pygrok import Grok
+    groks = [Grok(p).match for p in patterns]
+
+    def pygrok(line: str):
+        for g in groks:
+            r = g(line)
+            if r is not None:
+                return r
+        return None
+
+    fast = [(c.fast or c.regex).search for c in matcher.compiled]
+
+    def bare_engine(line: str):
+        for search in fast:
+            if search(line) is not None:
+                return
+
+    return {"logpipe": matcher.match, "pygrok": pygrok, "bare": bare, "bare-engine": bare_engine}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=1.5, help="time per engine and case")
+    ap.add_argument("--lines", type=int, default=20000, help="generated lines per case")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per engine (best one counts)")
+    args = ap.parse_args(argv)
+    cases = [
+        ("mail (11 seed patterns)", mail_patterns(),
+         list(generate("mail", args.lines, seed=1))
+         + corpus("mail_extra.log", "sendmail-auth.log", "sendmail-reject.log", "dovecot.log")),
+        ("syslog (SYSLOGLINE)", ["%{SYSLOGLINE}"],
+         list(generate("syslog", args.lines, seed=1)) + corpus("linux.log", "openssh.log")),
+        ("apache (COMBINEDAPACHELOG)", ["%{COMBINEDAPACHELOG}"],
+         list(generate("apache", args.lines, seed=1))),
+    ]
+    print(f"{'case':28} {'lines':>6} {'logpipe/s':>10} {'pygrok/s':>9} {'bare/s':>9} "
+          f"{'bare-eng/s':>10} {'vs pygrok':>9} {'vs bare':>8} {'vs bare-eng':>11}")
+    for name, patterns, lines in cases:
+        fns = engines(patterns)
+        # engines take turns in short rounds and keep their best round, so that load from
+        # other processes on a shared machine hits them all alike
+        got = {k: 0.0 for k in fns}
+        for _ in range(args.rounds):
+            for k, fn in fns.items():
+                got[k] = max(got[k], rate(fn, lines, args.seconds / args.rounds))
+        print(f"{name:28} {len(lines):6d} {got['logpipe']:10,.0f} {got['pygrok']:9,.0f} "
+              f"{got['bare']:9,.0f} {got['bare-engine']:10,.0f} "
+              f"{got['logpipe'] / got['pygrok']:8.2f}x {got['logpipe'] / got['bare']:7.2f}x "
+              f"{got['logpipe'] / got['bare-engine']:10.2f}x")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
