@@ -107,7 +107,9 @@ def queries(events: list[Event]) -> list[tuple[str, str, str | None]]:
         ("range", "size:[100000 TO 200000]", None),
         ("wildcard", f"qid:{qid[:5]}*", None),
         ("words", "deferred refused", None),
-        ("histogram", "stat:Sent*", "1h"),
+        ("histogram", "program:sendmail", "1h"),
+        ("histogram *", "*", "1d"),
+        ("json field", "stat:Sent*", None),
     ]
 
 

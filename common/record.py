@@ -50,14 +50,21 @@ class Record:
         return out
 
 
+def source_prefix(host: str, source: str) -> str:
+    """The constant part of every id from one source: a short hash of host and file identity."""
+    key = f"{host}\x1f{source}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(key, digest_size=8).hexdigest() + "-"
+
+
 def record_id(host: str, source: str, offset: int | str) -> str:
-    """A short stable id for one source position.
+    """A short stable id for one source position: ``<source hash>-<offset in hex>``.
 
     ``source`` identifies the file (device, inode and a fingerprint of its first bytes, or the
-    path for inputs without identity); the same line read twice gets the same id.
+    path for inputs without identity); the same line read twice gets the same id. The hash is
+    computed once per source, so a shipper pays only for formatting the offset per line.
     """
-    key = f"{host}\x1f{source}\x1f{offset}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(key, digest_size=12).hexdigest()
+    tail = format(offset, "x") if isinstance(offset, int) else str(offset)
+    return source_prefix(host, source) + tail
 
 
 def encode(record: Record) -> bytes:

@@ -374,15 +374,36 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
     return doc, notes
 
 
+# "(<name>" where "(?<name>" was meant: a group that would match the literal text "<name>".
+# No real log line carries "<dsn>" after "dsn=", so the intent is plain; the fix is reported.
+_MISSING_QMARK = re.compile(r"(?<!\\)\(<([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+def repair_named_groups(pattern: str) -> tuple[str, list[str]]:
+    """Rewrite ``(<name>`` into the named group ``(?<name>``; returns the names repaired."""
+    names = _MISSING_QMARK.findall(pattern)
+    return (_MISSING_QMARK.sub(r"(?<\1>", pattern) if names else pattern), names
+
+
+def _add_pattern(t: _Type, pattern: str, notes: list[str], where: str) -> None:
+    fixed, names = repair_named_groups(pattern)
+    for name in names:
+        notes.append(f"{where}: pattern {len(t.patterns) + 1}: '(<{name}>' read as the named "
+                     f"group '(?<{name}>' (the '?' is missing; as written it would match the "
+                     f"literal text '<{name}>' and stop the captures there)")
+    t.patterns.append(fixed)
+
+
 def _grok(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
     for pat in _as_list(s.pop("pattern", None)):
-        t.patterns.append(str(pat))
+        _add_pattern(t, str(pat), notes, where)
     if "match" in s:
         for fieldname, pats in _pairs(s.pop("match")):
             if fieldname != "message":
                 notes.append(f"{where}: match on field '{fieldname}' imported as a match on the "
                              f"line (logpipe groks the message)")
-            t.patterns.extend(str(x) for x in _as_list(pats))
+            for x in _as_list(pats):
+                _add_pattern(t, str(x), notes, where)
     for d in _as_list(s.pop("patterns_dir", None)):
         if str(d) not in t.patterns_dir:
             t.patterns_dir.append(str(d))

@@ -11,20 +11,16 @@ and records built with ``map``), with no Python bytecode per line. Chunks with a
 
 from __future__ import annotations
 
-import hashlib
 import time
-from binascii import hexlify
-from functools import partial
 from itertools import accumulate, compress, repeat
-from operator import methodcaller
 
 import orjson
+
+from common.record import source_prefix
 
 # control characters orjson would escape as \u00XX (tab, LF and CR are handled in bulk)
 _BAD_CTRL = bytes(b for b in range(32) if b not in (9, 10, 13))
 _KEEP_ONLY_BAD = bytes(b for b in range(256) if b not in _BAD_CTRL)
-_blake = partial(hashlib.blake2b, digest_size=12)
-_digest = methodcaller("digest")
 _plus1 = (1).__add__
 
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -59,7 +55,7 @@ class RecordEncoder:
         self.source = source
         self.max_bytes = max_bytes
         self.keep_empty = keep_empty
-        self._keyfmt = _pct(f"{host}\x1f{source}\x1f".encode("utf-8", "surrogatepass")) + b"%d"
+        self._idfmt = _pct(source_prefix(host, source).encode()) + b"%x"
         self.set_path(path)
 
     def set_path(self, path: str) -> None:
@@ -73,7 +69,7 @@ class RecordEncoder:
         self._fmt_tags = head + b'%s,"tags":%s}'  # ... and tags
 
     def ids(self, offsets) -> list[bytes]:
-        return list(map(hexlify, map(_digest, map(_blake, map(self._keyfmt.__mod__, offsets)))))
+        return list(map(self._idfmt.__mod__, offsets))
 
     # -- whole chunks ---------------------------------------------------------------------------
     def encode_lines(self, lines: list[bytes], region: bytes, base: int) -> list[bytes]:
@@ -142,7 +138,7 @@ class RecordEncoder:
 
     def encode_text(self, off: int, text: str, tags=(), ts: bytes | None = None) -> bytes:
         ts = ts or orjson.dumps(time.time())
-        rid = hexlify(_blake(self._keyfmt % off).digest())
+        rid = self._idfmt % off
         if tags:
             return self._fmt_tags % (rid, off, ts, orjson.dumps(text), orjson.dumps(list(tags)))
         return self._fmt_json % (rid, off, ts, orjson.dumps(text))

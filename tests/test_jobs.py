@@ -23,6 +23,10 @@ class ScriptedSink:
         self.reject = set(reject)
         self.down = down
         self.calls = 0
+        self.prepared = 0
+
+    def prepare(self):
+        self.prepared += 1
 
     def write(self, events):
         self.calls += 1

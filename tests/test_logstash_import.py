@@ -30,12 +30,14 @@ def test_seed_yields_eleven_mail_patterns_and_notes():
     assert list(cfg.types) == ["mail"] and cfg.default_type == "mail"
     pats = cfg.types["mail"].patterns
     assert len(pats) == 11
-    assert pats[5].count("(<dsn>[^,]+)") == 1          # kept exactly as written
+    # the one typo, "(<dsn>" for "(?<dsn>", is repaired and said so; nothing else is touched
+    assert pats[5].count("dsn=(?<dsn>[^,]+)") == 1 and "(<dsn>" not in pats[5]
     assert pats[-1].endswith("(?<mailScannerMsg>.*)")
     joined = "\n".join(notes)
     assert "input 'stdin' skipped" in joined
     assert "output 'stdout' skipped" in joined and "output 'elasticsearch' skipped" in joined
     assert "array of 'pattern' not closed" in joined
+    assert "'(<dsn>' read as the named group '(?<dsn>'" in joined
 
 
 def _line(name: str, needle: str) -> str:
@@ -56,8 +58,8 @@ def test_seed_patterns_on_real_sendmail_lines(seed_matcher):
     assert caps["to"] == "<cpan-testers@perl.org>" and caps["mailer"] == "esmtp"
     assert caps["delay"] == "00:00:10" and caps["relay"] == "mx.develooper.com."
     assert caps["relayip"] == "63.251.223.176" and caps["pri"] == "30373"
-    # as Logstash would: the literal (<dsn>...) stops the key list before dsn=, so no stat
-    assert "dsn" not in caps and "stat" not in caps
+    # with the repaired (?<dsn>...) the key list goes on to the delivery status
+    assert caps["dsn"] == "2.0.0" and caps["stat"].startswith("Sent")
 
 
 def test_seed_patterns_user_unknown_ruleset_and_mailscanner(seed_matcher):

@@ -9,7 +9,7 @@ a confirmed write survives a power cut; ``normal`` is faster and survives a proc
 Layout::
 
     events(rowid, id UNIQUE, ts = @timestamp in epoch ms, host, type, program, qid, size, doc JSON)
-        indexes: id, ts, (host, ts), (program, ts), (qid, ts), size
+        indexes: id, ts, (host, ts), (program, ts), (qid, ts), (size, ts)
     events_fts   FTS5 over the message's tokens (the Elasticsearch standard analyzer's rules,
                  computed in Python by indexer.search.query.analyze), rowid = events.rowid
     events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
@@ -55,7 +55,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS events_host_ts ON events(host, ts)",
     "CREATE INDEX IF NOT EXISTS events_program_ts ON events(program, ts)",
     "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts)",
-    "CREATE INDEX IF NOT EXISTS events_size ON events(size)",
+    "CREATE INDEX IF NOT EXISTS events_size_ts ON events(size, ts)",
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_TABLE} USING fts5(
         body, content='', columnsize=0, tokenize="{_FTS_TOKENIZE}")""",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_VOCAB} USING fts5vocab({Q.FTS_TABLE}, 'row')",
@@ -68,7 +68,8 @@ _INSERT_FTS = f"INSERT INTO {Q.FTS_TABLE}(rowid, body) VALUES (?, ?)"
 
 
 def parse_url(url: str) -> tuple[str, dict]:
-    """``sqlite:///rel.db`` -> ('rel.db', {}), ``sqlite:////abs.db?timeout=5`` -> ('/abs.db', ...)."""
+    """``sqlite:///rel.db`` -> ('rel.db', {});
+    ``sqlite:////abs.db?timeout=5`` -> ('/abs.db', {'timeout': '5'})."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() != "sqlite":
         raise ConfigError(f"not an embedded store URL: {url!r} (use sqlite:///path/to/events.db)")
@@ -306,8 +307,11 @@ class SqliteSink:
         total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
         events = []
         if limit and total:
-            rows = self._run(f"SELECT id, doc FROM events WHERE {where} "
-                             f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?",
+            # sort (ts, rowid) pairs first, read only the documents shown
+            rows = self._run(f"SELECT id, doc FROM events WHERE rowid IN (SELECT events.rowid "
+                             f"FROM events WHERE {where} ORDER BY events.ts {order}, "
+                             f"events.rowid {order} LIMIT ?) "
+                             f"ORDER BY events.ts {order}, events.rowid {order}",
                              params + [limit])
             for eid, doc in rows:
                 event = orjson.loads(doc)

@@ -1,0 +1,211 @@
+"""The embedded store (indexer/sinks/sqlite.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from common.errors import ConfigError, QueryError, SinkError
+from indexer.sinks import open_sink
+from indexer.sinks.base import Event, SearchRequest, Status
+from indexer.sinks.sqlite import SqliteSink, parse_url, timestamp_ms
+
+
+def ev(i: int, minute: int | None = None, **fields) -> Event:
+    minute = i if minute is None else minute
+    doc = {"@timestamp": f"2026-11-28T10:{minute:02d}:00.000Z",
+           "message": f"sendmail[{100 + i}]: r4F{i:03d}: to=<u{i}@example.com>, stat=Sent "
+                      f"(Queued!) relay=mx.example.net.",
+           "host": "mail1" if i % 2 else "mail2", "type": "mail", "program": "sendmail",
+           "qid": f"r4F{i:03d}", "size": 1000 * i, "tags": ["mail", f"t{i % 3}"]}
+    doc.update(fields)
+    return Event(f"id-{i}", doc)
+
+
+@pytest.fixture
+def store(tmp_path):
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "state" / "events.db"))
+    sink.prepare()
+    yield sink
+    sink.close()
+
+
+def test_url_convention():
+    assert parse_url("sqlite:///rel/events.db") == ("rel/events.db", {})
+    assert parse_url("sqlite:////abs/events.db?timeout=5") == ("/abs/events.db",
+                                                               {"timeout": "5"})
+    assert parse_url("sqlite:///:memory:")[0] == ":memory:"
+    for bad in ("sqlite://", "sqlite:///", "sqlite://host/x.db", "postgres:///x"):
+        with pytest.raises(ConfigError):
+            parse_url(bad)
+    assert isinstance(open_sink("sqlite:///:memory:"), SqliteSink)
+    with pytest.raises(ConfigError):
+        SqliteSink("sqlite:///:memory:?synchronous=sometimes")
+
+
+def test_relative_urls_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sink = SqliteSink("sqlite:///sub/events.db")
+    sink.prepare()
+    sink.close()
+    assert (tmp_path / "sub" / "events.db").exists()
+
+
+def test_write_reports_indexed_then_duplicate_and_never_stores_twice(store):
+    first = store.write([ev(1), ev(2), ev(1)])
+    assert [o.status for o in first] == [Status.INDEXED, Status.INDEXED, Status.DUPLICATE]
+    again = store.write([ev(2), ev(3)])
+    assert [o.status for o in again] == [Status.DUPLICATE, Status.INDEXED]
+    assert store.search(SearchRequest(limit=100)).total == 3
+    assert store.search(SearchRequest(query="r4F002")).total == 1
+
+
+def test_bad_events_are_rejected_alone(store):
+    out = store.write([ev(1), Event("bad", {"@timestamp": "not a time", "message": "x"}),
+                       Event("obj", {"@timestamp": "2026-11-28T10:00:00Z", "x": object()}),
+                       ev(2)])
+    assert [o.status for o in out] == [Status.INDEXED, Status.REJECTED, Status.REJECTED,
+                                       Status.INDEXED]
+    assert "@timestamp" in out[1].reason
+
+
+def test_search_orders_by_time_and_returns_the_documents(store):
+    store.write([ev(i) for i in range(10)])
+    newest = store.search(SearchRequest(limit=3))
+    assert newest.total == 10
+    assert [e["_id"] for e in newest.events] == ["id-9", "id-8", "id-7"]
+    oldest = store.search(SearchRequest(limit=2, order="asc"))
+    assert [e["qid"] for e in oldest.events] == ["r4F000", "r4F001"]
+    assert oldest.events[0]["tags"] == ["mail", "t0"] and oldest.events[0]["size"] == 0
+    window = store.search(SearchRequest(start=datetime(2026, 11, 28, 10, 3, tzinfo=timezone.utc),
+                                        end=datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)))
+    assert sorted(e["qid"] for e in window.events) == ["r4F003", "r4F004"]
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("program:sendmail AND qid:r4F00*", 10),
+    ("qid:R4F001", 0),
+    ("size:[5000 TO *]", 5),
+    ("size:{5000 TO 7000]", 2),
+    ("size:<2000", 2),
+    ("tags:t1", 3),
+    ("tags:(t1 OR t2) AND NOT host:mail1", 3),
+    ('"stat=Sent"', 10),
+    ('"sent queued"', 10),
+    ('"queued sent"', 0),
+    ("SENT", 10),
+    ("mx.example.net", 10),
+    ("example", 0),
+    ("u3@example.com", 1),
+    ("sen*", 10),
+    ("*ued", 10),
+    ("_exists_:relay", 2),
+    ("NOT relay:localhost", 9),
+    ("relay:localhost", 1),
+    ("@timestamp:[2026-11-28T10:02 TO 2026-11-28T10:04]", 3),
+    ("@timestamp:2026-11-28", 10),
+    ("_id:id-4", 1),
+    ("*", 10),
+])
+def test_queries(store, query, expected):
+    events = [ev(i) for i in range(10)]
+    events[1].doc["relay"] = "localhost"
+    events[2].doc["relay"] = ["a", "b"]
+    store.write(events)
+    assert store.search(SearchRequest(query=query, limit=100)).total == expected
+
+
+def test_histogram_fills_empty_buckets(store):
+    store.write([ev(0, minute=0), ev(1, minute=1), ev(2, minute=1), ev(3, minute=7)])
+    buckets = store.histogram(SearchRequest(), "2m")
+    assert [(b.minute, n) for b, n in buckets] == [(0, 3), (2, 0), (4, 0), (6, 1)]
+    assert store.histogram(SearchRequest(query="nothing"), "1m") == []
+    with pytest.raises(QueryError):
+        store.histogram(SearchRequest(), "1x")
+
+
+def test_top_values(store):
+    store.write([ev(i) for i in range(10)])
+    assert store.top(SearchRequest(), "host") == [("mail1", 5), ("mail2", 5)]
+    assert store.top(SearchRequest(), "tags", 2) == [("mail", 10), ("t0", 4)]
+    assert store.top(SearchRequest(query="size:[7000 TO *]"), "size") == \
+        [("7000", 1), ("8000", 1), ("9000", 1)]
+    assert store.top(SearchRequest(), "nosuchfield") == []
+
+
+def test_prune_deletes_old_events_and_their_full_text(store):
+    store.write([ev(i) for i in range(10)])
+    gone = store.prune(datetime(2026, 11, 28, 10, 4, tzinfo=timezone.utc))
+    assert gone == 4
+    assert store.search(SearchRequest()).total == 6
+    assert store.search(SearchRequest(query="r4F002")).total == 0
+    assert store.search(SearchRequest(query="r4F005")).total == 1
+    # the full-text index holds no trace of the pruned rows
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT count(*) FROM events_fts_vocab WHERE term = 'r4f002'").fetchone() \
+        == (0,)
+    assert db.execute("SELECT count(*) FROM events_fts_vocab WHERE term = 'r4f005'").fetchone() \
+        == (1,)
+    assert store.prune(datetime(2026, 11, 28, 10, 4, tzinfo=timezone.utc)) == 0
+
+
+def test_prune_rebuilds_the_index_when_the_analyzer_changed(store):
+    store.write([ev(i) for i in range(4)])
+    store._conn.execute("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
+    assert store.prune(datetime(2026, 11, 28, 10, 2, tzinfo=timezone.utc)) == 2
+    assert store.search(SearchRequest(query="sendmail")).total == 2
+    assert store.search(SearchRequest(query="r4F001")).total == 0
+
+
+def test_reading_a_store_that_does_not_exist_is_a_clear_error(tmp_path):
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "none.db"))
+    with pytest.raises(SinkError) as err:
+        sink.search(SearchRequest())
+    assert "nothing has been indexed" in str(err.value)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_timestamps():
+    assert timestamp_ms("1970-01-01T00:00:01.5Z") == 1500
+    assert timestamp_ms("1970-01-01T01:00:00+01:00") == 0
+    assert timestamp_ms("1970-01-01") == 0
+    assert timestamp_ms(None) is None
+    with pytest.raises(ValueError):
+        timestamp_ms("yesterday")
+
+
+def _writer(path: str, worker: int, n: int, queue) -> None:
+    sink = SqliteSink("sqlite:///" + path, timeout=60)
+    sink.prepare()
+    statuses = []
+    for start in range(0, n, 50):
+        # every worker writes the shared ids 0..n-1 plus its own ids
+        batch = [ev(i % 60) for i in range(start, start + 50)]
+        batch += [Event(f"w{worker}-{i}", ev(i % 60).doc) for i in range(start, start + 50)]
+        statuses += [o.status.value for o in sink.write(batch)]
+    sink.close()
+    queue.put(statuses)
+
+
+def test_several_processes_write_at_once(tmp_path):
+    path = str(tmp_path / "events.db")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(path, w, 300, queue)) for w in range(3)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    statuses = [s for r in results for s in r]
+    assert "retry" not in statuses and "rejected" not in statuses
+    sink = SqliteSink("sqlite:///" + path)
+    # 60 shared ids stored once, each worker's 300 own ids once
+    assert sink.search(SearchRequest()).total == 60 + 3 * 300
+    assert statuses.count("indexed") == 60 + 3 * 300
+    assert sink.search(SearchRequest(query="r4F007")).total == 1 + 3 * 5
+    sink.close()
