@@ -170,8 +170,11 @@ class Agent:
                 if not self._complete(*inflight):
                     return
                 inflight = None
-            if batch and (full or (not got and now - batch.started >= cfg.batch_wait)
-                          or now - batch.started >= max(cfg.batch_wait, 1.0)):
+            # Nothing more to read right now: a batch waits up to batch_wait for company,
+            # unless every input is finished (--once), when there is nothing to wait for.
+            drained = not got and (now - batch.started >= cfg.batch_wait
+                                   or all(inp.done for inp in self.inputs))
+            if batch and (full or drained or now - batch.started >= max(cfg.batch_wait, 1.0)):
                 if inflight is not None:
                     if not self._complete(*inflight):
                         return
