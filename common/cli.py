@@ -60,20 +60,34 @@ def cli():
     """logpipe: ship logs to a broker, parse them with grok, search them."""
 
 
+def _exception_kinds():
+    """Click's exception classes, and those of the click copy that newer typer vendors (its
+    subcommands raise those)."""
+    modules = [click.exceptions]
+    try:
+        from typer._click import exceptions as vendored
+        modules.append(vendored)
+    except ImportError:
+        pass
+    pick = lambda name: tuple(getattr(m, name) for m in modules if hasattr(m, name))  # noqa: E731
+    return pick("Exit") + (typer.Exit,), pick("ClickException"), pick("Abort")
+
+
+_EXIT, _CLICK_ERROR, _ABORT = _exception_kinds()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
     except LogpipeError as exc:
         click.echo(f"logpipe: error: {exc}", err=True)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except typer.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
+    except _EXIT as exc:
+        return getattr(exc, "exit_code", 0)
+    except _CLICK_ERROR as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORT:
         click.echo("aborted", err=True)
         return 130
     except KeyboardInterrupt:

@@ -16,31 +16,11 @@ import time
 import pytest
 
 from common.broker import Keys, connect
-from common.record import Record, encode, record_id
 from common.services.elasticsearch import ElasticsearchNode
 from indexer.dlq import DeadLetterQueue
+from tests.support.mail import mail_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-BAD_EVERY = 97  # every 97th line names a relay with an impossible IP address
-
-
-def mail_records(n: int, host: str = "mx1") -> tuple[list[bytes], set[str]]:
-    items, bad = [], set()
-    for i in range(n):
-        qid = f"r4F{i:011d}"
-        ip = "123.456.789.1" if i % BAD_EVERY == 5 else f"10.{i % 250}.{i % 7}.{i % 200 + 1}"
-        line = (f"Nov 28 10:{(i // 60) % 60:02d}:{i % 60:02d} {host} sendmail[{1000 + i % 50}]: "
-                f"{qid}: to=<user{i}@example.org>, delay=00:00:01, xdelay=00:00:01, "
-                f"mailer=esmtp, pri=120{i % 10}, relay=mx.example.org. [{ip}], dsn=2.0.0, "
-                f"stat=Sent (ok {i})")
-        rid = record_id(host, "dev:ino:fp", i * 300)
-        if i % BAD_EVERY == 5:
-            bad.add(rid)
-        items.append(encode(Record(id=rid, line=line, host=host, path="/var/log/maillog",
-                                   offset=i * 300, type="mail", received_at=time.time())))
-    return items, bad
-
 
 def start_indexer(redis_url: str, store_url: str, workers: int = 2, batch: int = 200):
     return subprocess.Popen([sys.executable, "-m", "common.cli", "index", "--redis", redis_url,

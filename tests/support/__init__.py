@@ -1,0 +1,1 @@
+"""Helpers shared by tests: realistic records and the logpipe command in a subprocess."""

@@ -1,0 +1,38 @@
+"""Sendmail delivery records, a known share of them unindexable by Elasticsearch.
+
+Every ``BAD_EVERY``-th line names a relay with an impossible IPv4 address; the ``ip``-typed
+``relayip`` field refuses it, which is a permanent per-item mapping failure (a dead letter).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from common.record import Record, encode, record_id
+
+BAD_EVERY = 97
+
+
+def mail_records(n: int, host: str = "mx1") -> tuple[list[bytes], set[str]]:
+    items, bad = [], set()
+    for i in range(n):
+        qid = f"r4F{i:011d}"
+        broken = i % BAD_EVERY == 5
+        ip = "123.456.789.1" if broken else f"10.{i % 250}.{i % 7}.{i % 200 + 1}"
+        line = (f"Nov 28 10:{(i // 60) % 60:02d}:{i % 60:02d} {host} sendmail[{1000 + i % 50}]: "
+                f"{qid}: to=<user{i}@example.org>, delay=00:00:01, xdelay=00:00:01, "
+                f"mailer=esmtp, pri=120{i % 10}, relay=mx.example.org. [{ip}], dsn=2.0.0, "
+                f"stat=Sent (ok {i})")
+        rid = record_id(host, "dev:ino:fp", i * 300)
+        if broken:
+            bad.add(rid)
+        items.append(encode(Record(id=rid, line=line, host=host, path="/var/log/maillog",
+                                   offset=i * 300, type="mail", received_at=time.time())))
+    return items, bad
+
+
+def logpipe(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, **kw)
