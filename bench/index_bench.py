@@ -65,7 +65,7 @@ def rq_overhead(client) -> tuple[float, int]:
     return ((outer - inner) / outer if outer else 0.0), jobs
 
 
-def floor(es_url: str, items: list[bytes]) -> float:
+def floor(es_url: str, items: list[bytes], prefix: str = "floor", chunk: int = 2000) -> float:
     from elasticsearch import Elasticsearch, helpers
 
     from common.record import decode
@@ -73,22 +73,32 @@ def floor(es_url: str, items: list[bytes]) -> float:
     from indexer.sinks.elasticsearch import index_template
 
     es = Elasticsearch(es_url, request_timeout=120)
-    es.indices.put_index_template(name="floor", **index_template("floor-*"))
+    es.indices.put_index_template(name=prefix, **index_template(prefix + "-*"))
     pipeline = Pipeline(load_pipeline(None))
     events = [pipeline.process(decode(raw, f"f:{i}")) for i, raw in enumerate(items)]
-    actions = ({"_op_type": "create", "_index": "floor-" + e.doc["@timestamp"][:10],
+    actions = ({"_op_type": "create", "_index": prefix + "-" + e.doc["@timestamp"][:10],
                 "_id": e.id, "_source": e.doc} for e in events)
     t0 = time.perf_counter()
-    helpers.bulk(es, actions, chunk_size=2000, raise_on_error=False, request_timeout=120)
-    es.indices.refresh(index="floor-*")
+    helpers.bulk(es, actions, chunk_size=chunk, raise_on_error=False)
+    es.indices.refresh(index=prefix + "-*")
     return time.perf_counter() - t0
+
+
+def warm_up(es_url: str, items: list[bytes]) -> None:
+    """A cold JVM indexes slower; warm it on the same kind of documents before measuring."""
+    from elasticsearch import Elasticsearch
+
+    floor(es_url, items, prefix="warmup")
+    es = Elasticsearch(es_url)
+    for name in es.indices.get(index="warmup-*"):
+        es.indices.delete(index=name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--es", help="an Elasticsearch URL (else a node is started)")
     args = parser.parse_args()
     node = None
@@ -98,6 +108,7 @@ def main() -> None:
         args.es = node.start()
     try:
         items = make_records(args.lines)
+        warm_up(args.es, items[: max(20_000, args.lines // 5)])
         with ValkeyServer() as broker:
             e2e, (overhead, jobs) = end_to_end(broker.url, args.es, items, args.workers,
                                                args.batch_size)
@@ -105,7 +116,7 @@ def main() -> None:
         es = Elasticsearch(args.es)
         es.indices.refresh(index="logstash-*")
         stored = es.count(index="logstash-*")["count"]
-        base = floor(args.es, items)
+        base = floor(args.es, items, chunk=args.batch_size)
         print(f"lines                 {args.lines}")
         print(f"documents stored      {stored}")
         print(f"end-to-end            {args.lines / e2e:10.0f} lines/s  ({e2e:.1f} s, "
