@@ -159,12 +159,14 @@ def services_file() -> Path:
 
 
 def embedded_services() -> dict:
+    """What ``logpipe up`` recorded, while its services are up (``down`` clears ``ready``)."""
     import json
 
     try:
-        return json.loads(services_file().read_text())
+        info = json.loads(services_file().read_text())
     except (OSError, ValueError):
         return {}
+    return info if info.get("ready") else {}
 
 
 def resolve_redis_url(explicit: str | None = None) -> str:
