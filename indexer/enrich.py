@@ -1,9 +1,10 @@
 """Enrichment: turn grok captures plus the record into the event that gets stored.
 
 ``@timestamp`` comes from the parsed time. SYSLOGTIMESTAMP (``Feb 25 14:34:10``) has no year: the
-year is the one that puts the time closest to when the line was received, so a December line read
-in early January lands in the previous year and a January line read on 31 December (clock skew)
-in the next. The timezone comes from the type's date section, or from a ``timezone`` field the
+year is the latest that does not put the line in the future (beyond two days of clock skew), so a
+December line read in early January lands in the previous year, a January line read on
+31 December (a sender's clock slightly ahead) in the next, and a May line read in November in
+the same year. The timezone comes from the type's date section, or from a ``timezone`` field the
 shipper attached to its input.
 """
 
@@ -28,6 +29,9 @@ _JODA = [("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m
          ("Z", "%z"), ("a", "%p")]
 
 
+# A line cannot come from the future, beyond a sender's clock running a little ahead: its year
+# is the latest one that puts it no later than this after the moment it was received.
+SYSLOG_FUTURE_SLACK = timedelta(days=2)
 _FRACTION = re.compile(r"\.\d+")
 
 
@@ -76,15 +80,16 @@ def parse_syslog_time(text: str, received: datetime, tz) -> datetime | None:
         h, m, s = (int(x) for x in hms.split(":"))
         micro = int((frac + "000000")[:6]) if frac else 0
         local_received = received.astimezone(tz)
-        best = None
-        for year in (local_received.year - 1, local_received.year, local_received.year + 1):
+        latest = received + SYSLOG_FUTURE_SLACK
+        for year in (local_received.year + 1, local_received.year, local_received.year - 1,
+                     local_received.year - 2, local_received.year - 3, local_received.year - 4):
             try:
                 candidate = datetime(year, month, int(parts[1]), h, m, s, micro, tzinfo=tz)
             except ValueError:  # Feb 29 in a non-leap year
                 continue
-            if best is None or abs(candidate - received) < abs(best - received):
-                best = candidate
-        return best
+            if candidate <= latest:
+                return candidate
+        return None
     except ValueError:
         return None
 
@@ -171,4 +176,4 @@ def received_datetime(received_at: float) -> datetime:
 
 
 __all__ = ["apply_edits", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
-           "received_datetime", "RESERVED", "zone", "timedelta"]
+           "received_datetime", "RESERVED", "zone"]

@@ -27,6 +27,13 @@ def test_january_line_read_on_new_years_eve_is_next_year():
     assert parse_syslog_time("Jan  1 00:00:02", at(2026, 12, 31, 23, 59, 59), UTC).year == 2027
 
 
+def test_old_lines_are_never_put_in_the_future():
+    # Read in late November, a May line is from this May, not next May (which is closer).
+    assert parse_syslog_time("May 15 02:33:09", at(2026, 11, 28), UTC).year == 2026
+    assert parse_syslog_time("Nov 29 12:00:00", at(2026, 11, 28), UTC).year == 2026  # skew
+    assert parse_syslog_time("Dec  5 12:00:00", at(2026, 11, 28), UTC).year == 2025
+
+
 def test_feb_29_picks_a_leap_year():
     assert parse_syslog_time("Feb 29 12:00:00", at(2028, 3, 1), UTC) == at(2028, 2, 29, 12)
 

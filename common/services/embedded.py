@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -191,8 +192,10 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
     emit("services_ready", redis=info["redis_url"].split("@")[-1], store=info["store_url"])
     sample = home() / "samples" / "maillog"
     sample.parent.mkdir(parents=True, exist_ok=True)
+    # The generator spaces lines about a second apart: start far enough back to end near now.
+    first = datetime.now(timezone.utc) - timedelta(seconds=lines)
     with open(sample, "w") as out:
-        for line in generate("mail", lines, seed=int(time.time()) % 1000):
+        for line in generate("mail", lines, seed=int(time.time()) % 1000, start=first):
             out.write(line + "\n")
     emit("sample_written", path=sample, lines=lines)
     subprocess.run(_logpipe("ship", "--type", "mail", "--once", "--host", "demo-mail",
