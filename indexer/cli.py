@@ -207,6 +207,9 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
             ("lines/s out", figures["lines_out_per_s"]), ("lag (s)", figures["lag_seconds"])]
     rows += [(f"dead letters ({stage})", n) for stage, n in figures["dead_letters"].items()]
     rows += [(f"total {name}", n) for name, n in sorted(figures["totals"].items())]
+    rows += [(f"shipper {s['name']}", f"{s.get('lines', 0)} lines, {s.get('lines_per_s', 0)}/s, "
+                                      f"lag {s.get('lag_bytes', 0)} bytes")
+             for s in figures["shippers"]]
     if interactive(sys.stdout):
         from rich.console import Console
         from rich.table import Table

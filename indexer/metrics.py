@@ -39,16 +39,20 @@ class _Collector:
         for name, n in figures["totals"].items():
             totals.add_metric([name], n)
         yield totals
-        shippers = self.client.hgetall(self.keys.stats("shippers"))
-        if shippers:
-            import orjson
-            sent = CounterMetricFamily("logpipe_shipper_lines", "Lines shipped", labels=["host"])
-            for host, blob in shippers.items():
-                try:
-                    sent.add_metric([host.decode()], float(orjson.loads(blob).get("lines", 0)))
-                except (ValueError, AttributeError):
-                    continue
-            yield sent
+        labels = ["shipper", "host"]
+        lines = CounterMetricFamily("logpipe_shipper_lines", "Lines shipped", labels=labels)
+        sent = CounterMetricFamily("logpipe_shipper_bytes", "Bytes shipped", labels=labels)
+        rate = GaugeMetricFamily("logpipe_shipper_lines_per_second", "Lines/s shipped",
+                                 labels=labels)
+        lag = GaugeMetricFamily("logpipe_shipper_lag_bytes", "Bytes written but not shipped yet",
+                                labels=labels)
+        for s in figures["shippers"]:
+            key = [s["name"], str(s.get("host", ""))]
+            lines.add_metric(key, float(s.get("lines", 0)))
+            sent.add_metric(key, float(s.get("bytes", 0)))
+            rate.add_metric(key, float(s.get("lines_per_s", 0)))
+            lag.add_metric(key, float(s.get("lag_bytes", 0)))
+        yield from (lines, sent, rate, lag)
 
 
 def serve_metrics(port: int, client, keys: Keys) -> None:

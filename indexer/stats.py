@@ -68,6 +68,24 @@ def oldest_waiting(client, keys: Keys) -> float | None:
     return min(times) if times else None
 
 
+SHIPPER_STALE = 300  # a shipper silent for this long is no longer listed
+
+
+def shippers(client, keys: Keys) -> list[dict]:
+    """Figures the running shippers publish (every couple of seconds)."""
+    now = time.time()
+    found = []
+    for name, blob in client.hgetall(keys.stats("shippers")).items():
+        try:
+            figures = orjson.loads(blob)
+        except orjson.JSONDecodeError:
+            continue
+        if now - float(figures.get("updated", 0)) <= SHIPPER_STALE:
+            figures["name"] = name.decode("utf-8", "replace")
+            found.append(figures)
+    return found
+
+
 def collect(client, keys: Keys) -> dict:
     """Everything ``logpipe stats`` shows, as one dict."""
     from rq import Queue, Worker
@@ -90,4 +108,5 @@ def collect(client, keys: Keys) -> dict:
         "dead_letters": DeadLetterQueue(client, keys).counts_by_stage(),
         "lag_seconds": round(time.time() - oldest, 3) if oldest else 0.0,
         "totals": counters,
+        "shippers": shippers(client, keys),
     }

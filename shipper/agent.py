@@ -21,7 +21,9 @@ import random
 import signal
 import time
 
-from common.broker import redact
+import orjson
+
+from common.broker import Keys, redact
 from common.errors import BrokerError
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
@@ -29,6 +31,7 @@ from shipper.sender import BrokerUnavailable, Sender
 from shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
+SHIPPERS_KEY = Keys().stats("shippers")  # host:status-file -> JSON figures, read by stats
 IDLE_MIN, IDLE_MAX = 0.005, 0.25
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 30.0
 
@@ -301,6 +304,14 @@ class Agent:
             "rss_peak_kb": _vm_hwm(),
             "sources": sources,
         })
+        if self.broker_down_since is None:
+            lag = sum(s.get("lag", 0) or 0 for s in sources)
+            self.sender.publish(SHIPPERS_KEY, f"{self.cfg.host}:{self._status_file}",
+                                orjson.dumps({"host": self.cfg.host, "updated": time.time(),
+                                              "lines": self.lines, "bytes": self.bytes,
+                                              "lines_per_s": round(self.rates[0], 1),
+                                              "lag_bytes": lag, "sources": len(sources),
+                                              "paused": self.paused}))
         si = self.cfg.status_interval
         if si and now >= self._next_status_log:
             self._next_status_log = now + si

@@ -119,6 +119,13 @@ class Sender:
             return BrokerError(f"the broker at {where} refused RPUSH: {text}")
         return exc
 
+    def publish(self, hash_key: str, field: str, blob: bytes) -> None:
+        """Best effort: the agent's figures for ``logpipe stats`` and Prometheus."""
+        try:
+            self.client.hset(hash_key, field, blob)
+        except Exception:  # noqa: BLE001 - figures must never stop the shipping
+            pass
+
     def close(self) -> None:
         try:
             self.client.close()

@@ -112,3 +112,40 @@ def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"Nov 28 10:00:{i:02d} web1 app[1]: line {i}\n" for i in range(40)))
+    shipper = subprocess.Popen([sys.executable, "-m", "common.cli", "ship", "--redis", redis_url,
+                                "--host", "web1", "--registry", str(tmp_path / "reg.json"),
+                                str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        mine = []
+        while time.monotonic() < deadline and not mine:
+            figures = json.loads(logpipe("stats", "--redis", redis_url, "--json").stdout)
+            mine = [s for s in figures["shippers"] if s["host"] == "web1" and s["lines"] == 40]
+            time.sleep(0.5)
+        assert mine, figures["shippers"]
+        assert mine[0]["lag_bytes"] == 0
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "common.cli", "stats", "--redis",
+                                   redis_url, "--metrics-port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            body = ""
+            for _ in range(100):
+                try:
+                    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            line = next(l for l in body.splitlines() if l.startswith("logpipe_shipper_lines_total"))
+            assert 'host="web1"' in line and line.endswith(" 40.0")
+        finally:
+            server.terminate()
+            server.wait(10)
+    finally:
+        shipper.terminate()
+        shipper.wait(10)
