@@ -40,8 +40,13 @@ from indexer.sinks.base import Event, Outcome, SearchRequest, SearchResult, Stat
 SCHEMA_VERSION = "1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
-_FTS_TOKENIZE = "unicode61 remove_diacritics 0 categories 'L* N* Co M*' tokenchars '" + \
-    Q.TOKEN_EXTRA_CHARS.replace("'", "''") + "'"
+# FTS5 only has to split what it is given (fts_text: the message with the non-joining punctuation
+# blanked, or analyze()'s lower-cased tokens joined by spaces) and fold ASCII case: the ascii
+# tokenizer does exactly that (bytes >= 0x80 are token characters, so a non-ASCII token is kept
+# as analyze() made it) and costs less than unicode61. Stores made with unicode61 stay readable.
+_FTS_TOKENIZE = "ascii tokenchars '" + Q.TOKEN_EXTRA_CHARS.replace("'", "''") + "'"
+# FTS5 merges its segments less often (faster loading; queries barely notice)
+_FTS_AUTOMERGE = 16
 _PROMOTED = tuple(Q.SQL_COLUMNS)  # host, type, program, qid, size
 _SCHEMA = [
     f"""CREATE TABLE IF NOT EXISTS events (
@@ -54,8 +59,10 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
     "CREATE INDEX IF NOT EXISTS events_host_ts ON events(host, ts)",
     "CREATE INDEX IF NOT EXISTS events_program_ts ON events(program, ts)",
-    "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts)",
-    "CREATE INDEX IF NOT EXISTS events_size_ts ON events(size, ts)",
+    # most events have no qid or size: partial indexes skip them (any comparison on the column
+    # implies IS NOT NULL, so SQLite still uses them)
+    "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts) WHERE qid IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS events_size_ts ON events(size, ts) WHERE size IS NOT NULL",
     f"""CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_TABLE} USING fts5(
         body, content='', columnsize=0, tokenize="{_FTS_TOKENIZE}")""",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_VOCAB} USING fts5vocab({Q.FTS_TABLE}, 'row')",
@@ -65,6 +72,11 @@ _INSERT = (f"INSERT INTO events(rowid, id, ts, {', '.join(Q.SQL_COLUMNS[f] for f
            f" doc) VALUES (?, ?, ?, {', '.join('?' for _ in _PROMOTED)}, ?) "
            "ON CONFLICT(id) DO NOTHING")
 _INSERT_FTS = f"INSERT INTO {Q.FTS_TABLE}(rowid, body) VALUES (?, ?)"
+# a whole chunk of bodies in one statement (a JSON array, null for none): one sqlite3_step that
+# runs without the GIL, so that it overlaps the preparation of the next chunk
+_INSERT_FTS_JSON = (f"INSERT INTO {Q.FTS_TABLE}(rowid, body) SELECT key + ?, value "
+                    "FROM json_each(?) WHERE value IS NOT NULL")
+_PIPE_CHUNK = 1000  # events prepared / inserted per step of a write
 
 
 def parse_url(url: str) -> tuple[str, dict]:
@@ -110,6 +122,14 @@ def _scalar(value):
     return value if isinstance(value, (str, int, float)) else None
 
 
+def _fts_body(text: str) -> str:
+    """Q.fts_text, with the commonest non-joining punctuation (before a space) removed first by
+    C-speed replaces: the same tokens, far fewer regex substitutions."""
+    if text.isascii():
+        text = text.replace(", ", " ").replace(": ", " ").replace(". ", " ").replace("; ", " ")
+    return Q.fts_text(text)
+
+
 class SqliteSink:
     """The embedded store (see the module docstring)."""
 
@@ -131,6 +151,7 @@ class SqliteSink:
         self._ready = False
         self._wrote = False
         self._lock = threading.RLock()
+        self._ts_cache: dict = {}
 
     # ---------------------------------------------------------------- connection and schema
     def _connect(self, create: bool) -> sqlite3.Connection:
@@ -179,8 +200,13 @@ class SqliteSink:
             conn = self._connect(create=True)
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                fresh = conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = "
+                                     f"'{Q.FTS_TABLE}'").fetchone() is None
                 for stmt in _SCHEMA:
                     conn.execute(stmt)
+                if fresh:
+                    conn.execute(f"INSERT INTO {Q.FTS_TABLE}({Q.FTS_TABLE}, rank) "
+                                 f"VALUES ('automerge', {_FTS_AUTOMERGE})")
                 conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
                              "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
                 conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
@@ -215,67 +241,137 @@ class SqliteSink:
                                                            start + self.batch_size)), outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _write_chunk(self, events, indices, outcomes) -> None:
-        rows = []  # (index, id, ts, promoted..., doc json, fts body)
-        seen: set[str] = set()
+    def _ts(self, value) -> int | None:
+        """timestamp_ms, remembered: log timestamps repeat (many events per second)."""
+        cache = self._ts_cache
+        try:
+            return cache[value]
+        except (KeyError, TypeError):
+            pass
+        ms = timestamp_ms(value)
+        if isinstance(value, str):
+            if len(cache) >= 65536:
+                cache.clear()
+            cache[value] = ms
+        return ms
+
+    def _prepare_rows(self, events, indices, outcomes, rowid: int):
+        """Rows for _INSERT (rowids from ``rowid + 1``), the FTS bodies (one per row, None when
+        there is no message), and the event index of each row; rejected events get their
+        outcome here."""
+        rows, bodies, where = [], [], []
+        dumps, ts_of, body_of = orjson.dumps, self._ts, _fts_body
+        promoted = _PROMOTED
         for i in indices:
             ev = events[i]
-            if ev.id in seen:
-                outcomes[i] = Outcome(Status.DUPLICATE)
-                continue
             doc = ev.doc
             try:
-                ts = timestamp_ms(doc.get("@timestamp"))
+                ts = ts_of(doc.get("@timestamp"))
             except (ValueError, OverflowError) as exc:
                 outcomes[i] = Outcome(Status.REJECTED, f"bad @timestamp: {exc}")
                 continue
             try:
-                data = orjson.dumps(doc).decode()
+                data = dumps(doc).decode()
             except TypeError as exc:
                 outcomes[i] = Outcome(Status.REJECTED, f"not JSON-serialisable: {exc}")
                 continue
             message = doc.get("message")
-            body = Q.fts_text(message if isinstance(message, str) else str(message)) \
-                if message is not None else ""
-            seen.add(ev.id)
-            rows.append((i, ev.id, ts, *[_scalar(doc.get(f)) for f in _PROMOTED], data, body))
-        if not rows:
+            if message is None:
+                bodies.append(None)
+            else:
+                body = body_of(message if isinstance(message, str) else str(message))
+                bodies.append(body or None)
+            rowid += 1
+            vals = [doc.get(f) for f in promoted]
+            rows.append((rowid, ev.id, ts,
+                         *[v if isinstance(v, (str, int, float)) else None for v in vals], data))
+            where.append(i)
+        return rows, bodies, where
+
+    def _write_chunk(self, events, indices, outcomes) -> None:
+        """One transaction. Python prepares the rows chunk by chunk; each chunk's full-text
+        insert (one GIL-free SQLite step) runs in a helper thread while the next chunk is
+        prepared. Repeated ids: ``ON CONFLICT(id) DO NOTHING``; when a chunk inserts fewer rows
+        than it holds, the rowids that made it tell which were duplicates."""
+        todo: list[int] = []
+        seen: set[str] = set()
+        for i in indices:
+            eid = events[i].id
+            if eid in seen:
+                outcomes[i] = Outcome(Status.DUPLICATE)
+            else:
+                seen.add(eid)
+                todo.append(i)
+        if not todo:
             return
         conn = self._conn
+        written: list[tuple[int, bool]] = []  # (event index, inserted)
+        fts_thread = None
+        fts_error: list[BaseException] = []
+
+        def fts_insert(first: int, payload: str) -> None:
+            try:
+                conn.execute(_INSERT_FTS_JSON, (first, payload))
+            except BaseException as exc:  # re-raised by the writing thread
+                fts_error.append(exc)
+
+        def wait_fts() -> None:
+            nonlocal fts_thread
+            if fts_thread is not None:
+                fts_thread.join()
+                fts_thread = None
+                if fts_error:
+                    raise fts_error[0]
+
         try:
             conn.execute("BEGIN IMMEDIATE")
-            existing: set[str] = set()
-            ids = [r[1] for r in rows]
-            for k in range(0, len(ids), 500):
-                part = ids[k:k + 500]
-                existing.update(x for (x,) in conn.execute(
-                    f"SELECT id FROM events WHERE id IN ({','.join('?' * len(part))})", part))
-            base = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
-            new = []
-            fts = []
-            for r in rows:
-                if r[1] in existing:
+            rowid = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+            for k in range(0, len(todo), _PIPE_CHUNK):
+                rows, bodies, where = self._prepare_rows(events, todo[k:k + _PIPE_CHUNK],
+                                                         outcomes, rowid)
+                wait_fts()
+                if not rows:
                     continue
-                base += 1
-                new.append((base, *r[1:-1]))
-                if r[-1]:
-                    fts.append((base, r[-1]))
-            conn.executemany(_INSERT, new)
-            conn.executemany(_INSERT_FTS, fts)
+                first = rowid + 1
+                rowid += len(rows)
+                n = conn.executemany(_INSERT, rows).rowcount
+                if n == len(rows):
+                    written.extend((i, True) for i in where)
+                else:
+                    present = {r for (r,) in conn.execute(
+                        "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?", (first, rowid))}
+                    for j, i in enumerate(where):
+                        ok = first + j in present
+                        written.append((i, ok))
+                        if not ok:
+                            bodies[j] = None
+                if any(b is not None for b in bodies):
+                    fts_thread = threading.Thread(
+                        target=fts_insert, args=(first, orjson.dumps(bodies).decode()),
+                        name="logpipe-sqlite-fts", daemon=True)
+                    fts_thread.start()
+            wait_fts()
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            try:
+                wait_fts()
+            except sqlite3.Error:
+                pass
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
             reason = f"embedded store {self.path}: {exc}"
-            for r in rows:
-                outcomes[r[0]] = Outcome(Status.RETRY, reason)
+            for i in todo:
+                if outcomes[i] is None:
+                    outcomes[i] = Outcome(Status.RETRY, reason)
+            for i, _ in written:
+                outcomes[i] = Outcome(Status.RETRY, reason)
             return
         self._wrote = True
-        for r in rows:
-            outcomes[r[0]] = Outcome(Status.DUPLICATE if r[1] in existing else Status.INDEXED)
+        for i, ok in written:
+            outcomes[i] = Outcome(Status.INDEXED if ok else Status.DUPLICATE)
 
     # ---------------------------------------------------------------- read
     def _where(self, request: SearchRequest) -> tuple[str, list]:

@@ -89,7 +89,6 @@ def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
     assert figures["totals"]["indexed"] == len(items) - len(bad)
     assert figures["totals"]["dead_lettered"] == len(bad) == len(range(5, 600, BAD_EVERY))
     assert figures["dead_letters"] == {"decode": 0, "parse": 0, "index": len(bad)}
-    assert figures["lines_out_per_s"] > 0  # the burst ended seconds ago: inside the window
     assert figures["lag_seconds"] >= 0
     table = logpipe("stats", "--redis", redis_url)
     assert "raw list\t1" in table.stdout
