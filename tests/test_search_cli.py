@@ -62,7 +62,7 @@ def test_store_url_resolution(tmp_path, monkeypatch):
     assert store_url("sqlite:///x.db") == "sqlite:///x.db"
     assert store_url(None) == "sqlite:///" + str(home() / "events.db")
     home().mkdir(parents=True, exist_ok=True)
-    (home() / "services.json").write_text(json.dumps({"store_url": "http://127.0.0.1:9"}))
+    (home() / "services.json").write_text(json.dumps({"store_url": "http://127.0.0.1:9", "ready": True}))
     assert store_url(None) == "http://127.0.0.1:9"
     monkeypatch.setenv("LOGPIPE_STORE_URL", "sqlite:////env.db")
     assert store_url(None) == "sqlite:////env.db"

@@ -57,7 +57,7 @@ def test_once_ships_every_line_and_a_rerun_ships_nothing(tmp_path, redis_url, re
 def test_stdin_and_the_embedded_broker_from_services_json(tmp_path, redis_url, redis_client):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "services.json").write_text(json.dumps({"redis_url": redis_url}))
+    (home / "services.json").write_text(json.dumps({"redis_url": redis_url, "ready": True}))
     r = _run(tmp_path, "--type", "app", "-", input=b"one\ntwo\n\xffbad\nlast-no-newline")
     assert r.returncode == 0, r.stderr
     recs = records(redis_client)
