@@ -42,6 +42,19 @@ def cut_utf8(raw: bytes, limit: int) -> bytes:
     return cut
 
 
+def decode_line(raw: bytes, max_bytes: int, tags: list) -> str:
+    """One line as text: cut to ``max_bytes`` (tag ``truncated``), invalid UTF-8 replaced (tag
+    ``invalid_utf8``). Nothing is dropped; the tags say what was changed."""
+    if len(raw) > max_bytes:
+        raw = cut_utf8(raw, max_bytes)
+        tags.append("truncated")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        tags.append("invalid_utf8")
+        return raw.decode("utf-8", "replace")
+
+
 def _pct(b: bytes) -> bytes:
     return b.replace(b"%", b"%%")
 
@@ -124,14 +137,7 @@ class RecordEncoder:
         tags = list(tags)
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if len(raw) > self.max_bytes:
-            raw = cut_utf8(raw, self.max_bytes)
-            tags.append("truncated")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", "replace")
-            tags.append("invalid_utf8")
+        text = decode_line(raw, self.max_bytes, tags)
         if not text and not self.keep_empty:
             return None
         return self.encode_text(off, text, tags, ts)

@@ -25,7 +25,7 @@ import orjson
 
 from common.errors import ConfigError
 from common.record import record_id
-from shipper.encode import cut_utf8
+from shipper.encode import decode_line
 from shipper.inputs.base import Chunk, Input
 
 FACILITIES = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
@@ -229,14 +229,7 @@ class SyslogInput(Input):
         for proto, peer, raw, received in items:
             nbytes += len(raw)
             tags = []
-            if len(raw) > self.max_bytes:
-                raw = cut_utf8(raw, self.max_bytes)
-                tags.append("truncated")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("utf-8", "replace")
-                tags.append("invalid_utf8")
+            text = decode_line(raw, self.max_bytes, tags)
             header = parse(text)
             m = _PRI.match(text)
             line = text[m.end():] if m else text

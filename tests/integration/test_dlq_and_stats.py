@@ -80,6 +80,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def scrape(port: int) -> str:
+    """The exporter's page, once the server answers (it starts in the background)."""
+    for _ in range(100):
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"no metrics served on port {port}")
+
+
 def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
     items, bad = indexed_with_dead_letters
     connect(redis_url).rpush(Keys().raw, b"Nov 28 10:00:00 mx1 late line waiting")
@@ -98,13 +108,7 @@ def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
                                "--metrics-port", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        body = ""
-        for _ in range(100):
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-                break
-            except OSError:
-                time.sleep(0.1)
+        body = scrape(port)
         assert "logpipe_raw_list_length 1.0" in body
         assert f'logpipe_dead_letters{{stage="index"}} {float(len(bad))}' in body
         assert f'logpipe_records_total{{outcome="indexed"}} {float(len(items) - len(bad))}' in body
@@ -133,13 +137,7 @@ def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
                                    redis_url, "--metrics-port", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            body = ""
-            for _ in range(100):
-                try:
-                    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            body = scrape(port)
             line = next(l for l in body.splitlines() if l.startswith("logpipe_shipper_lines_total"))
             assert 'host="web1"' in line and line.endswith(" 40.0")
         finally:
