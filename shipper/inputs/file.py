@@ -59,6 +59,8 @@ class Reader:
         self.verify = False        # compare the first bytes at the next end of file
         self.lines = 0
         self.bytes = 0
+        self._rate_mark = (time.monotonic(), 0)
+        self.lines_per_s = 0.0
         os.lseek(fd, offset, os.SEEK_SET)
 
     def set_path(self, path: str) -> None:
@@ -155,8 +157,14 @@ class Reader:
             self.size = os.fstat(self.fd).st_size
         except OSError:
             pass
+        now = time.monotonic()
+        t0, l0 = self._rate_mark
+        if now - t0 >= 1.0:
+            self.lines_per_s = round((self.lines - l0) / (now - t0), 1)
+            self._rate_mark = (now, self.lines)
         return {"path": self.path, "id": self.key, "offset": self.acked, "size": self.size,
                 "lag": max(0, self.size - self.acked), "lines": self.lines, "bytes": self.bytes,
+                "lines_per_s": self.lines_per_s,
                 "state": "rotated" if self.rotated else ("eof" if self.eof else "reading")}
 
 
