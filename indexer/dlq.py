@@ -24,11 +24,13 @@ from common.broker import Keys
 
 STAGES = ("decode", "parse", "index")
 
-# KEYS[1]=stream, KEYS[2]=ids hash; ARGV[1]=record id, ARGV[2..]=field/value pairs.
+# KEYS[1]=stream, KEYS[2]=ids hash, KEYS[3]=counts by stage; ARGV[1]=record id, ARGV[2]=stage,
+# ARGV[3..]=field/value pairs.
 _ADD = """
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return false end
-local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
 redis.call('HSET', KEYS[2], ARGV[1], entry)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 return entry
 """
 
@@ -58,22 +60,24 @@ class DeadLetterQueue:
         self.client = client
         self.keys = keys or Keys()
         self.ids_key = self.keys.dlq + ":ids"
+        self.counts_key = self.keys.dlq + ":stages"  # kept with every add/delete: O(1) stats
         self._add = client.register_script(_ADD)
 
     def add(self, raw: bytes | str, record_id: str, stage: str, reason: str,
             rtype: str = "", pipe=None) -> None:
         assert stage in STAGES, stage
-        args = [record_id, "record", raw, "id", record_id, "stage", stage,
+        args = [record_id, stage, "record", raw, "id", record_id, "stage", stage,
                 "reason", reason[:4000], "type", rtype, "time", f"{time.time():.3f}"]
-        self._add(keys=[self.keys.dlq, self.ids_key], args=args, client=pipe or self.client)
+        self._add(keys=[self.keys.dlq, self.ids_key, self.counts_key], args=args,
+                  client=pipe or self.client)
 
     def __len__(self) -> int:
         return int(self.client.xlen(self.keys.dlq))
 
     def counts_by_stage(self) -> dict[str, int]:
         counts = {stage: 0 for stage in STAGES}
-        for letter in self.iter():
-            counts[letter.stage] = counts.get(letter.stage, 0) + 1
+        for stage, n in self.client.hgetall(self.counts_key).items():
+            counts[_text(stage)] = int(n)
         return counts
 
     def iter(self, stage: str | None = None, reason: str | None = None, rtype: str | None = None,
@@ -113,6 +117,10 @@ class DeadLetterQueue:
         pipe = self.client.pipeline(transaction=True)
         pipe.xdel(self.keys.dlq, *[l.entry_id for l in letters])
         pipe.hdel(self.ids_key, *[l.record_id for l in letters])
+        for stage in STAGES:
+            n = sum(1 for l in letters if l.stage == stage)
+            if n:
+                pipe.hincrby(self.counts_key, stage, -n)
         return int(pipe.execute()[0])
 
     def set_reason(self, letter: DeadLetter, reason: str) -> None:

@@ -21,6 +21,7 @@ def test_filters_and_purge(redis_client):
     assert dlq.get(first.entry_id).record == b"a"
     assert dlq.purge(stage="decode") == 1
     assert len(dlq) == 2
+    assert dlq.counts_by_stage() == {"decode": 0, "parse": 1, "index": 1}
     # A purged record may be dead-lettered again later.
     dlq.add(b"a", "id-a", "decode", "again")
     assert len(dlq) == 3
