@@ -25,3 +25,39 @@ def kv_line(event: str, **fields) -> str:
 def emit(event: str, **fields) -> None:
     """One structured status line on stderr."""
     print(kv_line(event, **fields), file=sys.stderr, flush=True)
+
+
+class Progress:
+    """A long-running command's figures: a live line on a terminal, ``key=value`` lines in a pipe.
+
+    ``update()`` may be called often; a pipe gets at most one line per ``every`` seconds.
+    """
+
+    def __init__(self, event: str, every: float = 5.0):
+        self.event = event
+        self.every = every
+        self._last = 0.0
+        self._live = None
+        if interactive():
+            from rich.console import Console
+            from rich.live import Live
+            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def update(self, **fields) -> None:
+        if self._live is not None:
+            from rich.text import Text
+            self._live.update(Text(f"{self.event.replace('_', ' ')}: " + " · ".join(
+                f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else
+                f"{k.replace('_', ' ')} {v}" for k, v in fields.items())))
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            emit(self.event, **fields)
+
+    def close(self, event: str | None = None, **fields) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        emit(event or self.event, **fields)

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from common.broker import Keys, connect, redact
 from common.config import resolve_redis_url, resolve_store_url
-from common.console import emit, interactive
+from common.console import Progress, emit, interactive
 from common.errors import BrokerError
 
 index_app = typer.Typer(add_completion=False)
@@ -83,6 +83,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
          burst=burst)
     last_janitor = last_report = 0.0
     outage = BrokerOutage()
+    progress = Progress("index_progress")
     try:
         pool.start()
         while not stopping["now"]:
@@ -94,8 +95,8 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                 if now - last_janitor > 2:
                     dispatcher.janitor()
                     last_janitor = now
-                if now - last_report > 5:
-                    _report(client, settings.keys)
+                if now - last_report > 1:
+                    progress.update(**_figures(client, settings.keys))
                     last_report = now
                 idle = burst and not moved and dispatcher.idle()
                 outage.ended()
@@ -109,9 +110,9 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     finally:
         pool.stop()
         try:
-            _report(client, settings.keys, final=True)
+            progress.close("index_done", **_figures(client, settings.keys))
         except RedisConnectionError:
-            emit("index_done", broker="unreachable")
+            progress.close("index_done", broker="unreachable")
 
 
 class BrokerOutage:
@@ -167,12 +168,12 @@ class WorkerPool:
                 proc.wait()
 
 
-def _report(client, keys: Keys, final: bool = False) -> None:
+def _figures(client, keys: Keys) -> dict:
     counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
-    emit("index_done" if final else "index_progress", raw=client.llen(keys.raw),
-         batches=client.zcard(keys.batches), claimed=counters.get("claimed", 0),
-         indexed=counters.get("indexed", 0), duplicate=counters.get("duplicate", 0),
-         dead_lettered=counters.get("dead_lettered", 0))
+    return dict(raw=client.llen(keys.raw), batches=client.zcard(keys.batches),
+                claimed=counters.get("claimed", 0), indexed=counters.get("indexed", 0),
+                duplicate=counters.get("duplicate", 0),
+                dead_lettered=counters.get("dead_lettered", 0))
 
 
 # --- stats ----------------------------------------------------------------------------------
