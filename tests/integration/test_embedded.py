@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,3 +45,31 @@ def test_demo_runs_the_whole_pipeline_and_down_stops_it(tmp_path):
     again = logpipe("ship", "--once", "/dev/null", env=env)
     assert again.returncode != 0 and "logpipe up" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_up_with_the_elasticsearch_node_is_one_flag_away(tmp_path):
+    env = {**os.environ, "LOGPIPE_HOME": str(tmp_path / "home")}
+    up = logpipe("up", "--store", "elasticsearch", "--workers", "1", env=env)
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        info = json.loads((tmp_path / "home" / "services.json").read_text())
+        assert info["store_url"].startswith("http://127.0.0.1:") and info["es_pid"]
+        log = tmp_path / "maillog"
+        log.write_text("Nov 28 10:00:01 mx1 sendmail[7]: r4F2abc0123456: from=<a@b.org>, "
+                       "size=1234, class=0, nrcpts=1, msgid=<x@b.org>, proto=ESMTP, "
+                       "daemon=MTA, relay=localhost [127.0.0.1]\n")
+        shipped = logpipe("ship", "--type", "mail", "--once", str(log), env=env)
+        assert shipped.returncode == 0, shipped.stderr
+        found = None
+        for _ in range(120):
+            found = logpipe("search", "--json", "qid:r4F2abc0123456", env=env)
+            if found.stdout.strip():
+                break
+            time.sleep(0.5)
+        doc = json.loads(found.stdout.splitlines()[0])
+        assert doc["from"] == "<a@b.org>" and doc["size"] == 1234 and doc["relayip"] == "127.0.0.1"
+    finally:
+        down = logpipe("down", env=env)
+    assert "stopped" in down.stdout
+    assert not os.path.exists(f"/proc/{info['es_pid']}") or \
+        open(f"/proc/{info['es_pid']}/stat").read().split()[2] == "Z"
