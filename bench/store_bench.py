@@ -146,7 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=5000, help="events per write() call")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per query")
     ap.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
-    ap.add_argument("--synchronous", default="full", choices=["full", "normal"])
+    ap.add_argument("--synchronous", default="normal", choices=["full", "normal"],
+                    help="the store's default, normal: WAL commits survive a process crash "
+                    "(full: also a power cut)")
     ap.add_argument("--es", default=None, help="Elasticsearch URL to compare with")
     ap.add_argument("--with-es", action="store_true", help="start a node for the comparison")
     ap.add_argument("--es-events", type=int, default=None,

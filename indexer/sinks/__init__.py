@@ -10,11 +10,27 @@ from common.errors import ConfigError
 
 
 def open_sink(url: str, **options):
-    """The sink for a store URL. Imports only the chosen store's dependencies."""
+    """The sink for a store URL. Imports only the chosen store's dependencies.
+
+    Elasticsearch options ride on the URL's query string, so every command that is given the URL
+    (index, search, dlq replay) agrees on them: ``http://host:9200/?index=mail-%Y.%m`` writes to
+    monthly ``mail-*`` indices instead of the daily ``logstash-%Y.%m.%d``.
+    """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("http", "https"):
+        from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
         from indexer.sinks.elasticsearch import ElasticsearchSink
-        return ElasticsearchSink(url, **options)
+        parts = urlsplit(url)
+        for key, value in parse_qsl(parts.query):
+            if key != "index":
+                raise ConfigError(f"unknown option {key!r} in store URL {url!r} "
+                                  "(Elasticsearch URLs take ?index=PATTERN)")
+            if "%" not in value and not value.endswith("*"):
+                value += "-%Y.%m.%d"
+            options.setdefault("index", value)
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        return ElasticsearchSink(base, **options)
     if scheme == "sqlite":
         from indexer.sinks.sqlite import SqliteSink
         return SqliteSink(url, **options)

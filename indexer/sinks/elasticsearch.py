@@ -16,7 +16,7 @@ import orjson
 from common.errors import SinkError
 from indexer.sinks.base import Event, Outcome, SearchRequest, SearchResult, Status
 
-TEMPLATE_NAME = "logpipe"
+TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
 
 # Fields that hold IP addresses in the built-in pipelines (classic Logstash names).
 IP_FIELDS = ("clientip", "relayip", "rip", "lip", "ip", "src_ip", "dst_ip", "client_ip")
@@ -73,7 +73,8 @@ class ElasticsearchSink:
         from elasticsearch import ApiError, TransportError
 
         try:
-            self.client.indices.put_index_template(name=TEMPLATE_NAME,
+            name = f"{TEMPLATE_PREFIX}-{self.index_prefix.rstrip('-_.') or 'events'}"
+            self.client.indices.put_index_template(name=name,
                                                    **index_template(self.index_pattern))
         except (ApiError, TransportError) as exc:
             raise SinkError(f"cannot install the index template on {self.url}: {exc}") from None
