@@ -127,6 +127,73 @@ def test_histogram_fills_empty_buckets(store):
         store.histogram(SearchRequest(), "1x")
 
 
+@pytest.mark.parametrize("query", ["*", "program:sendmail", "host:mail1",
+                                   "host:mail1 AND @timestamp:[2026-11-28T10:02 TO *]",
+                                   "qid:r4F00*", "sent", "size:[0 TO 5000]", "nothing"])
+@pytest.mark.parametrize("interval", ["1m", "3m", "1h"])
+def test_histogram_by_index_ranges_equals_group_by(store, query, interval):
+    """Both ways of counting buckets give the same buckets (floored, gaps filled)."""
+    from indexer.sinks import sqlite as S
+
+    store.write([ev(i, minute=(i * 7) % 60) for i in range(40)])
+    request = SearchRequest(query=query)
+    step = S.Q.parse_interval(interval)
+    where, params = store._where(request)
+    by_range = store._histogram_by_range(where, params, step)
+    rows = store._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, count(*) FROM events "
+                      f"WHERE {where} AND events.ts IS NOT NULL GROUP BY b ORDER BY b",
+                      [step, step, step] + params)
+    assert by_range == S.Q.fill_buckets(rows, step) == store.histogram(request, interval)
+    assert sum(n for _, n in by_range) == store.count(request)
+
+
+def test_histogram_buckets_floor_before_1970(store):
+    store.write([Event("a", {"@timestamp": "1969-12-31T23:59:30Z", "message": "x"}),
+                 Event("b", {"@timestamp": "1970-01-01T00:00:30Z", "message": "x"})])
+    for query in ("*", "x"):  # index ranges, GROUP BY
+        buckets = store.histogram(SearchRequest(query=query), "1m")
+        assert [(b.isoformat(), n) for b, n in buckets] == \
+            [("1969-12-31T23:59:00+00:00", 1), ("1970-01-01T00:00:00+00:00", 1)]
+
+
+def test_a_big_write_with_repeats_in_several_chunks(store):
+    """A write larger than the preparation chunk: rows and their full text stay paired when
+    repeats (already stored, or twice in the batch) and rejects are spread over the chunks."""
+    from indexer.sinks import sqlite as S
+
+    n = 3 * S._PIPE_CHUNK + 17
+    store.write([ev(i, i % 60) for i in range(0, n, 5)])  # every fifth is already there
+    batch = [ev(i, i % 60) for i in range(n)] + [ev(3, 3)]
+    batch[10] = Event("bad", {"@timestamp": "not a time", "message": "x"})
+    out = store.write(batch)
+    status = [o.status for o in out]
+    assert status[10] is Status.REJECTED and status[-1] is Status.DUPLICATE
+    for i in range(n):
+        if i != 10:
+            assert status[i] is (Status.DUPLICATE if i % 5 == 0 else Status.INDEXED), i
+    assert store.count(SearchRequest()) == n - 1
+    for i in (1, 5, S._PIPE_CHUNK + 1, n - 1):  # the message of event i names r4F{i:03d}
+        assert store.search(SearchRequest(query=f"r4F{i:03d}")).total == 1
+        assert store.search(SearchRequest(query=f'"r4F{i:03d} to"')).total == 1
+    assert store.search(SearchRequest(query="sendmail")).total == n - 1
+    # no full-text row without its event: the index holds exactly one entry per event
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'sendmail'"
+                      ).fetchone() == (n - 1,)
+    assert db.execute("SELECT count(*) FROM events WHERE rowid NOT IN (SELECT rowid FROM "
+                      "events_fts WHERE events_fts MATCH 'sendmail')").fetchone() == (0,)
+
+
+def test_partial_indexes_serve_qid_and_size_queries(store):
+    store.write([ev(i) for i in range(10)])
+    for query, index in (("qid:r4F003", "events_qid_ts"), ("qid:r4F00*", "events_qid_ts"),
+                         ("size:[1000 TO 3000]", "events_size_ts")):
+        where, params = store._where(SearchRequest(query=query))
+        plan = " ".join(str(r) for r in store._conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE {where}", params))
+        assert index in plan, (query, plan)
+
+
 def test_top_values(store):
     store.write([ev(i) for i in range(10)])
     assert store.top(SearchRequest(), "host") == [("mail1", 5), ("mail2", 5)]

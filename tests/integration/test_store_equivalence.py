@@ -342,6 +342,20 @@ def test_histograms_agree(es_store, sqlite_store, query, interval):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("query,interval", [("*", "6h"), ("program:sendmail", "1d"),
+                                            ("program:sendmail AND NOT host:nosuchhost", "1d"),
+                                            ("@timestamp:[2026-01-10 TO 2026-01-20]", "1h")])
+def test_histograms_agree_in_a_time_window(es_store, sqlite_store, query, interval):
+    """Index-range counting (everything, program:..., time ranges) and GROUP BY (the rest) give
+    Elasticsearch's buckets inside a window too."""
+    _, (start, end) = TIME_WINDOWS
+    request = SearchRequest(query=query, start=start, end=end)
+    lite = sqlite_store.histogram(request, interval)
+    assert lite == es_store.histogram(request, interval)
+    assert sum(n for _, n in lite) == sqlite_store.search(request).total
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("query,field", [("*", "program"), ("*", "host"), ("*", "tags"),
                                          ("program:sendmail", "relay"), ("*", "stat"),
                                          ("*", "size"), ("*", "nrcpts"),
