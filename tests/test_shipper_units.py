@@ -202,3 +202,14 @@ def test_ship_imports_nothing_from_indexer():
             "print('BAD', bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "BAD []" in out.stdout, out.stdout + out.stderr
+
+
+def test_the_shipped_sample_config_loads():
+    from pathlib import Path
+
+    from shipper.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "deploy" / "shipper.toml")
+    mail = next(i for i in cfg.inputs if i.type == "mail")
+    assert mail.fields["timezone"] == "Europe/Paris"
+    assert any(i.multiline for i in cfg.inputs)

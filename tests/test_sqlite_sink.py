@@ -164,10 +164,10 @@ def test_a_big_write_with_repeats_in_several_chunks(store):
     n = 3 * S._PIPE_CHUNK + 17
     store.write([ev(i, i % 60) for i in range(0, n, 5)])  # every fifth is already there
     batch = [ev(i, i % 60) for i in range(n)] + [ev(3, 3)]
-    batch[10] = Event("bad", {"@timestamp": "not a time", "message": "x"})
+    batch[11] = Event("bad", {"@timestamp": "not a time", "message": "x"})
     out = store.write(batch)
     status = [o.status for o in out]
-    assert status[10] is Status.REJECTED and status[-1] is Status.DUPLICATE
+    assert status[11] is Status.REJECTED and status[-1] is Status.DUPLICATE
     for i in range(n):
         if i != 10:
             assert status[i] is (Status.DUPLICATE if i % 5 == 0 else Status.INDEXED), i
