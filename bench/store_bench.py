@@ -8,7 +8,8 @@ module is missing), parses a few fields with one regex (the point is the store, 
 * writes the events to a fresh SQLite store in batches (``--batch``), printing docs/s
   (target: at least 50,000/s);
 * runs a term, a phrase, a range, a wildcard query and a histogram ``--runs`` times each and
-  prints p50/p95 latency in ms (target: p50 under 100 ms), with the hit counts;
+  prints p50/p95 latency in ms (target: p50 under 100 ms; the ``/target`` column is p50 / 100 ms),
+  with the hit counts; two words and a non-indexed JSON field are shown too, without a target;
 * with ``--es URL`` (or ``--with-es``: start a node with common.services.elasticsearch), loads
   the same events into Elasticsearch (``--es-events`` of them, default all) and runs the same
   queries there, printing the ratio.
@@ -113,6 +114,12 @@ def queries(events: list[Event]) -> list[tuple[str, str, str | None]]:
     ]
 
 
+# the labels issue 6 sets a latency target for (p50 under TARGET_MS); the others are shown only
+TARGETED = ("term", "term (qid)", "phrase", "range", "wildcard", "histogram", "histogram *")
+TARGET_MS = 100.0
+TARGET_DOCS = 50_000
+
+
 def run_queries(sink, qs, runs: int) -> dict[str, tuple[float, float, int]]:
     out = {}
     for label, query, interval in qs:
@@ -194,20 +201,27 @@ def main(argv=None) -> int:
             es = run_queries(es_sink, qs, args.runs)
 
         print()
-        head = f"{'query':<12} {'embedded p50':>12} {'p95':>8} {'hits':>9}"
+        head = f"{'query':<12} {'embedded p50':>12} {'p95':>8} {'hits':>9} {'/target':>7}"
         if es:
             head += f" {'ES p50':>9} {'p95':>8} {'hits':>9} {'ES/emb':>7}"
         print(head)
         for label, query, interval in qs:
             p50, p95, hits = lite[label]
-            row = f"{label:<12} {p50:>10.1f}ms {p95:>6.1f}ms {hits:>9,}"
+            ratio = f"{p50 / TARGET_MS:.2f}x" if label in TARGETED else "-"
+            row = f"{label:<12} {p50:>10.1f}ms {p95:>6.1f}ms {hits:>9,} {ratio:>7}"
             if es:
                 e50, e95, ehits = es[label]
                 row += f" {e50:>7.1f}ms {e95:>6.1f}ms {ehits:>9,} {e50 / max(p50, 1e-6):>6.2f}x"
             print(row + f"   {query}{' / ' + interval if interval else ''}")
-        worst = max(v[0] for v in lite.values())
-        print(f"\nembedded: ingest {rate:,.0f} docs/s ({rate / 50000:.2f}x the 50,000 target), "
-              f"slowest p50 {worst:.1f} ms (target < 100 ms)")
+        worst_label = max(TARGETED, key=lambda k: lite[k][0])
+        worst = lite[worst_label][0]
+        untargeted = [k for k in lite if k not in TARGETED]
+        print(f"\nembedded: ingest {rate:,.0f} docs/s ({rate / TARGET_DOCS:.2f}x the "
+              f"{TARGET_DOCS:,} target: {'met' if rate >= TARGET_DOCS else 'NOT met'}); "
+              f"slowest targeted p50 {worst:.1f} ms ({worst_label}; {worst / TARGET_MS:.2f}x the "
+              f"{TARGET_MS:.0f} ms target: {'met' if worst < TARGET_MS else 'NOT met'})"
+              + (f"; not targeted: " + ", ".join(f"{k} {lite[k][0]:.1f} ms" for k in untargeted)
+                 if untargeted else ""))
         if es and args.es_events and args.es_events < len(events):
             print(f"note: Elasticsearch holds {args.es_events:,} events, the embedded store "
                   f"{len(events):,}; the hit counts differ accordingly")

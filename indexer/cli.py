@@ -54,12 +54,12 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     """Move raw records into batches, run RQ workers that parse and store them."""
     from indexer.dispatch import Dispatcher
     from indexer.jobs import JobSettings
-    from indexer.pipeline import load_pipeline
+    from indexer.pipeline import Pipeline, load_pipeline
     from indexer.sinks import open_sink
 
     redis_url = resolve_redis_url(redis)
     store_url = resolve_store_url(store)
-    load_pipeline(config)  # a broken config fails here, with its file and line
+    Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
     sink = open_sink(store_url)
     sink.prepare()
     sink.close()
@@ -293,10 +293,12 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     from indexer.sinks import open_sink
 
     dlq = _dlq(redis, prefix)
+    pipeline = Pipeline(load_pipeline(config))
+    pipeline.compile_all()
     sink = open_sink(resolve_store_url(store))
     sink.prepare()
     try:
-        counts = replay(dlq, Pipeline(load_pipeline(config)), sink,
+        counts = replay(dlq, pipeline, sink,
                         **_filters(stage, reason, rtype, since, until, count))
     finally:
         sink.close()

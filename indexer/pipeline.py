@@ -28,6 +28,13 @@ class Pipeline:
             matcher = self._matchers[tc.name] = matcher_for(tc)
         return matcher
 
+    def compile_all(self) -> None:
+        """Compile every type's patterns now, so a broken pattern stops the command at start-up
+        (with its file and position) instead of failing every batch in the workers."""
+        for tc in self.config.types.values():
+            if tc.patterns:
+                self._matcher(tc)
+
     def process(self, record: Record) -> Event:
         rtype = record.type or self.default_type
         tc = self.config.for_type(rtype)
