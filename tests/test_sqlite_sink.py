@@ -70,6 +70,8 @@ def test_bad_events_are_rejected_alone(store):
     assert [o.status for o in out] == [Status.INDEXED, Status.REJECTED, Status.REJECTED,
                                        Status.INDEXED]
     assert "@timestamp" in out[1].reason
+    huge = store.write([Event("huge", {"@timestamp": 1e30, "message": "x"}), ev(3)])
+    assert [o.status for o in huge] == [Status.REJECTED, Status.INDEXED]
 
 
 def test_search_orders_by_time_and_returns_the_documents(store):

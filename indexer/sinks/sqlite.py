@@ -5,8 +5,9 @@ URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlche
 ``timeout`` (seconds to wait for another writer, default 30), ``synchronous`` (``normal``
 default: in WAL mode a confirmed write survives a crash of any process, logpipe's or SQLite's,
 and only a power cut or OS crash can lose the last commits; ``full`` also survives those, at one
-fsync per write), ``cache_mb`` (page cache per connection, default 64), ``batch_size`` (events
-per transaction).
+fsync per write), ``cache_mb`` (page cache per connection, default 256: a ceiling, filled only
+as pages are read; at a million events the indexes every batch touches outgrow 64 MB),
+``batch_size`` (events per transaction).
 
 Layout::
 
@@ -80,12 +81,13 @@ _SCHEMA = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_VOCAB} USING fts5vocab({Q.FTS_TABLE}, 'row')",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
-_INSERT = (f"INSERT INTO events(rowid, id, ts, {', '.join(Q.SQL_COLUMNS[f] for f in _PROMOTED)},"
-           f" doc) VALUES (?, ?, ?, {', '.join('?' for _ in _PROMOTED)}, ?) "
-           "ON CONFLICT(id) DO NOTHING")
 _INSERT_FTS = f"INSERT INTO {Q.FTS_TABLE}(rowid, body) VALUES (?, ?)"
-# a whole chunk of bodies in one statement (a JSON array, null for none): one sqlite3_step that
-# runs without the GIL, so that it overlaps the preparation of the next chunk
+_COLUMNS = ["rowid", "id", "ts", *(Q.SQL_COLUMNS[f] for f in _PROMOTED), "doc"]
+_INSERT_JSON = (f"INSERT INTO events({', '.join(_COLUMNS)}) "
+                f"SELECT {', '.join(f'value ->> {k}' for k in range(len(_COLUMNS)))} "
+                "FROM json_each(?) WHERE true ON CONFLICT(id) DO NOTHING")
+# a whole chunk in one statement each (JSON arrays; a body is null when there is none): one
+# sqlite3_step that runs without the GIL, so that it overlaps the preparation of the next chunk
 _INSERT_FTS_JSON = (f"INSERT INTO {Q.FTS_TABLE}(rowid, body) SELECT key + ?, value "
                     "FROM json_each(?) WHERE value IS NOT NULL")
 _PIPE_CHUNK = 1000  # events prepared / inserted per step of a write
@@ -135,12 +137,13 @@ def _scalar(value):
 
 
 _SCALARS = frozenset((str, int, float))
+_I64 = 2 ** 63
 
 
 def _switch_fast():
     """A short GIL switch interval while a write runs (restored after): the helper thread that
-    starts a full-text insert, or comes back from one, would otherwise wait up to 5 ms for the
-    thread that is preparing rows in Python."""
+    starts storing a chunk, or comes back from SQLite, would otherwise wait up to 5 ms (the
+    default interval) for the thread that is preparing rows in Python."""
     global _switch_users, _switch_saved
     with _switch_lock:
         if _switch_users == 0:
@@ -172,7 +175,7 @@ class SqliteSink:
         opts = {**url_options, **options}
         try:
             self.timeout = float(opts.get("timeout", 30))
-            self.cache_mb = int(opts.get("cache_mb", 64))
+            self.cache_mb = int(opts.get("cache_mb", 256))
             self.batch_size = max(1, int(opts.get("batch_size", 10000)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"bad option in store URL {url!r}: {exc}") from None
@@ -292,7 +295,7 @@ class SqliteSink:
         return ms
 
     def _prepare_rows(self, events, indices, outcomes, rowid: int):
-        """Rows for _INSERT (rowids from ``rowid + 1``), the FTS bodies (one per row, None when
+        """Rows for _INSERT_JSON (rowids from ``rowid + 1``), the FTS bodies (one per row, None when
         there is no message), and the event index of each row; rejected events get their
         outcome here."""
         rows, bodies, where = [], [], []
@@ -304,6 +307,8 @@ class SqliteSink:
             get = doc.get
             try:
                 ts = ts_of(get("@timestamp"))
+                if ts is not None and not -_I64 <= ts < _I64:
+                    raise ValueError(f"{get('@timestamp')!r} is out of range")
             except (ValueError, OverflowError) as exc:
                 outcomes[i] = Outcome(Status.REJECTED, f"bad @timestamp: {exc}")
                 continue
@@ -329,10 +334,12 @@ class SqliteSink:
         return rows, bodies, where
 
     def _write_chunk(self, events, indices, outcomes) -> None:
-        """One transaction. Python prepares the rows chunk by chunk; each chunk's full-text
-        insert (one GIL-free SQLite step) runs in a helper thread while the next chunk is
-        prepared. Repeated ids: ``ON CONFLICT(id) DO NOTHING``; when a chunk inserts fewer rows
-        than it holds, the rowids that made it tell which were duplicates."""
+        """One transaction. Python prepares the rows chunk by chunk (``_PIPE_CHUNK`` events);
+        a helper thread stores each chunk with two statements that take it as JSON arrays (the
+        rows, then the full-text bodies), each one sqlite3_step that runs without the GIL,
+        while this thread prepares the next chunk. Repeated ids: ``ON CONFLICT(id) DO
+        NOTHING``; when a chunk inserts fewer rows than it holds, the rowids that made it tell
+        which were duplicates (no other writer can insert meanwhile: BEGIN IMMEDIATE)."""
         todo: list[int] = []
         seen: set[str] = set()
         for i in indices:
@@ -346,22 +353,37 @@ class SqliteSink:
             return
         conn = self._conn
         written: list[tuple[int, bool]] = []  # (event index, inserted)
-        fts_thread = None
-        fts_error: list[BaseException] = []
+        worker = None
+        worker_error: list[BaseException] = []
 
-        def fts_insert(first: int, payload: str) -> None:
+        def store(first: int, rows_json: str, count: int, bodies_json: str, bodies, where):
+            """In the helper thread (the writing thread waits for it before it touches the
+            connection again)."""
             try:
-                conn.execute(_INSERT_FTS_JSON, (first, payload))
+                last = first + count - 1
+                n = conn.execute(_INSERT_JSON, (rows_json,)).rowcount
+                if n == count:
+                    written.extend((i, True) for i in where)
+                else:
+                    present = {r for (r,) in conn.execute(
+                        "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?", (first, last))}
+                    for j, i in enumerate(where):
+                        ok = first + j in present
+                        written.append((i, ok))
+                        if not ok:
+                            bodies[j] = None
+                    bodies_json = orjson.dumps(bodies).decode()
+                conn.execute(_INSERT_FTS_JSON, (first, bodies_json))
             except BaseException as exc:  # re-raised by the writing thread
-                fts_error.append(exc)
+                worker_error.append(exc)
 
-        def wait_fts() -> None:
-            nonlocal fts_thread
-            if fts_thread is not None:
-                fts_thread.join()
-                fts_thread = None
-                if fts_error:
-                    raise fts_error[0]
+        def wait_worker() -> None:
+            nonlocal worker
+            if worker is not None:
+                worker.join()
+                worker = None
+                if worker_error:
+                    raise worker_error[0]
 
         _switch_fast()
         try:
@@ -370,32 +392,20 @@ class SqliteSink:
             for k in range(0, len(todo), _PIPE_CHUNK):
                 rows, bodies, where = self._prepare_rows(events, todo[k:k + _PIPE_CHUNK],
                                                          outcomes, rowid)
-                wait_fts()
                 if not rows:
                     continue
-                first = rowid + 1
+                args = (rowid + 1, orjson.dumps(rows).decode(), len(rows),
+                        orjson.dumps(bodies).decode(), bodies, where)
                 rowid += len(rows)
-                n = conn.executemany(_INSERT, rows).rowcount
-                if n == len(rows):
-                    written.extend((i, True) for i in where)
-                else:
-                    present = {r for (r,) in conn.execute(
-                        "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?", (first, rowid))}
-                    for j, i in enumerate(where):
-                        ok = first + j in present
-                        written.append((i, ok))
-                        if not ok:
-                            bodies[j] = None
-                if any(b is not None for b in bodies):
-                    fts_thread = threading.Thread(
-                        target=fts_insert, args=(first, orjson.dumps(bodies).decode()),
-                        name="logpipe-sqlite-fts", daemon=True)
-                    fts_thread.start()
-            wait_fts()
+                wait_worker()
+                worker = threading.Thread(target=store, args=args, name="logpipe-sqlite-write",
+                                          daemon=True)
+                worker.start()
+            wait_worker()
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             try:
-                wait_fts()
+                wait_worker()
             except sqlite3.Error:
                 pass
             try:
@@ -410,6 +420,18 @@ class SqliteSink:
             for i, _ in written:
                 outcomes[i] = Outcome(Status.RETRY, reason)
             return
+        except BaseException:
+            # not SQLite's doing: leave no thread on the connection, no transaction open
+            try:
+                wait_worker()
+            except BaseException:
+                pass
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
         finally:
             _switch_restore()
         self._wrote = True
