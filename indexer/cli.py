@@ -225,11 +225,12 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
 
 # --- dead-letter queue ----------------------------------------------------------------------
 
-def _since(value: Optional[str]) -> Optional[float]:
-    if not value:
-        return None
-    from indexer.timeparse import parse_moment
-    return parse_moment(value).timestamp()
+def _moment(value: Optional[str], option: str) -> Optional[float]:
+    """The same time syntax as ``logpipe search --from``: ISO 8601, now-1h, or an age (1h)."""
+    from indexer.search.cli import time_arg
+
+    moment = time_arg(value, option, datetime.now(timezone.utc))
+    return moment.timestamp() if moment else None
 
 
 def _dlq(redis, prefix):
@@ -249,8 +250,8 @@ def _filters(stage, reason, rtype, since, until, count) -> dict:
     from indexer.dlq import STAGES
     if stage and stage not in STAGES:
         raise typer.BadParameter(f"stage must be one of {', '.join(STAGES)}", param_hint="--stage")
-    return dict(stage=stage, reason=reason, rtype=rtype, since=_since(since),
-                until=_since(until), count=count)
+    return dict(stage=stage, reason=reason, rtype=rtype, since=_moment(since, "--since"),
+                until=_moment(until, "--until"), count=count)
 
 
 @dlq_app.command("list")

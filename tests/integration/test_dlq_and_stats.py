@@ -45,6 +45,12 @@ def test_list_show_replay_after_a_fix(indexed_with_dead_letters, redis_url, es_u
     assert json.loads(shown.stdout)["record"].count("123.456.789.1") == 1
     plain = logpipe("dlq", "list", "--redis", redis_url, "--stage", "index", "-n", "2")
     assert len(plain.stdout.splitlines()) == 2
+    recent = logpipe("dlq", "list", "--redis", redis_url, "--since", "now-1h")
+    assert len(recent.stdout.splitlines()) == len(bad)
+    future = logpipe("dlq", "list", "--redis", redis_url, "--since", "now+1h")
+    assert future.returncode == 0 and future.stdout == ""
+    wrong = logpipe("dlq", "list", "--redis", redis_url, "--since", "yesterday-ish")
+    assert wrong.returncode == 2 and "--since 'yesterday-ish'" in wrong.stderr
     bogus = logpipe("dlq", "list", "--redis", redis_url, "--stage", "nope")
     assert bogus.returncode != 0 and "stage must be one of" in bogus.stderr
     assert "Traceback" not in bogus.stderr
