@@ -62,7 +62,6 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
     sink = open_sink(store_url)
     sink.prepare()
-    sink.close()
     client = _client(redis_url)
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=prefix, raw=raw_list)
@@ -81,7 +80,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     signal.signal(signal.SIGINT, _stop)
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
-    last_janitor = last_report = 0.0
+    last_janitor = last_report = last_maintain = 0.0
     outage = BrokerOutage()
     progress = Progress("index_progress")
     try:
@@ -98,17 +97,25 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                 if now - last_report > 1:
                     progress.update(**_figures(client, settings.keys))
                     last_report = now
-                idle = burst and not moved and dispatcher.idle()
+                # Deferred store work (the embedded store's full-text catch-up) runs only when
+                # nothing waits, so it never takes the store's write lock from the workers.
+                check = not moved and (burst or now - last_maintain > 1)
+                idle = check and dispatcher.idle()
                 outage.ended()
             except RedisConnectionError as exc:
                 outage.wait(exc)
                 continue
-            if idle:
+            if idle and burst:
+                while sink.maintain():  # a burst ends fully searchable
+                    pass
                 break
+            if check:
+                last_maintain = 0.0 if idle and sink.maintain() else now
             if not moved:
                 time.sleep(0.05)
     finally:
         pool.stop()
+        sink.close()
         try:
             progress.close("index_done", **_figures(client, settings.keys))
         except RedisConnectionError:

@@ -278,3 +278,137 @@ def test_several_processes_write_at_once(tmp_path):
     assert statuses.count("indexed") == 60 + 3 * 300
     assert sink.search(SearchRequest(query="r4F007")).total == 1 + 3 * 5
     sink.close()
+
+
+# ------------------------------------------------------------ full text indexed behind the writes
+
+def _fts_count(path: str, word: str = "sendmail") -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?",
+                          (word,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def _mark(path: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT value FROM meta WHERE key = 'fts_mark'").fetchone()[0])
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def no_background_refresh(monkeypatch):
+    from indexer.sinks import sqlite as S
+
+    monkeypatch.setattr(S, "_REFRESH_S", 1e9)
+
+
+def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(store,
+                                                                     no_background_refresh):
+    store.write([ev(i) for i in range(10)])
+    assert _fts_count(store.path) == 0 and _mark(store.path) == 0  # writes store rows only
+    # non-full-text queries do not need the index and leave it alone
+    assert store.count(SearchRequest(query="qid:r4F003")) == 1
+    assert _mark(store.path) == 0
+    # a full-text query catches up first, in whatever form it comes
+    assert store.search(SearchRequest(query="r4F003")).total == 1
+    assert _fts_count(store.path) == 10 and _mark(store.path) == 10
+    store.write([ev(i) for i in range(10, 15)])
+    assert store.count(SearchRequest(query='"stat Sent"')) == 15
+    assert sum(n for _, n in store.histogram(SearchRequest(query="message:sendmail"), "1m")) \
+        == 15
+    assert store.top(SearchRequest(query="r4F012"), "qid") == [("r4F012", 1)]
+    assert store.search(SearchRequest(query="qid:r4F01* AND r4F01*")).total == 5
+    assert _fts_count(store.path) == 15  # every row indexed exactly once
+    assert store.refresh() == 0
+
+
+def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(store, monkeypatch):
+    from indexer.sinks import sqlite as S
+
+    monkeypatch.setattr(S, "_REFRESH_S", 0.0)
+    monkeypatch.setattr(S, "_REFRESH_ROWS", 4)
+    store.write([ev(i) for i in range(10)])
+    assert _mark(store.path) == 4 and _fts_count(store.path) == 4
+    store.write([ev(10)])
+    assert _mark(store.path) == 8
+    assert store.search(SearchRequest(query="sendmail")).total == 11
+    assert _fts_count(store.path) == 11
+
+
+def test_prune_after_a_partial_catch_up(store, no_background_refresh):
+    store.write([ev(i) for i in range(10)])  # rowids 1..10, minute i
+    store._catch_up(limit=4)  # rowids 1..4 indexed, 5..10 not yet
+    assert _mark(store.path) == 4
+    # rows 0..5 go: four of them are in the index, two are not (and must not be 'deleted')
+    assert store.prune(datetime(2026, 11, 28, 10, 6, tzinfo=timezone.utc)) == 6
+    assert store.search(SearchRequest(query="sendmail")).total == 4
+    assert store.search(SearchRequest(query="r4F003")).total == 0
+    assert store.search(SearchRequest(query="r4F007")).total == 1
+    db = sqlite3.connect(store.path)
+    for i in range(6):
+        assert db.execute("SELECT count(*) FROM events_fts_vocab WHERE term = ?",
+                          (f"r4f{i:03d}",)).fetchone() == (0,), i
+    assert db.execute("SELECT count(*) FROM events_fts_vocab WHERE term = 'r4f008'").fetchone() \
+        == (1,)
+    db.close()
+    assert _fts_count(store.path) == 4
+
+
+def test_a_pruned_tail_does_not_hand_out_indexed_rowids_again(store, no_background_refresh):
+    store.write([ev(i) for i in range(5)])
+    assert store.refresh() == 5
+    assert store.prune(datetime(2026, 11, 28, 11, tzinfo=timezone.utc)) == 5
+    store.write([ev(7, 30)])  # would be rowid 1 again if rowids followed MAX(rowid)
+    assert store.search(SearchRequest(query="r4F007")).total == 1
+    assert store.search(SearchRequest(query="sendmail")).total == 1
+
+
+def test_a_store_from_before_the_catch_up_counts_as_indexed(tmp_path, no_background_refresh):
+    path = str(tmp_path / "events.db")
+    sink = SqliteSink("sqlite:///" + path)
+    sink.write([ev(i) for i in range(3)])
+    sink.refresh()
+    sink._conn.execute("DELETE FROM meta WHERE key = 'fts_mark'")  # as an older logpipe left it
+    sink.close()
+    reader = SqliteSink("sqlite:///" + path)
+    assert reader.search(SearchRequest(query="sendmail")).total == 3
+    assert _fts_count(path) == 3 and _mark(path) == 3  # nothing indexed twice
+    reader.close()
+
+
+def _writer_searcher(path: str, worker: int, n: int, queue) -> None:
+    sink = SqliteSink("sqlite:///" + path, timeout=60)
+    sink.prepare()
+    seen = []
+    for start in range(0, n, 25):
+        batch = [Event(f"x{worker}-{i}", ev(i % 60, message=f"worker{worker} item{i} sendmail")
+                       .doc) for i in range(start, start + 25)]
+        assert all(o.status is Status.INDEXED for o in sink.write(batch))
+        # its own rows are all found at once, whatever the others wrote or indexed meanwhile
+        seen.append(sink.search(SearchRequest(query=f"worker{worker}")).total == start + 25)
+    sink.close()
+    queue.put(seen)
+
+
+def test_several_processes_write_and_search_full_text_at_once(tmp_path):
+    path = str(tmp_path / "events.db")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_writer_searcher, args=(path, w, 200, queue)) for w in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert all(all(r) for r in results), results
+    sink = SqliteSink("sqlite:///" + path)
+    assert sink.search(SearchRequest(query="sendmail")).total == 400
+    assert sink.search(SearchRequest(query='"worker1 item7"')).total == 1
+    sink.close()
+    # each row in the full-text index exactly once: none twice, none missing
+    assert _fts_count(path) == 400

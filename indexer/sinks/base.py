@@ -76,6 +76,10 @@ class Sink(Protocol):
 
     def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]: ...
 
+    def maintain(self) -> int:
+        """Deferred work, called while the pipeline is idle (the embedded store catches up its
+        full-text index). Returns how much was done; 0 when there is nothing left."""
+
     def prune(self, older_than: datetime) -> int:
         """Delete events older than the given time; returns how many (or indices) went."""
 

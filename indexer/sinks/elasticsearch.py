@@ -155,6 +155,10 @@ class ElasticsearchSink:
         from indexer.search import es_backend
         return es_backend.top(self.client, self.index_pattern, request, field, size)
 
+    def maintain(self) -> int:
+        """Nothing deferred: Elasticsearch refreshes on its own."""
+        return 0
+
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.index_pattern, allow_no_indices=True)
 

@@ -76,3 +76,22 @@ def test_failing_batch_is_retried_then_dead_lettered(redis_url, tmp_path):
     assert sorted(l.record_id for l in letters) == sorted(orjson.loads(i)["id"] for i in items)
     assert all(l.stage == "index" and "gave up after 2 attempts" in l.reason for l in letters)
     assert all("not-a-dir" in l.reason for l in letters), letters[0].reason
+
+
+def test_a_burst_into_the_embedded_store_ends_fully_searchable(redis_url, tmp_path):
+    """Writes defer the full-text index; an idle indexer (here: the end of a burst) catches up."""
+    import sqlite3
+
+    from indexer.sinks.sqlite import _MARK_SQL
+    from tests.support.mail import logpipe
+
+    client = connect(redis_url)
+    client.rpush(Keys().raw, *records(12_000))
+    db = tmp_path / "events.db"
+    run = logpipe("index", "--redis", redis_url, "--store", f"sqlite:///{db}", "--workers", "2",
+                  "--burst", "--batch-size", "3000")
+    assert run.returncode == 0, run.stderr
+    conn = sqlite3.connect(db)
+    top = conn.execute("SELECT MAX(rowid), COUNT(*) FROM events").fetchone()
+    assert top[1] == 12_000
+    assert conn.execute(_MARK_SQL).fetchone()[0] == top[0]
