@@ -167,3 +167,24 @@ def test_backpressure_pauses_reading_and_resumes(tmp_path, redis_url, redis_clie
         assert agent.stop() == 0
     assert "event=backpressure_resume" in agent.output()
     assert_delivered(taken, w.written, 100)
+
+
+def test_start_at_end_skips_the_backlog_of_files_present_at_the_first_start(
+        tmp_path, redis_url, redis_client):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "old.log").write_text("backlog 1\nbacklog 2\n")
+    config = tmp_path / "shipper.toml"
+    config.write_text(f'[[input]]\ninput = "file"\npaths = ["{logs}/*.log"]\n'
+                      f'type = "app"\nstart_at = "end"\n')
+    agent = Agent(tmp_path, redis_url, "--config", str(config)).start()
+    try:
+        wait_for(lambda: "event=file_opened" in agent.output(), what="file opened", agent=agent)
+        with open(logs / "old.log", "a") as f:
+            f.write("new 1\n")
+        (logs / "later.log").write_text("from a file created later\n")  # read from its start
+        wait_for(lambda: redis_client.llen("logpipe:raw") == 2, what="new lines", agent=agent)
+    finally:
+        assert agent.stop() == 0
+    assert sorted(x["line"] for x in records(redis_client)) == \
+        ["from a file created later", "new 1"]
