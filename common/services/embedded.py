@@ -234,15 +234,13 @@ def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
 
 
 def _first_qid(store_url: str) -> str | None:
-    from indexer.sinks import open_sink
-    from indexer.sinks.base import SearchRequest
-
-    sink = open_sink(store_url)
-    try:
-        found = sink.search(SearchRequest(query="program:sendmail AND _exists_:to", limit=1))
-        return found.events[0].get("qid") if found.events else None
-    finally:
-        sink.close()
+    """A delivered message's queue id, found the way a user would (this module stays free of
+    indexer imports: it only runs commands)."""
+    found = subprocess.run(_logpipe("search", "--store", store_url, "--json", "--limit", "1",
+                                    "program:sendmail AND _exists_:to"),
+                           capture_output=True, text=True, check=True)
+    first = found.stdout.splitlines()[:1]
+    return json.loads(first[0]).get("qid") if first else None
 
 
 if __name__ == "__main__":
