@@ -19,7 +19,6 @@ module is missing), parses a few fields with one regex (the point is the store, 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import random
 import re
@@ -229,7 +228,7 @@ def main(argv=None) -> int:
               f"{TARGET_DOCS:,} target: {'met' if rate >= TARGET_DOCS else 'NOT met'}); "
               f"slowest targeted p50 {worst:.1f} ms ({worst_label}; {worst / TARGET_MS:.2f}x the "
               f"{TARGET_MS:.0f} ms target: {'met' if worst < TARGET_MS else 'NOT met'})"
-              + (f"; not targeted: " + ", ".join(f"{k} {lite[k][0]:.1f} ms" for k in untargeted)
+              + ("; not targeted: " + ", ".join(f"{k} {lite[k][0]:.1f} ms" for k in untargeted)
                  if untargeted else ""))
         if es and args.es_events and args.es_events < len(events):
             print(f"note: Elasticsearch holds {args.es_events:,} events, the embedded store "

@@ -24,7 +24,6 @@ import time
 import orjson
 
 from common.broker import Keys, redact
-from common.errors import BrokerError
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
 from shipper.sender import BrokerUnavailable, Sender

@@ -5,7 +5,6 @@ Imports only the base dependencies (redis, orjson, typer, rich, stdlib): nothing
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional

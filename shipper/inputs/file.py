@@ -18,7 +18,6 @@ are looked up in their directory by inode and finished first.
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import glob
 import os
