@@ -34,7 +34,7 @@ def job_id_for(batch_key: str) -> str:
 class Dispatcher:
     def __init__(self, client, settings: JobSettings, batch_size: int = 2000,
                  max_queued_jobs: int = 8, max_attempts: int = 6, grace: float = 5.0,
-                 job_timeout: int = 600):
+                 job_timeout: int = 600, janitor_batch: int = 500):
         from rq import Queue
 
         self.client = client
@@ -47,6 +47,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.grace = grace
         self.job_timeout = job_timeout
+        self.janitor_batch = janitor_batch
         self.attempts_key = self.keys.prefix + ":batch-attempts"
         self._hostname = socket.gethostname()
 
@@ -60,6 +61,10 @@ class Dispatcher:
     def dispatch_once(self) -> int:
         """Claim batches while the queue has room. Returns how many records were claimed."""
         moved = 0
+        # While batches pile up (the store is down and jobs keep failing), records stay on the
+        # raw list, where the shippers' high-water mark sees them and pauses reading.
+        if self.client.zcard(self.keys.batches) >= 2 * self.max_queued_jobs:
+            return 0
         while self.queue.count < self.max_queued_jobs:
             claimed = self.broker.claim_batch(self.batch_size)
             if claimed is None:
@@ -78,10 +83,12 @@ class Dispatcher:
 
         result = {"requeued": 0, "dead_lettered_batches": 0}
         now = time.time()
-        for raw_key, claimed_at in self.client.zrange(self.keys.batches, 0, -1, withscores=True):
+        # The oldest batches past the grace period, a bounded number per pass: during a long
+        # store outage thousands may wait, and each look costs a job fetch.
+        for raw_key, claimed_at in self.client.zrangebyscore(
+                self.keys.batches, "-inf", now - self.grace, start=0, num=self.janitor_batch,
+                withscores=True):
             batch_key = raw_key.decode()
-            if now - claimed_at < self.grace:
-                continue
             try:
                 job = Job.fetch(job_id_for(batch_key), connection=self.client)
                 status = job.get_status(refresh=False)

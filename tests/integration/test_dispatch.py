@@ -95,3 +95,19 @@ def test_a_burst_into_the_embedded_store_ends_fully_searchable(redis_url, tmp_pa
     top = conn.execute("SELECT MAX(rowid), COUNT(*) FROM events").fetchone()
     assert top[1] == 12_000
     assert conn.execute(_MARK_SQL).fetchone()[0] == top[0]
+
+
+def test_records_stay_on_the_raw_list_while_batches_pile_up(redis_url, tmp_path):
+    """No worker runs (as when every job fails): claiming stops at a bound, so the raw list
+    keeps growing and the shippers' backpressure can see it."""
+    client = connect(redis_url)
+    client.rpush(Keys().raw, *records(1000))
+    dispatcher = Dispatcher(client, JobSettings(redis_url=redis_url,
+                                                store_url=f"sqlite:///{tmp_path}/e.db"),
+                            batch_size=50, max_queued_jobs=4)
+    assert dispatcher.dispatch_once() == 200          # the queue is full
+    Queue("logpipe", connection=client).empty()        # the jobs "failed" and left the queue
+    assert dispatcher.dispatch_once() == 200          # 8 batches in flight now
+    Queue("logpipe", connection=client).empty()
+    assert dispatcher.dispatch_once() == 0
+    assert client.llen(Keys().raw) == 600
