@@ -2,8 +2,10 @@
 
     python bench/index_bench.py [--lines 200000] [--es URL]
 
-1. Pushes N generated maillog records onto a fresh Valkey's raw list.
-2. Runs ``logpipe index --burst --workers 2`` and times list -> searchable documents.
+1. Generates N maillog records (loggen).
+2. Runs ``logpipe index --workers 2`` (workers up and idle first, as in production), pushes the
+   records and times list -> searchable documents (until the list and batches are empty and the
+   indices refreshed).
 3. Floor: the same records, parsed beforehand (not timed), sent straight to the same node with
    the client's ``helpers.bulk`` into another index.
 4. RQ overhead: per job, (job wall time in RQ - time inside the batch function) / job wall time.
@@ -35,15 +37,29 @@ def make_records(n: int) -> list[bytes]:
 
 
 def end_to_end(redis_url: str, es_url: str, items: list[bytes], workers: int, batch: int):
+    """A running indexer (workers up and idle, as in production), then the records arrive:
+    timed from the first push until every record is a searchable document."""
+    from elasticsearch import Elasticsearch
+    from rq import Worker
+
     client = connect(redis_url)
     client.flushall()
-    for start in range(0, len(items), 10_000):
-        client.rpush(Keys().raw, *items[start:start + 10_000])
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "common.cli", "index", "--redis", redis_url,
-                    "--store", es_url, "--workers", str(workers), "--burst", "--batch-size",
-                    str(batch)], check=True, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - t0
+    indexer = subprocess.Popen([sys.executable, "-m", "common.cli", "index", "--redis",
+                                redis_url, "--store", es_url, "--workers", str(workers),
+                                "--batch-size", str(batch)], stderr=subprocess.DEVNULL)
+    try:
+        while len(Worker.all(connection=client)) < workers:
+            time.sleep(0.1)
+        t0 = time.perf_counter()
+        for start in range(0, len(items), 10_000):
+            client.rpush(Keys().raw, *items[start:start + 10_000])
+        while client.llen(Keys().raw) or client.zcard(Keys().batches):
+            time.sleep(0.02)
+        Elasticsearch(es_url).indices.refresh(index="logstash-*")
+        elapsed = time.perf_counter() - t0
+    finally:
+        indexer.terminate()
+        indexer.wait(60)
     return elapsed, rq_overhead(client)
 
 
@@ -120,7 +136,7 @@ def main() -> None:
         print(f"lines                 {args.lines}")
         print(f"documents stored      {stored}")
         print(f"end-to-end            {args.lines / e2e:10.0f} lines/s  ({e2e:.1f} s, "
-              f"{args.workers} workers, includes worker start-up)")
+              f"{args.workers} workers already running, until searchable)")
         print(f"floor (helpers.bulk)  {args.lines / base:10.0f} docs/s   ({base:.1f} s)")
         print(f"ratio                 {base / e2e:10.2f}  (target >= 0.70)")
         print(f"RQ overhead per job   {overhead * 100:9.2f} %  over {jobs} jobs (target < 5%)")
