@@ -405,31 +405,19 @@ class SqliteSink:
             return
         conn = self._conn
         written: list[tuple[int, bool]] = []  # (event index, inserted)
-        worker = None
-        worker_error: list[BaseException] = []
+        worker = _OneBehind("logpipe-sqlite-write")
 
         def store(first: int, params: list, count: int, where):
             """In the helper thread (the writing thread waits for it before it touches the
             connection again)."""
-            try:
-                n = conn.execute(_insert_rows(count), params).rowcount
-                if n == count:
-                    written.extend((i, True) for i in where)
-                else:
-                    present = {r for (r,) in conn.execute(
-                        "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?",
-                        (first, first + count - 1))}
-                    written.extend((i, first + j in present) for j, i in enumerate(where))
-            except BaseException as exc:  # re-raised by the writing thread
-                worker_error.append(exc)
-
-        def wait_worker() -> None:
-            nonlocal worker
-            if worker is not None:
-                worker.join()
-                worker = None
-                if worker_error:
-                    raise worker_error[0]
+            n = conn.execute(_insert_rows(count), params).rowcount
+            if n == count:
+                written.extend((i, True) for i in where)
+            else:
+                present = {r for (r,) in conn.execute(
+                    "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?",
+                    (first, first + count - 1))}
+                written.extend((i, first + j in present) for j, i in enumerate(where))
 
         _switch_fast()
         try:
@@ -440,17 +428,13 @@ class SqliteSink:
                                                    rowid)
                 if not where:
                     continue
-                args = (rowid + 1, params, len(where), where)
+                worker.start(store, rowid + 1, params, len(where), where)
                 rowid += len(where)
-                wait_worker()
-                worker = threading.Thread(target=store, args=args, name="logpipe-sqlite-write",
-                                          daemon=True)
-                worker.start()
-            wait_worker()
+            worker.wait()
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             try:
-                wait_worker()
+                worker.wait()
             except sqlite3.Error:
                 pass
             try:
@@ -468,7 +452,7 @@ class SqliteSink:
         except BaseException:
             # not SQLite's doing: leave no thread on the connection, no transaction open
             try:
-                wait_worker()
+                worker.wait()
             except BaseException:
                 pass
             try:
@@ -754,22 +738,10 @@ def _index_messages(conn: sqlite3.Connection, rows) -> None:
     _write_chunk stores rows: this thread computes the bodies of a chunk (Python, ~7 us a row)
     while a helper thread inserts the previous one (SQLite, ~6 us a row, without the GIL; this
     thread does not touch the connection meanwhile)."""
-    worker = None
-    errors: list[BaseException] = []
+    worker = _OneBehind("logpipe-sqlite-fts")
 
     def insert(params: list, count: int) -> None:
-        try:
-            conn.execute(_insert_fts(count), params)
-        except BaseException as exc:  # re-raised by the calling thread
-            errors.append(exc)
-
-    def wait() -> None:
-        nonlocal worker
-        if worker is not None:
-            worker.join()
-            worker = None
-        if errors:
-            raise errors[0]
+        conn.execute(_insert_fts(count), params)
 
     _switch_fast()
     try:
@@ -777,16 +749,45 @@ def _index_messages(conn: sqlite3.Connection, rows) -> None:
             bodies = _fts_bodies(rows[k:k + _PIPE_CHUNK])
             if not bodies:
                 continue
-            params = [v for pair in bodies for v in pair]
-            wait()
-            worker = threading.Thread(target=insert, args=(params, len(bodies)),
-                                      name="logpipe-sqlite-fts", daemon=True)
-            worker.start()
-        wait()
+            worker.start(insert, [v for pair in bodies for v in pair], len(bodies))
+        worker.wait()
     finally:
-        if worker is not None:
-            worker.join()
+        worker.join()
         _switch_restore()
+
+
+class _OneBehind:
+    """One call at a time in a helper thread, so the calling thread prepares the next chunk
+    while SQLite (which releases the GIL) stores the previous one. ``start`` first waits for
+    the previous call; an error raised there comes out of the next ``start`` or ``wait``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, fn, *args) -> None:
+        self.wait()
+
+        def run():
+            try:
+                fn(*args)
+            except BaseException as exc:  # re-raised in the calling thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 def _dt_ms(dt: datetime) -> int:
