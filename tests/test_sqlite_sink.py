@@ -259,17 +259,24 @@ def _writer(path: str, worker: int, n: int, queue) -> None:
     queue.put(statuses)
 
 
-def test_several_processes_write_at_once(tmp_path):
-    path = str(tmp_path / "events.db")
+def run_processes(target, arg_tuples) -> list:
+    """Run ``target(*args, queue)`` in one spawned process per tuple; what each put, in the
+    order they finished. Every process must exit cleanly."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(path, w, 300, queue)) for w in range(3)]
+    procs = [ctx.Process(target=target, args=(*args, queue)) for args in arg_tuples]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
+    return results
+
+
+def test_several_processes_write_at_once(tmp_path):
+    path = str(tmp_path / "events.db")
+    results = run_processes(_writer, [(path, w, 300) for w in range(3)])
     statuses = [s for r in results for s in r]
     assert "retry" not in statuses and "rejected" not in statuses
     sink = SqliteSink("sqlite:///" + path)
@@ -396,15 +403,7 @@ def _writer_searcher(path: str, worker: int, n: int, queue) -> None:
 
 def test_several_processes_write_and_search_full_text_at_once(tmp_path):
     path = str(tmp_path / "events.db")
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_writer_searcher, args=(path, w, 200, queue)) for w in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_processes(_writer_searcher, [(path, w, 200) for w in range(2)])
     assert all(all(r) for r in results), results
     sink = SqliteSink("sqlite:///" + path)
     assert sink.search(SearchRequest(query="sendmail")).total == 400
