@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import loggen  # noqa: E402
 from common.broker import connect  # noqa: E402
 from common.services.valkey import ValkeyServer  # noqa: E402
 
@@ -34,21 +35,8 @@ KEY = "logpipe:raw"
 
 
 def write_lines(path: Path, n: int, seed: int = 1) -> None:
-    try:
-        from common.loggen import generate
-        it = generate("mail", n, seed)
-    except ImportError:
-        it = (f"May 15 02:00:{i % 60:02d} mail1 sendmail[{1000 + i % 9000}]: r4F{i:09d}: "
-              f"from=<user{i % 97}@example.com>, size={i % 5000}, nrcpts=1" for i in range(n))
     with open(path, "w", encoding="utf-8") as out:
-        chunk = []
-        for line in it:
-            chunk.append(line)
-            if len(chunk) >= 8192:
-                out.write("\n".join(chunk) + "\n")
-                chunk.clear()
-        if chunk:
-            out.write("\n".join(chunk) + "\n")
+        loggen.write_lines(loggen.generate("mail", n, seed), out)
 
 
 def floor(client, lines: list[bytes], chunk: int = 5000) -> float:

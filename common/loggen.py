@@ -22,7 +22,7 @@ import random
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import typer
 
@@ -264,6 +264,18 @@ _STATUS = (200,) * 80 + (304,) * 8 + (404,) * 7 + (301,) * 3 + (500,) * 2
 _KINDS = {"mail": _mail, "syslog": _syslog, "sshd": _sshd, "apache": _apache}
 
 
+def write_lines(lines: Iterable[str], out) -> None:
+    """Write lines with their newlines, a few thousand per write() call."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= 4096:
+            out.write("\n".join(chunk) + "\n")
+            chunk.clear()
+    if chunk:
+        out.write("\n".join(chunk) + "\n")
+
+
 def generate(kind: str, lines: int, seed: int = 0, start: datetime | str | None = None
              ) -> Iterator[str]:
     """``lines`` log lines of ``kind`` (no trailing newline), the same for the same seed."""
@@ -304,14 +316,7 @@ def gen_logs(
         raise typer.BadParameter(f"not an ISO 8601 date: {start!r}", param_hint="--start") from None
     out = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
-        chunk: list[str] = []
-        for line in generate(kind, lines, seed, when):
-            chunk.append(line)
-            if len(chunk) >= 4096:
-                out.write("\n".join(chunk) + "\n")
-                chunk.clear()
-        if chunk:
-            out.write("\n".join(chunk) + "\n")
+        write_lines(generate(kind, lines, seed, when), out)
     finally:
         if output:
             out.close()
