@@ -8,9 +8,11 @@ already stored.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
+import weakref
 from dataclasses import dataclass
 
 from common.broker import Broker, Keys, connect
@@ -44,43 +46,34 @@ class JobSettings:
 
 
 # Per-process caches: a worker runs many jobs with the same settings.
-_sinks: dict[str, object] = {}
-_pipelines: dict[str | None, object] = {}
-_clients: dict[str, object] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _sink(url: str):
-    sink = _sinks.get(url)
-    if sink is None:
-        from indexer.sinks import open_sink
-        sink = _sinks[url] = open_sink(url)
-    return sink
+    from indexer.sinks import open_sink
+    return open_sink(url)
 
 
-_prepared: set[int] = set()
+@functools.lru_cache(maxsize=None)
+def _pipeline(config_path: str | None):
+    from indexer.pipeline import Pipeline, load_pipeline
+    return Pipeline(load_pipeline(config_path))
+
+
+@functools.lru_cache(maxsize=None)
+def _client(url: str):
+    return connect(url)
+
+
+# Sinks prepared in this process. prepare() happens on the first write, not when the sink is
+# opened, because the store may be down at first; a weak set, so a new sink is never mistaken
+# for a dead one that had the same id().
+_prepared: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def _write(sink, events):
-    """Prepare the sink once per process (it may be down at first), then write."""
-    if id(sink) not in _prepared:
+    if sink not in _prepared:
         sink.prepare()
-        _prepared.add(id(sink))
+        _prepared.add(sink)
     return sink.write(events)
-
-
-def _pipeline(config_path: str | None):
-    pipeline = _pipelines.get(config_path)
-    if pipeline is None:
-        from indexer.pipeline import Pipeline, load_pipeline
-        pipeline = _pipelines[config_path] = Pipeline(load_pipeline(config_path))
-    return pipeline
-
-
-def _client(url: str):
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = connect(url)
-    return client
 
 
 def process_batch(batch_key: str, settings: dict) -> dict:
