@@ -176,7 +176,9 @@ class WorkerPool:
 
 
 def _figures(client, keys: Keys) -> dict:
-    counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+    from indexer.stats import totals
+
+    counters = totals(client, keys)
     return dict(raw=client.llen(keys.raw), batches=client.zcard(keys.batches),
                 claimed=counters.get("claimed", 0), indexed=counters.get("indexed", 0),
                 duplicate=counters.get("duplicate", 0),

@@ -40,6 +40,11 @@ def record_out(client, keys: Keys, counts: dict) -> None:
                                                             "dead_lettered")})
 
 
+def totals(client, keys: Keys) -> dict[str, int]:
+    """Records claimed, indexed, duplicate and dead-lettered since the counters began."""
+    return {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+
+
 def rate(client, keys: Keys, direction: str, window: int = WINDOW) -> float:
     now = int(time.time())
     names = [keys.stats(f"rate:{direction}:{t}") for t in range(now - window, now)]
@@ -96,7 +101,7 @@ def collect(client, keys: Keys) -> dict:
     queue = Queue(keys.queue, connection=client)
     workers = Worker.all(queue=queue)
     oldest = oldest_waiting(client, keys)
-    counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+    counters = totals(client, keys)
     return {
         "raw_list": int(client.llen(keys.raw)),
         "batches_pending": int(client.zcard(keys.batches)),
