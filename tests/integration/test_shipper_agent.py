@@ -97,10 +97,17 @@ def test_follows_globs_multiline_status_and_sigterm(tmp_path, redis_url, redis_c
         r = _run(tmp_path, "--registry", str(agent.registry), "--status")
         assert r.returncode == 0
         assert b"running" in r.stdout and b"a.log" in r.stdout and b"b.log" in r.stdout
-        status = json.loads(agent.registry.with_name("registry.json.status.json").read_text())
-        per_file = {Path(s["path"]).name: s for s in status["sources"]}
-        assert per_file["a.log"]["lines"] == 2 and per_file["a.log"]["lag"] == 0
-        assert "lines_per_s" in per_file["b.log"]
+        status_file = agent.registry.with_name("registry.json.status.json")
+
+        def per_file():  # the agent rewrites its status every couple of seconds
+            status = json.loads(status_file.read_text())
+            return {Path(s["path"]).name: s for s in status["sources"]}
+
+        wait_for(lambda: per_file().get("b.log", {}).get("lines") == 1, what="status of b.log",
+                 agent=agent)
+        files = per_file()
+        assert files["a.log"]["lines"] == 2 and files["a.log"]["lag"] == 0
+        assert "lines_per_s" in files["b.log"]
     finally:
         assert agent.stop() == 0
     lines = [x["line"] for x in records(redis_client)]
