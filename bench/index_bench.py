@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.broker import Keys, connect  # noqa: E402
-from common.loggen import generate  # noqa: E402
 from common.record import Record, encode, record_id  # noqa: E402
-from common.services.valkey import ValkeyServer  # noqa: E402
+from services.loggen import generate  # noqa: E402
+from services.valkey import ValkeyServer  # noqa: E402
 
 
 def make_records(n: int) -> list[bytes]:
@@ -86,7 +86,7 @@ def floor(es_url: str, items: list[bytes], prefix: str = "floor", chunk: int = 2
 
     from common.record import decode
     from indexer.pipeline import Pipeline, load_pipeline
-    from indexer.sinks.elasticsearch import index_template
+    from store.elasticsearch.template import index_template
 
     es = Elasticsearch(es_url, request_timeout=120)
     es.indices.put_index_template(name=prefix, **index_template(prefix + "-*"))
@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     node = None
     if not args.es:
-        from common.services.elasticsearch import ElasticsearchNode
+        from services.elasticsearch import ElasticsearchNode
         node = ElasticsearchNode(heap="1g")
         args.es = node.start()
     try:

@@ -158,14 +158,20 @@ def services_file() -> Path:
     return home() / "services.json"
 
 
-def embedded_services() -> dict:
-    """What ``logpipe up`` recorded, while its services are up (``down`` clears ``ready``)."""
+def read_services() -> dict:
+    """The one reader of the ``logpipe up`` state: what it recorded ({} when nothing is)."""
     import json
 
     try:
         info = json.loads(services_file().read_text())
     except (OSError, ValueError):
         return {}
+    return info if isinstance(info, dict) else {}
+
+
+def embedded_services() -> dict:
+    """What ``logpipe up`` recorded, while its services are up (``down`` clears ``ready``)."""
+    info = read_services()
     return info if info.get("ready") else {}
 
 

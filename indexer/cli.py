@@ -55,7 +55,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     from indexer.dispatch import Dispatcher
     from indexer.jobs import JobSettings
     from indexer.pipeline import Pipeline, load_pipeline
-    from indexer.sinks import open_sink
+    from store import open_sink
 
     redis_url = resolve_redis_url(redis)
     store_url = resolve_store_url(store)
@@ -236,7 +236,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
 
 def _moment(value: Optional[str], option: str) -> Optional[float]:
     """The same time syntax as ``logpipe search --from``: ISO 8601, now-1h, or an age (1h)."""
-    from indexer.search.cli import time_arg
+    from search.cli import time_arg
 
     moment = time_arg(value, option, datetime.now(timezone.utc))
     return moment.timestamp() if moment else None
@@ -300,7 +300,7 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     """Send dead letters through the pipeline again; remove those now stored."""
     from indexer.pipeline import Pipeline, load_pipeline
     from indexer.replay import replay
-    from indexer.sinks import open_sink
+    from store import open_sink
 
     dlq = _dlq(redis, prefix)
     pipeline = Pipeline(load_pipeline(config))

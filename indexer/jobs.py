@@ -20,7 +20,7 @@ from common.errors import DecodeError, LogpipeError, SinkError
 from common.record import decode
 from indexer import stats
 from indexer.dlq import DeadLetterQueue
-from indexer.sinks.base import Status
+from store.base import Status
 
 log = logging.getLogger("logpipe.indexer")
 
@@ -48,7 +48,7 @@ class JobSettings:
 # Per-process caches: a worker runs many jobs with the same settings.
 @functools.lru_cache(maxsize=None)
 def _sink(url: str):
-    from indexer.sinks import open_sink
+    from store import open_sink
     return open_sink(url)
 
 

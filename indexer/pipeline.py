@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from common.config import PipelineConfig, TypeConfig
 from common.record import Record
-from indexer.enrich import (RESERVED, apply_edits, received_datetime, timestamp_for)
-from indexer.sinks.base import Event
+from indexer.enrich import RESERVED, apply_edits, received_datetime, timestamp_for
+from store.base import Event
 
 
 class Pipeline:

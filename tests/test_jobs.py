@@ -12,7 +12,7 @@ from indexer.dlq import DeadLetterQueue
 from indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable
 from indexer.pipeline import Pipeline
 from indexer.replay import replay
-from indexer.sinks.base import Outcome, Status
+from store.base import Outcome, Status
 
 
 class ScriptedSink:

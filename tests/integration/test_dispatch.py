@@ -37,8 +37,8 @@ def test_batches_become_jobs_and_documents(redis_url, tmp_path):
     assert Queue("logpipe", connection=client).count == 3
     work(redis_url)
     assert dispatcher.idle()
-    from indexer.sinks import open_sink
-    from indexer.sinks.base import SearchRequest
+    from store import open_sink
+    from store.base import SearchRequest
     assert open_sink(store).search(SearchRequest(limit=1)).total == 250
 
 
@@ -82,7 +82,7 @@ def test_a_burst_into_the_embedded_store_ends_fully_searchable(redis_url, tmp_pa
     """Writes defer the full-text index; an idle indexer (here: the end of a burst) catches up."""
     import sqlite3
 
-    from indexer.sinks.sqlite import _MARK_SQL
+    from store.sqlite.schema import MARK_SQL as _MARK_SQL
     from tests.support.mail import logpipe
 
     client = connect(redis_url)
