@@ -48,7 +48,7 @@ class Dispatcher:
         self.grace = grace
         self.job_timeout = job_timeout
         self.janitor_batch = janitor_batch
-        self.attempts_key = self.keys.prefix + ":batch-attempts"
+        self.attempts_key = self.keys.batch_attempts
         self._hostname = socket.gethostname()
 
     # -- moving work -------------------------------------------------------------------------
@@ -116,14 +116,14 @@ class Dispatcher:
                 log.warning("retrying batch=%s attempt=%d reason=%s", batch_key, attempts, error)
             if job is not None:
                 job.delete()
-            self.client.hset(self.attempts_key + ":due", batch_key,
+            self.client.hset(self.keys.batch_due, batch_key,
                              now + (30 if store_down else min(2 ** attempts, 60)))
             self.enqueue(batch_key)
             result["requeued"] += 1
         return result
 
     def _due(self, batch_key: str, now: float) -> bool:
-        due = self.client.hget(self.attempts_key + ":due", batch_key)
+        due = self.client.hget(self.keys.batch_due, batch_key)
         return due is None or float(due) <= now
 
     def _in_queue(self, job_id: str) -> bool:
@@ -160,7 +160,7 @@ class Dispatcher:
             dlq.add(raw, rid, "index", reason, rtype)
         self.broker.finish_batch(batch_key)
         self.client.hdel(self.attempts_key, batch_key)
-        self.client.hdel(self.attempts_key + ":due", batch_key)
+        self.client.hdel(self.keys.batch_due, batch_key)
         log.error("dead-lettered batch=%s records=%d reason=%s", batch_key, len(items), reason)
         return len(items)
 

@@ -213,7 +213,7 @@ def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
         done = counters.get("indexed", 0) + counters.get("duplicate", 0) + \
             counters.get("dead_lettered", 0)
         if client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0 and done >= expected:

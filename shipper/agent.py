@@ -23,14 +23,13 @@ import time
 
 import orjson
 
-from common.broker import Keys, redact
+from common.broker import DEFAULT_PREFIX, Keys, redact
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
 from shipper.sender import BrokerUnavailable, Sender
 from shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
-SHIPPERS_KEY = Keys().stats("shippers")  # host:status-file -> JSON figures, read by stats
 IDLE_MIN, IDLE_MAX = 0.005, 0.25
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 30.0
 
@@ -74,6 +73,9 @@ class Agent:
         self.log = log
         self.url = url
         self.key = key
+        # the figures `logpipe stats --prefix P` reads: host:status-file -> JSON
+        self.shippers_key = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX,
+                                 raw=key).shippers
         self.registry = Registry(config.registry, fsync=config.fsync, log=log)
         self.sender = Sender(url, key)
         self.ctx = Context(host=config.host, registry=self.registry, log=log, once=config.once)
@@ -305,7 +307,7 @@ class Agent:
         })
         if self.broker_down_since is None:
             lag = sum(s.get("lag", 0) or 0 for s in sources)
-            self.sender.publish(SHIPPERS_KEY, f"{self.cfg.host}:{self._status_file}",
+            self.sender.publish(self.shippers_key, f"{self.cfg.host}:{self._status_file}",
                                 orjson.dumps({"host": self.cfg.host, "updated": time.time(),
                                               "lines": self.lines, "bytes": self.bytes,
                                               "lines_per_s": round(self.rates[0], 1),

@@ -43,6 +43,9 @@ def ship(
         None, "--redis", help="Broker URL (else $LOGPIPE_REDIS_URL, else the one `logpipe up` "
                               "started)."),
     list_key: Optional[str] = typer.Option(None, "--list", help="Raw list key [logpipe:raw]."),
+    prefix: Optional[str] = typer.Option(
+        None, "--prefix", help="Prefix of logpipe's own broker keys [logpipe] (the indexer's and "
+                               "`logpipe stats`' --prefix)."),
     rtype: Optional[str] = typer.Option(None, "--type", help="Record type, e.g. mail, syslog."),
     once: bool = typer.Option(False, "--once", help="Read to the end of the inputs and exit."),
     config: Optional[Path] = typer.Option(None, "--config", help="Shipper TOML config file."),
@@ -85,7 +88,8 @@ def ship(
         from shipper.status import collect, render
         render(collect(cfg.registry))
         return
-    for name, value in (("redis", redis_url), ("list_key", list_key), ("host", host),
+    for name, value in (("redis", redis_url), ("list_key", list_key), ("prefix", prefix),
+                        ("host", host),
                         ("batch_lines", batch_lines), ("batch_wait", batch_wait),
                         ("high_water", high_water), ("low_water", low_water),
                         ("status_interval", status_interval), ("log_level", log_level)):

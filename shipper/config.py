@@ -5,6 +5,7 @@ r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for 
     [shipper]
     redis = "redis://:secret@broker.example:6379/0"   # else LOGPIPE_REDIS_URL, else `logpipe up`
     list = "logpipe:raw"
+    prefix = "logpipe"          # of logpipe's own keys: `logpipe stats --prefix` finds this agent
     registry = "/var/lib/logpipe/shipper-registry.json"
     host = "mail1"              # default: this machine's hostname
     batch_lines = 5000          # records per RPUSH batch
@@ -71,6 +72,7 @@ class InputSpec:
 class ShipperConfig:
     redis: str | None = None
     list_key: str = ""
+    prefix: str = "logpipe"     # of logpipe's own broker keys (the shipper status hash)
     registry: Path | None = None
     host: str = ""
     batch_lines: int = 5000
@@ -95,14 +97,14 @@ class ShipperConfig:
         return self
 
 
-_SHIPPER_KEYS = {"redis", "list", "registry", "host", "batch_lines", "batch_wait", "high_water",
-                 "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level"}
+_SHIPPER_KEYS = {"redis", "list", "prefix", "registry", "host", "batch_lines", "batch_wait",
+                 "high_water", "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level"}
 _INPUT_KEYS = {f.name for f in dc_fields(InputSpec)} - {"where"}
 _ML_KEYS = {f.name for f in dc_fields(MultilineSpec)}
 
 _TYPES = {
-    "redis": str, "list": str, "registry": str, "host": str, "batch_lines": int,
-    "batch_wait": (int, float), "high_water": int, "low_water": int,
+    "redis": str, "list": str, "prefix": str, "registry": str, "host": str,
+    "batch_lines": int, "batch_wait": (int, float), "high_water": int, "low_water": int,
     "status_interval": (int, float), "shutdown_timeout": (int, float), "fsync": bool,
     "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),

@@ -1,0 +1,7 @@
+"""The broker protocol both sides share: key names and Lua scripts (:mod:`common.broker.keys`),
+the connection factory (:mod:`common.broker.connection`)."""
+
+from common.broker.connection import connect, redact
+from common.broker.keys import CLAIM_BATCH, DEFAULT_PREFIX, DLQ_ADD, Broker, Keys
+
+__all__ = ["CLAIM_BATCH", "DEFAULT_PREFIX", "DLQ_ADD", "Broker", "Keys", "connect", "redact"]
