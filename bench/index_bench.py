@@ -76,7 +76,7 @@ def rq_overhead(client) -> tuple[float, int]:
         if not job or not result or not job.started_at or not job.ended_at:
             continue
         outer += (job.ended_at - job.started_at).total_seconds()
-        inner += result["seconds"]
+        inner += result.seconds
         jobs += 1
     return ((outer - inner) / outer if outer else 0.0), jobs
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from common.broker import Keys, connect, redact
 from common.config import resolve_redis_url, resolve_store_url
 from common.console import Progress, emit, interactive
 from common.errors import BrokerError
+from common.retry import BROKER_OUTAGE, RetryPolicy
 
 index_app = typer.Typer(add_completion=False)
 dlq_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -125,21 +125,22 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
 class BrokerOutage:
     """One log line when the broker goes away, one when it is back; backoff in between."""
 
-    def __init__(self):
+    def __init__(self, policy: RetryPolicy = BROKER_OUTAGE):
         self.since: float | None = None
-        self.delay = 0.2
+        self.backoff = policy.start()
 
     def wait(self, exc: Exception) -> None:
         if self.since is None:
             self.since = time.monotonic()
+            self.backoff.reset()
             emit("broker_unreachable", error=str(exc)[:200])
-        time.sleep(self.delay * (0.5 + random.random()))
-        self.delay = min(self.delay * 2, 5.0)
+        self.backoff.wait()
 
     def ended(self) -> None:
         if self.since is not None:
             emit("broker_back", down_seconds=round(time.monotonic() - self.since, 1))
-            self.since, self.delay = None, 0.2
+            self.since = None
+            self.backoff.reset()
 
 
 class WorkerPool:

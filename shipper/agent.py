@@ -17,13 +17,13 @@ again after a crash) and memory holds at most one batch plus the inputs' small b
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 
 import orjson
 
 from common.broker import DEFAULT_PREFIX, Keys, redact
+from common.retry import SHIPPER_PUSH
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
 from shipper.sender import BrokerUnavailable, Sender
@@ -31,7 +31,6 @@ from shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
 IDLE_MIN, IDLE_MAX = 0.005, 0.25
-BACKOFF_MIN, BACKOFF_MAX = 0.1, 30.0
 
 
 def _vm_hwm() -> int | None:
@@ -73,6 +72,7 @@ class Agent:
         self.log = log
         self.url = url
         self.key = key
+        self.retry_policy = SHIPPER_PUSH
         # the figures `logpipe stats --prefix P` reads: host:status-file -> JSON
         self.shippers_key = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX,
                                  raw=key).shippers
@@ -229,7 +229,7 @@ class Agent:
     def _send(self, batch: Batch) -> bool:
         """Push until confirmed, then run the acks and save the registry. False: gave up
         (stopping while the broker is down; offsets were not moved)."""
-        delay = BACKOFF_MIN
+        backoff = self.retry_policy.start()
         while True:
             try:
                 if batch.values:
@@ -247,10 +247,7 @@ class Agent:
                     self.log.warning("gave_up_on_shutdown", held_lines=len(batch.values),
                                      effect="file lines are read again at the next start")
                     return False
-                self._sleep(delay * random.uniform(0.5, 1.5))
-                if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
-                    continue
-                delay = min(delay * 2, BACKOFF_MAX)
+                backoff.wait(self._sleep)
         self._confirmed(batch)
         return True
 
