@@ -25,3 +25,13 @@ def redact(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0] if ":" in creds else ""
     return f"{scheme}://{user}:***@{host}"
+
+
+def connect_checked(url: str, **kwargs):
+    """A client that has answered a PING: a broker that is not there fails here, clearly."""
+    client = connect(url, **kwargs)
+    try:
+        client.ping()
+    except Exception as exc:
+        raise BrokerError(f"cannot reach the broker at {redact(url)}: {exc}") from None
+    return client
