@@ -85,7 +85,8 @@ def floor(es_url: str, items: list[bytes], prefix: str = "floor", chunk: int = 2
     from elasticsearch import Elasticsearch, helpers
 
     from common.record import decode
-    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
     from store.elasticsearch.template import index_template
 
     es = Elasticsearch(es_url, request_timeout=120)

@@ -162,7 +162,8 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                rtype: Optional[str] = TypeOpt, since: Optional[str] = SinceOpt,
                until: Optional[str] = UntilOpt, count: Optional[int] = CountOpt) -> None:
     """Send dead letters through the pipeline again; remove those now stored."""
-    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
     from indexer.replay import replay
     from store import open_sink
 

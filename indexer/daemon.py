@@ -43,7 +43,8 @@ def run(opts: IndexerOptions) -> None:
     ``burst``, until everything queued is stored)."""
     from indexer.dispatch import Dispatcher
     from indexer.jobs import JobSettings
-    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
     from store import open_sink
 
     redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config

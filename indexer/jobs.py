@@ -55,7 +55,8 @@ def _sink(url: str):
 
 @functools.lru_cache(maxsize=None)
 def _pipeline(config_path: str | None):
-    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
     return Pipeline(load_pipeline(config_path))
 
 

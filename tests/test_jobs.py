@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from common.broker import Broker, Keys
-from common.config import PipelineConfig, TypeConfig
+from indexer.pipeline_config import PipelineConfig, TypeConfig
 from common.record import Record, encode, record_id
 from indexer.dlq import DeadLetterQueue
 from indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable

@@ -10,7 +10,7 @@ import tomllib
 import pytest
 from typer.testing import CliRunner
 
-from common.config import load_pipeline, parse_pipeline
+from indexer.pipeline_config import parse_pipeline, read_pipeline
 from indexer.grok.matcher import Matcher
 from indexer.logstash_import import (
     app,
@@ -162,7 +162,7 @@ def test_cli_writes_file_and_reports(tmp_path):
     out = tmp_path / "mail.toml"
     r = CliRunner().invoke(app, [str(seed_file("logstash-maillog.conf")), "-o", str(out)])
     assert r.exit_code == 0, r.output
-    assert len(load_pipeline(out).types["mail"].patterns) == 11
+    assert len(read_pipeline(out).types["mail"].patterns) == 11
     assert "skipped" in r.output        # notes go to stderr (mixed in by CliRunner)
 
 

@@ -64,7 +64,7 @@ def build_matcher(pattern: list[str] | None, pattern_file: str | None,
     if patterns:
         defs: dict[str, str] = {}
         if config and type_:
-            from indexer.pipelines import load
+            from indexer.pipeline_config import load_pipeline as load
             tc = load(config).types.get(type_)
             if tc:
                 defs, dirs = dict(tc.pattern_definitions), list(tc.patterns_dir) + dirs
@@ -74,7 +74,7 @@ def build_matcher(pattern: list[str] | None, pattern_file: str | None,
             raise ConfigError("--config needs --type to say which type's patterns to use")
         raise ConfigError("no patterns: give --pattern, --pattern-file, or --type "
                           "(syslog, mail, apache, sshd or a type of --config)")
-    from indexer.pipelines import load
+    from indexer.pipeline_config import load_pipeline as load
     cfg = load(config)
     tc = cfg.types.get(type_)
     if tc is None:
