@@ -100,7 +100,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
 
 def _moment(value: Optional[str], option: str) -> Optional[float]:
     """The same time syntax as ``logpipe search --from``: ISO 8601, now-1h, or an age (1h)."""
-    from search.cli import time_arg
+    from query.datemath import time_arg
 
     moment = time_arg(value, option, datetime.now(timezone.utc))
     return moment.timestamp() if moment else None

@@ -99,7 +99,7 @@ class Dispatcher:
             except NoSuchJobError:
                 job, status = None, None
             if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-                if self._in_queue(job.id) or now - claimed_at < 120:
+                if job is None or self._in_queue(job.id) or now - claimed_at < 120:
                     continue  # waiting for a worker (or just popped by one)
             elif status == JobStatus.STARTED and self._worker_alive(job):
                 continue

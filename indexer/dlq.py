@@ -104,10 +104,10 @@ class DeadLetterQueue:
         if not letters:
             return 0
         pipe = self.client.pipeline(transaction=True)
-        pipe.xdel(self.keys.dlq, *[l.entry_id for l in letters])
-        pipe.hdel(self.ids_key, *[l.record_id for l in letters])
+        pipe.xdel(self.keys.dlq, *[letter.entry_id for letter in letters])
+        pipe.hdel(self.ids_key, *[letter.record_id for letter in letters])
         for stage in STAGES:
-            n = sum(1 for l in letters if l.stage == stage)
+            n = sum(1 for letter in letters if letter.stage == stage)
             if n:
                 pipe.hincrby(self.counts_key, stage, -n)
         return int(pipe.execute()[0])

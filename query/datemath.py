@@ -174,3 +174,17 @@ def parse_duration(text: str) -> timedelta:
     if not m:
         raise QueryError(f"invalid age {text!r}: use a number and a unit, e.g. 30d, 12h, 2w")
     return timedelta(milliseconds=int(m.group(1)) * _INTERVAL_MS[m.group(2)])
+
+
+def time_arg(value: str | None, option: str, now: datetime) -> datetime | None:
+    """``--from``/``--to``: ISO 8601 (``2026-11-28``, ``2026-11-28T10:00Z``), date math
+    (``now-1h``, ``now-7d/d``) or a bare age (``1h`` = an hour ago)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if text[0].isdigit() and text[-1] in "smhdw" and text[:-1].isdigit():
+            return now - parse_duration(text)
+        return parse_time(text, now)
+    except (ValueError, QueryError) as exc:
+        raise QueryError(f"{option} {value!r}: {exc}") from None

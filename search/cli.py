@@ -48,20 +48,6 @@ def open_store(explicit: str | None):
                           "install logpipe[indexer]") from None
 
 
-def time_arg(value: str | None, option: str, now: datetime) -> datetime | None:
-    """``--from``/``--to``: ISO 8601 (``2026-11-28``, ``2026-11-28T10:00Z``), date math
-    (``now-1h``, ``now-7d/d``) or a bare age (``1h`` = an hour ago)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if text[0].isdigit() and text[-1] in "smhdw" and text[:-1].isdigit():
-            return now - datemath.parse_duration(text)
-        return datemath.parse_time(text, now)
-    except (ValueError, QueryError) as exc:
-        raise QueryError(f"{option} {value!r}: {exc}") from None
-
-
 def _fields(text: str | None) -> list[str]:
     if not text:
         return list(render.DEFAULT_FIELDS)
@@ -94,8 +80,8 @@ def search(
         raise QueryError("use either --histogram or --top, not both")
     text = " ".join(query) if query else "*"
     now = datetime.now(timezone.utc)
-    request = SearchRequest(query=text, start=time_arg(from_, "--from", now),
-                            end=time_arg(to, "--to", now), order="asc" if asc else "desc",
+    request = SearchRequest(query=text, start=datemath.time_arg(from_, "--from", now),
+                            end=datemath.time_arg(to, "--to", now), order="asc" if asc else "desc",
                             limit=20 if limit is None else limit)
     lucene.compile_query(text, now)  # a bad query fails here, before any store is opened
     columns = _fields(fields)

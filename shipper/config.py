@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
+from typing import Any
 from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 
@@ -102,7 +103,7 @@ _SHIPPER_KEYS = {"redis", "list", "prefix", "registry", "host", "batch_lines", "
 _INPUT_KEYS = {f.name for f in dc_fields(InputSpec)} - {"where"}
 _ML_KEYS = {f.name for f in dc_fields(MultilineSpec)}
 
-_TYPES = {
+_TYPES: dict[str, Any] = {
     "redis": str, "list": str, "prefix": str, "registry": str, "host": str,
     "batch_lines": int, "batch_wait": (int, float), "high_water": int, "low_water": int,
     "status_interval": (int, float), "shutdown_timeout": (int, float), "fsync": bool,
@@ -125,7 +126,8 @@ class _Lines:
         """The line of ``key =`` in the ``nth`` ``[section]``/``[[section]]`` (``key=""``: the
         header itself); ``section=None``: anywhere."""
         key_re = re.compile(rf"^\s*{re.escape(key)}\s*=") if key else None
-        top, idx, counts = None, 0, {}
+        counts: dict[str, int] = {}
+        top, idx = None, 0
         for i, text in enumerate(self.lines, 1):
             m = self._HEADER.match(text)
             if m:
@@ -288,8 +290,8 @@ def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
         "redis", "list_key", "prefix", "host", "batch_lines", "batch_wait", "high_water",
         "low_water", "status_interval", "log_level")}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None},
-                              registry=Path(flags.registry or cfg.registry
-                                            or flags.default_registry).expanduser().absolute(),
+                              registry=Path(flags.registry or cfg.registry or flags.default_registry
+                                            or "registry.json").expanduser().absolute(),
                               once=flags.once)
     if flags.high_water is not None and flags.low_water is None and flags.high_water:
         cfg.low_water = min(cfg.low_water, flags.high_water // 2)
@@ -300,8 +302,8 @@ def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
         ml = MultilineSpec(flags.multiline_pattern, flags.multiline_negate,
                            flags.multiline_match,
                            timeout=flags.multiline_timeout).validate("--multiline")
-    common = dict(type=flags.rtype or "", fields=flags.fields, multiline=ml,
-                  keep_empty=flags.keep_empty)
+    common: dict[str, Any] = dict(type=flags.rtype or "", fields=flags.fields, multiline=ml,
+                                  keep_empty=flags.keep_empty)
     if flags.max_bytes is not None:
         common["max_bytes"] = flags.max_bytes
     files = [p for p in flags.paths if p != "-"]

@@ -104,7 +104,8 @@ def _lines(input_: str) -> Iterator[str]:
 
 _PATTERN_OPT = typer.Option(None, "--pattern", "-p", help="A grok expression (repeatable; tried in order).")
 _FILE_OPT = typer.Option(None, "--pattern-file", "-f", help="File with one grok expression per line.")
-_DIR_OPT = typer.Option(None, "--patterns-dir", "-d", help="Directory (or file) of Logstash-format pattern definitions (repeatable).")
+_DIR_OPT = typer.Option(None, "--patterns-dir", "-d", help="Directory (or file) of Logstash-format "
+                        "pattern definitions (repeatable).")
 _CONFIG_OPT = typer.Option(None, "--config", "-c", help="A pipeline config (TOML) whose --type to use.")
 _TYPE_OPT = typer.Option(None, "--type", "-t", help="Use this type's patterns (built-in: syslog, mail, apache, sshd).")
 _INPUT_ARG = typer.Argument("-", help="Input file, or - for stdin.")

@@ -91,7 +91,7 @@ class ElasticsearchSink:
         except ConnectionError as exc:
             return [Outcome(Status.RETRY, f"store unreachable: {exc}")] * count
         except ApiError as exc:
-            status = getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0)
+            status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
             reason = f"bulk request failed with HTTP {status}: {exc}"
             kind = Status.RETRY if status in (408, 429) or status >= 500 else Status.REJECTED
             return [Outcome(kind, reason)] * count

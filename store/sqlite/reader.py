@@ -12,7 +12,9 @@ time ranges) count each bucket over an index range instead of sorting every matc
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -147,6 +149,8 @@ def _value_cond(field: str, template: str, values: list, params: list) -> str:
 def _range_cond(q: Range, params: list) -> str:
     # numbers compare with numbers, strings with strings (SQLite orders numbers < text < blob)
     branches: list[tuple[str, list]] = []
+    conds: list[str]
+    vals: list[object]
     nlow = numeric(q.low) if q.low is not None else None
     nhigh = numeric(q.high) if q.high is not None else None
     if (q.low is None or nlow is not None) and (q.high is None or nhigh is not None):
@@ -174,6 +178,14 @@ def _range_cond(q: Range, params: list) -> str:
 class SqliteReader:
     """Reading methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter's
     connection)."""
+
+    if TYPE_CHECKING:  # provided by SqliteWriter
+        path: str
+        _lock: threading.RLock
+
+        def _reader(self) -> sqlite3.Connection: ...
+
+        def refresh(self) -> int: ...
 
     def _where(self, request: SearchRequest) -> tuple[str, list]:
         where, params = to_sql(request.query or "*")

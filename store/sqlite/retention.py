@@ -4,7 +4,9 @@ in step."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from common.errors import SinkError
 from query.analyzer import ANALYZER_VERSION
@@ -16,6 +18,13 @@ from store.sqlite.writer import fts_bodies, index_messages
 class SqliteRetention:
     """Retention methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter's
     connection)."""
+
+    if TYPE_CHECKING:  # provided by SqliteWriter
+        path: str
+        _lock: threading.RLock
+        _wrote: bool
+
+        def _reader(self) -> sqlite3.Connection: ...
 
     def prune(self, older_than: datetime) -> int:
         """Delete events with @timestamp before ``older_than``, in small transactions so that

@@ -285,7 +285,8 @@ class SqliteWriter:
         """The parameters of insert_rows (the rows' values one after another, rowids from
         ``rowid + 1``) and the event index of each row; rejected events get their outcome
         here. (The full text is indexed later: _catch_up.)"""
-        rows, where = [], []
+        rows: list = []
+        where: list = []
         dumps, ts_of, ts_cached = orjson.dumps, self._ts, self._ts_cache.get
         add_row, add_where = rows.extend, where.append
         for i in indices:
@@ -340,6 +341,7 @@ class SqliteWriter:
         if not todo:
             return
         conn = self._conn
+        assert conn is not None  # _write_chunk runs after prepare()
         written: list[tuple[int, bool]] = []  # (event index, inserted)
         worker = _OneBehind("logpipe-sqlite-write")
 
