@@ -49,7 +49,7 @@ def lines(n: int, seed: int = 1):
     return generate("mail", n, seed=seed)
 
 
-def _synth(n: int, seed: int):  # only when common/loggen.py is absent
+def _synth(n: int, seed: int):  # only when services/loggen.py is absent
     rng = random.Random(seed)
     t = datetime(2013, 5, 15, 2, tzinfo=timezone.utc).timestamp()
     for i in range(n):

@@ -1,4 +1,4 @@
-"""``logpipe search / trace / prune`` through the root command (indexer/search/cli.py)."""
+"""``logpipe search / trace / prune`` through the root command (search/cli.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lucene query parsing and its translations (indexer/search/query.py)."""
+"""Lucene query parsing and its translations (query/ and the stores' readers)."""
 
 from __future__ import annotations
 

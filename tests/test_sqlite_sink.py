@@ -1,4 +1,4 @@
-"""The embedded store (indexer/sinks/sqlite.py)."""
+"""The embedded store (store/sqlite/)."""
 
 from __future__ import annotations
 
