@@ -313,8 +313,43 @@ def no_background_refresh(monkeypatch):
     monkeypatch.setattr(S, "_REFRESH_S", 1e9)
 
 
-def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(store,
+@pytest.fixture
+def deferred(tmp_path):
+    """A store whose writes leave the full text to the catch-up (fts=deferred)."""
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "state" / "events.db") + "?fts=deferred")
+    sink.prepare()
+    yield sink
+    sink.close()
+
+
+def test_writes_index_full_text_at_once_while_the_index_is_caught_up(store,
+                                                                    no_background_refresh):
+    store.write([ev(i) for i in range(10)])
+    assert _fts_count(store.path) == 10 and _mark(store.path) == 10
+    store.write([ev(3)] + [ev(i) for i in range(10, 12)])  # a repeat: indexed once
+    assert _fts_count(store.path) == 12 and _mark(store.path) == 13
+    assert store.refresh() == 0
+    assert store.search(SearchRequest(query="r4F011")).total == 1
+
+
+def test_inline_full_text_waits_while_older_rows_are_not_indexed(tmp_path,
+                                                                 no_background_refresh):
+    path = str(tmp_path / "events.db")
+    bulk = SqliteSink("sqlite:///" + path + "?fts=deferred")
+    bulk.write([ev(i) for i in range(5)])  # rows 1..5, not indexed
+    live = SqliteSink("sqlite:///" + path)
+    live.write([ev(i) for i in range(5, 8)])  # cannot index 6..8 above unindexed rows
+    assert _fts_count(path) == 0 and _mark(path) == 0
+    assert live.search(SearchRequest(query="sendmail")).total == 8
+    live.write([ev(9)])  # caught up again: indexed as written
+    assert _fts_count(path) == 9 and _mark(path) == 9
+    bulk.close()
+    live.close()
+
+
+def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(deferred,
                                                                      no_background_refresh):
+    store = deferred
     store.write([ev(i) for i in range(10)])
     assert _fts_count(store.path) == 0 and _mark(store.path) == 0  # writes store rows only
     # non-full-text queries do not need the index and leave it alone
@@ -333,7 +368,8 @@ def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(store,
     assert store.refresh() == 0
 
 
-def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(store, monkeypatch):
+def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(deferred, monkeypatch):
+    store = deferred
     from store.sqlite import writer as S
 
     monkeypatch.setattr(S, "_REFRESH_S", 0.0)
@@ -346,7 +382,8 @@ def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(store, monkeypatc
     assert _fts_count(store.path) == 11
 
 
-def test_prune_after_a_partial_catch_up(store, no_background_refresh):
+def test_prune_after_a_partial_catch_up(deferred, no_background_refresh):
+    store = deferred
     store.write([ev(i) for i in range(10)])  # rowids 1..10, minute i
     store._catch_up(limit=4)  # rowids 1..4 indexed, 5..10 not yet
     assert _mark(store.path) == 4
@@ -367,7 +404,7 @@ def test_prune_after_a_partial_catch_up(store, no_background_refresh):
 
 def test_a_pruned_tail_does_not_hand_out_indexed_rowids_again(store, no_background_refresh):
     store.write([ev(i) for i in range(5)])
-    assert store.refresh() == 5
+    assert _mark(store.path) == 5  # indexed as written
     assert store.prune(datetime(2026, 11, 28, 11, tzinfo=timezone.utc)) == 5
     store.write([ev(7, 30)])  # would be rowid 1 again if rowids followed MAX(rowid)
     assert store.search(SearchRequest(query="r4F007")).total == 1

@@ -86,6 +86,8 @@ MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{FTS_MARK}'"
 # not hand out rowids again that the full-text index has already passed
 NEXT_ROWID_SQL = (f"SELECT max(COALESCE((SELECT MAX(rowid) FROM events), 0), "
                    f"COALESCE(({MARK_SQL}), 0))")
+# the last row and the mark (None: a store from before the catch-up) at the start of a write
+TOP_AND_MARK_SQL = f"SELECT COALESCE((SELECT MAX(rowid) FROM events), 0), ({MARK_SQL})"
 
 
 def parse_url(url: str) -> tuple[str, dict]:
@@ -109,4 +111,4 @@ def parse_url(url: str) -> tuple[str, dict]:
 
 __all__ = ["ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABLE", "FTS_TOKENIZE",
            "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
-           "SQL_COLUMNS", "insert_fts", "insert_rows", "parse_url"]
+           "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url"]

@@ -66,8 +66,9 @@ from store.sqlite.schema import (
     FTS_AUTOMERGE,
     FTS_MARK,
     FTS_TABLE,
+    COLUMNS,
     MARK_SQL,
-    NEXT_ROWID_SQL,
+    TOP_AND_MARK_SQL,
     SCHEMA,
     SCHEMA_VERSION,
     insert_fts,
@@ -155,6 +156,9 @@ class SqliteWriter:
             self.batch_size = max(1, int(opts.get("batch_size", 10000)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"bad option in store URL {url!r}: {exc}") from None
+        self.fts = str(opts.get("fts", "inline")).lower()
+        if self.fts not in ("inline", "deferred"):
+            raise ConfigError(f"bad fts={self.fts!r} in {url!r} (use inline or deferred)")
         self.synchronous = str(opts.get("synchronous", "normal")).upper()
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigError(f"bad synchronous={self.synchronous.lower()!r} in {url!r} "
@@ -281,14 +285,19 @@ class SqliteWriter:
             cache[value] = ms
         return ms
 
-    def _prepare_rows(self, events, indices, outcomes, rowid: int):
-        """The parameters of insert_rows (the rows' values one after another, rowids from
-        ``rowid + 1``) and the event index of each row; rejected events get their outcome
-        here. (The full text is indexed later: _catch_up.)"""
+    def _prepare_rows(self, events, indices, outcomes):
+        """The parameters of insert_rows (the rows' values one after another; each row's rowid
+        slot is filled in once the transaction knows the first free rowid), the event index of
+        each row, and each row's full-text body (None: nothing to index; only when the store
+        indexes full text as it writes). Rejected events get their outcome here. Runs before
+        the write transaction: other writers keep the store meanwhile."""
         rows: list = []
         where: list = []
+        bodies: list | None = [] if self.fts == "inline" else None
         dumps, ts_of, ts_cached = orjson.dumps, self._ts, self._ts_cache.get
         add_row, add_where = rows.extend, where.append
+        add_body = bodies.append if bodies is not None else None
+        to_body = fts_text
         for i in indices:
             ev = events[i]
             doc = ev.doc
@@ -309,7 +318,6 @@ class SqliteWriter:
             except TypeError as exc:
                 outcomes[i] = Outcome(Status.REJECTED, f"not JSON-serialisable: {exc}")
                 continue
-            rowid += 1
             # the promoted columns (host, type, program, qid, size): scalars only
             host, type_, program, qid, size = (get("host"), get("type"), get("program"),
                                                get("qid"), get("size"))
@@ -318,14 +326,23 @@ class SqliteWriter:
                     and (qid is None or type(qid) is str)
                     and (size is None or type(size) is int and -_I64 <= size < _I64)):
                 host, type_, program, qid, size = map(_scalar, (host, type_, program, qid, size))
-            add_row((rowid, ev.id, ts, host, type_, program, qid, size, data))
+            add_row((None, ev.id, ts, host, type_, program, qid, size, data))
             add_where(i)
-        return rows, where
+            if add_body is not None:
+                # the body the catch-up would compute from the stored JSON (fts_bodies)
+                m = get("message")
+                add_body(None if m is None else (to_body(m if type(m) is str else str(m))
+                                                 or None))
+        return rows, where, bodies
 
     def _write_chunk(self, events, indices, outcomes) -> None:
-        """One transaction. Python prepares the rows chunk by chunk (``_PIPE_CHUNK`` events);
-        a helper thread stores each chunk with one multi-row INSERT (one sqlite3_step that runs
-        without the GIL) while this thread prepares the next chunk.
+        """One transaction. The rows (and their full-text bodies) are prepared in Python first,
+        in chunks of ``_PIPE_CHUNK`` events, before the write lock is taken: with several
+        worker processes, one prepares while another writes, and the lock is held only for
+        SQLite's own work (a multi-row INSERT per chunk).
+        Full text is indexed in the same transaction when the index is caught up (every row
+        so far indexed: the mark is at the last row); otherwise the rows wait for the catch-up,
+        which keeps the rule that every row at or below the mark is indexed and none above.
         Repeated ids: ``ON CONFLICT(id) DO NOTHING``; when a chunk inserts fewer rows than it
         holds, the rowids that made it tell which were duplicates (no other writer can insert
         meanwhile: BEGIN IMMEDIATE)."""
@@ -342,39 +359,44 @@ class SqliteWriter:
             return
         conn = self._conn
         assert conn is not None  # _write_chunk runs after prepare()
+        chunks = []
+        for k in range(0, len(todo), _PIPE_CHUNK):
+            params, where, bodies = self._prepare_rows(events, todo[k:k + _PIPE_CHUNK], outcomes)
+            if where:
+                chunks.append((params, where, bodies))
+        if not chunks:
+            return
         written: list[tuple[int, bool]] = []  # (event index, inserted)
-        worker = _OneBehind("logpipe-sqlite-write")
-
-        def store(first: int, params: list, count: int, where):
-            """In the helper thread (the writing thread waits for it before it touches the
-            connection again)."""
-            n = conn.execute(insert_rows(count), params).rowcount
-            if n == count:
-                written.extend((i, True) for i in where)
-            else:
-                present = {r for (r,) in conn.execute(
-                    "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?",
-                    (first, first + count - 1))}
-                written.extend((i, first + j in present) for j, i in enumerate(where))
-
-        _switch_fast()
+        width = len(COLUMNS)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            rowid = conn.execute(NEXT_ROWID_SQL).fetchone()[0]
-            for k in range(0, len(todo), _PIPE_CHUNK):
-                params, where = self._prepare_rows(events, todo[k:k + _PIPE_CHUNK], outcomes,
-                                                   rowid)
-                if not where:
-                    continue
-                worker.start(store, rowid + 1, params, len(where), where)
-                rowid += len(where)
-            worker.wait()
+            top, mark = conn.execute(TOP_AND_MARK_SQL).fetchone()
+            rowid = max(top, mark or 0)
+            inline = self.fts == "inline" and mark is not None and mark >= top
+            for params, where, bodies in chunks:
+                count, first = len(where), rowid + 1
+                params[0::width] = range(first, first + count)
+                n = conn.execute(insert_rows(count), params).rowcount
+                if n == count:
+                    written.extend((i, True) for i in where)
+                    inserted = None
+                else:
+                    inserted = {r for (r,) in conn.execute(
+                        "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?",
+                        (first, first + count - 1))}
+                    written.extend((i, first + j in inserted) for j, i in enumerate(where))
+                if inline:
+                    fts = []
+                    for j, body in enumerate(bodies):
+                        if body is not None and (inserted is None or first + j in inserted):
+                            fts += (first + j, body)
+                    if fts:
+                        conn.execute(insert_fts(len(fts) // 2), fts)
+                rowid += count
+            if inline:
+                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (rowid, FTS_MARK))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
-                worker.wait()
-            except sqlite3.Error:
-                pass
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -388,19 +410,13 @@ class SqliteWriter:
                 outcomes[i] = Outcome(Status.RETRY, reason)
             return
         except BaseException:
-            # not SQLite's doing: leave no thread on the connection, no transaction open
-            try:
-                worker.wait()
-            except BaseException:
-                pass
+            # not SQLite's doing: leave no transaction open
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
             raise
-        finally:
-            _switch_restore()
         self._wrote = True
         for i, ok in written:
             outcomes[i] = Outcome(Status.INDEXED if ok else Status.DUPLICATE)
