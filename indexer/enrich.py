@@ -158,11 +158,65 @@ def apply_edits(doc: dict, edits: FieldEdits, tags: list) -> None:
             tags.append(tag)
 
 
+def _syslog_utc(text: str, received: datetime) -> str | None:
+    """The common case of ``format_timestamp(parse_syslog_time(text, received, UTC))``,
+    without building datetimes: a plain ``MMM d HH:mm:ss[.fff]`` with a day that exists in
+    every month, compared and formatted as numbers. None for anything else (the caller then
+    takes the general path, which gives the same answer for these)."""
+    parts = text.split()
+    if len(parts) != 3:
+        return None
+    month = _MONTHS.get(parts[0][:3].lower())
+    day_text, hms = parts[1], parts[2]
+    if month is None or not (day_text.isascii() and day_text.isdigit()):
+        return None
+    day = int(day_text)
+    hms, _, frac = hms.partition(".")
+    pieces = hms.split(":")
+    if not (1 <= day <= 28 and len(pieces) == 3 and hms.isascii()
+            and (not frac or frac.isascii() and frac.isdigit())):
+        return None
+    try:
+        h, m, s = int(pieces[0]), int(pieces[1]), int(pieces[2])
+    except ValueError:
+        return None
+    if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 60) or "_" in hms or "+" in hms:
+        return None
+    millis = int((frac + "000")[:3]) if frac else 0
+    micro = int((frac + "000000")[:6]) if frac else 0
+    year, latest = _latest(received)
+    moment = (month, day, h, m, s, micro)
+    for candidate in (year + 1, year, year - 1, year - 2, year - 3, year - 4):
+        if (candidate, *moment) <= latest:
+            return (f"{candidate:04d}-{month:02d}-{day:02d}T{h:02d}:{m:02d}:{s:02d}."
+                    f"{millis:03d}Z")
+    return None
+
+
+def _latest(received: datetime) -> tuple[int, tuple]:
+    """(received's UTC year, the latest moment a line may carry as a tuple), remembered for
+    the last ``received`` (a batch's records mostly share it)."""
+    if _LATEST[0] != received:
+        utc = received.astimezone(timezone.utc)
+        last = utc + SYSLOG_FUTURE_SLACK
+        _LATEST[:] = [received, (utc.year, (last.year, last.month, last.day, last.hour,
+                                            last.minute, last.second, last.microsecond))]
+    return _LATEST[1]
+
+
+_LATEST: list = [None, None]
+
+
 def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
                   tz_name: str | None, tags: list) -> str:
     if date is not None:
         raw = captures.get(date.field)
         if isinstance(raw, str):
+            if date.formats and date.formats[0] == "syslog" and \
+                    zone(tz_name or date.timezone) is timezone.utc:
+                fast = _syslog_utc(raw, received)
+                if fast is not None:
+                    return fast
             parsed = parse_time(raw, date.formats, received, zone(tz_name or date.timezone))
             if parsed is not None:
                 return format_timestamp(parsed)

@@ -20,6 +20,7 @@ class Pipeline:
         self.config = config
         self.default_type = default_type or config.default_type
         self._matchers: dict[str, object] = {}
+        self._received: tuple = (None, None)  # the last (received_at, its datetime)
 
     def _matcher(self, tc: TypeConfig):
         matcher = self._matchers.get(tc.name)
@@ -49,7 +50,13 @@ class Pipeline:
         doc.update(record.fields)
         for name, value in captures.items():
             doc[f"grok_{name}" if name in RESERVED else name] = value
-        received = received_datetime(record.received_at)
+        # a batch's records mostly share their received_at (and it is never 0 on the wire)
+        received_at = record.received_at
+        if self._received[0] == received_at and received_at:
+            received = self._received[1]
+        else:
+            received = received_datetime(received_at)
+            self._received = (received_at, received)
         doc["@timestamp"] = timestamp_for(captures, tc.date, received,
                                           record.fields.get("timezone"), tags)
         doc["message"] = record.line
