@@ -79,6 +79,15 @@ def decode(raw: bytes | str, fallback_id: str) -> Record:
     becomes the id of foreign items that carry no source position, so reprocessing the same batch
     still yields the same ids. Raises :class:`DecodeError` for items that are not text at all.
     """
+    if type(raw) is bytes and raw[:1] == b"{":
+        # the usual item, a shipper's record: orjson reads the bytes (and checks the UTF-8)
+        # without a str copy first; anything unusual takes the general path below
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if type(obj) is dict and "line" in obj and "id" in obj:
+            return _from_logpipe(obj)
     if isinstance(raw, bytes):
         try:
             text = raw.decode("utf-8")
@@ -110,12 +119,17 @@ def _from_logpipe(obj: dict) -> Record:
     fields = obj.get("fields") or {}
     if not isinstance(fields, dict):
         raise DecodeError("field 'fields' is not an object")
+    get = obj.get
+    rid, host, path, rtype = obj["id"], get("host") or "", get("path") or "", get("type") or ""
+    received_at, tags = get("received_at"), get("tags")
     return Record(
-        id=str(obj["id"]), line=line, host=str(obj.get("host") or ""),
-        path=str(obj.get("path") or ""), offset=obj.get("offset"),
-        type=str(obj.get("type") or ""), fields=fields,
-        received_at=float(obj.get("received_at") or time.time()),
-        tags=list(obj.get("tags") or []),
+        id=rid if type(rid) is str else str(rid), line=line,
+        host=host if type(host) is str else str(host),
+        path=path if type(path) is str else str(path), offset=get("offset"),
+        type=rtype if type(rtype) is str else str(rtype), fields=fields,
+        received_at=received_at if type(received_at) is float and received_at
+        else float(received_at or time.time()),
+        tags=tags if type(tags) is list else list(tags or []),
     )
 
 

@@ -49,7 +49,10 @@ def run(opts: IndexerOptions) -> None:
 
     redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config
     workers, burst = opts.workers, opts.burst
-    Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
+    if config:
+        # a broken config or pattern fails here, not in every batch; the built-in pipeline is
+        # checked by the tests, and compiling every type costs the workers a CPU-second
+        Pipeline(load_pipeline(config)).compile_all()
     sink = open_sink(store_url)
     sink.prepare()
     client = _client(redis_url)

@@ -19,6 +19,7 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
 
     from common.broker import connect
 
+    _tune_gc()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     # RQ logs every failed job with a full traceback; a user-facing failure (the store is down)
     # deserves one line, so RQ's own handler is replaced by one that says what happened.
@@ -30,6 +31,18 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
                           job_monitoring_interval=10, exception_handlers=[_one_line],
                           disable_default_exception_handler=True)
     worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+
+
+def _tune_gc() -> None:
+    """A batch makes tens of thousands of short-lived objects (records, events, rows) and no
+    cycles worth chasing; the default thresholds ran the collector every 700 allocations and
+    cost ~15% of a batch. Collect less often, and leave what start-up made (modules, compiled
+    patterns) out of every collection."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _one_line(job, exc_type, exc_value, traceback) -> bool:

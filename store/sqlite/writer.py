@@ -396,6 +396,8 @@ class SqliteWriter:
             if inline:
                 conn.execute("UPDATE meta SET value = ? WHERE key = ?", (rowid, FTS_MARK))
             conn.execute("COMMIT")
+            if inline:  # nothing for the timed catch-up to do (it would wait for the lock)
+                self._refreshed = time.monotonic()
         except sqlite3.Error as exc:
             try:
                 if conn.in_transaction:
