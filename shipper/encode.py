@@ -115,8 +115,11 @@ class RecordEncoder:
             body = body.replace(b"\t", b"\\t")
         if b"\r" in body:
             body = body.replace(b"\r", b"\\r")
-        elines = body.split(b"\n")
-        elines.pop()
+        if body is region:  # nothing to escape (the usual case): the lines are the records'
+            elines = lines
+        else:
+            elines = body.split(b"\n")
+            elines.pop()
         ts = orjson.dumps(time.time())
         rows = zip(self.ids(offs), offs, repeat(ts), elines)
         if not self.keep_empty and (b"\n\n" in body or body[:1] == b"\n"):
