@@ -1,6 +1,7 @@
 """Embedded store (SQLite) ingest and search speed, next to Elasticsearch.
 
     .venv/bin/python bench/store_bench.py [--events 1000000] [--es URL | --with-es] [--runs 20]
+    .venv/bin/python bench/store_bench.py --sizes 1000000,10000000   # cost growth (issue 14)
 
 Generates a maillog (``services.loggen.generate('mail', n)``, or a built-in synthesiser when that
 module is missing), parses a few fields with one regex (the point is the store, not grok), then:
@@ -11,6 +12,11 @@ module is missing), parses a few fields with one regex (the point is the store, 
 * runs a term, a phrase, a range, a wildcard query and a histogram ``--runs`` times each and
   prints p50/p95 latency in ms (target: p50 under 100 ms; the ``/target`` column is p50 / 100 ms),
   with the hit counts; two words and a non-indexed JSON field are shown too, without a target;
+* prints the store's disk bytes per event next to the raw line's bytes (and Elasticsearch's
+  store size per event when it runs);
+* with ``--sizes A,B``: runs the whole measurement at each size (events generated and written in
+  a stream, so 10M fits in memory) and prints each query kind's p50 growth from the first size to
+  the last (target: within 2x, except the full scans);
 * with ``--es URL`` (or ``--with-es``: start a node with services.elasticsearch), loads
   the same events into Elasticsearch (``--es-events`` of them, default all) and runs the same
   queries there, printing the ratio.
@@ -86,6 +92,30 @@ def make_events(n: int) -> list[Event]:
     return [Event(f"bench-{i}", parse(line)) for i, line in enumerate(lines(n))]
 
 
+class EventStream:
+    """The events of ``n`` generated lines, in batches, without holding them all: remembers the
+    raw bytes and keeps a sample (every ``keep``-th event) for choosing the queries."""
+
+    def __init__(self, n: int, keep: int = 50):
+        self.n, self.keep = n, keep
+        self.raw_bytes = 0
+        self.sample: list[Event] = []
+
+    def batches(self, size: int):
+        batch: list[Event] = []
+        for i, line in enumerate(lines(self.n)):
+            self.raw_bytes += len(line.encode()) + 1
+            ev = Event(f"bench-{i}", parse(line))
+            if i % self.keep == 0:
+                self.sample.append(ev)
+            batch.append(ev)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
 def timed(fn, runs: int) -> tuple[float, float, object]:
     result = fn()  # warm-up (page cache, query plans)
     samples = []
@@ -134,22 +164,45 @@ def run_queries(sink, qs, runs: int) -> dict[str, tuple[float, float, int]]:
     return out
 
 
-def ingest(sink, events: list[Event], batch: int) -> float:
+def ingest(sink, events, batch: int) -> float:
+    """Seconds spent in write() (generating and parsing a streamed batch is not counted)."""
     sink.prepare()
-    t0 = time.perf_counter()
-    c0 = time.process_time()
-    for start in range(0, len(events), batch):
-        outcomes = sink.write(events[start:start + batch])
+    spent = cpu = 0.0
+    if isinstance(events, EventStream):
+        chunks = events.batches(batch)
+    else:
+        chunks = (events[start:start + batch] for start in range(0, len(events), batch))
+    for chunk in chunks:
+        t0, c0 = time.perf_counter(), time.process_time()
+        outcomes = sink.write(chunk)
+        spent += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         bad = [o for o in outcomes if o.status is not Status.INDEXED]
         if bad:
             raise SystemExit(f"write failed: {bad[0].status.value} {bad[0].reason}")
-    ingest.cpu = time.process_time() - c0
-    return time.perf_counter() - t0
+    ingest.cpu = cpu
+    return spent
+
+
+def es_store_bytes(url: str, pattern: str) -> int:
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(url)
+    es.indices.forcemerge(index=pattern, max_num_segments=1, request_timeout=600)
+    return es.indices.stats(index=pattern, metric="store")["_all"]["primaries"]["store"][
+        "size_in_bytes"]
+
+
+# query kinds that read every event whatever the query (their cost grows with the store)
+FULL_SCANS = ("json field", "histogram *")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events to load (1,000,000)")
+    ap.add_argument("--sizes", default=None,
+                    help="comma-separated sizes to run one after the other (e.g. "
+                    "1000000,10000000); prints the growth of each query kind")
     ap.add_argument("--batch", type=int, default=5000, help="events per write() call")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per query")
     ap.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
@@ -159,53 +212,81 @@ def main(argv=None) -> int:
     ap.add_argument("--es", default=None, help="Elasticsearch URL to compare with")
     ap.add_argument("--with-es", action="store_true", help="start a node for the comparison")
     ap.add_argument("--es-events", type=int, default=None,
-                    help="events to load into Elasticsearch (default: all)")
+                    help="events to load into Elasticsearch (default: all; with --sizes, only "
+                    "the first size is compared)")
     args = ap.parse_args(argv)
+    sizes = [int(x.replace("_", "")) for x in args.sizes.split(",")] if args.sizes \
+        else [args.events]
+    results = []
+    for k, n in enumerate(sizes):
+        results.append(measure(args, n, with_es=(k == 0)))
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        print(f"\ngrowth {sizes[0]:,} -> {sizes[-1]:,} events ({sizes[-1] / sizes[0]:.0f}x the "
+              f"data; target: p50 within 2x except full scans {', '.join(FULL_SCANS)})")
+        print(f"{'query':<12} {'p50':>9} {'p50':>9} {'growth':>7} {'hits growth':>11}")
+        for label in first["queries"]:
+            a, b = first["queries"][label], last["queries"][label]
+            growth = b[0] / max(a[0], 1e-6)
+            verdict = "full scan" if label in FULL_SCANS else \
+                ("met" if growth <= 2 else "NOT met")
+            print(f"{label:<12} {a[0]:>7.1f}ms {b[0]:>7.1f}ms {growth:>6.2f}x "
+                  f"{b[2] / max(a[2], 1):>10.1f}x  {verdict}")
+        print(f"ingest {first['rate']:,.0f} -> {last['rate']:,.0f} docs/s; disk "
+              f"{first['bytes_per_event']:.0f} -> {last['bytes_per_event']:.0f} bytes/event")
+    return 0
 
-    t0 = time.perf_counter()
-    events = make_events(args.events)
-    gen_s = time.perf_counter() - t0
-    print(f"generated and parsed {len(events):,} events in {gen_s:.1f}s")
 
+def measure(args, n: int, with_es: bool) -> dict:
+    stream = EventStream(n)
+    print(f"\n=== {n:,} events ===")
     tmp = tempfile.mkdtemp(prefix="logpipe-bench-")
     db = args.db or os.path.join(tmp, "events.db")
     sink = SqliteSink("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
     node = None
     try:
-        secs = ingest(sink, events, args.batch)
-        rate = len(events) / secs
-        size_mb = sum(os.path.getsize(p) for p in Path(db).parent.glob(Path(db).name + "*")) / 1e6
-        print(f"embedded ingest: {len(events):,} events in {secs:.1f}s = {rate:,.0f} docs/s "
-              f"(target >= 50,000; batch {args.batch}, synchronous={args.synchronous}); "
-              f"{len(events) / ingest.cpu:,.0f} docs per CPU-second of this process; "
-              f"store {size_mb:,.0f} MB")
-        # the full text is indexed behind the writes (near-real-time, like Elasticsearch's
-        # refresh): the first full-text search would pay for the backlog; time it on its own
+        secs = ingest(sink, stream, args.batch)
+        rate = n / secs
+        print(f"embedded ingest: {n:,} events in {secs:.1f}s = {rate:,.0f} docs/s "
+              f"(target >= 50,000; batch {args.batch}, synchronous={args.synchronous}; full "
+              f"text indexed as written); {n / ingest.cpu:,.0f} docs per CPU-second of this "
+              f"process")
+        # whatever the writes left for the full-text catch-up (none while it keeps up)
         t0 = time.perf_counter()
         caught = sink.refresh()
         fts_s = time.perf_counter() - t0
-        print(f"full-text catch-up after the load: {caught:,} rows in {fts_s:.1f}s (the rest was "
-              f"indexed during the load); load + catch-up = "
-              f"{len(events) / (secs + fts_s):,.0f} docs/s")
-        qs = queries(events)
+        print(f"full-text catch-up after the load: {caught:,} rows in {fts_s:.1f}s; load + "
+              f"catch-up = {n / (secs + fts_s):,.0f} docs/s")
+        sink.close()  # checkpoint the WAL: the file holds everything
+        sink = SqliteSink("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
+        disk = sum(os.path.getsize(p) for p in Path(db).parent.glob(Path(db).name + "*"))
+        raw_per = stream.raw_bytes / n
+        print(f"disk: {disk / 1e6:,.0f} MB = {disk / n:,.0f} bytes/event; the raw line is "
+              f"{raw_per:.0f} bytes ({disk / n / raw_per:.2f}x)")
+        qs = queries(stream.sample)
         lite = run_queries(sink, qs, args.runs)
 
         es = None
+        es_per = None
         url = args.es
-        if args.with_es and not url:
+        if with_es and args.with_es and not url:
             from services.elasticsearch import ElasticsearchNode
 
             node = ElasticsearchNode(data_dir=Path(tmp) / "es", heap="1g")
             url = node.start()
-        if url:
+        if url and with_es:
             from store.elasticsearch import ElasticsearchSink
 
             es_sink = ElasticsearchSink(url, index="logpipe-bench-%Y.%m.%d")
-            subset = events[:args.es_events] if args.es_events else events
-            secs = ingest(es_sink, subset, args.batch)
+            es_n = min(n, args.es_events or n)
+            es_stream = EventStream(es_n)
+            secs_es = ingest(es_sink, es_stream, args.batch)
             es_sink.refresh()
-            print(f"elasticsearch ingest: {len(subset):,} events in {secs:.1f}s = "
-                  f"{len(subset) / secs:,.0f} docs/s")
+            es_per = es_store_bytes(url, "logpipe-bench-*") / es_n
+            print(f"elasticsearch ingest: {es_n:,} events in {secs_es:.1f}s = "
+                  f"{es_n / secs_es:,.0f} docs/s; disk {es_per:,.0f} bytes/event after a "
+                  f"force-merge (embedded {disk / n:,.0f}: "
+                  f"{disk / n / es_per:.2f}x Elasticsearch's)")
             es = run_queries(es_sink, qs, args.runs)
 
         print()
@@ -230,16 +311,16 @@ def main(argv=None) -> int:
               f"{TARGET_MS:.0f} ms target: {'met' if worst < TARGET_MS else 'NOT met'})"
               + ("; not targeted: " + ", ".join(f"{k} {lite[k][0]:.1f} ms" for k in untargeted)
                  if untargeted else ""))
-        if es and args.es_events and args.es_events < len(events):
+        if es and args.es_events and args.es_events < n:
             print(f"note: Elasticsearch holds {args.es_events:,} events, the embedded store "
-                  f"{len(events):,}; the hit counts differ accordingly")
+                  f"{n:,}; the hit counts differ accordingly")
+        return {"rate": rate, "bytes_per_event": disk / n, "queries": lite, "es_per": es_per}
     finally:
         sink.close()
         if node is not None:
             node.stop()
         if not args.db:
             shutil.rmtree(tmp, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":
