@@ -448,3 +448,46 @@ def test_several_processes_write_and_search_full_text_at_once(tmp_path):
     sink.close()
     # each row in the full-text index exactly once: none twice, none missing
     assert _fts_count(path) == 400
+
+
+# -- fields promoted by use: a value index answers as reading the documents does -------------
+
+_MIXED = ["Sent", "Deferred", "[10.0.0.1]", "{odd}", 5, 12.5, True, None, ["Sent", "x"],
+          ["a", ["Sent"]], {"k": "Sent"}, [], "sent", "Se", 0, "", ["[x]"], "12"]
+_VALUE_QUERIES = ["stat:Sent", "stat:sent", "stat:Se*", "stat:*ent", "stat:\\[10*", "stat:\\{*",
+                  "stat:5", "stat:12.5", "stat:true", "stat:1", "stat:[1 TO 20]",
+                  "stat:{5 TO *}", "stat:[A TO T]", "stat:[\\[ TO z]", "NOT stat:Sent",
+                  "stat:Sent OR size:3000", "stat:1*", "stat:x", "stat:a", "stat:\\[x\\]",
+                  "stat:12", "stat:?ent", "stat:*"]
+
+
+def _mixed_store(path: str) -> SqliteSink:
+    sink = SqliteSink("sqlite:///" + path)
+    sink.write([ev(i, i % 60, stat=v) for i, v in enumerate(_MIXED * 3)]
+               + [ev(100 + i, i) for i in range(5)])  # and some without the field
+    return sink
+
+
+def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypatch):
+    from store.sqlite import reader as R
+
+    plain = _mixed_store(str(tmp_path / "plain.db"))
+    monkeypatch.setattr(R, "JSON_INDEX_LIMIT", 0)  # no index: json_each over every document
+    expected = {q: sorted(e["_id"] for e in plain.search(SearchRequest(query=q, limit=500))
+                          .events) for q in _VALUE_QUERIES}
+    expected_top = plain.top(SearchRequest(query="*"), "stat", 50)
+    expected_top_q = plain.top(SearchRequest(query="host:mail1"), "stat", 50)
+    monkeypatch.undo()
+    plain.close()
+    indexed = _mixed_store(str(tmp_path / "indexed.db"))
+    for q, ids in expected.items():
+        got = sorted(e["_id"] for e in indexed.search(SearchRequest(query=q, limit=500)).events)
+        assert got == ids, q
+    assert indexed.top(SearchRequest(query="*"), "stat", 50) == expected_top
+    assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
+    db = sqlite3.connect(indexed.path)
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name LIKE "
+                                      "'events_jf_%'")]
+    db.close()
+    assert len(names) == 1  # promoted by use: one index, for stat
+    indexed.close()

@@ -41,7 +41,17 @@ from query.tree import (
     numeric,
 )
 from store.base import SearchRequest, SearchResult, bucket_key
-from store.sqlite.schema import FTS_TABLE, FTS_VOCAB, SQL_COLUMNS
+from store.sqlite.schema import (
+    FTS_TABLE,
+    FTS_VOCAB,
+    JSON_INDEX_LIMIT,
+    JSON_INDEX_PREFIX,
+    SQL_COLUMNS,
+    json_index_name,
+    json_index_sql,
+    json_indexable,
+    json_literal_path,
+)
 
 
 def json_path(field: str) -> str:
@@ -56,25 +66,39 @@ def fts_phrase(tokens) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
 
 
-def to_sql(tree, now: datetime | None = None) -> tuple[str, list]:
-    """``(where_sql, params)`` for the embedded store's ``events`` table."""
+def to_sql(tree, now: datetime | None = None,
+           indexed: frozenset = frozenset()) -> tuple[str, list]:
+    """``(where_sql, params)`` for the embedded store's ``events`` table; ``indexed`` names the
+    JSON fields that have a promoted-by-use index (schema.json_index_sql)."""
     params: list = []
-    sql = sql_query(compile_query(tree, now), params)
+    sql = sql_query(compile_query(tree, now), params, indexed)
     return sql, params
 
 
-def sql_query(q, params: list) -> str:
+def value_fields(q) -> set[str]:
+    """The JSON document fields whose values a compiled query compares (term, wildcard,
+    range): the ones an index on the value would serve."""
+    if isinstance(q, (And, Or)):
+        return set().union(*(value_fields(i) for i in q.items)) if q.items else set()
+    if isinstance(q, Not):
+        return value_fields(q.item)
+    if isinstance(q, (Term, Wildcard, Range)) and q.field != "_id":
+        return {_doc_field(q.field)}
+    return set()
+
+
+def sql_query(q, params: list, indexed: frozenset = frozenset()) -> str:
     if isinstance(q, All):
         return "1"
     if isinstance(q, Nothing):
         return "0"
     if isinstance(q, And):
-        return "(" + " AND ".join(sql_query(i, params) for i in q.items) + ")"
+        return "(" + " AND ".join(sql_query(i, params, indexed) for i in q.items) + ")"
     if isinstance(q, Or):
-        return "(" + " OR ".join(sql_query(i, params) for i in q.items) + ")"
+        return "(" + " OR ".join(sql_query(i, params, indexed) for i in q.items) + ")"
     if isinstance(q, Not):
         # two-valued logic: a missing field makes a comparison NULL, and NOT NULL is NULL
-        return f"(NOT COALESCE({sql_query(q.item, params)}, 0))"
+        return f"(NOT COALESCE({sql_query(q.item, params, indexed)}, 0))"
     if isinstance(q, Text):
         params.append(fts_phrase(q.tokens))
         return f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
@@ -113,18 +137,20 @@ def sql_query(q, params: list) -> str:
             return "events.id = ?"
         n = numeric(q.value)
         if n is None:
-            return _value_cond(q.field, "{v} = ?", [q.value], params)
-        return _value_cond(q.field, "{v} IN (?, ?)", [q.value, n], params)
+            return _value_cond(q.field, "{v} = ?", [q.value], params, indexed)
+        return _value_cond(q.field, "{v} IN (?, ?)", [q.value, n], params, indexed)
     if isinstance(q, Wildcard):
         prefix = q.pattern.prefix()
-        if prefix and q.field in SQL_COLUMNS:
-            # a range on the literal prefix lets SQLite use the column's index
+        # a range on the literal prefix lets SQLite use the column's (or value) index; on a JSON
+        # value only when no number can match (a number's text starts with a digit or sign)
+        if prefix and (q.field in SQL_COLUMNS or _doc_field(q.field) in indexed
+                       and prefix[0] not in "0123456789+-."):
             upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
             return _value_cond(q.field, "({v} >= ? AND {v} < ? AND {v} GLOB ?)",
-                               [prefix, upper, q.pattern.glob()], params)
-        return _value_cond(q.field, "{v} GLOB ?", [q.pattern.glob()], params)
+                               [prefix, upper, q.pattern.glob()], params, indexed)
+        return _value_cond(q.field, "{v} GLOB ?", [q.pattern.glob()], params, indexed)
     if isinstance(q, Range):
-        return _range_cond(q, params)
+        return _range_cond(q, params, indexed)
     raise TypeError(f"unknown query node {q!r}")
 
 
@@ -132,21 +158,58 @@ def _doc_field(field: str) -> str:
     return TEXT_FIELD if field == TEXT_KEYWORD else field
 
 
-def _value_cond(field: str, template: str, values: list, params: list) -> str:
+def _value_cond(field: str, template: str, values: list, params: list,
+                indexed: frozenset = frozenset()) -> str:
     """A condition on a field's value; for a JSON field that holds a list, any element.
 
     ``json_each`` on a scalar yields that one value, on a list its elements, on a missing key
-    nothing: one bound path serves every case."""
+    nothing: one bound path serves every case. A field with a value index is looked up there
+    (:func:`_indexed_cond`), with the same meaning."""
     if field in SQL_COLUMNS:
         params.extend(values)
         return template.format(v=f"events.{SQL_COLUMNS[field]}")
+    if _doc_field(field) in indexed:
+        return _indexed_cond(_doc_field(field), template, values, params)
     params.append(json_path(_doc_field(field)))
     params.extend(values)
     return (f"EXISTS (SELECT 1 FROM json_each(events.doc, ?) AS je "
             f"WHERE {template.format(v='je.value')})")
 
 
-def _range_cond(q: Range, params: list) -> str:
+def _value_expr(field: str) -> str:
+    return f"json_extract(events.doc, {json_literal_path(field)})"
+
+
+def _scalar_check(field: str) -> str:
+    """True for an index entry that is the field's value, not a list's or object's JSON text
+    (those start with '[' or '{'; only then is the document looked at)."""
+    x = _value_expr(field)
+    return (f"(typeof({x}) <> 'text' OR substr({x}, 1, 1) NOT IN ('[', '{{') OR "
+            f"json_type(events.doc, {json_literal_path(field)}) NOT IN ('array', 'object'))")
+
+
+# index ranges holding the JSON text of lists and objects (among strings that start alike)
+_CONTAINER_RANGES = ("{x} >= '[' AND {x} < '\\'", "{x} >= '{{' AND {x} < '|'")
+
+
+def _indexed_cond(field: str, template: str, values: list, params: list) -> str:
+    """``_value_cond`` over the field's value index: scalar values straight from the index;
+    lists and objects (their JSON text sorts under '[' or '{') element by element, as
+    json_each does."""
+    x, path, index = _value_expr(field), json_literal_path(field), json_index_name(field)
+    parts = [f"SELECT rowid FROM events INDEXED BY {index} WHERE {x} IS NOT NULL AND "
+             f"{template.format(v=x)} AND {_scalar_check(field)}"]
+    params.extend(values)
+    for rng in _CONTAINER_RANGES:
+        parts.append(f"SELECT rowid FROM events INDEXED BY {index} WHERE {rng.format(x=x)} AND "
+                     f"json_type(events.doc, {path}) IN ('array', 'object') AND EXISTS "
+                     f"(SELECT 1 FROM json_each(events.doc, {path}) AS je WHERE "
+                     f"{template.format(v='je.value')})")
+        params.extend(values)
+    return "events.rowid IN (" + " UNION ALL ".join(parts) + ")"
+
+
+def _range_cond(q: Range, params: list, indexed: frozenset = frozenset()) -> str:
     # numbers compare with numbers, strings with strings (SQLite orders numbers < text < blob)
     branches: list[tuple[str, list]] = []
     conds: list[str]
@@ -172,7 +235,7 @@ def _range_cond(q: Range, params: list) -> str:
     branches.append((" AND ".join(conds), vals))
     template = "(" + " OR ".join(f"({b})" for b, _ in branches) + ")"
     values = [v for _, vs in branches for v in vs]
-    return _value_cond(q.field, template, values, params)
+    return _value_cond(q.field, template, values, params, indexed)
 
 
 class SqliteReader:
@@ -187,8 +250,12 @@ class SqliteReader:
 
         def refresh(self) -> int: ...
 
-    def _where(self, request: SearchRequest) -> tuple[str, list]:
-        where, params = to_sql(request.query or "*")
+    def _where(self, request: SearchRequest, also: tuple = ()) -> tuple[str, list]:
+        """SQL for the request; ``also`` names more fields the caller reads values of (top)."""
+        q = compile_query(request.query or "*")
+        indexed = self._value_indexes(value_fields(q) | set(also))
+        params: list = []
+        where = sql_query(q, params, indexed)
         if FTS_TABLE in where:  # bare words, phrases, message: (also the vocabulary)
             self.refresh()
         if request.start is not None:
@@ -198,6 +265,32 @@ class SqliteReader:
             where += " AND events.ts < ?"
             params.append(epoch_ms(request.end))
         return where, params
+
+    def _value_indexes(self, fields) -> frozenset:
+        """The fields among ``fields`` that have a value index, creating the missing ones
+        (promotion by use; the first query on a field pays for building it). A store that
+        cannot be written (read-only, busy past the timeout) is read without them."""
+        wanted = {f for f in fields if json_indexable(f)}
+        if not wanted:
+            return frozenset()
+        with self._lock:
+            conn = self._reader()
+            names = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+                (JSON_INDEX_PREFIX + "%",))}
+            have = {f for f in wanted if json_index_name(f) in names}
+            missing = sorted(wanted - have)[:max(0, JSON_INDEX_LIMIT - len(names))]
+            if missing:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    for f in missing:
+                        conn.execute(json_index_sql(f))
+                    conn.execute("COMMIT")
+                    have.update(missing)
+                except sqlite3.Error:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+        return frozenset(have)
 
     def _run(self, sql: str, params: list):
         with self._lock:
@@ -260,24 +353,49 @@ class SqliteReader:
         return fill_buckets(rows, step)
 
     def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]:
-        where, params = self._where(request)
+        doc_field = TEXT_FIELD if field == TEXT_KEYWORD else field
+        where, params = self._where(request, also=(doc_field,))
         size = max(1, int(size))
         if field in SQL_COLUMNS:
             col = SQL_COLUMNS[field]
             sql = (f"SELECT events.{col} AS v, count(*) AS c FROM events WHERE {where} "
                    f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, params + [size])
+        elif json_indexable(doc_field) and json_index_name(doc_field) in self._index_names():
+            rows = self._run(*_indexed_top(doc_field, where, params, size))
         else:
-            path = json_path(TEXT_FIELD if field == TEXT_KEYWORD else field)
+            path = json_path(doc_field)
             sql = (f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events, "
                    f"json_each(events.doc, ?) AS j WHERE {where} AND j.type NOT IN "
                    f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, [path] + params + [size])
         return [(bucket_key(v), c) for v, c in rows]
 
+    def _index_names(self) -> set[str]:
+        return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                        "AND name LIKE ?", [JSON_INDEX_PREFIX + "%"])}
+
     def count(self, request: SearchRequest) -> int:
         where, params = self._where(request)
         return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+
+
+def _indexed_top(field: str, where: str, params: list, size: int) -> tuple[str, list]:
+    """Top values of a field with a value index: scalar values counted over the index (one
+    per event), lists and objects element by element (an event once per distinct value), as
+    the json_each form counts them; the two sets of events are disjoint, so counts add up."""
+    x, path, index = _value_expr(field), json_literal_path(field), json_index_name(field)
+    hint = f" INDEXED BY {index}" if where == "1" else ""
+    parts = [f"SELECT {x} AS v, count(*) AS c FROM events{hint} WHERE {where} AND {x} IS NOT "
+             f"NULL AND {_scalar_check(field)} GROUP BY v"]
+    for rng in _CONTAINER_RANGES:
+        parts.append(f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events "
+                     f"INDEXED BY {index}, json_each(events.doc, {path}) AS j WHERE {where} AND "
+                     f"{rng.format(x=x)} AND json_type(events.doc, {path}) IN ('array', 'object') "
+                     f"AND j.type NOT IN ('null', 'object', 'array') GROUP BY j.value")
+    sql = (f"SELECT v, sum(c) AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY v "
+           f"ORDER BY n DESC, v ASC LIMIT ?")
+    return sql, params * len(parts) + [size]
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))

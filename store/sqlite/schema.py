@@ -15,7 +15,9 @@ Layout::
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import re
 from urllib.parse import parse_qsl, unquote
 
 from common.errors import ConfigError
@@ -80,6 +82,38 @@ def insert_fts(rows: int) -> str:
 
 
 
+# Fields promoted by use: the first term, wildcard or range query (or top) on a field of the JSON
+# document creates an index on its value, ``json_extract(doc, '$."field"')`` (SQLite matches an
+# indexed expression by its text, so the path is a literal here, not a bound parameter: only
+# names made of these characters qualify, and no query text is ever pasted into SQL otherwise).
+# Each such index costs every later write one JSON lookup per row (~1.5 us); at most
+# JSON_INDEX_LIMIT of them, the rest are read from the documents as before.
+JSON_INDEX_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+JSON_INDEX_PREFIX = "events_jf_"
+JSON_INDEX_LIMIT = 32
+_NOT_PROMOTED = frozenset(("message", "@timestamp", "_id", "tags"))
+
+
+def json_indexable(field: str) -> bool:
+    return (field not in SQL_COLUMNS and field not in _NOT_PROMOTED
+            and JSON_INDEX_FIELD.fullmatch(field) is not None)
+
+
+def json_index_name(field: str) -> str:
+    return JSON_INDEX_PREFIX + hashlib.sha1(field.encode()).hexdigest()[:16]
+
+
+def json_literal_path(field: str) -> str:
+    """The SQL text of the field's JSON path (only for json_indexable names)."""
+    assert json_indexable(field), field
+    return "'$.\"" + field + "\"'"
+
+
+def json_index_sql(field: str) -> str:
+    return (f"CREATE INDEX IF NOT EXISTS {json_index_name(field)} ON "
+            f"events(json_extract(doc, {json_literal_path(field)}))")
+
+
 FTS_MARK = "fts_mark"  # meta key: the highest rowid the full-text index has caught up with
 MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{FTS_MARK}'"
 # the first rowid a write may use is above both the last row and the mark: a pruned tail must
@@ -111,4 +145,6 @@ def parse_url(url: str) -> tuple[str, dict]:
 
 __all__ = ["ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABLE", "FTS_TOKENIZE",
            "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
-           "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url"]
+           "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url",
+           "JSON_INDEX_LIMIT", "JSON_INDEX_PREFIX", "json_indexable", "json_index_name",
+           "json_index_sql", "json_literal_path"]
