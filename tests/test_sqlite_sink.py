@@ -487,7 +487,7 @@ def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypa
     assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
     db = sqlite3.connect(indexed.path)
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name LIKE "
-                                      "'events_jf_%'")]
+                                      "'events_jv_%'")]
     db.close()
     assert len(names) == 1  # promoted by use: one index, for stat
     indexed.close()

@@ -51,6 +51,7 @@ from store.sqlite.schema import (
     json_index_sql,
     json_indexable,
     json_literal_path,
+    json_value_sql,
 )
 
 
@@ -176,37 +177,16 @@ def _value_cond(field: str, template: str, values: list, params: list,
             f"WHERE {template.format(v='je.value')})")
 
 
-def _value_expr(field: str) -> str:
-    return f"json_extract(events.doc, {json_literal_path(field)})"
-
-
-def _scalar_check(field: str) -> str:
-    """True for an index entry that is the field's value, not a list's or object's JSON text
-    (those start with '[' or '{'; only then is the document looked at)."""
-    x = _value_expr(field)
-    return (f"(typeof({x}) <> 'text' OR substr({x}, 1, 1) NOT IN ('[', '{{') OR "
-            f"json_type(events.doc, {json_literal_path(field)}) NOT IN ('array', 'object'))")
-
-
-# index ranges holding the JSON text of lists and objects (among strings that start alike)
-_CONTAINER_RANGES = ("{x} >= '[' AND {x} < '\\'", "{x} >= '{{' AND {x} < '|'")
-
-
 def _indexed_cond(field: str, template: str, values: list, params: list) -> str:
-    """``_value_cond`` over the field's value index: scalar values straight from the index;
-    lists and objects (their JSON text sorts under '[' or '{') element by element, as
-    json_each does."""
-    x, path, index = _value_expr(field), json_literal_path(field), json_index_name(field)
-    parts = [f"SELECT rowid FROM events INDEXED BY {index} WHERE {x} IS NOT NULL AND "
-             f"{template.format(v=x)} AND {_scalar_check(field)}"]
-    params.extend(values)
-    for rng in _CONTAINER_RANGES:
-        parts.append(f"SELECT rowid FROM events INDEXED BY {index} WHERE {rng.format(x=x)} AND "
-                     f"json_type(events.doc, {path}) IN ('array', 'object') AND EXISTS "
-                     f"(SELECT 1 FROM json_each(events.doc, {path}) AS je WHERE "
-                     f"{template.format(v='je.value')})")
-        params.extend(values)
-    return "events.rowid IN (" + " UNION ALL ".join(parts) + ")"
+    """``_value_cond`` over the field's value index: scalar values (below every BLOB) straight
+    from the index; lists and objects (BLOBs there) element by element, as json_each does."""
+    x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
+        json_index_name(field)
+    params.extend(values + values)
+    return (f"events.rowid IN (SELECT rowid FROM events INDEXED BY {index} WHERE {x} < x'' AND "
+            f"{template.format(v=x)} UNION ALL SELECT rowid FROM events INDEXED BY {index} "
+            f"WHERE {x} >= x'' AND EXISTS (SELECT 1 FROM json_each(events.doc, {path}) AS je "
+            f"WHERE {template.format(v='je.value')}))")
 
 
 def _range_cond(q: Range, params: list, indexed: frozenset = frozenset()) -> str:
@@ -362,7 +342,10 @@ class SqliteReader:
                    f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, params + [size])
         elif json_indexable(doc_field) and json_index_name(doc_field) in self._index_names():
-            rows = self._run(*_indexed_top(doc_field, where, params, size))
+            force = where == "1" or self._run(
+                f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
+                params + [_TOP_BY_FIELD_INDEX + 1])[0][0] > _TOP_BY_FIELD_INDEX
+            rows = self._run(*_indexed_top(doc_field, where, params, size, force))
         else:
             path = json_path(doc_field)
             sql = (f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events, "
@@ -380,22 +363,27 @@ class SqliteReader:
         return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
 
 
-def _indexed_top(field: str, where: str, params: list, size: int) -> tuple[str, list]:
+def _indexed_top(field: str, where: str, params: list, size: int,
+                 force: bool) -> tuple[str, list]:
     """Top values of a field with a value index: scalar values counted over the index (one
     per event), lists and objects element by element (an event once per distinct value), as
-    the json_each form counts them; the two sets of events are disjoint, so counts add up."""
-    x, path, index = _value_expr(field), json_literal_path(field), json_index_name(field)
-    hint = f" INDEXED BY {index}" if where == "1" else ""
-    parts = [f"SELECT {x} AS v, count(*) AS c FROM events{hint} WHERE {where} AND {x} IS NOT "
-             f"NULL AND {_scalar_check(field)} GROUP BY v"]
-    for rng in _CONTAINER_RANGES:
-        parts.append(f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events "
-                     f"INDEXED BY {index}, json_each(events.doc, {path}) AS j WHERE {where} AND "
-                     f"{rng.format(x=x)} AND json_type(events.doc, {path}) IN ('array', 'object') "
-                     f"AND j.type NOT IN ('null', 'object', 'array') GROUP BY j.value")
-    sql = (f"SELECT v, sum(c) AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY v "
+    the json_each form counts them; the two sets of events are disjoint, so counts add up.
+    ``force``: walk the field's index even when the query has an index of its own (when the
+    query matches many events, reading each one's document costs more)."""
+    x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
+        json_index_name(field)
+    hint = f" INDEXED BY {index}" if force else ""
+    sql = (f"SELECT v, sum(c) AS n FROM (SELECT {x} AS v, count(*) AS c FROM events{hint} "
+           f"WHERE {where} AND {x} < x'' GROUP BY v UNION ALL SELECT j.value AS v, "
+           f"count(DISTINCT events.rowid) AS c FROM events INDEXED BY {index}, "
+           f"json_each(events.doc, {path}) AS j WHERE {where} AND {x} >= x'' AND j.type NOT IN "
+           f"('null', 'object', 'array') GROUP BY j.value) GROUP BY v "
            f"ORDER BY n DESC, v ASC LIMIT ?")
-    return sql, params * len(parts) + [size]
+    return sql, params + params + [size]
+
+
+# a query matching more events than this has its top values counted along the field's index
+_TOP_BY_FIELD_INDEX = 20_000
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))

@@ -83,13 +83,16 @@ def insert_fts(rows: int) -> str:
 
 
 # Fields promoted by use: the first term, wildcard or range query (or top) on a field of the JSON
-# document creates an index on its value, ``json_extract(doc, '$."field"')`` (SQLite matches an
-# indexed expression by its text, so the path is a literal here, not a bound parameter: only
-# names made of these characters qualify, and no query text is ever pasted into SQL otherwise).
-# Each such index costs every later write one JSON lookup per row (~1.5 us); at most
-# JSON_INDEX_LIMIT of them, the rest are read from the documents as before.
+# document creates an index on its value (json_value_sql). A list or an object is indexed as a
+# BLOB of its JSON text: blobs sort after every number and string, so the index alone tells
+# scalars (answered from the index) from lists and objects (read element by element), which no
+# value of a scalar can be confused with. SQLite matches an indexed expression by its text, so
+# the path is a literal here, not a bound parameter: only names made of these characters qualify,
+# and no query text is ever pasted into SQL otherwise. Each such index costs every later write
+# two JSON lookups per row (~3 us); at most JSON_INDEX_LIMIT of them, other fields are read from
+# the documents as before.
 JSON_INDEX_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
-JSON_INDEX_PREFIX = "events_jf_"
+JSON_INDEX_PREFIX = "events_jv_"
 JSON_INDEX_LIMIT = 32
 _NOT_PROMOTED = frozenset(("message", "@timestamp", "_id", "tags"))
 
@@ -109,9 +112,17 @@ def json_literal_path(field: str) -> str:
     return "'$.\"" + field + "\"'"
 
 
+def json_value_sql(field: str, table: str = "") -> str:
+    """The indexed value of a field: the scalar itself (NULL when missing or null), a list's or
+    object's JSON text as a BLOB. ``table`` qualifies the column (``events.``) in queries."""
+    path, doc = json_literal_path(field), table + "doc"
+    return (f"iif(json_type({doc}, {path}) IN ('array', 'object'), "
+            f"CAST(json_extract({doc}, {path}) AS BLOB), json_extract({doc}, {path}))")
+
+
 def json_index_sql(field: str) -> str:
     return (f"CREATE INDEX IF NOT EXISTS {json_index_name(field)} ON "
-            f"events(json_extract(doc, {json_literal_path(field)}))")
+            f"events({json_value_sql(field)})")
 
 
 FTS_MARK = "fts_mark"  # meta key: the highest rowid the full-text index has caught up with
@@ -147,4 +158,4 @@ __all__ = ["ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABL
            "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
            "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url",
            "JSON_INDEX_LIMIT", "JSON_INDEX_PREFIX", "json_indexable", "json_index_name",
-           "json_index_sql", "json_literal_path"]
+           "json_index_sql", "json_literal_path", "json_value_sql"]
