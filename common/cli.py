@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("common.services.embedded", "demo_app",
              "Run the whole pipeline on a generated maillog and search it."),
     "gen-logs": ("common.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+    "ui": ("search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
 }
 
 

@@ -155,6 +155,16 @@ class ElasticsearchSink:
         from indexer.search import es_backend
         return es_backend.top(self.client, self.index_pattern, request, field, size)
 
+    def search_page(self, request: SearchRequest, after: dict | None = None,
+                    with_total: bool = True):
+        from indexer.search import es_backend
+        return es_backend.search_page(self.client, self.index_pattern, request, after,
+                                      with_total)
+
+    def get_event(self, event_id: str) -> dict | None:
+        from indexer.search import es_backend
+        return es_backend.get_event(self.client, self.index_pattern, event_id)
+
     def maintain(self) -> int:
         """Nothing deferred: Elasticsearch refreshes on its own."""
         return 0

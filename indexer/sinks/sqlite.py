@@ -607,6 +607,55 @@ class SqliteSink:
             rows = self._run(sql, [path] + params + [size])
         return [(_key(v), c) for v, c in rows]
 
+    # keyset paging and single events, for the web page (search/web/data.py)
+    def search_page(self, request: SearchRequest, after: dict | None = None,
+                    with_total: bool = True) -> tuple[int | None, list[dict], dict | None]:
+        """One page of ``request.limit`` events after a cursor, in the request's order by
+        (@timestamp, rowid): no OFFSET, so the 10,000th page costs what the first does and
+        there is no cap on how deep one can page. Returns (total or None, events with ``_id``,
+        the cursor of the next page or None). A cursor is ``{"t": ts_ms, "r": rowid}``."""
+        where, params = self._where(request)
+        desc = str(request.order).lower() != "asc"
+        order = "DESC" if desc else "ASC"
+        limit = max(0, int(request.limit))
+        total = None
+        if with_total:
+            total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+        page_where, page_params = where, list(params)
+        if after:
+            try:
+                ts, rid = int(after["t"]), int(after["r"])
+            except (KeyError, TypeError, ValueError):
+                raise QueryError("the page cursor is not one this store made") from None
+            cmp = "<" if desc else ">"
+            page_where += (f" AND events.ts {cmp}= ? AND (events.ts {cmp} ? OR "
+                           f"events.rowid {cmp} ?)")
+            page_params += [ts, ts, rid]
+        if not limit:
+            return total, [], None
+        rows = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN (SELECT "
+                         f"events.rowid FROM events WHERE {page_where} ORDER BY events.ts "
+                         f"{order}, events.rowid {order} LIMIT ?) "
+                         f"ORDER BY ts {order}, rowid {order}", page_params + [limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        events = []
+        for _, _, eid, doc in rows:
+            event = orjson.loads(doc)
+            event["_id"] = eid
+            events.append(event)
+        cursor = {"t": rows[-1][1], "r": rows[-1][0]} if more and rows else None
+        return total, events, cursor
+
+    def get_event(self, event_id: str) -> dict | None:
+        """The stored document with this id (``_id`` added), or None."""
+        rows = self._run("SELECT id, doc FROM events WHERE id = ?", [event_id])
+        if not rows:
+            return None
+        event = orjson.loads(rows[0][1])
+        event["_id"] = rows[0][0]
+        return event
+
     def count(self, request: SearchRequest) -> int:
         where, params = self._where(request)
         return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
