@@ -23,7 +23,7 @@ from indexer.sinks import open_sink
 from indexer.sinks.base import SearchRequest
 
 PAGE_SIZE = 100
-MAX_PAGE_SIZE = 10000
+MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
 HISTOGRAM_BARS = 100
 SILENT_SHIPPER_S = 30     # a shipper that has not reported for this long is flagged
 TRACE_HOPS = 8            # hand-offs followed at most (a loop in the data cannot run away)
@@ -282,12 +282,22 @@ class Data:
             if current in seen:
                 continue
             seen.add(current)
-            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=10000)
-            events = [hit(e) for e in self.sink.search_page(request, None, False)[1]]
+            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=1000)
+            events = [hit(e) for e in self._every(request)]
             if not events and out:
                 continue
             out.append((current, events))
             todo.extend(n for n in handoffs(events) if n not in seen)
+        return out
+
+    def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
+        """Every match, page by page (keyset: no window limit), up to ``at_most``."""
+        out, cursor = [], None
+        while len(out) < at_most:
+            _, events, cursor = self.sink.search_page(request, cursor, False)
+            out += events
+            if cursor is None:
+                break
         return out
 
     def tail_start(self, q: str) -> tuple[int, set]:

@@ -55,6 +55,7 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
     """Print the address with the token, then serve until SIGTERM or ^C."""
     import uvicorn
 
+    _Server = _server_class()
     from search.web.app import create_app
     from search.web.auth import load_token, new_token
     from search.web.data import Data
@@ -80,5 +81,22 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
     print(f"http://{shown}:{port}/?token={token}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=3, proxy_headers=False)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run(sockets=[sock])
+    print("logpipe ui: stopped", file=sys.stderr, flush=True)
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """SIGTERM and ^C are the normal way to stop: shut down and exit 0 (uvicorn would
+        re-raise the signal after its graceful shutdown, ending the process by the signal)."""
+
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return Server
