@@ -186,12 +186,13 @@ class Site:
         width = 1000 / n
         for i, (start, count) in enumerate(histogram.bars):
             height = 0 if not count else max(2, round(100 * count / peak))
-            end = start + histogram.step_ms
+            # the first and last buckets are counted only inside the window: their bars
+            # narrow to that part, so a click shows exactly the bar's count
+            end = min(start + histogram.step_ms, histogram.end_ms or start + histogram.step_ms)
+            start = max(start, histogram.start_ms or start)
             bars.append({"x": round(i * width, 2), "w": round(max(width - 1, 0.5), 2),
                          "h": height, "y": 100 - height, "count": count,
-                         "from": D.iso(start), "to": D.iso(end),
-                         "href": self.url("/", **self._state(params, **{"from": D.iso(start),
-                                                                         "to": D.iso(end)}))})
+                         "from": D.iso(start), "to": D.iso(end)})
         return bars
 
     def _window_links(self, histogram: D.Histogram, params: dict) -> dict:

@@ -70,7 +70,7 @@
   }
   for (const li of document.querySelectorAll("#fields li.field")) {
     const button = li.querySelector(".field-name");
-    const list = li.querySelector("ol.top");
+    const list = li.querySelector("ol.values");
     button.addEventListener("click", async () => {
       if (!list.hidden) { list.hidden = true; return; }
       list.replaceChildren(L.el("li", { class: "dim" }, "counting..."));
