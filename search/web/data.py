@@ -313,8 +313,6 @@ class Data:
         """Matches at or after ``since`` not yet sent; returns (hits, new since, new seen)."""
         request = self._request(q, Window(start=datetime.fromtimestamp(since / 1000,
                                                                        timezone.utc)), size, "asc")
-        if hasattr(self.sink, "refresh") and not str(self.store_url).startswith("sqlite"):
-            self.sink.refresh()
         events = [e for e in self.sink.search_page(request, None, False)[1]
                   if e["_id"] not in seen]
         for e in events:
