@@ -97,8 +97,8 @@ def main() -> int:
 
             def store_only():
                 window = data.window(params.get("from"), params.get("to"))
-                data.search(params.get("q", ""), window)
-                data.histogram(params.get("q", ""), window)
+                page = data.search(params.get("q", ""), window)
+                data.histogram(params.get("q", ""), window, page=page)
 
             page_ms = p50(page, args.runs)
             store_ms = p50(store_only, args.runs)

@@ -142,7 +142,9 @@ class Site:
                                             params["sort"])
             page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
                                     params["sort"])
-            histogram = self.data.histogram(params["q"], window)
+            first_page = page if not params["after"] else None
+            histogram = self.data.histogram(params["q"], window, page=first_page,
+                                            order=params["sort"])
         except QueryError as exc:
             ctx["error"] = str(exc)
             ctx["command"] = "logpipe search " + _quote(params["q"] or "*")

@@ -191,24 +191,33 @@ class Data:
         total, _, _ = self.sink.search_page(self._request(q, window, 0), None, True)
         return total
 
-    def bounds(self, q: str, window: Window) -> tuple[int | None, int | None]:
-        """First and last matching event times (ms), within the window."""
-        request = self._request(q, window, 1, "asc")
-        _, first, _ = self.sink.search_page(request, None, False)
-        request.order = "desc"
-        _, last, _ = self.sink.search_page(request, None, False)
-        if not first or not last:
-            return None, None
-        return _ms(first[0].get("@timestamp")), _ms(last[0].get("@timestamp"))
+    def bounds(self, q: str, window: Window, oldest: int | None = None,
+               newest: int | None = None) -> tuple[int | None, int | None]:
+        """First and last matching event times (ms), within the window; a bound already
+        known (the first hit of a page sorted that way) is not looked up again."""
+        found = []
+        for known, order in ((oldest, "asc"), (newest, "desc")):
+            if known is not None:
+                found.append(known)
+                continue
+            _, first, _ = self.sink.search_page(self._request(q, window, 1, order), None, False)
+            if not first:
+                return None, None
+            found.append(_ms(first[0].get("@timestamp")))
+        return found[0], found[1]
 
     def histogram(self, q: str, window: Window, bars: int = HISTOGRAM_BARS,
-                  interval: str | None = None) -> Histogram:
+                  interval: str | None = None, page: Page | None = None,
+                  order: str = "desc") -> Histogram:
         """About ``bars`` buckets over the window (or over the matching data when the window
-        is open), every bucket present, empty ones too."""
+        is open), every bucket present, empty ones too. ``page``: the first page of the same
+        search in ``order``, whose first hit is one end of the data."""
         start = _ms(window.start)
         end = _ms(window.end)
         if start is None or end is None:
-            lo, hi = self.bounds(q, window)
+            edge = _ms(page.hits[0].get("@timestamp")) if page and page.hits else None
+            lo, hi = self.bounds(q, window, oldest=edge if order == "asc" else None,
+                                 newest=edge if order != "asc" else None)
             if lo is None:
                 return Histogram(interval or "1h", Q.parse_interval(interval or "1h"), start, end)
             start = lo if start is None else start

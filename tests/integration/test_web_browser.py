@@ -76,6 +76,8 @@ def page(browser, site):
     page.errors = []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
     page.on("pageerror", lambda e: page.errors.append(str(e)))
+    # a Content-Security-Policy violation (anything inline) shows up as a console error
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
     page.goto(site["address"])
     assert "token=" not in page.url  # swapped for the cookie
     yield page
@@ -198,6 +200,7 @@ def test_keyboard_and_row_expansion(page):
     shot(page, "search-expanded")
     page.keyboard.press("Escape")
     assert not page.locator("#help").is_visible()
+    assert not page.errors
 
 
 def test_open_a_trace_from_the_hit_table(page):
