@@ -77,7 +77,9 @@ def page(browser, site):
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     # a Content-Security-Policy violation (anything inline) shows up as a console error
-    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("console", lambda m: m.type == "error" and ("Content Security Policy" in m.text
+                                                        or "Refused" in m.text)
+            and page.errors.append(m.text))
     page.goto(site["address"])
     assert "token=" not in page.url  # swapped for the cookie
     yield page
@@ -257,6 +259,13 @@ def test_hostile_line_is_text_and_runs_nothing(page, site):
     page.wait_for_timeout(300)   # let anything that would run, run
     assert page.dialogs == [] and page.errors == []
     shot(page, "hostile")
+    # and the policy is in force: an inline script put into the page does not run
+    ran = page.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.__inline_ran = true'; document.body.appendChild(s);
+        return window.__inline_ran === true; }""")
+    page.wait_for_timeout(200)
+    assert ran is False
+    assert any("Content Security Policy" in e for e in page.errors)
 
 
 def test_live_tail_shows_new_matches(page, site):
