@@ -49,7 +49,7 @@ def main() -> int:
     import httpx
     import uvicorn
 
-    from indexer.sinks.sqlite import SqliteSink
+    from store.sqlite import SqliteSink
     from search.web.app import create_app
     from search.web.data import Data
 

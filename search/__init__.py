@@ -1,0 +1,1 @@
+"""Search: Lucene query parsing and rendering for every store."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import shlex
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -21,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -106,7 +107,7 @@ class Site:
         self.env.globals["csrf"] = guard.csrf
         self.env.filters["isotime"] = lambda seconds: D.iso(int(float(seconds) * 1000))
 
-    def render(self, name: str, status: int = 200, **context) -> HTMLResponse:
+    def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status)
 
@@ -133,7 +134,7 @@ class Site:
 
     def search_page(self, request: Request) -> HTMLResponse:
         params = self._params(request)
-        ctx = {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
+        ctx: dict[str, Any] = {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
                "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
                "state": lambda **c: self._state(params, **c)}
         try:
@@ -230,7 +231,7 @@ class Site:
         for key, opt in (("stage", "--stage"), ("reason", "--reason"), ("type", "--type")):
             if raw[key]:
                 cmd += [opt, _quote(raw[key])]
-        ctx = {"filters": raw, "command": " ".join(cmd), "error": None, "overview": None,
+        ctx: dict[str, Any] = {"filters": raw, "command": " ".join(cmd), "error": None, "overview": None,
                "url": self.url}
         try:
             filters = self.data.dlq_filters(raw["stage"], raw["reason"], raw["type"])

@@ -76,7 +76,9 @@ class Guard:
         return hmac.new(self.token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
     def token_ok(self, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def identify(self, headers: dict, cookies: dict, query_token: str | None) -> str | None:
         """How the request proved itself: 'bearer', 'cookie', 'query' or None."""

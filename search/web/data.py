@@ -16,11 +16,10 @@ from datetime import datetime, timedelta, timezone
 import orjson
 
 from common.errors import BrokerError, ConfigError, LogpipeError, QueryError
-# today's places of the store and query code (issue 11 moves them: only these lines change)
-from indexer.search import query as Q
-from indexer.search.cli import time_arg
-from indexer.sinks import open_sink
-from indexer.sinks.base import SearchRequest
+from query.datemath import MAX_BUCKETS, parse_interval, time_arg
+from query.lucene import compile_query
+from store import open_store
+from store.base import SearchRequest
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
@@ -47,6 +46,10 @@ def _ms(value) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return int(dt.timestamp() * 1000)
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def iso(ms: int) -> str:
@@ -150,7 +153,7 @@ class Data:
         with self._lock:
             if self._sink is None:
                 try:
-                    self._sink = open_sink(self.store_url)
+                    self._sink = open_store(self.store_url)
                 except ImportError as exc:
                     raise ConfigError(f"the store {self.store_url} needs a module that is not "
                                       f"available ({exc}); install logpipe[indexer]") from None
@@ -172,7 +175,7 @@ class Data:
     def check_query(q: str) -> str:
         """The query to run (``*`` when empty); QueryError with the position when it is bad."""
         text = (q or "").strip() or "*"
-        Q.compile_query(text, datetime.now(timezone.utc))
+        compile_query(text, datetime.now(timezone.utc))
         return text
 
     def _request(self, q: str, window: Window, size: int = 0, order: str = "desc"):
@@ -195,15 +198,16 @@ class Data:
                newest: int | None = None) -> tuple[int | None, int | None]:
         """First and last matching event times (ms), within the window; a bound already
         known (the first hit of a page sorted that way) is not looked up again."""
-        found = []
+        found: list[int] = []
         for known, order in ((oldest, "asc"), (newest, "desc")):
             if known is not None:
                 found.append(known)
                 continue
             _, first, _ = self.sink.search_page(self._request(q, window, 1, order), None, False)
-            if not first:
+            ms = _ms(first[0].get("@timestamp")) if first else None
+            if ms is None:
                 return None, None
-            found.append(_ms(first[0].get("@timestamp")))
+            found.append(ms)
         return found[0], found[1]
 
     def histogram(self, q: str, window: Window, bars: int = HISTOGRAM_BARS,
@@ -218,19 +222,19 @@ class Data:
             edge = _ms(page.hits[0].get("@timestamp")) if page and page.hits else None
             lo, hi = self.bounds(q, window, oldest=edge if order == "asc" else None,
                                  newest=edge if order != "asc" else None)
-            if lo is None:
-                return Histogram(interval or "1h", Q.parse_interval(interval or "1h"), start, end)
+            if lo is None or hi is None:
+                return Histogram(interval or "1h", parse_interval(interval or "1h"), start, end)
             start = lo if start is None else start
             end = hi + 1 if end is None else end
         if interval:
-            step = Q.parse_interval(interval)
-            if (end - start) // step > Q.MAX_BUCKETS:
+            step = parse_interval(interval)
+            if (end - start) // step > MAX_BUCKETS:
                 raise QueryError(f"interval {interval} gives too many buckets over this window; "
                                  "pick a larger one")
         else:
-            interval, step = _STEPS[-1], Q.parse_interval(_STEPS[-1])
+            interval, step = _STEPS[-1], parse_interval(_STEPS[-1])
             for name in _STEPS:
-                ms = Q.parse_interval(name)
+                ms = parse_interval(name)
                 if (end - start) / ms <= bars:
                     interval, step = name, ms
                     break
@@ -266,6 +270,8 @@ class Data:
         if event is None:
             return None
         ts = _ms(event.get("@timestamp"))
+        if ts is None:
+            return {"query": "", "id": event_id, "hits": [hit(event)]}
         parts = [f"{name}:{phrase(event[name])}" for name in ("host", "program")
                  if isinstance(event.get(name), (str, int))]
         q = " AND ".join(parts) or "*"
@@ -285,14 +291,20 @@ class Data:
         [(qid, events oldest first), ...]."""
         from search.web.timeline import handoffs
 
-        out, seen, todo = [], set(), [qid]
+        out: list[tuple[str, list[dict]]] = []
+        seen: set[str] = set()
+        todo = [qid]
         while todo and len(out) < TRACE_HOPS:
             current = todo.pop(0)
             if current in seen:
                 continue
             seen.add(current)
             request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=1000)
-            events = [hit(e) for e in self._every(request)]
+            # events of one second keep their order in the log file (a store orders by time
+            # only, and Elasticsearch's order within one timestamp is arbitrary)
+            events = sorted((hit(e) for e in self._every(request)),
+                            key=lambda e: (_ms(e.get("@timestamp")) or 0, str(e.get("path", "")),
+                                           _number(e.get("offset"))))
             if not events and out:
                 continue
             out.append((current, events))
@@ -301,7 +313,8 @@ class Data:
 
     def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
         """Every match, page by page (keyset: no window limit), up to ``at_most``."""
-        out, cursor = [], None
+        out: list[dict] = []
+        cursor = None
         while len(out) < at_most:
             _, events, cursor = self.sink.search_page(request, cursor, False)
             out += events
@@ -314,8 +327,8 @@ class Data:
         request = self._request(q, Window(), 50, "desc")
         events = self.sink.search_page(request, None, False)[1]
         if not events:
-            return _ms(datetime.now(timezone.utc)) - 1, set()
-        top = _ms(events[0].get("@timestamp"))
+            return int(time.time() * 1000) - 1, set()
+        top = _ms(events[0].get("@timestamp")) or 0
         return top, {e["_id"] for e in events if _ms(e.get("@timestamp")) == top}
 
     def tail_next(self, q: str, since: int, seen: set, size: int = 500) -> tuple[list, int, set]:
@@ -406,7 +419,8 @@ class Data:
         return out
 
     def _pipeline_config(self):
-        from indexer.pipeline import Pipeline, load_pipeline
+        from indexer.pipeline import Pipeline
+        from indexer.pipeline_config import load_pipeline
         if self._pipeline is None:
             pipeline = Pipeline(load_pipeline(self.config_path))
             pipeline.compile_all()
@@ -434,6 +448,8 @@ class Data:
             score = (found["matched"] / max(1, len(found["pieces"])), found["end"])
             if best is None or score > best[0]:
                 best = (score, expr, found)
+        if best is None:
+            return None
         _, expr, found = best
         return {"type": tc.name, "pattern": expr, "matched": found["matched"],
                 "pieces": len(found["pieces"]),

@@ -15,8 +15,8 @@ from common.broker import Keys, connect
 from common.cli import main as cli_main
 from common.record import Record, encode
 from indexer.dlq import DeadLetterQueue
-from indexer.sinks.base import Event
-from indexer.sinks.sqlite import SqliteSink
+from store.base import Event
+from store.sqlite import SqliteSink
 from search.web.app import create_app
 from search.web.data import Data
 from tests.support.web import HOSTILE, mail_events, start_ui, stop_ui
@@ -56,6 +56,16 @@ def client_for(store_url: str, redis_url: str | None = None, login: bool = True)
 def web(sqlite_url):
     with client_for(sqlite_url) as client:
         yield client
+
+
+def _delete(url: str, *ids: str) -> None:
+    """Take test events out of the shared module store again (their full-text rows stay, and
+    match nothing without the row)."""
+    import sqlite3
+    conn = sqlite3.connect(url[len("sqlite:///"):])
+    conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
+    conn.commit()
+    conn.close()
 
 
 def csrf_of(client: TestClient) -> str:
@@ -236,7 +246,7 @@ def test_hostile_line_is_escaped(web):
 def es_store_url(es_url, events):
     from elasticsearch import Elasticsearch
 
-    from indexer.sinks.elasticsearch import ElasticsearchSink
+    from store.elasticsearch import ElasticsearchSink
     from tests.fixtures.elasticsearch import _clean
 
     client = Elasticsearch(es_url, request_timeout=60)
@@ -321,7 +331,7 @@ def test_trace_follows_the_hand_off_on_both_stores(store, request, events):
                              "program": "sendmail", "qid": next_qid, "to": "<b@example.net>",
                              "stat": "Deferred: Connection refused", "dsn": "4.0.0",
                              "message": f"{next_qid}: to=<b@example.net>, stat=Deferred"})]
-    from indexer.sinks import open_sink
+    from store import open_sink
     sink = open_sink(url)
     sink.write(extra)
     if hasattr(sink, "refresh"):
@@ -341,11 +351,7 @@ def test_trace_follows_the_hand_off_on_both_stores(store, request, events):
             assert web.get("/api/trace/nosuchqid").status_code == 404
     finally:
         if url.startswith("sqlite"):
-            import sqlite3
-            conn = sqlite3.connect(url[len("sqlite:///"):])
-            conn.execute("DELETE FROM events WHERE id IN ('hop-1', 'hop-2')")
-            conn.commit()
-            conn.close()
+            _delete(url, "hop-1", "hop-2")
         sink.close()
 
 
@@ -402,9 +408,7 @@ def test_changes_need_csrf_and_origin(sqlite_url, redis_url):
         found = web.get("/api/search?q=qid:p4F210QG076036").json()
         assert found["total"] == 1 and found["hits"][0]["id"] == "good-1"
     client.close()
-    sink = SqliteSink(sqlite_url)
-    sink._connect(create=False).execute("DELETE FROM events WHERE id = 'good-1'")
-    sink.close()
+    _delete(sqlite_url, "good-1")
 
 
 def test_purge_only_with_the_typed_count_and_logged(sqlite_url, redis_url, capfd):
@@ -491,9 +495,7 @@ def test_ui_command_serves_and_streams_new_matches(sqlite_url, tmp_path):
         assert got["id"] == "tail-1" and got["message"] == "<b>new</b> line"
     finally:
         stop_ui(proc)
-        sink = SqliteSink(sqlite_url)
-        sink._connect(create=False).execute("DELETE FROM events WHERE id = 'tail-1'")
-        sink.close()
+        _delete(sqlite_url, "tail-1")
     assert proc.returncode == 0
 
 

@@ -17,8 +17,8 @@ import pytest
 from common.broker import Keys, connect
 from common.record import Record, encode
 from indexer.dlq import DeadLetterQueue
-from indexer.sinks.base import Event
-from indexer.sinks.sqlite import SqliteSink
+from store.base import Event
+from store.sqlite import SqliteSink
 from tests.support.web import mail_events, start_ui, stop_ui
 
 CHROMIUM = os.environ.get("LOGPIPE_CHROMIUM", "/usr/bin/chromium")

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 
-from common.loggen import generate
+from services.loggen import generate
 from common.record import Record, record_id
-from indexer.pipeline import Pipeline, load_pipeline
+from indexer.pipeline import Pipeline
+from indexer.pipeline_config import load_pipeline
 
 HOSTILE = ('May 15 03:00:00 mail1 sendmail[4242]: h0st1leQ000001: from=<"<script>alert(1)'
            '</script>"@evil.example>, size=666, class=0, nrcpts=1, '

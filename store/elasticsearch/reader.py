@@ -1,39 +1,113 @@
-"""Search, histogram and top values on Elasticsearch (called by ElasticsearchSink).
+"""The Elasticsearch reader: the query's intermediate form as query DSL (:func:`to_es`), search,
+histogram and top values (called by ElasticsearchSink).
 
-The query goes through :func:`indexer.search.query.to_es`, the same translation whose semantics
-the embedded store shares; the time window of the request is an ``epoch_millis`` range filter on
+The query goes through :func:`to_es`, a translation of the same intermediate form whose
+semantics the embedded store shares; the time window of the request is an ``epoch_millis`` range filter on
 ``@timestamp``. Ordering is by ``@timestamp``; totals are exact (``track_total_hits``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from common.errors import QueryError, SinkError
-from indexer.search import query as Q
-from indexer.sinks.base import SearchRequest, SearchResult
+from query.datemath import epoch_ms, fill_buckets, parse_interval
+from query.lucene import compile_query
+from query.tree import (
+    TEXT_FIELD,
+    TEXT_KEYWORD,
+    TIME_FIELD,
+    All,
+    And,
+    Exists,
+    Not,
+    Nothing,
+    Or,
+    Range,
+    Term,
+    Text,
+    TextWildcard,
+    TimeRange,
+    Wildcard,
+    numeric,
+)
+from store.base import SearchRequest, SearchResult, bucket_key
+from store.elasticsearch.errors import exception_reason
 
 _COMMON = {"ignore_unavailable": True, "allow_no_indices": True}
 
 
-def _ms(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(round(dt.timestamp() * 1000))
+def to_es(tree, now: datetime | None = None) -> dict:
+    """The Elasticsearch query DSL for a query (a string or a luqum tree)."""
+    return es_query(compile_query(tree, now))
+
+
+def es_query(q) -> dict:
+    if isinstance(q, All):
+        return {"match_all": {}}
+    if isinstance(q, Nothing):
+        return {"match_none": {}}
+    if isinstance(q, And):
+        return {"bool": {"filter": [es_query(i) for i in q.items]}}
+    if isinstance(q, Or):
+        return {"bool": {"should": [es_query(i) for i in q.items], "minimum_should_match": 1}}
+    if isinstance(q, Not):
+        return {"bool": {"must_not": [es_query(q.item)]}}
+    if isinstance(q, Text):
+        return {"match_phrase": {TEXT_FIELD: {"query": q.text or " ".join(q.tokens)}}}
+    if isinstance(q, TextWildcard):
+        return {"wildcard": {TEXT_FIELD: {"value": q.pattern.es()}}}
+    if isinstance(q, Term):
+        if q.field == "_id":
+            return {"ids": {"values": [q.value]}}
+        # match on a keyword field is an exact term; lenient: no error for "abc" on a number
+        return {"match": {q.field: {"query": q.value, "lenient": True}}}
+    if isinstance(q, Wildcard):
+        return {"wildcard": {q.field: {"value": q.pattern.es()}}}
+    if isinstance(q, Exists):
+        return {"exists": {"field": q.field}}
+    if isinstance(q, TimeRange):
+        spec: dict = {"format": "epoch_millis"}
+        if q.start is not None:
+            spec["gte"] = q.start
+        if q.end is not None:
+            spec["lt"] = q.end
+        return {"range": {TIME_FIELD: spec}}
+    if isinstance(q, Range):
+        spec = {}
+        if q.low is not None:
+            spec["gte" if q.include_low else "gt"] = _es_bound(q.low)
+        if q.high is not None:
+            spec["lte" if q.include_high else "lt"] = _es_bound(q.high)
+        return {"range": {q.field: spec}}
+    raise TypeError(f"unknown query node {q!r}")
+
+
+def _es_bound(value: str):
+    n = numeric(value)
+    return value if n is None else n
+
+
+def es_interval(ms: int) -> str:
+    """An Elasticsearch fixed_interval for a number of milliseconds."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def build_query(request: SearchRequest, now: datetime | None = None) -> dict:
     """The full ES query of a request: the Lucene query plus its time window."""
-    query = Q.to_es(request.query or "*", now)
+    query = to_es(request.query or "*", now)
     window: dict = {}
     if request.start is not None:
-        window["gte"] = _ms(request.start)
+        window["gte"] = epoch_ms(request.start)
     if request.end is not None:
-        window["lt"] = _ms(request.end)
+        window["lt"] = epoch_ms(request.end)
     if not window:
         return query
     window["format"] = "epoch_millis"
-    return {"bool": {"filter": [query, {"range": {Q.TIME_FIELD: window}}]}}
+    return {"bool": {"filter": [query, {"range": {TIME_FIELD: window}}]}}
 
 
 def _call(what: str, fn, **kwargs):
@@ -46,35 +120,18 @@ def _call(what: str, fn, **kwargs):
     try:
         return fn(**kwargs)
     except elasticsearch.BadRequestError as exc:
-        raise QueryError(f"Elasticsearch rejected the {what}: {_reason(exc)}") from None
+        raise QueryError(f"Elasticsearch rejected the {what}: {exception_reason(exc)}") from None
     except elasticsearch.ApiError as exc:
-        raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): {_reason(exc)}") \
+        raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): {exception_reason(exc)}") \
             from None
     except elasticsearch.TransportError as exc:
         raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
 
 
-def _reason(exc) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            causes = err.get("root_cause") or []
-            for cause in causes + [err]:
-                if isinstance(cause, dict) and cause.get("reason"):
-                    caused = err.get("caused_by", {})
-                    extra = caused.get("reason") if isinstance(caused, dict) else None
-                    return cause["reason"] + (f" ({extra})" if extra and extra not in
-                                              cause["reason"] else "")
-        if isinstance(err, str):
-            return err
-    return str(getattr(exc, "message", exc))
-
-
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
     order = "asc" if str(request.order).lower() == "asc" else "desc"
     resp = _call("search", client.search, index=index_pattern, query=build_query(request),
-                 sort=[{Q.TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
+                 sort=[{TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
                  size=max(0, int(request.limit)), track_total_hits=True, **_COMMON)
     hits = resp["hits"]
     events = []
@@ -94,18 +151,18 @@ def count(client, index_pattern: str, request: SearchRequest) -> int:
 
 def histogram(client, index_pattern: str, request: SearchRequest,
               interval: str) -> list[tuple[datetime, int]]:
-    step = Q.parse_interval(interval)
-    aggs = {"h": {"date_histogram": {"field": Q.TIME_FIELD, "fixed_interval": Q.es_interval(step),
+    step = parse_interval(interval)
+    aggs = {"h": {"date_histogram": {"field": TIME_FIELD, "fixed_interval": es_interval(step),
                                      "min_doc_count": 1}}}
     resp = _call("histogram", client.search, index=index_pattern, query=build_query(request),
                  size=0, aggs=aggs, track_total_hits=False, **_COMMON)
     buckets = (resp.get("aggregations") or {}).get("h", {}).get("buckets", [])
-    return Q.fill_buckets([(b["key"], b["doc_count"]) for b in buckets], step)
+    return fill_buckets([(b["key"], b["doc_count"]) for b in buckets], step)
 
 
 def top(client, index_pattern: str, request: SearchRequest, field: str,
         size: int = 10) -> list[tuple[str, int]]:
-    target = Q.TEXT_KEYWORD if field == Q.TEXT_FIELD else field
+    target = TEXT_KEYWORD if field == TEXT_FIELD else field
     size = max(1, int(size))
 
     def run(name):
@@ -129,10 +186,7 @@ def top(client, index_pattern: str, request: SearchRequest, field: str,
 def _key(bucket) -> str:
     if "key_as_string" in bucket:
         return str(bucket["key_as_string"])
-    key = bucket["key"]
-    if isinstance(key, float) and key.is_integer():
-        return str(int(key))
-    return str(key)
+    return bucket_key(bucket["key"])
 
 
 # --- keyset paging and single events, for the web page (search/web/data.py) ---------------
@@ -159,11 +213,11 @@ def search_page(client, index_pattern: str, request: SearchRequest, after: dict 
         except (KeyError, TypeError, ValueError):
             raise QueryError("the page cursor is not one this store made") from None
         bound = {"lte" if desc else "gte": ts, "format": "epoch_millis"}
-        query = {"bool": {"filter": [query, {"range": {Q.TIME_FIELD: bound}}],
+        query = {"bool": {"filter": [query, {"range": {TIME_FIELD: bound}}],
                           "must_not": [{"ids": {"values": seen}}] if seen else []}}
     resp = _call("search", client.search, index=index_pattern, query=query,
-                 sort=[{Q.TIME_FIELD: {"order": "desc" if desc else "asc",
-                                       "unmapped_type": "date"}}],
+                 sort=[{TIME_FIELD: {"order": "desc" if desc else "asc",
+                                     "unmapped_type": "date"}}],
                  size=limit + 1, track_total_hits=False, **_COMMON)
     hits = resp["hits"]["hits"]
     more = len(hits) > limit

@@ -1,1 +1,0 @@
-"""Search: Lucene query parsing and rendering for every store."""
