@@ -195,6 +195,9 @@ class Agent:
                 if not self._check_resume():
                     if cfg.once:
                         if self._once_finished(batch, now):
+                            if batch:  # only offset moves (skipped empty lines): no push
+                                self._confirmed(batch)
+                                batch = Batch()
                             break  # every line read is on the broker: a full list is no reason
                         self._say_waiting(batch)
                     self._sleep(0.5)
@@ -310,7 +313,7 @@ class Agent:
             return False
         for inp in self.inputs:
             batch.add(inp.flush(now), now)
-        return not batch
+        return not batch.values
 
     def _say_waiting(self, batch: Batch) -> None:
         """Once per pause: what the agent waits for while the list is above the high mark."""
