@@ -8,8 +8,11 @@ again after a crash) and memory holds at most one batch plus the inputs' small b
   nothing more right now).
 * **Backpressure**: RPUSH returns the list length; above ``high_water`` reading pauses (nothing is
   dropped, files simply wait) until the length is below ``low_water``.
-* **Broker down**: the batch is retried with exponential backoff and jitter; offsets stay where
-  they are; one log line when it goes down, one when it is back.
+* **Broker down**, at start-up or later: waited for with exponential backoff and jitter; offsets
+  stay where they are; one log line when it goes down, one when it is back. A wrong password,
+  missing permission or a key that is not a list is a mistake: BrokerError, exit 2.
+* **--once** exits as soon as every line read is confirmed, even with the list above the high
+  mark; with lines still unsent and the list full it waits, and says so once.
 * **SIGTERM/SIGINT**: stop reading, push what is held (for up to ``shutdown_timeout`` seconds if
   the broker is down), save the registry, exit 0.
 """
