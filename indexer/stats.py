@@ -6,7 +6,6 @@ minutes), so any number of workers and dispatchers add to the same figures witho
 
 from __future__ import annotations
 
-import random
 import time
 
 import orjson
@@ -14,12 +13,13 @@ import orjson
 from common.broker import Keys, connect, redact
 from common.console import emit
 from common.errors import BrokerError
+from common.retry import BROKER_OUTAGE
 
 RATE_TTL = 120
 WINDOW = 10
 
 
-def connect_when_up(url: str, keys: Keys, max_delay: float = 5.0):
+def connect_when_up(url: str, keys: Keys):
     """A client for ``logpipe stats``, once the broker answers.
 
     A broker that is not up yet is waited for (backoff, one ``broker_unreachable`` line and one
@@ -29,7 +29,7 @@ def connect_when_up(url: str, keys: Keys, max_delay: float = 5.0):
     import redis.exceptions as rx
 
     client = connect(url)
-    down_since, delay = None, 0.2
+    down_since, backoff = None, BROKER_OUTAGE.start()
     while True:
         try:
             client.ping()
@@ -45,8 +45,7 @@ def connect_when_up(url: str, keys: Keys, max_delay: float = 5.0):
                 down_since = time.monotonic()
                 emit("broker_unreachable", broker=redact(url), error=str(exc)[:200],
                      action="waiting with backoff")
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, max_delay)
+            backoff.wait()
             continue
         except rx.ResponseError as exc:
             raise BrokerError(f"the broker at {redact(url)} refused a command: {exc}") from None
@@ -59,12 +58,12 @@ def connect_when_up(url: str, keys: Keys, max_delay: float = 5.0):
 def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None) -> None:
     now = int(time.time())
     pipe = client.pipeline(transaction=False)
-    key = keys.stats(f"rate:{direction}:{now}")
+    key = keys.rate(direction, now)
     pipe.incrby(key, n)
     pipe.expire(key, RATE_TTL)
     for name, value in (counters or {}).items():
         if value:
-            pipe.hincrby(keys.stats("counters"), name, value)
+            pipe.hincrby(keys.counters, name, value)
     pipe.execute()
 
 
@@ -82,12 +81,12 @@ def record_out(client, keys: Keys, counts: dict) -> None:
 
 def totals(client, keys: Keys) -> dict[str, int]:
     """Records claimed, indexed, duplicate and dead-lettered since the counters began."""
-    return {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+    return {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
 
 
 def rate(client, keys: Keys, direction: str, window: int = WINDOW) -> float:
     now = int(time.time())
-    names = [keys.stats(f"rate:{direction}:{t}") for t in range(now - window, now)]
+    names = [keys.rate(direction, t) for t in range(now - window, now)]
     return sum(int(v) for v in client.mget(names) if v) / window
 
 
@@ -120,7 +119,7 @@ def shippers(client, keys: Keys) -> list[dict]:
     """Figures the running shippers publish (every couple of seconds)."""
     now = time.time()
     found = []
-    for name, blob in client.hgetall(keys.stats("shippers")).items():
+    for name, blob in client.hgetall(keys.shippers).items():
         try:
             figures = orjson.loads(blob)
         except orjson.JSONDecodeError:

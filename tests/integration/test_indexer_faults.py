@@ -16,11 +16,12 @@ import time
 import pytest
 
 from common.broker import Keys, connect
-from common.services.elasticsearch import ElasticsearchNode
 from indexer.dlq import DeadLetterQueue
+from services.elasticsearch import ElasticsearchNode
 from tests.support.mail import mail_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 class Indexer:
     """``logpipe index`` in a subprocess, its output in a file the test can watch."""

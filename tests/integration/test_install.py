@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEXER_ONLY = ("rq", "elasticsearch", "regex", "luqum")
-SOURCES = ("pyproject.toml", "README.md", "common", "shipper", "indexer", "deploy")
+# Everything a build reads: the packages pyproject.toml includes, and what they ship.
+SOURCES = ("pyproject.toml", "README.md", "common", "shipper", "indexer", "query", "store",
+           "search", "services", "deploy")
 
 
 @pytest.fixture(scope="module")

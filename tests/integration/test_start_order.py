@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from common.broker import connect
-from common.services.valkey import ValkeyServer, find_free_port
+from services.valkey import ValkeyServer, find_free_port
 from tests.integration.test_shipper_helpers import Agent, Writer, records, wait_for
 
 pytestmark = pytest.mark.integration
