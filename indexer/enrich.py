@@ -21,8 +21,11 @@ from common.errors import ConfigError
 # Keys the record owns; a capture with the same name is kept beside it as grok_<name>.
 RESERVED = ("@timestamp", "message", "host", "path", "type", "tags", "offset")
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_ENGLISH_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {m: i for i, m in enumerate(_ENGLISH_MONTHS, 1)}
+# servers running in a German locale write these (the grok MONTH pattern accepts them too)
+_MONTHS.update({"jän": 1, "mär": 3, "mrz": 3, "mai": 5, "okt": 10, "dez": 12})
+_HTTPDATE_MONTH = re.compile(r"(?<=/)([^\W\d_]+)(?=/)")
 _JODA = [("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"),
          ("dd", "%d"), ("d", "%d"), ("HH", "%H"), ("hh", "%I"), ("mm", "%M"), ("ss", "%S"),
          ("SSSSSS", "%f"), ("SSS", "%f"), ("EEEE", "%A"), ("EEE", "%a"), ("ZZ", "%z"),
@@ -94,6 +97,12 @@ def parse_syslog_time(text: str, received: datetime, tz) -> datetime | None:
         return None
 
 
+def _english_month(m: re.Match) -> str:
+    """A localized month name as the English abbreviation strptime's %b reads."""
+    number = _MONTHS.get(m.group(1)[:3].lower())
+    return _ENGLISH_MONTHS[number - 1] if number else m.group(1)
+
+
 def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetime | None:
     text = text.strip()
     for fmt in formats:
@@ -107,7 +116,8 @@ def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetim
             elif fmt == "UNIX_MS":
                 parsed = datetime.fromtimestamp(float(text) / 1000, timezone.utc)
             elif fmt == "HTTPDATE":
-                parsed = datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
+                parsed = datetime.strptime(_HTTPDATE_MONTH.sub(_english_month, text, count=1),
+                                           "%d/%b/%Y:%H:%M:%S %z")
             elif fmt == "apache_error":
                 parsed = datetime.strptime(_FRACTION.sub("", text), "%a %b %d %H:%M:%S %Y")
             else:
