@@ -180,10 +180,28 @@ def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
     return format_timestamp(received)
 
 
+def from_syslog_input(doc: dict, captures: dict) -> None:
+    """An event from logpipe's syslog input (the record carries ``syslog.frame``, the message as
+    received): ``message`` is the bare text after the header and ``host`` the sender the header
+    names, as the syslog inputs of Logstash, Filebeat and Vector give them. The header's
+    timestamp, program and pid are already captures; a line no pattern read stays whole."""
+    syslog = doc.get("syslog")
+    if not isinstance(syslog, dict) or "frame" not in syslog:
+        return
+    if "message" in captures:
+        doc["message"] = captures["message"]
+        doc.pop("grok_message", None)
+    elif captures and "syslog5424_ver" in captures:
+        doc["message"] = ""  # an RFC 5424 message with no MSG part
+    sender = captures.get("logsource")
+    if sender:
+        doc["host"] = sender
+
+
 def received_datetime(received_at: float) -> datetime:
     return datetime.fromtimestamp(received_at, timezone.utc) if received_at else \
         datetime.now(timezone.utc)
 
 
-__all__ = ["apply_edits", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
+__all__ = ["apply_edits", "from_syslog_input", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
            "received_datetime", "RESERVED", "zone"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from common.config import PipelineConfig, TypeConfig
 from common.record import Record
-from indexer.enrich import (RESERVED, apply_edits, received_datetime, timestamp_for)
+from indexer.enrich import (RESERVED, apply_edits, from_syslog_input, received_datetime,
+                            timestamp_for)
 from indexer.sinks.base import Event
 
 
@@ -56,6 +57,7 @@ class Pipeline:
         doc["host"] = record.host
         doc["path"] = record.path
         doc["type"] = rtype
+        from_syslog_input(doc, captures)
         if record.offset is not None:
             doc["offset"] = record.offset
         doc["received_at"] = record.received_at
