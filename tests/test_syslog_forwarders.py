@@ -35,6 +35,9 @@ FRAMES = [
     (b"<13>2026-11-29T16:14:20.334383+00:00 web7 myapp[4242]: disk almost full",
      {"host": "web7", "program": "myapp", "pid": 4242, "@timestamp": "2026-11-29T16:14:20.334Z",
       "message": "disk almost full"}),
+    # rsyslog relaying an RFC 5424 message in that frame writes its tag as APP-NAME[PROCID], no ':'
+    (b"<13>2026-11-29T16:14:20.5+00:00 web8 app-x[1000] fwd message 0",
+     {"host": "web8", "program": "app-x", "pid": 1000, "message": "fwd message 0"}),
     # RSYSLOG_TraditionalForwardFormat: "<%PRI%>%TIMESTAMP% %HOSTNAME% %syslogtag:1:32%%msg%"
     (b"<86>Nov 29 16:14:21 db2 sshd[811]: Accepted publickey for alice from 192.0.2.4 port 50022",
      {"host": "db2", "program": "sshd", "pid": 811, "message":
