@@ -77,6 +77,7 @@ class TypeConfig:
     date: DateSpec | None = None
     fields: FieldEdits = dc_field(default_factory=FieldEdits)
     source: str = ""  # the file it came from, for error messages
+    ecs_compatibility: str = "disabled"  # "v1"/"v8": ECS field names (indexer/grok/ecs.py)
 
 
 @dataclass
@@ -147,8 +148,13 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
         if kind not in _CONVERSIONS:
             raise ConfigError(f"{where}.fields.convert.{key}: unknown type {kind!r} "
                               f"(use one of {', '.join(sorted(_CONVERSIONS))})", source)
+    ecs = body.get("ecs_compatibility", "disabled")
+    if ecs not in ("disabled", "v1", "v8"):
+        raise ConfigError(f"{where} ecs_compatibility must be 'disabled', 'v1' or 'v8', "
+                          f"not {ecs!r}", source)
     return TypeConfig(name=name, patterns=list(patterns), pattern_definitions=dict(defs),
-                      patterns_dir=dirs, date=date, fields=edits, source=source)
+                      patterns_dir=dirs, date=date, fields=edits, source=source,
+                      ecs_compatibility=ecs)
 
 
 # --- where the broker and the store are -------------------------------------------------------

@@ -180,6 +180,29 @@ def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
     return format_timestamp(received)
 
 
+_PATH = re.compile(r"\[([^\[\]]+)\]")
+
+
+def place_capture(doc: dict, name: str, value) -> None:
+    """Put one capture into the event: ``[source][address]`` (ECS mode, Logstash's field
+    reference syntax) nested as ``{"source": {"address": ...}}``, anything else flat. A capture
+    whose top-level name the record owns is kept beside it as ``grok_<name>``."""
+    if name.startswith("[") and name.endswith("]"):
+        parts = _PATH.findall(name)
+        if parts and "".join(f"[{p}]" for p in parts) == name:
+            if parts[0] in RESERVED:
+                parts[0] = f"grok_{parts[0]}"
+            node = doc
+            for part in parts[:-1]:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = node[part] = {}
+                node = child
+            node[parts[-1]] = value
+            return
+    doc[f"grok_{name}" if name in RESERVED else name] = value
+
+
 def from_syslog_input(doc: dict, captures: dict) -> None:
     """An event from logpipe's syslog input (the record carries ``syslog.frame``, the message as
     received): ``message`` is the bare text after the header and ``host`` the sender the header
@@ -193,7 +216,7 @@ def from_syslog_input(doc: dict, captures: dict) -> None:
         doc.pop("grok_message", None)
     elif captures and "syslog5424_ver" in captures:
         doc["message"] = ""  # an RFC 5424 message with no MSG part
-    sender = captures.get("logsource")
+    sender = captures.get("logsource") or captures.get("[host][hostname]")
     if sender:
         doc["host"] = sender
 
@@ -203,5 +226,5 @@ def received_datetime(received_at: float) -> datetime:
         datetime.now(timezone.utc)
 
 
-__all__ = ["apply_edits", "from_syslog_input", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
+__all__ = ["apply_edits", "from_syslog_input", "place_capture", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
            "received_datetime", "RESERVED", "zone"]

@@ -1,7 +1,7 @@
 """``logpipe import-logstash``: turn a Logstash config into a logpipe pipeline config (TOML).
 
 What is understood: grok (``pattern =>`` and ``match =>`` in all their shapes, ``patterns_dir``,
-``pattern_definitions``, the ``type =>`` of the block, an enclosing ``if [type] == "x"``, or the
+``pattern_definitions``, ``ecs_compatibility``, the ``type =>`` of the block, an enclosing ``if [type] == "x"``, or the
 input's type), date (``match => [field, formats...]``, ``timezone``, ``target``), mutate (``add_field``,
 ``remove_field``, ``rename``, ``convert``, ``add_tag``) and the common ``add_field``/``add_tag``/
 ``remove_field`` options of any filter. Everything else (inputs, outputs, other plugins and options)
@@ -291,6 +291,7 @@ class _Type:
     rename: dict[str, str] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
     add_tags: list[str] = field(default_factory=list)
+    ecs_compatibility: str | None = None
 
 
 def _as_list(v) -> list:
@@ -358,6 +359,8 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
             body["pattern_definitions"] = t.pattern_definitions
         if t.patterns_dir:
             body["patterns_dir"] = t.patterns_dir
+        if t.ecs_compatibility:
+            body["ecs_compatibility"] = t.ecs_compatibility
         if t.date:
             body["date"] = t.date
         fields: dict[str, object] = {}
@@ -409,6 +412,12 @@ def _grok(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
             t.patterns_dir.append(str(d))
     for name, regex in _pairs(s.pop("pattern_definitions", None)):
         t.pattern_definitions[name] = str(regex)
+    if "ecs_compatibility" in s:
+        mode = str(s.pop("ecs_compatibility"))
+        if mode in ("disabled", "v1", "v8"):
+            t.ecs_compatibility = mode
+        else:
+            notes.append(f"{where}: ecs_compatibility {mode!r} skipped: use disabled, v1 or v8")
     for key in ("break_on_match", "named_captures_only", "keep_empty_captures", "overwrite",
                 "tag_on_failure", "tag_on_timeout", "timeout_millis", "patterns_files_glob"):
         if key in s:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from common.config import PipelineConfig, TypeConfig
 from common.record import Record
-from indexer.enrich import (RESERVED, apply_edits, from_syslog_input, received_datetime,
+from indexer.enrich import (apply_edits, from_syslog_input, place_capture, received_datetime,
                             timestamp_for)
 from indexer.sinks.base import Event
 
@@ -49,7 +49,7 @@ class Pipeline:
         doc: dict = {}
         doc.update(record.fields)
         for name, value in captures.items():
-            doc[f"grok_{name}" if name in RESERVED else name] = value
+            place_capture(doc, name, value)
         received = received_datetime(record.received_at)
         doc["@timestamp"] = timestamp_for(captures, tc.date, received,
                                           record.fields.get("timezone"), tags)

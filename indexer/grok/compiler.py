@@ -211,7 +211,7 @@ class _Translator:
                     break  # lookbehind
                 end = text.find(close, start)
                 name = text[start:end] if end >= 0 else ""
-                if end < 0 or not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-.@\[\]]*", name):
+                if end < 0 or not name or not re.fullmatch(r"[A-Za-z_@\[][A-Za-z0-9_\-.@\[\]]*", name):
                     raise err("bad group name", i)
                 group = self.new_group(name, None)
                 self.emit(f"(?P<{group}>", src, i)

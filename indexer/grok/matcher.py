@@ -394,12 +394,17 @@ class Matcher:
                  patterns_dirs: list[str] | None = None, timeout: float = 0.25,
                  source: str | None = None, library: Library | None = None,
                  prefilter: bool | None = None, watchdog: bool = True,
-                 origins: list[tuple[str | None, int | None]] | None = None):
+                 origins: list[tuple[str | None, int | None]] | None = None,
+                 ecs: bool = False):
         if isinstance(patterns, str):
             patterns = [patterns]
+        if ecs:
+            # ECS mode: the library's captures have ECS names; so do the type's own expressions
+            from indexer.grok.ecs import COMMON, rename_captures
+            patterns = [rename_captures(p, COMMON) for p in patterns]
         self.patterns = list(patterns)
         self.timeout = float(timeout)
-        self.library = library or build_library(definitions, patterns_dirs, source)
+        self.library = library or build_library(definitions, patterns_dirs, source, ecs=ecs)
         self._validate_user_definitions()
         self.compiled: list[Compiled] = []
         for k, expr in enumerate(self.patterns):
@@ -490,12 +495,13 @@ _CACHE: dict[tuple, Matcher] = {}
 
 def matcher_for(type_config, timeout: float = 0.25) -> Matcher:
     """The Matcher of a TypeConfig, compiled once per process (keyed by patterns, defs, dirs)."""
+    ecs = getattr(type_config, "ecs_compatibility", "disabled") not in ("disabled", None)
     key = (tuple(type_config.patterns), tuple(sorted(type_config.pattern_definitions.items())),
-           tuple(type_config.patterns_dir), timeout)
+           tuple(type_config.patterns_dir), timeout, ecs)
     m = _CACHE.get(key)
     if m is None:
         m = Matcher(list(type_config.patterns), dict(type_config.pattern_definitions),
                     list(type_config.patterns_dir), timeout=timeout,
-                    source=getattr(type_config, "source", None) or None)
+                    source=getattr(type_config, "source", None) or None, ecs=ecs)
         _CACHE[key] = m
     return m
