@@ -50,6 +50,10 @@ def test_every_definition_compiles_in_ecs_mode():
      {"timestamp": "1427925600", "[host][hostname]": "web1", "[service][name]": "HTTP",
       "[nagios][log][status]": "CRITICAL", "[nagios][log][type]": "SERVICE ALERT",
       "message": "refused"}),
+    ("%{RT_FLOW3}", "RT_FLOW_SESSION_DENY: session denied 10.0.0.1/52000->192.0.2.7/23 junos-telnet "
+     "6(0) deny-all trust untrust UNKNOWN",
+     {"[juniper][srx][tag]": "RT_FLOW_SESSION_DENY", "[source][ip]": "10.0.0.1",
+      "[destination][port]": 23, "[rule][name]": "deny-all", "[observer][ingress][zone]": "trust"}),
 ])
 def test_ecs_field_names(pattern, line, expected):
     caps, tags = Matcher([pattern], ecs=True).match(line)

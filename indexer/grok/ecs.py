@@ -4,7 +4,8 @@ Elastic Common Schema names Logstash 8's ECS pattern set uses (``[source][addres
 
 The ECS set is derived from the classic one: each capture of a definition is renamed by the map of
 its family (the pattern file it lives in, e.g. ``httpd``), then by the map shared by all
-families; a capture no map names keeps its classic name. Values ECS types as numbers get ``:int``.
+families; a capture no map names keeps its classic name (families without a map yet: aws, bacula,
+bro, exim, firewalls, postgresql, mail, sshd). Values ECS types as numbers get ``:int``.
 A type's own expressions are renamed with the shared map.
 """
 
@@ -133,6 +134,30 @@ FAMILIES = {
         "captured_request_headers": "[haproxy][http][request][captured_headers]",
         "captured_response_headers": "[haproxy][http][response][captured_headers]",
     },
+    "junos": {
+        "event": "[juniper][srx][tag]", "close-reason": "[juniper][srx][reason]",
+        "src-ip": "[source][ip]", "src-port": "[source][port]", "dst-ip": "[destination][ip]",
+        "dst-port": "[destination][port]", "service": "[juniper][srx][service_name]",
+        "nat-src-ip": "[source][nat][ip]", "nat-src-port": "[source][nat][port]",
+        "nat-dst-ip": "[destination][nat][ip]", "nat-dst-port": "[destination][nat][port]",
+        "src-nat-rule-name": "[juniper][srx][src_nat_rule_name]",
+        "dst-nat-rule-name": "[juniper][srx][dst_nat_rule_name]",
+        "protocol-id": "[network][iana_number]", "policy-name": "[rule][name]",
+        "from-zone": "[observer][ingress][zone]", "to-zone": "[observer][egress][zone]",
+        "session-id": "[juniper][srx][session_id]", "sent": "[source][bytes]",
+        "received": "[destination][bytes]", "elapsed-time": "[juniper][srx][elapsed_time]",
+    },
+    "ruby": {"progname": "[process][name]"},
+    "mcollective": {"event_level": "[log][level]"},
+    "rails": {
+        "verb": "[http][request][method]", "request": "[url][original]",
+        "clientip": "[source][address]", "controller": "[rails][controller][class]",
+        "action": "[rails][controller][action]", "format": "[rails][request][format]",
+        "params": "[rails][request][params]", "response": "[http][response][status_code]",
+        "totalms": "[rails][request][duration][total]",
+        "viewms": "[rails][request][duration][view]",
+        "activerecordms": "[rails][request][duration][active_record]",
+    },
 }
 
 # ECS types these as numbers
@@ -142,7 +167,9 @@ INTEGERS = {"[process][pid]", "[http][response][status_code]", "[http][response]
             "[process][thread][id]", "[nagios][log][attempt]", "[redis][database][id]",
             "[mongodb][profile][ntoreturn]", "[mongodb][profile][ntoskip]",
             "[mongodb][profile][nscanned]", "[mongodb][profile][nreturned]",
-            "[mongodb][profile][duration]", "[http][response][bytes]", "[source][bytes]"}
+            "[mongodb][profile][duration]", "[http][response][bytes]", "[source][bytes]",
+            "[destination][port]", "[source][nat][port]", "[destination][nat][port]",
+            "[destination][bytes]", "[juniper][srx][elapsed_time]"}
 
 _REF = re.compile(r"%\{([A-Za-z0-9_.\-]+):([^:}]+)(?::([A-Za-z]+))?\}")
 _NAMED = re.compile(r"\(\?<([A-Za-z_@][^>]*)>")
