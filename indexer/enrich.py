@@ -226,5 +226,6 @@ def received_datetime(received_at: float) -> datetime:
         datetime.now(timezone.utc)
 
 
-__all__ = ["apply_edits", "from_syslog_input", "place_capture", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
-           "received_datetime", "RESERVED", "zone"]
+__all__ = ["apply_edits", "from_syslog_input", "place_capture", "timestamp_for",
+           "format_timestamp", "parse_time", "parse_syslog_time", "received_datetime",
+           "RESERVED", "zone"]

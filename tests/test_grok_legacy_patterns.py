@@ -63,7 +63,8 @@ CASES = [
     ("%{WINPATH:p}", r"share \\fileserver\public\report.docx", {"p": r"\\fileserver\public\report.docx"}),
     ("%{TTY:t}", "session opened on /dev/pts/3 by root", {"t": "/dev/pts/3"}),
     ("%{TTY:t}", "getty on /dev/ttyS0", {"t": "/dev/ttyS0"}),
-    ("%{TIMESTAMP_CN:t}", "2024-01-02 03:04:05.678 [main] INFO", {"t": "2024-01-02 03:04:05.678"}),
+    ("%{TIMESTAMP_CN:t}", "2024-01-02 03:04:05.678 [main] INFO",
+     {"t": "2024-01-02 03:04:05.678"}),
     ("%{HTTPDATE:t}", "[02/Mai/2024:10:00:00 +0200]", {"t": "02/Mai/2024:10:00:00 +0200"}),
     ("%{HTTPDATE:t}", "[31/Dez/2024:23:59:59 +0100]", {"t": "31/Dez/2024:23:59:59 +0100"}),
     ("%{MONTH:m}", "am 3 März", {"m": "März"}),
@@ -140,7 +141,8 @@ CASES = [
       "agent": "Mozilla/5.0", "x_edge_result_type": "Hit", "cs_protocol": "https", "cs_bytes": 23,
       "time_taken": 0.001, "ssl_protocol": "TLSv1.2", "x_edge_response_result_type": "Hit"}),
     # --- bacula ---
-    ("%{BACULA_LOGLINE}", "28-Apr 01:05 backup-dir JobId 1234: Start Backup JobId 1234, Job=nightly.2024-04-28_01.05.00_03",
+    ("%{BACULA_LOGLINE}",
+     "28-Apr 01:05 backup-dir JobId 1234: Start Backup JobId 1234, Job=nightly.2024-04-28_01.05.00_03",
      {"bts": "28-Apr 01:05", "hostname": "backup-dir", "jobid": "1234",
       "job": "nightly.2024-04-28_01.05.00_03"}),
     ("%{BACULA_LOGLINE}", '28-Apr 01:07 backup-sd JobId 1234: Using Device "FileStorage"',
@@ -216,7 +218,8 @@ CASES = [
       "hit_count": "1", "interval": "first hit"}),
     ("%{CISCOFW104001}", "(Primary) Switching to ACTIVE - mate lost", {"switch_reason": "mate lost"}),
     ("%{CISCOFW733100}", "[ Scanning] drop rate-1 exceeded. Current burst rate is 10 per second, max "
-     "configured rate is 10; Current average rate is 5 per second, max configured rate is 5; Cumulative total count is 3000",
+     "configured rate is 10; Current average rate is 5 per second, max configured rate is 5; "
+     "Cumulative total count is 3000",
      {"drop_type": "Scanning", "drop_rate_id": "rate-1", "drop_total_count": "3000"}),
     ("%{NETSCREENSESSIONLOG}",
      'Jun 22 12:00:00 192.0.2.10 ns5gt: NetScreen device_id=ns5gt  [Root]system-notification-00257(traffic): '
@@ -311,7 +314,8 @@ CASES = [
      {"nagios_command": "DISABLE_SVC_NOTIFICATIONS", "nagios_hostname": "web1", "nagios_service": "HTTP"}),
     ("%{NAGIOSLOGLINE}", "[1427925600] EXTERNAL COMMAND: ENABLE_HOST_NOTIFICATIONS;db1",
      {"nagios_command": "ENABLE_HOST_NOTIFICATIONS", "nagios_hostname": "db1"}),
-    ("%{NAGIOSLOGLINE}", "[1427925600] EXTERNAL COMMAND: SCHEDULE_HOST_DOWNTIME;db1;1427925600;1427929200;1;0;3600;admin;kernel upgrade",
+    ("%{NAGIOSLOGLINE}", "[1427925600] EXTERNAL COMMAND: "
+     "SCHEDULE_HOST_DOWNTIME;db1;1427925600;1427929200;1;0;3600;admin;kernel upgrade",
      {"nagios_command": "SCHEDULE_HOST_DOWNTIME", "nagios_start_time": "1427925600",
       "nagios_duration": "3600", "author": "admin", "comment": "kernel upgrade"}),
     ("%{NAGIOSLOGLINE}", "[1427925600] Warning: Return code of 127 for check of service 'x' was out of bounds.",

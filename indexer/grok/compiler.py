@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import regex
 
@@ -62,9 +63,9 @@ class Compiled:
 
     expr: str
     pattern: str                      # translated regex text
-    compiled_regex: object            # regex.Pattern, or None until first needed (see regex)
+    compiled_regex: Any               # regex.Pattern, or None until first needed (see regex)
     captures: list[Capture] = field(default_factory=list)
-    fast: object = None               # the same pattern compiled by the stdlib's re, when it
+    fast: Any = None                  # the same pattern compiled by the stdlib's re, when it
                                       # means exactly the same there (faster matching)
     flags: int = regex.MULTILINE
 
