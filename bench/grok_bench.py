@@ -40,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.loggen import generate  # noqa: E402
 from indexer.grok.matcher import Matcher  # noqa: E402
+from services.loggen import generate  # noqa: E402
 
 SHARED = Path(os.environ.get("LOGPIPE_SHARED", ROOT.parent / "shared"))
 
@@ -98,7 +98,7 @@ def rate(fn, lines: list[str], seconds: float) -> float:
 
 
 def mail_type_patterns() -> list[str]:
-    from indexer.pipelines import load
+    from indexer.pipeline_config import load_pipeline as load
     return list(load(None).types["mail"].patterns)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.config import parse_pipeline
+from indexer.pipeline_config import parse_pipeline
 from common.errors import ConfigError
 from common.record import Record
 from indexer.grok.compiler import compile_grok

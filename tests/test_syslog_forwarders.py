@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from common.record import decode
-from indexer.pipeline import Pipeline, load_pipeline
+from indexer.pipeline import Pipeline
+from indexer.pipeline_config import load_pipeline
 from shipper.inputs.syslog import SyslogInput
 
 

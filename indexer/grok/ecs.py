@@ -16,8 +16,6 @@ import re
 
 from indexer.grok.library import Definition, builtin_definitions
 
-ECS_MODES = ("disabled", "v1", "v8")
-
 # names shared by the syslog-shaped patterns of every family
 COMMON = {
     "timestamp8601": "timestamp",

@@ -1,0 +1,27 @@
+"""An Elasticsearch store URL to a store.
+
+Options ride on the URL's query string, so every command that is given the URL (index, search,
+dlq replay) agrees on them: ``http://host:9200/?index=mail-%Y.%m`` writes to monthly ``mail-*``
+indices instead of the daily ``logstash-%Y.%m.%d``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from common.errors import ConfigError
+
+
+def open(url: str, **options):
+    from store.elasticsearch.writer import ElasticsearchSink
+
+    parts = urlsplit(url)
+    for key, value in parse_qsl(parts.query):
+        if key != "index":
+            raise ConfigError(f"unknown option {key!r} in store URL {url!r} "
+                              "(Elasticsearch URLs take ?index=PATTERN)")
+        if "%" not in value and not value.endswith("*"):
+            value += "-%Y.%m.%d"
+        options.setdefault("index", value)
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return ElasticsearchSink(base, **options)
