@@ -207,7 +207,9 @@ def from_syslog_input(doc: dict, captures: dict) -> None:
     """An event from logpipe's syslog input (the record carries ``syslog.frame``, the message as
     received): ``message`` is the bare text after the header and ``host`` the sender the header
     names, as the syslog inputs of Logstash, Filebeat and Vector give them. The header's
-    timestamp, program and pid are already captures; a line no pattern read stays whole."""
+    timestamp, program and pid are already captures; a line no pattern read stays whole. Types
+    whose patterns capture no ``message`` (mail, sshd: a routed line) lose the header they
+    captured instead."""
     syslog = doc.get("syslog")
     if not isinstance(syslog, dict) or "frame" not in syslog:
         return
@@ -216,6 +218,15 @@ def from_syslog_input(doc: dict, captures: dict) -> None:
         doc.pop("grok_message", None)
     elif captures and "syslog5424_ver" in captures:
         doc["message"] = ""  # an RFC 5424 message with no MSG part
+    else:
+        stamp, sender, program = (captures.get("timestamp"), captures.get("logsource"),
+                                  captures.get("program"))
+        line = doc.get("message")
+        if stamp and sender and program and isinstance(line, str):
+            header = re.match(re.escape(stamp) + r" (?:<\d+\.\d+> )?" + re.escape(sender) + " "
+                              + re.escape(program) + r"(?:\[\d+\])?:? ", line)
+            if header:
+                doc["message"] = line[header.end():]
     sender = captures.get("logsource") or captures.get("[host][hostname]")
     if sender:
         doc["host"] = sender

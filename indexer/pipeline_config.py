@@ -62,6 +62,16 @@ class FieldEdits:
     add_tags: list[str] = dc_field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Route:
+    """``[[types.NAME.route]] when = 'QUERY' type = 'OTHER'``: events of this type that match
+    the query (Lucene syntax, as in search) are parsed and stored as type OTHER."""
+
+    when: str
+    type: str
+    query: object = None  # the compiled query (query.tree)
+
+
 @dataclass
 class TypeConfig:
     """How to parse and enrich one type of record."""
@@ -74,6 +84,7 @@ class TypeConfig:
     fields: FieldEdits = dc_field(default_factory=FieldEdits)
     source: str = ""  # the file it came from, for error messages
     ecs_compatibility: str = "disabled"  # "v1"/"v8": ECS field names (indexer/grok/ecs.py)
+    routes: list[Route] = dc_field(default_factory=list)
 
 
 @dataclass
@@ -151,7 +162,29 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
                           f"not {ecs!r}", source)
     return TypeConfig(name=name, patterns=list(patterns), pattern_definitions=dict(defs),
                       patterns_dir=dirs, date=date, fields=edits, source=source,
-                      ecs_compatibility=ecs)
+                      ecs_compatibility=ecs, routes=_parse_routes(body.get("route", []), where,
+                                                                  source))
+
+
+def _parse_routes(items, where: str, source: str) -> list[Route]:
+    from query.errors import QueryError
+    from query.lucene import compile_query
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise ConfigError(f"{where} route must be a list of [[route]] tables", source)
+    routes = []
+    for k, item in enumerate(items, 1):
+        at = f"{where} route {k}"
+        if not isinstance(item, dict) or not isinstance(item.get("when"), str) or \
+                not isinstance(item.get("type"), str) or not item["type"]:
+            raise ConfigError(f"{at}: needs when = 'QUERY' and type = 'TYPE' (strings)", source)
+        try:
+            query = compile_query(item["when"])
+        except QueryError as exc:
+            raise ConfigError(f"{at}: cannot read when = {item['when']!r}: {exc}", source) from None
+        routes.append(Route(item["when"], item["type"], query))
+    return routes
 
 
 @functools.lru_cache(maxsize=1)

@@ -41,7 +41,7 @@ FRAMES = [
      {"host": "web8", "program": "app-x", "pid": 1000, "message": "fwd message 0"}),
     # RSYSLOG_TraditionalForwardFormat: "<%PRI%>%TIMESTAMP% %HOSTNAME% %syslogtag:1:32%%msg%"
     (b"<86>Nov 29 16:14:21 db2 sshd[811]: Accepted publickey for alice from 192.0.2.4 port 50022",
-     {"host": "db2", "program": "sshd", "pid": 811, "message":
+     {"type": "sshd", "host": "db2", "program": "sshd", "pid": 811, "user": "alice", "message":
       "Accepted publickey for alice from 192.0.2.4 port 50022"}),
     # RSYSLOG_SyslogProtocol23Format: "<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME%
     # %PROCID% %MSGID% %STRUCTURED-DATA% %msg%"
@@ -54,6 +54,12 @@ FRAMES = [
     # syslog-ng network() destination (legacy BSD, "<PRI>$BSDDATE $HOST $MSGHDR$MSG")
     (b"<30>Nov 29 16:14:24 gw1 dnsmasq[312]: query[A] example.org from 10.0.0.7",
      {"host": "gw1", "program": "dnsmasq", "pid": 312, "message": "query[A] example.org from 10.0.0.7"}),
+    # a central stream: mail and sshd lines are routed to their types and keep the bare text
+    (b"<22>Nov 29 16:14:26 mx1 sendmail[812]: j061bXn5000812: from=<a@b.org>, size=2262, class=0, "
+     b"nrcpts=1, msgid=<x@b.org>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]",
+     {"type": "mail", "host": "mx1", "program": "sendmail", "pid": 812, "qid": "j061bXn5000812",
+      "message": "j061bXn5000812: from=<a@b.org>, size=2262, class=0, nrcpts=1, msgid=<x@b.org>, "
+                 "proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]"}),
     # syslog-ng syslog() destination (RFC 5424, "$ISODATE $HOST $PROGRAM $PID $MSGID $SDATA $MSG")
     (b"<30>1 2026-11-29T16:14:25+00:00 gw1 dnsmasq 312 - - reply example.org is 93.184.216.34",
      {"host": "gw1", "program": "dnsmasq", "pid": 312, "@timestamp": "2026-11-29T16:14:25.000Z",
