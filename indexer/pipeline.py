@@ -10,6 +10,7 @@ from __future__ import annotations
 from common.record import Record
 from indexer.enrich import (apply_edits, from_syslog_input, place_capture, received_datetime,
                             timestamp_for)
+from indexer.filters import apply_filters
 from indexer.pipeline_config import PipelineConfig, TypeConfig
 from common.errors import ConfigError
 from query.evaluate import matches
@@ -63,7 +64,8 @@ class Pipeline:
                 return route.type
         return None
 
-    def process(self, record: Record) -> Event:
+    def process(self, record: Record) -> Event | None:
+        """The event for a record; None when a ``drop`` filter of its type drops it."""
         rtype = record.type or self.default_type
         tc = self.config.for_type(rtype)
         captures, grok_tags = self._grok(tc, record.line)
@@ -88,6 +90,8 @@ class Pipeline:
             doc["offset"] = record.offset
         doc["received_at"] = record.received_at
         apply_edits(doc, tc.fields, tags)
+        if tc.filters and not apply_filters(tc.filters, doc, tags):
+            return None
         doc["tags"] = tags
         return Event(record.id, doc)
 

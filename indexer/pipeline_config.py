@@ -36,6 +36,7 @@ from dataclasses import field as dc_field
 from pathlib import Path
 
 from common.errors import ConfigError
+from indexer.filters import parse_filters
 
 # ecs_compatibility of a type: classic grok field names, or the ECS ones (indexer/grok/ecs.py)
 ECS_MODES = ("disabled", "v1", "v8")
@@ -85,6 +86,7 @@ class TypeConfig:
     source: str = ""  # the file it came from, for error messages
     ecs_compatibility: str = "disabled"  # "v1"/"v8": ECS field names (indexer/grok/ecs.py)
     routes: list[Route] = dc_field(default_factory=list)
+    filters: list = dc_field(default_factory=list)  # indexer.filters.Filter, in order
 
 
 @dataclass
@@ -163,7 +165,8 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
     return TypeConfig(name=name, patterns=list(patterns), pattern_definitions=dict(defs),
                       patterns_dir=dirs, date=date, fields=edits, source=source,
                       ecs_compatibility=ecs, routes=_parse_routes(body.get("route", []), where,
-                                                                  source))
+                                                                  source),
+                      filters=parse_filters(body.get("filter", []), where, source))
 
 
 def _parse_routes(items, where: str, source: str) -> list[Route]:
