@@ -460,6 +460,7 @@ class _Type:
     add_tags: list[str] = field(default_factory=list)
     ecs_compatibility: str | None = None
     filters: list[dict] = field(default_factory=list)   # [[types.X.filter]] entries, in order
+    routes: list[dict] = field(default_factory=list)    # [[types.X.route]] entries
 
 
 def _as_list(v) -> list:
@@ -483,6 +484,7 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
                    if p.section == "input" and "type" in p.settings]
     default_type = input_types[0] if input_types else "default"
     types: dict[str, _Type] = {}
+    routed: dict[tuple[str, str], str] = {}   # (type, condition) -> the type it routes to
 
     def where(p: Plugin) -> str:
         return f"{path}:{p.line}: {p.section} '{p.name}'"
@@ -513,10 +515,26 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
                 if key not in _COMMON_IGNORED:
                     notes.append(f"{where(p)}: option '{key}' skipped: not supported")
             continue
-        if when and p.name in ("grok", "date"):
-            notes.append(f"{where(p)}: condition '{p.condition}' not applied: a {p.name} is "
-                         f"imported for the whole type (write a [[types.{tname}.route]] with "
-                         f"when = '{when}' to a type of its own)")
+        if when and p.name == "grok":
+            # a grok under a field condition: a route to a type of its own, which parses the
+            # line with this grok's patterns (and the base type's date, edits and filters)
+            base = t
+            sub = routed.get((tname, when))
+            if sub is None:
+                m = re.fullmatch(r'\(?[A-Za-z0-9_.@]+:"([A-Za-z0-9_.-]+)"\)?', when)
+                sub = f"{tname}-{m.group(1)}" if m else f"{tname}-{len(routed) + 1}"
+                while sub in types:
+                    sub += "_"
+                routed[(tname, when)] = sub
+                base.routes.append({"when": when, "type": sub})
+                notes.append(f"{where(p)}: under '{p.condition}': imported as a route from "
+                             f"'{tname}' to type '{sub}' (its patterns parse the whole line; "
+                             f"'{tname}''s captures are not kept)")
+            t = types.setdefault(sub, _Type())
+            tname = sub
+        elif when and p.name == "date":
+            notes.append(f"{where(p)}: condition '{p.condition}' not applied: a date is "
+                         f"imported for the whole type")
         if p.name == "grok":
             _grok(p, s, t, notes, where(p))
         elif p.name == "date":
@@ -554,7 +572,17 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
             body["fields"] = fields
         if t.filters:
             body["filter"] = t.filters
+        if t.routes:
+            body["route"] = t.routes
         doc_types[name] = body
+    for (base_name, _), sub in routed.items():
+        base, body = types[base_name], doc_types.setdefault(sub, {})
+        # the routed type dates, edits and filters its events as the type it comes from
+        if base.date and "date" not in body:
+            body["date"] = base.date
+        for key in ("fields", "filter"):
+            if key in doc_types[base_name] and key not in body:
+                body[key] = doc_types[base_name][key]
     doc: dict[str, object] = {}
     if default_type in doc_types:
         doc["default_type"] = default_type

@@ -92,3 +92,26 @@ def test_drop_and_json(imported):
 def test_a_filter_kind_the_config_does_not_know_is_an_error():
     with pytest.raises(ConfigError, match="filter 1"):
         parse_pipeline("[types.a]\n[[types.a.filter]]\nruby = {}\n", "p.toml")
+
+
+def test_grok_under_a_field_condition_becomes_a_route_to_a_type_of_its_own():
+    conf = ('filter {\n  grok { match => { "message" => "%{SYSLOGBASE} %{GREEDYDATA:msg}" } }\n'
+            '  if [program] == "postfix" {\n'
+            '    grok { match => { "message" => "%{SYSLOGBASE} %{WORD:qid}: %{GREEDYDATA:rest}" } }\n'
+            '  }\n'
+            '  date { match => [ "timestamp", "MMM dd HH:mm:ss" ] }\n}\n')
+    plugins, _ = parse_logstash(conf, "c.conf")
+    doc, notes = convert(plugins, "c.conf")
+    cfg = parse_pipeline(toml_dumps(doc), "p.toml")
+    base = cfg.types["default"]
+    assert [(r.when, r.type) for r in base.routes] == [('(program:"postfix")', "default-postfix")]
+    assert cfg.types["default-postfix"].patterns == ["%{SYSLOGBASE} %{WORD:qid}: %{GREEDYDATA:rest}"]
+    assert any("route from 'default' to type 'default-postfix'" in n for n in notes)
+    pipeline = Pipeline(cfg)
+    pipeline.compile_all()
+    doc = pipeline.process(Record(id="r", line="Nov 28 11:59:59 mx2 postfix[3]: 4BC1D2A0F3: sent",
+                                  host="h", type="default", received_at=RECEIVED)).doc
+    assert (doc["type"], doc["qid"], doc["rest"]) == ("default-postfix", "4BC1D2A0F3", "sent")
+    other = pipeline.process(Record(id="r2", line="Nov 28 11:59:59 mx2 cron[3]: hello",
+                                    host="h", type="default", received_at=RECEIVED)).doc
+    assert other["type"] == "default" and other["msg"] == "hello"
