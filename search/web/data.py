@@ -168,8 +168,11 @@ class Data:
     def window(self, from_text: str | None, to_text: str | None,
                now: datetime | None = None) -> Window:
         now = now or datetime.now(timezone.utc)
-        return Window(start=time_arg(from_text, "from", now), end=time_arg(to_text, "to", now),
-                      from_text=(from_text or "").strip(), to_text=(to_text or "").strip())
+        window = Window(start=time_arg(from_text, "from", now), end=time_arg(to_text, "to", now),
+                        from_text=(from_text or "").strip(), to_text=(to_text or "").strip())
+        if window.start is not None and window.end is not None and window.start >= window.end:
+            raise QueryError(f"from {window.from_text!r} is not before to {window.to_text!r}")
+        return window
 
     @staticmethod
     def check_query(q: str) -> str:

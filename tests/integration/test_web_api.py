@@ -179,6 +179,9 @@ def test_bad_query_is_a_clear_error(web):
     assert page.status_code == 400
     assert 'id="query-error"' in page.text
     assert web.get("/api/search?after=!!notacursor").status_code == 400
+    bad_window = web.get("/api/search?from=2013-05-16&to=2013-05-15")
+    assert bad_window.status_code == 400 and "is not before" in bad_window.json()["error"]
+    assert web.get("/api/histogram?from=yesterday-ish").status_code == 400
 
 
 def test_histogram_has_about_a_hundred_buckets_over_the_window(web):
