@@ -10,10 +10,49 @@ import time
 
 import orjson
 
-from common.broker import Keys
+from common.broker import Keys, connect, redact
+from common.console import emit
+from common.errors import BrokerError
+from common.retry import BROKER_OUTAGE
 
 RATE_TTL = 120
 WINDOW = 10
+
+
+def connect_when_up(url: str, keys: Keys):
+    """A client for ``logpipe stats``, once the broker answers.
+
+    A broker that is not up yet is waited for (backoff, one ``broker_unreachable`` line and one
+    ``broker_back`` line, as when it goes away later), so start order never matters. A wrong
+    password or missing permission is a configuration mistake: :class:`BrokerError` at once.
+    """
+    import redis.exceptions as rx
+
+    client = connect(url)
+    down_since, backoff = None, BROKER_OUTAGE.start()
+    while True:
+        try:
+            client.ping()
+            client.llen(keys.raw)  # a command stats needs: NOPERM shows here, not mid-way
+        except (rx.AuthenticationError, rx.AuthenticationWrongNumberOfArgsError) as exc:
+            raise BrokerError(f"the broker at {redact(url)} refused the password: {exc}") \
+                from None
+        except rx.NoPermissionError as exc:
+            raise BrokerError(f"the broker at {redact(url)} refused access (NOPERM): {exc}") \
+                from None
+        except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
+            if down_since is None:
+                down_since = time.monotonic()
+                emit("broker_unreachable", broker=redact(url), error=str(exc)[:200],
+                     action="waiting with backoff")
+            backoff.wait()
+            continue
+        except rx.ResponseError as exc:
+            raise BrokerError(f"the broker at {redact(url)} refused a command: {exc}") from None
+        if down_since is not None:
+            emit("broker_back", broker=redact(url),
+                 down_seconds=round(time.monotonic() - down_since, 1))
+        return client
 
 
 def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None) -> None:
@@ -73,11 +112,15 @@ def oldest_waiting(client, keys: Keys) -> float | None:
     return min(times) if times else None
 
 
-SHIPPER_STALE = 300  # a shipper silent for this long is no longer listed
+SHIPPER_SILENT = 30        # a shipper publishes every ~2 s: this long without a report is flagged
+SHIPPER_FORGOTTEN = 86_400  # after a day of silence it is no longer listed (a host retired for good)
 
 
 def shippers(client, keys: Keys) -> list[dict]:
-    """Figures the running shippers publish (every couple of seconds)."""
+    """Figures the shippers publish (every couple of seconds), each with ``age_s`` and ``silent``.
+
+    A silent shipper stays listed, flagged, so a dead agent is visible rather than just gone.
+    """
     now = time.time()
     found = []
     for name, blob in client.hgetall(keys.shippers).items():
@@ -85,8 +128,11 @@ def shippers(client, keys: Keys) -> list[dict]:
             figures = orjson.loads(blob)
         except orjson.JSONDecodeError:
             continue
-        if now - float(figures.get("updated", 0)) <= SHIPPER_STALE:
+        age = now - float(figures.get("updated", 0) or 0)
+        if age <= SHIPPER_FORGOTTEN:
             figures["name"] = name.decode("utf-8", "replace")
+            figures["age_s"] = round(age, 1)
+            figures["silent"] = age > SHIPPER_SILENT
             found.append(figures)
     return found
 
