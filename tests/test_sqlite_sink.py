@@ -485,6 +485,13 @@ def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypa
         assert got == ids, q
     assert indexed.top(SearchRequest(query="*"), "stat", 50) == expected_top
     assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
+    # the other ways top counts: along the index for a query, and GROUP BY past many values
+    monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)
+    assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
+    monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 3)
+    assert indexed.top(SearchRequest(query="*"), "stat", 50) == expected_top
+    assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
+    monkeypatch.undo()
     db = sqlite3.connect(indexed.path)
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name LIKE "
                                       "'events_jv_%'")]

@@ -354,7 +354,9 @@ class SqliteReader:
             force = where == "1" or self._run(
                 f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                 params + [_TOP_BY_FIELD_INDEX + 1])[0][0] > _TOP_BY_FIELD_INDEX
-            rows = self._run(*_indexed_top(doc_field, where, params, size, force))
+            rows = self._top_by_values(doc_field, where, params, size) if force else None
+            if rows is None:
+                rows = self._run(*_indexed_top(doc_field, where, params, size, force))
         else:
             path = json_path(doc_field)
             sql = (f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events, "
@@ -362,6 +364,37 @@ class SqliteReader:
                    f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, [path] + params + [size])
         return [(bucket_key(v), c) for v, c in rows]
+
+    def _top_by_values(self, field: str, where: str, params: list, size: int):
+        """Top values of an indexed field by walking its distinct scalar values in index order
+        (one value read per distinct value: SQLite 3.40 recomputes an indexed expression for
+        every row it returns, so GROUP BY would read every document) and counting each with an
+        index range; lists and objects as _indexed_top does. None when the field has more than
+        _TOP_DISTINCT_WALK distinct values (then GROUP BY is the cheaper way)."""
+        x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
+            json_index_name(field)
+        first = f"SELECT {x} FROM events INDEXED BY {index} WHERE {x} < x'' ORDER BY {x} LIMIT 1"
+        after = (f"SELECT {x} FROM events INDEXED BY {index} WHERE {x} > ? AND {x} < x'' "
+                 f"ORDER BY {x} LIMIT 1")
+        count = f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = ? AND {where}"
+        counts: dict = {}
+        row = self._run(first, [])
+        while row:
+            value = row[0][0]
+            if len(counts) >= _TOP_DISTINCT_WALK:
+                return None
+            n = self._run(count, [value] + params)[0][0]
+            if n:
+                counts[value] = n
+            row = self._run(after, [value])
+        for value, n in self._run(
+                f"SELECT j.value, count(DISTINCT events.rowid) FROM events INDEXED BY {index}, "
+                f"json_each(events.doc, {path}) AS j WHERE {where} AND {x} >= x'' AND j.type "
+                f"NOT IN ('null', 'object', 'array') GROUP BY j.value", params):
+            counts[value] = counts.get(value, 0) + n
+        # SQLite's order: numbers before text, text by its bytes (= code points)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], isinstance(kv[0], str), kv[0]))
+        return ranked[:size]
 
     def _index_names(self) -> set[str]:
         return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'index' "
@@ -445,6 +478,8 @@ def _indexed_top(field: str, where: str, params: list, size: int,
 
 # a query matching more events than this has its top values counted along the field's index
 _TOP_BY_FIELD_INDEX = 20_000
+# distinct values walked one by one before top falls back to GROUP BY
+_TOP_DISTINCT_WALK = 2000
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))
