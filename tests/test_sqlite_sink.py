@@ -458,7 +458,8 @@ _VALUE_QUERIES = ["stat:Sent", "stat:sent", "stat:Se*", "stat:*ent", "stat:\\[10
                   "stat:5", "stat:12.5", "stat:true", "stat:1", "stat:[1 TO 20]",
                   "stat:{5 TO *}", "stat:[A TO T]", "stat:[\\[ TO z]", "NOT stat:Sent",
                   "stat:Sent OR size:3000", "stat:1*", "stat:x", "stat:a", "stat:\\[x\\]",
-                  "stat:12", "stat:?ent", "stat:*"]
+                  "stat:12", "stat:?ent", "stat:*", "stat:S?nt*", "stat:{5 TO *]",
+                  "stat:[* TO 12]", "stat:{A TO Sent}", "stat:[* TO *]", "stat:-*"]
 
 
 def _mixed_store(path: str) -> SqliteSink:

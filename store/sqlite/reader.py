@@ -140,6 +140,8 @@ def sql_query(q, params: list, indexed: frozenset = frozenset()) -> str:
         if n is None:
             return _value_cond(q.field, "{v} = ?", [q.value], params, indexed)
         return _value_cond(q.field, "{v} IN (?, ?)", [q.value, n], params, indexed)
+    if isinstance(q, Wildcard) and q.field not in SQL_COLUMNS and _doc_field(q.field) in indexed:
+        return _indexed_wildcard(_doc_field(q.field), q.pattern, params)
     if isinstance(q, Wildcard):
         prefix = q.pattern.prefix()
         # a range on the literal prefix lets SQLite use the column's (or value) index; on a JSON
@@ -170,23 +172,50 @@ def _value_cond(field: str, template: str, values: list, params: list,
         params.extend(values)
         return template.format(v=f"events.{SQL_COLUMNS[field]}")
     if _doc_field(field) in indexed:
-        return _indexed_cond(_doc_field(field), template, values, params)
+        return _indexed_cond(_doc_field(field), [(template, values)], template, values, params)
     params.append(json_path(_doc_field(field)))
     params.extend(values)
     return (f"EXISTS (SELECT 1 FROM json_each(events.doc, ?) AS je "
             f"WHERE {template.format(v='je.value')})")
 
 
-def _indexed_cond(field: str, template: str, values: list, params: list) -> str:
-    """``_value_cond`` over the field's value index: scalar values (below every BLOB) straight
-    from the index; lists and objects (BLOBs there) element by element, as json_each does."""
+def _indexed_cond(field: str, scalar: list[tuple[str, list]], template: str, values: list,
+                  params: list) -> str:
+    """``_value_cond`` over the field's value index. ``scalar``: (condition, values) pairs on
+    the indexed value, each a range the index answers alone (SQLite 3.40 reads the document
+    again for any other test of an indexed expression); they hold for the scalar values
+    (below every BLOB). Lists and objects (BLOBs in the index) are read element by element
+    with ``template``, as json_each does."""
     x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
         json_index_name(field)
-    params.extend(values + values)
-    return (f"events.rowid IN (SELECT rowid FROM events INDEXED BY {index} WHERE {x} < x'' AND "
-            f"{template.format(v=x)} UNION ALL SELECT rowid FROM events INDEXED BY {index} "
-            f"WHERE {x} >= x'' AND EXISTS (SELECT 1 FROM json_each(events.doc, {path}) AS je "
-            f"WHERE {template.format(v='je.value')}))")
+    parts = []
+    for cond, vals in scalar:
+        parts.append(f"SELECT rowid FROM events INDEXED BY {index} WHERE {cond.format(v=x)}")
+        params.extend(vals)
+    parts.append(f"SELECT rowid FROM events INDEXED BY {index} WHERE {x} >= x'' AND EXISTS "
+                 f"(SELECT 1 FROM json_each(events.doc, {path}) AS je WHERE "
+                 f"{template.format(v='je.value')})")
+    params.extend(values)
+    return "events.rowid IN (" + " UNION ALL ".join(parts) + ")"
+
+
+def _indexed_wildcard(field: str, pattern, params: list) -> str:
+    """A wildcard over a value index: the strings that start with the literal prefix are an
+    index range (the whole answer when the pattern is ``prefix*``; else the glob is checked in
+    that range only); numbers are checked by their text when the prefix can start one."""
+    prefix, glob = pattern.prefix(), pattern.glob()
+    scalar: list[tuple[str, list]] = []
+    if prefix and ord(prefix[-1]) < 0x10FFFF:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        if pattern.is_prefix_only():
+            scalar.append(("{v} >= ? AND {v} < ?", [prefix, upper]))
+        else:
+            scalar.append(("{v} >= ? AND {v} < ? AND {v} GLOB ?", [prefix, upper, glob]))
+        if prefix[0] in "0123456789+-.":
+            scalar.append(("{v} < '' AND {v} GLOB ?", [glob]))
+    else:
+        scalar.append(("{v} < x'' AND {v} GLOB ?", [glob]))
+    return _indexed_cond(field, scalar, "{v} GLOB ?", [glob], params)
 
 
 def _range_cond(q: Range, params: list, indexed: frozenset = frozenset()) -> str:
@@ -215,6 +244,18 @@ def _range_cond(q: Range, params: list, indexed: frozenset = frozenset()) -> str
     branches.append((" AND ".join(conds), vals))
     template = "(" + " OR ".join(f"({b})" for b, _ in branches) + ")"
     values = [v for _, vs in branches for v in vs]
+    if _doc_field(q.field) in indexed and q.field not in SQL_COLUMNS:
+        # over the index: each branch as one lower and one upper bound, nothing left to check
+        # row by row (a bound the other makes redundant goes)
+        bounded = []
+        for conds_text, vals in branches:
+            conds = conds_text.split(" AND ")
+            lower = [c for c in conds[len(conds) - len(vals):] if ">" in c]
+            upper = [c for c in conds[len(conds) - len(vals):] if "<" in c]
+            fixed = conds[:len(conds) - len(vals)]
+            keep = [c for c in fixed if not (">" in c and lower or "<" in c and upper)]
+            bounded.append((" AND ".join(keep + conds[len(conds) - len(vals):]), vals))
+        return _indexed_cond(_doc_field(q.field), bounded, template, values, params)
     return _value_cond(q.field, template, values, params, indexed)
 
 
