@@ -386,7 +386,7 @@ class SqliteWriter:
                         (first, first + count - 1))}
                     written.extend((i, first + j in inserted) for j, i in enumerate(where))
                 if inline:
-                    fts = []
+                    fts: list = []
                     for j, body in enumerate(bodies):
                         if body is not None and (inserted is None or first + j in inserted):
                             fts += (first + j, body)
