@@ -10,7 +10,7 @@ default: in WAL mode a confirmed write survives a crash of any process, logpipe'
 and only a power cut or OS crash can lose the last commits; ``full`` also survives those, at one
 fsync per write), ``cache_mb`` (page cache per connection, default 256: a ceiling, filled only
 as pages are read; at a million events the indexes every batch touches outgrow 64 MB),
-``batch_size`` (events per transaction).
+``batch_size`` (events per transaction), ``fts`` (``inline`` default, or ``deferred``).
 
 Layout::
 
@@ -27,7 +27,11 @@ one ``BEGIN IMMEDIATE`` transaction per batch, and ``INSERT ... ON CONFLICT(id) 
 with explicit rowids; a row whose rowid is missing after the insert was a repeat id, reported as
 DUPLICATE and never stored twice.
 
-Full text is near-real-time, like Elasticsearch's refresh: a write stores rows only, and the
+Full text: with ``fts=inline`` (the default) a write indexes its rows' messages in its own
+transaction whenever the index is caught up, so a committed event is searchable at once and the
+tokenising runs in the writer (each worker process, in parallel) before it takes the lock. With
+``fts=deferred``, or while older rows are still unindexed, it is near-real-time, like
+Elasticsearch's refresh: a write stores rows only, and the
 FTS5 index catches up later on the rows above a high-water rowid (``meta.fts_mark``; every row at
 or below it is indexed, none above it is). Catching up happens (a) before any search that needs
 full text (``refresh()``), so results are always complete as of the search's start, and (b) at
@@ -37,9 +41,10 @@ written at a moderate rate keeps up without searches paying for it. Each catch-u
 safe with several writer processes; writers never hand out a rowid at or below the mark, and
 prune hands FTS5 a 'delete' only for rows at or below it (only those were indexed).
 
-Speed (bench/store_bench.py): the rows are prepared in Python in chunks; each chunk's insert is
-one SQLite statement (a multi-row INSERT with plain parameters) that runs in a helper thread
-without the GIL while the next chunk is prepared. Histograms of queries that an index serves in
+Speed (bench/store_bench.py, bench/index_bench.py): the rows (and their full-text bodies) are
+prepared in Python before the write lock is taken, so with several worker processes one prepares
+while another writes; each chunk's insert is one SQLite statement (a multi-row INSERT with plain
+parameters). Histograms of queries that an index serves in
 time order (everything, host/program/qid values, time ranges) count each bucket over an index
 range instead of sorting every matching row.
 """
