@@ -495,7 +495,7 @@ def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypa
     monkeypatch.undo()
     db = sqlite3.connect(indexed.path)
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name LIKE "
-                                      "'events_jv_%'")]
+                                      "'events_jt_%'")]
     db.close()
     assert len(names) == 1  # promoted by use: one index, for stat
     indexed.close()

@@ -179,6 +179,9 @@ def _value_cond(field: str, template: str, values: list, params: list,
             f"WHERE {template.format(v='je.value')})")
 
 
+_PART_HEAD = "SELECT rowid FROM events INDEXED BY "
+
+
 def _indexed_cond(field: str, scalar: list[tuple[str, list]], template: str, values: list,
                   params: list) -> str:
     """``_value_cond`` over the field's value index. ``scalar``: (condition, values) pairs on
@@ -190,9 +193,9 @@ def _indexed_cond(field: str, scalar: list[tuple[str, list]], template: str, val
         json_index_name(field)
     parts = []
     for cond, vals in scalar:
-        parts.append(f"SELECT rowid FROM events INDEXED BY {index} WHERE {cond.format(v=x)}")
+        parts.append(f"{_PART_HEAD}{index} WHERE {cond.format(v=x)}")
         params.extend(vals)
-    parts.append(f"SELECT rowid FROM events INDEXED BY {index} WHERE {x} >= x'' AND EXISTS "
+    parts.append(f"{_PART_HEAD}{index} WHERE {x} >= x'' AND EXISTS "
                  f"(SELECT 1 FROM json_each(events.doc, {path}) AS je WHERE "
                  f"{template.format(v='je.value')})")
     params.extend(values)
@@ -325,10 +328,46 @@ class SqliteReader:
                         from None
                 raise SinkError(f"embedded store {self.path}: {text}") from None
 
+    def _on_value_index(self, request: SearchRequest) -> tuple[str, list] | None:
+        """For a query that is one term, wildcard or range on a field with a value index (and
+        no time window): the UNION ALL of its index-range parts (rowid, ts), disjoint, so that
+        counting and ordering by time read only the index. None otherwise."""
+        if request.start is not None or request.end is not None:
+            return None
+        q = compile_query(request.query or "*")
+        if not isinstance(q, (Term, Wildcard, Range)) or q.field in SQL_COLUMNS \
+                or q.field == "_id":
+            return None
+        indexed = self._value_indexes({_doc_field(q.field)})
+        if _doc_field(q.field) not in indexed:
+            return None
+        params: list = []
+        where = sql_query(q, params, indexed)
+        head, tail = "events.rowid IN (", ")"
+        if not (where.startswith(head) and where.endswith(tail)):
+            return None
+        parts = where[len(head):-len(tail)]
+        return parts.replace(_PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
+
     def search(self, request: SearchRequest) -> SearchResult:
-        where, params = self._where(request)
         order = "ASC" if str(request.order).lower() == "asc" else "DESC"
         limit = max(0, int(request.limit))
+        on_index = self._on_value_index(request)
+        if on_index is not None:
+            parts, params = on_index
+            total = self._run(f"SELECT count(*) FROM ({parts})", params)[0][0]
+            events = []
+            if limit and total:
+                rows = self._run(f"SELECT id, doc FROM events WHERE rowid IN (SELECT rowid FROM "
+                                 f"({parts}) ORDER BY ts {order}, rowid {order} LIMIT ?) "
+                                 f"ORDER BY events.ts {order}, events.rowid {order}",
+                                 params + [limit])
+                for eid, doc in rows:
+                    event = orjson.loads(doc)
+                    event["_id"] = eid
+                    events.append(event)
+            return SearchResult(total=total, events=events)
+        where, params = self._where(request)
         total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
         events = []
         if limit and total:
@@ -442,6 +481,10 @@ class SqliteReader:
                                         "AND name LIKE ?", [JSON_INDEX_PREFIX + "%"])}
 
     def count(self, request: SearchRequest) -> int:
+        on_index = self._on_value_index(request)
+        if on_index is not None:
+            parts, params = on_index
+            return self._run(f"SELECT count(*) FROM ({parts})", params)[0][0]
         where, params = self._where(request)
         return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
 
@@ -520,7 +563,7 @@ def _indexed_top(field: str, where: str, params: list, size: int,
 # a query matching more events than this has its top values counted along the field's index
 _TOP_BY_FIELD_INDEX = 20_000
 # distinct values walked one by one before top falls back to GROUP BY
-_TOP_DISTINCT_WALK = 2000
+_TOP_DISTINCT_WALK = 500
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))
