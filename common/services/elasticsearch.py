@@ -1,8 +1,11 @@
 """Run a real Elasticsearch node on loopback, built from Maven Central artifacts (no docker).
 
-The launcher lives in ``deploy/elasticsearch`` (a Maven project: ``org.elasticsearch:elasticsearch`` plus the
-``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode`` main). Elasticsearch 9.x needs Java 21+,
-so the node runs on the Temurin JDK installed beside the system's Java 17 (override with ``LOGPIPE_JAVA_HOME``).
+The launcher's sources ship inside the package, ``es_launcher/`` beside this module (a Maven project:
+``org.elasticsearch:elasticsearch`` plus the ``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode``
+main), so an installed wheel has them as well as a checkout. They are built once into a user cache directory
+(``$XDG_CACHE_HOME/logpipe/es-launcher/<hash of the sources>``, or ``LOGPIPE_ES_BUILD_DIR``), never next to the
+sources, which may be read-only in site-packages. Building needs Maven and a Java 21+ JDK (Elasticsearch 9.x);
+the node runs on the newest Java 21+ found (override with ``LOGPIPE_JAVA_HOME``).
 
 Used by ``logpipe up --store elasticsearch`` and by the tests (``tests/fixtures/elasticsearch.py``). Standard
 library only. ``python -m common.services.elasticsearch`` runs a node in the foreground and prints its URL.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -56,8 +60,31 @@ def find_free_port() -> int:
 
 
 def launcher_dir() -> Path:
-    """``deploy/elasticsearch`` of this checkout (this file is ``common/services/elasticsearch.py``)."""
-    return Path(__file__).resolve().parents[2] / "deploy" / "elasticsearch"
+    """The launcher's Maven sources (``pom.xml`` + ``src/``), shipped as package data beside this module."""
+    return Path(__file__).resolve().parent / "es_launcher"
+
+
+def _launcher_sources() -> list[Path]:
+    root = launcher_dir()
+    sources = [root / "pom.xml", *sorted(p for p in (root / "src").rglob("*") if p.is_file())]
+    if not sources[0].is_file() or len(sources) < 2:
+        raise ServiceError(f"the Elasticsearch launcher's sources are missing from {root} (pom.xml and src/ "
+                           f"ship with the logpipe package; reinstall it)")
+    return sources
+
+
+def build_dir() -> Path:
+    """Where the launcher is compiled: ``LOGPIPE_ES_BUILD_DIR``, else a user cache directory named after a hash
+    of the sources (a changed source builds afresh; the package's own directory is never written)."""
+    override = os.environ.get("LOGPIPE_ES_BUILD_DIR")
+    if override:
+        return Path(override)
+    root = launcher_dir()
+    digest = hashlib.sha256()
+    for path in _launcher_sources():
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "logpipe" / "es-launcher" / digest.hexdigest()[:16]
 
 
 def _java_feature_version(home: Path) -> int | None:
@@ -139,7 +166,7 @@ class ElasticsearchNode:
 
     @staticmethod
     def _target() -> Path:
-        return launcher_dir() / "target"
+        return build_dir() / "target"
 
     @classmethod
     def _classpath_file(cls) -> Path:
@@ -152,9 +179,8 @@ class ElasticsearchNode:
         if not cp_file.exists() or not main_class.exists():
             return True
         built = cp_file.stat().st_mtime  # touched by build() after every successful Maven run
-        root = launcher_dir()
-        sources = [root / "pom.xml", *(p for p in (root / "src").rglob("*") if p.is_file())]
-        if any(p.stat().st_mtime > built for p in sources):
+        project = build_dir()
+        if any(p.stat().st_mtime > built for p in [project / "pom.xml", *(project / "src").rglob("*")]):
             return True
         # a fresh machine (or a wiped ~/.m2) keeps target/ but not the jars it lists
         jars = [j for j in cp_file.read_text().strip().split(os.pathsep) if j]
@@ -172,16 +198,18 @@ class ElasticsearchNode:
                 return
             mvn = os.environ.get("LOGPIPE_MVN") or shutil.which("mvn")
             if not mvn:
-                raise ServiceError("Maven (mvn) is not on PATH; it is needed once to build "
-                                   f"{launcher_dir()} (apt-get install maven)")
+                raise ServiceError("Maven (mvn) is not on PATH; it is needed once to build the Elasticsearch "
+                                   f"launcher from {launcher_dir()} (Debian: apt-get install maven; plus a "
+                                   f"Java {MIN_JAVA}+ JDK, e.g. openjdk-21-jdk-headless)")
+            project = self._copy_sources()
             cp_file = self._classpath_file()
-            cmd = [mvn, "-B", "-q", "-ntp", "-f", str(launcher_dir() / "pom.xml"), "package",
+            cmd = [mvn, "-B", "-q", "-ntp", "-f", str(project / "pom.xml"), "package",
                    "dependency:build-classpath", f"-Dmdep.outputFile={cp_file}"]
             env = dict(os.environ, JAVA_HOME=str(java_home()))
             log = target / "build.log"
             try:
                 with open(log, "wb") as out:
-                    proc = subprocess.run(cmd, cwd=launcher_dir(), env=env, stdin=subprocess.DEVNULL,
+                    proc = subprocess.run(cmd, cwd=project, env=env, stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
             except subprocess.TimeoutExpired:
                 raise ServiceError(f"building the Elasticsearch launcher took over {BUILD_TIMEOUT:.0f}s: "
@@ -190,6 +218,18 @@ class ElasticsearchNode:
                 raise ServiceError(f"building the Elasticsearch launcher failed (exit {proc.returncode}): "
                                    f"{' '.join(cmd)}\n{_tail(log)}")
             os.utime(cp_file)  # newer than every source, even if Maven left it untouched
+
+    @staticmethod
+    def _copy_sources() -> Path:
+        """Copy ``pom.xml`` and ``src/`` from the package into the build directory (Maven writes ``target/``
+        beside the pom)."""
+        root, project = launcher_dir(), build_dir()
+        for source in _launcher_sources():
+            dest = project / source.relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists() or dest.read_bytes() != source.read_bytes():
+                shutil.copyfile(source, dest)
+        return project
 
     def classpath(self) -> str:
         jars = self._classpath_file().read_text().strip()
