@@ -7,6 +7,11 @@ cost more per line than building the record; the connection, AUTH, TLS and error
 still redis-py's. ``push`` returns the list length after the batch, which feeds backpressure
 without an extra round trip.
 
+When the broker has replicas, ``WAIT n timeout`` follows the batch on the same connection (the client's
+:class:`common.broker.ReplicaWait`, from the URL's ``wait_replicas``/``wait_timeout_ms``): a push is only
+confirmed to the registry once that many replicas hold it, so a failover never loses a confirmed line. Too few
+confirmations is retried like an outage (the repeat is harmless: records carry their id).
+
 Errors are classified: :class:`BrokerUnavailable` (connection refused or lost, timeouts, the
 server loading its data, out of memory, read-only replica) is retried by the agent with backoff;
 anything else (wrong password, the key holds a non-list) is a :class:`BrokerError` for the user.
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import redis
 
-from common.broker import connect, redact
+from common.broker import connect, redact, replica_wait
 from common.errors import BrokerError
 
 _BULK = b"$%d\r\n%s\r\n"
@@ -35,6 +40,7 @@ class Sender:
         self.per_command = per_command
         self.client = connect(url, socket_timeout=timeout, socket_connect_timeout=5,
                               socket_keepalive=True)
+        self._wait = replica_wait(self.client)
         k = key.encode("utf-8")
         self._head = b"$5\r\nRPUSH\r\n$%d\r\n%s\r\n" % (len(k), k)
 
@@ -57,6 +63,10 @@ class Sender:
         payload, ncmd = self.pack(values)
         pool = self.client.connection_pool
         try:
+            needed = self._wait.needed(self.client)
+            if needed:
+                payload.append(b"*3\r\n$4\r\nWAIT\r\n" + _BULK % (len(str(needed)), str(needed).encode())
+                               + _BULK % (len(str(self._wait.timeout_ms)), str(self._wait.timeout_ms).encode()))
             conn = pool.get_connection()
         except Exception as exc:  # noqa: BLE001 - classified below
             raise self._classify(exc) from None
@@ -68,10 +78,10 @@ class Sender:
             if isinstance(exc, Exception):
                 raise self._classify(exc) from None
             raise
-        return conn, ncmd
+        return conn, ncmd, needed
 
     def finish(self, handle) -> int:
-        conn, ncmd = handle
+        conn, ncmd, needed = handle
         pool = self.client.connection_pool
         try:
             length = 0
@@ -81,8 +91,12 @@ class Sender:
                     length = conn.read_response()
                 except redis.exceptions.ResponseError as exc:
                     error = error or exc  # read the other replies so the connection stays usable
+            if needed:
+                acked = conn.read_response()  # read even after an error: the connection stays in step
             if error is not None:
                 raise error
+            if needed:
+                self._wait.check(acked, needed)
             return int(length)
         except BaseException as exc:
             if not isinstance(exc, redis.exceptions.ResponseError):
