@@ -65,7 +65,7 @@ class Keys:
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 DEFAULT_WAIT_REPLICAS = 1
-DEFAULT_WAIT_TIMEOUT_MS = 5000
+DEFAULT_WAIT_TIMEOUT_MS = 2000  # below redis-py's 5 s socket timeout: WAIT blocks the reply that long
 _REPLICA_RECHECK_SECONDS = 5.0
 
 log = logging.getLogger("logpipe.broker")
@@ -93,7 +93,14 @@ class ReplicaWait:
             return 0
         now = time.monotonic()
         if now - self._checked_at > _REPLICA_RECHECK_SECONDS:
-            info = client.info("replication")
+            try:
+                info = client.info("replication")
+            except redis.exceptions.NoPermissionError:
+                # a least-privilege user (e.g. a shipper allowed RPUSH only) cannot see the replicas
+                log.warning("this broker user may not run INFO: writes are not confirmed on replicas "
+                            "(grant +info +wait, or add ?wait_replicas=0 to the URL to say so)")
+                self.replicas = 0
+                return 0
             self._connected = int(info.get("connected_slaves", 0)) if info.get("role") == "master" else 0
             self._checked_at = now
         return min(self.replicas, self._connected)
@@ -194,6 +201,8 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
     try:
         wait = ReplicaWait(int(query.pop("wait_replicas", DEFAULT_WAIT_REPLICAS)),
                            int(query.pop("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS)))
+        # WAIT holds its reply for up to its timeout: the socket must wait longer than that
+        kwargs.setdefault("socket_timeout", max(5.0, wait.timeout_ms / 1000 + 2))
         if base.split("://", 1)[0].lower() in SENTINEL_SCHEMES:
             client = _sentinel_client(base, query, decode_responses, kwargs)
         else:

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.broker import Keys, connect, redact
 from common.config import resolve_redis_url, resolve_store_url
@@ -102,7 +103,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                 check = not moved and (burst or now - last_maintain > 1)
                 idle = check and dispatcher.idle()
                 outage.ended()
-            except RedisConnectionError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # a dead or unanswering broker
                 outage.wait(exc)
                 continue
             if idle and burst:

@@ -24,7 +24,7 @@ from common.broker import Keys, connect, replica_wait
 from indexer.stats import totals
 from tests.integration.test_shipper_helpers import Agent, Writer, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 LINES = 100_000
 
@@ -121,12 +121,14 @@ def test_primary_killed_while_shipping_and_indexing(tmp_path, sentinel_group):
         client = connect(sentinel_group.url())
 
         def drained():
+            if indexer.poll() is not None:
+                reader.join(10)
+                pytest.fail(f"the indexer exited with {indexer.returncode}:\n" + "".join(output)[-5000:])
             try:
                 return client.llen(Keys().raw) == 0 and client.zcard(Keys().batches) == 0
             except Exception:  # noqa: BLE001
                 return False
         wait_for(drained, timeout=600, what="the indexer to drain the new primary")
-        assert indexer.poll() is None, "the indexer exited"
     finally:
         indexer.terminate()
         indexer.wait(120)
