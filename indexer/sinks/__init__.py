@@ -18,18 +18,19 @@ def open_sink(url: str, **options):
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("http", "https"):
-        from urllib.parse import parse_qsl, urlsplit, urlunsplit
+        from urllib.parse import parse_qsl
 
         from indexer.sinks.elasticsearch import ElasticsearchSink
-        parts = urlsplit(url)
-        for key, value in parse_qsl(parts.query):
+        # a cluster is several node URLs, comma-separated; the options follow the last one
+        nodes, _, query = url.partition("?")
+        for key, value in parse_qsl(query):
             if key != "index":
                 raise ConfigError(f"unknown option {key!r} in store URL {url!r} "
                                   "(Elasticsearch URLs take ?index=PATTERN)")
             if "%" not in value and not value.endswith("*"):
                 value += "-%Y.%m.%d"
             options.setdefault("index", value)
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        base = ",".join(node.strip().rstrip("/") for node in nodes.split(",") if node.strip())
         return ElasticsearchSink(base, **options)
     if scheme == "sqlite":
         from indexer.sinks.sqlite import SqliteSink

@@ -24,7 +24,20 @@ IP_FIELDS = ("clientip", "relayip", "rip", "lip", "ip", "src_ip", "dst_ip", "cli
 LONG_FIELDS = ("size", "bytes", "response", "pid", "nrcpts", "offset", "in", "out", "port")
 
 
-def index_template(pattern: str) -> dict:
+def es_client(url: str, request_timeout: float = 60):
+    """The client for one node or a cluster, ``http://a:9200,http://b:9200``: it gets every node listed (no
+    sniffing: the URL is the truth), and a request that cannot connect to one node is tried on the others
+    (a repeated bulk is harmless: ``op_type: create`` answers 409 for what is already there). HTTP errors are
+    not retried here; the sink judges them."""
+    from elasticsearch import Elasticsearch
+
+    nodes = [node.strip().rstrip("/") for node in url.split(",") if node.strip()]
+    return Elasticsearch(nodes, request_timeout=request_timeout, retry_on_timeout=False,
+                         max_retries=len(nodes) - 1, retry_on_status=(), sniff_on_start=False,
+                         sniff_before_requests=False, sniff_on_node_failure=False)
+
+
+def index_template(pattern: str, replicas: int = 0) -> dict:
     properties = {
         "@timestamp": {"type": "date"},
         "received_at": {"type": "double"},
@@ -38,7 +51,7 @@ def index_template(pattern: str) -> dict:
         "index_patterns": [pattern],
         "priority": 200,
         "template": {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0,
+            "settings": {"number_of_shards": 1, "number_of_replicas": replicas,
                          "refresh_interval": "1s"},
             "mappings": {
                 # Ids, queue ids, addresses, hosts: exact values, so strings are keywords.
@@ -56,16 +69,13 @@ class ElasticsearchSink:
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
                  max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None):
-        from elasticsearch import Elasticsearch
-
         self.url = url
         self.index_format = index
         self.index_prefix = index.split("%", 1)[0]
         self.index_pattern = self.index_prefix + "*"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
-        self.client = client or Elasticsearch(url, request_timeout=request_timeout,
-                                              retry_on_timeout=False, max_retries=0)
+        self.client = client or es_client(url, request_timeout=request_timeout)
         self._index_cache: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------
@@ -74,8 +84,10 @@ class ElasticsearchSink:
 
         try:
             name = f"{TEMPLATE_PREFIX}-{self.index_prefix.rstrip('-_.') or 'events'}"
-            self.client.indices.put_index_template(name=name,
-                                                   **index_template(self.index_pattern))
+            # a copy of every shard on a second node once there is one: losing a node loses no event
+            data_nodes = self.client.cluster.health()["number_of_data_nodes"]
+            self.client.indices.put_index_template(
+                name=name, **index_template(self.index_pattern, replicas=1 if data_nodes > 1 else 0))
         except (ApiError, TransportError) as exc:
             raise SinkError(f"cannot install the index template on {self.url}: {exc}") from None
 
