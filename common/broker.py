@@ -217,7 +217,9 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, for messages and logs."""
+    """The URL with its password replaced, for messages and logs (each of several, space-separated)."""
+    if len(url.split()) > 1:
+        return " ".join(redact(one) for one in url.split())
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)

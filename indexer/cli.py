@@ -61,6 +61,12 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     redis_url = resolve_redis_url(redis)
     store_url = resolve_store_url(store)
     Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
+    if len(redis_url.split()) > 1:  # several brokers (space-separated URLs): one indexer each
+        from indexer.fanout import run_per_broker
+        args = ["--store", store_url, "--workers", str(workers), "--batch-size", str(batch_size),
+                "--list", raw_list, "--prefix", prefix, *(["--burst"] if burst else []),
+                *(["--config", config] if config else [])]
+        raise typer.Exit(run_per_broker(redis_url.split(), args))
     sink = open_sink(store_url)
     sink.prepare()
     client = _client(redis_url)

@@ -26,7 +26,7 @@ import orjson
 from common.broker import Keys, redact
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
-from shipper.sender import BrokerUnavailable, Sender
+from shipper.sender import BrokerUnavailable, open_sender
 from shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
@@ -75,7 +75,7 @@ class Agent:
         self.url = url
         self.key = key
         self.registry = Registry(config.registry, fsync=config.fsync, log=log)
-        self.sender = Sender(url, key)
+        self.sender = open_sender(url, key, log=log)
         self.ctx = Context(host=config.host, registry=self.registry, log=log, once=config.once)
         self.inputs: list[Input] = []
         self.stopping = False

@@ -19,6 +19,8 @@ anything else (wrong password, the key holds a non-list) is a :class:`BrokerErro
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from common.broker import connect, redact, replica_wait
@@ -145,3 +147,98 @@ class Sender:
             self.client.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+class BrokerSet:
+    """Several brokers behind :class:`Sender`'s interface: batches go round-robin over the brokers that are up;
+    a broker that fails is left out (backoff from 1 s to 30 s, one log line when it goes and when it is back) and
+    its batch goes to the next one. Offsets stay right because a batch is confirmed only by the broker that
+    answered for it; the agent sees :class:`BrokerUnavailable` only when every broker is down."""
+
+    RETRY_MIN, RETRY_MAX = 1.0, 30.0
+
+    def __init__(self, urls: list[str], key: str, log=None, **kwargs):
+        self.urls = urls
+        self.key = key
+        self.log = log
+        self.senders = [Sender(url, key, **kwargs) for url in urls]
+        self._down_until = [0.0] * len(urls)
+        self._delay = [0.0] * len(urls)
+        self._next = 0
+
+    def _order(self) -> list[int]:
+        """Brokers to try, starting with the next in turn; those backing off go last (they may be back)."""
+        now = time.monotonic()
+        turn = [(self._next + k) % len(self.senders) for k in range(len(self.senders))]
+        self._next = (self._next + 1) % len(self.senders)
+        return [i for i in turn if self._down_until[i] <= now] + [i for i in turn if self._down_until[i] > now]
+
+    def _failed(self, i: int, exc: Exception) -> None:
+        first = self._delay[i] == 0.0
+        self._delay[i] = min(max(self._delay[i] * 2, self.RETRY_MIN), self.RETRY_MAX)
+        self._down_until[i] = time.monotonic() + self._delay[i]
+        if first and self.log is not None:
+            self.log.warning("broker_down", broker=redact(self.urls[i]), error=str(exc)[:200],
+                             action="sending to the other brokers")
+
+    def _worked(self, i: int) -> None:
+        if self._delay[i] and self.log is not None:
+            self.log.info("broker_up", broker=redact(self.urls[i]))
+        self._delay[i] = 0.0
+        self._down_until[i] = 0.0
+
+    def start(self, values: list[bytes]):
+        error: Exception | None = None
+        for i in self._order():
+            try:
+                handle = self.senders[i].start(values)
+            except BrokerUnavailable as exc:
+                self._failed(i, exc)
+                error = exc
+                continue
+            return i, handle, values
+        raise BrokerUnavailable(f"every broker is down; last error: {error}")
+
+    def finish(self, handle) -> int:
+        i, inner, values = handle
+        try:
+            length = self.senders[i].finish(inner)
+        except BrokerUnavailable as exc:
+            self._failed(i, exc)
+            return self.push(values)  # maybe partly on the failed one too: the ids make a repeat harmless
+        self._worked(i)
+        return length
+
+    def push(self, values: list[bytes]) -> int:
+        return self.finish(self.start(values))
+
+    def length(self) -> int:
+        """The shortest list among the brokers that answer (backpressure resumes when any has room)."""
+        lengths = []
+        for i in self._order():
+            if self._down_until[i] > time.monotonic():
+                continue
+            try:
+                lengths.append(self.senders[i].length())
+            except BrokerUnavailable as exc:
+                self._failed(i, exc)
+        if not lengths:
+            raise BrokerUnavailable("every broker is down")
+        return min(lengths)
+
+    def publish(self, hash_key: str, field: str, blob: bytes) -> None:
+        for i, sender in enumerate(self.senders):
+            if self._down_until[i] <= time.monotonic():
+                sender.publish(hash_key, field, blob)
+
+    def close(self) -> None:
+        for sender in self.senders:
+            sender.close()
+
+
+def open_sender(url: str, key: str, log=None):
+    """A :class:`Sender`, or a :class:`BrokerSet` when ``url`` holds several broker URLs separated by spaces."""
+    urls = url.split()
+    if len(urls) > 1:
+        return BrokerSet(urls, key, log=log)
+    return Sender(url.strip(), key)
