@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import loggen  # noqa: E402
 from common.broker import Broker, Keys, connect  # noqa: E402
-from common.services.valkey import SentinelGroup, ValkeyServer  # noqa: E402
+from services.valkey import SentinelGroup, ValkeyServer  # noqa: E402
 
 LOGPIPE = str(ROOT / ".venv" / "bin" / "logpipe")
 

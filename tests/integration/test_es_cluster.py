@@ -10,8 +10,8 @@ import pytest
 
 from common.broker import Keys, connect
 from indexer.dlq import DeadLetterQueue
-from indexer.sinks import open_sink
-from indexer.sinks.elasticsearch import es_client
+from store.registry import open_store
+from store.elasticsearch.url import es_client
 from indexer.stats import totals
 from tests.integration.test_indexer_faults import start_indexer, stop, wait_drained
 from tests.support.mail import mail_records
@@ -29,7 +29,7 @@ def _clean(client) -> None:
 
 def test_store_url_lists_every_node_and_indices_get_a_replica(es_cluster):
     url = es_cluster.url + "/?index=clustercheck"
-    sink = open_sink(url)
+    sink = open_store(url)
     nodes = sorted(str(n.base_url) for n in sink.client.transport.node_pool.all())
     assert nodes == sorted(node.url for node in es_cluster.nodes)
     sink.prepare()

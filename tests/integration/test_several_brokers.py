@@ -12,7 +12,7 @@ import time
 import pytest
 
 from common.broker import Keys, connect
-from common.services.valkey import ValkeyServer
+from services.valkey import ValkeyServer
 from tests.integration.test_shipper_helpers import Agent, Writer, records, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -8,7 +8,7 @@ sources, which may be read-only in site-packages. Building needs Maven and a Jav
 the node runs on the newest Java 21+ found (override with ``LOGPIPE_JAVA_HOME``).
 
 Used by ``logpipe up --store elasticsearch`` and by the tests (``tests/fixtures/elasticsearch.py``). Standard
-library only. ``python -m common.services.elasticsearch`` runs a node in the foreground and prints its URL.
+library only. ``python -m services.elasticsearch`` runs a node in the foreground and prints its URL.
 """
 
 from __future__ import annotations
@@ -431,7 +431,7 @@ class ElasticsearchCluster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.services.elasticsearch",
+    parser = argparse.ArgumentParser(prog="python -m services.elasticsearch",
                                      description="Run an Elasticsearch node on 127.0.0.1 until Ctrl-C.")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, default=None,

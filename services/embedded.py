@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import typer
 
-from common.config import home, services_file
+from common.config import home, read_services, services_file
 from common.console import emit
 from common.errors import ServiceError
 
@@ -47,16 +47,13 @@ def _alive(pid: int | None) -> bool:
 
 def running() -> dict | None:
     """The services.json of a live supervisor, else None."""
-    try:
-        info = json.loads(services_file().read_text())
-    except (OSError, ValueError):
-        return None
+    info = read_services()
     return info if _alive(info.get("supervisor_pid")) and info.get("ready") else None
 
 
 def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
     """The background process: start services, write services.json, wait for SIGTERM."""
-    from common.services.valkey import ValkeyServer
+    from services.valkey import ValkeyServer
 
     state = home()
     state.mkdir(parents=True, exist_ok=True)
@@ -76,7 +73,7 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         if store == "sqlite":
             info["store_url"] = "sqlite:///" + str(state / "events.db")
         elif store == "elasticsearch":
-            from common.services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
+            from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
             if es_nodes > 1:  # nodes in elasticsearch/<cluster>-n1..N, the store URL lists them all
                 es_node = ElasticsearchCluster(es_nodes, data_dir=state / "elasticsearch-cluster",
                                                cluster_name="logpipe")
@@ -132,7 +129,7 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_node
     state.mkdir(parents=True, exist_ok=True)
     services_file().unlink(missing_ok=True)
     log = open(state / "supervisor.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "common.services.embedded", store,
+    proc = subprocess.Popen([sys.executable, "-m", "services.embedded", store,
                              str(workers), str(es_nodes)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -150,11 +147,7 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_node
 
 
 def stop(timeout: float = 60) -> bool:
-    try:
-        info = json.loads(services_file().read_text())
-    except (OSError, ValueError):
-        return False
-    pid = info.get("supervisor_pid")
+    pid = read_services().get("supervisor_pid")
     if not _alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)
@@ -191,7 +184,7 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
          keep: bool = typer.Option(True, "--keep/--down",
                                    help="Leave the services running afterwards.")) -> None:
     """Start everything, ship a generated maillog, wait until it is indexed, search it."""
-    from common.loggen import generate
+    from services.loggen import generate
 
     info = start(store)
     emit("services_ready", redis=info["redis_url"].split("@")[-1], store=info["store_url"])
@@ -227,7 +220,7 @@ def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
         done = counters.get("indexed", 0) + counters.get("duplicate", 0) + \
             counters.get("dead_lettered", 0)
         if client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0 and done >= expected:

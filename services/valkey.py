@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common.errors import ServiceError
 
@@ -141,8 +142,8 @@ class ValkeyServer:
 SENTINEL_SERVICE = "logpipe"
 
 
-def _command(port: int, password: str, *args: str, timeout: float = 2.0) -> str | None:
-    """One command over a raw socket; the reply's text (None when the server cannot be reached)."""
+def _command(port: int, password: str, *args: str, timeout: float = 2.0) -> Any:
+    """One command on a short-lived connection; redis-py's parsed reply (None when the server cannot be reached)."""
     import redis
 
     try:

@@ -1,19 +1,10 @@
-"""The broker protocol: one place for key names, the connection factory and Lua scripts.
+"""Broker URL -> Redis client; URLs with their password hidden for messages and logs.
 
-Keys (``prefix`` defaults to ``logpipe``)::
-
-    <raw>                     list   records pushed by shippers (default ``logpipe:raw``; Filebeat,
-                                     rsyslog or Logstash can point at it too)
-    <prefix>:batch:<uuid>     list   a batch claimed from the raw list, deleted only after every
-                                     record in it was indexed or dead-lettered
-    <prefix>:batches          zset   batch keys by claim time, so a janitor finds orphans
-    <prefix>:dlq              stream dead letters: record, stage, reason, type, time
-    <prefix>:stats:*          hash   counters for ``logpipe stats``
-    rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
-
-A claim is atomic (one Lua script moves items from the raw list into a batch key and registers the
-batch), so no crash point loses a record: before the script the items are on the raw list, after
-it they are in a registered batch key.
+URLs: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS), ``unix://``, and Sentinel's
+``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/db]`` / ``rediss+sentinel://``. Several
+brokers are several URLs separated by spaces (the shipper spreads over them, ``index`` runs one indexer each).
+Every client carries a :class:`ReplicaWait` (``?wait_replicas=N&wait_timeout_ms=T``): when the primary has
+replicas, writes that are relied on (a shipper's push, a claim, a batch deletion) are followed by ``WAIT``.
 """
 
 from __future__ import annotations
@@ -21,47 +12,12 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-import uuid
 from dataclasses import dataclass
 
 import redis
 import redis.sentinel
 
 from common.errors import BrokerError
-
-DEFAULT_PREFIX = "logpipe"
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Every broker key name, derived from one prefix and the raw list name."""
-
-    prefix: str = DEFAULT_PREFIX
-    raw: str = f"{DEFAULT_PREFIX}:raw"
-
-    @property
-    def batches(self) -> str:
-        return f"{self.prefix}:batches"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.prefix}:dlq"
-
-    @property
-    def queue(self) -> str:
-        """The RQ queue name."""
-        return self.prefix
-
-    def batch(self, batch_id: str | None = None) -> str:
-        return f"{self.prefix}:batch:{batch_id or uuid.uuid4().hex}"
-
-    def stats(self, name: str) -> str:
-        return f"{self.prefix}:stats:{name}"
-
-    @staticmethod
-    def batch_id(batch_key: str) -> str:
-        return batch_key.rsplit(":", 1)[-1]
-
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 DEFAULT_WAIT_REPLICAS = 1
@@ -228,53 +184,11 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-# KEYS[1]=raw list, KEYS[2]=batch key, KEYS[3]=batches zset; ARGV[1]=max items, ARGV[2]=now.
-# Moves up to N items from the head of the raw list into the batch key and registers it.
-CLAIM_BATCH = """
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-local n = #items
-if n == 0 then return 0 end
-for i = 1, n, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, n)))
-end
-redis.call('LTRIM', KEYS[1], n, -1)
-redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
-return n
-"""
-
-
-# KEYS[1]=batch key, KEYS[2]=batches zset: forget a batch (one script, so WAIT can follow it on the same connection).
-FINISH_BATCH = """
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], KEYS[1])
-return 1
-"""
-
-
-class Broker:
-    """Thin wrapper that binds a client to the key names and registers the Lua scripts. Claims and deletions
-    return only once the replicas the client's :class:`ReplicaWait` asks for hold them (``WAIT``)."""
-
-    def __init__(self, client, keys: Keys | None = None):
-        self.client = client
-        self.keys = keys or Keys()
-        self._claim = client.register_script(CLAIM_BATCH)
-        self._finish = client.register_script(FINISH_BATCH)
-        self._wait = replica_wait(client)
-
-    def claim_batch(self, max_items: int) -> tuple[str, int] | None:
-        """Atomically move up to ``max_items`` raw records into a new batch key."""
-        key = self.keys.batch()
-        pipe = self.client.pipeline(transaction=False)
-        self._claim(keys=[self.keys.raw, key, self.keys.batches], args=[max_items, time.time()], client=pipe)
-        n, = self._wait.confirm(self.client, pipe)
-        return (key, int(n)) if n else None
-
-    def finish_batch(self, batch_key: str) -> None:
-        """Forget a batch once every record in it is indexed or dead-lettered."""
-        pipe = self.client.pipeline(transaction=False)
-        self._finish(keys=[batch_key, self.keys.batches], client=pipe)
-        self._wait.confirm(self.client, pipe)
-
-    def raw_length(self) -> int:
-        return int(self.client.llen(self.keys.raw))
+def connect_checked(url: str, **kwargs):
+    """A client that has answered a PING: a broker that is not there fails here, clearly."""
+    client = connect(url, **kwargs)
+    try:
+        client.ping()
+    except Exception as exc:
+        raise BrokerError(f"cannot reach the broker at {redact(url)}: {exc}") from None
+    return client

@@ -1,0 +1,159 @@
+"""The broker protocol: every key name (one :class:`Keys`, built from the prefix) and every Lua
+script, in one place. The connection factory is :mod:`common.broker.connection`.
+
+Keys (``prefix`` defaults to ``logpipe``)::
+
+    <raw>                     list   records pushed by shippers (default ``logpipe:raw``; Filebeat,
+                                     rsyslog or Logstash can point at it too)
+    <prefix>:batch:<uuid>     list   a batch claimed from the raw list, deleted only after every
+                                     record in it was indexed or dead-lettered
+    <prefix>:batches          zset   batch keys by claim time, so a janitor finds orphans
+    <prefix>:batch-attempts   hash   batch key -> how many times its job failed
+    <prefix>:batch-attempts:due  hash  batch key -> when its retry may be enqueued
+    <prefix>:dlq              stream dead letters: record, stage, reason, type, time
+    <prefix>:dlq:ids          hash   record id -> DLQ entry id (adding is idempotent)
+    <prefix>:dlq:stages       hash   stage -> number of dead letters (O(1) stats)
+    <prefix>:stats:counters   hash   totals for ``logpipe stats``
+    <prefix>:stats:rate:<in|out>:<epoch second>  string  per-second rate buckets
+    <prefix>:stats:shippers   hash   host:status-file -> JSON figures of each shipper agent
+    rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
+
+A claim is atomic (one Lua script moves items from the raw list into a batch key and registers the
+batch), so no crash point loses a record: before the script the items are on the raw list, after
+it they are in a registered batch key.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from common.broker.connection import replica_wait
+
+DEFAULT_PREFIX = "logpipe"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every broker key name, derived from one prefix and the raw list name."""
+
+    prefix: str = DEFAULT_PREFIX
+    raw: str = f"{DEFAULT_PREFIX}:raw"
+
+    @property
+    def batches(self) -> str:
+        return f"{self.prefix}:batches"
+
+    @property
+    def batch_attempts(self) -> str:
+        """batch key -> failed attempts of its job."""
+        return f"{self.prefix}:batch-attempts"
+
+    @property
+    def batch_due(self) -> str:
+        """batch key -> epoch seconds before which its retry is not enqueued."""
+        return f"{self.prefix}:batch-attempts:due"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}:dlq"
+
+    @property
+    def dlq_ids(self) -> str:
+        return f"{self.prefix}:dlq:ids"
+
+    @property
+    def dlq_stages(self) -> str:
+        return f"{self.prefix}:dlq:stages"
+
+    @property
+    def counters(self) -> str:
+        return self.stats("counters")
+
+    @property
+    def shippers(self) -> str:
+        """Each shipper agent's figures (host:status-file -> JSON), read by ``logpipe stats``."""
+        return self.stats("shippers")
+
+    def rate(self, direction: str, second: int) -> str:
+        """The per-second rate bucket of records in or out."""
+        return self.stats(f"rate:{direction}:{second}")
+
+    @property
+    def queue(self) -> str:
+        """The RQ queue name."""
+        return self.prefix
+
+    def batch(self, batch_id: str | None = None) -> str:
+        return f"{self.prefix}:batch:{batch_id or uuid.uuid4().hex}"
+
+    def stats(self, name: str) -> str:
+        return f"{self.prefix}:stats:{name}"
+
+    @staticmethod
+    def batch_id(batch_key: str) -> str:
+        return batch_key.rsplit(":", 1)[-1]
+
+
+# KEYS[1]=raw list, KEYS[2]=batch key, KEYS[3]=batches zset; ARGV[1]=max items, ARGV[2]=now.
+# Moves up to N items from the head of the raw list into the batch key and registers it.
+CLAIM_BATCH = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local n = #items
+if n == 0 then return 0 end
+for i = 1, n, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, n)))
+end
+redis.call('LTRIM', KEYS[1], n, -1)
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return n
+"""
+
+
+# KEYS[1]=stream, KEYS[2]=ids hash, KEYS[3]=counts by stage; ARGV[1]=record id, ARGV[2]=stage,
+# ARGV[3..]=field/value pairs. Adds a dead letter unless that record id is already in.
+DLQ_ADD = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return false end
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[1], entry)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+return entry
+"""
+
+
+# KEYS[1]=batch key, KEYS[2]=batches zset: forget a batch (one script, so WAIT can follow it on the same connection).
+FINISH_BATCH = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return 1
+"""
+
+
+class Broker:
+    """Thin wrapper that binds a client to the key names and registers the Lua scripts. Claims and deletions
+    return only once the replicas the client's :class:`ReplicaWait` asks for hold them (``WAIT``)."""
+
+    def __init__(self, client, keys: Keys | None = None):
+        self.client = client
+        self.keys = keys or Keys()
+        self._claim = client.register_script(CLAIM_BATCH)
+        self._finish = client.register_script(FINISH_BATCH)
+        self._wait = replica_wait(client)
+
+    def claim_batch(self, max_items: int) -> tuple[str, int] | None:
+        """Atomically move up to ``max_items`` raw records into a new batch key."""
+        key = self.keys.batch()
+        pipe = self.client.pipeline(transaction=False)
+        self._claim(keys=[self.keys.raw, key, self.keys.batches], args=[max_items, time.time()], client=pipe)
+        n, = self._wait.confirm(self.client, pipe)
+        return (key, int(n)) if n else None
+
+    def finish_batch(self, batch_key: str) -> None:
+        """Forget a batch once every record in it is indexed or dead-lettered."""
+        pipe = self.client.pipeline(transaction=False)
+        self._finish(keys=[batch_key, self.keys.batches], client=pipe)
+        self._wait.confirm(self.client, pipe)
+
+    def raw_length(self) -> int:
+        return int(self.client.llen(self.keys.raw))

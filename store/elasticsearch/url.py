@@ -1,0 +1,45 @@
+"""An Elasticsearch store URL to a store.
+
+Options ride on the URL's query string, so every command that is given the URL (index, search,
+dlq replay) agrees on them: ``http://host:9200/?index=mail-%Y.%m`` writes to monthly ``mail-*``
+indices instead of the daily ``logstash-%Y.%m.%d``. A cluster is several node URLs, comma-separated,
+the options after the last: ``http://a:9200,http://b:9200/?index=mail``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from common.errors import ConfigError
+
+
+def open(url: str, **options):
+    from store.elasticsearch.writer import ElasticsearchSink
+
+    nodes, _, query = url.partition("?")
+    for key, value in parse_qsl(query):
+        if key != "index":
+            raise ConfigError(f"unknown option {key!r} in store URL {url!r} "
+                              "(Elasticsearch URLs take ?index=PATTERN)")
+        if "%" not in value and not value.endswith("*"):
+            value += "-%Y.%m.%d"
+        options.setdefault("index", value)
+    return ElasticsearchSink(",".join(node_urls(nodes)), **options)
+
+
+def node_urls(url: str) -> list[str]:
+    """The node URLs of ``http://a:9200,http://b:9200`` (one for a single node), without trailing slashes."""
+    return [node.strip().rstrip("/") for node in url.split(",") if node.strip()]
+
+
+def es_client(url: str, request_timeout: float = 60):
+    """The client for one node or a cluster, ``http://a:9200,http://b:9200``: it gets every node listed (no
+    sniffing: the URL is the truth), and a request that cannot connect to one node is tried on the others
+    (a repeated bulk is harmless: ``op_type: create`` answers 409 for what is already there). HTTP errors are
+    not retried here; the store judges them."""
+    from elasticsearch import Elasticsearch
+
+    nodes = node_urls(url)
+    return Elasticsearch(nodes, request_timeout=request_timeout, retry_on_timeout=False,
+                         max_retries=len(nodes) - 1, retry_on_status=(), sniff_on_start=False,
+                         sniff_before_requests=False, sniff_on_node_failure=False)
