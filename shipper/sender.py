@@ -245,6 +245,19 @@ class BrokerSet:
             raise BrokerUnavailable("every broker is down")
         return min(lengths)
 
+    def check(self) -> int:
+        """The start-up probe: every broker is asked (a configuration mistake on any one is a BrokerError);
+        one that answers is enough to start, the others are tried again later."""
+        lengths = []
+        for i, sender in enumerate(self.senders):
+            try:
+                lengths.append(sender.check())
+            except BrokerUnavailable as exc:
+                self._failed(i, exc)
+        if not lengths:
+            raise BrokerUnavailable("every broker is down")
+        return min(lengths)
+
     def publish(self, hash_key: str, field: str, blob: bytes) -> None:
         for i, sender in enumerate(self.senders):
             if self._down_until[i] <= time.monotonic():
