@@ -4,8 +4,6 @@ waits forever, and the dead-letter queue holds exactly the unindexable records."
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from common.broker import Keys, connect
@@ -13,7 +11,7 @@ from indexer.dlq import DeadLetterQueue
 from store.registry import open_store
 from store.elasticsearch.url import es_client
 from indexer.stats import totals
-from tests.integration.test_indexer_faults import start_indexer, stop, wait_drained
+from tests.integration.test_indexer_faults import start_indexer, stop, wait_drained, wait_until
 from tests.support.mail import mail_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -56,19 +54,17 @@ def _ids(client) -> list[str]:
     return ids
 
 
-def test_node_killed_with_sigkill_during_ingest(es_cluster, redis_url):
+def test_node_killed_with_sigkill_during_ingest(es_cluster, redis_url, tmp_path):
     es = es_client(es_cluster.url)
     _clean(es)
     client = connect(redis_url)
     items, bad = mail_records(RECORDS)
     client.rpush(Keys().raw, *items)
-    indexer = start_indexer(redis_url, es_cluster.url, workers=2, batch=1000)
+    indexer = start_indexer(redis_url, es_cluster.url, tmp_path / "indexer.log", workers=2, batch=1000)
     killed = None
     try:
-        deadline = time.monotonic() + 300
-        while int(totals(client, Keys()).get("indexed", 0)) < RECORDS // 4:
-            assert indexer.poll() is None and time.monotonic() < deadline, "indexing did not get going"
-            time.sleep(0.1)
+        wait_until(lambda: int(totals(client, Keys()).get("indexed", 0)) >= RECORDS // 4,
+                   "a quarter of the records indexed", indexer=indexer, timeout=300)
         # the node holding the daily index's primary shard: its replica must take over
         name = _primary_node(es, "logstash-*")
         killed = next(node for node in es_cluster.nodes if node.node_name == name)
