@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "down": ("common.services.embedded", "down_app", "Stop the embedded services."),
     "demo": ("common.services.embedded", "demo_app",
              "Run the whole pipeline on a generated maillog and search it."),
+    "acl": ("common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
     "gen-logs": ("common.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -150,8 +151,10 @@ class WorkerPool:
         self.procs: list[subprocess.Popen] = []
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.redis_url,
-                                 self.queue], stdin=subprocess.DEVNULL)
+        # The URL (and its password) goes through the environment, never argv.
+        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.size)]

