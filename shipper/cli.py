@@ -5,6 +5,7 @@ Imports only the base dependencies (redis, orjson, typer, rich, stdlib): nothing
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -129,6 +130,7 @@ def ship(
     from shipper.log import Log
 
     url = resolve_redis_url(cfg.redis, role="shipper")
+    os.umask(os.umask(0o077) | 0o077)  # the registry and status files are private (state dir)
     key = cfg.list_key or Keys().raw
     log = Log(level=cfg.log_level)
     Agent(cfg, url, log, key).run()
