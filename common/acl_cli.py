@@ -13,6 +13,11 @@ acl_app = typer.Typer(add_completion=False, no_args_is_help=True,
                       help="Least-privilege broker users for shippers and indexers.")
 
 
+@acl_app.callback()
+def acl() -> None:
+    """Least-privilege broker users for shippers and indexers (Redis ACLs)."""
+
+
 @acl_app.command("setup")
 def setup(redis: Optional[str] = typer.Option(
               None, "--redis", help="An admin's broker URL, or a 0600 file holding it (else "

@@ -93,7 +93,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - only the broker's access refusals are mapped
+        message = _access_refused(exc)
+        if message is None:
+            raise
+        click.echo(f"logpipe: error: {message}", err=True)
+        return 2
     return 0
+
+
+def _access_refused(exc: Exception) -> str | None:
+    """A broker that refuses this user a command or the password is a configuration mistake:
+    one line saying so, no traceback."""
+    import redis.exceptions
+
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return (f"the broker refused a command: {exc} (NOPERM: this URL's ACL user may not do "
+                f"this; use a URL with the right user, see `logpipe acl setup`)")
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return f"the broker refused the credentials: {exc}"
+    return None
 
 
 def run() -> None:
