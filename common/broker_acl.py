@@ -58,6 +58,23 @@ def _rules_for(role: str, keys: Keys) -> list[str]:
     return shipper_rules(keys) if role == "shipper" else indexer_rules(keys)
 
 
+def _set_user(admin_client, user: str, password: str, rules: list[str]) -> None:
+    """ACL SETUSER, leaving out commands this server does not have (CLIENT SETINFO is Redis
+    7.2+): a server refuses a whole rule set that names an unknown command."""
+    rules = list(rules)
+    while True:
+        try:
+            admin_client.execute_command("ACL", "SETUSER", user, "reset", "on", "resetpass",
+                                         f">{password}", *rules)
+            return
+        except Exception as exc:  # noqa: BLE001
+            text = str(exc)
+            unknown = [r for r in rules if f"modifier '{r}'" in text and "Unknown command" in text]
+            if not unknown:
+                raise
+            rules.remove(unknown[0])
+
+
 def url_for_user(admin_url: str, user: str, password: str) -> str:
     """The admin URL with its credentials replaced by ``user``'s (host, db, TLS options kept)."""
     parts = urlsplit(admin_url)
@@ -77,8 +94,7 @@ def setup_users(admin_client, admin_url: str, keys: Keys | None = None,
     for role in roles:
         user, password = ROLES[role], secrets.token_hex(24)
         try:
-            admin_client.execute_command("ACL", "SETUSER", user, "reset", "on",
-                                         "resetpass", f">{password}", *_rules_for(role, keys))
+            _set_user(admin_client, user, password, _rules_for(role, keys))
         except Exception as exc:  # noqa: BLE001 - classified into one message
             raise BrokerError(f"cannot set up the ACL user {user} on {redact(admin_url)}: {exc} "
                               f"(the URL must be an admin's, allowed to run ACL SETUSER)") from None

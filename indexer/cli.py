@@ -37,7 +37,9 @@ def _client(url: str):
     try:
         client.ping()
     except Exception as exc:
-        raise BrokerError(f"cannot reach the broker at {redact(url)}: {exc}") from None
+        from common.broker_tls import tls_failure
+        raise BrokerError(f"cannot reach the broker at {redact(url)}: "
+                          f"{tls_failure(exc) or exc}") from None
     return client
 
 
