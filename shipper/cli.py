@@ -33,7 +33,8 @@ def _fields(values: list[str]) -> dict:
 
 
 def _addr(value: str, proto: str) -> str:
-    return value if "://" in value else f"{proto}://{value if ':' in value else '0.0.0.0:' + value}"
+    """``PORT`` listens on loopback; ``HOST:PORT`` (e.g. 0.0.0.0:5514) where told."""
+    return value if "://" in value else f"{proto}://{value if ':' in value else '127.0.0.1:' + value}"
 
 
 @app.command(no_args_is_help=False)
@@ -63,6 +64,12 @@ def ship(
                                          "[HOST:]PORT over UDP (repeatable)."),
     syslog_tcp: List[str] = typer.Option([], "--syslog-tcp", help="Listen for syslog on "
                                          "[HOST:]PORT over TCP (repeatable)."),
+    syslog_tls: List[str] = typer.Option([], "--syslog-tls", help="Listen for syslog over TLS "
+                                         "(RFC 5425) on [HOST:]PORT (repeatable)."),
+    tls_cert: Optional[str] = typer.Option(None, "--tls-cert", help="Certificate for --syslog-tls."),
+    tls_key: Optional[str] = typer.Option(None, "--tls-key", help="Its private key (0600)."),
+    tls_client_ca: Optional[str] = typer.Option(
+        None, "--tls-client-ca", help="Require senders' certificates signed by this CA."),
     batch_lines: Optional[int] = typer.Option(None, "--batch-lines", help="Records per batch."),
     batch_wait: Optional[float] = typer.Option(None, "--batch-wait"),
     high_water: Optional[int] = typer.Option(None, "--high-water",
@@ -113,10 +120,13 @@ def ship(
         cfg.inputs.append(spec)
     if "-" in paths:
         cfg.inputs.append(InputSpec(input="stdin", where="stdin", **common))
-    listen = [_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp]
+    listen = [_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp] + \
+        [_addr(a, "tls") for a in syslog_tls]
     if listen:
+        tls = dict(tls_cert=tls_cert or "", tls_key=tls_key or "",
+                   tls_client_ca=tls_client_ca or "")
         cfg.inputs.append(InputSpec(input="syslog", listen=listen, where="--syslog",
-                                    **{**common, "type": rtype or "syslog"}))
+                                    **{**common, "type": rtype or "syslog"}, **tls))
     if not cfg.inputs:
         raise ConfigError("nothing to ship: give files or globs, '-' for stdin, --syslog-udp/"
                           "--syslog-tcp, or --config FILE with [[input]] sections")

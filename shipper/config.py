@@ -32,8 +32,11 @@ r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for 
 
     [[input]]
     input = "syslog"
-    listen = ["udp://0.0.0.0:5514", "tcp://0.0.0.0:5514"]
+    listen = ["udp://127.0.0.1:5514", "tls://0.0.0.0:6514"]   # host left out: 127.0.0.1
     type = "syslog"
+    tls_cert = "/etc/logpipe/syslog.pem"      # tls:// (RFC 5425) only
+    tls_key = "/etc/logpipe/syslog.key"       # 0600
+    tls_client_ca = "/etc/logpipe/senders-ca.pem"   # optional: senders need a certificate
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ class InputSpec:
     rotate_grace: float = 5.0
     listen: list[str] = field(default_factory=list)
     queue_size: int = 100_000
+    tls_cert: str = ""          # syslog tls:// listener: server certificate (PEM)
+    tls_key: str = ""           # ... its private key (a 0600 file)
+    tls_client_ca: str = ""     # ... verify senders' certificates against this CA
+    tls_client_auth: str = "required"  # ... with tls_client_ca: "required" or "optional"
     multiline: MultilineSpec | None = None
     where: str = "input"        # for messages: "[[input]] #2 in /etc/logpipe/shipper.toml"
 
@@ -107,6 +114,7 @@ _TYPES = {
     "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),
     "rotate_grace": (int, float), "listen": list, "queue_size": int, "multiline": dict,
+    "tls_cert": str, "tls_key": str, "tls_client_ca": str, "tls_client_auth": str,
     "pattern": str, "negate": bool, "match": str, "max_lines": int, "timeout": (int, float),
 }
 
