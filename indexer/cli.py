@@ -30,6 +30,9 @@ StoreOpt = typer.Option(None, "--store", help="Store URL: http(s)://... (Elastic
 ListOpt = typer.Option("logpipe:raw", "--list", help="Raw list key the shippers push to.")
 PrefixOpt = typer.Option("logpipe", "--prefix", help="Prefix of logpipe's own broker keys.")
 ConfigOpt = typer.Option(None, "--config", help="Pipeline config (TOML) overriding built-in types.")
+MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host",
+                              help="Address the metrics port binds (no authentication: "
+                                   "loopback unless told otherwise).")
 
 
 def _client(url: str):
@@ -53,6 +56,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           raw_list: str = ListOpt, prefix: str = PrefixOpt,
           metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
                                                      help="Expose Prometheus metrics here."),
+          metrics_host: str = MetricsHostOpt,
           ) -> None:
     """Move raw records into batches, run RQ workers that parse and store them."""
     from indexer.dispatch import Dispatcher
@@ -72,7 +76,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                             max_queued_jobs=max(4, 2 * workers))
     if metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(metrics_port, client, settings.keys)
+        serve_metrics(metrics_port, client, settings.keys, metrics_host)
     pool = WorkerPool(redis_url, settings.keys.queue, workers)
     stopping = {"now": False}
 
@@ -197,6 +201,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               as_json: bool = typer.Option(False, "--json", help="One JSON object."),
               metrics_port: Optional[int] = typer.Option(
                   None, "--metrics-port", help="Serve these figures for Prometheus until ^C."),
+              metrics_host: str = MetricsHostOpt,
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
     from indexer import stats
@@ -205,8 +210,8 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     keys = Keys(prefix=prefix, raw=raw_list)
     if metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(metrics_port, client, keys)
-        emit("metrics_serving", port=metrics_port)
+        serve_metrics(metrics_port, client, keys, metrics_host)
+        emit("metrics_serving", host=metrics_host, port=metrics_port)
         try:
             while True:
                 time.sleep(3600)

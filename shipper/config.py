@@ -3,7 +3,8 @@ r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for 
 ::
 
     [shipper]
-    redis = "redis://:secret@broker.example:6379/0"   # else LOGPIPE_REDIS_URL, else `logpipe up`
+    redis = "/etc/logpipe/shipper.url"  # a 0600 URL file (`logpipe acl setup`), or a URL; a
+                                        # file holding a password must be 0600 itself
     list = "logpipe:raw"
     registry = "/var/lib/logpipe/shipper-registry.json"
     host = "mail1"              # default: this machine's hostname
@@ -46,6 +47,7 @@ import socket
 import tomllib
 from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from common.errors import ConfigError
 from shipper.encode import DEFAULT_MAX_BYTES
@@ -205,6 +207,9 @@ def load_config(path: str | Path) -> ShipperConfig:
     for n, body in enumerate(inputs):
         where = f"[[input]] #{n + 1}"
         cfg.inputs.append(_parse_input(body, where, src, lines, n))
+    if cfg.redis and "://" in cfg.redis and urlsplit(cfg.redis).password:
+        from common.private import check_private
+        check_private(path, "shipper config (its redis URL holds a password)")
     return cfg.validate(src)
 
 
