@@ -21,15 +21,22 @@ def open_sink(url: str, **options):
         from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
         from indexer.sinks.elasticsearch import ElasticsearchSink
+        from indexer.sinks.es_connection import URL_OPTIONS, client_options
         parts = urlsplit(url)
+        tls = {}
         for key, value in parse_qsl(parts.query):
+            if key in URL_OPTIONS:
+                tls[key] = value
+                continue
             if key != "index":
                 raise ConfigError(f"unknown option {key!r} in store URL {url!r} "
-                                  "(Elasticsearch URLs take ?index=PATTERN)")
+                                  "(Elasticsearch URLs take ?index=PATTERN, ?ca_certs=FILE, "
+                                  "?fingerprint=SHA256)")
             if "%" not in value and not value.endswith("*"):
                 value += "-%Y.%m.%d"
             options.setdefault("index", value)
         base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        options.setdefault("connection", client_options(base, tls))
         return ElasticsearchSink(base, **options)
     if scheme == "sqlite":
         from indexer.sinks.sqlite import SqliteSink

@@ -55,7 +55,8 @@ class ElasticsearchSink:
     """Writes to daily indices ``logstash-%Y.%m.%d`` (configurable) on one cluster."""
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
-                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None):
+                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None,
+                 connection: dict | None = None):
         from elasticsearch import Elasticsearch
 
         self.url = url
@@ -64,8 +65,10 @@ class ElasticsearchSink:
         self.index_pattern = self.index_prefix + "*"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
+        # connection: credentials and TLS options (indexer/sinks/es_connection.py)
         self.client = client or Elasticsearch(url, request_timeout=request_timeout,
-                                              retry_on_timeout=False, max_retries=0)
+                                              retry_on_timeout=False, max_retries=0,
+                                              **(connection or {}))
         self._index_cache: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------
@@ -77,7 +80,10 @@ class ElasticsearchSink:
             self.client.indices.put_index_template(name=name,
                                                    **index_template(self.index_pattern))
         except (ApiError, TransportError) as exc:
-            raise SinkError(f"cannot install the index template on {self.url}: {exc}") from None
+            from indexer.sinks.es_connection import describe_failure
+            clear = describe_failure(exc, self.url)
+            raise SinkError(clear or f"cannot install the index template on {self.url}: "
+                                     f"{exc}") from None
 
     # -- writing -----------------------------------------------------------------------------
     def index_for(self, timestamp: str) -> str:
@@ -121,7 +127,9 @@ class ElasticsearchSink:
         except ApiError as exc:
             status = getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0)
             reason = f"bulk request failed with HTTP {status}: {exc}"
-            kind = Status.RETRY if status in (408, 429) or status >= 500 else Status.REJECTED
+            # 401/403: the credentials, not the records, are wrong: retried, never dead-lettered
+            kind = Status.RETRY if status in (401, 403, 408, 429) or status >= 500 \
+                else Status.REJECTED
             return [Outcome(kind, reason)] * count
         except TransportError as exc:
             return [Outcome(Status.RETRY, f"transport error: {exc}")] * count
@@ -169,8 +177,15 @@ class ElasticsearchSink:
 
     def prune(self, older_than: datetime) -> int:
         """Delete whole daily indices whose day ends before ``older_than``."""
-        names = self.client.indices.get(index=self.index_pattern, allow_no_indices=True,
-                                        expand_wildcards="open")
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            names = self.client.indices.get(index=self.index_pattern, allow_no_indices=True,
+                                            expand_wildcards="open")
+        except (ApiError, TransportError) as exc:
+            from indexer.sinks.es_connection import describe_failure
+            raise SinkError(describe_failure(exc, self.url) or
+                            f"cannot list the indices on {self.url}: {exc}") from None
         cutoff = older_than.astimezone(timezone.utc).date()
         dropped = 0
         for name in names:
