@@ -180,6 +180,9 @@ def resolve_redis_url(explicit: str | None = None, role: str = "indexer") -> str
 
     url = explicit or os.environ.get(ENV_REDIS)
     if url and "://" not in url:
+        if not os.path.exists(url):
+            raise ConfigError(f"broker {url!r} is neither a URL (redis://[user:password@]host:"
+                              f"port/db, rediss:// for TLS) nor an existing URL file")
         return read_secret(url, "broker URL file")
     if url:
         return url
