@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.loggen import generate  # noqa: E402
 from indexer.grok.matcher import Matcher  # noqa: E402
+from services.loggen import generate  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 

@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.broker import Keys, connect  # noqa: E402
-from common.loggen import generate  # noqa: E402
 from common.record import Record, encode, record_id  # noqa: E402
-from common.services.valkey import ValkeyServer  # noqa: E402
+from services.loggen import generate  # noqa: E402
+from services.valkey import ValkeyServer  # noqa: E402
 
 
 def make_records(n: int) -> list[bytes]:
@@ -76,7 +76,7 @@ def rq_overhead(client) -> tuple[float, int]:
         if not job or not result or not job.started_at or not job.ended_at:
             continue
         outer += (job.ended_at - job.started_at).total_seconds()
-        inner += result["seconds"]
+        inner += result.seconds
         jobs += 1
     return ((outer - inner) / outer if outer else 0.0), jobs
 
@@ -85,8 +85,9 @@ def floor(es_url: str, items: list[bytes], prefix: str = "floor", chunk: int = 2
     from elasticsearch import Elasticsearch, helpers
 
     from common.record import decode
-    from indexer.pipeline import Pipeline, load_pipeline
-    from indexer.sinks.elasticsearch import index_template
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
+    from store.elasticsearch.template import index_template
 
     es = Elasticsearch(es_url, request_timeout=120)
     es.indices.put_index_template(name=prefix, **index_template(prefix + "-*"))
@@ -119,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     node = None
     if not args.es:
-        from common.services.elasticsearch import ElasticsearchNode
+        from services.elasticsearch import ElasticsearchNode
         node = ElasticsearchNode(heap="1g")
         args.es = node.start()
     try:

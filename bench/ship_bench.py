@@ -1,6 +1,6 @@
 """Shipper throughput and memory.
 
-1. Writes a 1,000,000-line mail log (``common.loggen``, or simple lines if it is missing).
+1. Writes a 1,000,000-line mail log (``services.loggen``, or simple lines if it is missing).
 2. Starts a local Valkey (ValkeyServer) and measures the floor: the same lines, pre-read, pushed
    by a bare pipelined ``RPUSH key *chunk`` loop from the same redis-py client (chunks of 5,000).
    A second floor frames the same raw lines with the shipper's own RESP packer, for reference.
@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import loggen  # noqa: E402
 from common.broker import connect  # noqa: E402
-from common.services.valkey import ValkeyServer  # noqa: E402
+from services import loggen  # noqa: E402
+from services.valkey import ValkeyServer  # noqa: E402
 
 LOGPIPE = str(ROOT / ".venv" / "bin" / "logpipe")
 KEY = "logpipe:raw"

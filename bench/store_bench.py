@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/store_bench.py [--events 1000000] [--es URL | --with-es] [--runs 20]
 
-Generates a maillog (``common.loggen.generate('mail', n)``, or a built-in synthesiser when that
+Generates a maillog (``services.loggen.generate('mail', n)``, or a built-in synthesiser when that
 module is missing), parses a few fields with one regex (the point is the store, not grok), then:
 
 * writes the events to a fresh SQLite store in batches (``--batch``), printing docs/s
@@ -11,7 +11,7 @@ module is missing), parses a few fields with one regex (the point is the store, 
 * runs a term, a phrase, a range, a wildcard query and a histogram ``--runs`` times each and
   prints p50/p95 latency in ms (target: p50 under 100 ms; the ``/target`` column is p50 / 100 ms),
   with the hit counts; two words and a non-indexed JSON field are shown too, without a target;
-* with ``--es URL`` (or ``--with-es``: start a node with common.services.elasticsearch), loads
+* with ``--es URL`` (or ``--with-es``: start a node with services.elasticsearch), loads
   the same events into Elasticsearch (``--es-events`` of them, default all) and runs the same
   queries there, printing the ratio.
 """
@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.sinks.base import Event, SearchRequest, Status  # noqa: E402
-from indexer.sinks.sqlite import SqliteSink  # noqa: E402
+from store.base import Event, SearchRequest, Status  # noqa: E402
+from store.sqlite import SqliteSink  # noqa: E402
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _LINE = re.compile(r"^(\w{3}) +(\d+) (\d\d):(\d\d):(\d\d) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: "
@@ -43,13 +43,13 @@ _KV = re.compile(r"(?:^|, )(from|to|relay|stat|size|nrcpts|delay|msgid)=([^,]*)"
 
 def lines(n: int, seed: int = 1):
     try:
-        from common.loggen import generate
+        from services.loggen import generate
     except ImportError:
         return _synth(n, seed)
     return generate("mail", n, seed=seed)
 
 
-def _synth(n: int, seed: int):  # only when common/loggen.py is absent
+def _synth(n: int, seed: int):  # only when services/loggen.py is absent
     rng = random.Random(seed)
     t = datetime(2013, 5, 15, 2, tzinfo=timezone.utc).timestamp()
     for i in range(n):
@@ -193,12 +193,12 @@ def main(argv=None) -> int:
         es = None
         url = args.es
         if args.with_es and not url:
-            from common.services.elasticsearch import ElasticsearchNode
+            from services.elasticsearch import ElasticsearchNode
 
             node = ElasticsearchNode(data_dir=Path(tmp) / "es", heap="1g")
             url = node.start()
         if url:
-            from indexer.sinks.elasticsearch import ElasticsearchSink
+            from store.elasticsearch import ElasticsearchSink
 
             es_sink = ElasticsearchSink(url, index="logpipe-bench-%Y.%m.%d")
             subset = events[:args.es_events] if args.es_events else events

@@ -29,7 +29,7 @@ def setup(redis: Optional[str] = typer.Option(
           ) -> None:
     """Create or update logpipe-shipper and logpipe-indexer with fresh passwords (rotation)."""
     from common.broker import Keys, connect, redact
-    from common.broker_acl import ROLES, setup_users, write_url_files
+    from common.broker.acl import ROLES, setup_users, write_url_files
     from common.config import resolve_redis_url
 
     admin_url = resolve_redis_url(redis, role="admin")

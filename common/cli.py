@@ -13,7 +13,7 @@ import click
 import typer
 import typer.main
 
-from common.errors import LogpipeError
+from common.errors import LogpipeError, QueryError
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -21,18 +21,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "index": ("indexer.cli", "index_app", "Run the dispatcher and a pool of RQ indexer workers."),
     "dlq": ("indexer.cli", "dlq_app", "Inspect, replay or purge the dead-letter queue."),
     "stats": ("indexer.cli", "stats_app", "Show pipeline figures (queue, workers, rates, lag)."),
-    "search": ("indexer.search.cli", "search_app", "Search stored events (Lucene syntax)."),
-    "trace": ("indexer.search.cli", "trace_app", "Show every event of one mail message."),
-    "prune": ("indexer.search.cli", "prune_app", "Delete events older than a given age."),
+    "search": ("search.cli", "search_app", "Search stored events (Lucene syntax)."),
+    "trace": ("search.cli", "trace_app", "Show every event of one mail message."),
+    "prune": ("search.cli", "prune_app", "Delete events older than a given age."),
     "grok": ("indexer.grok.cli", "app", "Parse lines with grok patterns; debug patterns."),
     "import-logstash": ("indexer.logstash_import", "app",
                         "Convert a Logstash config into a logpipe pipeline config."),
-    "up": ("common.services.embedded", "up_app", "Start the embedded broker, store and workers."),
-    "down": ("common.services.embedded", "down_app", "Stop the embedded services."),
-    "demo": ("common.services.embedded", "demo_app",
+    "up": ("services.embedded", "up_app", "Start the embedded broker, store and workers."),
+    "down": ("services.embedded", "down_app", "Stop the embedded services."),
+    "demo": ("services.embedded", "demo_app",
              "Run the whole pipeline on a generated maillog and search it."),
     "acl": ("common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
-    "gen-logs": ("common.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+    "gen-logs": ("services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
 }
 
 
@@ -80,7 +80,7 @@ _EXIT, _CLICK_ERROR, _ABORT = _exception_kinds()
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
-    except LogpipeError as exc:
+    except (LogpipeError, QueryError) as exc:
         click.echo(f"logpipe: error: {exc}", err=True)
         return 2
     except _EXIT as exc:

@@ -4,6 +4,10 @@ Each error carries a message a person can act on: what went wrong, where (file a
 file is involved), and what to do about it. The CLI prints ``str(error)`` without a traceback.
 """
 
+# A query error is defined by the query language, which imports no other logpipe package;
+# it is one of logpipe's errors all the same (the CLI prints it without a traceback).
+from query.errors import QueryError as QueryError
+
 
 class LogpipeError(Exception):
     """Base class: a failure the user can understand and fix."""
@@ -59,15 +63,3 @@ class SinkError(LogpipeError):
     def __init__(self, message: str, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
-
-
-class QueryError(LogpipeError):
-    """A search query is not valid Lucene syntax; the message shows the position."""
-
-    def __init__(self, message: str, query: str | None = None, position: int | None = None):
-        text = message
-        if query is not None and position is not None:
-            text += f"\n  {query}\n  {' ' * position}^"
-        super().__init__(text)
-        self.query = query
-        self.position = position

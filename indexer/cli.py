@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Optional
 
 import typer
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from common.broker import Keys, connect, redact
+from common.broker import Keys, connect_checked
 from common.config import resolve_redis_url, resolve_store_url
-from common.console import Progress, emit, interactive
-from common.errors import BrokerError
+from common.console import emit, interactive
 
 index_app = typer.Typer(add_completion=False)
 dlq_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -35,15 +29,7 @@ MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host",
                                    "loopback unless told otherwise).")
 
 
-def _client(url: str):
-    client = connect(url)
-    try:
-        client.ping()
-    except Exception as exc:
-        from common.broker_tls import tls_failure
-        raise BrokerError(f"cannot reach the broker at {redact(url)}: "
-                          f"{tls_failure(exc) or exc}") from None
-    return client
+_client = connect_checked
 
 
 @index_app.command("index")
@@ -59,139 +45,12 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           metrics_host: str = MetricsHostOpt,
           ) -> None:
     """Move raw records into batches, run RQ workers that parse and store them."""
-    from indexer.dispatch import Dispatcher
-    from indexer.jobs import JobSettings
-    from indexer.pipeline import Pipeline, load_pipeline
-    from indexer.sinks import open_sink
+    from indexer import daemon
 
-    redis_url = resolve_redis_url(redis)
-    store_url = resolve_store_url(store)
-    Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
-    sink = open_sink(store_url)
-    sink.prepare()
-    client = _client(redis_url)
-    settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
-                           prefix=prefix, raw=raw_list)
-    dispatcher = Dispatcher(client, settings, batch_size=batch_size,
-                            max_queued_jobs=max(4, 2 * workers))
-    if metrics_port:
-        from indexer.metrics import serve_metrics
-        serve_metrics(metrics_port, client, settings.keys, metrics_host)
-    pool = WorkerPool(redis_url, settings.keys.queue, workers)
-    stopping = {"now": False}
-
-    def _stop(signum, frame):
-        stopping["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
-         burst=burst)
-    last_janitor = last_report = last_maintain = 0.0
-    outage = BrokerOutage()
-    progress = Progress("index_progress")
-    try:
-        pool.start()
-        while not stopping["now"]:
-            now = time.monotonic()
-            if now - last_janitor > 2:
-                pool.supervise()
-            try:
-                moved = dispatcher.dispatch_once()
-                if now - last_janitor > 2:
-                    dispatcher.janitor()
-                    last_janitor = now
-                if now - last_report > 1:
-                    progress.update(**_figures(client, settings.keys))
-                    last_report = now
-                # Deferred store work (the embedded store's full-text catch-up) runs only when
-                # nothing waits, so it never takes the store's write lock from the workers.
-                check = not moved and (burst or now - last_maintain > 1)
-                idle = check and dispatcher.idle()
-                outage.ended()
-            except RedisConnectionError as exc:
-                outage.wait(exc)
-                continue
-            if idle and burst:
-                while sink.maintain():  # a burst ends fully searchable
-                    pass
-                break
-            if check:
-                last_maintain = 0.0 if idle and sink.maintain() else now
-            if not moved:
-                time.sleep(0.05)
-    finally:
-        pool.stop()
-        sink.close()
-        try:
-            progress.close("index_done", **_figures(client, settings.keys))
-        except RedisConnectionError:
-            progress.close("index_done", broker="unreachable")
-
-
-class BrokerOutage:
-    """One log line when the broker goes away, one when it is back; backoff in between."""
-
-    def __init__(self):
-        self.since: float | None = None
-        self.delay = 0.2
-
-    def wait(self, exc: Exception) -> None:
-        if self.since is None:
-            self.since = time.monotonic()
-            emit("broker_unreachable", error=str(exc)[:200])
-        time.sleep(self.delay * (0.5 + random.random()))
-        self.delay = min(self.delay * 2, 5.0)
-
-    def ended(self) -> None:
-        if self.since is not None:
-            emit("broker_back", down_seconds=round(time.monotonic() - self.since, 1))
-            self.since, self.delay = None, 0.2
-
-
-class WorkerPool:
-    """Worker subprocesses, restarted if one dies (a killed worker's batch is retried)."""
-
-    def __init__(self, redis_url: str, queue: str, size: int):
-        self.redis_url, self.queue, self.size = redis_url, queue, size
-        self.procs: list[subprocess.Popen] = []
-
-    def _spawn(self) -> subprocess.Popen:
-        # The URL (and its password) goes through the environment, never argv.
-        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
-                                stdin=subprocess.DEVNULL,
-                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
-
-    def start(self) -> None:
-        self.procs = [self._spawn() for _ in range(self.size)]
-
-    def supervise(self) -> None:
-        for i, proc in enumerate(self.procs):
-            if proc.poll() is not None:
-                emit("worker_died", pid=proc.pid, code=proc.returncode)
-                self.procs[i] = self._spawn()
-
-    def stop(self, timeout: float = 30) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the current job
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _figures(client, keys: Keys) -> dict:
-    from indexer.stats import totals
-
-    counters = totals(client, keys)
-    return dict(raw=client.llen(keys.raw), batches=client.zcard(keys.batches),
-                claimed=counters.get("claimed", 0), indexed=counters.get("indexed", 0),
-                duplicate=counters.get("duplicate", 0),
-                dead_lettered=counters.get("dead_lettered", 0))
+    daemon.run(daemon.IndexerOptions(
+        redis_url=resolve_redis_url(redis), store_url=resolve_store_url(store), config=config,
+        workers=workers, burst=burst, batch_size=batch_size, prefix=prefix, raw_list=raw_list,
+        metrics_port=metrics_port, metrics_host=metrics_host))
 
 
 # --- stats ----------------------------------------------------------------------------------
@@ -246,7 +105,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
 
 def _moment(value: Optional[str], option: str) -> Optional[float]:
     """The same time syntax as ``logpipe search --from``: ISO 8601, now-1h, or an age (1h)."""
-    from indexer.search.cli import time_arg
+    from query.datemath import time_arg
 
     moment = time_arg(value, option, datetime.now(timezone.utc))
     return moment.timestamp() if moment else None
@@ -308,9 +167,10 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                rtype: Optional[str] = TypeOpt, since: Optional[str] = SinceOpt,
                until: Optional[str] = UntilOpt, count: Optional[int] = CountOpt) -> None:
     """Send dead letters through the pipeline again; remove those now stored."""
-    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
     from indexer.replay import replay
-    from indexer.sinks import open_sink
+    from store import open_sink
 
     dlq = _dlq(redis, prefix)
     pipeline = Pipeline(load_pipeline(config))

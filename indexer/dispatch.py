@@ -9,6 +9,7 @@ dead-letter queue (stage ``index``) with the last error, and the batch is forgot
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -18,9 +19,11 @@ from dataclasses import asdict
 from common.broker import Broker, Keys
 from common.errors import DecodeError
 from common.record import decode
+from common.retry import BATCH_RETRY, STORE_DOWN_RETRY
 from indexer import stats
 from indexer.dlq import DeadLetterQueue
 from indexer.jobs import JobSettings
+from indexer.results import FailureKind
 
 log = logging.getLogger("logpipe.dispatch")
 
@@ -45,10 +48,11 @@ class Dispatcher:
         self.batch_size = batch_size
         self.max_queued_jobs = max_queued_jobs
         self.max_attempts = max_attempts
+        self.retry_policy = dataclasses.replace(BATCH_RETRY, max_attempts=max_attempts)
         self.grace = grace
         self.job_timeout = job_timeout
         self.janitor_batch = janitor_batch
-        self.attempts_key = self.keys.prefix + ":batch-attempts"
+        self.attempts_key = self.keys.batch_attempts
         self._hostname = socket.gethostname()
 
     # -- moving work -------------------------------------------------------------------------
@@ -98,7 +102,7 @@ class Dispatcher:
             except NoSuchJobError:
                 job, status = None, None
             if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-                if self._in_queue(job.id) or now - claimed_at < 120:
+                if job is None or self._in_queue(job.id) or now - claimed_at < 120:
                     continue  # waiting for a worker (or just popped by one)
             elif status == JobStatus.STARTED and self._worker_alive(job):
                 continue
@@ -106,11 +110,12 @@ class Dispatcher:
                 continue
             error = _last_error(job) if job else "job missing (dispatcher or worker died)"
             # Waiting for a store that is down is not the batch's fault: retry it for as long as
-            # the outage lasts (backoff capped at a minute) without using up its attempts.
-            store_down = "StoreUnavailable" in error
+            # the outage lasts without using up its attempts.
+            store_down = job is not None and \
+                FailureKind.of_job(job) is FailureKind.STORE_UNAVAILABLE
             attempts = int(self.client.hincrby(self.attempts_key, batch_key,
                                                0 if store_down else 1))
-            if attempts > self.max_attempts:
+            if self.retry_policy.gives_up(attempts, 0.0):
                 self.dead_letter_batch(batch_key, f"gave up after {self.max_attempts} attempts: "
                                                   f"{error}")
                 result["dead_lettered_batches"] += 1
@@ -119,14 +124,14 @@ class Dispatcher:
                 log.warning("retrying batch=%s attempt=%d reason=%s", batch_key, attempts, error)
             if job is not None:
                 job.delete()
-            self.client.hset(self.attempts_key + ":due", batch_key,
-                             now + (30 if store_down else min(2 ** attempts, 60)))
+            wait = STORE_DOWN_RETRY.delay(1) if store_down else self.retry_policy.delay(attempts)
+            self.client.hset(self.keys.batch_due, batch_key, now + wait)
             self.enqueue(batch_key)
             result["requeued"] += 1
         return result
 
     def _due(self, batch_key: str, now: float) -> bool:
-        due = self.client.hget(self.attempts_key + ":due", batch_key)
+        due = self.client.hget(self.keys.batch_due, batch_key)
         return due is None or float(due) <= now
 
     def _in_queue(self, job_id: str) -> bool:
@@ -163,7 +168,7 @@ class Dispatcher:
             dlq.add(raw, rid, "index", reason, rtype)
         self.broker.finish_batch(batch_key)
         self.client.hdel(self.attempts_key, batch_key)
-        self.client.hdel(self.attempts_key + ":due", batch_key)
+        self.client.hdel(self.keys.batch_due, batch_key)
         log.error("dead-lettered batch=%s records=%d reason=%s", batch_key, len(items), reason)
         return len(items)
 

@@ -20,20 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from common.broker import Keys
+from common.broker import DLQ_ADD, Keys
 
 STAGES = ("decode", "parse", "index")
-
-# KEYS[1]=stream, KEYS[2]=ids hash, KEYS[3]=counts by stage; ARGV[1]=record id, ARGV[2]=stage,
-# ARGV[3..]=field/value pairs.
-_ADD = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return false end
-local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
-redis.call('HSET', KEYS[2], ARGV[1], entry)
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-return entry
-"""
-
 
 @dataclass
 class DeadLetter:
@@ -59,9 +48,9 @@ class DeadLetterQueue:
     def __init__(self, client, keys: Keys | None = None):
         self.client = client
         self.keys = keys or Keys()
-        self.ids_key = self.keys.dlq + ":ids"
-        self.counts_key = self.keys.dlq + ":stages"  # kept with every add/delete: O(1) stats
-        self._add = client.register_script(_ADD)
+        self.ids_key = self.keys.dlq_ids
+        self.counts_key = self.keys.dlq_stages  # kept with every add/delete: O(1) stats
+        self._add = client.register_script(DLQ_ADD)
 
     def add(self, raw: bytes | str, record_id: str, stage: str, reason: str,
             rtype: str = "", pipe=None) -> None:
@@ -115,10 +104,10 @@ class DeadLetterQueue:
         if not letters:
             return 0
         pipe = self.client.pipeline(transaction=True)
-        pipe.xdel(self.keys.dlq, *[l.entry_id for l in letters])
-        pipe.hdel(self.ids_key, *[l.record_id for l in letters])
+        pipe.xdel(self.keys.dlq, *[letter.entry_id for letter in letters])
+        pipe.hdel(self.ids_key, *[letter.record_id for letter in letters])
         for stage in STAGES:
-            n = sum(1 for l in letters if l.stage == stage)
+            n = sum(1 for letter in letters if letter.stage == stage)
             if n:
                 pipe.hincrby(self.counts_key, stage, -n)
         return int(pipe.execute()[0])

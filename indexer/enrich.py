@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from common.config import DateSpec, FieldEdits
+from indexer.pipeline_config import DateSpec, FieldEdits
 from common.errors import ConfigError
 
 # Keys the record owns; a capture with the same name is kept beside it as grok_<name>.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import time
 import weakref
 from dataclasses import dataclass
@@ -18,9 +17,11 @@ from dataclasses import dataclass
 from common.broker import Broker, Keys, connect
 from common.errors import DecodeError, LogpipeError, SinkError
 from common.record import decode
+from common.retry import store_write_policy
 from indexer import stats
 from indexer.dlq import DeadLetterQueue
-from indexer.sinks.base import Status
+from indexer.results import FAILURE_META, BatchResult, FailureKind
+from store.base import Status
 
 log = logging.getLogger("logpipe.indexer")
 
@@ -48,13 +49,14 @@ class JobSettings:
 # Per-process caches: a worker runs many jobs with the same settings.
 @functools.lru_cache(maxsize=None)
 def _sink(url: str):
-    from indexer.sinks import open_sink
+    from store import open_sink
     return open_sink(url)
 
 
 @functools.lru_cache(maxsize=None)
 def _pipeline(config_path: str | None):
-    from indexer.pipeline import Pipeline, load_pipeline
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
     return Pipeline(load_pipeline(config_path))
 
 
@@ -76,15 +78,32 @@ def _write(sink, events):
     return sink.write(events)
 
 
-def process_batch(batch_key: str, settings: dict) -> dict:
-    """RQ entry point. Returns the counts of what happened to the batch's records."""
+def process_batch(batch_key: str, settings: dict) -> BatchResult:
+    """RQ entry point. Returns what happened to the batch's records; on failure the job's meta
+    says what kind of failure it was (:class:`FailureKind`) before RQ records the error."""
     s = JobSettings(**settings)
     if s.redis_url:
         client = _client(s.redis_url)
     else:  # enqueued without a URL (no secret in the job): the worker's own connection
         from rq import get_current_job
         client = get_current_job().connection
-    return BatchProcessor(client, s).run(batch_key)
+    try:
+        return BatchProcessor(client, s).run(batch_key)
+    except StoreUnavailable:
+        _mark_failure(FailureKind.STORE_UNAVAILABLE)
+        raise
+    except SinkError:
+        _mark_failure(FailureKind.STORE_ERROR)
+        raise
+
+
+def _mark_failure(kind: FailureKind) -> None:
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None:
+        job.meta[FAILURE_META] = kind.value
+        job.save_meta()
 
 
 class BatchProcessor:
@@ -97,14 +116,14 @@ class BatchProcessor:
         self.sink = sink or _sink(settings.store_url)
         self.pipeline = pipeline or _pipeline(settings.config_path)
 
-    def run(self, batch_key: str) -> dict:
+    def run(self, batch_key: str) -> BatchResult:
         started = time.perf_counter()
         items = self.client.lrange(batch_key, 0, -1)
-        counts = {"records": len(items), "indexed": 0, "duplicate": 0, "dead_lettered": 0}
+        result = BatchResult(records=len(items))
         if not items:
             # Already finished by another attempt; make sure it is not tracked any more.
             self.broker.finish_batch(batch_key)
-            return counts
+            return result
         batch_id = Keys.batch_id(batch_key)
         events, sources = [], []
         for position, raw in enumerate(items):
@@ -112,18 +131,18 @@ class BatchProcessor:
                 record = decode(raw, f"{batch_id}:{position}")
             except DecodeError as exc:
                 self.dlq.add(raw, f"{batch_id}:{position}", "decode", str(exc))
-                counts["dead_lettered"] += 1
+                result.dead_lettered += 1
                 continue
             try:
                 event = self.pipeline.process(record)
             except Exception as exc:  # a bug or a bad config must not lose the record
                 self.dlq.add(raw, record.id, "parse", f"{type(exc).__name__}: {exc}", record.type)
-                counts["dead_lettered"] += 1
+                result.dead_lettered += 1
                 continue
             events.append(event)
             sources.append((raw, record.type))
         pending = list(range(len(events)))
-        delay, deadline = 0.5, time.monotonic() + self.settings.store_wait
+        backoff = store_write_policy(self.settings.store_wait).start()
         while pending:
             try:
                 outcomes = _write(self.sink, [events[i] for i in pending])
@@ -135,27 +154,23 @@ class BatchProcessor:
             retry = []
             if outcomes is not None:
                 for i, outcome in zip(pending, outcomes):
-                    if outcome.status is Status.INDEXED:
-                        counts["indexed"] += 1
-                    elif outcome.status is Status.DUPLICATE:
-                        counts["duplicate"] += 1
-                    elif outcome.status is Status.REJECTED:
-                        raw, rtype = sources[i]
-                        self.dlq.add(raw, events[i].id, "index", outcome.reason, rtype)
-                        counts["dead_lettered"] += 1
-                    else:
+                    if outcome.status is Status.RETRY:
                         retry.append(i)
                         reason = outcome.reason
+                        continue
+                    if outcome.status is Status.REJECTED:
+                        raw, rtype = sources[i]
+                        self.dlq.add(raw, events[i].id, "index", outcome.reason, rtype)
+                    result.count(outcome.status)
             else:
                 retry = pending
             pending = retry
             if pending:
-                if time.monotonic() >= deadline:
+                if backoff.exhausted():
                     raise StoreUnavailable(f"{len(pending)} records not stored after "
                                            f"{self.settings.store_wait:.0f}s: {reason}")
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
-        stats.record_out(self.client, self.keys, counts)
+                backoff.wait()
+        stats.record_out(self.client, self.keys, result.counts())
         self.broker.finish_batch(batch_key)
-        counts["seconds"] = round(time.perf_counter() - started, 6)
-        return counts
+        result.seconds = round(time.perf_counter() - started, 6)
+        return result

@@ -7,10 +7,10 @@ raise, and the caller dead-letters them with stage ``parse``.
 
 from __future__ import annotations
 
-from common.config import PipelineConfig, TypeConfig
 from common.record import Record
-from indexer.enrich import (RESERVED, apply_edits, received_datetime, timestamp_for)
-from indexer.sinks.base import Event
+from indexer.enrich import RESERVED, apply_edits, received_datetime, timestamp_for
+from indexer.pipeline_config import PipelineConfig, TypeConfig
+from store.base import Event
 
 
 class Pipeline:
@@ -63,9 +63,3 @@ class Pipeline:
         doc["tags"] = tags
         return Event(record.id, doc)
 
-
-def load_pipeline(config_path: str | None = None) -> PipelineConfig:
-    """The built-in types, overridden type by type by a user's file."""
-    from indexer import pipelines
-
-    return pipelines.load(config_path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from common.record import decode
 from indexer.dlq import DeadLetterQueue
-from indexer.sinks.base import Status
+from store.base import Status
 
 
 def replay(dlq: DeadLetterQueue, pipeline, sink, chunk: int = 500, **filters) -> dict:

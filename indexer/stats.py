@@ -19,12 +19,12 @@ WINDOW = 10
 def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None) -> None:
     now = int(time.time())
     pipe = client.pipeline(transaction=False)
-    key = keys.stats(f"rate:{direction}:{now}")
+    key = keys.rate(direction, now)
     pipe.incrby(key, n)
     pipe.expire(key, RATE_TTL)
     for name, value in (counters or {}).items():
         if value:
-            pipe.hincrby(keys.stats("counters"), name, value)
+            pipe.hincrby(keys.counters, name, value)
     pipe.execute()
 
 
@@ -42,12 +42,12 @@ def record_out(client, keys: Keys, counts: dict) -> None:
 
 def totals(client, keys: Keys) -> dict[str, int]:
     """Records claimed, indexed, duplicate and dead-lettered since the counters began."""
-    return {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+    return {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
 
 
 def rate(client, keys: Keys, direction: str, window: int = WINDOW) -> float:
     now = int(time.time())
-    names = [keys.stats(f"rate:{direction}:{t}") for t in range(now - window, now)]
+    names = [keys.rate(direction, t) for t in range(now - window, now)]
     return sum(int(v) for v in client.mget(names) if v) / window
 
 
@@ -80,7 +80,7 @@ def shippers(client, keys: Keys) -> list[dict]:
     """Figures the running shippers publish (every couple of seconds)."""
     now = time.time()
     found = []
-    for name, blob in client.hgetall(keys.stats("shippers")).items():
+    for name, blob in client.hgetall(keys.shippers).items():
         try:
             figures = orjson.loads(blob)
         except orjson.JSONDecodeError:

@@ -17,22 +17,20 @@ again after a crash) and memory holds at most one batch plus the inputs' small b
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 
 import orjson
 
-from common.broker import Keys, redact
+from common.broker import DEFAULT_PREFIX, Keys, redact
+from common.retry import SHIPPER_PUSH
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
 from shipper.sender import BrokerUnavailable, Sender
 from shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
-SHIPPERS_KEY = Keys().stats("shippers")  # host:status-file -> JSON figures, read by stats
 IDLE_MIN, IDLE_MAX = 0.005, 0.25
-BACKOFF_MIN, BACKOFF_MAX = 0.1, 30.0
 
 
 def _vm_hwm() -> int | None:
@@ -74,6 +72,10 @@ class Agent:
         self.log = log
         self.url = url
         self.key = key
+        self.retry_policy = SHIPPER_PUSH
+        # the figures `logpipe stats --prefix P` reads: host:status-file -> JSON
+        self.shippers_key = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX,
+                                 raw=key).shippers
         self.registry = Registry(config.registry, fsync=config.fsync, log=log)
         self.sender = Sender(url, key)
         self.ctx = Context(host=config.host, registry=self.registry, log=log, once=config.once)
@@ -227,7 +229,7 @@ class Agent:
     def _send(self, batch: Batch) -> bool:
         """Push until confirmed, then run the acks and save the registry. False: gave up
         (stopping while the broker is down; offsets were not moved)."""
-        delay = BACKOFF_MIN
+        backoff = self.retry_policy.start()
         while True:
             try:
                 if batch.values:
@@ -245,10 +247,7 @@ class Agent:
                     self.log.warning("gave_up_on_shutdown", held_lines=len(batch.values),
                                      effect="file lines are read again at the next start")
                     return False
-                self._sleep(delay * random.uniform(0.5, 1.5))
-                if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
-                    continue
-                delay = min(delay * 2, BACKOFF_MAX)
+                backoff.wait(self._sleep)
         self._confirmed(batch)
         return True
 
@@ -305,7 +304,7 @@ class Agent:
         })
         if self.broker_down_since is None:
             lag = sum(s.get("lag", 0) or 0 for s in sources)
-            self.sender.publish(SHIPPERS_KEY, f"{self.cfg.host}:{self._status_file}",
+            self.sender.publish(self.shippers_key, f"{self.cfg.host}:{self._status_file}",
                                 orjson.dumps({"host": self.cfg.host, "updated": time.time(),
                                               "lines": self.lines, "bytes": self.bytes,
                                               "lines_per_s": round(self.rates[0], 1),

@@ -45,6 +45,9 @@ def ship(
         None, "--redis", help="Broker URL (else $LOGPIPE_REDIS_URL, else the one `logpipe up` "
                               "started)."),
     list_key: Optional[str] = typer.Option(None, "--list", help="Raw list key [logpipe:raw]."),
+    prefix: Optional[str] = typer.Option(
+        None, "--prefix", help="Prefix of logpipe's own broker keys [logpipe] (the indexer's and "
+                               "`logpipe stats`' --prefix)."),
     rtype: Optional[str] = typer.Option(None, "--type", help="Record type, e.g. mail, syslog."),
     once: bool = typer.Option(False, "--once", help="Read to the end of the inputs and exit."),
     config: Optional[Path] = typer.Option(None, "--config", help="Shipper TOML config file."),
@@ -82,57 +85,29 @@ def ship(
     log_level: Optional[str] = typer.Option(None, "--log-level"),
 ) -> None:
     """Tail files, stdin or syslog and push one record per line onto the broker."""
-    from shipper.config import InputSpec, ShipperConfig, load_config, validate_input
-    from shipper.multiline import MultilineSpec
+    from shipper.config import ShipperFlags, config_from_flags
 
-    cfg = load_config(config) if config else ShipperConfig()
-    if registry:
-        cfg.registry = registry
-    cfg.registry = Path(cfg.registry or default_registry()).expanduser().absolute()
+    registry_path = Path(registry).expanduser().absolute() if registry else None
     if status:
+        from shipper.config import load_config
         from shipper.status import collect, render
-        render(collect(cfg.registry))
+
+        base = load_config(config).registry if config else None
+        render(collect(Path(registry_path or base or default_registry()).expanduser().absolute()))
         return
-    for name, value in (("redis", redis_url), ("list_key", list_key), ("host", host),
-                        ("batch_lines", batch_lines), ("batch_wait", batch_wait),
-                        ("high_water", high_water), ("low_water", low_water),
-                        ("status_interval", status_interval), ("log_level", log_level)):
-        if value is not None:
-            setattr(cfg, name, value)
-    if high_water is not None and low_water is None and high_water:
-        cfg.low_water = min(cfg.low_water, high_water // 2)
-    if no_fsync:
-        cfg.fsync = False
-    cfg.once = once
-    ml = None
-    if multiline_pattern:
-        ml = MultilineSpec(multiline_pattern, multiline_negate, multiline_match,
-                           timeout=multiline_timeout).validate("--multiline")
-    common = dict(type=rtype or "", fields=_fields(field), multiline=ml, keep_empty=keep_empty)
-    if max_bytes is not None:
-        common["max_bytes"] = max_bytes
-    paths = list(paths or [])
-    files = [p for p in paths if p != "-"]
-    if files:
-        spec = InputSpec(input="file", paths=files, exclude=list(exclude),
-                         where="command line", **common)
-        validate_input(spec)
-        cfg.inputs.append(spec)
-    if "-" in paths:
-        cfg.inputs.append(InputSpec(input="stdin", where="stdin", **common))
-    listen = [_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp] + \
-        [_addr(a, "tls") for a in syslog_tls]
-    if listen:
-        tls = dict(tls_cert=tls_cert or "", tls_key=tls_key or "",
-                   tls_client_ca=tls_client_ca or "")
-        cfg.inputs.append(InputSpec(input="syslog", listen=listen, where="--syslog",
-                                    **{**common, "type": rtype or "syslog"}, **tls))
-    if not cfg.inputs:
-        raise ConfigError("nothing to ship: give files or globs, '-' for stdin, --syslog-udp/"
-                          "--syslog-tcp, or --config FILE with [[input]] sections")
-    cfg.validate(str(config) if config else None)
-    if once and any(i.input == "syslog" for i in cfg.inputs):
-        raise ConfigError("--once cannot be used with a syslog listener (it never ends)")
+    cfg = config_from_flags(ShipperFlags(
+        paths=list(paths or []), config=config, registry=registry_path,
+        default_registry=default_registry(), redis=redis_url, list_key=list_key, prefix=prefix,
+        host=host, rtype=rtype, fields=_fields(field), exclude=list(exclude),
+        multiline_pattern=multiline_pattern, multiline_negate=multiline_negate,
+        multiline_match=multiline_match, multiline_timeout=multiline_timeout,
+        max_bytes=max_bytes, keep_empty=keep_empty,
+        listen=[_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp]
+        + [_addr(a, "tls") for a in syslog_tls],
+        tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+        batch_lines=batch_lines, batch_wait=batch_wait, high_water=high_water,
+        low_water=low_water, status_interval=status_interval, fsync=not no_fsync, once=once,
+        log_level=log_level))
 
     from common.broker import Keys
     from common.config import resolve_redis_url

@@ -6,6 +6,7 @@ r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for 
     redis = "/etc/logpipe/shipper.url"  # a 0600 URL file (`logpipe acl setup`), or a URL; a
                                         # file holding a password must be 0600 itself
     list = "logpipe:raw"
+    prefix = "logpipe"          # of logpipe's own keys: `logpipe stats --prefix` finds this agent
     registry = "/var/lib/logpipe/shipper-registry.json"
     host = "mail1"              # default: this machine's hostname
     batch_lines = 5000          # records per RPUSH batch
@@ -45,6 +46,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
+from typing import Any
 from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,6 +82,7 @@ class InputSpec:
 class ShipperConfig:
     redis: str | None = None
     list_key: str = ""
+    prefix: str = "logpipe"     # of logpipe's own broker keys (the shipper status hash)
     registry: Path | None = None
     host: str = ""
     batch_lines: int = 5000
@@ -104,14 +107,14 @@ class ShipperConfig:
         return self
 
 
-_SHIPPER_KEYS = {"redis", "list", "registry", "host", "batch_lines", "batch_wait", "high_water",
-                 "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level"}
+_SHIPPER_KEYS = {"redis", "list", "prefix", "registry", "host", "batch_lines", "batch_wait",
+                 "high_water", "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level"}
 _INPUT_KEYS = {f.name for f in dc_fields(InputSpec)} - {"where"}
 _ML_KEYS = {f.name for f in dc_fields(MultilineSpec)}
 
-_TYPES = {
-    "redis": str, "list": str, "registry": str, "host": str, "batch_lines": int,
-    "batch_wait": (int, float), "high_water": int, "low_water": int,
+_TYPES: dict[str, Any] = {
+    "redis": str, "list": str, "prefix": str, "registry": str, "host": str,
+    "batch_lines": int, "batch_wait": (int, float), "high_water": int, "low_water": int,
     "status_interval": (int, float), "shutdown_timeout": (int, float), "fsync": bool,
     "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),
@@ -133,7 +136,8 @@ class _Lines:
         """The line of ``key =`` in the ``nth`` ``[section]``/``[[section]]`` (``key=""``: the
         header itself); ``section=None``: anywhere."""
         key_re = re.compile(rf"^\s*{re.escape(key)}\s*=") if key else None
-        top, idx, counts = None, 0, {}
+        counts: dict[str, int] = {}
+        top, idx = None, 0
         for i, text in enumerate(self.lines, 1):
             m = self._HEADER.match(text)
             if m:
@@ -255,3 +259,86 @@ def validate_input(spec: InputSpec, src: str | None = None, line: int | None = N
     for name, value in spec.fields.items():
         if not isinstance(name, str):
             raise ConfigError(f"{where}: field names must be strings", src, line)
+
+
+@dataclass
+class ShipperFlags:
+    """The ``logpipe ship`` command line, as given (None: the flag was not used)."""
+
+    paths: list[str] = field(default_factory=list)
+    config: Path | None = None
+    registry: Path | None = None
+    default_registry: Path | None = None
+    redis: str | None = None
+    list_key: str | None = None
+    prefix: str | None = None
+    host: str | None = None
+    rtype: str | None = None
+    fields: dict = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    multiline_pattern: str | None = None
+    multiline_negate: bool = False
+    multiline_match: str = "after"
+    multiline_timeout: float = 5.0
+    max_bytes: int | None = None
+    keep_empty: bool = False
+    listen: list[str] = field(default_factory=list)
+    tls_cert: str | None = None       # for tls:// listeners
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    batch_lines: int | None = None
+    batch_wait: float | None = None
+    high_water: int | None = None
+    low_water: int | None = None
+    status_interval: float | None = None
+    fsync: bool = True
+    once: bool = False
+    log_level: str | None = None
+
+
+def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
+    """The agent's settings: the config file (if any), overridden by the flags that were given,
+    plus the inputs the command line names. Raises ConfigError with what to fix."""
+    import dataclasses
+
+    cfg = load_config(flags.config) if flags.config else ShipperConfig()
+    given = {name: getattr(flags, name) for name in (
+        "redis", "list_key", "prefix", "host", "batch_lines", "batch_wait", "high_water",
+        "low_water", "status_interval", "log_level")}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None},
+                              registry=Path(flags.registry or cfg.registry or flags.default_registry
+                                            or "registry.json").expanduser().absolute(),
+                              once=flags.once)
+    if flags.high_water is not None and flags.low_water is None and flags.high_water:
+        cfg.low_water = min(cfg.low_water, flags.high_water // 2)
+    if not flags.fsync:
+        cfg.fsync = False
+    ml = None
+    if flags.multiline_pattern:
+        ml = MultilineSpec(flags.multiline_pattern, flags.multiline_negate,
+                           flags.multiline_match,
+                           timeout=flags.multiline_timeout).validate("--multiline")
+    common: dict[str, Any] = dict(type=flags.rtype or "", fields=flags.fields, multiline=ml,
+                                  keep_empty=flags.keep_empty)
+    if flags.max_bytes is not None:
+        common["max_bytes"] = flags.max_bytes
+    files = [p for p in flags.paths if p != "-"]
+    if files:
+        spec = InputSpec(input="file", paths=files, exclude=list(flags.exclude),
+                         where="command line", **common)
+        validate_input(spec)
+        cfg.inputs.append(spec)
+    if "-" in flags.paths:
+        cfg.inputs.append(InputSpec(input="stdin", where="stdin", **common))
+    if flags.listen:
+        tls = dict(tls_cert=flags.tls_cert or "", tls_key=flags.tls_key or "",
+                   tls_client_ca=flags.tls_client_ca or "")
+        cfg.inputs.append(InputSpec(input="syslog", listen=list(flags.listen), where="--syslog",
+                                    **{**common, "type": flags.rtype or "syslog"}, **tls))
+    if not cfg.inputs:
+        raise ConfigError("nothing to ship: give files or globs, '-' for stdin, --syslog-udp/"
+                          "--syslog-tcp, or --config FILE with [[input]] sections")
+    cfg.validate(str(flags.config) if flags.config else None)
+    if flags.once and any(i.input == "syslog" for i in cfg.inputs):
+        raise ConfigError("--once cannot be used with a syslog listener (it never ends)")
+    return cfg

@@ -17,7 +17,7 @@ from __future__ import annotations
 import redis
 
 from common.broker import connect, redact
-from common.broker_tls import tls_failure
+from common.broker.tls import tls_failure
 from common.errors import BrokerError
 
 _BULK = b"$%d\r\n%s\r\n"

@@ -36,6 +36,17 @@ def test_keys_follow_the_prefix_and_the_raw_list_name():
     assert Keys.batch_id(keys.batch("abc")) == "abc"
 
 
+def test_every_key_of_logpipe_is_built_from_the_prefix():
+    keys = Keys(prefix="mail", raw="filebeat")
+    names = [keys.batches, keys.batch("x"), keys.batch_attempts, keys.batch_due, keys.dlq,
+             keys.dlq_ids, keys.dlq_stages, keys.counters, keys.shippers, keys.rate("in", 7),
+             keys.stats("anything")]
+    assert all(name.startswith("mail:") for name in names), names
+    assert len(set(names)) == len(names)
+    assert (keys.batch_due, keys.dlq_ids, keys.rate("out", 12)) == \
+        ("mail:batch-attempts:due", "mail:dlq:ids", "mail:stats:rate:out:12")
+
+
 def test_acl_user_url_ships_with_least_privilege(redis_client, redis_url, tmp_path):
     """A shipper may run as an ACL user allowed to push to the raw list and nothing else."""
     redis_client.execute_command("ACL", "SETUSER", "shipper", "on", ">s3cret", "resetkeys",

@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.config import DateSpec, FieldEdits
+from indexer.pipeline_config import DateSpec, FieldEdits
 from indexer.enrich import (apply_edits, format_timestamp, joda_to_strptime, parse_syslog_time,
                             parse_time, timestamp_for, zone)
 

@@ -10,7 +10,7 @@ from common.errors import GrokError
 from indexer.grok.compiler import compile_grok, required_literals, split_pieces
 from indexer.grok.library import Library, parse_pattern_text
 from indexer.grok.matcher import Matcher, matcher_for
-from common.config import TypeConfig
+from indexer.pipeline_config import TypeConfig
 
 
 def test_named_and_unnamed_references_and_types():

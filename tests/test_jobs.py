@@ -6,13 +6,13 @@ import orjson
 import pytest
 
 from common.broker import Broker, Keys
-from common.config import PipelineConfig, TypeConfig
+from indexer.pipeline_config import PipelineConfig, TypeConfig
 from common.record import Record, encode, record_id
 from indexer.dlq import DeadLetterQueue
 from indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable
 from indexer.pipeline import Pipeline
 from indexer.replay import replay
-from indexer.sinks.base import Outcome, Status
+from store.base import Outcome, Status
 
 
 class ScriptedSink:
@@ -70,8 +70,8 @@ def test_batch_is_indexed_then_forgotten(setup):
     key = claim(client, [encode(r) for r in records])
     sink = ScriptedSink()
     counts = BatchProcessor(client, settings, sink, pipeline).run(key)
-    assert counts.pop("seconds") > 0
-    assert counts == {"records": 5, "indexed": 5, "duplicate": 0, "dead_lettered": 0}
+    assert counts.seconds > 0
+    assert counts.counts() == {"records": 5, "indexed": 5, "duplicate": 0, "dead_lettered": 0}
     assert set(sink.docs) == {r.id for r in records}
     assert sink.docs[records[2].id]["message"] == "line 2"
     assert sink.docs[records[2].id]["@timestamp"] == "2025-11-28T00:00:02.000Z"
@@ -88,7 +88,7 @@ def test_processing_a_batch_twice_is_harmless(setup):
     # A worker died after the store confirmed but before the key was deleted: same items again.
     client.rpush(key, *items)
     counts = BatchProcessor(client, settings, sink, pipeline).run(key)
-    assert counts["duplicate"] == 3 and counts["indexed"] == 0
+    assert counts.duplicate == 3 and counts.indexed == 0
     assert len(sink.docs) == 3
 
 
@@ -98,8 +98,7 @@ def test_undecodable_and_rejected_records_go_to_the_dlq_once(setup):
     key = claim(client, [encode(good[0]), b"\xff\xfebroken", encode(good[1]), encode(good[2])])
     sink = ScriptedSink(reject={good[1].id})
     counts = BatchProcessor(client, settings, sink, pipeline).run(key)
-    counts.pop("seconds")
-    assert counts == {"records": 4, "indexed": 2, "duplicate": 0, "dead_lettered": 2}
+    assert counts.counts() == {"records": 4, "indexed": 2, "duplicate": 0, "dead_lettered": 2}
     letters = list(DeadLetterQueue(client).iter())
     assert sorted(l.stage for l in letters) == ["decode", "index"]
     index_letter = next(l for l in letters if l.stage == "index")
@@ -117,7 +116,7 @@ def test_store_down_waits_then_succeeds(setup):
     key = claim(client, [encode(r) for r in make_records(4)])
     sink = ScriptedSink(down=2)
     counts = BatchProcessor(client, settings, sink, pipeline).run(key)
-    assert counts["indexed"] == 4 and sink.calls == 3
+    assert counts.indexed == 4 and sink.calls == 3
     assert not client.exists(key)
 
 

@@ -10,10 +10,16 @@ import tomllib
 import pytest
 from typer.testing import CliRunner
 
-from common.config import load_pipeline, parse_pipeline
+from indexer.pipeline_config import parse_pipeline, read_pipeline
 from indexer.grok.matcher import Matcher
-from indexer.logstash_import import (app, convert, import_file, parse_logstash, toml_dumps,
-                                     toml_string)
+from indexer.logstash_import import (
+    app,
+    convert,
+    import_file,
+    parse_logstash,
+    toml_dumps,
+    toml_string,
+)
 from tests.conftest import corpus_file, seed_file
 
 
@@ -81,7 +87,7 @@ def test_seed_patterns_user_unknown_ruleset_and_mailscanner(seed_matcher):
 
 
 def test_seed_patterns_on_generated_dovecot_and_milter_lines(seed_matcher):
-    from common.loggen import generate
+    from services.loggen import generate
     seen = set()
     for line in generate("mail", 3000, seed=7):
         caps, tags = seed_matcher.match(line)
@@ -156,7 +162,7 @@ def test_cli_writes_file_and_reports(tmp_path):
     out = tmp_path / "mail.toml"
     r = CliRunner().invoke(app, [str(seed_file("logstash-maillog.conf")), "-o", str(out)])
     assert r.exit_code == 0, r.output
-    assert len(load_pipeline(out).types["mail"].patterns) == 11
+    assert len(read_pipeline(out).types["mail"].patterns) == 11
     assert "skipped" in r.output        # notes go to stderr (mixed in by CliRunner)
 
 

@@ -3,7 +3,8 @@
 from datetime import datetime, timezone
 
 from common.record import Record
-from indexer.pipeline import Pipeline, load_pipeline
+from indexer.pipeline import Pipeline
+from indexer.pipeline_config import load_pipeline
 
 RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
 

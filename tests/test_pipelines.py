@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from indexer.grok.matcher import matcher_for
-from indexer.pipelines import builtin_pipeline, load
+from indexer.pipeline_config import builtin_pipeline
+from indexer.pipeline_config import load_pipeline as load
 from tests.conftest import corpus_file
 
 

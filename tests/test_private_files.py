@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from common.broker import redact
-from common.broker_tls import check_tls_options
+from common.broker.tls import check_tls_options
 from common.errors import ConfigError
 from common.listen import exposure_warning, is_loopback
 from common.private import check_private, private_dir, read_secret, write_private

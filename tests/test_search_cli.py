@@ -1,4 +1,4 @@
-"""``logpipe search / trace / prune`` through the root command (indexer/search/cli.py)."""
+"""``logpipe search / trace / prune`` through the root command (search/cli.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from common.cli import main
-from indexer.search import render
-from indexer.search.cli import store_url
-from indexer.sinks.base import Event, SearchRequest
-from indexer.sinks.sqlite import SqliteSink
+from search import render
+from search.cli import store_url
+from store.base import Event, SearchRequest
+from store.sqlite import SqliteSink
 
 
 def _events():

@@ -1,4 +1,4 @@
-"""Lucene query parsing and its translations (indexer/search/query.py)."""
+"""Lucene query parsing and its translations (query/ and the stores' readers)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 import pytest
 
 from common.errors import QueryError
-from indexer.search import query as Q
+from query import analyzer, datemath, lucene, tree
+from store.elasticsearch import reader as es_reader
+from store.sqlite import reader as sql_reader
 
 NOW = datetime(2026, 11, 28, 10, 30, 0, tzinfo=timezone.utc)
 
@@ -32,11 +34,11 @@ def ms(*args) -> int:
     ("", []),
 ])
 def test_analyze_follows_the_standard_analyzer(text, tokens):
-    assert Q.analyze(text) == tokens
+    assert analyzer.analyze(text) == tokens
 
 
 def test_long_tokens_are_split_at_255_characters():
-    assert Q.analyze("a" * 600) == ["a" * 255, "a" * 255, "a" * 90]
+    assert analyzer.analyze("a" * 600) == ["a" * 255, "a" * 255, "a" * 90]
 
 
 @pytest.mark.parametrize("text", [
@@ -45,14 +47,14 @@ def test_long_tokens_are_split_at_255_characters():
     "mixed ünïcode: café.bar 1.2", "a" * 300 + " b",
 ])
 def test_fts_text_yields_the_analyzer_tokens_through_the_fts5_tokenizer(text):
-    from indexer.sinks.sqlite import _FTS_TOKENIZE
+    from store.sqlite.schema import FTS_TOKENIZE as _FTS_TOKENIZE
 
     db = sqlite3.connect(":memory:")
     db.execute(f'CREATE VIRTUAL TABLE f USING fts5(body, tokenize="{_FTS_TOKENIZE}")')
     db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(f, 'instance')")
-    db.execute("INSERT INTO f(rowid, body) VALUES (1, ?)", (Q.fts_text(text),))
+    db.execute("INSERT INTO f(rowid, body) VALUES (1, ?)", (analyzer.fts_text(text),))
     stored = [t for (t,) in db.execute("SELECT term FROM v ORDER BY offset") if t.strip("_")]
-    assert stored == Q.analyze(text)
+    assert stored == analyzer.analyze(text)
 
 
 # ------------------------------------------------------------------ parsing and errors
@@ -65,7 +67,7 @@ def test_fts_text_yields_the_analyzer_tokens_through_the_fts5_tokenizer(text):
 ])
 def test_syntax_errors_carry_the_position(query, position):
     with pytest.raises(QueryError) as err:
-        Q.parse(query)
+        lucene.parse(query)
     assert err.value.position == position
     assert err.value.query == query
     assert "^" in str(err.value) and f"position {position}" in str(err.value)
@@ -79,57 +81,57 @@ def test_syntax_errors_carry_the_position(query, position):
 ])
 def test_unsupported_syntax_is_a_clear_error(query, what):
     with pytest.raises(QueryError) as err:
-        Q.compile_query(query, NOW)
+        lucene.compile_query(query, NOW)
     assert what in str(err.value)
 
 
 def test_empty_query_means_everything():
-    assert Q.compile_query("", NOW) == Q.All()
-    assert Q.compile_query("*", NOW) == Q.All()
-    assert Q.compile_query("*:*", NOW) == Q.All()
+    assert lucene.compile_query("", NOW) == tree.All()
+    assert lucene.compile_query("*", NOW) == tree.All()
+    assert lucene.compile_query("*:*", NOW) == tree.All()
 
 
 # ------------------------------------------------------------------ the intermediate form
 
 def test_implicit_operator_is_and_and_prefixes_work():
-    assert Q.compile_query("a b -c +d", NOW) == Q.And((
-        Q.Text(("a",), "a"), Q.Text(("b",), "b"), Q.Not(Q.Text(("c",), "c")),
-        Q.Text(("d",), "d")))
+    assert lucene.compile_query("a b -c +d", NOW) == tree.And((
+        tree.Text(("a",), "a"), tree.Text(("b",), "b"), tree.Not(tree.Text(("c",), "c")),
+        tree.Text(("d",), "d")))
 
 
 def test_field_groups_apply_the_field_to_each_value():
-    assert Q.compile_query("program:(sendmail OR postfix*)", NOW) == Q.Or((
-        Q.Term("program", "sendmail"),
-        Q.Wildcard("program", Q.Pattern((("lit", "postfix"), ("*",))))))
+    assert lucene.compile_query("program:(sendmail OR postfix*)", NOW) == tree.Or((
+        tree.Term("program", "sendmail"),
+        tree.Wildcard("program", tree.Pattern((("lit", "postfix"), ("*",))))))
 
 
 def test_escapes_are_literal_and_star_alone_means_exists():
-    assert Q.compile_query(r"qid:a\*b", NOW) == Q.Term("qid", "a*b")
-    assert Q.compile_query(r"relay:mx\:1", NOW) == Q.Term("relay", "mx:1")
-    assert Q.compile_query("relay:*", NOW) == Q.Exists("relay")
-    assert Q.compile_query("_exists_:relay", NOW) == Q.Exists("relay")
-    assert Q.compile_query("size:[* TO *]", NOW) == Q.Exists("size")
+    assert lucene.compile_query(r"qid:a\*b", NOW) == tree.Term("qid", "a*b")
+    assert lucene.compile_query(r"relay:mx\:1", NOW) == tree.Term("relay", "mx:1")
+    assert lucene.compile_query("relay:*", NOW) == tree.Exists("relay")
+    assert lucene.compile_query("_exists_:relay", NOW) == tree.Exists("relay")
+    assert lucene.compile_query("size:[* TO *]", NOW) == tree.Exists("size")
 
 
 def test_phrases_on_keyword_fields_are_exact_values():
-    assert Q.compile_query('from:"<a b@c>"', NOW) == Q.Term("from", "<a b@c>")
+    assert lucene.compile_query('from:"<a b@c>"', NOW) == tree.Term("from", "<a b@c>")
 
 
 def test_words_split_by_the_analyzer_become_a_phrase():
-    assert Q.compile_query("user@example.com", NOW) == \
-        Q.Text(("user", "example.com"), "user@example.com")
-    assert Q.compile_query("message:=", NOW) == Q.Nothing()
+    assert lucene.compile_query("user@example.com", NOW) == \
+        tree.Text(("user", "example.com"), "user@example.com")
+    assert lucene.compile_query("message:=", NOW) == tree.Nothing()
 
 
 def test_time_values_cover_their_whole_period():
-    assert Q.compile_query("@timestamp:2026-11-28", NOW) == \
-        Q.TimeRange(ms(2026, 11, 28), ms(2026, 11, 29))
-    assert Q.compile_query("@timestamp:[* TO 2026-11-28]", NOW) == \
-        Q.TimeRange(None, ms(2026, 11, 29))
-    assert Q.compile_query("@timestamp:{2026-11-28T10:00 TO now}", NOW) == \
-        Q.TimeRange(ms(2026, 11, 28, 10, 1), ms(2026, 11, 28, 10, 30))
-    assert Q.compile_query('@timestamp:>="2026-11-28T10:00:00+02:00"', NOW) == \
-        Q.TimeRange(ms(2026, 11, 28, 8), None)
+    assert lucene.compile_query("@timestamp:2026-11-28", NOW) == \
+        tree.TimeRange(ms(2026, 11, 28), ms(2026, 11, 29))
+    assert lucene.compile_query("@timestamp:[* TO 2026-11-28]", NOW) == \
+        tree.TimeRange(None, ms(2026, 11, 29))
+    assert lucene.compile_query("@timestamp:{2026-11-28T10:00 TO now}", NOW) == \
+        tree.TimeRange(ms(2026, 11, 28, 10, 1), ms(2026, 11, 28, 10, 30))
+    assert lucene.compile_query('@timestamp:>="2026-11-28T10:00:00+02:00"', NOW) == \
+        tree.TimeRange(ms(2026, 11, 28, 8), None)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -140,33 +142,33 @@ def test_time_values_cover_their_whole_period():
     ("2026-11-28 10:00", datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)),
 ])
 def test_parse_time(text, expected):
-    assert Q.parse_time(text, NOW) == expected
+    assert datemath.parse_time(text, NOW) == expected
 
 
 def test_intervals_and_durations():
-    assert Q.parse_interval("1m") == 60_000
-    assert Q.parse_interval("1w") == 7 * 86_400_000
-    assert Q.es_interval(7 * 86_400_000) == "7d" and Q.es_interval(90_000) == "90s"
-    assert Q.parse_duration("30d").days == 30
+    assert datemath.parse_interval("1m") == 60_000
+    assert datemath.parse_interval("1w") == 7 * 86_400_000
+    assert es_reader.es_interval(7 * 86_400_000) == "7d" and es_reader.es_interval(90_000) == "90s"
+    assert datemath.parse_duration("30d").days == 30
     for bad in ("", "10", "1y", "0h", "h1"):
         with pytest.raises(QueryError):
-            Q.parse_interval(bad)
+            datemath.parse_interval(bad)
 
 
 # ------------------------------------------------------------------ Elasticsearch DSL
 
 def test_to_es():
-    assert Q.to_es("program:sendmail AND qid:r4F*", NOW) == {"bool": {"filter": [
+    assert es_reader.to_es("program:sendmail AND qid:r4F*", NOW) == {"bool": {"filter": [
         {"match": {"program": {"query": "sendmail", "lenient": True}}},
         {"wildcard": {"qid": {"value": "r4F*"}}}]}}
-    assert Q.to_es("size:{1000 TO *]", NOW) == {"range": {"size": {"gt": 1000}}}
-    assert Q.to_es('NOT "User unknown"', NOW) == {"bool": {"must_not": [
+    assert es_reader.to_es("size:{1000 TO *]", NOW) == {"range": {"size": {"gt": 1000}}}
+    assert es_reader.to_es('NOT "User unknown"', NOW) == {"bool": {"must_not": [
         {"match_phrase": {"message": {"query": "User unknown"}}}]}}
-    assert Q.to_es("a OR _id:x1", NOW) == {"bool": {"should": [
+    assert es_reader.to_es("a OR _id:x1", NOW) == {"bool": {"should": [
         {"match_phrase": {"message": {"query": "a"}}}, {"ids": {"values": ["x1"]}}],
         "minimum_should_match": 1}}
-    assert Q.to_es(r"qid:a\*b?", NOW) == {"wildcard": {"qid": {"value": r"a\*b?"}}}
-    assert Q.to_es("Sen*", NOW) == {"wildcard": {"message": {"value": "sen*"}}}
+    assert es_reader.to_es(r"qid:a\*b?", NOW) == {"wildcard": {"qid": {"value": r"a\*b?"}}}
+    assert es_reader.to_es("Sen*", NOW) == {"wildcard": {"message": {"value": "sen*"}}}
 
 
 # ------------------------------------------------------------------ SQL
@@ -185,7 +187,7 @@ HOSTILE = [
 @pytest.mark.parametrize("query", HOSTILE)
 def test_nothing_a_query_says_reaches_the_sql_text(query):
     try:
-        sql, params = Q.to_sql(query, NOW)
+        sql, params = sql_reader.to_sql(query, NOW)
     except QueryError:
         return  # refused outright is fine too
     for bad in ("DROP", "DELETE", "evil", "x')", "--", "1'", "9;"):
@@ -195,8 +197,8 @@ def test_nothing_a_query_says_reaches_the_sql_text(query):
 
 
 def test_hostile_queries_are_harmless_on_a_real_store():
-    from indexer.sinks.base import Event, SearchRequest
-    from indexer.sinks.sqlite import SqliteSink
+    from store.base import Event, SearchRequest
+    from store.sqlite import SqliteSink
 
     sink = SqliteSink("sqlite:///:memory:")
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "hi",
@@ -212,10 +214,10 @@ def test_hostile_queries_are_harmless_on_a_real_store():
 
 
 def test_to_sql_uses_columns_for_promoted_fields_and_bound_paths_otherwise():
-    sql, params = Q.to_sql("host:mail1 AND relay:localhost", NOW)
+    sql, params = sql_reader.to_sql("host:mail1 AND relay:localhost", NOW)
     assert "events.host = ?" in sql and "json_each(events.doc, ?)" in sql
     assert params == ["mail1", '$."relay"', "localhost"]
-    sql, params = Q.to_sql("qid:r4F*", NOW)
+    sql, params = sql_reader.to_sql("qid:r4F*", NOW)
     assert params == ["r4F", "r4G", "r4F*"]
-    sql, params = Q.to_sql("@timestamp:2026-11-28", NOW)
+    sql, params = sql_reader.to_sql("@timestamp:2026-11-28", NOW)
     assert params == [ms(2026, 11, 28), ms(2026, 11, 29)]

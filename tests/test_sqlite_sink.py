@@ -1,4 +1,4 @@
-"""The embedded store (indexer/sinks/sqlite.py)."""
+"""The embedded store (store/sqlite/)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 import pytest
 
 from common.errors import ConfigError, QueryError, SinkError
-from indexer.sinks import open_sink
-from indexer.sinks.base import Event, SearchRequest, Status
-from indexer.sinks.sqlite import SqliteSink, parse_url, timestamp_ms
+from query import datemath
+from store import open_sink
+from store.base import Event, SearchRequest, Status
+from store.sqlite import SqliteSink, parse_url, timestamp_ms
 
 
 def ev(i: int, minute: int | None = None, **fields) -> Event:
@@ -135,17 +136,16 @@ def test_histogram_fills_empty_buckets(store):
 @pytest.mark.parametrize("interval", ["1m", "3m", "1h"])
 def test_histogram_by_index_ranges_equals_group_by(store, query, interval):
     """Both ways of counting buckets give the same buckets (floored, gaps filled)."""
-    from indexer.sinks import sqlite as S
 
     store.write([ev(i, minute=(i * 7) % 60) for i in range(40)])
     request = SearchRequest(query=query)
-    step = S.Q.parse_interval(interval)
+    step = datemath.parse_interval(interval)
     where, params = store._where(request)
     by_range = store._histogram_by_range(where, params, step)
     rows = store._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, count(*) FROM events "
                       f"WHERE {where} AND events.ts IS NOT NULL GROUP BY b ORDER BY b",
                       [step, step, step] + params)
-    assert by_range == S.Q.fill_buckets(rows, step) == store.histogram(request, interval)
+    assert by_range == datemath.fill_buckets(rows, step) == store.histogram(request, interval)
     assert sum(n for _, n in by_range) == store.count(request)
 
 
@@ -161,7 +161,7 @@ def test_histogram_buckets_floor_before_1970(store):
 def test_a_big_write_with_repeats_in_several_chunks(store):
     """A write larger than the preparation chunk: rows and their full text stay paired when
     repeats (already stored, or twice in the batch) and rejects are spread over the chunks."""
-    from indexer.sinks import sqlite as S
+    from store.sqlite import writer as S
 
     n = 3 * S._PIPE_CHUNK + 17
     store.write([ev(i, i % 60) for i in range(0, n, 5)])  # every fifth is already there
@@ -308,7 +308,7 @@ def _mark(path: str) -> int:
 
 @pytest.fixture
 def no_background_refresh(monkeypatch):
-    from indexer.sinks import sqlite as S
+    from store.sqlite import writer as S
 
     monkeypatch.setattr(S, "_REFRESH_S", 1e9)
 
@@ -334,7 +334,7 @@ def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(store,
 
 
 def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(store, monkeypatch):
-    from indexer.sinks import sqlite as S
+    from store.sqlite import writer as S
 
     monkeypatch.setattr(S, "_REFRESH_S", 0.0)
     monkeypatch.setattr(S, "_REFRESH_ROWS", 4)

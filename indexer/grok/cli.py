@@ -64,7 +64,7 @@ def build_matcher(pattern: list[str] | None, pattern_file: str | None,
     if patterns:
         defs: dict[str, str] = {}
         if config and type_:
-            from indexer.pipelines import load
+            from indexer.pipeline_config import load_pipeline as load
             tc = load(config).types.get(type_)
             if tc:
                 defs, dirs = dict(tc.pattern_definitions), list(tc.patterns_dir) + dirs
@@ -74,7 +74,7 @@ def build_matcher(pattern: list[str] | None, pattern_file: str | None,
             raise ConfigError("--config needs --type to say which type's patterns to use")
         raise ConfigError("no patterns: give --pattern, --pattern-file, or --type "
                           "(syslog, mail, apache, sshd or a type of --config)")
-    from indexer.pipelines import load
+    from indexer.pipeline_config import load_pipeline as load
     cfg = load(config)
     tc = cfg.types.get(type_)
     if tc is None:
@@ -104,7 +104,8 @@ def _lines(input_: str) -> Iterator[str]:
 
 _PATTERN_OPT = typer.Option(None, "--pattern", "-p", help="A grok expression (repeatable; tried in order).")
 _FILE_OPT = typer.Option(None, "--pattern-file", "-f", help="File with one grok expression per line.")
-_DIR_OPT = typer.Option(None, "--patterns-dir", "-d", help="Directory (or file) of Logstash-format pattern definitions (repeatable).")
+_DIR_OPT = typer.Option(None, "--patterns-dir", "-d", help="Directory (or file) of Logstash-format "
+                        "pattern definitions (repeatable).")
 _CONFIG_OPT = typer.Option(None, "--config", "-c", help="A pipeline config (TOML) whose --type to use.")
 _TYPE_OPT = typer.Option(None, "--type", "-t", help="Use this type's patterns (built-in: syslog, mail, apache, sshd).")
 _INPUT_ARG = typer.Argument("-", help="Input file, or - for stdin.")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from common.private import write_private
-from common.services.valkey import ServerTls, ValkeyServer, debian_redis_server
+from services.valkey import ServerTls, ValkeyServer, debian_redis_server
 from tests.fixtures.secrets import register_secret
 from tests.support.mail import logpipe
 from tests.support.tls import TestCA

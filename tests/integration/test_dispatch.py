@@ -37,8 +37,8 @@ def test_batches_become_jobs_and_documents(redis_url, tmp_path):
     assert Queue("logpipe", connection=client).count == 3
     work(redis_url)
     assert dispatcher.idle()
-    from indexer.sinks import open_sink
-    from indexer.sinks.base import SearchRequest
+    from store import open_sink
+    from store.base import SearchRequest
     assert open_sink(store).search(SearchRequest(limit=1)).total == 250
 
 
@@ -82,7 +82,7 @@ def test_a_burst_into_the_embedded_store_ends_fully_searchable(redis_url, tmp_pa
     """Writes defer the full-text index; an idle indexer (here: the end of a burst) catches up."""
     import sqlite3
 
-    from indexer.sinks.sqlite import _MARK_SQL
+    from store.sqlite.schema import MARK_SQL as _MARK_SQL
     from tests.support.mail import logpipe
 
     client = connect(redis_url)
@@ -111,3 +111,32 @@ def test_records_stay_on_the_raw_list_while_batches_pile_up(redis_url, tmp_path)
     Queue("logpipe", connection=client).empty()
     assert dispatcher.dispatch_once() == 0
     assert client.llen(Keys().raw) == 600
+
+
+def test_a_store_outage_crosses_rq_as_a_type_and_spends_no_attempts(redis_url):
+    """The job says *why* it failed (FailureKind in its meta, not a word in an error text): a
+    store that is down is retried later without using up the batch's attempts."""
+    import socket
+
+    from rq.job import Job
+
+    from indexer.dispatch import job_id_for
+    from indexer.results import FailureKind
+
+    with socket.socket() as s:  # a port nothing listens on: the store is down
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    client = connect(redis_url)
+    client.rpush(Keys().raw, *records(10))
+    settings = JobSettings(redis_url=redis_url, store_url=down, store_wait=0.5)
+    dispatcher = Dispatcher(client, settings, max_attempts=1, grace=0)
+    assert dispatcher.dispatch_once() == 10
+    work(redis_url)
+    (batch_key,) = [k.decode() for k in client.zrange(Keys().batches, 0, -1)]
+    job = Job.fetch(job_id_for(batch_key), connection=client)
+    assert FailureKind.of_job(job) is FailureKind.STORE_UNAVAILABLE
+    before = time.time()
+    assert dispatcher.janitor() == {"requeued": 1, "dead_lettered_batches": 0}
+    assert int(client.hget(Keys().batch_attempts, batch_key) or 0) == 0
+    assert float(client.hget(Keys().batch_due, batch_key)) >= before + 29
+    assert client.llen(batch_key) == 10 and not list(DeadLetterQueue(client).iter())

@@ -152,3 +152,31 @@ def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
     finally:
         shipper.terminate()
         shipper.wait(10)
+
+
+def test_stats_with_a_prefix_sees_a_shipper_started_with_that_prefix(redis_url, tmp_path):
+    """``logpipe ship --prefix X`` publishes its figures under X's keys, where ``logpipe stats
+    --prefix X`` reads them (the shipper once wrote under the default prefix whatever it was
+    given, so stats with a prefix never saw any shipper)."""
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"Nov 28 10:00:{i:02d} web2 app[1]: line {i}\n" for i in range(25)))
+    shipper = subprocess.Popen([sys.executable, "-m", "common.cli", "ship", "--redis", redis_url,
+                                "--prefix", "team7", "--host", "web2", "--registry",
+                                str(tmp_path / "reg.json"), str(log)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        mine = []
+        while time.monotonic() < deadline and not mine:
+            run = logpipe("stats", "--redis", redis_url, "--prefix", "team7", "--json")
+            assert run.returncode == 0, run.stderr
+            mine = [s for s in json.loads(run.stdout)["shippers"]
+                    if s["host"] == "web2" and s["lines"] == 25]
+            time.sleep(0.5)
+        assert mine, "logpipe stats --prefix team7 never saw the shipper started with it"
+        assert connect(redis_url).hlen(Keys(prefix="team7").shippers) >= 1
+        default = json.loads(logpipe("stats", "--redis", redis_url, "--json").stdout)
+        assert not [s for s in default["shippers"] if s["host"] == "web2"]
+    finally:
+        shipper.terminate()
+        shipper.wait(10)

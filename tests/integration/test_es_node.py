@@ -106,7 +106,7 @@ def test_bulk_create_then_conflict(es_client):
         {"version_conflict_engine_exception"}
     assert es_client.count(index=INDEX)["count"] == 24
 
-    # raw NDJSON through perform_request, as indexer/sinks/elasticsearch.py sends it
+    # raw NDJSON through perform_request, as store/elasticsearch/writer.py sends it
     body = b'{"create":{"_index":"%s","_id":"ev-00"}}\n{"host":"x","@timestamp":"2026-11-28T00:00:00Z"}\n' \
         % INDEX.encode()
     raw = es_client.perform_request("POST", "/_bulk", body=body, headers={

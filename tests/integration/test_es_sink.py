@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from indexer.sinks import open_sink
-from indexer.sinks.base import Event, SearchRequest, Status
+from store import open_sink
+from store.base import Event, SearchRequest, Status
 
 pytestmark = pytest.mark.integration
 

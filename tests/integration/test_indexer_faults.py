@@ -16,8 +16,8 @@ import time
 import pytest
 
 from common.broker import Keys, connect
-from common.services.elasticsearch import ElasticsearchNode
 from indexer.dlq import DeadLetterQueue
+from services.elasticsearch import ElasticsearchNode
 from tests.support.mail import mail_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

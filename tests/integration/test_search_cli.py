@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from indexer.sinks.base import Event
-from indexer.sinks.sqlite import SqliteSink
+from store.base import Event
+from store.sqlite import SqliteSink
 
 LOGPIPE = str(Path(sys.executable).with_name("logpipe"))
 EVENTS = [
@@ -43,7 +43,7 @@ def sqlite_url(tmp_path):
 def es_store_url(es_url):
     from elasticsearch import Elasticsearch
 
-    from indexer.sinks.elasticsearch import ElasticsearchSink
+    from store.elasticsearch import ElasticsearchSink
     from tests.fixtures.elasticsearch import _clean
 
     client = Elasticsearch(es_url, request_timeout=60)

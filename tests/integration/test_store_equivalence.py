@@ -9,13 +9,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime, timezone
-
-import pytest
 from functools import lru_cache
 
-from indexer.search import query as Q
-from indexer.sinks.base import Event, SearchRequest, Status
-from indexer.sinks.sqlite import SqliteSink, timestamp_ms
+import pytest
+
+from query import analyzer, lucene, tree
+from store.base import Event, SearchRequest, Status
+from store.sqlite import SqliteSink, timestamp_ms
 from tests.conftest import corpus_file
 
 CORPUS = ["mail_extra.log", "postfix.log", "sendmail-reject.log", "sendmail-auth.log",
@@ -94,7 +94,7 @@ def corpus_events() -> list[Event]:
 def _values(event: Event, field: str) -> list:
     if field == "_id":
         return [event.id]
-    value = event.doc.get(Q.TEXT_FIELD if field == Q.TEXT_KEYWORD else field)
+    value = event.doc.get(tree.TEXT_FIELD if field == tree.TEXT_KEYWORD else field)
     if value is None:
         return []
     return [v for v in value if v is not None] if isinstance(value, list) else [value]
@@ -102,10 +102,10 @@ def _values(event: Event, field: str) -> list:
 
 @lru_cache(maxsize=None)
 def _tokens(message: str) -> tuple:
-    return tuple(Q.analyze(message))
+    return tuple(analyzer.analyze(message))
 
 
-def _glob_regex(pattern: Q.Pattern) -> re.Pattern:
+def _glob_regex(pattern: tree.Pattern) -> re.Pattern:
     parts = []
     for p in pattern.parts:
         parts.append(re.escape(p[1]) if p[0] == "lit" else (".*" if p[0] == "*" else "."))
@@ -116,10 +116,10 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _in_range(v, q: Q.Range) -> bool:
+def _in_range(v, q: tree.Range) -> bool:
     if _num(v):
-        lo = Q.numeric(q.low) if q.low is not None else None
-        hi = Q.numeric(q.high) if q.high is not None else None
+        lo = tree.numeric(q.low) if q.low is not None else None
+        hi = tree.numeric(q.high) if q.high is not None else None
         if (q.low is not None and lo is None) or (q.high is not None and hi is None):
             return False
     elif isinstance(v, str):
@@ -134,36 +134,36 @@ def _in_range(v, q: Q.Range) -> bool:
 
 
 def matches(q, event: Event) -> bool:
-    """The documented semantics of :mod:`indexer.search.query`, evaluated in plain Python."""
-    if isinstance(q, Q.All):
+    """The documented semantics of :mod:`query`, evaluated in plain Python."""
+    if isinstance(q, tree.All):
         return True
-    if isinstance(q, Q.Nothing):
+    if isinstance(q, tree.Nothing):
         return False
-    if isinstance(q, Q.And):
+    if isinstance(q, tree.And):
         return all(matches(i, event) for i in q.items)
-    if isinstance(q, Q.Or):
+    if isinstance(q, tree.Or):
         return any(matches(i, event) for i in q.items)
-    if isinstance(q, Q.Not):
+    if isinstance(q, tree.Not):
         return not matches(q.item, event)
-    if isinstance(q, Q.Text):
+    if isinstance(q, tree.Text):
         tokens = _tokens(event.doc.get("message", ""))
         n = len(q.tokens)
         return any(tuple(tokens[i:i + n]) == q.tokens for i in range(len(tokens) - n + 1))
-    if isinstance(q, Q.TextWildcard):
+    if isinstance(q, tree.TextWildcard):
         rx = _glob_regex(q.pattern)
         return any(rx.fullmatch(t) for t in _tokens(event.doc.get("message", "")))
-    if isinstance(q, Q.Term):
-        n = Q.numeric(q.value)
+    if isinstance(q, tree.Term):
+        n = tree.numeric(q.value)
         return any(v == q.value or (n is not None and _num(v) and v == n)
                    for v in _values(event, q.field))
-    if isinstance(q, Q.Wildcard):
+    if isinstance(q, tree.Wildcard):
         rx = _glob_regex(q.pattern)
         return any(rx.fullmatch(str(v)) for v in _values(event, q.field))
-    if isinstance(q, Q.Exists):
+    if isinstance(q, tree.Exists):
         return bool(_values(event, q.field))
-    if isinstance(q, Q.Range):
+    if isinstance(q, tree.Range):
         return any(_in_range(v, q) for v in _values(event, q.field))
-    if isinstance(q, Q.TimeRange):
+    if isinstance(q, tree.TimeRange):
         ts = timestamp_ms(event.doc.get("@timestamp"))
         return ts is not None and (q.start is None or ts >= q.start) and \
             (q.end is None or ts < q.end)
@@ -261,7 +261,7 @@ def _ids(result) -> set[str]:
 @pytest.mark.integration
 @pytest.mark.parametrize("query", QUERIES)
 def test_embedded_store_matches_the_documented_semantics(query, events, sqlite_store):
-    q = Q.compile_query(query)
+    q = lucene.compile_query(query)
     for start, end in TIME_WINDOWS:
         expected = {e.id for e in events if matches(q, e) and
                     (start is None or timestamp_ms(e.doc["@timestamp"]) >= start.timestamp() * 1000)
@@ -274,7 +274,7 @@ def test_embedded_store_matches_the_documented_semantics(query, events, sqlite_s
 
 def test_the_query_set_is_not_trivial(events):
     """Most queries match something and none matches everything, so equal hits mean a lot."""
-    counts = {query: sum(matches(Q.compile_query(query), e) for e in events)
+    counts = {query: sum(matches(lucene.compile_query(query), e) for e in events)
               for query in QUERIES}
     assert counts["*"] == len(events) > 1000
     assert sum(1 for n in counts.values() if 0 < n < len(events)) >= len(QUERIES) - 7
@@ -290,8 +290,7 @@ def es_store(es_url, events):
     """The lead's ElasticsearchSink, loaded with the corpus; yields (sink, ids it accepted)."""
     from elasticsearch import Elasticsearch
 
-    from indexer.sinks.elasticsearch import ElasticsearchSink
-
+    from store.elasticsearch import ElasticsearchSink
     from tests.fixtures.elasticsearch import _clean
 
     client = Elasticsearch(es_url, request_timeout=120)

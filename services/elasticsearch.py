@@ -5,7 +5,7 @@ The launcher lives in ``deploy/elasticsearch`` (a Maven project: ``org.elasticse
 so the node runs on the Temurin JDK installed beside the system's Java 17 (override with ``LOGPIPE_JAVA_HOME``).
 
 Used by ``logpipe up --store elasticsearch`` and by the tests (``tests/fixtures/elasticsearch.py``). Standard
-library only. ``python -m common.services.elasticsearch`` runs a node in the foreground and prints its URL.
+library only. ``python -m services.elasticsearch`` runs a node in the foreground and prints its URL.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def find_free_port() -> int:
 
 
 def launcher_dir() -> Path:
-    """``deploy/elasticsearch`` of this checkout (this file is ``common/services/elasticsearch.py``)."""
-    return Path(__file__).resolve().parents[2] / "deploy" / "elasticsearch"
+    """``deploy/elasticsearch`` of this checkout (this file is ``services/elasticsearch.py``)."""
+    return Path(__file__).resolve().parents[1] / "deploy" / "elasticsearch"
 
 
 def _java_feature_version(home: Path) -> int | None:
@@ -302,7 +302,7 @@ class ElasticsearchNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.services.elasticsearch",
+    parser = argparse.ArgumentParser(prog="python -m services.elasticsearch",
                                      description="Run an Elasticsearch node on 127.0.0.1 until Ctrl-C.")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, default=None,

@@ -16,7 +16,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from common.broker import Keys, redact
+from common.broker.connection import redact
+from common.broker.keys import Keys
 from common.errors import BrokerError
 from common.private import private_dir, write_private
 

@@ -1,4 +1,7 @@
-"""Elasticsearch (8.x/9.x) sink: index template, bounded bulk writes with idempotent ids.
+"""Elasticsearch (8.x/9.x) writer: bounded bulk writes with idempotent ids.
+
+:class:`ElasticsearchSink` is the store (writer here; reads go to :mod:`store.elasticsearch.reader`,
+retention to :mod:`store.elasticsearch.retention`, the mapping is :mod:`store.elasticsearch.template`).
 
 Every event is written with ``_id`` = record id and ``op_type: create``: processing a batch again
 never duplicates, and a 409 means "already indexed". 429 and 5xx are transient (the job retries),
@@ -14,41 +17,10 @@ from typing import Sequence
 import orjson
 
 from common.errors import SinkError
-from indexer.sinks.base import Event, Outcome, SearchRequest, SearchResult, Status
-
-TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
-
-# Fields that hold IP addresses in the built-in pipelines (classic Logstash names).
-IP_FIELDS = ("clientip", "relayip", "rip", "lip", "ip", "src_ip", "dst_ip", "client_ip")
-# Numbers that grok gives as strings unless typed; mapped explicitly so every index agrees.
-LONG_FIELDS = ("size", "bytes", "response", "pid", "nrcpts", "offset", "in", "out", "port")
-
-
-def index_template(pattern: str) -> dict:
-    properties = {
-        "@timestamp": {"type": "date"},
-        "received_at": {"type": "double"},
-        "message": {"type": "text", "fields": {"keyword": {"type": "keyword",
-                                                           "ignore_above": 8191}}},
-        "tags": {"type": "keyword"},
-    }
-    properties.update({name: {"type": "ip"} for name in IP_FIELDS})
-    properties.update({name: {"type": "long"} for name in LONG_FIELDS})
-    return {
-        "index_patterns": [pattern],
-        "priority": 200,
-        "template": {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                         "refresh_interval": "1s"},
-            "mappings": {
-                # Ids, queue ids, addresses, hosts: exact values, so strings are keywords.
-                "dynamic_templates": [{"strings_as_keywords": {
-                    "match_mapping_type": "string",
-                    "mapping": {"type": "keyword", "ignore_above": 1024}}}],
-                "properties": properties,
-            },
-        },
-    }
+from store.base import Event, Outcome, SearchRequest, SearchResult, Status
+from store.elasticsearch import reader, retention
+from store.elasticsearch.errors import item_reason
+from store.elasticsearch.template import TEMPLATE_PREFIX, index_template
 
 
 class ElasticsearchSink:
@@ -65,7 +37,7 @@ class ElasticsearchSink:
         self.index_pattern = self.index_prefix + "*"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
-        # connection: credentials and TLS options (indexer/sinks/es_connection.py)
+        # connection: credentials and TLS options (store/elasticsearch/connection.py)
         self.client = client or Elasticsearch(url, request_timeout=request_timeout,
                                               retry_on_timeout=False, max_retries=0,
                                               **(connection or {}))
@@ -80,7 +52,7 @@ class ElasticsearchSink:
             self.client.indices.put_index_template(name=name,
                                                    **index_template(self.index_pattern))
         except (ApiError, TransportError) as exc:
-            from indexer.sinks.es_connection import describe_failure
+            from store.elasticsearch.connection import describe_failure
             clear = describe_failure(exc, self.url)
             raise SinkError(clear or f"cannot install the index template on {self.url}: "
                                      f"{exc}") from None
@@ -125,7 +97,7 @@ class ElasticsearchSink:
         except ConnectionError as exc:
             return [Outcome(Status.RETRY, f"store unreachable: {exc}")] * count
         except ApiError as exc:
-            status = getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0)
+            status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
             reason = f"bulk request failed with HTTP {status}: {exc}"
             # 401/403: the credentials, not the records, are wrong: retried, never dead-lettered
             kind = Status.RETRY if status in (401, 403, 408, 429) or status >= 500 \
@@ -145,23 +117,20 @@ class ElasticsearchSink:
             elif status == 409:
                 outcomes.append(Outcome(Status.DUPLICATE))
             elif status == 429 or status >= 500:
-                outcomes.append(Outcome(Status.RETRY, _reason(result)))
+                outcomes.append(Outcome(Status.RETRY, item_reason(result)))
             else:
-                outcomes.append(Outcome(Status.REJECTED, _reason(result)))
+                outcomes.append(Outcome(Status.REJECTED, item_reason(result)))
         return outcomes
 
     # -- reading -----------------------------------------------------------------------------
     def search(self, request: SearchRequest) -> SearchResult:
-        from indexer.search import es_backend
-        return es_backend.search(self.client, self.index_pattern, request)
+        return reader.search(self.client, self.index_pattern, request)
 
     def histogram(self, request: SearchRequest, interval: str):
-        from indexer.search import es_backend
-        return es_backend.histogram(self.client, self.index_pattern, request, interval)
+        return reader.histogram(self.client, self.index_pattern, request, interval)
 
     def top(self, request: SearchRequest, field: str, size: int = 10):
-        from indexer.search import es_backend
-        return es_backend.top(self.client, self.index_pattern, request, field, size)
+        return reader.top(self.client, self.index_pattern, request, field, size)
 
     def maintain(self) -> int:
         """Nothing deferred: Elasticsearch refreshes on its own."""
@@ -177,37 +146,8 @@ class ElasticsearchSink:
 
     def prune(self, older_than: datetime) -> int:
         """Delete whole daily indices whose day ends before ``older_than``."""
-        from elasticsearch import ApiError, TransportError
-
-        try:
-            names = self.client.indices.get(index=self.index_pattern, allow_no_indices=True,
-                                            expand_wildcards="open")
-        except (ApiError, TransportError) as exc:
-            from indexer.sinks.es_connection import describe_failure
-            raise SinkError(describe_failure(exc, self.url) or
-                            f"cannot list the indices on {self.url}: {exc}") from None
-        cutoff = older_than.astimezone(timezone.utc).date()
-        dropped = 0
-        for name in names:
-            try:
-                day = datetime.strptime(name, self.index_format).date()
-            except ValueError:
-                continue
-            if day < cutoff:
-                self.client.indices.delete(index=name)
-                dropped += 1
-        return dropped
+        return retention.prune(self.client, self.index_pattern, self.index_format, older_than,
+                               self.url)
 
     def close(self) -> None:
         self.client.close()
-
-
-def _reason(result: dict) -> str:
-    error = result.get("error") or {}
-    if isinstance(error, dict):
-        text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-        cause = error.get("caused_by")
-        if isinstance(cause, dict):
-            text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
-        return text
-    return str(error)

@@ -1,4 +1,5 @@
-"""The broker protocol: one place for key names, the connection factory and Lua scripts.
+"""The broker protocol: every key name (one :class:`Keys`, built from the prefix) and every Lua
+script, in one place. The connection factory is :mod:`common.broker.connection`.
 
 Keys (``prefix`` defaults to ``logpipe``)::
 
@@ -7,8 +8,14 @@ Keys (``prefix`` defaults to ``logpipe``)::
     <prefix>:batch:<uuid>     list   a batch claimed from the raw list, deleted only after every
                                      record in it was indexed or dead-lettered
     <prefix>:batches          zset   batch keys by claim time, so a janitor finds orphans
+    <prefix>:batch-attempts   hash   batch key -> how many times its job failed
+    <prefix>:batch-attempts:due  hash  batch key -> when its retry may be enqueued
     <prefix>:dlq              stream dead letters: record, stage, reason, type, time
-    <prefix>:stats:*          hash   counters for ``logpipe stats``
+    <prefix>:dlq:ids          hash   record id -> DLQ entry id (adding is idempotent)
+    <prefix>:dlq:stages       hash   stage -> number of dead letters (O(1) stats)
+    <prefix>:stats:counters   hash   totals for ``logpipe stats``
+    <prefix>:stats:rate:<in|out>:<epoch second>  string  per-second rate buckets
+    <prefix>:stats:shippers   hash   host:status-file -> JSON figures of each shipper agent
     rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
 
 A claim is atomic (one Lua script moves items from the raw list into a batch key and registers the
@@ -21,8 +28,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-
-from common.errors import BrokerError
 
 DEFAULT_PREFIX = "logpipe"
 
@@ -39,8 +44,39 @@ class Keys:
         return f"{self.prefix}:batches"
 
     @property
+    def batch_attempts(self) -> str:
+        """batch key -> failed attempts of its job."""
+        return f"{self.prefix}:batch-attempts"
+
+    @property
+    def batch_due(self) -> str:
+        """batch key -> epoch seconds before which its retry is not enqueued."""
+        return f"{self.prefix}:batch-attempts:due"
+
+    @property
     def dlq(self) -> str:
         return f"{self.prefix}:dlq"
+
+    @property
+    def dlq_ids(self) -> str:
+        return f"{self.prefix}:dlq:ids"
+
+    @property
+    def dlq_stages(self) -> str:
+        return f"{self.prefix}:dlq:stages"
+
+    @property
+    def counters(self) -> str:
+        return self.stats("counters")
+
+    @property
+    def shippers(self) -> str:
+        """Each shipper agent's figures (host:status-file -> JSON), read by ``logpipe stats``."""
+        return self.stats("shippers")
+
+    def rate(self, direction: str, second: int) -> str:
+        """The per-second rate bucket of records in or out."""
+        return self.stats(f"rate:{direction}:{second}")
 
     @property
     def queue(self) -> str:
@@ -58,34 +94,6 @@ class Keys:
         return batch_key.rsplit(":", 1)[-1]
 
 
-def connect(url: str, decode_responses: bool = False, **kwargs):
-    """A Redis client for ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or
-    ``unix://`` URLs. Connection problems surface as :class:`BrokerError` on first use."""
-    import redis
-
-    from common.broker_tls import check_tls_options
-
-    check_tls_options(url)  # TLS files named in the URL exist (common/broker_tls.py)
-    try:
-        return redis.Redis.from_url(url, decode_responses=decode_responses,
-                                    health_check_interval=30, **kwargs)
-    except ValueError as exc:
-        raise BrokerError(f"invalid broker URL {redact(url)!r}: {exc}") from None
-
-
-def redact(url: str) -> str:
-    """The URL with its password (and a TLS key passphrase) replaced, for messages and logs."""
-    if "ssl_password=" in url:
-        import re
-        url = re.sub(r"(ssl_password=)[^&#]*", r"\1***", url)
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"
-
-
 # KEYS[1]=raw list, KEYS[2]=batch key, KEYS[3]=batches zset; ARGV[1]=max items, ARGV[2]=now.
 # Moves up to N items from the head of the raw list into the batch key and registers it.
 CLAIM_BATCH = """
@@ -98,6 +106,17 @@ end
 redis.call('LTRIM', KEYS[1], n, -1)
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
 return n
+"""
+
+
+# KEYS[1]=stream, KEYS[2]=ids hash, KEYS[3]=counts by stage; ARGV[1]=record id, ARGV[2]=stage,
+# ARGV[3..]=field/value pairs. Adds a dead letter unless that record id is already in.
+DLQ_ADD = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return false end
+local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[1], entry)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+return entry
 """
 
 

@@ -1,4 +1,7 @@
-"""The embedded store: SQLite, no JVM, one file under the state directory.
+"""The embedded store's writer: SQLite, no JVM, one file under the state directory.
+
+The store is :class:`store.sqlite.SqliteSink` (writer, reader and retention together); this
+module holds the connection, the schema set-up, writes and the full-text catch-up.
 
 URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's convention),
 ``sqlite:///:memory:`` for a throw-away store. Options (keyword arguments or URL query):
@@ -15,7 +18,7 @@ Layout::
         indexes: id, ts, (host, ts), (program, ts), (qid, ts) and (size, ts) (the last two
         partial: only the events that have the field)
     events_fts   FTS5 over the message's tokens (the Elasticsearch standard analyzer's rules,
-                 computed in Python by indexer.search.query.analyze), rowid = events.rowid;
+                 computed in Python by query.analyzer.analyze), rowid = events.rowid;
                  contentless, detail=full (phrases need the positions)
     events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
 
@@ -41,86 +44,39 @@ time order (everything, host/program/qid values, time ranges) count each bucket 
 range instead of sorting every matching row.
 """
 
+
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from common.errors import ConfigError, QueryError, SinkError
-from indexer.search import query as Q
-from indexer.sinks.base import Event, Outcome, SearchRequest, SearchResult, Status
-
-SCHEMA_VERSION = "1"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
-# FTS5 only has to split what it is given (fts_text: the message with the non-joining punctuation
-# blanked, or analyze()'s lower-cased tokens joined by spaces) and fold ASCII case: the ascii
-# tokenizer does exactly that (bytes >= 0x80 are token characters, so a non-ASCII token is kept
-# as analyze() made it) and costs less than unicode61. Stores made with unicode61 stay readable.
-_FTS_TOKENIZE = "ascii tokenchars '" + Q.TOKEN_EXTRA_CHARS.replace("'", "''") + "'"
-# FTS5 merges its segments less often (faster loading; queries barely notice)
-_FTS_AUTOMERGE = 16
-_PROMOTED = tuple(Q.SQL_COLUMNS)  # host, type, program, qid, size
-assert _PROMOTED == ("host", "type", "program", "qid", "size")  # _prepare_rows
-_SCHEMA = [
-    f"""CREATE TABLE IF NOT EXISTS events (
-        id TEXT NOT NULL,
-        ts INTEGER,
-        {", ".join(Q.SQL_COLUMNS[f] for f in _PROMOTED)},
-        doc TEXT NOT NULL
-    )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id)",
-    "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
-    "CREATE INDEX IF NOT EXISTS events_host_ts ON events(host, ts)",
-    "CREATE INDEX IF NOT EXISTS events_program_ts ON events(program, ts)",
-    # most events have no qid or size: partial indexes skip them (any comparison on the column
-    # implies IS NOT NULL, so SQLite still uses them)
-    "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts) WHERE qid IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS events_size_ts ON events(size, ts) WHERE size IS NOT NULL",
-    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_TABLE} USING fts5(
-        body, content='', columnsize=0, tokenize="{_FTS_TOKENIZE}")""",
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {Q.FTS_VOCAB} USING fts5vocab({Q.FTS_TABLE}, 'row')",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
-]
-_COLUMNS = ["rowid", "id", "ts", *(Q.SQL_COLUMNS[f] for f in _PROMOTED), "doc"]
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, columns: tuple[str, ...], rows: int, tail: str = "") -> str:
-    """A multi-row INSERT ... VALUES (?, ...), ... : a whole chunk in one statement, one
-    sqlite3_step that runs without the GIL (overlapping the preparation of the next chunk).
-    Plain parameters, not a JSON array: SQLite 3.40 parses a JSON row once per column it
-    extracts, which cost more than the insert itself (~12 us per event)."""
-    one = "(" + ", ".join("?" * len(columns)) + ")"
-    return f"INSERT INTO {table}({', '.join(columns)}) VALUES {', '.join([one] * rows)}{tail}"
-
-
-def _insert_rows(rows: int) -> str:
-    return _insert_sql("events", tuple(_COLUMNS), rows, " ON CONFLICT(id) DO NOTHING")
-
-
-def _insert_fts(rows: int) -> str:
-    return _insert_sql(Q.FTS_TABLE, ("rowid", "body"), rows)
-
+from common.errors import ConfigError, SinkError
+from query.analyzer import ANALYZER_VERSION, fts_text
+from query.datemath import epoch_ms, time_period
+from store.base import Event, Outcome, Status
+from store.sqlite.schema import (
+    FTS_AUTOMERGE,
+    FTS_MARK,
+    FTS_TABLE,
+    MARK_SQL,
+    NEXT_ROWID_SQL,
+    SCHEMA,
+    SCHEMA_VERSION,
+    insert_fts,
+    insert_rows,
+    parse_url,
+)
 
 # events prepared / inserted per step of a write (9 parameters each: SQLite allows 32766)
 _PIPE_CHUNK = 1000
-_FTS_MARK = "fts_mark"  # meta key: the highest rowid the full-text index has caught up with
-_MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{_FTS_MARK}'"
-# the first rowid a write may use is above both the last row and the mark: a pruned tail must
-# not hand out rowids again that the full-text index has already passed
-_NEXT_ROWID_SQL = (f"SELECT max(COALESCE((SELECT MAX(rowid) FROM events), 0), "
-                   f"COALESCE(({_MARK_SQL}), 0))")
 # rows indexed per catch-up transaction: writers wait for at most one step (~0.2 s)
 _CATCH_UP_STEP = 20000
 # after a write, at most once per _REFRESH_S seconds, catch up at most _REFRESH_ROWS rows
@@ -128,25 +84,6 @@ _CATCH_UP_STEP = 20000
 # the first full-text search (or refresh())
 _REFRESH_S = 1.0
 _REFRESH_ROWS = 4000
-
-
-def parse_url(url: str) -> tuple[str, dict]:
-    """``sqlite:///rel.db`` -> ('rel.db', {});
-    ``sqlite:////abs.db?timeout=5`` -> ('/abs.db', {'timeout': '5'})."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() != "sqlite":
-        raise ConfigError(f"not an embedded store URL: {url!r} (use sqlite:///path/to/events.db)")
-    rest, _, query = rest.partition("?")
-    if rest in ("", "/"):
-        raise ConfigError(f"the store URL {url!r} names no file: use sqlite:///relative.db or "
-                          "sqlite:////absolute/path.db")
-    if not rest.startswith("/"):
-        raise ConfigError(f"the store URL {url!r} has a host part; use sqlite:///relative.db or "
-                          "sqlite:////absolute/path.db (three or four slashes)")
-    path = unquote(rest[1:])
-    if path != ":memory:":
-        path = os.path.expanduser(path)
-    return path, dict(parse_qsl(query))
 
 
 def timestamp_ms(value) -> int | None:
@@ -162,11 +99,9 @@ def timestamp_ms(value) -> int | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        start, _ = Q.time_period(value)  # partial dates, nanoseconds; raises ValueError
+        start, _ = time_period(value)  # partial dates, nanoseconds; raises ValueError
         return start
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // _MS
+    return epoch_ms(dt)
 
 
 def _scalar(value):
@@ -206,8 +141,9 @@ _switch_users = 0
 _switch_saved = 0.005
 
 
-class SqliteSink:
-    """The embedded store (see the module docstring)."""
+
+class SqliteWriter:
+    """Connection, schema, writes and full-text catch-up (see the module docstring)."""
 
     def __init__(self, url: str, **options):
         self.url = url
@@ -281,19 +217,19 @@ class SqliteSink:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 fresh = conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = "
-                                     f"'{Q.FTS_TABLE}'").fetchone() is None
-                for stmt in _SCHEMA:
+                                     f"'{FTS_TABLE}'").fetchone() is None
+                for stmt in SCHEMA:
                     conn.execute(stmt)
                 if fresh:
-                    conn.execute(f"INSERT INTO {Q.FTS_TABLE}({Q.FTS_TABLE}, rank) "
-                                 f"VALUES ('automerge', {_FTS_AUTOMERGE})")
+                    conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) "
+                                 f"VALUES ('automerge', {FTS_AUTOMERGE})")
                 conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
                              "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
                 conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
-                             "ON CONFLICT(key) DO NOTHING", (Q.ANALYZER_VERSION,))
+                             "ON CONFLICT(key) DO NOTHING", (ANALYZER_VERSION,))
                 # a store made before the catch-up existed indexed every row as it was written
                 # ("WHERE true": an upsert after SELECT ... FROM needs it to parse)
-                conn.execute(f"INSERT INTO meta(key, value) SELECT '{_FTS_MARK}', "
+                conn.execute(f"INSERT INTO meta(key, value) SELECT '{FTS_MARK}', "
                              "COALESCE(MAX(rowid), 0) FROM events WHERE true "
                              "ON CONFLICT(key) DO NOTHING")
                 conn.execute("COMMIT")
@@ -346,10 +282,11 @@ class SqliteSink:
         return ms
 
     def _prepare_rows(self, events, indices, outcomes, rowid: int):
-        """The parameters of _insert_rows (the rows' values one after another, rowids from
+        """The parameters of insert_rows (the rows' values one after another, rowids from
         ``rowid + 1``) and the event index of each row; rejected events get their outcome
         here. (The full text is indexed later: _catch_up.)"""
-        rows, where = [], []
+        rows: list = []
+        where: list = []
         dumps, ts_of, ts_cached = orjson.dumps, self._ts, self._ts_cache.get
         add_row, add_where = rows.extend, where.append
         for i in indices:
@@ -404,13 +341,14 @@ class SqliteSink:
         if not todo:
             return
         conn = self._conn
+        assert conn is not None  # _write_chunk runs after prepare()
         written: list[tuple[int, bool]] = []  # (event index, inserted)
         worker = _OneBehind("logpipe-sqlite-write")
 
         def store(first: int, params: list, count: int, where):
             """In the helper thread (the writing thread waits for it before it touches the
             connection again)."""
-            n = conn.execute(_insert_rows(count), params).rowcount
+            n = conn.execute(insert_rows(count), params).rowcount
             if n == count:
                 written.extend((i, True) for i in where)
             else:
@@ -422,7 +360,7 @@ class SqliteSink:
         _switch_fast()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            rowid = conn.execute(_NEXT_ROWID_SQL).fetchone()[0]
+            rowid = conn.execute(NEXT_ROWID_SQL).fetchone()[0]
             for k in range(0, len(todo), _PIPE_CHUNK):
                 params, where = self._prepare_rows(events, todo[k:k + _PIPE_CHUNK], outcomes,
                                                    rowid)
@@ -490,12 +428,12 @@ class SqliteSink:
         while limit is None or done < limit:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                mark = conn.execute(_MARK_SQL).fetchone()
+                mark = conn.execute(MARK_SQL).fetchone()
                 top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
                 if target is None:
                     target = top
                 if mark is None:  # made before the catch-up existed: everything is indexed
-                    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (_FTS_MARK, top))
+                    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (FTS_MARK, top))
                     conn.execute("COMMIT")
                     break
                 mark = mark[0]
@@ -506,8 +444,8 @@ class SqliteSink:
                 upto = min(target, mark + step)
                 rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events WHERE "
                                     "rowid > ? AND rowid <= ?", (mark, upto)).fetchall()
-                _index_messages(conn, rows)
-                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (upto, _FTS_MARK))
+                index_messages(conn, rows)
+                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (upto, FTS_MARK))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -518,168 +456,6 @@ class SqliteSink:
         self._refreshed = time.monotonic()
         return done
 
-    # ---------------------------------------------------------------- read
-    def _where(self, request: SearchRequest) -> tuple[str, list]:
-        where, params = Q.to_sql(request.query or "*")
-        if Q.FTS_TABLE in where:  # bare words, phrases, message: (also the vocabulary)
-            self.refresh()
-        if request.start is not None:
-            where += " AND events.ts >= ?"
-            params.append(_dt_ms(request.start))
-        if request.end is not None:
-            where += " AND events.ts < ?"
-            params.append(_dt_ms(request.end))
-        return where, params
-
-    def _run(self, sql: str, params: list):
-        with self._lock:
-            conn = self._reader()
-            try:
-                return conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                text = str(exc)
-                if "fts5" in text or "syntax error" in text:
-                    raise QueryError(f"the embedded store cannot run this query: {text}") \
-                        from None
-                raise SinkError(f"embedded store {self.path}: {text}") from None
-
-    def search(self, request: SearchRequest) -> SearchResult:
-        where, params = self._where(request)
-        order = "ASC" if str(request.order).lower() == "asc" else "DESC"
-        limit = max(0, int(request.limit))
-        total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
-        events = []
-        if limit and total:
-            # sort (ts, rowid) pairs first, read only the documents shown
-            rows = self._run(f"SELECT id, doc FROM events WHERE rowid IN (SELECT events.rowid "
-                             f"FROM events WHERE {where} ORDER BY events.ts {order}, "
-                             f"events.rowid {order} LIMIT ?) "
-                             f"ORDER BY events.ts {order}, events.rowid {order}",
-                             params + [limit])
-            for eid, doc in rows:
-                event = orjson.loads(doc)
-                event["_id"] = eid
-                events.append(event)
-        return SearchResult(total=total, events=events)
-
-    def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
-        step = Q.parse_interval(interval)
-        where, params = self._where(request)
-        if _index_friendly(Q.compile_query(request.query or "*")):
-            return self._histogram_by_range(where, params, step)
-        # buckets floor the time (as Elasticsearch does, also before 1970)
-        rows = self._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS bucket, count(*) "
-                         f"FROM events WHERE {where} AND events.ts IS NOT NULL GROUP BY bucket "
-                         f"ORDER BY bucket", [step, step, step] + params)
-        return Q.fill_buckets(rows, step)
-
-    def _histogram_by_range(self, where: str, params: list, step: int):
-        """For a query an index answers in time order (everything, a promoted field's value,
-        a time range): one index range count per bucket. GROUP BY on a computed bucket would
-        sort every matching row instead (7x slower on a million events)."""
-        lo, hi = self._run(f"SELECT (SELECT min(events.ts) FROM events WHERE {where} AND "
-                           f"events.ts IS NOT NULL), (SELECT max(events.ts) FROM events WHERE "
-                           f"{where} AND events.ts IS NOT NULL)", params + params)[0]
-        if lo is None:
-            return []
-        first, last = lo - lo % step, hi - hi % step  # Python's % floors
-        if (last - first) // step > Q.MAX_BUCKETS:
-            return Q.fill_buckets([(first, 1), (last, 1)], step)  # raises the QueryError
-        rows = self._run(f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + ? FROM b "
-                         f"WHERE x < ?) SELECT b.x, (SELECT count(*) FROM events WHERE {where} "
-                         f"AND events.ts >= b.x AND events.ts < b.x + ?) FROM b",
-                         [first, step, last] + params + [step])
-        return Q.fill_buckets(rows, step)
-
-    def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]:
-        where, params = self._where(request)
-        size = max(1, int(size))
-        if field in Q.SQL_COLUMNS:
-            col = Q.SQL_COLUMNS[field]
-            sql = (f"SELECT events.{col} AS v, count(*) AS c FROM events WHERE {where} "
-                   f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
-            rows = self._run(sql, params + [size])
-        else:
-            path = Q.json_path(Q.TEXT_FIELD if field == Q.TEXT_KEYWORD else field)
-            sql = (f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events, "
-                   f"json_each(events.doc, ?) AS j WHERE {where} AND j.type NOT IN "
-                   f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
-            rows = self._run(sql, [path] + params + [size])
-        return [(_key(v), c) for v, c in rows]
-
-    def count(self, request: SearchRequest) -> int:
-        where, params = self._where(request)
-        return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
-
-    # ---------------------------------------------------------------- retention
-    def prune(self, older_than: datetime) -> int:
-        """Delete events with @timestamp before ``older_than``, in small transactions so that
-        writers are never held up for long. Returns how many went.
-
-        The full-text index is contentless (it does not keep a second copy of every message):
-        removing a row means handing FTS5 the same text it indexed, which is recomputed from the
-        stored message. Should the analyzer have changed since the store was made, the index is
-        rebuilt from the stored messages instead."""
-        cutoff = _dt_ms(older_than)
-        removed = 0
-        with self._lock:
-            conn = self._reader()
-            row = conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
-            same_analyzer = row is not None and row[0] == Q.ANALYZER_VERSION
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    mark = conn.execute(_MARK_SQL).fetchone()
-                    rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events "
-                                        "WHERE ts < ? LIMIT 20000", (cutoff,)).fetchall()
-                    if rows and same_analyzer:
-                        # only rows at or below the mark are in the full-text index (no mark:
-                        # a store from before the catch-up, where every row is)
-                        indexed = rows if mark is None else [r for r in rows if r[0] <= mark[0]]
-                        conn.executemany(
-                            f"INSERT INTO {Q.FTS_TABLE}({Q.FTS_TABLE}, rowid, body) "
-                            "VALUES ('delete', ?, ?)", _fts_bodies(indexed))
-                    if rows:
-                        conn.executemany("DELETE FROM events WHERE rowid = ?",
-                                         [(rid,) for rid, _ in rows])
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise SinkError(f"pruning {self.path} failed after {removed} events: "
-                                    f"{exc}") from None
-                removed += len(rows)
-                if not rows:
-                    break
-            if removed and not same_analyzer:
-                self._rebuild_fts(conn)
-            if removed:
-                self._wrote = True
-        return removed
-
-    def _rebuild_fts(self, conn: sqlite3.Connection) -> None:
-        """Re-index every stored message with the current analyzer."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"INSERT INTO {Q.FTS_TABLE}({Q.FTS_TABLE}) VALUES ('delete-all')")
-            top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
-            cur = conn.execute("SELECT rowid, doc -> '$.message' FROM events")
-            while True:
-                chunk = cur.fetchmany(10000)
-                if not chunk:
-                    break
-                _index_messages(conn, chunk)
-            conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (Q.ANALYZER_VERSION,))
-            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-                         "DO UPDATE SET value = excluded.value", (_FTS_MARK, top))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise SinkError(f"rebuilding the full-text index of {self.path} failed: {exc}") \
-                from None
 
     def close(self) -> None:
         with self._lock:
@@ -700,40 +476,26 @@ class SqliteSink:
         self.close()
 
 
-# promoted columns that have a (column, ts) index
-_TIME_INDEXED = frozenset(("host", "program", "qid"))
 
 
-def _index_friendly(q) -> bool:
-    """True when every part of a query is served by the ts index or a (column, ts) index: then
-    counting bucket by bucket over index ranges is cheap and the planner cannot go wrong."""
-    if isinstance(q, (Q.All, Q.TimeRange)):
-        return True
-    if isinstance(q, Q.Term):
-        return q.field in _TIME_INDEXED
-    if isinstance(q, Q.And):
-        return all(_index_friendly(i) for i in q.items)
-    return False
-
-
-def _fts_bodies(rows) -> list[tuple[int, str]]:
+def fts_bodies(rows) -> list[tuple[int, str]]:
     """(rowid, FTS body) for rows of (rowid, the message as JSON text or None): the same body
     the message had when it was indexed (str() of a message that is not a string, as before)."""
     out = []
-    fts_text, loads = Q.fts_text, orjson.loads
+    to_body, loads = fts_text, orjson.loads
     for rid, raw in rows:
         if raw is None:
             continue
         m = loads(raw)
         if m is None:
             continue
-        body = fts_text(m if type(m) is str else str(m))
+        body = to_body(m if type(m) is str else str(m))
         if body:
             out.append((rid, body))
     return out
 
 
-def _index_messages(conn: sqlite3.Connection, rows) -> None:
+def index_messages(conn: sqlite3.Connection, rows) -> None:
     """Add rows of (rowid, the message as JSON text or None) to the full-text index, as
     _write_chunk stores rows: this thread computes the bodies of a chunk (Python, ~7 us a row)
     while a helper thread inserts the previous one (SQLite, ~6 us a row, without the GIL; this
@@ -741,12 +503,12 @@ def _index_messages(conn: sqlite3.Connection, rows) -> None:
     worker = _OneBehind("logpipe-sqlite-fts")
 
     def insert(params: list, count: int) -> None:
-        conn.execute(_insert_fts(count), params)
+        conn.execute(insert_fts(count), params)
 
     _switch_fast()
     try:
         for k in range(0, len(rows), _PIPE_CHUNK):
-            bodies = _fts_bodies(rows[k:k + _PIPE_CHUNK])
+            bodies = fts_bodies(rows[k:k + _PIPE_CHUNK])
             if not bodies:
                 continue
             worker.start(insert, [v for pair in bodies for v in pair], len(bodies))
@@ -754,6 +516,7 @@ def _index_messages(conn: sqlite3.Connection, rows) -> None:
     finally:
         worker.join()
         _switch_restore()
+
 
 
 class _OneBehind:
@@ -789,14 +552,3 @@ class _OneBehind:
             error, self.error = self.error, None
             raise error
 
-
-def _dt_ms(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // _MS
-
-
-def _key(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) if abs(value) < 1e15 else str(value)
-    return str(value)

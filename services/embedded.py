@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 import typer
 
-from common.config import ENV_REDIS, ENV_REDIS_FILE, home, services_file
+from common.config import ENV_REDIS, ENV_REDIS_FILE, home, read_services, services_file
 from common.console import emit
 from common.errors import ServiceError
 from common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
@@ -54,10 +54,7 @@ def _alive(pid: int | None) -> bool:
 
 def running() -> dict | None:
     """The services.json of a live supervisor, else None."""
-    try:
-        info = json.loads(services_file().read_text())
-    except (OSError, ValueError):
-        return None
+    info = read_services()
     return info if _alive(info.get("supervisor_pid")) and info.get("ready") else None
 
 
@@ -66,9 +63,9 @@ def supervise(store: str, workers: int) -> None:
 
     Everything it and its children create under the state directory is private (umask 077):
     the broker's config and AOF, the URL files, logs, the embedded store and its -wal/-shm."""
-    from common.broker_acl import setup_users, write_url_files
     from common.broker import connect
-    from common.services.valkey import ValkeyServer
+    from common.broker.acl import setup_users, write_url_files
+    from services.valkey import ValkeyServer
 
     os.umask(PRIVATE_UMASK)
     state = private_dir(home())
@@ -95,7 +92,7 @@ def supervise(store: str, workers: int) -> None:
         if store == "sqlite":
             info["store_url"] = "sqlite:///" + str(state / "events.db")
         elif store == "elasticsearch":
-            from common.services.elasticsearch import ElasticsearchNode
+            from services.elasticsearch import ElasticsearchNode
             es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
                                         log_path=state / "elasticsearch.log")
             info["store_url"] = es_node.start()
@@ -145,7 +142,7 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300) -> dict
     state = private_dir(home())
     services_file().unlink(missing_ok=True)
     log = open_private_append(state / "supervisor.log")
-    proc = subprocess.Popen([sys.executable, "-m", "common.services.embedded", store,
+    proc = subprocess.Popen([sys.executable, "-m", "services.embedded", store,
                              str(workers)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, umask=PRIVATE_UMASK)
     deadline = time.monotonic() + timeout
@@ -168,11 +165,7 @@ def url_file(info: dict, role: str) -> str:
 
 
 def stop(timeout: float = 60) -> bool:
-    try:
-        info = json.loads(services_file().read_text())
-    except (OSError, ValueError):
-        return False
-    pid = info.get("supervisor_pid")
+    pid = read_services().get("supervisor_pid")
     if not _alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)
@@ -208,7 +201,7 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
          keep: bool = typer.Option(True, "--keep/--down",
                                    help="Leave the services running afterwards.")) -> None:
     """Start everything, ship a generated maillog, wait until it is indexed, search it."""
-    from common.loggen import generate
+    from services.loggen import generate
 
     info = start(store)
     emit("services_ready", redis=info["broker"], store=info["store_url"])
@@ -244,7 +237,7 @@ def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.stats("counters")).items()}
+        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
         done = counters.get("indexed", 0) + counters.get("duplicate", 0) + \
             counters.get("dead_lettered", 0)
         if client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0 and done >= expected:

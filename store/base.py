@@ -1,4 +1,4 @@
-"""The sink interface every store implements (Elasticsearch, the embedded SQLite store, ...).
+"""The interfaces every store implements (Elasticsearch, the embedded SQLite store, ...).
 
 A sink receives finished events and reports one outcome per event, so the caller can tell what
 is durable (indexed or already there), what should be retried later (the store is down or pushing
@@ -58,8 +58,8 @@ class SearchResult:
     events: list[dict] = field(default_factory=list)
 
 
-class Sink(Protocol):
-    """What the indexer and the search commands need from a store."""
+class Writer(Protocol):
+    """What the indexer needs from a store."""
 
     url: str
 
@@ -70,17 +70,39 @@ class Sink(Protocol):
         """Store events; one outcome per event, in order. Raises SinkError only when nothing
         could be attempted at all (then every event is to be retried)."""
 
+    def maintain(self) -> int:
+        """Deferred work, called while the pipeline is idle (the embedded store catches up its
+        full-text index). Returns how much was done; 0 when there is nothing left."""
+
+    def close(self) -> None: ...
+
+
+class Reader(Protocol):
+    """What the search commands (and the web page) need from a store. A reader translates the
+    query's intermediate form (:mod:`query.tree`) into the store's own language."""
+
+    url: str
+
     def search(self, request: SearchRequest) -> SearchResult: ...
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]: ...
 
     def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]: ...
 
-    def maintain(self) -> int:
-        """Deferred work, called while the pipeline is idle (the embedded store catches up its
-        full-text index). Returns how much was done; 0 when there is nothing left."""
-
     def prune(self, older_than: datetime) -> int:
-        """Delete events older than the given time; returns how many (or indices) went."""
+        """Retention: delete events older than the given time; returns how many (or indices)
+        went."""
 
     def close(self) -> None: ...
+
+
+class Store(Writer, Reader, Protocol):
+    """A backend: one object that writes and reads (what :func:`store.registry.open_store`
+    returns)."""
+
+
+def bucket_key(value) -> str:
+    """A top-values key as text, the same on every store: 2039.0 -> '2039'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else str(value)
+    return str(value)

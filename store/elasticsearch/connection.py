@@ -1,5 +1,4 @@
-"""How logpipe connects to Elasticsearch: credentials and TLS (one module, moving to
-store/elasticsearch/ with the rest of the backend).
+"""How logpipe connects to Elasticsearch: credentials and TLS.
 
 Secrets never ride on the store URL (it is shown in logs, services.json and argv): a URL with
 ``user:password@`` is refused. Credentials come from the environment or from a 0600 file:

@@ -14,10 +14,10 @@ from typing import List, Optional
 
 import typer
 
-from common.errors import ConfigError, LogpipeError, QueryError
-from indexer.search import query as Q
-from indexer.search import render
-from indexer.sinks.base import SearchRequest
+from common.errors import ConfigError, QueryError
+from query import datemath, lucene
+from search import render
+from store.base import SearchRequest
 
 ENV_RETENTION = "LOGPIPE_RETENTION"
 
@@ -32,29 +32,13 @@ _STORE_HELP = ("Store URL: http(s)://host:9200 (Elasticsearch) or sqlite:///path
 def store_url(explicit: str | None = None) -> str:
     """``--store``, then ``LOGPIPE_STORE_URL``, then ``services.json`` (``logpipe up``), then
     ``sqlite:///$LOGPIPE_HOME/events.db``."""
-    try:
-        from common.config import resolve_store_url
-    except ImportError:  # an older common/config.py
-        resolve_store_url = None
-    if resolve_store_url is not None:
-        return resolve_store_url(explicit)
-    import json
+    from common.config import resolve_store_url
 
-    from common.config import ENV_STORE, home
-
-    if explicit:
-        return explicit
-    if os.environ.get(ENV_STORE):
-        return os.environ[ENV_STORE]
-    try:
-        url = json.loads((home() / "services.json").read_text()).get("store_url")
-    except (OSError, ValueError, AttributeError):
-        url = None
-    return url or "sqlite:///" + str(home() / "events.db")
+    return resolve_store_url(explicit)
 
 
 def open_store(explicit: str | None):
-    from indexer.sinks import open_sink
+    from store import open_sink
 
     url = store_url(explicit)
     try:
@@ -62,20 +46,6 @@ def open_store(explicit: str | None):
     except ImportError as exc:
         raise ConfigError(f"the store {url} needs a module that is not available ({exc}); "
                           "install logpipe[indexer]") from None
-
-
-def time_arg(value: str | None, option: str, now: datetime) -> datetime | None:
-    """``--from``/``--to``: ISO 8601 (``2026-11-28``, ``2026-11-28T10:00Z``), date math
-    (``now-1h``, ``now-7d/d``) or a bare age (``1h`` = an hour ago)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if text[0].isdigit() and text[-1] in "smhdw" and text[:-1].isdigit():
-            return now - Q.parse_duration(text)
-        return Q.parse_time(text, now)
-    except (ValueError, QueryError) as exc:
-        raise QueryError(f"{option} {value!r}: {exc}") from None
 
 
 def _fields(text: str | None) -> list[str]:
@@ -110,13 +80,13 @@ def search(
         raise QueryError("use either --histogram or --top, not both")
     text = " ".join(query) if query else "*"
     now = datetime.now(timezone.utc)
-    request = SearchRequest(query=text, start=time_arg(from_, "--from", now),
-                            end=time_arg(to, "--to", now), order="asc" if asc else "desc",
+    request = SearchRequest(query=text, start=datemath.time_arg(from_, "--from", now),
+                            end=datemath.time_arg(to, "--to", now), order="asc" if asc else "desc",
                             limit=20 if limit is None else limit)
-    Q.compile_query(text, now)  # a bad query fails here, before any store is opened
+    lucene.compile_query(text, now)  # a bad query fails here, before any store is opened
     columns = _fields(fields)
     if histogram:
-        Q.parse_interval(histogram)
+        datemath.parse_interval(histogram)
     sink = open_store(store)
     try:
         if histogram:
@@ -193,7 +163,7 @@ def prune(
     if not age:
         raise ConfigError(f"how old? pass --older-than 30d or set {ENV_RETENTION}=30d")
     try:
-        cutoff = datetime.now(timezone.utc) - Q.parse_duration(age)
+        cutoff = datetime.now(timezone.utc) - datemath.parse_duration(age)
     except QueryError:
         raise ConfigError(f"--older-than {age!r}: use a number and a unit, e.g. 30d, 12h, 2w"
                           + ("" if older_than else f" (from ${ENV_RETENTION})")) from None
@@ -207,4 +177,4 @@ def prune(
     print(f"pruned {removed} {what} older than {render.time_text(cutoff)} from {url}")
 
 
-__all__ = ["search_app", "trace_app", "prune_app", "store_url", "LogpipeError"]
+__all__ = ["search_app", "trace_app", "prune_app", "store_url"]

@@ -1,0 +1,180 @@
+"""The indexer daemon behind ``logpipe index``: the dispatcher's run loop, the worker pool and
+the broker-outage tracker. ``indexer/cli.py`` parses the options and calls :func:`run`.
+
+One loop: claim batches while the queue has room, every two seconds supervise the workers and
+run the janitor, report progress every second, and while nothing waits let the store do its
+deferred work (the embedded store's full-text catch-up). A broker that goes away is waited for
+(one line when it goes, one when it is back); ``--burst`` ends once everything is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from common.broker import Keys, connect_checked, redact
+from common.console import Progress, emit
+from common.retry import BROKER_OUTAGE, RetryPolicy
+
+
+@dataclass(frozen=True)
+class IndexerOptions:
+    redis_url: str
+    store_url: str
+    config: str | None = None
+    workers: int = 2
+    burst: bool = False
+    batch_size: int = 5000
+    prefix: str = "logpipe"
+    raw_list: str = "logpipe:raw"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+
+_client = connect_checked
+
+
+def run(opts: IndexerOptions) -> None:
+    """Dispatch, supervise workers and keep the store maintained until stopped (or, with
+    ``burst``, until everything queued is stored)."""
+    from indexer.dispatch import Dispatcher
+    from indexer.jobs import JobSettings
+    from indexer.pipeline import Pipeline
+    from indexer.pipeline_config import load_pipeline
+    from store import open_sink
+
+    redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config
+    workers, burst = opts.workers, opts.burst
+    Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
+    sink = open_sink(store_url)
+    sink.prepare()
+    client = _client(redis_url)
+    settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
+                           prefix=opts.prefix, raw=opts.raw_list)
+    dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
+                            max_queued_jobs=max(4, 2 * workers))
+    if opts.metrics_port:
+        from indexer.metrics import serve_metrics
+        serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
+    pool = WorkerPool(redis_url, settings.keys.queue, workers)
+    stopping = {"now": False}
+
+    def _stop(signum, frame):
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
+         burst=burst)
+    last_janitor = last_report = last_maintain = 0.0
+    outage = BrokerOutage()
+    progress = Progress("index_progress")
+    try:
+        pool.start()
+        while not stopping["now"]:
+            now = time.monotonic()
+            if now - last_janitor > 2:
+                pool.supervise()
+            try:
+                moved = dispatcher.dispatch_once()
+                if now - last_janitor > 2:
+                    dispatcher.janitor()
+                    last_janitor = now
+                if now - last_report > 1:
+                    progress.update(**_figures(client, settings.keys))
+                    last_report = now
+                # Deferred store work (the embedded store's full-text catch-up) runs only when
+                # nothing waits, so it never takes the store's write lock from the workers.
+                check = not moved and (burst or now - last_maintain > 1)
+                idle = check and dispatcher.idle()
+                outage.ended()
+            except RedisConnectionError as exc:
+                outage.wait(exc)
+                continue
+            if idle and burst:
+                while sink.maintain():  # a burst ends fully searchable
+                    pass
+                break
+            if check:
+                last_maintain = 0.0 if idle and sink.maintain() else now
+            if not moved:
+                time.sleep(0.05)
+    finally:
+        pool.stop()
+        sink.close()
+        try:
+            progress.close("index_done", **_figures(client, settings.keys))
+        except RedisConnectionError:
+            progress.close("index_done", broker="unreachable")
+
+
+class BrokerOutage:
+    """One log line when the broker goes away, one when it is back; backoff in between."""
+
+    def __init__(self, policy: RetryPolicy = BROKER_OUTAGE):
+        self.since: float | None = None
+        self.backoff = policy.start()
+
+    def wait(self, exc: Exception) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            self.backoff.reset()
+            emit("broker_unreachable", error=str(exc)[:200])
+        self.backoff.wait()
+
+    def ended(self) -> None:
+        if self.since is not None:
+            emit("broker_back", down_seconds=round(time.monotonic() - self.since, 1))
+            self.since = None
+            self.backoff.reset()
+
+
+class WorkerPool:
+    """Worker subprocesses, restarted if one dies (a killed worker's batch is retried)."""
+
+    def __init__(self, redis_url: str, queue: str, size: int):
+        self.redis_url, self.queue, self.size = redis_url, queue, size
+        self.procs: list[subprocess.Popen] = []
+
+    def _spawn(self) -> subprocess.Popen:
+        # The URL (and its password) goes through the environment, never argv.
+        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
+
+    def start(self) -> None:
+        self.procs = [self._spawn() for _ in range(self.size)]
+
+    def supervise(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                emit("worker_died", pid=proc.pid, code=proc.returncode)
+                self.procs[i] = self._spawn()
+
+    def stop(self, timeout: float = 30) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the current job
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _figures(client, keys: Keys) -> dict:
+    from indexer.stats import totals
+
+    counters = totals(client, keys)
+    return dict(raw=client.llen(keys.raw), batches=client.zcard(keys.batches),
+                claimed=counters.get("claimed", 0), indexed=counters.get("indexed", 0),
+                duplicate=counters.get("duplicate", 0),
+                dead_lettered=counters.get("dead_lettered", 0))

@@ -1,0 +1,194 @@
+"""The Elasticsearch reader: the query's intermediate form as query DSL (:func:`to_es`), search,
+histogram and top values (called by ElasticsearchSink).
+
+The query goes through :func:`to_es`, a translation of the same intermediate form whose
+semantics the embedded store shares; the time window of the request is an ``epoch_millis`` range filter on
+``@timestamp``. Ordering is by ``@timestamp``; totals are exact (``track_total_hits``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from common.errors import QueryError, SinkError
+from query.datemath import epoch_ms, fill_buckets, parse_interval
+from query.lucene import compile_query
+from query.tree import (
+    TEXT_FIELD,
+    TEXT_KEYWORD,
+    TIME_FIELD,
+    All,
+    And,
+    Exists,
+    Not,
+    Nothing,
+    Or,
+    Range,
+    Term,
+    Text,
+    TextWildcard,
+    TimeRange,
+    Wildcard,
+    numeric,
+)
+from store.base import SearchRequest, SearchResult, bucket_key
+from store.elasticsearch.errors import exception_reason
+
+_COMMON = {"ignore_unavailable": True, "allow_no_indices": True}
+
+
+def to_es(tree, now: datetime | None = None) -> dict:
+    """The Elasticsearch query DSL for a query (a string or a luqum tree)."""
+    return es_query(compile_query(tree, now))
+
+
+def es_query(q) -> dict:
+    if isinstance(q, All):
+        return {"match_all": {}}
+    if isinstance(q, Nothing):
+        return {"match_none": {}}
+    if isinstance(q, And):
+        return {"bool": {"filter": [es_query(i) for i in q.items]}}
+    if isinstance(q, Or):
+        return {"bool": {"should": [es_query(i) for i in q.items], "minimum_should_match": 1}}
+    if isinstance(q, Not):
+        return {"bool": {"must_not": [es_query(q.item)]}}
+    if isinstance(q, Text):
+        return {"match_phrase": {TEXT_FIELD: {"query": q.text or " ".join(q.tokens)}}}
+    if isinstance(q, TextWildcard):
+        return {"wildcard": {TEXT_FIELD: {"value": q.pattern.es()}}}
+    if isinstance(q, Term):
+        if q.field == "_id":
+            return {"ids": {"values": [q.value]}}
+        # match on a keyword field is an exact term; lenient: no error for "abc" on a number
+        return {"match": {q.field: {"query": q.value, "lenient": True}}}
+    if isinstance(q, Wildcard):
+        return {"wildcard": {q.field: {"value": q.pattern.es()}}}
+    if isinstance(q, Exists):
+        return {"exists": {"field": q.field}}
+    if isinstance(q, TimeRange):
+        spec: dict = {"format": "epoch_millis"}
+        if q.start is not None:
+            spec["gte"] = q.start
+        if q.end is not None:
+            spec["lt"] = q.end
+        return {"range": {TIME_FIELD: spec}}
+    if isinstance(q, Range):
+        spec = {}
+        if q.low is not None:
+            spec["gte" if q.include_low else "gt"] = _es_bound(q.low)
+        if q.high is not None:
+            spec["lte" if q.include_high else "lt"] = _es_bound(q.high)
+        return {"range": {q.field: spec}}
+    raise TypeError(f"unknown query node {q!r}")
+
+
+def _es_bound(value: str):
+    n = numeric(value)
+    return value if n is None else n
+
+
+def es_interval(ms: int) -> str:
+    """An Elasticsearch fixed_interval for a number of milliseconds."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def build_query(request: SearchRequest, now: datetime | None = None) -> dict:
+    """The full ES query of a request: the Lucene query plus its time window."""
+    query = to_es(request.query or "*", now)
+    window: dict = {}
+    if request.start is not None:
+        window["gte"] = epoch_ms(request.start)
+    if request.end is not None:
+        window["lt"] = epoch_ms(request.end)
+    if not window:
+        return query
+    window["format"] = "epoch_millis"
+    return {"bool": {"filter": [query, {"range": {TIME_FIELD: window}}]}}
+
+
+def _call(what: str, fn, **kwargs):
+    """Run a client call, turning ES failures into errors a person can act on."""
+    try:
+        import elasticsearch
+    except ImportError:  # pragma: no cover - the indexer extra is missing
+        raise SinkError("the elasticsearch package is not installed "
+                        "(pip install 'logpipe[indexer]')", permanent=True) from None
+    try:
+        return fn(**kwargs)
+    except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
+        from store.elasticsearch.connection import describe_failure
+        clear = describe_failure(exc, "the store")
+        if clear:  # credentials or TLS: a configuration mistake, said plainly
+            raise SinkError(clear, permanent=True) from None
+        if isinstance(exc, elasticsearch.BadRequestError):
+            raise QueryError(f"Elasticsearch rejected the {what}: "
+                             f"{exception_reason(exc)}") from None
+        if isinstance(exc, elasticsearch.ApiError):
+            raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): "
+                            f"{exception_reason(exc)}") from None
+        raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
+
+
+def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
+    order = "asc" if str(request.order).lower() == "asc" else "desc"
+    resp = _call("search", client.search, index=index_pattern, query=build_query(request),
+                 sort=[{TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
+                 size=max(0, int(request.limit)), track_total_hits=True, **_COMMON)
+    hits = resp["hits"]
+    events = []
+    for hit in hits["hits"]:
+        event = dict(hit.get("_source") or {})
+        event["_id"] = hit["_id"]
+        events.append(event)
+    total = hits["total"]["value"] if isinstance(hits["total"], dict) else int(hits["total"])
+    return SearchResult(total=total, events=events)
+
+
+def count(client, index_pattern: str, request: SearchRequest) -> int:
+    resp = _call("count", client.count, index=index_pattern, query=build_query(request),
+                 **_COMMON)
+    return int(resp["count"])
+
+
+def histogram(client, index_pattern: str, request: SearchRequest,
+              interval: str) -> list[tuple[datetime, int]]:
+    step = parse_interval(interval)
+    aggs = {"h": {"date_histogram": {"field": TIME_FIELD, "fixed_interval": es_interval(step),
+                                     "min_doc_count": 1}}}
+    resp = _call("histogram", client.search, index=index_pattern, query=build_query(request),
+                 size=0, aggs=aggs, track_total_hits=False, **_COMMON)
+    buckets = (resp.get("aggregations") or {}).get("h", {}).get("buckets", [])
+    return fill_buckets([(b["key"], b["doc_count"]) for b in buckets], step)
+
+
+def top(client, index_pattern: str, request: SearchRequest, field: str,
+        size: int = 10) -> list[tuple[str, int]]:
+    target = TEXT_KEYWORD if field == TEXT_FIELD else field
+    size = max(1, int(size))
+
+    def run(name):
+        aggs = {"t": {"terms": {"field": name, "size": size, "shard_size": max(100, size * 5),
+                                "order": [{"_count": "desc"}, {"_key": "asc"}]}}}
+        return _call("top-values query", client.search, index=index_pattern,
+                     query=build_query(request), size=0, aggs=aggs, track_total_hits=False,
+                     **_COMMON)
+
+    try:
+        resp = run(target)
+    except QueryError as exc:
+        # a text field: its keyword sub-field holds the whole values
+        if "fielddata" not in str(exc).lower() and "text field" not in str(exc).lower():
+            raise
+        resp = run(target + ".keyword")
+    buckets = (resp.get("aggregations") or {}).get("t", {}).get("buckets", [])
+    return [(_key(b), int(b["doc_count"])) for b in buckets]
+
+
+def _key(bucket) -> str:
+    if "key_as_string" in bucket:
+        return str(bucket["key_as_string"])
+    return bucket_key(bucket["key"])

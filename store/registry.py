@@ -1,0 +1,37 @@
+"""Stores behind one interface (:mod:`store.base`), chosen by URL.
+
+``http://`` / ``https://`` is Elasticsearch; ``sqlite:///relative.db`` or ``sqlite:////abs.db``
+is the embedded store (SQLAlchemy's URL convention).
+
+Adding a backend (OpenSearch, ClickHouse) is one package under ``store/`` whose ``open(url,
+**options)`` returns a :class:`store.base.Store`, plus one line in ``BACKENDS``. A backend module
+is imported only when its URL is used, so one store's dependencies never load for another.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from common.errors import ConfigError
+from store.base import Store
+
+# URL scheme -> module with ``open(url, **options)``
+BACKENDS: dict[str, str] = {
+    "http": "store.elasticsearch.url",
+    "https": "store.elasticsearch.url",
+    "sqlite": "store.sqlite.url",
+}
+
+
+def open_store(url: str, **options) -> Store:
+    """The store for a URL. Imports only the chosen store's dependencies."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    module = BACKENDS.get(scheme)
+    if module is None:
+        raise ConfigError(f"unknown store URL {url!r}: use http(s)://host:9200 for Elasticsearch "
+                          "or sqlite:///path/to/events.db for the embedded store")
+    return importlib.import_module(module).open(url, **options)
+
+
+# the name the indexer and the commands have always used
+open_sink = open_store

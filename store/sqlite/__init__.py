@@ -1,0 +1,19 @@
+"""The embedded store (SQLite): one package owning its schema, writer, reader and retention.
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; see
+:mod:`store.sqlite.writer` for the options and how writes and full text work.
+"""
+
+from __future__ import annotations
+
+from store.sqlite.reader import SqliteReader
+from store.sqlite.retention import SqliteRetention
+from store.sqlite.schema import parse_url
+from store.sqlite.writer import SqliteWriter, timestamp_ms
+
+
+class SqliteSink(SqliteReader, SqliteRetention, SqliteWriter):
+    """The embedded store: writes, reads and retention on one SQLite file."""
+
+
+__all__ = ["SqliteSink", "parse_url", "timestamp_ms"]

@@ -1,0 +1,97 @@
+"""The embedded store's retention: delete events older than a time, keeping the full-text index
+in step."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from common.errors import SinkError
+from query.analyzer import ANALYZER_VERSION
+from query.datemath import epoch_ms
+from store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL
+from store.sqlite.writer import fts_bodies, index_messages
+
+
+class SqliteRetention:
+    """Retention methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter's
+    connection)."""
+
+    if TYPE_CHECKING:  # provided by SqliteWriter
+        path: str
+        _lock: threading.RLock
+        _wrote: bool
+
+        def _reader(self) -> sqlite3.Connection: ...
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete events with @timestamp before ``older_than``, in small transactions so that
+        writers are never held up for long. Returns how many went.
+
+        The full-text index is contentless (it does not keep a second copy of every message):
+        removing a row means handing FTS5 the same text it indexed, which is recomputed from the
+        stored message. Should the analyzer have changed since the store was made, the index is
+        rebuilt from the stored messages instead."""
+        cutoff = epoch_ms(older_than)
+        removed = 0
+        with self._lock:
+            conn = self._reader()
+            row = conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
+            same_analyzer = row is not None and row[0] == ANALYZER_VERSION
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    mark = conn.execute(MARK_SQL).fetchone()
+                    rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events "
+                                        "WHERE ts < ? LIMIT 20000", (cutoff,)).fetchall()
+                    if rows and same_analyzer:
+                        # only rows at or below the mark are in the full-text index (no mark:
+                        # a store from before the catch-up, where every row is)
+                        indexed = rows if mark is None else [r for r in rows if r[0] <= mark[0]]
+                        conn.executemany(
+                            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, body) "
+                            "VALUES ('delete', ?, ?)", fts_bodies(indexed))
+                    if rows:
+                        conn.executemany("DELETE FROM events WHERE rowid = ?",
+                                         [(rid,) for rid, _ in rows])
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise SinkError(f"pruning {self.path} failed after {removed} events: "
+                                    f"{exc}") from None
+                removed += len(rows)
+                if not rows:
+                    break
+            if removed and not same_analyzer:
+                self._rebuild_fts(conn)
+            if removed:
+                self._wrote = True
+        return removed
+
+    def _rebuild_fts(self, conn: sqlite3.Connection) -> None:
+        """Re-index every stored message with the current analyzer."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
+            top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+            cur = conn.execute("SELECT rowid, doc -> '$.message' FROM events")
+            while True:
+                chunk = cur.fetchmany(10000)
+                if not chunk:
+                    break
+                index_messages(conn, chunk)
+            conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         (ANALYZER_VERSION,))
+            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                         "DO UPDATE SET value = excluded.value", (FTS_MARK, top))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise SinkError(f"rebuilding the full-text index of {self.path} failed: {exc}") \
+                from None
+

@@ -1,0 +1,112 @@
+"""The embedded store's layout: tables, indexes, the full-text index, the meta keys, and the
+store URL. Writer, reader and retention all build on it.
+
+Layout::
+
+    events(rowid, id UNIQUE, ts = @timestamp in epoch ms, host, type, program, qid, size, doc JSON)
+        indexes: id, ts, (host, ts), (program, ts), (qid, ts) and (size, ts) (the last two
+        partial: only the events that have the field)
+    events_fts   FTS5 over the message's tokens (the Elasticsearch standard analyzer's rules,
+                 computed in Python by query.analyzer.analyze), rowid = events.rowid;
+                 contentless, detail=full (phrases need the positions)
+    events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from urllib.parse import parse_qsl, unquote
+
+from common.errors import ConfigError
+from query.analyzer import ANALYZER_VERSION, TOKEN_EXTRA_CHARS
+
+# Fields the embedded store keeps in real, indexed columns (fixed identifiers, never user text).
+# Everything else is read from the JSON document with a bound path.
+SQL_COLUMNS = {"host": "host", "type": "type", "program": "program", "qid": "qid",
+               "size": "size"}
+FTS_TABLE = "events_fts"
+FTS_VOCAB = "events_fts_vocab"
+SCHEMA_VERSION = "1"
+# FTS5 only has to split what it is given (fts_text: the message with the non-joining punctuation
+# blanked, or analyze()'s lower-cased tokens joined by spaces) and fold ASCII case: the ascii
+# tokenizer does exactly that (bytes >= 0x80 are token characters, so a non-ASCII token is kept
+# as analyze() made it) and costs less than unicode61. Stores made with unicode61 stay readable.
+FTS_TOKENIZE = "ascii tokenchars '" + TOKEN_EXTRA_CHARS.replace("'", "''") + "'"
+# FTS5 merges its segments less often (faster loading; queries barely notice)
+FTS_AUTOMERGE = 16
+PROMOTED = tuple(SQL_COLUMNS)  # host, type, program, qid, size
+assert PROMOTED == ("host", "type", "program", "qid", "size")  # _prepare_rows
+SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS events (
+        id TEXT NOT NULL,
+        ts INTEGER,
+        {", ".join(SQL_COLUMNS[f] for f in PROMOTED)},
+        doc TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id)",
+    "CREATE INDEX IF NOT EXISTS events_ts ON events(ts)",
+    "CREATE INDEX IF NOT EXISTS events_host_ts ON events(host, ts)",
+    "CREATE INDEX IF NOT EXISTS events_program_ts ON events(program, ts)",
+    # most events have no qid or size: partial indexes skip them (any comparison on the column
+    # implies IS NOT NULL, so SQLite still uses them)
+    "CREATE INDEX IF NOT EXISTS events_qid_ts ON events(qid, ts) WHERE qid IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS events_size_ts ON events(size, ts) WHERE size IS NOT NULL",
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
+        body, content='', columnsize=0, tokenize="{FTS_TOKENIZE}")""",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_VOCAB} USING fts5vocab({FTS_TABLE}, 'row')",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+COLUMNS = ["rowid", "id", "ts", *(SQL_COLUMNS[f] for f in PROMOTED), "doc"]
+
+
+@functools.lru_cache(maxsize=64)
+def insert_sql(table: str, columns: tuple[str, ...], rows: int, tail: str = "") -> str:
+    """A multi-row INSERT ... VALUES (?, ...), ... : a whole chunk in one statement, one
+    sqlite3_step that runs without the GIL (overlapping the preparation of the next chunk).
+    Plain parameters, not a JSON array: SQLite 3.40 parses a JSON row once per column it
+    extracts, which cost more than the insert itself (~12 us per event)."""
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table}({', '.join(columns)}) VALUES {', '.join([one] * rows)}{tail}"
+
+
+def insert_rows(rows: int) -> str:
+    return insert_sql("events", tuple(COLUMNS), rows, " ON CONFLICT(id) DO NOTHING")
+
+
+def insert_fts(rows: int) -> str:
+    return insert_sql(FTS_TABLE, ("rowid", "body"), rows)
+
+
+
+
+FTS_MARK = "fts_mark"  # meta key: the highest rowid the full-text index has caught up with
+MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{FTS_MARK}'"
+# the first rowid a write may use is above both the last row and the mark: a pruned tail must
+# not hand out rowids again that the full-text index has already passed
+NEXT_ROWID_SQL = (f"SELECT max(COALESCE((SELECT MAX(rowid) FROM events), 0), "
+                   f"COALESCE(({MARK_SQL}), 0))")
+
+
+def parse_url(url: str) -> tuple[str, dict]:
+    """``sqlite:///rel.db`` -> ('rel.db', {});
+    ``sqlite:////abs.db?timeout=5`` -> ('/abs.db', {'timeout': '5'})."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        raise ConfigError(f"not an embedded store URL: {url!r} (use sqlite:///path/to/events.db)")
+    rest, _, query = rest.partition("?")
+    if rest in ("", "/"):
+        raise ConfigError(f"the store URL {url!r} names no file: use sqlite:///relative.db or "
+                          "sqlite:////absolute/path.db")
+    if not rest.startswith("/"):
+        raise ConfigError(f"the store URL {url!r} has a host part; use sqlite:///relative.db or "
+                          "sqlite:////absolute/path.db (three or four slashes)")
+    path = unquote(rest[1:])
+    if path != ":memory:":
+        path = os.path.expanduser(path)
+    return path, dict(parse_qsl(query))
+
+
+__all__ = ["ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABLE", "FTS_TOKENIZE",
+           "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
+           "SQL_COLUMNS", "insert_fts", "insert_rows", "parse_url"]

@@ -1,0 +1,49 @@
+"""The architecture is checked, not described: no package cycles and imports one way
+(import-linter contracts in pyproject.toml), lint (ruff) and types (mypy) clean on the packages.
+
+The tools are in the ``[test]`` extra; each check runs the tool from this interpreter's
+environment on the checkout, and fails with the tool's own report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["common", "shipper", "indexer", "query", "store", "search", "services"]
+
+
+def _tool(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install -e '.[test]' (it is in the test extra)")
+    return found
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_no_package_cycles_and_imports_go_one_way():
+    run = _run(_tool("lint-imports"), "--no-cache")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "broken" in run.stdout and "0 broken" in run.stdout
+
+
+def test_ruff_is_clean_on_the_packages():
+    run = _run(_tool("ruff"), "check", "--no-cache", *PACKAGES)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_mypy_is_clean_on_the_packages():
+    run = _run(_tool("mypy"), "--no-incremental", "--cache-dir", os.devnull)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
