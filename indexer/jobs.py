@@ -86,7 +86,10 @@ def process_batch(batch_key: str, settings: dict) -> BatchResult:
         client = _client(s.redis_url)
     else:  # enqueued without a URL (no secret in the job): the worker's own connection
         from rq import get_current_job
-        client = get_current_job().connection
+        job = get_current_job()
+        if job is None:
+            raise LogpipeError("a job without a broker URL runs only inside an RQ worker")
+        client = job.connection
     try:
         return BatchProcessor(client, s).run(batch_key)
     except StoreUnavailable:

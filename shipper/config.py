@@ -331,10 +331,10 @@ def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
     if "-" in flags.paths:
         cfg.inputs.append(InputSpec(input="stdin", where="stdin", **common))
     if flags.listen:
-        tls = dict(tls_cert=flags.tls_cert or "", tls_key=flags.tls_key or "",
-                   tls_client_ca=flags.tls_client_ca or "")
         cfg.inputs.append(InputSpec(input="syslog", listen=list(flags.listen), where="--syslog",
-                                    **{**common, "type": flags.rtype or "syslog"}, **tls))
+                                    tls_cert=flags.tls_cert or "", tls_key=flags.tls_key or "",
+                                    tls_client_ca=flags.tls_client_ca or "",
+                                    **{**common, "type": flags.rtype or "syslog"}))
     if not cfg.inputs:
         raise ConfigError("nothing to ship: give files or globs, '-' for stdin, --syslog-udp/"
                           "--syslog-tcp, or --config FILE with [[input]] sections")

@@ -57,7 +57,8 @@ def check_tls_options(url: str) -> None:
 def tls_failure(exc: BaseException) -> str | None:
     """A message for a TLS handshake that failed for a configuration reason, else None."""
     text = str(exc)
-    seen, cause = set(), exc
+    seen: set[int] = set()
+    cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, ssl.SSLCertVerificationError):

@@ -9,9 +9,11 @@ plain UDP/TCP ones (anyone who can reach the port can inject records) say so in 
 TLS needs ``tls_cert`` and ``tls_key`` (the key file must be 0600); with ``tls_client_ca`` the
 listener asks senders for a certificate signed by that CA and refuses those without one
 (``tls_client_auth = "required"``, the default) or accepts them without (``"optional"``). A
-verified sender's certificate subject CN is recorded in ``fields.syslog.tls_peer``. A background thread receives messages
-into a bounded queue; when the queue is full it stops reading, so TCP senders are slowed down by
-TCP itself (UDP has no such thing: the kernel drops what does not fit its buffer).
+verified sender's certificate subject CN is recorded in ``fields.syslog.tls_peer``.
+
+A background thread receives messages into a bounded queue; when the queue is full it stops
+reading, so TCP senders are slowed down by TCP itself (UDP has no such thing: the kernel drops
+what does not fit its buffer).
 
 Each message becomes one record: ``line`` is the message without its ``<PRI>`` (an RFC 3164
 message then reads like a line of /var/log/syslog), ``host`` the sender's hostname (or address),

@@ -130,7 +130,9 @@ def describe_failure(exc: BaseException, url: str) -> str | None:
 def _all_text(exc: BaseException) -> str:
     """The messages of an exception, the errors it wraps and its causes (the client's TlsError
     says only "TLS error"; the reason is in what it wraps)."""
-    parts, seen, todo = [], set(), [exc]
+    parts: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
     while todo:
         current = todo.pop()
         if current is None or id(current) in seen:
