@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "Run the whole pipeline on a generated maillog and search it."),
     "acl": ("common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
     "gen-logs": ("services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+    "ui": ("search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
 }
 
 

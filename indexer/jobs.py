@@ -142,6 +142,8 @@ class BatchProcessor:
                 self.dlq.add(raw, record.id, "parse", f"{type(exc).__name__}: {exc}", record.type)
                 result.dead_lettered += 1
                 continue
+            if event is None:  # dropped by a drop filter of its type: done with, not stored
+                continue
             events.append(event)
             sources.append((raw, record.type))
         pending = list(range(len(events)))
