@@ -43,7 +43,7 @@ def connect_when_up(url: str, keys: Keys):
             raise BrokerError(f"the broker at {redact(url)} refused access (NOPERM): {exc}") \
                 from None
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
-            tls = tls_failure(exc)
+            tls = tls_failure(exc, url)
             if tls:  # a certificate the CA does not vouch for: configuration, not an outage
                 raise BrokerError(f"cannot connect to the broker at {redact(url)}: {tls}") \
                     from None

@@ -115,7 +115,7 @@ class Sender:
 
     def _classify(self, exc: Exception) -> Exception:
         where = redact(self.url)
-        tls = tls_failure(exc)
+        tls = tls_failure(exc, self.url)
         if tls:  # a configuration mistake, not an outage: no retry
             return BrokerError(f"cannot connect to the broker at {where}: {tls}")
         if isinstance(exc, (redis.exceptions.AuthenticationError,

@@ -41,5 +41,5 @@ def connect_checked(url: str, **kwargs):
     except Exception as exc:
         from common.broker.tls import tls_failure
         raise BrokerError(f"cannot reach the broker at {redact(url)}: "
-                          f"{tls_failure(exc) or exc}") from None
+                          f"{tls_failure(exc, url) or exc}") from None
     return client

@@ -54,8 +54,57 @@ def check_tls_options(url: str) -> None:
         raise ConfigError("a client certificate needs both ssl_certfile and ssl_keyfile")
 
 
-def tls_failure(exc: BaseException) -> str | None:
-    """A message for a TLS handshake that failed for a configuration reason, else None."""
+def tls_failure(exc: BaseException, url: str | None = None) -> str | None:
+    """A message for a TLS handshake that failed for a configuration reason, else None.
+
+    With TLS 1.3 a server that refuses the client's certificate says so after the handshake; a
+    client that writes first may see only "EOF occurred in violation of protocol". Given the
+    ``url``, such an ambiguous failure is settled by :func:`probe` (one more connection that
+    reads the server's verdict before writing anything that matters)."""
+    found = _classify(exc)
+    if found is None and url and url.startswith("rediss://") and \
+            "EOF occurred in violation of protocol" in _chain_text(exc):
+        found = probe(url)
+    return found
+
+
+def _chain_text(exc: BaseException) -> str:
+    parts, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(str(current))
+        current = current.__cause__ or current.__context__
+    return " ".join(parts)
+
+
+def probe(url: str, timeout: float = 3.0) -> str | None:
+    """Connect with the URL's TLS settings and wait for the server's first word without sending
+    anything: a TLS alert names the configuration problem; silence (the server waits for a
+    command, as it should) or anything else: None."""
+    import socket
+
+    parts = urlsplit(url)
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    try:
+        context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+        if options.get("ssl_check_hostname", "true").lower() in ("false", "0", "no"):
+            context.check_hostname = False
+        if options.get("ssl_certfile"):
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379),
+                                      timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+                tls.settimeout(1.5)
+                tls.recv(64)
+    except ssl.SSLError as exc:
+        return _classify(exc)
+    except OSError:
+        return None
+    return None
+
+
+def _classify(exc: BaseException) -> str | None:
     text = str(exc)
     seen: set[int] = set()
     cause: BaseException | None = exc
