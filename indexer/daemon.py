@@ -9,6 +9,7 @@ deferred work (the embedded store's full-text catch-up). A broker that goes away
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ class IndexerOptions:
     prefix: str = "logpipe"
     raw_list: str = "logpipe:raw"
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 _client = connect_checked
@@ -60,7 +62,7 @@ def run(opts: IndexerOptions) -> None:
                             max_queued_jobs=max(4, 2 * workers))
     if opts.metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(opts.metrics_port, client, settings.keys)
+        serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
     pool = WorkerPool(redis_url, settings.keys.queue, workers)
     stopping = {"now": False}
 
@@ -142,8 +144,10 @@ class WorkerPool:
         self.procs: list[subprocess.Popen] = []
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.redis_url,
-                                 self.queue], stdin=subprocess.DEVNULL)
+        # The URL (and its password) goes through the environment, never argv.
+        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.size)]

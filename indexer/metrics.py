@@ -46,20 +46,31 @@ class _Collector:
                                  labels=labels)
         lag = GaugeMetricFamily("logpipe_shipper_lag_bytes", "Bytes written but not shipped yet",
                                 labels=labels)
+        silent = GaugeMetricFamily("logpipe_shipper_silent_seconds",
+                                   "Seconds since the shipper last reported", labels=labels)
         for s in figures["shippers"]:
             key = [s["name"], str(s.get("host", ""))]
+            silent.add_metric(key, float(s.get("age_s", 0)))
             lines.add_metric(key, float(s.get("lines", 0)))
             sent.add_metric(key, float(s.get("bytes", 0)))
             rate.add_metric(key, float(s.get("lines_per_s", 0)))
             lag.add_metric(key, float(s.get("lag_bytes", 0)))
-        yield from (lines, sent, rate, lag)
+        yield from (lines, sent, rate, lag, silent)
 
 
-def serve_metrics(port: int, client, keys: Keys) -> None:
-    """Start the HTTP exporter in a background thread on 127.0.0.1:``port``."""
+def serve_metrics(port: int, client, keys: Keys, host: str = "127.0.0.1") -> None:
+    """Start the HTTP exporter in a background thread on ``host``:``port`` (loopback unless told
+    otherwise; the exporter has no authentication, so an exposed one is warned about)."""
     from prometheus_client import start_http_server
     from prometheus_client.core import CollectorRegistry
 
+    from common.console import emit
+    from common.listen import warn_if_exposed
+
+    warn_if_exposed(host, f"the metrics endpoint :{port}", False,
+                    lambda message: emit("listener_exposed", level="warning", risk=message),
+                    risk="anyone who can reach it reads queue sizes, rates, host names and "
+                         "shipper paths")
     registry = CollectorRegistry()
     registry.register(_Collector(client, keys))
-    start_http_server(port, addr="127.0.0.1", registry=registry)
+    start_http_server(port, addr=host, registry=registry)

@@ -28,6 +28,8 @@ def connect_when_up(url: str, keys: Keys):
     """
     import redis.exceptions as rx
 
+    from common.broker.tls import tls_failure
+
     client = connect(url)
     down_since, backoff = None, BROKER_OUTAGE.start()
     while True:
@@ -41,6 +43,10 @@ def connect_when_up(url: str, keys: Keys):
             raise BrokerError(f"the broker at {redact(url)} refused access (NOPERM): {exc}") \
                 from None
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
+            tls = tls_failure(exc, url)
+            if tls:  # a certificate the CA does not vouch for: configuration, not an outage
+                raise BrokerError(f"cannot connect to the broker at {redact(url)}: {tls}") \
+                    from None
             if down_since is None:
                 down_since = time.monotonic()
                 emit("broker_unreachable", broker=redact(url), error=str(exc)[:200],
@@ -112,11 +118,15 @@ def oldest_waiting(client, keys: Keys) -> float | None:
     return min(times) if times else None
 
 
-SHIPPER_STALE = 300  # a shipper silent for this long is no longer listed
+SHIPPER_SILENT = 30        # a shipper publishes every ~2 s: this long without a report is flagged
+SHIPPER_FORGOTTEN = 86_400  # after a day of silence it is no longer listed (a host retired for good)
 
 
 def shippers(client, keys: Keys) -> list[dict]:
-    """Figures the running shippers publish (every couple of seconds)."""
+    """Figures the shippers publish (every couple of seconds), each with ``age_s`` and ``silent``.
+
+    A silent shipper stays listed, flagged, so a dead agent is visible rather than just gone.
+    """
     now = time.time()
     found = []
     for name, blob in client.hgetall(keys.shippers).items():
@@ -124,8 +134,11 @@ def shippers(client, keys: Keys) -> list[dict]:
             figures = orjson.loads(blob)
         except orjson.JSONDecodeError:
             continue
-        if now - float(figures.get("updated", 0)) <= SHIPPER_STALE:
+        age = now - float(figures.get("updated", 0) or 0)
+        if age <= SHIPPER_FORGOTTEN:
             figures["name"] = name.decode("utf-8", "replace")
+            figures["age_s"] = round(age, 1)
+            figures["silent"] = age > SHIPPER_SILENT
             found.append(figures)
     return found
 

@@ -13,6 +13,7 @@ import logging
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import redis.sentinel
@@ -40,6 +41,7 @@ class ReplicaWait:
 
     replicas: int = DEFAULT_WAIT_REPLICAS
     timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
+    explicit: bool = False  # the URL asked for it (then a user that may not check is worth a warning)
     _connected: int = 0
     _checked_at: float = float("-inf")
 
@@ -53,8 +55,9 @@ class ReplicaWait:
                 info = client.info("replication")
             except redis.exceptions.NoPermissionError:
                 # a least-privilege user (e.g. a shipper allowed RPUSH only) cannot see the replicas
-                log.warning("this broker user may not run INFO: writes are not confirmed on replicas "
-                            "(grant +info +wait, or add ?wait_replicas=0 to the URL to say so)")
+                (log.warning if self.explicit else log.info)(
+                    "this broker user may not run INFO: writes are not confirmed on replicas "
+                    "(grant it +info +wait where the broker has replicas)")
                 self.replicas = 0
                 return 0
             self._connected = int(info.get("connected_slaves", 0)) if info.get("role") == "master" else 0
@@ -139,7 +142,8 @@ def _sentinel_client(url: str, query: dict[str, str], decode_responses: bool, kw
         sentinels.append((host.strip("[]"), int(port)))
     auth = {"username": urllib.parse.unquote(username) or None,
             "password": urllib.parse.unquote(password) or None}
-    common = dict(query, **kwargs)
+    parsers: dict[str, Any] = redis.connection.URL_QUERY_ARGUMENT_PARSERS  # from_url's typing of options
+    common = dict({k: parsers[k](v) if k in parsers else v for k, v in query.items()}, **kwargs)
     if scheme.startswith("rediss"):
         common["ssl"] = True
     common.pop("health_check_interval", None)
@@ -151,12 +155,17 @@ def _sentinel_client(url: str, query: dict[str, str], decode_responses: bool, kw
 def connect(url: str, decode_responses: bool = False, **kwargs):
     """A Redis client for ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS), ``unix://``, or
     ``redis+sentinel://`` / ``rediss+sentinel://`` URLs (see :func:`_sentinel_client`). Query parameters
-    ``wait_replicas`` and ``wait_timeout_ms`` set the client's :class:`ReplicaWait`. Connection problems
-    surface on first use."""
+    ``wait_replicas`` and ``wait_timeout_ms`` set the client's :class:`ReplicaWait`; ``ssl_*`` ones are TLS
+    options (:mod:`common.broker.tls`). Connection problems surface on first use."""
+    from common.broker.tls import check_tls_options
+
+    # TLS files named in the URL exist, before any connection (a sentinel URL is checked as its data URL)
+    check_tls_options(url.replace("+sentinel://", "://", 1))
     base, query = _split_query(url)
     try:
+        explicit = "wait_replicas" in query
         wait = ReplicaWait(int(query.pop("wait_replicas", DEFAULT_WAIT_REPLICAS)),
-                           int(query.pop("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS)))
+                           int(query.pop("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS)), explicit)
         # WAIT holds its reply for up to its timeout: the socket must wait longer than that
         kwargs.setdefault("socket_timeout", max(5.0, wait.timeout_ms / 1000 + 2))
         if base.split("://", 1)[0].lower() in SENTINEL_SCHEMES:
@@ -173,9 +182,13 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, for messages and logs (each of several, space-separated)."""
+    """The URL with its password (and a TLS key passphrase) replaced, for messages and logs (each of several,
+    space-separated)."""
     if len(url.split()) > 1:
         return " ".join(redact(one) for one in url.split())
+    if "ssl_password=" in url:
+        import re
+        url = re.sub(r"(ssl_password=)[^&#]*", r"\1***", url)
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
@@ -190,5 +203,7 @@ def connect_checked(url: str, **kwargs):
     try:
         client.ping()
     except Exception as exc:
-        raise BrokerError(f"cannot reach the broker at {redact(url)}: {exc}") from None
+        from common.broker.tls import tls_failure
+        raise BrokerError(f"cannot reach the broker at {redact(url)}: "
+                          f"{tls_failure(exc, url) or exc}") from None
     return client

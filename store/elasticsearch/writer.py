@@ -28,14 +28,16 @@ class ElasticsearchSink:
     """Writes to daily indices ``logstash-%Y.%m.%d`` (configurable) on one cluster."""
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
-                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None):
+                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None,
+                 connection: dict | None = None):
         self.url = url
         self.index_format = index
         self.index_prefix = index.split("%", 1)[0]
         self.index_pattern = self.index_prefix + "*"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
-        self.client = client or es_client(url, request_timeout=request_timeout)
+        # connection: credentials and TLS options (store/elasticsearch/connection.py)
+        self.client = client or es_client(url, request_timeout=request_timeout, connection=connection)
         self._index_cache: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------
@@ -49,7 +51,10 @@ class ElasticsearchSink:
             self.client.indices.put_index_template(
                 name=name, **index_template(self.index_pattern, replicas=1 if data_nodes > 1 else 0))
         except (ApiError, TransportError) as exc:
-            raise SinkError(f"cannot install the index template on {self.url}: {exc}") from None
+            from store.elasticsearch.connection import describe_failure
+            clear = describe_failure(exc, self.url)
+            raise SinkError(clear or f"cannot install the index template on {self.url}: "
+                                     f"{exc}") from None
 
     # -- writing -----------------------------------------------------------------------------
     def index_for(self, timestamp: str) -> str:
@@ -93,7 +98,9 @@ class ElasticsearchSink:
         except ApiError as exc:
             status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
             reason = f"bulk request failed with HTTP {status}: {exc}"
-            kind = Status.RETRY if status in (408, 429) or status >= 500 else Status.REJECTED
+            # 401/403: the credentials, not the records, are wrong: retried, never dead-lettered
+            kind = Status.RETRY if status in (401, 403, 408, 429) or status >= 500 \
+                else Status.REJECTED
             return [Outcome(kind, reason)] * count
         except TransportError as exc:
             return [Outcome(Status.RETRY, f"transport error: {exc}")] * count
@@ -145,7 +152,8 @@ class ElasticsearchSink:
 
     def prune(self, older_than: datetime) -> int:
         """Delete whole daily indices whose day ends before ``older_than``."""
-        return retention.prune(self.client, self.index_pattern, self.index_format, older_than)
+        return retention.prune(self.client, self.index_pattern, self.index_format, older_than,
+                               self.url)
 
     def close(self) -> None:
         self.client.close()

@@ -442,7 +442,7 @@ def test_health_page_flags_a_silent_shipper(sqlite_url, redis_url):
     now = time.time()
     client.hset(keys.stats("shippers"), mapping={
         "mail1:/var/lib/a": orjson.dumps({"host": "mail1", "updated": now, "lines": 10}),
-        "mail2:/var/lib/b": orjson.dumps({"host": "mail2", "updated": now - 120, "lines": 5}),
+        "mail2:/var/lib/b": orjson.dumps({"host": "mail2", "updated": now - 900, "lines": 5}),
     })
     with client_for(sqlite_url, redis_url) as web:
         html = web.get("/health").text
