@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, Sequence
 
+from common.errors import LogpipeError
+
 
 @dataclass(slots=True)
 class Event:
@@ -41,6 +43,28 @@ class Outcome:
     @property
     def done(self) -> bool:
         return self.status in (Status.INDEXED, Status.DUPLICATE)
+
+
+class OutcomeMismatch(LogpipeError):
+    """A store broke the Writer contract (not one outcome per event): nothing it answered can
+    be trusted, so the caller must fail loudly and keep the batch."""
+
+
+def check_outcomes(events: Sequence, outcomes) -> list[Outcome]:
+    """The outcomes of a write, checked strictly: a list of exactly one :class:`Outcome` per
+    event. Raises :class:`OutcomeMismatch` otherwise (never trim or pad: a record would be
+    dropped silently or another's outcome taken for its own)."""
+    if not isinstance(outcomes, (list, tuple)):
+        raise OutcomeMismatch(f"the store answered {type(outcomes).__name__} instead of a list "
+                              f"of {len(events)} outcomes")
+    if len(outcomes) != len(events):
+        raise OutcomeMismatch(f"the store answered {len(outcomes)} outcomes for "
+                              f"{len(events)} events")
+    for position, outcome in enumerate(outcomes):
+        if not isinstance(outcome, Outcome) or not isinstance(outcome.status, Status):
+            raise OutcomeMismatch(f"the store's answer #{position} is not an outcome: "
+                                  f"{outcome!r}"[:300])
+    return list(outcomes)
 
 
 @dataclass

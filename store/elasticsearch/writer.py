@@ -17,7 +17,7 @@ from typing import Sequence
 import orjson
 
 from common.errors import SinkError
-from store.base import Event, Outcome, SearchRequest, SearchResult, Status
+from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
 from store.elasticsearch import reader, retention
 from store.elasticsearch.errors import item_reason
 from store.elasticsearch.template import TEMPLATE_PREFIX, index_template
@@ -61,23 +61,40 @@ class ElasticsearchSink:
         return name
 
     def write(self, events: Sequence[Event]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
+        # Each event is serialised alone: one that cannot be (a value orjson refuses, a
+        # @timestamp that names no day) is rejected with the reason, its neighbours are sent.
+        outcomes: list[Outcome | None] = [None] * len(events)
         chunk: list[bytes] = []
+        owners: list[int] = []
         size = 0
-        for event in events:
-            action = orjson.dumps({"create": {"_index": self.index_for(event.doc["@timestamp"]),
-                                              "_id": event.id}})
-            source = orjson.dumps(event.doc)
-            if chunk and (len(chunk) // 2 >= self.max_docs
+        for position, event in enumerate(events):
+            try:
+                action = orjson.dumps({"create": {"_index": self.index_for(event.doc["@timestamp"]),
+                                                  "_id": event.id}})
+                source = orjson.dumps(event.doc)
+            except (TypeError, ValueError, KeyError) as exc:
+                outcomes[position] = Outcome(Status.REJECTED,
+                                             f"cannot serialise the event: {type(exc).__name__}: {exc}")
+                continue
+            if chunk and (len(owners) >= self.max_docs
                           or size + len(action) + len(source) > self.max_bytes):
-                outcomes.extend(self._bulk(chunk))
-                chunk, size = [], 0
+                self._send(chunk, owners, outcomes)
+                chunk, owners, size = [], [], 0
             chunk.append(action)
             chunk.append(source)
+            owners.append(position)
             size += len(action) + len(source) + 2
         if chunk:
-            outcomes.extend(self._bulk(chunk))
-        return outcomes
+            self._send(chunk, owners, outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _send(self, chunk: list[bytes], owners: list[int], outcomes: list) -> None:
+        answers = self._bulk(chunk)
+        if len(answers) != len(owners):  # the cluster's own answer, checked item by item
+            raise OutcomeMismatch(f"Elasticsearch answered {len(answers)} bulk items for "
+                                  f"{len(owners)} sent")
+        for position, outcome in zip(owners, answers):
+            outcomes[position] = outcome
 
     def _bulk(self, lines: list[bytes]) -> list[Outcome]:
         from elasticsearch import ApiError, ConnectionError, TransportError
