@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from common.broker import Broker, Keys, connect
-from common.errors import DecodeError, LogpipeError, SinkError
+from common.errors import LogpipeError, SinkError
 from common.record import decode
 from common.retry import store_write_policy
 from indexer import stats

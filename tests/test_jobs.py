@@ -207,9 +207,9 @@ def test_an_event_that_makes_the_store_raise_is_dead_lettered_alone(setup):
     result = BatchProcessor(client, settings, sink, pipeline).run(key)
     assert result.counts() == {"records": 9, "indexed": 7, "duplicate": 0, "dead_lettered": 2}
     assert set(sink.docs) == {r.id for r in records} - sink.poison
-    letters = {l.record_id: l for l in DeadLetterQueue(client).iter()}
+    letters = {letter.record_id: letter for letter in DeadLetterQueue(client).iter()}
     assert set(letters) == sink.poison
-    assert all(l.stage == "index" and "64-bit" in l.reason for l in letters.values())
+    assert all(x.stage == "index" and "64-bit" in x.reason for x in letters.values())
     assert not client.exists(key)
 
 

@@ -88,11 +88,11 @@ def test_malformed_items_are_dead_lettered_and_the_rest_stored_in_one_pass(redis
                                "dead_lettered": len(MALFORMED) + 1}
     assert not redis_client.exists(key) and redis_client.zcard(keys.batches) == 0
     letters = list(DeadLetterQueue(redis_client).iter())
-    got = sorted((bytes(l.record), l.stage) for l in letters)
+    got = sorted((bytes(letter.record), letter.stage) for letter in letters)
     assert got == sorted(MALFORMED + [(encode(UNSERIALISABLE), "index")])
     for letter in letters:
         assert letter.reason.strip()
-    big = next(l for l in letters if l.stage == "index")
+    big = next(letter for letter in letters if letter.stage == "index")
     assert big.record_id == "big-1" and "64-bit" in big.reason
     if hasattr(store, "refresh"):
         store.refresh()
