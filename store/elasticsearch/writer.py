@@ -16,6 +16,7 @@ from typing import Sequence
 
 import orjson
 
+from common.broker import redact
 from common.errors import SinkError
 from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
 from store.elasticsearch import reader, retention
@@ -48,8 +49,16 @@ class ElasticsearchSink:
             name = f"{TEMPLATE_PREFIX}-{self.index_prefix.rstrip('-_.') or 'events'}"
             self.client.indices.put_index_template(name=name,
                                                    **index_template(self.index_pattern))
-        except (ApiError, TransportError) as exc:
-            raise SinkError(f"cannot install the index template on {self.url}: {exc}") from None
+        except ApiError as exc:
+            status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
+            # 401/403 and other 4xx: the credentials or the cluster's settings are wrong, waiting
+            # changes nothing; 5xx and 429: the cluster is starting or overloaded
+            permanent = 400 <= status < 500 and status not in (408, 429)
+            raise SinkError(f"cannot install the index template on {redact(self.url)}: {exc}",
+                            permanent=permanent) from None
+        except TransportError as exc:
+            raise SinkError(f"cannot install the index template on {redact(self.url)}: "
+                            f"{exc}") from None
 
     # -- writing -----------------------------------------------------------------------------
     def index_for(self, timestamp: str) -> str:

@@ -1,0 +1,130 @@
+"""Issue 9, item 3 for the indexer: start order never matters.
+
+``logpipe index`` started before its broker waits for it (one ``broker_unreachable`` line, one
+``broker_back`` line) and then stores everything shipped; ``logpipe dlq list`` does the same; a
+wrong password exits 2 at once without showing it. Every wait is on a real signal (a log line,
+the store's count), never a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.valkey import ValkeyServer, find_free_port
+from store import open_store
+from store.base import SearchRequest
+from tests.integration.test_shipper_helpers import wait_for
+
+pytestmark = pytest.mark.integration
+SECRET = "s3cret-Pass-4-index"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def later_valkey(tmp_path):
+    """A server whose port and password are known now, started when the test wants."""
+    server = ValkeyServer(data_dir=tmp_path / "valkey", port=find_free_port(), password=SECRET)
+    yield server
+    server.cleanup()
+
+
+def env_for(tmp_path, url: str) -> dict:
+    # the password travels in the environment, never in argv
+    return {**os.environ, "LOGPIPE_REDIS_URL": url, "LOGPIPE_HOME": str(tmp_path / "home"),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def logpipe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "common.cli", *args]
+
+
+def stored(store_url: str) -> int:
+    store = open_store(store_url)
+    try:
+        return store.search(SearchRequest(query="*", limit=1)).total
+    except Exception:  # not created yet
+        return -1
+    finally:
+        store.close()
+
+
+def test_index_started_before_the_broker_stores_everything(tmp_path, later_valkey):
+    env = env_for(tmp_path, later_valkey.url)
+    store_url = f"sqlite:///{tmp_path}/events.db"
+    log = tmp_path / "index.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(logpipe("index", "--store", store_url, "--workers", "1",
+                                        "--batch-size", "100"),
+                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "event=broker_unreachable" in log.read_text(), timeout=120,
+                 what="the indexer's broker_unreachable line")
+        assert proc.poll() is None, log.read_text()  # waiting, not exited
+        later_valkey.start()
+        wait_for(lambda: "event=index_started" in log.read_text(), timeout=120,
+                 what="the indexer's index_started line")
+        lines = tmp_path / "app.log"
+        lines.write_text("".join(f"early bird line {i}\n" for i in range(700)))
+        ship = subprocess.run(logpipe("ship", "--once", "--registry", str(tmp_path / "reg.json"),
+                                      str(lines)), env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+        assert ship.returncode == 0, ship.stderr
+        wait_for(lambda: stored(store_url) == 700, timeout=240, what="700 events stored")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    text = log.read_text()
+    assert code == 0, text
+    assert text.count("event=broker_unreachable") == 1, text
+    assert text.count("event=broker_back") == 1, text
+    assert SECRET not in text
+
+
+def test_dlq_list_started_before_the_broker_waits_for_it(tmp_path, later_valkey):
+    env = env_for(tmp_path, later_valkey.url)
+    log = tmp_path / "dlq.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(logpipe("dlq", "list"), env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "event=broker_unreachable" in log.read_text(), timeout=120,
+                 what="the dlq command's broker_unreachable line")
+        assert proc.poll() is None
+        later_valkey.start()
+        assert proc.wait(120) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "event=broker_back" in text and SECRET not in text
+
+
+def test_wrong_password_exits_at_once_without_showing_it(tmp_path, later_valkey):
+    later_valkey.start()
+    wrong = later_valkey.url.replace(SECRET, "not-the-password")
+    for command in (["index", "--store", f"sqlite:///{tmp_path}/e.db"], ["dlq", "list"]):
+        run = subprocess.run(logpipe(*command), env=env_for(tmp_path, wrong), cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2, run.stderr
+        assert "refused the password" in run.stderr and "Traceback" not in run.stderr
+        assert "not-the-password" not in run.stderr and SECRET not in run.stderr
+
+
+def test_a_store_path_that_cannot_be_created_exits_at_once(tmp_path, later_valkey):
+    later_valkey.start()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    run = subprocess.run(logpipe("index", "--store", f"sqlite:///{blocker}/sub/e.db"),
+                         env=env_for(tmp_path, later_valkey.url), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "cannot create the embedded store's directory" in run.stderr
+    assert "Traceback" not in run.stderr
