@@ -5,8 +5,9 @@ retention to :mod:`store.elasticsearch.retention`, the mapping is :mod:`store.el
 
 Every event is written with ``_id`` = record id and ``op_type: create``: processing a batch again
 never duplicates, and a 409 means "already indexed". 429 and 5xx are transient (the job retries),
-any other per-item error (a mapping conflict, a malformed IP) is permanent for that event and
-goes to the dead-letter queue with Elasticsearch's own reason.
+any other per-item error (a mapping conflict) is permanent for that event and goes to the
+dead-letter queue with Elasticsearch's own reason. A value that does not fit its typed field (a
+malformed IP) is not an error: the event is stored and tagged (:mod:`store.fields`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchRes
 from store.elasticsearch import reader, retention
 from store.elasticsearch.errors import item_reason
 from store.elasticsearch.template import TEMPLATE_PREFIX, index_template
+from store.fields import mark_malformed
 
 
 class ElasticsearchSink:
@@ -80,7 +82,7 @@ class ElasticsearchSink:
             try:
                 action = orjson.dumps({"create": {"_index": self.index_for(event.doc["@timestamp"]),
                                                   "_id": event.id}})
-                source = orjson.dumps(event.doc)
+                source = orjson.dumps(mark_malformed(event.doc))
             except (TypeError, ValueError, KeyError) as exc:
                 outcomes[position] = Outcome(Status.REJECTED,
                                              f"cannot serialise the event: {type(exc).__name__}: {exc}")

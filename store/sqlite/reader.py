@@ -16,7 +16,6 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import orjson
 
 from common.errors import QueryError, SinkError
 from query.analyzer import analyze
@@ -41,7 +40,7 @@ from query.tree import (
     numeric,
 )
 from store.base import SearchRequest, SearchResult, bucket_key
-from store.sqlite.schema import FTS_TABLE, FTS_VOCAB, SQL_COLUMNS
+from store.sqlite.schema import FTS_TABLE, FTS_VOCAB, SQL_COLUMNS, returned_doc
 
 
 def json_path(field: str) -> str:
@@ -225,7 +224,7 @@ class SqliteReader:
                              f"ORDER BY events.ts {order}, events.rowid {order}",
                              params + [limit])
             for eid, doc in rows:
-                event = orjson.loads(doc)
+                event = returned_doc(doc)
                 event["_id"] = eid
                 events.append(event)
         return SearchResult(total=total, events=events)

@@ -73,6 +73,7 @@ from store.sqlite.schema import (
     insert_fts,
     insert_rows,
     parse_url,
+    stored_doc,
 )
 
 # events prepared / inserted per step of a write (9 parameters each: SQLite allows 32766)
@@ -297,7 +298,7 @@ class SqliteWriter:
         add_row, add_where = rows.extend, where.append
         for i in indices:
             ev = events[i]
-            doc = ev.doc
+            doc = stored_doc(ev.doc)  # a malformed typed value kept out of every index
             get = doc.get
             try:
                 stamp = get("@timestamp")
