@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 from common.errors import LogpipeError
 
@@ -72,7 +72,7 @@ class SearchRequest:
     query: str = "*"                 # Lucene / Kibana query syntax
     start: datetime | None = None    # inclusive, on @timestamp
     end: datetime | None = None      # exclusive
-    limit: int = 20
+    limit: int | None = 20           # None: every match (only for stream())
     order: str = "desc"              # by @timestamp
 
 
@@ -108,6 +108,15 @@ class Reader(Protocol):
     url: str
 
     def search(self, request: SearchRequest) -> SearchResult: ...
+
+    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
+        """Every match in the request's order (by @timestamp, then a tiebreak of the store's
+        own), at most ``request.limit`` (None: all), fetched a page at a time by keyset (after
+        the last (timestamp in ms, tiebreak) seen; point-in-time + search_after on
+        Elasticsearch): no result window, constant memory however many match."""
+
+    def count(self, request: SearchRequest) -> int:
+        """How many events match (exact)."""
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]: ...
 

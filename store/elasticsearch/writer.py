@@ -146,6 +146,9 @@ class ElasticsearchSink:
     def search(self, request: SearchRequest) -> SearchResult:
         return reader.search(self.client, self.index_pattern, request)
 
+    def stream(self, request: SearchRequest, page_size: int = 1000):
+        return reader.stream(self.client, self.index_pattern, request, page_size)
+
     def histogram(self, request: SearchRequest, interval: str):
         return reader.histogram(self.client, self.index_pattern, request, interval)
 
@@ -159,7 +162,10 @@ class ElasticsearchSink:
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.index_pattern, allow_no_indices=True)
 
-    def count(self) -> int:
+    def count(self, request: SearchRequest | None = None) -> int:
+        """How many events match ``request``; without one, every event after a refresh."""
+        if request is not None:
+            return reader.count(self.client, self.index_pattern, request)
         self.refresh()
         return int(self.client.count(index=self.index_pattern,
                                      allow_no_indices=True)["count"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 
 from common.errors import QueryError, SinkError
@@ -228,6 +228,48 @@ class SqliteReader:
                 event["_id"] = eid
                 events.append(event)
         return SearchResult(total=total, events=events)
+
+    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
+        """Every match in order, a page at a time, by keyset on (ts, rowid) (no OFFSET: the
+        last page costs what the first does). Events without a time come last newest-first and
+        first oldest-first, as in :meth:`search`."""
+        where, params = self._where(request)
+        desc = str(request.order).lower() != "asc"
+        order = "DESC" if desc else "ASC"
+        cmp = "<" if desc else ">"
+        remaining = None if request.limit is None else max(0, int(request.limit))
+        page_size = max(1, int(page_size))
+        # the timed events, then the untimed (SQLite sorts NULL lowest), or the reverse
+        for timed in ((True, False) if desc else (False, True)):
+            cursor: tuple[int | None, int] | None = None
+            while remaining is None or remaining > 0:
+                size = page_size if remaining is None else min(page_size, remaining)
+                if timed:
+                    cond = "events.ts IS NOT NULL"
+                    extra: list = []
+                    if cursor is not None:
+                        cond += f" AND (events.ts {cmp} ? OR (events.ts = ? AND events.rowid {cmp} ?))"
+                        extra = [cursor[0], cursor[0], cursor[1]]
+                else:
+                    cond = "events.ts IS NULL"
+                    extra = []
+                    if cursor is not None:
+                        cond += f" AND events.rowid {cmp} ?"
+                        extra = [cursor[1]]
+                rows = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
+                                 f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
+                                 f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
+                                 f"ORDER BY ts {order}, rowid {order}",
+                                 params + extra + [size])
+                for _, _, eid, doc in rows:
+                    event = returned_doc(doc)
+                    event["_id"] = eid
+                    yield event
+                if remaining is not None:
+                    remaining -= len(rows)
+                if len(rows) < size:
+                    break
+                cursor = (rows[-1][1], rows[-1][0])
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
         step = parse_interval(interval)
