@@ -130,6 +130,10 @@ def _call(what: str, fn, **kwargs):
 
 
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
+    """One window of matches (at most 10,000 on Elasticsearch; more: :func:`stream`)."""
+    if request.limit is None:  # every match: streamed, past the result window
+        return SearchResult(total=count(client, index_pattern, request),
+                            events=list(stream(client, index_pattern, request)))
     order = "asc" if str(request.order).lower() == "asc" else "desc"
     resp = _call("search", client.search, index=index_pattern, query=build_query(request),
                  sort=[{TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
@@ -171,7 +175,7 @@ def stream(client, index_pattern: str, request: SearchRequest,
     try:
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
-            extra = {"search_after": after} if after is not None else {}
+            extra: dict = {"search_after": after} if after is not None else {}
             resp = _call("search", client.search, pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
                          query=query, sort=sort, size=size, track_total_hits=False, **extra)
             pit = resp.get("pit_id", pit)

@@ -213,8 +213,8 @@ class SqliteReader:
     def search(self, request: SearchRequest) -> SearchResult:
         where, params = self._where(request)
         order = "ASC" if str(request.order).lower() == "asc" else "DESC"
-        limit = max(0, int(request.limit))
         total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+        limit = total if request.limit is None else max(0, int(request.limit))
         events = []
         if limit and total:
             # sort (ts, rowid) pairs first, read only the documents shown

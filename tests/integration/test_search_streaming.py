@@ -117,3 +117,14 @@ def test_all_streams_every_match(sqlite_url):
     run = search("--store", sqlite_url, "--all", "--fields", "seq", "*")
     assert run.returncode == 0, run.stderr
     assert sorted(map(int, run.stdout.split())) == list(range(N))
+
+
+def test_an_empty_store_streams_nothing(es_url, tmp_path):
+    for url in (es_url + "/?index=logpipe-nothing-here-%Y", f"sqlite:///{tmp_path}/e.db"):
+        store = open_store(url)
+        store.prepare()
+        try:
+            assert list(store.stream(SearchRequest(query="*", limit=None))) == []
+            assert store.count(SearchRequest(query="*")) == 0
+        finally:
+            store.close()
