@@ -128,3 +128,102 @@ def test_a_store_path_that_cannot_be_created_exits_at_once(tmp_path, later_valke
     assert run.returncode == 2, run.stderr
     assert "cannot create the embedded store's directory" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+class Forwarder:
+    """A TCP forwarder on a port chosen now and opened later: the store 'comes up' when the
+    test starts it (the real Elasticsearch node behind it)."""
+
+    def __init__(self, target_port: int):
+        import socket
+
+        self.target_port = target_port
+        self.port = find_free_port()
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.closed = False
+
+    def start(self) -> None:
+        import threading
+
+        self.server.bind(("127.0.0.1", self.port))
+        self.server.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()
+
+
+def test_index_started_before_the_store_waits_then_stores(tmp_path, later_valkey, es_url,
+                                                          es_client):
+    from urllib.parse import urlparse
+
+    from common.broker import connect
+    from common.record import Record, encode
+
+    later_valkey.start()
+    forwarder = Forwarder(urlparse(es_url).port)
+    store_url = f"http://127.0.0.1:{forwarder.port}/?index=logpipe-late-%Y.%m.%d"
+    log = tmp_path / "index.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(logpipe("index", "--store", store_url, "--workers", "1"),
+                                env=env_for(tmp_path, later_valkey.url), cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "event=store_unreachable" in log.read_text(), timeout=120,
+                 what="the indexer's store_unreachable line")
+        assert proc.poll() is None, log.read_text()
+        client = connect(later_valkey.url)
+        client.rpush("logpipe:raw", *[encode(Record(id=f"late-{i}", line=f"late line {i}",
+                                                    received_at=1764324000.0 + i))
+                                      for i in range(300)])
+        forwarder.start()
+        wait_for(lambda: "event=index_started" in log.read_text(), timeout=120,
+                 what="index_started")
+
+        def stored() -> int:
+            from elasticsearch import ApiError
+
+            try:  # a fresh index answers 503 until its shard is allocated
+                es_client.indices.refresh(index="logpipe-late-*", allow_no_indices=True)
+                return es_client.count(index="logpipe-late-*", allow_no_indices=True)["count"]
+            except ApiError:
+                return -1
+
+        wait_for(lambda: stored() == 300, timeout=240, what="300 events in Elasticsearch")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        forwarder.close()
+    text = log.read_text()
+    assert text.count("event=store_unreachable") == 1 and text.count("event=store_back") == 1
+    assert SECRET not in text
