@@ -6,6 +6,9 @@ Cases (lines from logpipe's generator, plus the matching ../shared/corpus files 
 
 * mail: the eleven patterns of the 2013 Logstash config (imported by ``import-logstash`` when the
   seed is present, else the same expressions embedded below), tried in order;
+* mail type: the built-in ``mail`` type's patterns (sendmail, postfix, dovecot, milters,
+  MailScanner: 21 patterns over logpipe's library); pygrok gets the same patterns and logpipe's
+  pattern definitions, so both run the very same expressions;
 * syslog: ``%{SYSLOGLINE}``;
 * apache: ``%{COMBINEDAPACHELOG}``.
 
@@ -28,6 +31,7 @@ alternately with the other engines; its best turn counts. Ratios are printed.
 from __future__ import annotations
 
 import argparse
+import os
 import itertools
 import sys
 import time
@@ -39,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from indexer.grok.matcher import Matcher  # noqa: E402
 from services.loggen import generate  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("LOGPIPE_SHARED", ROOT.parent / "shared"))
 
 # The eleven patterns of the 2013 config, for runs without ../shared (same text as imported).
 _B = r"%{SYSLOGTIMESTAMP:timestamp} (?:%{SYSLOGFACILITY} )?%{SYSLOGHOST:logsource} "
@@ -93,7 +97,17 @@ def rate(fn, lines: list[str], seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def engines(patterns: list[str]):
+def mail_type_patterns() -> list[str]:
+    from indexer.pipeline_config import load_pipeline as load
+    return list(load(None).types["mail"].patterns)
+
+
+def logpipe_definitions() -> dict[str, str]:
+    from indexer.grok.library import builtin_definitions
+    return {name: d.regex for name, d in builtin_definitions().items()}
+
+
+def engines(patterns: list[str], pygrok_definitions: dict[str, str] | None = None):
     matcher = Matcher(patterns)
     regexes = [c.regex.search for c in matcher.compiled]
 
@@ -103,7 +117,7 @@ def engines(patterns: list[str]):
                 return
 
     from pygrok import Grok
-    groks = [Grok(p).match for p in patterns]
+    groks = [Grok(p, custom_patterns=pygrok_definitions or {}).match for p in patterns]
 
     def pygrok(line: str):
         for g in groks:
@@ -128,19 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lines", type=int, default=20000, help="generated lines per case")
     ap.add_argument("--rounds", type=int, default=5, help="rounds per engine (best one counts)")
     args = ap.parse_args(argv)
+    mail_lines = (list(generate("mail", args.lines, seed=1))
+                  + corpus("mail_extra.log", "sendmail-auth.log", "sendmail-reject.log",
+                           "dovecot.log"))
     cases = [
+        ("mail type (built-in)", mail_type_patterns(), mail_lines, logpipe_definitions()),
         ("mail (11 seed patterns)", mail_patterns(),
-         list(generate("mail", args.lines, seed=1))
-         + corpus("mail_extra.log", "sendmail-auth.log", "sendmail-reject.log", "dovecot.log")),
+         mail_lines, None),
         ("syslog (SYSLOGLINE)", ["%{SYSLOGLINE}"],
-         list(generate("syslog", args.lines, seed=1)) + corpus("linux.log", "openssh.log")),
+         list(generate("syslog", args.lines, seed=1)) + corpus("linux.log", "openssh.log"), None),
         ("apache (COMBINEDAPACHELOG)", ["%{COMBINEDAPACHELOG}"],
-         list(generate("apache", args.lines, seed=1))),
+         list(generate("apache", args.lines, seed=1)), None),
     ]
     print(f"{'case':28} {'lines':>6} {'logpipe/s':>10} {'pygrok/s':>9} {'bare/s':>9} "
           f"{'bare-eng/s':>10} {'vs pygrok':>9} {'vs bare':>8} {'vs bare-eng':>11}")
-    for name, patterns, lines in cases:
-        fns = engines(patterns)
+    for name, patterns, lines, pygrok_definitions in cases:
+        fns = engines(patterns, pygrok_definitions)
         # engines take turns in short rounds and keep their best round, so that load from
         # other processes on a shared machine hits them all alike
         got = {k: 0.0 for k in fns}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
-import click
 import typer
+import typer.core
 import typer.main
 
 from common.errors import LogpipeError, QueryError
@@ -35,7 +36,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: lists every subcommand from :data:`COMMANDS` and imports one only when it
+    runs. Built on typer's own group class (typer no longer installs click)."""
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -55,44 +59,50 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
+app = typer.Typer(cls=LazyGroup, add_completion=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.callback()
+def root():
     """logpipe: ship logs to a broker, parse them with grok, search them."""
 
 
-def _exception_kinds():
-    """Click's exception classes, and those of the click copy that newer typer vendors (its
-    subcommands raise those)."""
-    modules = [click.exceptions]
-    try:
-        from typer._click import exceptions as vendored
-        modules.append(vendored)
-    except ImportError:
-        pass
-    pick = lambda name: tuple(getattr(m, name) for m in modules if hasattr(m, name))  # noqa: E731
-    return pick("Exit") + (typer.Exit,), pick("ClickException"), pick("Abort")
+cli = typer.main.get_command(app)
 
 
-_EXIT, _CLICK_ERROR, _ABORT = _exception_kinds()
+def _usage_error_kind() -> Any:  # a ClickException class: has show() and exit_code
+    """The exception class typer's commands raise for a bad command line: ``ClickException``,
+    from click with older typer and from typer's own copy with newer typer. Found through the
+    public ``typer.BadParameter`` so neither click nor typer's private modules are imported."""
+    for kind in typer.BadParameter.__mro__:
+        if kind.__name__ == "ClickException":
+            return kind
+    return typer.BadParameter
+
+
+_USAGE_ERROR = _usage_error_kind()
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
+        # Without standalone mode typer returns the code of a ``typer.Exit`` raised by a command
+        # instead of raising it (commands themselves return None).
+        code = cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
     except (LogpipeError, QueryError) as exc:
-        click.echo(f"logpipe: error: {exc}", err=True)
+        typer.echo(f"logpipe: error: {exc}", err=True)
         return 2
-    except _EXIT as exc:
+    except typer.Exit as exc:
         return getattr(exc, "exit_code", 0)
-    except _CLICK_ERROR as exc:
+    except _USAGE_ERROR as exc:
         exc.show()
         return exc.exit_code
-    except _ABORT:
-        click.echo("aborted", err=True)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
         return 130
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def run() -> None:

@@ -34,7 +34,16 @@ class BrokerError(LogpipeError):
 
 
 class DecodeError(LogpipeError):
-    """A raw item on the broker list is not a record logpipe understands."""
+    """A raw item on the broker list is not a record logpipe understands.
+
+    ``field`` names the offending field of a JSON item (None when the item as a whole is wrong:
+    not UTF-8, empty, not a JSON object); ``reason`` is the message without the field's name.
+    """
+
+    def __init__(self, reason: str, field: str | None = None):
+        super().__init__(f"field {field!r}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
 
 
 class GrokError(LogpipeError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 import orjson
 
@@ -72,86 +72,231 @@ def encode(record: Record) -> bytes:
     return orjson.dumps(record.to_dict())
 
 
+# Elasticsearch refuses an ``_id`` longer than 512 bytes; the id is the store's ``_id``.
+MAX_ID_BYTES = 512
+# received_at is seconds since the epoch: 0 up to the end of year 9999 (datetime's range).
+MAX_EPOCH = 253402300799.0
+# Literals a JSON producer writes by mistake (json.dumps(None)); never a log line on their own.
+_JSON_LITERALS = frozenset({"null", "true", "false"})
+JSON_PARSE_FAILURE = "_jsonparsefailure"
+TIMESTAMP_PARSE_FAILURE = "_timestampparsefailure"
+
+
 def decode(raw: bytes | str, fallback_id: str) -> Record:
-    """Turn one raw list item into a :class:`Record`.
+    """Turn one raw list item into a :class:`Record`, or raise :class:`DecodeError`.
 
     ``fallback_id`` names the item's position in its batch (e.g. ``<batch uuid>:<index>``); it
     becomes the id of foreign items that carry no source position, so reprocessing the same batch
-    still yields the same ids. Raises :class:`DecodeError` for items that are not text at all.
+    still yields the same ids.
+
+    How an item is read (what a Logstash user would expect from its ``plain`` and ``json``
+    codecs on one list):
+
+    * Text that does not look like JSON is a plain log line (rsyslog's omhiredis, Logstash's
+      ``plain`` codec), numbers included: a line of digits is an ordinary log line.
+    * An item whose first non-blank character is ``{``, ``[`` or ``"``, or that is exactly
+      ``null``, ``true`` or ``false``, is JSON. A JSON object is an event: logpipe's own record
+      (``id`` and ``line``) or a Logstash/Filebeat event (``message``), validated field by field.
+      Any other JSON value (an array, a string, a literal) is not an event and is refused with a
+      decode error naming its kind; it is never stored as if it were a text line.
+    * Text that looks like JSON but does not parse is kept as a text line tagged
+      ``_jsonparsefailure``, like Logstash's ``json`` codec does ("original data now in message").
+
+    Every violation raises :class:`DecodeError` with the field's name and what is wrong.
     """
     if isinstance(raw, bytes):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DecodeError(f"item is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    else:
+    elif isinstance(raw, str):
         text = raw
-    stripped = text.lstrip()
-    if not stripped.startswith("{"):
-        if not text.strip():
-            raise DecodeError("item is empty")
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DecodeError(f"item is not UTF-8 text ({exc.reason} at character {exc.start})") \
+                from None
+    else:
+        raise DecodeError(f"item is {type(raw).__name__}, not bytes or text")
+    stripped = text.strip()
+    if not stripped:
+        raise DecodeError("item is empty")
+    if stripped[0] not in '{["' and stripped not in _JSON_LITERALS:
         return _from_plain(text.rstrip("\r\n"), fallback_id)
     try:
-        obj = orjson.loads(text)
+        obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        # A text line that happens to start with '{' is still a log line.
-        return _from_plain(text.rstrip("\r\n"), fallback_id)
+        # Broken JSON (cut short, nested too deep) or a text line that
+        # starts with a bracket: kept as text, tagged so nobody mistakes it for a parsed event.
+        return _from_plain(text.rstrip("\r\n"), fallback_id, [JSON_PARSE_FAILURE])
+    if not isinstance(obj, dict):
+        raise DecodeError(f"item is a JSON {_json_kind(obj)}, not an event object (one JSON "
+                          f"object per list item, or a plain text line)")
     if "line" in obj and "id" in obj:
         return _from_logpipe(obj)
     if "message" in obj:
         return _from_event(obj, fallback_id)
-    raise DecodeError("JSON object has neither 'line' (logpipe) nor 'message' (Logstash/Filebeat)")
+    raise DecodeError("JSON object has neither 'line' and 'id' (logpipe) nor 'message' "
+                      "(Logstash/Filebeat)")
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _text(obj: dict, name: str, required: bool = False) -> str:
+    """A string field; absent or null is '' unless required."""
+    value = obj.get(name)
+    if isinstance(value, str):
+        return value
+    if value is None and not required:
+        return ""
+    need = "a string" if required else "a string or null"
+    raise DecodeError(f"must be {need}, got {_json_kind(value)}", name)
+
+
+def _record_id(value) -> str:
+    if not isinstance(value, str):
+        raise DecodeError(f"must be a string, got {_json_kind(value)}", "id")
+    if not value:
+        raise DecodeError("must not be empty", "id")
+    size = len(value.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        raise DecodeError(f"is {size} bytes long; Elasticsearch accepts at most {MAX_ID_BYTES} "
+                          f"bytes as a document id", "id")
+    return value
+
+
+def _offset(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DecodeError(f"must be a byte offset (integer) or null, got {_json_kind(value)}", name)
+    if value < 0:
+        raise DecodeError(f"must not be negative, got {value}", name)
+    return value
+
+
+def _tags(value, name: str, lenient: bool = False) -> list:
+    if value is None:
+        return []
+    if lenient and isinstance(value, str):  # Logstash accepts `tags => "one"`
+        return [value]
+    if not isinstance(value, list):
+        raise DecodeError(f"must be a list of strings, got {_json_kind(value)}", name)
+    for i, tag in enumerate(value):
+        if not isinstance(tag, str):
+            raise DecodeError(f"item {i} must be a string, got {_json_kind(tag)}", name)
+    return list(value)
+
+
+def _fields(value, name: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DecodeError(f"must be an object, got {_json_kind(value)}", name)
+    return value
+
+
+def _received_at(value) -> float:
+    if value is None:
+        return time.time()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DecodeError(f"must be seconds since the epoch (a number), got {_json_kind(value)}",
+                          "received_at")
+    if not 0 <= value <= MAX_EPOCH:
+        raise DecodeError(f"{value!r} is not a time between 1970 and 9999 in seconds since the "
+                          f"epoch", "received_at")
+    return float(value)
 
 
 def _from_logpipe(obj: dict) -> Record:
-    line = obj["line"]
-    if not isinstance(line, str):
-        raise DecodeError("field 'line' is not a string")
-    fields = obj.get("fields") or {}
-    if not isinstance(fields, dict):
-        raise DecodeError("field 'fields' is not an object")
     return Record(
-        id=str(obj["id"]), line=line, host=str(obj.get("host") or ""),
-        path=str(obj.get("path") or ""), offset=obj.get("offset"),
-        type=str(obj.get("type") or ""), fields=fields,
-        received_at=float(obj.get("received_at") or time.time()),
-        tags=list(obj.get("tags") or []),
+        id=_record_id(obj["id"]), line=_text(obj, "line", required=True),
+        host=_text(obj, "host"), path=_text(obj, "path"),
+        offset=_offset(obj.get("offset"), "offset"), type=_text(obj, "type"),
+        fields=_fields(obj.get("fields"), "fields"),
+        received_at=_received_at(obj.get("received_at")),
+        tags=_tags(obj.get("tags"), "tags"),
     )
 
 
-def _from_plain(line: str, fallback_id: str) -> Record:
-    return Record(id=fallback_id, line=line, received_at=time.time())
+def _from_plain(line: str, fallback_id: str, tags: list | None = None) -> Record:
+    return Record(id=fallback_id, line=line, received_at=time.time(), tags=tags or [])
 
 
 def _from_event(obj: dict, fallback_id: str) -> Record:
     """A Logstash JSON event or a Filebeat redis-output event."""
-    message = obj.get("message")
-    if not isinstance(message, str):
-        raise DecodeError("field 'message' is not a string")
+    message = _text(obj, "message", required=True)
     host = obj.get("host")
     if isinstance(host, dict):  # Filebeat / ECS: host.name
         host = host.get("name") or host.get("hostname") or ""
-    log = obj.get("log") if isinstance(obj.get("log"), dict) else {}
+        if not isinstance(host, str):
+            raise DecodeError(f"must be a string, got {_json_kind(host)}", "host.name")
+    elif host is None:
+        host = ""
+    elif not isinstance(host, str):
+        raise DecodeError(f"must be a string or an object with 'name', got {_json_kind(host)}",
+                          "host")
+    log = obj.get("log")
+    log = log if isinstance(log, dict) else {}  # Logstash events may use "log" for anything
     log_file = log.get("file") if isinstance(log.get("file"), dict) else {}
-    path = log_file.get("path") or obj.get("path") or ""
-    offset = log.get("offset", obj.get("offset"))
-    fields = obj.get("fields") if isinstance(obj.get("fields"), dict) else {}
-    rtype = obj.get("type") or fields.get("type") or ""
-    received = _parse_time(obj.get("@timestamp")) or time.time()
-    if isinstance(offset, int) and path:
-        rid = record_id(str(host or ""), str(path), offset)
+    if log_file.get("path") is not None:
+        path = log_file["path"]
+        if not isinstance(path, str):
+            raise DecodeError(f"must be a string, got {_json_kind(path)}", "log.file.path")
+    else:
+        path = _text(obj, "path")
+    if "offset" in log:
+        offset = _offset(log["offset"], "log.offset")
+    else:
+        offset = _offset(obj.get("offset"), "offset")
+    fields = dict(_fields(obj.get("fields"), "fields"))
+    rtype = obj.get("type")
+    if rtype is None:
+        rtype = fields.get("type")
+        if rtype is not None and not isinstance(rtype, str):
+            raise DecodeError(f"must be a string, got {_json_kind(rtype)}", "fields.type")
+    elif not isinstance(rtype, str):
+        raise DecodeError(f"must be a string, got {_json_kind(rtype)}", "type")
+    tags = _tags(obj.get("tags"), "tags", lenient=True)
+    stamp = obj.get("@timestamp")
+    received = _parse_time(stamp)
+    if received is None:
+        received = time.time()
+        if stamp is not None:  # Logstash tags an event whose time it cannot read
+            tags.append(TIMESTAMP_PARSE_FAILURE)
+    if offset is not None and path:
+        rid = record_id(host, path, offset)
     else:
         rid = fallback_id
-    tags = obj.get("tags") if isinstance(obj.get("tags"), list) else []
-    return Record(id=rid, line=message, host=str(host or ""), path=str(path),
-                  offset=offset if isinstance(offset, int) else None, type=str(rtype),
-                  fields=dict(fields), received_at=received, tags=list(tags))
+    return Record(id=rid, line=message, host=host, path=path, offset=offset, type=rtype or "",
+                  fields=fields, received_at=received, tags=tags)
 
 
 def _parse_time(value) -> float | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # Logstash's @timestamp is UTC
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+    return seconds if 0 <= seconds <= MAX_EPOCH else None

@@ -60,8 +60,8 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
     from indexer import stats
 
-    client = _client(resolve_redis_url(redis))
     keys = Keys(prefix=prefix, raw=raw_list)
+    client = stats.connect_when_up(resolve_redis_url(redis), keys)
     if metrics_port:
         from indexer.metrics import serve_metrics
         serve_metrics(metrics_port, client, keys)

@@ -21,8 +21,11 @@ from common.errors import ConfigError
 # Keys the record owns; a capture with the same name is kept beside it as grok_<name>.
 RESERVED = ("@timestamp", "message", "host", "path", "type", "tags", "offset")
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_ENGLISH_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {m: i for i, m in enumerate(_ENGLISH_MONTHS, 1)}
+# servers running in a German locale write these (the grok MONTH pattern accepts them too)
+_MONTHS.update({"jän": 1, "mär": 3, "mrz": 3, "mai": 5, "okt": 10, "dez": 12})
+_HTTPDATE_MONTH = re.compile(r"(?<=/)([^\W\d_]+)(?=/)")
 _JODA = [("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"),
          ("dd", "%d"), ("d", "%d"), ("HH", "%H"), ("hh", "%I"), ("mm", "%M"), ("ss", "%S"),
          ("SSSSSS", "%f"), ("SSS", "%f"), ("EEEE", "%A"), ("EEE", "%a"), ("ZZ", "%z"),
@@ -94,6 +97,12 @@ def parse_syslog_time(text: str, received: datetime, tz) -> datetime | None:
         return None
 
 
+def _english_month(m: re.Match) -> str:
+    """A localized month name as the English abbreviation strptime's %b reads."""
+    number = _MONTHS.get(m.group(1)[:3].lower())
+    return _ENGLISH_MONTHS[number - 1] if number else m.group(1)
+
+
 def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetime | None:
     text = text.strip()
     for fmt in formats:
@@ -107,7 +116,8 @@ def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetim
             elif fmt == "UNIX_MS":
                 parsed = datetime.fromtimestamp(float(text) / 1000, timezone.utc)
             elif fmt == "HTTPDATE":
-                parsed = datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
+                parsed = datetime.strptime(_HTTPDATE_MONTH.sub(_english_month, text, count=1),
+                                           "%d/%b/%Y:%H:%M:%S %z")
             elif fmt == "apache_error":
                 parsed = datetime.strptime(_FRACTION.sub("", text), "%a %b %d %H:%M:%S %Y")
             else:
@@ -170,10 +180,63 @@ def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
     return format_timestamp(received)
 
 
+_PATH = re.compile(r"\[([^\[\]]+)\]")
+
+
+def place_capture(doc: dict, name: str, value) -> None:
+    """Put one capture into the event: ``[source][address]`` (ECS mode, Logstash's field
+    reference syntax) nested as ``{"source": {"address": ...}}``, anything else flat. A capture
+    whose top-level name the record owns is kept beside it as ``grok_<name>``."""
+    if name.startswith("[") and name.endswith("]"):
+        parts = _PATH.findall(name)
+        if parts and "".join(f"[{p}]" for p in parts) == name:
+            if parts[0] in RESERVED:
+                parts[0] = f"grok_{parts[0]}"
+            node = doc
+            for part in parts[:-1]:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = node[part] = {}
+                node = child
+            node[parts[-1]] = value
+            return
+    doc[f"grok_{name}" if name in RESERVED else name] = value
+
+
+def from_syslog_input(doc: dict, captures: dict) -> None:
+    """An event from logpipe's syslog input (the record carries ``syslog.frame``, the message as
+    received): ``message`` is the bare text after the header and ``host`` the sender the header
+    names, as the syslog inputs of Logstash, Filebeat and Vector give them. The header's
+    timestamp, program and pid are already captures; a line no pattern read stays whole. Types
+    whose patterns capture no ``message`` (mail, sshd: a routed line) lose the header they
+    captured instead."""
+    syslog = doc.get("syslog")
+    if not isinstance(syslog, dict) or "frame" not in syslog:
+        return
+    if "message" in captures:
+        doc["message"] = captures["message"]
+        doc.pop("grok_message", None)
+    elif captures and "syslog5424_ver" in captures:
+        doc["message"] = ""  # an RFC 5424 message with no MSG part
+    else:
+        stamp, sender, program = (captures.get("timestamp"), captures.get("logsource"),
+                                  captures.get("program"))
+        line = doc.get("message")
+        if stamp and sender and program and isinstance(line, str):
+            header = re.match(re.escape(stamp) + r" (?:<\d+\.\d+> )?" + re.escape(sender) + " "
+                              + re.escape(program) + r"(?:\[\d+\])?:? ", line)
+            if header:
+                doc["message"] = line[header.end():]
+    sender = captures.get("logsource") or captures.get("[host][hostname]")
+    if sender:
+        doc["host"] = sender
+
+
 def received_datetime(received_at: float) -> datetime:
     return datetime.fromtimestamp(received_at, timezone.utc) if received_at else \
         datetime.now(timezone.utc)
 
 
-__all__ = ["apply_edits", "timestamp_for", "format_timestamp", "parse_time", "parse_syslog_time",
-           "received_datetime", "RESERVED", "zone"]
+__all__ = ["apply_edits", "from_syslog_input", "place_capture", "timestamp_for",
+           "format_timestamp", "parse_time", "parse_syslog_time", "received_datetime",
+           "RESERVED", "zone"]

@@ -128,6 +128,8 @@ class BatchProcessor:
                              str(record.type))
                 result.dead_lettered += 1
                 continue
+            if event is None:  # dropped by a drop filter of its type: done with, not stored
+                continue
             events.append(event)
             sources.append((raw, record.type))
         self._store(events, sources, result)

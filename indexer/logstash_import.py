@@ -1,9 +1,12 @@
 """``logpipe import-logstash``: turn a Logstash config into a logpipe pipeline config (TOML).
 
 What is understood: grok (``pattern =>`` and ``match =>`` in all their shapes, ``patterns_dir``,
-``pattern_definitions``, the ``type =>`` of the block, an enclosing ``if [type] == "x"``, or the
+``pattern_definitions``, ``ecs_compatibility``, the ``type =>`` of the block, an enclosing ``if [type] == "x"``, or the
 input's type), date (``match => [field, formats...]``, ``timezone``, ``target``), mutate (``add_field``,
-``remove_field``, ``rename``, ``convert``, ``add_tag``) and the common ``add_field``/``add_tag``/
+``remove_field``, ``rename``, ``convert``, ``add_tag``, and as a filter ``gsub``, ``lowercase``,
+``uppercase``, ``strip``, ``split``), kv, dissect, json and drop (``[[types.X.filter]]`` entries),
+``if / else if / else`` on fields (``==``, ``!=``, ``in``, ``not in``, ``<``..., ``and``, ``or``,
+``not``, ``[field]``) written as a filter's ``when`` query, and the common ``add_field``/``add_tag``/
 ``remove_field`` options of any filter. Everything else (inputs, outputs, other plugins and options)
 is reported on stderr with the reason it was skipped.
 
@@ -72,6 +75,15 @@ def tokenize(text: str, path: str) -> list[Token]:
                 raise ConfigError(f"unterminated string starting with {c}", path, start_line)
             tokens.append(Token("str", text[i + 1:j], start_line))
             i = j + 1
+        elif c == "/" and tokens and tokens[-1].kind in ("=~", "!~"):
+            # a regular expression literal: /.../ with \/ inside
+            j = i + 1
+            while j < n and text[j] not in "/\n":
+                j += 2 if text[j] == "\\" else 1
+            if j >= n or text[j] != "/":
+                raise ConfigError("unterminated regular expression /.../", path, line)
+            tokens.append(Token("regex", text[i + 1:j], line))
+            i = j + 1
         else:
             for p in _PUNCT:
                 if text.startswith(p, i):
@@ -101,6 +113,8 @@ class Plugin:
     line: int
     condition: str | None = None   # the text of an enclosing `if`, if any
     cond_type: str | None = None   # the type an enclosing `if [type] == "x"` selects
+    when: str | None = None        # the enclosing conditions as a query (search syntax)
+    when_error: str | None = None  # why they could not be written as one
 
 
 class _Parser:
@@ -137,8 +151,10 @@ class _Parser:
         tok = self.peek()
         return tok is not None and tok.kind == "word" and tok.value in SECTIONS and self._is("{", 1)
 
-    def section(self, name: str, condition: str | None, cond_type: str | None) -> None:
+    def section(self, name: str, condition: str | None, cond_type: str | None,
+                when: str | None = None, when_error: str | None = None) -> None:
         """Plugins until '}' (or until the next section starts: an unclosed block)."""
+        chain: list[str | None] = []   # the queries of the if / else if branches seen so far
         while True:
             tok = self.peek()
             if tok is None:
@@ -150,20 +166,22 @@ class _Parser:
                 self.note(tok.line, f"'{name}' block not closed before '{tok.value}' (closed it)")
                 return
             if tok.kind == "word" and tok.value in ("if", "else"):
-                self.conditional(name, condition, cond_type)
+                self.conditional(name, condition, cond_type, when, when_error, chain)
                 continue
             if tok.kind == "word" and self._is("{", 1):
                 self.i += 2
                 settings, closed = self.settings()
                 self.plugins.append(Plugin(name, tok.value, settings, tok.line, condition,
-                                           cond_type))
+                                           cond_type, when, when_error))
                 if not closed:
                     self.note(tok.line, f"'{tok.value}' block not closed (closed it)")
                 continue
             self.note(tok.line, f"skipped unexpected {tok.value!r} in {name}")
             self.i += 1
 
-    def conditional(self, name: str, outer: str | None, outer_type: str | None) -> None:
+    def conditional(self, name: str, outer: str | None, outer_type: str | None,
+                    outer_when: str | None, outer_error: str | None,
+                    chain: list[str | None]) -> None:
         first = self.peek()
         words = []
         while self.peek() is not None and not self._is("{"):
@@ -171,18 +189,38 @@ class _Parser:
             self.i += 1
         self.i += 1  # '{'
         text = " ".join(w.value if w.kind != "str" else f'"{w.value}"' for w in words)
+        # the branch as a query: its own test, and the negation of the earlier branches
+        kind = [w.value for w in words[:2]]
+        own_tokens = words[2:] if kind == ["else", "if"] else ([] if kind[:1] == ["else"]
+                                                               else words[1:])
+        if kind[:1] != ["else"]:
+            chain.clear()
+        error = outer_error
+        own = None
+        if own_tokens:
+            own, why = condition_query(own_tokens)
+            error = error or why
+        parts = [outer_when] if outer_when else []
+        if kind[:1] == ["else"]:
+            if any(q is None for q in chain):
+                error = error or "an earlier branch's test cannot be written as a query"
+            parts += [f"NOT ({q})" for q in chain if q and q != "*"]
+        if own and own != "*":
+            parts.append(f"({own})")
+        chain.append(own)
+        when = " AND ".join(parts) or None
         cond_type = outer_type
         vals = [w.value for w in words]
         for k in range(len(vals) - 2):
             if vals[k:k + 2] == ["[", "type"] and vals[k + 2] == "]" and k + 4 < len(vals) \
                     and vals[k + 3] == "==" and words[k + 4].kind == "str":
                 cond_type = words[k + 4].value
-        if vals and vals[0] == "else" and cond_type == outer_type:
-            self.note(first.line, f"'{text}' in {name}: its plugins are imported unconditionally")
-        elif cond_type == outer_type:
-            self.note(first.line, f"condition '{text}' in {name} is not supported: its plugins "
-                                  f"are imported unconditionally")
-        self.section(name, text if outer is None else f"{outer} and {text}", cond_type)
+        if error and error != outer_error and cond_type == outer_type:
+            self.note(first.line, f"condition '{text}' in {name} cannot be written as a query "
+                                  f"({error}): grok and date inside apply to the whole type, "
+                                  f"other filters inside are skipped")
+        self.section(name, text if outer is None else f"{outer} and {text}", cond_type, when,
+                     error)
 
     def settings(self) -> tuple[dict[str, object], bool]:
         out: dict[str, object] = {}
@@ -262,6 +300,135 @@ class _Parser:
         return tok.value
 
 
+def _query_value(tok: Token) -> str:
+    return '"' + tok.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def condition_query(tokens: list[Token]) -> tuple[str | None, str | None]:
+    """A Logstash condition (``[program] == "sendmail" and ![relay]``) as a query in the search
+    syntax, or (None, why). ``[type] == "x"`` reads as '*': the type already selects."""
+    pos = 0
+
+    class Unsupported(Exception):
+        pass
+
+    def peek(k: int = 0):
+        return tokens[pos + k] if pos + k < len(tokens) else None
+
+    def take():
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def fieldref() -> str | None:
+        parts = []
+        while peek() is not None and peek().kind == "[" and peek(1) is not None and \
+                peek(2) is not None and peek(2).kind == "]":
+            take()
+            parts.append(take().value)
+            take()
+        return ".".join(parts) if parts else None
+
+    def operand():
+        tok = peek()
+        if tok is None:
+            raise Unsupported("the condition ends early")
+        if tok.kind == "[":
+            name = fieldref()
+            if name is not None:
+                return ("field", name)
+            take()
+            items = []
+            while peek() is not None and peek().kind != "]":
+                item = take()
+                if item.kind in ("str", "num", "word"):
+                    items.append(item)
+            take()
+            return ("list", items)
+        if tok.kind in ("str", "num"):
+            return ("value", take())
+        if tok.kind == "regex":
+            return ("regex", take())
+        raise Unsupported(f"cannot read {tok.value!r}")
+
+    def comparison() -> str:
+        left = operand()
+        op = peek()
+        if op is not None and op.kind in ("==", "!=", "=~", "!~", "<", ">", "<=", ">="):
+            take()
+            right = operand()
+            if op.kind in ("=~", "!~"):
+                raise Unsupported("regular expression tests (=~, !~) have no query equivalent")
+            if op.kind in ("<", ">", "<=", ">="):
+                if left[0] != "field" or right[0] != "value":
+                    raise Unsupported("a comparison needs [field] on the left")
+                v = right[1].value
+                return {"<": f"{left[1]}:<{v}", ">": f"{left[1]}:>{v}",
+                        "<=": f"{left[1]}:<={v}", ">=": f"{left[1]}:>={v}"}[op.kind]
+            if left[0] == "value" and right[0] == "field":
+                left, right = right, left
+            if left[0] != "field" or right[0] != "value":
+                raise Unsupported("== and != need a [field] and a value")
+            if left[1] == "type" and op.kind == "==":
+                return "*"
+            term = f"{left[1]}:{_query_value(right[1])}"
+            return term if op.kind == "==" else f"NOT {term}"
+        if op is not None and op.kind == "word" and op.value in ("in", "not"):
+            negate = take().value == "not"
+            if negate:
+                if peek() is None or peek().value != "in":
+                    raise Unsupported("expected 'in' after 'not'")
+                take()
+            right = operand()
+            if left[0] == "field" and right[0] == "list":
+                q = f"{left[1]}:(" + " OR ".join(_query_value(v) for v in right[1]) + ")"
+            elif left[0] == "value" and right[0] == "field":
+                q = f"{right[1]}:{_query_value(left[1])}"
+            else:
+                raise Unsupported("'in' needs a [field] and a list, or a value and a [field]")
+            return f"NOT {q}" if negate else q
+        if left[0] == "field":
+            return f"_exists_:{left[1]}"
+        raise Unsupported("a bare value is not a test")
+
+    def unary() -> str:
+        tok = peek()
+        if tok is not None and (tok.kind == "!" or (tok.kind == "word" and tok.value == "not")):
+            take()
+            return f"NOT ({unary()})"
+        if tok is not None and tok.kind == "(":
+            take()
+            inner = expr()
+            if peek() is None or peek().kind != ")":
+                raise Unsupported("')' missing")
+            take()
+            return f"({inner})"
+        return comparison()
+
+    def expr() -> str:
+        parts = [unary()]
+        joins = []
+        while peek() is not None and peek().kind == "word" and peek().value in ("and", "or",
+                                                                                 "xor", "nand"):
+            op = take().value
+            if op not in ("and", "or"):
+                raise Unsupported(f"'{op}' is not supported")
+            joins.append(op.upper())
+            parts.append(unary())
+        out = parts[0]
+        for op, part in zip(joins, parts[1:]):
+            out = f"{out} {op} {part}"
+        return out
+
+    try:
+        query = expr()
+        if pos != len(tokens):
+            raise Unsupported(f"cannot read {tokens[pos].value!r}")
+    except Unsupported as exc:
+        return None, str(exc)
+    return ("*" if query.replace("(", "").replace(")", "").strip() in ("*", "") else query), None
+
+
 def parse_logstash(text: str, path: str = "<logstash>") -> tuple[list[Plugin], list[str]]:
     p = _Parser(tokenize(text, path), path)
     plugins = p.parse()
@@ -291,6 +458,9 @@ class _Type:
     rename: dict[str, str] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
     add_tags: list[str] = field(default_factory=list)
+    ecs_compatibility: str | None = None
+    filters: list[dict] = field(default_factory=list)   # [[types.X.filter]] entries, in order
+    routes: list[dict] = field(default_factory=list)    # [[types.X.route]] entries
 
 
 def _as_list(v) -> list:
@@ -314,6 +484,7 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
                    if p.section == "input" and "type" in p.settings]
     default_type = input_types[0] if input_types else "default"
     types: dict[str, _Type] = {}
+    routed: dict[tuple[str, str], str] = {}   # (type, condition) -> the type it routes to
 
     def where(p: Plugin) -> str:
         return f"{path}:{p.line}: {p.section} '{p.name}'"
@@ -333,6 +504,37 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
         t = types.setdefault(tname, _Type())
         s = dict(p.settings)
         s.pop("type", None)
+        when = p.when if p.when and p.when != "*" else None
+        if p.when_error and (p.name in _FILTERS or p.name == "mutate"):
+            notes.append(f"{where(p)} skipped: its condition '{p.condition}' cannot be written "
+                         f"as a query ({p.when_error})")
+            continue
+        if p.name in _FILTERS or (when and p.name == "mutate"):
+            _filter(p, s, t, notes, where(p), when)
+            for key in s:
+                if key not in _COMMON_IGNORED:
+                    notes.append(f"{where(p)}: option '{key}' skipped: not supported")
+            continue
+        if when and p.name == "grok":
+            # a grok under a field condition: a route to a type of its own, which parses the
+            # line with this grok's patterns (and the base type's date, edits and filters)
+            base = t
+            sub = routed.get((tname, when))
+            if sub is None:
+                m = re.fullmatch(r'\(?[A-Za-z0-9_.@]+:"([A-Za-z0-9_.-]+)"\)?', when)
+                sub = f"{tname}-{m.group(1)}" if m else f"{tname}-{len(routed) + 1}"
+                while sub in types:
+                    sub += "_"
+                routed[(tname, when)] = sub
+                base.routes.append({"when": when, "type": sub})
+                notes.append(f"{where(p)}: under '{p.condition}': imported as a route from "
+                             f"'{tname}' to type '{sub}' (its patterns parse the whole line; "
+                             f"'{tname}''s captures are not kept)")
+            t = types.setdefault(sub, _Type())
+            tname = sub
+        elif when and p.name == "date":
+            notes.append(f"{where(p)}: condition '{p.condition}' not applied: a date is "
+                         f"imported for the whole type")
         if p.name == "grok":
             _grok(p, s, t, notes, where(p))
         elif p.name == "date":
@@ -358,6 +560,8 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
             body["pattern_definitions"] = t.pattern_definitions
         if t.patterns_dir:
             body["patterns_dir"] = t.patterns_dir
+        if t.ecs_compatibility:
+            body["ecs_compatibility"] = t.ecs_compatibility
         if t.date:
             body["date"] = t.date
         fields: dict[str, object] = {}
@@ -366,7 +570,19 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
                 fields[key] = getattr(t, key)
         if fields:
             body["fields"] = fields
+        if t.filters:
+            body["filter"] = t.filters
+        if t.routes:
+            body["route"] = t.routes
         doc_types[name] = body
+    for (base_name, _), sub in routed.items():
+        base, body = types[base_name], doc_types.setdefault(sub, {})
+        # the routed type dates, edits and filters its events as the type it comes from
+        if base.date and "date" not in body:
+            body["date"] = base.date
+        for key in ("fields", "filter"):
+            if key in doc_types[base_name] and key not in body:
+                body[key] = doc_types[base_name][key]
     doc: dict[str, object] = {}
     if default_type in doc_types:
         doc["default_type"] = default_type
@@ -409,6 +625,12 @@ def _grok(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
             t.patterns_dir.append(str(d))
     for name, regex in _pairs(s.pop("pattern_definitions", None)):
         t.pattern_definitions[name] = str(regex)
+    if "ecs_compatibility" in s:
+        mode = str(s.pop("ecs_compatibility"))
+        if mode in ("disabled", "v1", "v8"):
+            t.ecs_compatibility = mode
+        else:
+            notes.append(f"{where}: ecs_compatibility {mode!r} skipped: use disabled, v1 or v8")
     for key in ("break_on_match", "named_captures_only", "keep_empty_captures", "overwrite",
                 "tag_on_failure", "tag_on_timeout", "timeout_millis", "patterns_files_glob"):
         if key in s:
@@ -447,11 +669,93 @@ def _mutate(s: dict, t: _Type, notes: list[str], where: str) -> None:
             t.convert[f] = _CONVERT[str(kind)]
         else:
             notes.append(f"{where}: convert of '{f}' to '{kind}' skipped: unknown type")
+    ops: dict[str, object] = {}
+    _mutate_ops(s, ops, notes, where)
+    if ops:
+        t.filters.append({"mutate": ops})
     for key in list(s):
-        if key in ("gsub", "replace", "update", "lowercase", "uppercase", "strip", "split",
-                   "join", "merge", "copy", "capitalize", "coerce"):
+        if key in ("replace", "update", "join", "merge", "copy", "capitalize", "coerce"):
             s.pop(key)
             notes.append(f"{where}: mutate '{key}' skipped: not supported by logpipe")
+
+
+_FILTERS = ("kv", "dissect", "json", "drop")
+_KV_OPTIONS = {"source": "source", "field_split": "field_split", "value_split": "value_split",
+               "target": "target", "prefix": "prefix"}
+_MUTATE_FILTER_OPS = ("gsub", "lowercase", "uppercase", "strip", "split")
+
+
+def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
+            when: str | None) -> None:
+    """kv, dissect, json, drop -- and mutate or add_tag under a condition -- become
+    [[types.X.filter]] entries, with the condition as `when`."""
+    def add(kind: str, options: object) -> None:
+        entry: dict[str, object] = {kind: options}
+        if when:
+            entry["when"] = when
+        t.filters.append(entry)
+
+    if p.name == "kv":
+        opts = {ours: str(s.pop(theirs)) for theirs, ours in _KV_OPTIONS.items() if theirs in s}
+        add("kv", opts)
+    elif p.name == "dissect":
+        mapping = {f: str(v) for f, v in _pairs(s.pop("mapping", None))}
+        if not mapping:
+            notes.append(f"{where} skipped: no mapping => {{field => pattern}}")
+        elif any(m in v for v in mapping.values() for m in ("%{+", "%{&", "%{*")):
+            notes.append(f"{where} skipped: dissect's +, & and * key modifiers are not supported")
+        else:
+            add("dissect", {"mapping": mapping})
+    elif p.name == "json":
+        opts = {"source": str(s.pop("source", "message"))}
+        if "target" in s:
+            opts["target"] = str(s.pop("target"))
+        add("json", opts)
+    elif p.name == "drop":
+        add("drop", {})
+    elif p.name == "mutate":
+        ops: dict[str, object] = {}
+        for old, new in _pairs(s.pop("rename", None)):
+            ops.setdefault("rename", {})[old] = str(new)
+        for f, kind in _pairs(s.pop("convert", None)):
+            if str(kind) in _CONVERT:
+                ops.setdefault("convert", {})[f] = _CONVERT[str(kind)]
+        for key in ("remove", "remove_field"):
+            fields = [str(f) for f in _as_list(s.pop(key, None))]
+            if fields:
+                ops["remove_field"] = fields
+        for f, v in _pairs(s.pop("add_field", None)):
+            ops.setdefault("add_field", {})[f] = v
+        _mutate_ops(s, ops, notes, where)
+        if ops:
+            add("mutate", ops)
+    tags = [str(x) for x in _as_list(s.pop("add_tag", None))]
+    if tags:
+        add("add_tag", tags)
+    fields = {f: v for f, v in _pairs(s.pop("add_field", None))}
+    if fields:
+        add("mutate", {"add_field": fields})
+    removed = [str(f) for f in _as_list(s.pop("remove_field", None))]
+    if removed:
+        add("mutate", {"remove_field": removed})
+    if s.pop("remove_tag", None) is not None:
+        notes.append(f"{where}: option 'remove_tag' skipped: not supported")
+
+
+def _mutate_ops(s: dict, ops: dict, notes: list[str], where: str) -> None:
+    """mutate's gsub / lowercase / uppercase / strip / split into a mutate filter's options."""
+    gsub = [str(x) for x in _as_list(s.pop("gsub", None))]
+    if gsub:
+        if len(gsub) % 3:
+            notes.append(f"{where}: mutate 'gsub' skipped: needs field, regex, replacement triples")
+        else:
+            ops["gsub"] = gsub
+    for key in ("lowercase", "uppercase", "strip"):
+        fields = [str(f) for f in _as_list(s.pop(key, None))]
+        if fields:
+            ops[key] = fields
+    for f, sep in _pairs(s.pop("split", None)):
+        ops.setdefault("split", {})[f] = str(sep)
 
 
 def _common(s: dict, t: _Type, notes: list[str], where: str) -> None:

@@ -8,8 +8,12 @@ raise, and the caller dead-letters them with stage ``parse``.
 from __future__ import annotations
 
 from common.record import Record
-from indexer.enrich import RESERVED, apply_edits, received_datetime, timestamp_for
+from indexer.enrich import (apply_edits, from_syslog_input, place_capture, received_datetime,
+                            timestamp_for)
+from indexer.filters import apply_filters
 from indexer.pipeline_config import PipelineConfig, TypeConfig
+from common.errors import ConfigError
+from query.evaluate import matches
 from store.base import Event
 
 
@@ -30,25 +34,50 @@ class Pipeline:
 
     def compile_all(self) -> None:
         """Compile every type's patterns now, so a broken pattern stops the command at start-up
-        (with its file and position) instead of failing every batch in the workers."""
+        (with its file and position) instead of failing every batch in the workers; a route to
+        a type nobody defined stops it too."""
         for tc in self.config.types.values():
             if tc.patterns:
                 self._matcher(tc)
+            for route in tc.routes:
+                if route.type not in self.config.types:
+                    raise ConfigError(f"[types.{tc.name}] route to unknown type {route.type!r} "
+                                      f"(known: {', '.join(sorted(self.config.types))})",
+                                      tc.source or None)
 
-    def process(self, record: Record) -> Event:
+    def _grok(self, tc: TypeConfig, line: str) -> tuple[dict, list[str]]:
+        if not tc.patterns:
+            return {}, []
+        captures, tags = self._matcher(tc).match(line)
+        return captures or {}, tags
+
+    def _route(self, tc: TypeConfig, record: Record, captures: dict) -> str | None:
+        """The type the first matching route of ``tc`` sends this event to, if any."""
+        if not tc.routes:
+            return None
+        doc: dict = dict(record.fields)
+        for name, value in captures.items():
+            place_capture(doc, name, value)
+        doc.update(message=record.line, host=record.host, path=record.path, type=tc.name)
+        for route in tc.routes:
+            if route.type in self.config.types and matches(route.query, doc):
+                return route.type
+        return None
+
+    def process(self, record: Record) -> Event | None:
+        """The event for a record; None when a ``drop`` filter of its type drops it."""
         rtype = record.type or self.default_type
         tc = self.config.for_type(rtype)
-        tags = list(record.tags)
-        if tc.patterns:
-            captures, grok_tags = self._matcher(tc).match(record.line)
-            captures = captures or {}
-            tags.extend(grok_tags)
-        else:
-            captures = {}
+        captures, grok_tags = self._grok(tc, record.line)
+        routed = self._route(tc, record, captures)
+        if routed is not None and routed != tc.name:
+            rtype, tc = routed, self.config.types[routed]
+            captures, grok_tags = self._grok(tc, record.line)
+        tags = list(record.tags) + grok_tags
         doc: dict = {}
         doc.update(record.fields)
         for name, value in captures.items():
-            doc[f"grok_{name}" if name in RESERVED else name] = value
+            place_capture(doc, name, value)
         received = received_datetime(record.received_at)
         doc["@timestamp"] = timestamp_for(captures, tc.date, received,
                                           record.fields.get("timezone"), tags)
@@ -56,10 +85,13 @@ class Pipeline:
         doc["host"] = record.host
         doc["path"] = record.path
         doc["type"] = rtype
+        from_syslog_input(doc, captures)
         if record.offset is not None:
             doc["offset"] = record.offset
         doc["received_at"] = record.received_at
         apply_edits(doc, tc.fields, tags)
+        if tc.filters and not apply_filters(tc.filters, doc, tags):
+            return None
         doc["tags"] = tags
         return Event(record.id, doc)
 

@@ -36,6 +36,10 @@ from dataclasses import field as dc_field
 from pathlib import Path
 
 from common.errors import ConfigError
+from indexer.filters import parse_filters
+
+# ecs_compatibility of a type: classic grok field names, or the ECS ones (indexer/grok/ecs.py)
+ECS_MODES = ("disabled", "v1", "v8")
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "pipelines"
 BUILTIN_TYPES = ("syslog", "mail", "apache", "sshd")
@@ -59,6 +63,16 @@ class FieldEdits:
     add_tags: list[str] = dc_field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Route:
+    """``[[types.NAME.route]] when = 'QUERY' type = 'OTHER'``: events of this type that match
+    the query (Lucene syntax, as in search) are parsed and stored as type OTHER."""
+
+    when: str
+    type: str
+    query: object = None  # the compiled query (query.tree)
+
+
 @dataclass
 class TypeConfig:
     """How to parse and enrich one type of record."""
@@ -70,6 +84,9 @@ class TypeConfig:
     date: DateSpec | None = None
     fields: FieldEdits = dc_field(default_factory=FieldEdits)
     source: str = ""  # the file it came from, for error messages
+    ecs_compatibility: str = "disabled"  # "v1"/"v8": ECS field names (indexer/grok/ecs.py)
+    routes: list[Route] = dc_field(default_factory=list)
+    filters: list = dc_field(default_factory=list)  # indexer.filters.Filter, in order
 
 
 @dataclass
@@ -141,8 +158,36 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
         if kind not in _CONVERSIONS:
             raise ConfigError(f"{where}.fields.convert.{key}: unknown type {kind!r} "
                               f"(use one of {', '.join(sorted(_CONVERSIONS))})", source)
+    ecs = body.get("ecs_compatibility", "disabled")
+    if ecs not in ECS_MODES:
+        raise ConfigError(f"{where} ecs_compatibility must be 'disabled', 'v1' or 'v8', "
+                          f"not {ecs!r}", source)
     return TypeConfig(name=name, patterns=list(patterns), pattern_definitions=dict(defs),
-                      patterns_dir=dirs, date=date, fields=edits, source=source)
+                      patterns_dir=dirs, date=date, fields=edits, source=source,
+                      ecs_compatibility=ecs, routes=_parse_routes(body.get("route", []), where,
+                                                                  source),
+                      filters=parse_filters(body.get("filter", []), where, source))
+
+
+def _parse_routes(items, where: str, source: str) -> list[Route]:
+    from query.errors import QueryError
+    from query.lucene import compile_query
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise ConfigError(f"{where} route must be a list of [[route]] tables", source)
+    routes = []
+    for k, item in enumerate(items, 1):
+        at = f"{where} route {k}"
+        if not isinstance(item, dict) or not isinstance(item.get("when"), str) or \
+                not isinstance(item.get("type"), str) or not item["type"]:
+            raise ConfigError(f"{at}: needs when = 'QUERY' and type = 'TYPE' (strings)", source)
+        try:
+            query = compile_query(item["when"])
+        except QueryError as exc:
+            raise ConfigError(f"{at}: cannot read when = {item['when']!r}: {exc}", source) from None
+        routes.append(Route(item["when"], item["type"], query))
+    return routes
 
 
 @functools.lru_cache(maxsize=1)

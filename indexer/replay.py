@@ -23,7 +23,11 @@ def replay(dlq: DeadLetterQueue, pipeline, sink, chunk: int = 500, **filters) ->
             counts["replayed"] += 1
             try:
                 record = decode(letter.record, letter.record_id)
-                events.append(pipeline.process(record))
+                event = pipeline.process(record)
+                if event is None:  # dropped by a drop filter: nothing to store
+                    done.append(letter)
+                    continue
+                events.append(event)
                 owners.append(letter)
             except Exception as exc:  # still broken: keep it, say why
                 dlq.set_reason(letter, f"{type(exc).__name__}: {exc}")

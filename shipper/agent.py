@@ -8,8 +8,11 @@ again after a crash) and memory holds at most one batch plus the inputs' small b
   nothing more right now).
 * **Backpressure**: RPUSH returns the list length; above ``high_water`` reading pauses (nothing is
   dropped, files simply wait) until the length is below ``low_water``.
-* **Broker down**: the batch is retried with exponential backoff and jitter; offsets stay where
-  they are; one log line when it goes down, one when it is back.
+* **Broker down**, at start-up or later: waited for with exponential backoff and jitter; offsets
+  stay where they are; one log line when it goes down, one when it is back. A wrong password,
+  missing permission or a key that is not a list is a mistake: BrokerError, exit 2.
+* **--once** exits as soon as every line read is confirmed, even with the list above the high
+  mark; with lines still unsent and the list full it waits, and says so once.
 * **SIGTERM/SIGINT**: stop reading, push what is held (for up to ``shutdown_timeout`` seconds if
   the broker is down), save the registry, exit 0.
 """
@@ -83,6 +86,7 @@ class Agent:
         self.stopping = False
         self.stop_time = 0.0
         self.paused = False
+        self._waiting_said = False
         self.broker_down_since: float | None = None
         self.list_length = 0
         self.lines = 0
@@ -115,9 +119,11 @@ class Agent:
         try:
             self.registry.load()
             self._start_inputs()
-            self.log.info("started", broker=redact(self.url), list=self.key, host=self.cfg.host,
-                          inputs=len(self.inputs), registry=str(self.registry.path))
-            self._loop()
+            if self._wait_for_broker():
+                self.log.info("started", broker=redact(self.url), list=self.key,
+                              host=self.cfg.host, inputs=len(self.inputs),
+                              registry=str(self.registry.path))
+                self._loop()
             return 0
         finally:
             for inp in self.inputs:
@@ -144,6 +150,38 @@ class Agent:
         recover_and_prune([i for i in self.inputs if isinstance(i, FileInput)], self.registry,
                           time.monotonic())
 
+    def _wait_for_broker(self) -> bool:
+        """Reach the broker before reading anything: a broker that is not up yet is waited for
+        exactly like one that goes away later (backoff, one line when down, one when back); a
+        wrong password, missing permission or a key that is not a list raise BrokerError.
+        False: stopped by a signal while waiting."""
+        backoff = self.retry_policy.start()
+        while not self.stopping:
+            try:
+                self.list_length = self.sender.check()
+            except BrokerUnavailable as exc:
+                self._broker_down(exc, held_lines=0)
+                backoff.wait(self._sleep)
+                continue
+            self._broker_up()
+            return True
+        return False
+
+    def _broker_down(self, exc: Exception, held_lines: int) -> None:
+        """Note an outage once (its first failure), not at every retry."""
+        if self.broker_down_since is None:
+            now = time.monotonic()
+            self.broker_down_since = now
+            self.log.warning("broker_down", broker=redact(self.url), error=str(exc)[:200],
+                             held_lines=held_lines, action="retrying with backoff; offsets held")
+            self._write_status(now)
+
+    def _broker_up(self) -> None:
+        if self.broker_down_since is not None:
+            self.log.info("broker_up", broker=redact(self.url),
+                          down_for=round(time.monotonic() - self.broker_down_since, 1))
+            self.broker_down_since = None
+
     def _loop(self) -> None:
         cfg = self.cfg
         batch = Batch()
@@ -159,6 +197,13 @@ class Agent:
                         return
                     inflight = None
                 if not self._check_resume():
+                    if cfg.once:
+                        if self._once_finished(batch, now):
+                            if batch:  # only offset moves (skipped empty lines): no push
+                                self._confirmed(batch)
+                                batch = Batch()
+                            break  # every line read is on the broker: a full list is no reason
+                        self._say_waiting(batch)
                     self._sleep(0.5)
                     continue
             got = 0
@@ -237,12 +282,7 @@ class Agent:
                 break
             except BrokerUnavailable as exc:
                 now = time.monotonic()
-                if self.broker_down_since is None:
-                    self.broker_down_since = now
-                    self.log.warning("broker_down", broker=redact(self.url), error=str(exc)[:200],
-                                     held_lines=len(batch.values),
-                                     action="retrying with backoff; offsets held")
-                    self._write_status(now)
+                self._broker_down(exc, held_lines=len(batch.values))
                 if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
                     self.log.warning("gave_up_on_shutdown", held_lines=len(batch.values),
                                      effect="file lines are read again at the next start")
@@ -253,10 +293,7 @@ class Agent:
 
     def _confirmed(self, batch: Batch) -> None:
         """The broker has every record of ``batch``: move offsets, save the registry."""
-        if self.broker_down_since is not None:
-            self.log.info("broker_up", broker=redact(self.url),
-                          down_for=round(time.monotonic() - self.broker_down_since, 1))
-            self.broker_down_since = None
+        self._broker_up()
         for chunk in batch.chunks:
             self.lines += len(chunk.values)
             self.bytes += chunk.nbytes
@@ -270,6 +307,26 @@ class Agent:
                              low_water=self.cfg.low_water)
             self._write_status(time.monotonic())
 
+    def _once_finished(self, batch: Batch, now: float) -> bool:
+        """--once: every input is at its end and nothing read is unsent (pending multiline
+        events are taken into the batch first, so they count as unsent)."""
+        if not all(inp.done for inp in self.inputs):
+            return False
+        for inp in self.inputs:
+            batch.add(inp.flush(now), now)
+        return not batch.values
+
+    def _say_waiting(self, batch: Batch) -> None:
+        """Once per pause: what the agent waits for while the list is above the high mark."""
+        if self._waiting_said:
+            return
+        self._waiting_said = True
+        unread = not all(inp.done for inp in self.inputs)
+        self.log.warning("waiting_for_room", unsent_lines=len(batch.values),
+                         unread_input="yes" if unread else "no", list=self.key,
+                         list_length=self.list_length, resume_below=self.cfg.low_water,
+                         action="an indexer must drain the list; nothing is dropped")
+
     def _check_resume(self) -> bool:
         try:
             self.list_length = self.sender.length()
@@ -277,6 +334,7 @@ class Agent:
             return False
         if self.list_length < self.cfg.low_water:
             self.paused = False
+            self._waiting_said = False
             self.log.info("backpressure_resume", list_length=self.list_length)
             return True
         return False

@@ -24,6 +24,14 @@ _RETRYABLE = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "C
               "NOREPLICAS")
 
 
+# redis-py strips the error code from these replies and raises its own classes instead.
+_RETRYABLE_KINDS = tuple(getattr(redis.exceptions, name) for name in (
+    "OutOfMemoryError", "ReadOnlyError", "TryAgainError", "ClusterDownError", "MasterDownError",
+    "BusyLoadingError") if hasattr(redis.exceptions, name))
+_NO_PERMISSION = tuple(getattr(redis.exceptions, name) for name in ("NoPermissionError",)
+                       if hasattr(redis.exceptions, name))
+
+
 class BrokerUnavailable(Exception):
     pass
 
@@ -99,21 +107,32 @@ class Sender:
         except Exception as exc:  # noqa: BLE001
             raise self._classify(exc) from None
 
+    def check(self) -> int:
+        """Reach the broker and read the list's length: the start-up probe. Raises
+        BrokerUnavailable (wait and retry) or BrokerError (a configuration mistake)."""
+        return self.length()
+
     def _classify(self, exc: Exception) -> Exception:
         where = redact(self.url)
         if isinstance(exc, (redis.exceptions.AuthenticationError,
                             redis.exceptions.AuthenticationWrongNumberOfArgsError)):
             return BrokerError(f"the broker at {where} refused the password: {exc}")
+        if isinstance(exc, _NO_PERMISSION):
+            return BrokerError(f"the broker at {where} refused access (NOPERM): {exc}; the user "
+                               f"needs RPUSH and LLEN on {self.key!r}")
+        if isinstance(exc, _RETRYABLE_KINDS):
+            return BrokerUnavailable(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                             OSError)):
             return BrokerUnavailable(str(exc) or type(exc).__name__)
         if isinstance(exc, redis.exceptions.ResponseError):
             text = str(exc)
-            if text.upper().startswith(_RETRYABLE):
+            code = (getattr(exc, "status_code", None) or text.split(" ", 1)[0]).upper()
+            if code in _RETRYABLE:
                 return BrokerUnavailable(text)
-            if text.upper().startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+            if code in ("NOAUTH", "WRONGPASS", "NOPERM"):
                 return BrokerError(f"the broker at {where} refused access: {text}")
-            if text.upper().startswith("WRONGTYPE"):
+            if code == "WRONGTYPE" or text.upper().startswith("WRONGTYPE"):
                 return BrokerError(f"the key {self.key!r} on {where} is not a list; "
                                    f"pass another --list KEY or delete it")
             return BrokerError(f"the broker at {where} refused RPUSH: {text}")

@@ -134,7 +134,8 @@ def test_tolerant_parsing_and_conversions():
     assert mail.fields.rename == {"logsource": "host_name"} and mail.fields.remove == ["msg"]
     assert mail.fields.convert == {"pid": "int"}
     text = "\n".join(notes + more)
-    assert "filter 'geoip' skipped" in text and "mutate 'gsub' skipped" in text
+    assert "filter 'geoip' skipped" in text
+    assert [(f.kind, f.options) for f in mail.filters] == [("mutate", {"gsub": ["a", "b", "c"]})]
     assert "'filter' block not closed" in text
 
 

@@ -58,3 +58,173 @@ def test_text_starting_with_a_brace_is_still_a_line():
 def test_undecodable_items_say_why(raw, reason):
     with pytest.raises(DecodeError, match=reason):
         decode(raw, "b:0")
+
+
+# --- field-by-field validation ---------------------------------------------------------------
+
+def _logpipe_item(**change) -> bytes:
+    obj = {"id": "p1", "line": "x", "host": "h", "path": "/var/log/x", "offset": 3, "type": "t",
+           "fields": {"env": "prod"}, "received_at": 1764288000.5, "tags": ["a"]}
+    for name, value in change.items():
+        if value is _ABSENT:
+            obj.pop(name)
+        else:
+            obj[name] = value
+    return orjson.dumps(obj)
+
+
+_ABSENT = object()
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("received_at", "notanumber", "must be seconds since the epoch"),
+    ("received_at", True, "got boolean"),
+    ("received_at", -5, "between 1970 and 9999"),
+    ("received_at", 1e20, "between 1970 and 9999"),
+    ("tags", "notalist", "must be a list of strings, got string"),
+    ("tags", ["ok", 3], "item 1 must be a string"),
+    ("offset", {"a": 1}, "integer"),
+    ("offset", -1, "must not be negative"),
+    ("offset", 1.5, "integer"),
+    ("offset", True, "integer"),
+    ("fields", ["a"], "must be an object, got array"),
+    ("fields", "x", "must be an object"),
+    ("id", 12, "must be a string, got number"),
+    ("id", "", "must not be empty"),
+    ("id", "i" * 513, "513 bytes long; Elasticsearch accepts at most 512"),
+    ("id", "é" * 257, "514 bytes"),
+    ("line", None, "must be a string, got null"),
+    ("line", 5, "must be a string, got number"),
+    ("host", ["h"], "must be a string or null, got array"),
+    ("path", 7, "must be a string or null"),
+    ("type", {"t": 1}, "must be a string or null, got object"),
+])
+def test_each_bad_field_is_a_decode_error_naming_it(field, value, reason):
+    with pytest.raises(DecodeError, match=reason) as caught:
+        decode(_logpipe_item(**{field: value}), "b:0")
+    assert caught.value.field == field
+    assert f"field {field!r}" in str(caught.value)
+
+
+def test_id_of_exactly_512_bytes_is_accepted():
+    assert decode(_logpipe_item(id="i" * 512), "b:0").id == "i" * 512
+
+
+def test_optional_fields_may_be_absent_or_null():
+    for value in (_ABSENT, None):
+        rec = decode(_logpipe_item(host=value, path=value, offset=value, type=value, fields=value,
+                                   tags=value, received_at=value), "b:0")
+        assert (rec.host, rec.path, rec.offset, rec.type, rec.fields, rec.tags) == \
+            ("", "", None, "", {}, [])
+        assert rec.received_at > 0
+
+
+@pytest.mark.parametrize("raw, kind", [
+    (b"null", "null"), (b"[1, 2]", "array"), (b'"a line in quotes"', "string"),
+    (b"true", "boolean"), (b'[{"message": "x"}]', "array"), (b" null\n", "null"),
+])
+def test_json_that_is_not_an_object_is_refused_not_made_a_line(raw, kind):
+    with pytest.raises(DecodeError, match=f"item is a JSON {kind}, not an event object"):
+        decode(raw, "b:0")
+
+
+@pytest.mark.parametrize("raw", [b"42", b"3.14 degrees", b"nullable thing", b"- [x] done",
+                                 b"truely plain"])
+def test_plain_lines_that_merely_resemble_json_stay_lines(raw):
+    rec = decode(raw, "b:0")
+    assert rec.line == raw.decode() and rec.tags == []
+
+
+@pytest.mark.parametrize("raw", [b"{not json at all", b'{"id": "x", "line": "cut sh',
+                                 b"[2026-11-28 10:00:00] app started",
+                                 b'{"message": ' + b"[" * 2000 + b"]" * 2000 + b"}"])
+def test_text_that_looks_like_json_but_is_not_is_tagged_like_logstash(raw):
+    rec = decode(raw, "b:5")
+    assert rec.line == raw.decode() and rec.id == "b:5"
+    assert rec.tags == ["_jsonparsefailure"]
+
+
+@pytest.mark.parametrize("event, field", [
+    ({"message": 5}, "message"),
+    ({"message": "m", "host": 5}, "host"),
+    ({"message": "m", "host": {"name": 5}}, "host.name"),
+    ({"message": "m", "log": {"offset": "x"}}, "log.offset"),
+    ({"message": "m", "log": {"file": {"path": 9}}}, "log.file.path"),
+    ({"message": "m", "fields": "x"}, "fields"),
+    ({"message": "m", "fields": {"type": 3}}, "fields.type"),
+    ({"message": "m", "type": ["mail"]}, "type"),
+    ({"message": "m", "tags": 3}, "tags"),
+])
+def test_foreign_event_fields_are_validated_too(event, field):
+    with pytest.raises(DecodeError) as caught:
+        decode(orjson.dumps(event), "b:0")
+    assert caught.value.field == field
+
+
+def test_foreign_event_with_unreadable_timestamp_is_kept_and_tagged():
+    rec = decode(orjson.dumps({"message": "m", "@timestamp": "yesterday", "tags": "one"}), "b:0")
+    assert rec.line == "m" and rec.tags == ["one", "_timestampparsefailure"]
+    assert rec.received_at > 0
+
+
+# --- property-based: every input is a record or a DecodeError, nothing else --------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+KNOWN = ["id", "line", "host", "path", "offset", "type", "fields", "received_at", "tags",
+         "message", "@timestamp", "log", "file", "name", "hostname"]
+json_leaf = (st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**64 - 1)
+             | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+             | st.sampled_from(["", "2026-11-28T10:00:00Z", "x" * 600, "notanumber"]))
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(KNOWN) | st.text(max_size=8), inner, max_size=6),
+    max_leaves=20)
+objects = st.dictionaries(st.sampled_from(KNOWN), json_value, max_size=10)
+
+
+def _check(raw) -> None:
+    try:
+        rec = decode(raw, "batch:0")
+    except DecodeError as exc:
+        assert str(exc)
+        return
+    assert isinstance(rec, Record)
+    assert isinstance(rec.id, str) and 0 < len(rec.id.encode()) <= 512
+    assert isinstance(rec.line, str) and isinstance(rec.host, str)
+    assert isinstance(rec.path, str) and isinstance(rec.type, str)
+    assert rec.offset is None or (isinstance(rec.offset, int) and not isinstance(rec.offset, bool)
+                                  and rec.offset >= 0)
+    assert isinstance(rec.fields, dict)
+    assert isinstance(rec.tags, list) and all(isinstance(t, str) for t in rec.tags)
+    assert isinstance(rec.received_at, float) and 0 <= rec.received_at <= 253402300799
+    assert decode(encode(rec), "other:1") == rec  # what decode returns can travel again
+
+
+fuzz = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@fuzz
+@given(st.binary(max_size=200))
+def test_fuzz_arbitrary_bytes(raw):
+    _check(raw)
+
+
+@fuzz
+@given(st.text(max_size=200))
+def test_fuzz_arbitrary_text(raw):
+    _check(raw)
+    _check(raw.encode("utf-8", "surrogatepass"))
+
+
+@fuzz
+@given(json_value)
+def test_fuzz_any_json(value):
+    _check(orjson.dumps(value))
+
+
+@fuzz
+@given(objects, st.sampled_from([{}, {"id": "p1", "line": "x"}, {"message": "m"}]))
+def test_fuzz_json_objects_shaped_like_records(obj, base):
+    _check(orjson.dumps({**base, **obj}))

@@ -122,24 +122,38 @@ def parse(
 ) -> None:
     """Write one JSON object per input line: the captures plus message (or _grokparsefailure)."""
     matcher = build_matcher(pattern, pattern_file, patterns_dir, config, type_)
-    out = sys.stdout
-    buf: list[str] = []
+    # bytes straight from orjson to the binary stream: no decode and re-encode per line
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text-only stream (tests' capture): write str
+        out, join = sys.stdout, "\n".join
+        encode = bytes.decode
+    else:
+        sys.stdout.flush()
+        join = b"\n".join
+        encode = None
+    buf: list = []
     match = matcher.match
     dumps = orjson.dumps
     for line in _lines(input_):
         caps, tags = match(line)
         if caps is None:
-            doc = {"message": line, "tags": tags}
+            buf.append(dumps({"message": line, "tags": tags}))
         else:
-            doc = {"message": line}
-            doc.update(caps)
-        buf.append(dumps(doc).decode())
+            buf.append(dumps({"message": line, **caps}))
         if len(buf) >= 1024:
-            out.write("\n".join(buf) + "\n")
+            _write(out, join, encode, buf)
             buf.clear()
-            out.flush()
     if buf:
-        out.write("\n".join(buf) + "\n")
+        _write(out, join, encode, buf)
+    out.flush()
+
+
+def _write(out, join, encode, buf: list) -> None:
+    if encode is not None:
+        buf = [encode(b) for b in buf]
+        out.write(join(buf) + "\n")
+    else:
+        out.write(join(buf) + b"\n")
     out.flush()
 
 

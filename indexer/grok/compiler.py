@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import regex
 
@@ -62,10 +63,28 @@ class Compiled:
 
     expr: str
     pattern: str                      # translated regex text
-    regex: object                     # compiled regex.Pattern (supports timeout=)
+    compiled_regex: Any               # regex.Pattern, or None until first needed (see regex)
     captures: list[Capture] = field(default_factory=list)
-    fast: object = None               # the same pattern compiled by the stdlib's re, when it
+    fast: Any = None                  # the same pattern compiled by the stdlib's re, when it
                                       # means exactly the same there (faster matching)
+    flags: int = regex.MULTILINE
+
+    @property
+    def regex(self):
+        """The pattern compiled by the regex module (supports timeout=). When the stdlib's re
+        compiled it, this waits until something needs it: compiling with regex costs most of
+        a big type's start-up, and the main-thread matcher never uses it."""
+        if self.compiled_regex is None:
+            self.compiled_regex = regex.compile(self.pattern, self.flags)
+        return self.compiled_regex
+
+    @property
+    def groups(self) -> int:
+        return (self.fast or self.regex).groups
+
+    @property
+    def groupindex(self):
+        return (self.fast or self.regex).groupindex
 
     @property
     def fields(self) -> list[str]:
@@ -193,7 +212,7 @@ class _Translator:
                     break  # lookbehind
                 end = text.find(close, start)
                 name = text[start:end] if end >= 0 else ""
-                if end < 0 or not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-.@\[\]]*", name):
+                if end < 0 or not name or not re.fullmatch(r"[A-Za-z_@\[][A-Za-z0-9_\-.@\[\]]*", name):
                     raise err("bad group name", i)
                 group = self.new_group(name, None)
                 self.emit(f"(?P<{group}>", src, i)
@@ -318,6 +337,10 @@ def compile_grok(expr: str, library: Library, flags: int = regex.MULTILINE,
     if _BACKREF.search(text):
         t = translate(expr, library, src, keep_numbered=True)
         text = "".join(t.out)
+    fast = _stdlib_compile(text, flags)
+    if fast is not None:
+        # re accepted it, so it is well formed; the regex module compiles it when needed
+        return Compiled(expr, text, None, t.captures, fast, flags)
     try:
         compiled = regex.compile(text, flags)
     except regex.error as exc:
@@ -330,7 +353,7 @@ def compile_grok(expr: str, library: Library, flags: int = regex.MULTILINE,
         what = f"bad regex in %{{{origin.name}}}" if origin.name else "bad regex"
         raise GrokError(f"{what}: {exc.msg}", origin.text, position, origin.path,
                         origin.line) from None
-    return Compiled(expr, text, compiled, t.captures, _stdlib_compile(text, flags))
+    return Compiled(expr, text, compiled, t.captures, None, flags)
 
 
 # constructs whose meaning differs between the regex module and the stdlib's re (or that re

@@ -92,9 +92,15 @@ def builtin_definitions() -> dict[str, Definition]:
 class Library:
     """Name -> Definition lookup with user overrides on top of the built-in set."""
 
-    def __init__(self, user: dict[str, Definition] | None = None, include_builtin: bool = True):
+    def __init__(self, user: dict[str, Definition] | None = None, include_builtin: bool = True,
+                 ecs: bool = False):
         self.user = dict(user or {})
-        self.defs = {**(builtin_definitions() if include_builtin else {}), **self.user}
+        if include_builtin and ecs:
+            from indexer.grok.ecs import ecs_builtin_definitions
+            builtin = ecs_builtin_definitions()
+        else:
+            builtin = builtin_definitions() if include_builtin else {}
+        self.defs = {**builtin, **self.user}
 
     def get(self, name: str) -> Definition | None:
         return self.defs.get(name)
@@ -108,7 +114,7 @@ class Library:
 
 def build_library(definitions: dict[str, str] | None = None,
                   patterns_dirs: list[str] | tuple[str, ...] | None = None,
-                  source: str | None = None) -> Library:
+                  source: str | None = None, ecs: bool = False) -> Library:
     """Built-ins, then each patterns_dir (in order), then inline definitions."""
     user: dict[str, Definition] = {}
     for d in patterns_dirs or ():
@@ -117,4 +123,4 @@ def build_library(definitions: dict[str, str] | None = None,
         if not _NAME.fullmatch(name):
             raise GrokError(f"invalid pattern name {name!r} in pattern_definitions", path=source)
         user[name] = Definition(name, regex, source or "<pattern_definitions>", None)
-    return Library(user)
+    return Library(user, ecs=ecs)

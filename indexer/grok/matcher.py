@@ -19,6 +19,8 @@ keep it fast without changing that rule:
 from __future__ import annotations
 
 import atexit
+from itertools import compress
+from operator import is_not
 import os
 import re
 import signal
@@ -154,33 +156,119 @@ def _build_single(search, fields, slow):
     return match
 
 
-def _build_multi(entries, slow):
-    """match() for several patterns (with literal dispatch) or special captures."""
-    get_ident = threading.get_ident
-    st = _ST
+def _literal_test(clause: tuple[str, ...]) -> str:
+    """Python source testing that a line holds one of the clause's literals."""
+    return "(" + " or ".join(f"{lit!r} in line" for lit in clause) + ")"
 
-    def match(line):
-        if get_ident() != st[2]:
-            return slow(line)
-        st[0] += 1
-        try:
-            for search, extract, req in entries:
-                if req and not _has_all(line, req):
-                    continue
-                m = search(line)
-                if m is not None:
-                    return extract(m), []
-            return None, [FAILURE]
-        except _Timeout:
-            return None, [TIMEOUT]
+
+def _build_multi(entries, slow):
+    """match() for several patterns (with literal dispatch) or special captures.
+
+    The function is generated: the literal tests of every pattern are written out in order, and
+    consecutive patterns that need the same literal (the nine sendmail patterns of the mail type
+    all need one of sendmail/sm-mta/...) share one test, so a line pays for each test at most
+    once and no loop or helper call runs per pattern. Patterns are still tried in order, and a
+    pattern is skipped only when a literal it needs is absent: first match wins as before."""
+    ns = {"get_ident": threading.get_ident, "st": _ST, "slow": slow, "_Timeout": _Timeout,
+          "FAILURE": FAILURE, "TIMEOUT": TIMEOUT}
+    src = ["def match(line):",
+           "    if get_ident() != st[2]:",
+           "        return slow(line)",
+           "    st[0] += 1",
+           "    try:"]
+    i, n = 0, len(entries)
+    while i < n:
+        req = entries[i][2]
+        shared = req[0] if req else None
+        j = i + 1
+        if shared is not None:
+            while j < n and entries[j][2] and entries[j][2][0] == shared:
+                j += 1
+            src.append(f"        if {_literal_test(shared)}:")
+        for k in range(i, j):
+            search, extract, req = entries[k]
+            ns[f"s{k}"], ns[f"e{k}"] = search, extract
+            indent = " " * (12 if shared is not None else 8)
+            rest = req[1:] if shared is not None else req
+            if rest:
+                src.append(indent + "if " + " and ".join(_literal_test(c) for c in rest) + ":")
+                indent += "    "
+            src += [f"{indent}m = s{k}(line)",
+                    f"{indent}if m is not None:",
+                    f"{indent}    return e{k}(m), []"]
+        i = j
+    src += ["        return None, [FAILURE]",
+            "    except _Timeout:",
+            "        return None, [TIMEOUT]"]
+    exec(compile("\n".join(src), "<grok dispatch>", "exec"), ns)
+    match = ns["match"]
     _MATCH_CODES.add(match.__code__)
     return match
 
 
 def _plain_captures(c: Compiled) -> bool:
     fields = [cap.field for cap in c.captures]
-    return (c.regex.groups == len(fields) and len(set(fields)) == len(fields)
+    return (c.groups == len(fields) and len(set(fields)) == len(fields)
             and not any(cap.conv for cap in c.captures))
+
+
+def _later_group_wins(c: Compiled) -> bool:
+    """Whether, for every field captured by several groups, the group written later in the
+    pattern always ends later in the line whenever both took part -- so a dict built in group
+    order gives the value of the group that matched last (the rule _extract_by_position applies
+    by comparing ends). True when no two groups of a field are nested, sit inside one repetition
+    (iterations can take them in either order) or inside a lookaround."""
+    if c.fast is None or c.groups != len(c.captures):
+        return False
+    by_field: dict[str, list[int]] = {}
+    for number, cap in enumerate(c.captures, 1):
+        by_field.setdefault(cap.field, []).append(number)
+    shared = {g for gs in by_field.values() if len(gs) > 1 for g in gs}
+    if not shared:
+        return True
+    try:
+        from re import _parser
+        tree = _parser.parse(c.pattern, c.fast.flags)
+    except Exception:
+        return False
+    enclosing: dict[int, tuple[frozenset, frozenset, bool]] = {}
+    repeats = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, _parser.POSSESSIVE_REPEAT}
+    looks = {_parser.ASSERT, _parser.ASSERT_NOT}
+
+    def walk(items, groups: frozenset, reps: frozenset, in_look: bool) -> None:
+        for op, av in items:
+            if op is _parser.SUBPATTERN:
+                gid = av[0]
+                if gid is not None:
+                    enclosing[gid] = (groups, reps, in_look)
+                walk(av[3], groups | {gid} if gid else groups, reps, in_look)
+            elif op in repeats:
+                walk(av[2], groups, reps | {id(av)}, in_look)
+            elif op in looks:
+                walk(av[1], groups, reps, True)
+            elif op is _parser.BRANCH:
+                for branch in av[1]:
+                    walk(branch, groups, reps, in_look)
+            elif op is _parser.ATOMIC_GROUP:
+                walk(av, groups, reps, in_look)
+            elif op is _parser.GROUPREF_EXISTS:
+                walk(av[1], groups, reps, in_look)
+                if av[2] is not None:
+                    walk(av[2], groups, reps, in_look)
+
+    walk(tree.data if hasattr(tree, "data") else tree, frozenset(), frozenset(), False)
+    for gs in by_field.values():
+        if len(gs) < 2:
+            continue
+        for k, a in enumerate(gs):
+            ga, ra, la = enclosing.get(a, (frozenset(), frozenset(), True))
+            if la:
+                return False
+            for b in gs[k + 1:]:
+                gb, rb, lb = enclosing.get(b, (frozenset(), frozenset(), True))
+                if lb or a in gb or b in ga or (ra & rb):
+                    return False
+    return True
 
 
 def _make_extract(c: Compiled):
@@ -192,13 +280,27 @@ def _make_extract(c: Compiled):
         def extract(m):
             return {f: v for f, v in zip(fields, m.groups()) if v is not None}
         return extract
+    if _later_group_wins(c):
+        # the dict is built in C: the (field, value) pairs of the groups that took part, in
+        # group order, a later group of the same field overwriting an earlier one
+        nones = (None,) * len(fields)
+        conversions = tuple((f, to_int if kind == "int" else to_float) for f, kind in convs)
+
+        def extract(m):
+            values = m.groups()
+            out = dict(compress(zip(fields, values), map(is_not, values, nones)))
+            for f, conv in conversions:
+                if f in out:
+                    out[f] = conv(out[f])
+            return out
+        return extract
     groups = tuple(cap.group for cap in caps)
     by_field: dict[str, list[str]] = {}
     for cap in caps:
         by_field.setdefault(cap.field, []).append(cap.group)
     multi = {f: g for f, g in by_field.items() if len(g) > 1}
     conv_of = {f: k for f, k in convs}
-    index = c.regex.groupindex
+    index = c.groupindex
     if c.fast is None or c.fast.groupindex == index:
         return _extract_by_position(by_field, index, conv_of)
 
@@ -255,6 +357,21 @@ def _extract_by_position(by_field: dict[str, list[str]], index, conv_of: dict[st
     return extract
 
 
+class _LazySearch:
+    """``c.regex.search``, compiling the regex-module pattern on the first call."""
+
+    __slots__ = ("compiled", "search")
+
+    def __init__(self, compiled: Compiled):
+        self.compiled = compiled
+        self.search = None
+
+    def __call__(self, line, timeout=None):
+        if self.search is None:
+            self.search = self.compiled.regex.search
+        return self.search(line, timeout=timeout)
+
+
 def _locate(path: str | None, pattern: str) -> int | None:
     """The line of a config file where a pattern is written (for error messages)."""
     if not path or path.startswith("<"):
@@ -277,12 +394,17 @@ class Matcher:
                  patterns_dirs: list[str] | None = None, timeout: float = 0.25,
                  source: str | None = None, library: Library | None = None,
                  prefilter: bool | None = None, watchdog: bool = True,
-                 origins: list[tuple[str | None, int | None]] | None = None):
+                 origins: list[tuple[str | None, int | None]] | None = None,
+                 ecs: bool = False):
         if isinstance(patterns, str):
             patterns = [patterns]
+        if ecs:
+            # ECS mode: the library's captures have ECS names; so do the type's own expressions
+            from indexer.grok.ecs import COMMON, rename_captures
+            patterns = [rename_captures(p, COMMON) for p in patterns]
         self.patterns = list(patterns)
         self.timeout = float(timeout)
-        self.library = library or build_library(definitions, patterns_dirs, source)
+        self.library = library or build_library(definitions, patterns_dirs, source, ecs=ecs)
         self._validate_user_definitions()
         self.compiled: list[Compiled] = []
         for k, expr in enumerate(self.patterns):
@@ -297,10 +419,10 @@ class Matcher:
         self._entries = []   # (search without time limit, extract, required literals)
         self._slow = []      # the same with the regex module's search (accepts timeout=)
         for c in self.compiled:
-            req = required_literals(c.pattern, c.regex.flags) if use_prefilter else []
+            req = required_literals(c.pattern, c.flags) if use_prefilter else []
             fast = c.fast.search if c.fast is not None else c.regex.search
             self._entries.append((fast, _make_extract(c), tuple(req)))
-            self._slow.append((c.regex.search, self._entries[-1][1], tuple(req)))
+            self._slow.append((_LazySearch(c), self._entries[-1][1], tuple(req)))
         self._match = self.match_with_timeout
         if watchdog and self.timeout > 0 and _WATCHDOG.arm(self.timeout):
             c0 = self.compiled[0] if len(self.compiled) == 1 else None
@@ -373,12 +495,13 @@ _CACHE: dict[tuple, Matcher] = {}
 
 def matcher_for(type_config, timeout: float = 0.25) -> Matcher:
     """The Matcher of a TypeConfig, compiled once per process (keyed by patterns, defs, dirs)."""
+    ecs = getattr(type_config, "ecs_compatibility", "disabled") not in ("disabled", None)
     key = (tuple(type_config.patterns), tuple(sorted(type_config.pattern_definitions.items())),
-           tuple(type_config.patterns_dir), timeout)
+           tuple(type_config.patterns_dir), timeout, ecs)
     m = _CACHE.get(key)
     if m is None:
         m = Matcher(list(type_config.patterns), dict(type_config.pattern_definitions),
                     list(type_config.patterns_dir), timeout=timeout,
-                    source=getattr(type_config, "source", None) or None)
+                    source=getattr(type_config, "source", None) or None, ecs=ecs)
         _CACHE[key] = m
     return m

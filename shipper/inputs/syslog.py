@@ -8,7 +8,7 @@ TCP itself (UDP has no such thing: the kernel drops what does not fit its buffer
 Each message becomes one record: ``line`` is the message without its ``<PRI>`` (an RFC 3164
 message then reads like a line of /var/log/syslog), ``host`` the sender's hostname (or address),
 ``path`` ``syslog+udp://ADDR``, ``fields.syslog`` the parsed header (facility, severity,
-timestamp, hostname, appname, procid, msgid).
+timestamp, hostname, appname, procid, msgid) and ``frame``, the message as received.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ SEVERITIES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "deb
 _PRI = re.compile(r"<(\d{1,3})>")
 _RFC5424 = re.compile(r"(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)"
                       r"(?: (.*))?$", re.S)
-_RFC3164 = re.compile(r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (\S+) (.*)$", re.S)
+# the BSD stamp, or the RFC 3339 one rsyslog's RSYSLOG_ForwardFormat puts in the same frame
+_RFC3164 = re.compile(r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"
+                      r"(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (\S+) (.*)$", re.S)
 _TAG = re.compile(r"([^\s\[:]+)(?:\[(\d+)\])?:")
 
 
@@ -242,8 +244,9 @@ class SyslogInput(Input):
                 "path": f"syslog+{proto}://{peer}",
                 "offset": self.seq,
                 "type": spec.type or "syslog",
-                "fields": {**spec.fields, "syslog": {k: v for k, v in header.items()
-                                                     if k != "message"}},
+                "fields": {**spec.fields, "syslog": {
+                    **{k: v for k, v in header.items() if k != "message"},
+                    "frame": text}},  # the message as received, <PRI> included
                 "received_at": received,
                 "line": line,
             }

@@ -86,12 +86,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def scrape(port: int) -> str:
-    """The exporter's page, once the server answers (it starts in the background)."""
-    for _ in range(100):
+def scrape(port: int, server: subprocess.Popen | None = None, timeout: float = 120) -> str:
+    """The exporter's page, once the server answers (it starts in the background; on a loaded
+    machine that can take a while, so the deadline only guards against a hang)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
-            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                          timeout=30).read().decode()
         except OSError:
+            if server is not None and server.poll() is not None:
+                raise AssertionError(f"the metrics server exited with {server.returncode}")
             time.sleep(0.1)
     raise AssertionError(f"no metrics served on port {port}")
 
@@ -114,7 +119,7 @@ def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
                                "--metrics-port", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        body = scrape(port)
+        body = scrape(port, server)
         assert "logpipe_raw_list_length 1.0" in body
         assert f'logpipe_dead_letters{{stage="index"}} {float(len(bad))}' in body
         assert f'logpipe_records_total{{outcome="indexed"}} {float(len(items) - len(bad))}' in body
@@ -130,12 +135,12 @@ def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
                                 "--host", "web1", "--registry", str(tmp_path / "reg.json"),
                                 str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a guard against a hang, not a timing check
         mine = []
         while time.monotonic() < deadline and not mine:
             figures = json.loads(logpipe("stats", "--redis", redis_url, "--json").stdout)
             mine = [s for s in figures["shippers"] if s["host"] == "web1" and s["lines"] == 40]
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert mine, figures["shippers"]
         assert mine[0]["lag_bytes"] == 0
         port = free_port()
@@ -143,7 +148,7 @@ def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
                                    redis_url, "--metrics-port", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            body = scrape(port)
+            body = scrape(port, server)
             line = next(l for l in body.splitlines() if l.startswith("logpipe_shipper_lines_total"))
             assert 'host="web1"' in line and line.endswith(" 40.0")
         finally:

@@ -22,34 +22,75 @@ from tests.support.mail import mail_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-def start_indexer(redis_url: str, store_url: str, workers: int = 2, batch: int = 200):
-    return subprocess.Popen([sys.executable, "-m", "common.cli", "index", "--redis", redis_url,
-                             "--store", store_url, "--workers", str(workers), "--batch-size",
-                             str(batch)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+
+class Indexer:
+    """``logpipe index`` in a subprocess, its output in a file the test can watch."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def poll(self):
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def start_indexer(redis_url: str, store_url: str, log_path, workers: int = 2,
+                  batch: int = 200) -> Indexer:
+    indexer = Indexer(log_path)
+    with open(log_path, "wb") as out:
+        indexer.proc = subprocess.Popen(
+            [sys.executable, "-m", "common.cli", "index", "--redis", redis_url, "--store",
+             store_url, "--workers", str(workers), "--batch-size", str(batch)],
+            stdout=out, stderr=subprocess.STDOUT)
+    return indexer
+
+
+def wait_until(predicate, what: str, indexer: Indexer | None = None, timeout: float = 240):
+    """Poll a real signal (a log line, a counter); the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # the broker may be restarting under the predicate
+            pass
+        if indexer is not None and indexer.poll() is not None:
+            raise AssertionError(f"the indexer exited while waiting for {what}:\n"
+                                 f"{indexer.output()[-4000:]}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}" +
+                         (f"\n{indexer.output()[-4000:]}" if indexer else ""))
 
 
 def wait_drained(client, timeout: float = 240) -> None:
     keys = Keys()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0:
-                return
-        except Exception:
-            pass
-        time.sleep(0.25)
-    raise AssertionError("the pipeline did not drain")
+    wait_until(lambda: client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0,
+               "the pipeline to drain", timeout=timeout)
 
 
-def stop(proc) -> str:
+def counter(client, name: str) -> int:
+    return int(client.hget(Keys().stats("counters"), name) or 0)
+
+
+def stop(indexer: Indexer) -> str:
+    proc = indexer.proc
     proc.send_signal(signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return out
+        proc.wait()
+    return indexer.output()
 
 
 def assert_exactly_once(es, client, items, bad_ids):
@@ -67,14 +108,14 @@ def assert_exactly_once(es, client, items, bad_ids):
     assert all(l.stage == "index" and "depth" in l.reason for l in letters)
 
 
-def test_worker_killed_mid_batch(redis_url, es_url, es_client):
+def test_worker_killed_mid_batch(redis_url, es_url, es_client, tmp_path):
     from rq import Queue, Worker
     from rq.registry import StartedJobRegistry
 
     client = connect(redis_url)
     items, bad = mail_records(3000)
     client.rpush(Keys().raw, *items)
-    proc = start_indexer(redis_url, es_url)
+    proc = start_indexer(redis_url, es_url, tmp_path / "index.log")
     killed = None
     deadline = time.monotonic() + 120
     queue = Queue("logpipe", connection=client)
@@ -104,13 +145,17 @@ def test_engine_stopped_during_ingest(redis_url, tmp_path):
     client = connect(redis_url)
     items, bad = mail_records(2500)
     client.rpush(Keys().raw, *items[:1000])
-    proc = start_indexer(redis_url, url)
+    proc = start_indexer(redis_url, url, tmp_path / "index.log")
     try:
-        time.sleep(3)
+        # ready signal: the workers are storing records
+        wait_until(lambda: counter(client, "indexed") > 0, "the first stored records", proc)
         node.stop()  # the engine goes away while records keep coming (data dir kept)
+        claimed = counter(client, "claimed")
         client.rpush(Keys().raw, *items[1000:])
-        time.sleep(5)
-        assert client.zcard(Keys().batches) + client.llen(Keys().raw) > 0
+        # the indexer takes new records while the engine is down: they wait in batches
+        wait_until(lambda: counter(client, "claimed") > claimed, "a batch claimed during the "
+                   "outage", proc)
+        assert client.zcard(Keys().batches) > 0
         node.start()
         wait_drained(client)
         stop(proc)
@@ -121,15 +166,18 @@ def test_engine_stopped_during_ingest(redis_url, tmp_path):
         node.stop()
 
 
-def test_broker_restarted_with_aof(own_valkey, es_url, es_client):
+def test_broker_restarted_with_aof(own_valkey, es_url, es_client, tmp_path):
     client = connect(own_valkey.url)
     items, bad = mail_records(3000)
     client.rpush(Keys().raw, *items[:1500])
-    proc = start_indexer(own_valkey.url, es_url)
+    proc = start_indexer(own_valkey.url, es_url, tmp_path / "index.log")
     try:
-        time.sleep(2)
+        # ready signals: the indexer started and its workers store records; stopping the
+        # broker before that tested the indexer's start-up, not a restart
+        wait_until(lambda: "index_started" in proc.output(), "index_started", proc)
+        wait_until(lambda: counter(client, "indexed") > 0, "the first stored records", proc)
         own_valkey.stop()        # clean shutdown: the append-only file has everything
-        time.sleep(2)
+        wait_until(lambda: "broker_unreachable" in proc.output(), "broker_unreachable", proc)
         own_valkey.start()
         client = connect(own_valkey.url)
         client.rpush(Keys().raw, *items[1500:])

@@ -195,3 +195,56 @@ def test_start_at_end_skips_the_backlog_of_files_present_at_the_first_start(
         assert agent.stop() == 0
     assert sorted(x["line"] for x in records(redis_client)) == \
         ["from a file created later", "new 1"]
+
+
+def test_once_exits_0_when_its_last_push_reaches_the_high_mark(tmp_path, redis_url,
+                                                                redis_client):
+    """A backfill before any indexer runs: every line is confirmed and the list is at the mark.
+    Nothing is left to send, so nothing is waited for (this used to wait for ever)."""
+    log = tmp_path / "backfill.log"
+    w = Writer(log, "hw")
+    w.write(1000)
+    agent = Agent(tmp_path, redis_url, "--once", "--batch-lines", "100", "--high-water", "1000",
+                  str(log)).start()
+    try:
+        code = agent.proc.wait(120)  # a guard against a hang, not a timing assertion
+    finally:
+        agent.stop()
+    out = agent.output()
+    assert code == 0, out
+    assert "event=backpressure_pause" in out  # it really was at the mark
+    assert "event=waiting_for_room" not in out
+    assert redis_client.llen("logpipe:raw") == 1000
+    assert [r["line"] for r in records(redis_client)] == w.written
+
+
+def test_once_with_unsent_lines_waits_says_so_once_and_finishes(tmp_path, redis_url,
+                                                                 redis_client):
+    log = tmp_path / "more.log"
+    w = Writer(log, "wait")
+    w.write(1000)
+    agent = Agent(tmp_path, redis_url, "--once", "--batch-lines", "50", "--high-water", "200",
+                  "--low-water", "100", str(log)).start()
+    taken = []
+    try:
+        wait_for(lambda: "event=waiting_for_room" in agent.output(), what="waiting_for_room",
+                 agent=agent)
+        assert agent.proc.poll() is None  # lines are unread: it must wait, not exit
+        line = next(l for l in agent.output().splitlines() if "event=waiting_for_room" in l)
+        assert "list=logpipe:raw" in line and "resume_below=100" in line
+        assert "unread_input=yes" in line
+
+        def drain_until_exit():
+            while (item := redis_client.lpop("logpipe:raw")) is not None:
+                taken.append(orjson.loads(item)["line"])
+            return agent.proc.poll() is not None
+        wait_for(drain_until_exit, timeout=120, what="the agent to finish", agent=agent)
+        while (item := redis_client.lpop("logpipe:raw")) is not None:
+            taken.append(orjson.loads(item)["line"])
+    finally:
+        code = agent.stop()
+    out = agent.output()
+    assert code == 0, out
+    assert taken == w.written
+    pauses = out.count("event=backpressure_pause")
+    assert pauses >= 1 and out.count("event=waiting_for_room") <= pauses, out  # once per pause

@@ -1,0 +1,199 @@
+"""A type's filters: what runs on an event after grok and the field edits, in order, each one
+optionally under a condition (``when``, a query in the search syntax: Logstash's ``if``).
+
+    [[types.app.filter]]
+    kv = { source = "message", field_split = " ", value_split = "=", target = "params" }
+    [[types.app.filter]]
+    when = 'level:DEBUG'
+    drop = {}
+
+Kinds (Logstash's filter of the same name): ``kv``, ``dissect`` (``mapping = {field = "%{a}
+%{b}"}``), ``json`` (``source``, ``target``), ``drop``, ``mutate`` (``lowercase``,
+``uppercase``, ``strip``, ``gsub = [field, regex, replacement, ...]``, ``split = {field = sep}``,
+``rename``, ``convert``, ``add_field``, ``remove_field``), ``add_tag = [...]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import orjson
+
+from common.errors import ConfigError
+
+KINDS = ("kv", "dissect", "json", "drop", "mutate", "add_tag")
+_MUTATE_OPS = ("rename", "convert", "gsub", "lowercase", "uppercase", "strip", "split",
+               "add_field", "remove_field")
+_DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class Filter:
+    kind: str
+    options: dict = field(default_factory=dict)
+    when: str | None = None
+    query: object = None
+    dissect: tuple = ()   # compiled mappings: (source field, regex, keys)
+
+
+def _dissect_regex(pattern: str, where: str, source: str) -> tuple:
+    keys, out, pos = [], ["^"], 0
+    found = list(_DISSECT_KEY.finditer(pattern))
+    for k, m in enumerate(found):
+        out.append(re.escape(pattern[pos:m.start()]))
+        key = m.group(1)
+        if key.startswith(("+", "&", "*")):
+            raise ConfigError(f"{where}: dissect key modifier in %{{{key}}} is not supported",
+                              source)
+        name = key.lstrip("?").rstrip("->").rstrip("-")
+        last = k == len(found) - 1
+        out.append(("(.*)" if last else "(.*?)") if not key.startswith("?") and name
+                   else (".*" if last else ".*?"))
+        if name and not key.startswith("?"):
+            keys.append(name)
+        if key.endswith("->") and pattern[m.end():m.end() + 1] == " ":
+            out.append(" *")  # '->': the padding after this field may repeat
+        pos = m.end()
+    out.append(re.escape(pattern[pos:]) + "$")
+    return re.compile("".join(out), re.S), tuple(keys)
+
+
+def parse_filters(items, where: str, source: str) -> list[Filter]:
+    from query.errors import QueryError
+    from query.lucene import compile_query
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise ConfigError(f"{where} filter must be a list of [[filter]] tables", source)
+    out = []
+    for n, item in enumerate(items, 1):
+        at = f"{where} filter {n}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at} must be a table", source)
+        kinds = [k for k in item if k != "when"]
+        if len(kinds) != 1 or kinds[0] not in KINDS:
+            raise ConfigError(f"{at}: needs exactly one of {', '.join(KINDS)} (got "
+                              f"{', '.join(kinds) or 'none'})", source)
+        kind = kinds[0]
+        options = item[kind]
+        if kind == "add_tag":
+            options = {"tags": list(options) if isinstance(options, list) else [options]}
+        if not isinstance(options, dict):
+            raise ConfigError(f"{at}: {kind} takes a table of options", source)
+        if kind == "mutate":
+            unknown = [k for k in options if k not in _MUTATE_OPS]
+            if unknown:
+                raise ConfigError(f"{at}: mutate option(s) {', '.join(unknown)} not supported "
+                                  f"(use {', '.join(_MUTATE_OPS)})", source)
+        dissect: tuple = ()
+        if kind == "dissect":
+            mapping = options.get("mapping", {})
+            if not isinstance(mapping, dict) or not mapping:
+                raise ConfigError(f"{at}: dissect needs mapping = {{field = 'pattern'}}", source)
+            dissect = tuple((f, *_dissect_regex(p, at, source)) for f, p in mapping.items())
+        when, query = item.get("when"), None
+        if when is not None:
+            try:
+                query = compile_query(str(when))
+            except QueryError as exc:
+                raise ConfigError(f"{at}: cannot read when = {when!r}: {exc}", source) from None
+        out.append(Filter(kind, dict(options), when, query, dissect))
+    return out
+
+
+def _put(doc: dict, target: str | None, name: str, value) -> None:
+    if target:
+        node = doc.setdefault(target, {})
+        if isinstance(node, dict):
+            node[name] = value
+            return
+    doc[name] = value
+
+
+def _kv(doc: dict, opts: dict) -> None:
+    text = doc.get(opts.get("source", "message"))
+    if not isinstance(text, str):
+        return
+    fsplit = re.escape(opts.get("field_split", " "))
+    vsplit = opts.get("value_split", "=")
+    prefix, target = opts.get("prefix", ""), opts.get("target")
+    for pair in re.split(f"[{fsplit}]+", text):
+        if not pair:
+            continue
+        at = min((i for i in (pair.find(c) for c in vsplit) if i > 0), default=-1)
+        if at <= 0:
+            continue
+        key, value = pair[:at], pair[at + 1:]
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        _put(doc, target, prefix + key, value)
+
+
+def _mutate(doc: dict, opts: dict, tags: list) -> None:
+    from indexer.enrich import convert
+    for old, new in (opts.get("rename") or {}).items():
+        if old in doc:
+            doc[new] = doc.pop(old)
+    for name, kind in (opts.get("convert") or {}).items():
+        if name in doc:
+            try:
+                doc[name] = convert(doc[name], kind)
+            except (TypeError, ValueError):
+                tags.append("_convertfailure")
+    gsub = list(opts.get("gsub") or [])
+    for k in range(0, len(gsub) - 2, 3):
+        name, pattern, repl = gsub[k:k + 3]
+        if isinstance(doc.get(name), str):
+            doc[name] = re.sub(pattern, re.sub(r"\\(\d)", r"\\g<\1>", repl), doc[name])
+    for key, fn in (("lowercase", str.lower), ("uppercase", str.upper), ("strip", str.strip)):
+        for name in opts.get(key) or []:
+            if isinstance(doc.get(name), str):
+                doc[name] = fn(doc[name])
+    for name, sep in (opts.get("split") or {}).items():
+        if isinstance(doc.get(name), str):
+            doc[name] = doc[name].split(sep)
+    for name, value in (opts.get("add_field") or {}).items():
+        doc[name] = value
+    for name in opts.get("remove_field") or []:
+        doc.pop(name, None)
+
+
+def apply_filters(filters: list[Filter], doc: dict, tags: list) -> bool:
+    """Run the filters on the event; False when one of them drops it."""
+    from query.evaluate import matches
+    for f in filters:
+        if f.query is not None and not matches(f.query, {**doc, "tags": tags}):
+            continue
+        if f.kind == "drop":
+            return False
+        if f.kind == "add_tag":
+            tags.extend(t for t in f.options["tags"] if t not in tags)
+        elif f.kind == "kv":
+            _kv(doc, f.options)
+        elif f.kind == "json":
+            raw = doc.get(f.options.get("source", "message"))
+            try:
+                parsed = orjson.loads(raw) if isinstance(raw, (str, bytes)) else None
+            except orjson.JSONDecodeError:
+                parsed = None
+                tags.append("_jsonparsefailure")
+            if isinstance(parsed, dict):
+                target = f.options.get("target")
+                if target:
+                    doc[target] = parsed
+                else:
+                    doc.update(parsed)
+        elif f.kind == "dissect":
+            for source_field, rx, keys in f.dissect:
+                value = doc.get(source_field)
+                m = rx.match(value) if isinstance(value, str) else None
+                if m is None:
+                    if "_dissectfailure" not in tags:
+                        tags.append("_dissectfailure")
+                    continue
+                for key, got in zip(keys, m.groups()):
+                    doc[key] = got
+        elif f.kind == "mutate":
+            _mutate(doc, f.options, tags)
+    return True

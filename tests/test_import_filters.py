@@ -1,0 +1,117 @@
+"""import-logstash beyond grok: kv, dissect, json, drop, mutate (lowercase, gsub, split, ...),
+add_tag and if / else if / else on fields become [[types.X.filter]] entries (a condition becomes
+`when`, a query in the search syntax) that run in the indexer; what cannot be carried over is
+listed with the reason."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from common.errors import ConfigError
+from common.record import Record
+from indexer.logstash_import import convert, parse_logstash, toml_dumps
+from indexer.pipeline import Pipeline
+from indexer.pipeline_config import parse_pipeline
+
+RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
+
+CONFIG = r'''
+input { file { path => "/var/log/app.log" type => "app" } }
+filter {
+  grok { match => { "message" => "%{WORD:level} %{WORD:component} %{GREEDYDATA:rest}" } }
+  date { match => [ "ts", "ISO8601" ] timezone => "Europe/Paris" }
+  if [component] == "http" {
+    kv { source => "rest" field_split => " " value_split => "=" target => "http" }
+    mutate { lowercase => [ "level" ] add_tag => [ "web" ] }
+  } else if [component] == "job" {
+    dissect { mapping => { "rest" => "%{job_id} took %{duration}ms" } }
+    mutate { convert => { "duration" => "integer" } }
+  } else if [level] in ["TRACE", "DEBUG"] {
+    drop { }
+  } else {
+    json { source => "rest" target => "payload" }
+  }
+  if [message] =~ /secret/ {
+    mutate { gsub => [ "message", "secret", "***" ] }
+  }
+  mutate { split => { "component" => "." } }
+}
+output { elasticsearch { } }
+'''
+
+
+@pytest.fixture(scope="module")
+def imported():
+    plugins, parse_notes = parse_logstash(CONFIG, "app.conf")
+    doc, notes = convert(plugins, "app.conf")
+    text = toml_dumps(doc)
+    return parse_pipeline(text, "pipeline.toml"), text, parse_notes + notes
+
+
+def event(cfg, line: str):
+    return Pipeline(cfg).process(Record(id="r", line=line, host="h", path="/var/log/app.log",
+                                        type="app", received_at=RECEIVED))
+
+
+def test_filters_and_conditions_are_carried_over(imported):
+    cfg, text, notes = imported
+    filters = cfg.types["app"].filters
+    assert [f.kind for f in filters] == ["kv", "mutate", "add_tag", "dissect", "mutate", "drop",
+                                         "json", "mutate"]
+    assert filters[0].when == '(component:"http")'
+    assert filters[5].when == ('NOT (component:"http") AND NOT (component:"job") AND '
+                               '(level:("TRACE" OR "DEBUG"))')
+    assert filters[6].when.startswith('NOT (component:"http") AND NOT (component:"job") AND NOT')
+    assert any("=~" in n or "regular expression" in n for n in notes), notes
+    assert any("inputs are logpipe's shipper's job" in n for n in notes)
+
+
+def test_kv_lowercase_and_tags_run_under_their_condition(imported):
+    doc = event(imported[0], "INFO http method=GET path=/a status=200").doc
+    assert doc["http"] == {"method": "GET", "path": "/a", "status": "200"}
+    assert doc["level"] == "info" and "web" in doc["tags"]
+    assert doc["component"] == ["http"]           # the unconditional split ran last
+
+
+def test_dissect_and_convert(imported):
+    doc = event(imported[0], "INFO job nightly-7 took 5230ms").doc
+    assert (doc["job_id"], doc["duration"]) == ("nightly-7", 5230)
+    assert "http" not in doc and "web" not in doc["tags"]
+
+
+def test_drop_and_json(imported):
+    assert event(imported[0], "DEBUG cache noisy details") is None
+    doc = event(imported[0], 'INFO cache {"hits": 3, "keys": ["a"]}').doc
+    assert doc["payload"] == {"hits": 3, "keys": ["a"]}
+    doc = event(imported[0], "INFO cache not-json").doc
+    assert "_jsonparsefailure" in doc["tags"]
+
+
+def test_a_filter_kind_the_config_does_not_know_is_an_error():
+    with pytest.raises(ConfigError, match="filter 1"):
+        parse_pipeline("[types.a]\n[[types.a.filter]]\nruby = {}\n", "p.toml")
+
+
+def test_grok_under_a_field_condition_becomes_a_route_to_a_type_of_its_own():
+    conf = ('filter {\n  grok { match => { "message" => "%{SYSLOGBASE} %{GREEDYDATA:msg}" } }\n'
+            '  if [program] == "postfix" {\n'
+            '    grok { match => { "message" => "%{SYSLOGBASE} %{WORD:qid}: %{GREEDYDATA:rest}" } }\n'
+            '  }\n'
+            '  date { match => [ "timestamp", "MMM dd HH:mm:ss" ] }\n}\n')
+    plugins, _ = parse_logstash(conf, "c.conf")
+    doc, notes = convert(plugins, "c.conf")
+    cfg = parse_pipeline(toml_dumps(doc), "p.toml")
+    base = cfg.types["default"]
+    assert [(r.when, r.type) for r in base.routes] == [('(program:"postfix")', "default-postfix")]
+    assert cfg.types["default-postfix"].patterns == ["%{SYSLOGBASE} %{WORD:qid}: %{GREEDYDATA:rest}"]
+    assert any("route from 'default' to type 'default-postfix'" in n for n in notes)
+    pipeline = Pipeline(cfg)
+    pipeline.compile_all()
+    doc = pipeline.process(Record(id="r", line="Nov 28 11:59:59 mx2 postfix[3]: 4BC1D2A0F3: sent",
+                                  host="h", type="default", received_at=RECEIVED)).doc
+    assert (doc["type"], doc["qid"], doc["rest"]) == ("default-postfix", "4BC1D2A0F3", "sent")
+    other = pipeline.process(Record(id="r2", line="Nov 28 11:59:59 mx2 cron[3]: hello",
+                                    host="h", type="default", received_at=RECEIVED)).doc
+    assert other["type"] == "default" and other["msg"] == "hello"
