@@ -54,6 +54,19 @@ def stored(store_url: str) -> int:
         store.close()
 
 
+def processes_showing(text: str) -> list[str]:
+    """Command lines of this machine's processes that contain ``text`` (the process list)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(text.encode() in a for a in args):
+            found.append(b" ".join(args).decode(errors="replace"))
+    return found
+
+
 def test_index_started_before_the_broker_stores_everything(tmp_path, later_valkey):
     env = env_for(tmp_path, later_valkey.url)
     store_url = f"sqlite:///{tmp_path}/events.db"
@@ -69,6 +82,7 @@ def test_index_started_before_the_broker_stores_everything(tmp_path, later_valke
         later_valkey.start()
         wait_for(lambda: "event=index_started" in log.read_text(), timeout=120,
                  what="the indexer's index_started line")
+        assert not processes_showing(SECRET)  # workers get the URL by environment
         lines = tmp_path / "app.log"
         lines.write_text("".join(f"early bird line {i}\n" for i in range(700)))
         ship = subprocess.run(logpipe("ship", "--once", "--registry", str(tmp_path / "reg.json"),

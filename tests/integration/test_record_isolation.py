@@ -99,3 +99,38 @@ def test_malformed_items_are_dead_lettered_and_the_rest_stored_in_one_pass(redis
     found = store.search(SearchRequest(query="message:good", limit=50))
     assert found.total == 6
     assert sorted(e["message"] for e in found.events) == sorted(r.line for r in good)
+
+
+def test_the_indexer_stores_a_batch_with_malformed_items_without_a_retry(redis_url, tmp_path):
+    """The same batch through ``logpipe index --burst`` (dispatcher, RQ worker): one job, never
+    failed or retried, the good records stored, exactly the bad ones dead-lettered."""
+    import subprocess
+    import sys
+
+    from common.broker import connect
+    from indexer.stats import totals
+
+    good = good_records(6)
+    items = [encode(good[0])]
+    for k, (raw, _stage) in enumerate(MALFORMED):
+        items += [raw, encode(good[k + 1])]
+    client = connect(redis_url)
+    keys = Keys()
+    client.rpush(keys.raw, *items)
+    store_url = f"sqlite:///{tmp_path}/events.db"
+    run = subprocess.run([sys.executable, "-m", "common.cli", "index", "--redis", redis_url,
+                          "--store", store_url, "--workers", "1", "--burst",
+                          "--batch-size", "1000"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "batch_failed" not in run.stderr
+    counters = totals(client, keys)
+    assert (counters.get("indexed"), counters.get("dead_lettered")) == (6, len(MALFORMED))
+    assert client.hlen(keys.batch_attempts) == 0  # the job never failed: no retry was due
+    assert sorted(bytes(letter.record) for letter in DeadLetterQueue(client).iter()) == \
+        sorted(raw for raw, _ in MALFORMED)
+    store = open_sink(store_url)
+    try:
+        assert store.count(SearchRequest(query="message:good")) == 6
+    finally:
+        store.close()
