@@ -49,8 +49,16 @@ def _fits_long(value) -> bool:
     return False
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _fits_ip(value) -> bool:
-    if not isinstance(value, str) or "%" in value:  # no zone ids (Elasticsearch refuses them)
+    if type(value) is not str:
+        return False
+    if _IPV4.fullmatch(value):  # the common case, without ipaddress's cost
+        return True
+    if ":" not in value or "%" in value:  # not IPv6; or a zone id (Elasticsearch refuses it)
         return False
     try:
         ipaddress.ip_address(value)
@@ -91,9 +99,17 @@ def mark_malformed(doc: dict) -> dict:
     present = _TYPED.intersection(doc)
     if not present:
         return doc
-    bad = sorted(name for name in present if not fits(name, doc[name]))
-    if not bad:
+    bad = None
+    for name in present:
+        value = doc[name]
+        # the common cases inline: an int in a long field, a string in an IP field
+        if type(value) is int and TYPED_FIELDS[name] == "long" and -_I64 <= value < _I64:
+            continue
+        if not fits(name, value):
+            bad = [name] if bad is None else bad + [name]
+    if bad is None:
         return doc
+    bad.sort()
     out = dict(doc)
     for name in bad:
         out[name] = as_text(doc[name])
