@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("services.embedded", "demo_app",
              "Run the whole pipeline on a generated maillog and search it."),
     "gen-logs": ("services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+    "ui": ("search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
 }
 
 

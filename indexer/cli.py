@@ -82,7 +82,8 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     rows += [(f"dead letters ({stage})", n) for stage, n in figures["dead_letters"].items()]
     rows += [(f"total {name}", n) for name, n in sorted(figures["totals"].items())]
     rows += [(f"shipper {s['name']}", f"{s.get('lines', 0)} lines, {s.get('lines_per_s', 0)}/s, "
-                                      f"lag {s.get('lag_bytes', 0)} bytes")
+                                      f"lag {s.get('lag_bytes', 0)} bytes"
+                                      + (f", SILENT for {s['age_s']:.0f} s" if s.get("silent") else ""))
              for s in figures["shippers"]]
     if interactive(sys.stdout):
         from rich.console import Console

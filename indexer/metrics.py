@@ -46,13 +46,16 @@ class _Collector:
                                  labels=labels)
         lag = GaugeMetricFamily("logpipe_shipper_lag_bytes", "Bytes written but not shipped yet",
                                 labels=labels)
+        silent = GaugeMetricFamily("logpipe_shipper_silent_seconds",
+                                   "Seconds since the shipper last reported", labels=labels)
         for s in figures["shippers"]:
             key = [s["name"], str(s.get("host", ""))]
+            silent.add_metric(key, float(s.get("age_s", 0)))
             lines.add_metric(key, float(s.get("lines", 0)))
             sent.add_metric(key, float(s.get("bytes", 0)))
             rate.add_metric(key, float(s.get("lines_per_s", 0)))
             lag.add_metric(key, float(s.get("lag_bytes", 0)))
-        yield from (lines, sent, rate, lag)
+        yield from (lines, sent, rate, lag, silent)
 
 
 def serve_metrics(port: int, client, keys: Keys) -> None:

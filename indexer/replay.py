@@ -14,8 +14,13 @@ from store.base import Status
 
 
 def replay(dlq: DeadLetterQueue, pipeline, sink, chunk: int = 500, **filters) -> dict:
+    return replay_letters(dlq, pipeline, sink, list(dlq.iter(**filters)), chunk)
+
+
+def replay_letters(dlq: DeadLetterQueue, pipeline, sink, letters: list, chunk: int = 500) -> dict:
+    """Replay the given letters (the web page's "replay these"); :func:`replay` picks them by
+    filter."""
     counts = {"replayed": 0, "indexed": 0, "duplicate": 0, "still_failing": 0}
-    letters = list(dlq.iter(**filters))
     for start in range(0, len(letters), chunk):
         part = letters[start:start + chunk]
         done, events, owners = [], [], []

@@ -112,11 +112,15 @@ def oldest_waiting(client, keys: Keys) -> float | None:
     return min(times) if times else None
 
 
-SHIPPER_STALE = 300  # a shipper silent for this long is no longer listed
+SHIPPER_SILENT = 30        # a shipper publishes every ~2 s: this long without a report is flagged
+SHIPPER_FORGOTTEN = 86_400  # after a day of silence it is no longer listed (a host retired for good)
 
 
 def shippers(client, keys: Keys) -> list[dict]:
-    """Figures the running shippers publish (every couple of seconds)."""
+    """Figures the shippers publish (every couple of seconds), each with ``age_s`` and ``silent``.
+
+    A silent shipper stays listed, flagged, so a dead agent is visible rather than just gone.
+    """
     now = time.time()
     found = []
     for name, blob in client.hgetall(keys.shippers).items():
@@ -124,8 +128,11 @@ def shippers(client, keys: Keys) -> list[dict]:
             figures = orjson.loads(blob)
         except orjson.JSONDecodeError:
             continue
-        if now - float(figures.get("updated", 0)) <= SHIPPER_STALE:
+        age = now - float(figures.get("updated", 0) or 0)
+        if age <= SHIPPER_FORGOTTEN:
             figures["name"] = name.decode("utf-8", "replace")
+            figures["age_s"] = round(age, 1)
+            figures["silent"] = age > SHIPPER_SILENT
             found.append(figures)
     return found
 

@@ -240,3 +240,62 @@ def _key(bucket) -> str:
     if "key_as_string" in bucket:
         return str(bucket["key_as_string"])
     return bucket_key(bucket["key"])
+
+
+# --- keyset paging and single events, for the web page (search/web/data.py) ---------------
+
+def search_page(client, index_pattern: str, request: SearchRequest, after: dict | None = None,
+                with_total: bool = True):
+    """One page after a cursor, by ``search_after`` on @timestamp: no ``from`` offset, so no
+    10,000-hit window and no server-side context to keep alive. Events that share the
+    boundary's millisecond are told apart by id: the cursor ``{"t": ts_ms, "s": [ids]}``
+    lists the ids already shown at that millisecond, and the next page skips them.
+    Returns (total or None, events with ``_id``, the next cursor or None)."""
+    desc = str(request.order).lower() != "asc"
+    limit = max(0, int(request.limit))
+    query = build_query(request)
+    total = None
+    if with_total:
+        total = count(client, index_pattern, request)
+    if not limit:
+        return total, [], None
+    seen: list[str] = []
+    if after:
+        try:
+            ts, seen = int(after["t"]), [str(i) for i in after.get("s", [])]
+        except (KeyError, TypeError, ValueError):
+            raise QueryError("the page cursor is not one this store made") from None
+        bound = {"lte" if desc else "gte": ts, "format": "epoch_millis"}
+        query = {"bool": {"filter": [query, {"range": {TIME_FIELD: bound}}],
+                          "must_not": [{"ids": {"values": seen}}] if seen else []}}
+    resp = _call("search", client.search, index=index_pattern, query=query,
+                 sort=[{TIME_FIELD: {"order": "desc" if desc else "asc",
+                                     "unmapped_type": "date"}}],
+                 size=limit + 1, track_total_hits=False, **_COMMON)
+    hits = resp["hits"]["hits"]
+    more = len(hits) > limit
+    hits = hits[:limit]
+    events = []
+    for hit in hits:
+        event = dict(hit.get("_source") or {})
+        event["_id"] = hit["_id"]
+        events.append(event)
+    cursor = None
+    if more and hits:
+        last = hits[-1]["sort"][0]
+        same = [h["_id"] for h in hits if h["sort"][0] == last]
+        if after and int(after["t"]) == last:
+            same = seen + same
+        cursor = {"t": last, "s": same}
+    return total, events, cursor
+
+
+def get_event(client, index_pattern: str, event_id: str) -> dict | None:
+    resp = _call("search", client.search, index=index_pattern,
+                 query={"ids": {"values": [event_id]}}, size=1, **_COMMON)
+    hits = resp["hits"]["hits"]
+    if not hits:
+        return None
+    event = dict(hits[0].get("_source") or {})
+    event["_id"] = hits[0]["_id"]
+    return event

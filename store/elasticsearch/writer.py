@@ -155,6 +155,13 @@ class ElasticsearchSink:
     def top(self, request: SearchRequest, field: str, size: int = 10):
         return reader.top(self.client, self.index_pattern, request, field, size)
 
+    def search_page(self, request: SearchRequest, after: dict | None = None,
+                    with_total: bool = True):
+        return reader.search_page(self.client, self.index_pattern, request, after, with_total)
+
+    def get_event(self, event_id: str) -> dict | None:
+        return reader.get_event(self.client, self.index_pattern, event_id)
+
     def maintain(self) -> int:
         """Nothing deferred: Elasticsearch refreshes on its own."""
         return 0

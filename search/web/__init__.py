@@ -1,0 +1,1 @@
+"""``logpipe ui``: the web page over the stores, the dead-letter queue and the stats."""

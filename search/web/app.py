@@ -1,0 +1,490 @@
+"""The web page's routes: HTML pages and the JSON API, on Starlette.
+
+Pages: ``/`` (search), ``/trace/<qid>``, ``/dlq`` (and ``/dlq/<entry>``), ``/health``.
+API: ``/api/search``, ``/api/histogram``, ``/api/top``, ``/api/trace/<qid>``,
+``/api/event/<id>``, ``/api/surrounding/<id>``, ``/api/tail`` (server-sent events),
+``/api/dlq/count``, and the two changes, ``POST /api/dlq/replay`` and ``POST /api/dlq/purge``.
+Every store or broker call goes through :mod:`search.web.data`; the URL is the whole state of
+a page (query, window, columns, order, page cursor), so Back and bookmarks work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from common.console import emit
+from common.errors import BrokerError, LogpipeError, QueryError
+from search.web import data as D
+from search.web.auth import AuthMiddleware, Guard
+from search.web.timeline import story
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_COLUMNS = ["@timestamp", "host", "type", "message"]   # as `logpipe search`
+CELL_CHARS = 300          # a table cell shows this much of a value; the row expands to all
+QUICK_RANGES = [("15m", "Last 15 minutes"), ("1h", "Last hour"), ("4h", "Last 4 hours"),
+                ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+TAIL_POLL_S = 1.0
+
+
+def _json(value, status: int = 200) -> Response:
+    return Response(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+                    media_type="application/json")
+
+
+def _error(exc: Exception, status: int = 400) -> Response:
+    return _json({"error": str(exc)}, status)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _cut(text: str, limit: int = CELL_CHARS) -> tuple[str, bool]:
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
+def _segments(text: str, qid: str | None) -> list[tuple[str, bool]]:
+    """A message split around its queue id, so the template links the id (and escapes all)."""
+    if not qid or qid not in text:
+        return [(text, False)]
+    out: list[tuple[str, bool]] = []
+    parts = text.split(qid)
+    for i, part in enumerate(parts):
+        if part:
+            out.append((part, False))
+        if i < len(parts) - 1:
+            out.append((qid, True))
+    return out
+
+
+def _quote(value: str) -> str:
+    return shlex.quote(value)
+
+
+def search_command(q: str, window: D.Window, columns: list[str], order: str) -> str:
+    parts = ["logpipe", "search"]
+    if window.from_text:
+        parts += ["--from", _quote(window.from_text)]
+    if window.to_text:
+        parts += ["--to", _quote(window.to_text)]
+    if columns != DEFAULT_COLUMNS:
+        parts += ["--fields", _quote(",".join(columns))]
+    if order == "asc":
+        parts.append("--asc")
+    parts.append(_quote(q or "*"))
+    return " ".join(parts)
+
+
+class Site:
+    """The pages and API of one ``logpipe ui``."""
+
+    def __init__(self, data: D.Data, guard: Guard):
+        self.data = data
+        self.guard = guard
+        self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
+                               autoescape=select_autoescape(default=True,
+                                                            default_for_string=True))
+        self.env.globals["csrf"] = guard.csrf
+        self.env.filters["isotime"] = lambda seconds: D.iso(int(float(seconds) * 1000))
+
+    def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status)
+
+    # ------------------------------------------------------------------ search page
+    def _params(self, request: Request) -> dict:
+        p = request.query_params
+        columns = [c.strip() for c in (p.get("columns") or "").split(",") if c.strip()]
+        return {"q": p.get("q", ""), "from": p.get("from", ""), "to": p.get("to", ""),
+                "columns": columns or list(DEFAULT_COLUMNS),
+                "sort": "asc" if p.get("sort") == "asc" else "desc",
+                "after": p.get("after") or None}
+
+    @staticmethod
+    def url(path: str = "/", **params) -> str:
+        clean = [(k, v) for k, v in params.items() if v not in (None, "", [])]
+        return path + ("?" + urlencode(clean) if clean else "")
+
+    def _state(self, params: dict, **changes) -> dict:
+        state = {"q": params["q"], "from": params["from"], "to": params["to"],
+                 "columns": ",".join(params["columns"]) if params["columns"] != DEFAULT_COLUMNS
+                 else "", "sort": params["sort"] if params["sort"] == "asc" else ""}
+        state.update(changes)
+        return state
+
+    def search_page(self, request: Request) -> HTMLResponse:
+        params = self._params(request)
+        ctx: dict[str, Any] = {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
+               "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
+               "state": lambda **c: self._state(params, **c)}
+        try:
+            window = self.data.window(params["from"], params["to"])
+            ctx["command"] = search_command(params["q"], window, params["columns"],
+                                            params["sort"])
+            page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
+                                    params["sort"])
+            first_page = page if not params["after"] else None
+            histogram = self.data.histogram(params["q"], window, page=first_page,
+                                            order=params["sort"])
+        except QueryError as exc:
+            ctx["error"] = str(exc)
+            ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
+            return self.render("search.html", status=400, **ctx)
+        except LogpipeError as exc:
+            ctx["error"] = str(exc)
+            ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
+            return self.render("search.html", status=503, **ctx)
+        ctx["page"], ctx["histogram"] = page, histogram
+        ctx["rows"] = [self._row(h, params["columns"]) for h in page.hits]
+        seen: dict[str, None] = {}
+        for h in page.hits:
+            for name in h:
+                if name != "id":
+                    seen.setdefault(name, None)
+        ctx["fields"] = sorted(seen, key=lambda n: (n not in params["columns"], n.lower()))
+        ctx["bars"] = self._bars(histogram, params)
+        ctx["links"] = self._window_links(histogram, params)
+        if page.next:
+            ctx["links"]["next"] = self.url("/", **self._state(params, after=page.next))
+        if params["after"]:
+            ctx["links"]["first"] = self.url("/", **self._state(params))
+        return self.render("search.html", **ctx)
+
+    def _row(self, h: dict, columns: list[str]) -> dict:
+        cells = []
+        for name in columns:
+            text, cut = _cut(_cell(h.get(name)))
+            if name == "qid" and text:
+                cells.append({"name": name, "qid": text, "segments": [], "cut": cut})
+            else:
+                qid = h.get("qid") if name == "message" and isinstance(h.get("qid"), str) else None
+                cells.append({"name": name, "segments": _segments(text, qid), "cut": cut,
+                              "qid": None})
+        return {"id": h["id"], "cells": cells, "qid": h.get("qid")}
+
+    def _bars(self, histogram: D.Histogram, params: dict) -> list[dict]:
+        bars = []
+        peak = histogram.peak or 1
+        n = max(1, len(histogram.bars))
+        width = 1000 / n
+        for i, (start, count) in enumerate(histogram.bars):
+            height = 0 if not count else max(2, round(100 * count / peak))
+            # the first and last buckets are counted only inside the window: their bars
+            # narrow to that part, so a click shows exactly the bar's count
+            end = min(start + histogram.step_ms, histogram.end_ms or start + histogram.step_ms)
+            start = max(start, histogram.start_ms or start)
+            bars.append({"x": round(i * width, 2), "w": round(max(width - 1, 0.5), 2),
+                         "h": height, "y": 100 - height, "count": count,
+                         "from": D.iso(start), "to": D.iso(end)})
+        return bars
+
+    def _window_links(self, histogram: D.Histogram, params: dict) -> dict:
+        if histogram.start_ms is None or histogram.end_ms is None:
+            return {}
+        links = {}
+        for how in ("out", "earlier", "later"):
+            lo, hi = D.shifted(histogram.start_ms, histogram.end_ms, how)
+            links[how] = self.url("/", **self._state(params, **{"from": D.iso(lo),
+                                                               "to": D.iso(hi)}))
+        links["start"], links["end"] = D.iso(histogram.start_ms), D.iso(histogram.end_ms)
+        return links
+
+    # ------------------------------------------------------------------ trace page
+    def trace_page(self, request: Request) -> HTMLResponse:
+        qid = request.path_params["qid"]
+        try:
+            chain = self.data.trace(qid)
+        except LogpipeError as exc:
+            return self.render("trace.html", status=503, qid=qid, stories=[], error=str(exc),
+                               command=f"logpipe trace {_quote(qid)}", url=self.url)
+        stories = [story(q, events) for q, events in chain]
+        status = 200 if stories and stories[0]["steps"] else 404
+        return self.render("trace.html", status=status, qid=qid, stories=stories, error=None,
+                           command=f"logpipe trace {_quote(qid)}", url=self.url)
+
+    # ------------------------------------------------------------------ dead letters
+    def dlq_page(self, request: Request) -> HTMLResponse:
+        p = request.query_params
+        raw = {"stage": p.get("stage", ""), "reason": p.get("reason", ""),
+               "type": p.get("type", "")}
+        cmd = ["logpipe", "dlq", "list"]
+        for key, opt in (("stage", "--stage"), ("reason", "--reason"), ("type", "--type")):
+            if raw[key]:
+                cmd += [opt, _quote(raw[key])]
+        ctx: dict[str, Any] = {"filters": raw, "command": " ".join(cmd), "error": None, "overview": None,
+               "url": self.url}
+        try:
+            filters = self.data.dlq_filters(raw["stage"], raw["reason"], raw["type"])
+            ctx["overview"] = self.data.dlq_overview(filters)
+        except LogpipeError as exc:
+            ctx["error"] = str(exc)
+            return self.render("dlq.html", status=400 if isinstance(exc, QueryError) else 503,
+                               **ctx)
+        return self.render("dlq.html", **ctx)
+
+    def letter_page(self, request: Request) -> HTMLResponse:
+        entry = request.path_params["entry"]
+        try:
+            letter = self.data.dlq_letter(entry)
+        except LogpipeError as exc:
+            return self.render("letter.html", status=503, letter=None, error=str(exc),
+                               entry=entry, command=f"logpipe dlq show {_quote(entry)}")
+        return self.render("letter.html", status=200 if letter else 404, letter=letter,
+                           error=None, entry=entry,
+                           command=f"logpipe dlq show {_quote(entry)}")
+
+    # ------------------------------------------------------------------ health
+    def health_page(self, request: Request) -> HTMLResponse:
+        try:
+            figures, error = self.data.health(), None
+        except LogpipeError as exc:
+            figures, error = None, str(exc)
+        except Exception as exc:  # rq or the broker client failing in an unforeseen way
+            figures, error = None, f"{type(exc).__name__}: {exc}"
+        return self.render("health.html", status=200 if figures else 503, figures=figures,
+                           error=error, command="logpipe stats")
+
+    # ------------------------------------------------------------------ JSON API
+    def _window(self, request: Request) -> D.Window:
+        p = request.query_params
+        return self.data.window(p.get("from"), p.get("to"))
+
+    def api_search(self, request: Request) -> Response:
+        p = request.query_params
+        try:
+            size = int(p.get("size") or D.PAGE_SIZE)
+            page = self.data.search(p.get("q", ""), self._window(request), size,
+                                    p.get("after"), "asc" if p.get("sort") == "asc" else "desc")
+        except ValueError:
+            return _error(QueryError("size must be a whole number"))
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        return _json({"total": page.total, "hits": page.hits, "next": page.next})
+
+    def api_histogram(self, request: Request) -> Response:
+        p = request.query_params
+        try:
+            h = self.data.histogram(p.get("q", ""), self._window(request),
+                                    interval=p.get("interval") or None)
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        return _json({"interval": h.interval,
+                      "buckets": [{"time": D.iso(t), "count": n} for t, n in h.bars]})
+
+    def api_top(self, request: Request) -> Response:
+        p = request.query_params
+        try:
+            size = int(p.get("size") or 10)
+            return _json(self.data.top(p.get("q", ""), self._window(request),
+                                       p.get("field", ""), size))
+        except ValueError:
+            return _error(QueryError("size must be a whole number"))
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+
+    def api_trace(self, request: Request) -> Response:
+        qid = request.path_params["qid"]
+        try:
+            chain = self.data.trace(qid)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        stories = [story(q, events) for q, events in chain]
+        if not stories or not stories[0]["steps"]:
+            return _json({"error": f"no events with qid {qid}"}, 404)
+        return _json({"qid": qid, "verdict": stories[-1]["verdict"], "stories": stories,
+                      "events": [e for _, events in chain for e in events]})
+
+    def api_event(self, request: Request) -> Response:
+        try:
+            found = self.data.event(request.path_params["id"])
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        return _json(found) if found else _json({"error": "no such event"}, 404)
+
+    def api_surrounding(self, request: Request) -> Response:
+        try:
+            lines = max(1, min(int(request.query_params.get("lines") or 5), 100))
+            found = self.data.surrounding(request.path_params["id"], lines)
+        except ValueError:
+            return _error(QueryError("lines must be a whole number"))
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        return _json(found) if found else _json({"error": "no such event"}, 404)
+
+    async def api_tail(self, request: Request) -> Response:
+        q = request.query_params.get("q", "")
+        try:
+            self.data.check_query(q)
+            since, seen = await run_in_threadpool(self.data.tail_start, q)
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+
+        async def events():
+            nonlocal since, seen
+            yield b"retry: 2000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    hits, since, seen = await run_in_threadpool(self.data.tail_next, q, since,
+                                                                seen)
+                except LogpipeError as exc:
+                    yield b"event: problem\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
+                    hits = []
+                for h in hits:
+                    yield b"data: " + orjson.dumps(h) + b"\n\n"
+                if not hits:
+                    yield b": idle\n\n"
+                await asyncio.sleep(TAIL_POLL_S)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"x-accel-buffering": "no"})
+
+    def api_dlq_count(self, request: Request) -> Response:
+        p = request.query_params
+        try:
+            filters = self.data.dlq_filters(p.get("stage"), p.get("reason"), p.get("type"))
+            return _json({"count": self.data.dlq_count(filters)})
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+
+    async def _change(self, request: Request):
+        """The JSON body of an allowed change, or the Response refusing it."""
+        why = self.guard.change_allowed(request.scope.get("state", {}).get("auth", ""),
+                                        {k.lower(): v for k, v in request.headers.items()},
+                                        request.url.scheme)
+        if why:
+            return None, _json({"error": why}, 403)
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError
+        except (ValueError, orjson.JSONDecodeError):
+            return None, _error(QueryError("the body must be a JSON object"))
+        return body, None
+
+    def _selection(self, body: dict):
+        entries = body.get("entries")
+        if entries is not None:
+            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+                raise QueryError("entries must be a list of entry ids")
+            return entries, None
+        f = body.get("filter") or {}
+        if not isinstance(f, dict):
+            raise QueryError("filter must be an object with stage, reason, type")
+        return None, self.data.dlq_filters(f.get("stage"), f.get("reason"), f.get("type"))
+
+    @staticmethod
+    def _who(request: Request) -> str:
+        client = request.client
+        how = request.scope.get("state", {}).get("auth", "")
+        return f"{client.host if client else '-'} ({how})"
+
+    async def api_dlq_replay(self, request: Request) -> Response:
+        body, refused = await self._change(request)
+        if refused:
+            return refused
+        try:
+            entries, filters = self._selection(body)
+            counts = await run_in_threadpool(self.data.dlq_replay, entries, filters)
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        emit("ui_replay", who=self._who(request),
+             what=f"entries={len(entries)}" if entries is not None else _filter_text(filters),
+             **counts)
+        return _json(counts)
+
+    async def api_dlq_purge(self, request: Request) -> Response:
+        body, refused = await self._change(request)
+        if refused:
+            return refused
+        try:
+            entries, filters = self._selection(body)
+            expected = await run_in_threadpool(
+                self.data.dlq_count, filters) if entries is None else len(entries)
+            if str(body.get("confirm", "")).strip() != str(expected):
+                return _json({"error": f"type the count ({expected}) to confirm the purge",
+                              "count": expected}, 409)
+            purged = await run_in_threadpool(self.data.dlq_purge, entries, filters)
+        except QueryError as exc:
+            return _error(exc)
+        except LogpipeError as exc:
+            return _error(exc, 503)
+        emit("ui_purge", who=self._who(request),
+             what=f"entries={len(entries)}" if entries is not None else _filter_text(filters),
+             purged=purged)
+        return _json({"purged": purged})
+
+
+def _filter_text(filters: dict | None) -> str:
+    parts = [f"{k}={v}" for k, v in (filters or {}).items() if v]
+    return " ".join(parts) or "all"
+
+
+def create_app(data: D.Data, token: str) -> Starlette:
+    guard = Guard(token)
+    site = Site(data, guard)
+
+    async def not_found(request, exc):
+        return Response("not found", status_code=404, media_type="text/plain")
+
+    routes = [
+        Route("/", site.search_page),
+        Route("/trace/{qid:path}", site.trace_page),
+        Route("/dlq", site.dlq_page),
+        Route("/dlq/{entry}", site.letter_page),
+        Route("/health", site.health_page),
+        Route("/api/search", site.api_search),
+        Route("/api/histogram", site.api_histogram),
+        Route("/api/top", site.api_top),
+        Route("/api/trace/{qid:path}", site.api_trace),
+        Route("/api/event/{id:path}", site.api_event),
+        Route("/api/surrounding/{id:path}", site.api_surrounding),
+        Route("/api/tail", site.api_tail),
+        Route("/api/dlq/count", site.api_dlq_count),
+        Route("/api/dlq/replay", site.api_dlq_replay, methods=["POST"]),
+        Route("/api/dlq/purge", site.api_dlq_purge, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        data.close()
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    app.add_middleware(AuthMiddleware, guard=guard)
+    app.state.site = site
+    return app
+
+
+__all__ = ["create_app", "search_command", "BrokerError"]

@@ -1,0 +1,39 @@
+"""``logpipe ui``: options only; the serving lives in :mod:`search.web.server`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+ui_app = typer.Typer(add_completion=False)
+
+
+@ui_app.command()
+def ui(
+    store: Optional[str] = typer.Option(None, "--store", help="Store URL: http(s)://host:9200 "
+                                        "or sqlite:///path.db (default as `logpipe search`)."),
+    redis: Optional[str] = typer.Option(None, "--redis", help="Broker URL, for dead letters "
+                                        "and health (else LOGPIPE_REDIS_URL, else `logpipe up`'s)."),
+    bind: str = typer.Option("127.0.0.1:5601", "--bind", help="HOST:PORT to listen on."),
+    token_file: Optional[str] = typer.Option(None, "--token-file", help="File (0600) holding "
+                                             "the access token; made if missing. Required "
+                                             "beyond loopback."),
+) -> None:
+    """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
+    from common.config import resolve_redis_url, resolve_store_url
+    from common.errors import ConfigError
+
+    try:
+        import jinja2, starlette, uvicorn  # noqa: E401,F401
+    except ImportError as exc:
+        raise ConfigError(f"the web page needs the [ui] extra ({exc.name} is missing): "
+                          "pip install 'logpipe[ui]'") from None
+    from search.web.server import run
+
+    broker_error = None
+    try:
+        redis_url = resolve_redis_url(redis)
+    except ConfigError as exc:  # the search pages work without a broker
+        redis_url, broker_error = None, str(exc)
+    run(resolve_store_url(store), redis_url, bind, token_file, broker_error)

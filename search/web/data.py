@@ -1,0 +1,505 @@
+"""The web page's one adapter to the rest of logpipe: stores, query language, dead letters, stats.
+
+Every call the page makes into other packages goes through here, so that moving the stores and
+the query language (issue 11) changes this module only. Everything returned is plain data
+(dicts, lists, numbers, strings); nothing here knows about HTTP or HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import orjson
+
+from common.errors import BrokerError, ConfigError, LogpipeError, QueryError
+from query.datemath import MAX_BUCKETS, parse_interval, time_arg
+from query.lucene import compile_query
+from store import open_store
+from store.base import SearchRequest
+
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
+HISTOGRAM_BARS = 100
+TRACE_HOPS = 8            # hand-offs followed at most (a loop in the data cannot run away)
+
+# bucket sizes the histogram picks from: the smallest giving at most ~100 bars
+_STEPS = ["1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m", "30m", "1h",
+          "2h", "3h", "6h", "12h", "1d", "2d", "7d", "14d", "30d", "90d", "365d"]
+
+
+def _ms(value) -> int | None:
+    """Epoch milliseconds of an ISO time string or a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def iso(ms: int) -> str:
+    dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
+
+
+def encode_cursor(cursor: dict | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(orjson.dumps(cursor)).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise QueryError("the page cursor (after=) is damaged; start again from the first "
+                         "page") from None
+    if not isinstance(value, dict):
+        raise QueryError("the page cursor (after=) is damaged; start again from the first page")
+    return value
+
+
+def phrase(value: str) -> str:
+    """A value as a quoted term of the query language (as ``logpipe trace`` builds one)."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def refine(query: str, field_name: str, value: str, keep: bool) -> str:
+    """The query with ``field:"value"`` ANDed in (keep) or out (not keep)."""
+    term = f"{field_name}:{phrase(value)}"
+    base = (query or "").strip()
+    if base in ("", "*"):
+        return term if keep else f"* AND NOT {term}"
+    return f"({base}) AND {term}" if keep else f"({base}) AND NOT {term}"
+
+
+@dataclass
+class Window:
+    """A search's time window as the user gave it (strings) and as times."""
+    start: datetime | None = None
+    end: datetime | None = None
+    from_text: str = ""
+    to_text: str = ""
+
+
+@dataclass
+class Page:
+    total: int | None
+    hits: list[dict]
+    next: str | None
+
+
+@dataclass
+class Histogram:
+    interval: str
+    step_ms: int
+    start_ms: int | None
+    end_ms: int | None
+    bars: list[tuple[int, int]] = field(default_factory=list)   # (bucket start ms, count)
+
+    @property
+    def peak(self) -> int:
+        return max((n for _, n in self.bars), default=0)
+
+
+def hit(event: dict) -> dict:
+    """A stored event as the API shows it: ``id`` first, then the document."""
+    out = {"id": event.get("_id")}
+    if "@timestamp" in event:
+        out["@timestamp"] = event["@timestamp"]
+    for key, value in event.items():
+        if key not in ("_id", "@timestamp", "id"):
+            out[key] = value
+    return out
+
+
+class Data:
+    """The store and the broker of one ``logpipe ui``; opened on first use, shared by requests
+    (the stores' readers are thread-safe: SQLite behind a lock, Elasticsearch's client)."""
+
+    def __init__(self, store_url: str, redis_url: str | None = None,
+                 broker_error: str | None = None, prefix: str = "logpipe",
+                 raw_list: str = "logpipe:raw", config_path: str | None = None):
+        self.store_url = store_url
+        self.redis_url = redis_url
+        self.broker_error = broker_error
+        self.prefix, self.raw_list, self.config_path = prefix, raw_list, config_path
+        self._sink = None
+        self._client = None
+        self._lock = threading.Lock()
+        self._pipeline = None
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def sink(self):
+        with self._lock:
+            if self._sink is None:
+                try:
+                    self._sink = open_store(self.store_url)
+                except ImportError as exc:
+                    raise ConfigError(f"the store {self.store_url} needs a module that is not "
+                                      f"available ({exc}); install logpipe[indexer]") from None
+            return self._sink
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        if self._client is not None:
+            self._client.close()
+
+    def window(self, from_text: str | None, to_text: str | None,
+               now: datetime | None = None) -> Window:
+        now = now or datetime.now(timezone.utc)
+        window = Window(start=time_arg(from_text, "from", now), end=time_arg(to_text, "to", now),
+                        from_text=(from_text or "").strip(), to_text=(to_text or "").strip())
+        if window.start is not None and window.end is not None and window.start >= window.end:
+            raise QueryError(f"from {window.from_text!r} is not before to {window.to_text!r}")
+        return window
+
+    @staticmethod
+    def check_query(q: str) -> str:
+        """The query to run (``*`` when empty); QueryError with the position when it is bad."""
+        text = (q or "").strip() or "*"
+        compile_query(text, datetime.now(timezone.utc))
+        return text
+
+    def _request(self, q: str, window: Window, size: int = 0, order: str = "desc"):
+        return SearchRequest(query=self.check_query(q), start=window.start, end=window.end,
+                             limit=size, order=order)
+
+    # ------------------------------------------------------------------ search
+    def search(self, q: str, window: Window, size: int = PAGE_SIZE, after: str | None = None,
+               order: str = "desc", with_total: bool = True) -> Page:
+        size = max(0, min(int(size), MAX_PAGE_SIZE))
+        request = self._request(q, window, size, "asc" if order == "asc" else "desc")
+        total, events, cursor = self.sink.search_page(request, decode_cursor(after), with_total)
+        return Page(total=total, hits=[hit(e) for e in events], next=encode_cursor(cursor))
+
+    def count(self, q: str, window: Window) -> int:
+        total, _, _ = self.sink.search_page(self._request(q, window, 0), None, True)
+        return total
+
+    def bounds(self, q: str, window: Window, oldest: int | None = None,
+               newest: int | None = None) -> tuple[int | None, int | None]:
+        """First and last matching event times (ms), within the window; a bound already
+        known (the first hit of a page sorted that way) is not looked up again."""
+        found: list[int] = []
+        for known, order in ((oldest, "asc"), (newest, "desc")):
+            if known is not None:
+                found.append(known)
+                continue
+            _, first, _ = self.sink.search_page(self._request(q, window, 1, order), None, False)
+            ms = _ms(first[0].get("@timestamp")) if first else None
+            if ms is None:
+                return None, None
+            found.append(ms)
+        return found[0], found[1]
+
+    def histogram(self, q: str, window: Window, bars: int = HISTOGRAM_BARS,
+                  interval: str | None = None, page: Page | None = None,
+                  order: str = "desc") -> Histogram:
+        """About ``bars`` buckets over the window (or over the matching data when the window
+        is open), every bucket present, empty ones too. ``page``: the first page of the same
+        search in ``order``, whose first hit is one end of the data."""
+        start = _ms(window.start)
+        end = _ms(window.end)
+        if start is None or end is None:
+            edge = _ms(page.hits[0].get("@timestamp")) if page and page.hits else None
+            lo, hi = self.bounds(q, window, oldest=edge if order == "asc" else None,
+                                 newest=edge if order != "asc" else None)
+            if lo is None or hi is None:
+                return Histogram(interval or "1h", parse_interval(interval or "1h"), start, end)
+            start = lo if start is None else start
+            end = hi + 1 if end is None else end
+        if interval:
+            step = parse_interval(interval)
+            if (end - start) // step > MAX_BUCKETS:
+                raise QueryError(f"interval {interval} gives too many buckets over this window; "
+                                 "pick a larger one")
+        else:
+            interval, step = _STEPS[-1], parse_interval(_STEPS[-1])
+            for name in _STEPS:
+                ms = parse_interval(name)
+                if (end - start) / ms <= bars:
+                    interval, step = name, ms
+                    break
+        request = SearchRequest(query=self.check_query(q),
+                                start=datetime.fromtimestamp(start / 1000, timezone.utc),
+                                end=datetime.fromtimestamp(end / 1000, timezone.utc))
+        counts = {_ms(when): n for when, n in self.sink.histogram(request, interval)}
+        first = start - start % step
+        out = [(t, counts.get(t, 0)) for t in range(first, end, step)]
+        return Histogram(interval, step, start, end, out)
+
+    def top(self, q: str, window: Window, field_name: str, size: int = 10) -> dict:
+        """Top values of a field over the whole result (the store counts every match), with
+        the queries that filter each value in or out."""
+        q = self.check_query(q)
+        if not field_name or not field_name.strip():
+            raise QueryError("top values of which field? pass field=NAME")
+        request = self._request(q, window, 0)
+        values = self.sink.top(request, field_name, max(1, min(int(size), 100)))
+        total = self.count(q, window)
+        return {"field": field_name, "total": total,
+                "values": [{"value": v, "count": n,
+                            "plus": refine(q, field_name, v, True),
+                            "minus": refine(q, field_name, v, False)} for v, n in values]}
+
+    def event(self, event_id: str) -> dict | None:
+        found = self.sink.get_event(event_id)
+        return hit(found) if found else None
+
+    def surrounding(self, event_id: str, lines: int = 5) -> dict | None:
+        """The lines just before and after an event from the same host and program."""
+        event = self.sink.get_event(event_id)
+        if event is None:
+            return None
+        ts = _ms(event.get("@timestamp"))
+        if ts is None:
+            return {"query": "", "id": event_id, "hits": [hit(event)]}
+        parts = [f"{name}:{phrase(event[name])}" for name in ("host", "program")
+                 if isinstance(event.get(name), (str, int))]
+        q = " AND ".join(parts) or "*"
+        at = datetime.fromtimestamp(ts / 1000, timezone.utc)
+        before = self.sink.search_page(SearchRequest(query=q, end=at, limit=lines,
+                                                     order="desc"), None, False)[1]
+        after = self.sink.search_page(SearchRequest(query=q, start=at, limit=lines * 2 + 1,
+                                                    order="asc"), None, False)[1]
+        rows = [hit(e) for e in reversed(before)] + [hit(e) for e in after]
+        # the event itself and up to `lines` after it (events sharing its millisecond included)
+        idx = next((i for i, e in enumerate(rows) if e["id"] == event_id), len(before))
+        rows = rows[:idx + lines + 1]
+        return {"query": q, "id": event_id, "hits": rows}
+
+    def trace(self, qid: str) -> list[tuple[str, list[dict]]]:
+        """Every event of a message, and of the queue ids it was handed to (when stored):
+        [(qid, events oldest first), ...]."""
+        from search.web.timeline import handoffs
+
+        out: list[tuple[str, list[dict]]] = []
+        seen: set[str] = set()
+        todo = [qid]
+        while todo and len(out) < TRACE_HOPS:
+            current = todo.pop(0)
+            if current in seen:
+                continue
+            seen.add(current)
+            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=1000)
+            # events of one second keep their order in the log file (a store orders by time
+            # only, and Elasticsearch's order within one timestamp is arbitrary)
+            events = sorted((hit(e) for e in self._every(request)),
+                            key=lambda e: (_ms(e.get("@timestamp")) or 0, str(e.get("path", "")),
+                                           _number(e.get("offset"))))
+            if not events and out:
+                continue
+            out.append((current, events))
+            todo.extend(n for n in handoffs(events) if n not in seen)
+        return out
+
+    def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
+        """Every match, page by page (keyset: no window limit), up to ``at_most``."""
+        out: list[dict] = []
+        cursor = None
+        while len(out) < at_most:
+            _, events, cursor = self.sink.search_page(request, cursor, False)
+            out += events
+            if cursor is None:
+                break
+        return out
+
+    def tail_start(self, q: str) -> tuple[int, set]:
+        """Where a live tail begins: the newest matching event's time and the ids there."""
+        request = self._request(q, Window(), 50, "desc")
+        events = self.sink.search_page(request, None, False)[1]
+        if not events:
+            return int(time.time() * 1000) - 1, set()
+        top = _ms(events[0].get("@timestamp")) or 0
+        return top, {e["_id"] for e in events if _ms(e.get("@timestamp")) == top}
+
+    def tail_next(self, q: str, since: int, seen: set, size: int = 500) -> tuple[list, int, set]:
+        """Matches at or after ``since`` not yet sent; returns (hits, new since, new seen)."""
+        request = self._request(q, Window(start=datetime.fromtimestamp(since / 1000,
+                                                                       timezone.utc)), size, "asc")
+        events = [e for e in self.sink.search_page(request, None, False)[1]
+                  if e["_id"] not in seen]
+        for e in events:
+            ts = _ms(e.get("@timestamp")) or since
+            if ts > since:
+                since, seen = ts, set()
+            seen.add(e["_id"])
+        return [hit(e) for e in events], since, seen
+
+    # ------------------------------------------------------------------ broker side
+    @property
+    def client(self):
+        if self.redis_url is None:
+            raise BrokerError(self.broker_error or "no broker configured: pass --redis")
+        with self._lock:
+            if self._client is None:
+                from common.broker import connect
+                self._client = connect(self.redis_url)
+            return self._client
+
+    def _keys(self):
+        from common.broker import Keys
+        return Keys(prefix=self.prefix, raw=self.raw_list)
+
+    def _dlq(self):
+        from indexer.dlq import DeadLetterQueue
+        try:
+            return DeadLetterQueue(self.client, self._keys())
+        except LogpipeError:
+            raise
+        except Exception as exc:  # the client's connection errors
+            raise BrokerError(f"cannot reach the broker: {exc}") from None
+
+    def _broker(self, fn, *args, **kwargs):
+        from redis.exceptions import RedisError
+        try:
+            return fn(*args, **kwargs)
+        except RedisError as exc:
+            raise BrokerError(f"the broker did not answer: {exc}") from None
+
+    @staticmethod
+    def dlq_filters(stage: str | None, reason: str | None, rtype: str | None) -> dict:
+        from indexer.dlq import STAGES
+        stage = (stage or "").strip() or None
+        if stage and stage not in STAGES:
+            raise QueryError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
+        return {"stage": stage, "reason": (reason or "").strip() or None,
+                "rtype": (rtype or "").strip() or None}
+
+    def dlq_overview(self, filters: dict, limit: int = 100) -> dict:
+        """Counts by stage and by reason, how many match the filter, the first ``limit``."""
+        dlq = self._dlq()
+
+        def read():
+            by_stage = dlq.counts_by_stage()
+            by_reason: dict[str, int] = {}
+            letters, matching = [], 0
+            for letter in dlq.iter():
+                key = letter.reason.split("\n", 1)[0][:120]
+                by_reason[key] = by_reason.get(key, 0) + 1
+            for letter in dlq.iter(**filters):
+                matching += 1
+                if len(letters) < limit:
+                    letters.append(letter.to_dict())
+            reasons = sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
+            return {"by_stage": by_stage, "by_reason": reasons, "matching": matching,
+                    "letters": letters, "total": sum(by_stage.values())}
+        return self._broker(read)
+
+    def dlq_count(self, filters: dict) -> int:
+        dlq = self._dlq()
+        return self._broker(lambda: sum(1 for _ in dlq.iter(**filters)))
+
+    def dlq_letter(self, entry: str) -> dict | None:
+        dlq = self._dlq()
+        letter = self._broker(dlq.get, entry)
+        if letter is None:
+            return None
+        out = letter.to_dict()
+        if letter.stage == "parse":
+            out["closest"] = self.closest_pattern(letter.record, letter.record_id)
+        return out
+
+    def _pipeline_config(self):
+        from indexer.pipeline import Pipeline
+        from indexer.pipeline_config import load_pipeline
+        if self._pipeline is None:
+            pipeline = Pipeline(load_pipeline(self.config_path))
+            pipeline.compile_all()
+            self._pipeline = pipeline
+        return self._pipeline
+
+    def closest_pattern(self, raw: bytes, record_id: str) -> dict | None:
+        """Which of the record type's patterns got furthest on its line (``grok debug``'s
+        answer): {type, pattern, matched, pieces, good, failed_piece, line, end}."""
+        from common.record import decode
+        from indexer.grok.cli import explain
+        from indexer.grok.matcher import matcher_for
+        try:
+            record = decode(raw, record_id)
+        except LogpipeError:
+            return None
+        pipeline = self._pipeline_config()
+        tc = pipeline.config.for_type(record.type or pipeline.default_type)
+        if not tc.patterns:
+            return None
+        matcher = matcher_for(tc)
+        best = None
+        for expr in matcher.patterns:
+            found = explain(expr, matcher, record.line)
+            score = (found["matched"] / max(1, len(found["pieces"])), found["end"])
+            if best is None or score > best[0]:
+                best = (score, expr, found)
+        if best is None:
+            return None
+        _, expr, found = best
+        return {"type": tc.name, "pattern": expr, "matched": found["matched"],
+                "pieces": len(found["pieces"]),
+                "good": "".join(found["pieces"][:found["matched"]]),
+                "failed_piece": found["failed_piece"], "line": record.line,
+                "end": found["end"], "start": found["start"]}
+
+    def _letters(self, dlq, entries: list[str] | None, filters: dict | None) -> list:
+        if entries is not None:
+            letters = [self._broker(dlq.get, e) for e in entries]
+            return [letter for letter in letters if letter is not None]
+        return list(self._broker(lambda: list(dlq.iter(**(filters or {})))))
+
+    def dlq_replay(self, entries: list[str] | None = None, filters: dict | None = None) -> dict:
+        """Replay the given entries, or all matching the filter: the code of `logpipe dlq
+        replay` (indexer.replay), into this page's store."""
+        from indexer.replay import replay_letters
+        dlq = self._dlq()
+        letters = self._letters(dlq, entries, filters)
+        sink = self.sink
+        if hasattr(sink, "prepare"):
+            sink.prepare()
+        return self._broker(replay_letters, dlq, self._pipeline_config(), sink, letters)
+
+    def dlq_purge(self, entries: list[str] | None = None, filters: dict | None = None) -> int:
+        dlq = self._dlq()
+        letters = self._letters(dlq, entries, filters)
+        return self._broker(dlq.delete, letters)
+
+    def health(self) -> dict:
+        """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``)."""
+        from indexer import stats
+        return self._broker(stats.collect, self.client, self._keys())
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def shifted(window_start: int, window_end: int, how: str) -> tuple[int, int]:
+    """The window zoomed out (twice as wide, same centre) or shifted by half its width."""
+    width = max(1000, window_end - window_start)
+    if how == "out":
+        return window_start - width // 2, window_end + width // 2
+    if how == "earlier":
+        return window_start - width // 2, window_end - width // 2
+    return window_start + width // 2, window_end + width // 2
+
+
+__all__ = ["Data", "Window", "Page", "Histogram", "iso", "refine", "phrase", "shifted",
+           "utc_now", "timedelta", "PAGE_SIZE"]
