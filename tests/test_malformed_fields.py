@@ -59,4 +59,8 @@ def test_embedded_store_stores_tags_and_does_not_index_a_malformed_value(tmp_pat
     assert (masked["relayip"], masked["size"]) == ("123.456.789.1", "12k")
     assert masked[MALFORMED_FIELD] == ["relayip", "size"] and masked["tags"] == [MALFORMED_TAG]
     assert "_malformed_source" not in masked
+    # the web page's reads give the same document
+    assert store.get_event("e0") == masked
+    _, page, _ = store.search_page(SearchRequest(query="tags:_malformed_field", limit=5))
+    assert page == [masked]
     store.close()

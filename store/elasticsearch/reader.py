@@ -252,7 +252,7 @@ def search_page(client, index_pattern: str, request: SearchRequest, after: dict 
     lists the ids already shown at that millisecond, and the next page skips them.
     Returns (total or None, events with ``_id``, the next cursor or None)."""
     desc = str(request.order).lower() != "asc"
-    limit = max(0, int(request.limit))
+    limit = max(0, int(request.limit or 0))
     query = build_query(request)
     total = None
     if with_total:

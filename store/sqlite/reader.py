@@ -339,7 +339,7 @@ class SqliteReader:
         where, params = self._where(request)
         desc = str(request.order).lower() != "asc"
         order = "DESC" if desc else "ASC"
-        limit = max(0, int(request.limit))
+        limit = max(0, int(request.limit or 0))
         total = None
         if with_total:
             total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
@@ -363,7 +363,7 @@ class SqliteReader:
         rows = rows[:limit]
         events = []
         for _, _, eid, doc in rows:
-            event = orjson.loads(doc)
+            event = returned_doc(doc)
             event["_id"] = eid
             events.append(event)
         cursor = {"t": rows[-1][1], "r": rows[-1][0]} if more and rows else None
@@ -374,7 +374,7 @@ class SqliteReader:
         rows = self._run("SELECT id, doc FROM events WHERE id = ?", [event_id])
         if not rows:
             return None
-        event = orjson.loads(rows[0][1])
+        event = returned_doc(rows[0][1])
         event["_id"] = rows[0][0]
         return event
 
