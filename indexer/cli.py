@@ -24,6 +24,9 @@ StoreOpt = typer.Option(None, "--store", help="Store URL: http(s)://... (Elastic
 ListOpt = typer.Option("logpipe:raw", "--list", help="Raw list key the shippers push to.")
 PrefixOpt = typer.Option("logpipe", "--prefix", help="Prefix of logpipe's own broker keys.")
 ConfigOpt = typer.Option(None, "--config", help="Pipeline config (TOML) overriding built-in types.")
+MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host",
+                              help="Address the metrics port binds (no authentication: "
+                                   "loopback unless told otherwise).")
 
 
 _client = connect_checked
@@ -39,6 +42,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           raw_list: str = ListOpt, prefix: str = PrefixOpt,
           metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
                                                      help="Expose Prometheus metrics here."),
+          metrics_host: str = MetricsHostOpt,
           ) -> None:
     """Move raw records into batches, run RQ workers that parse and store them."""
     from indexer import daemon
@@ -46,7 +50,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     daemon.run(daemon.IndexerOptions(
         redis_url=resolve_redis_url(redis), store_url=resolve_store_url(store), config=config,
         workers=workers, burst=burst, batch_size=batch_size, prefix=prefix, raw_list=raw_list,
-        metrics_port=metrics_port))
+        metrics_port=metrics_port, metrics_host=metrics_host))
 
 
 # --- stats ----------------------------------------------------------------------------------
@@ -56,6 +60,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               as_json: bool = typer.Option(False, "--json", help="One JSON object."),
               metrics_port: Optional[int] = typer.Option(
                   None, "--metrics-port", help="Serve these figures for Prometheus until ^C."),
+              metrics_host: str = MetricsHostOpt,
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
     from indexer import stats
@@ -64,8 +69,8 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     client = stats.connect_when_up(resolve_redis_url(redis), keys)
     if metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(metrics_port, client, keys)
-        emit("metrics_serving", port=metrics_port)
+        serve_metrics(metrics_port, client, keys, metrics_host)
+        emit("metrics_serving", host=metrics_host, port=metrics_port)
         try:
             while True:
                 time.sleep(3600)

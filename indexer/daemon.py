@@ -22,7 +22,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from common.broker import Keys, redact
 from common.console import Progress, emit
 from indexer.startup import Outage, broker_when_up, store_when_up
-from indexer.worker import WORKER_URL_ENV
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class IndexerOptions:
     prefix: str = "logpipe"
     raw_list: str = "logpipe:raw"
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 def run(opts: IndexerOptions) -> None:
@@ -60,7 +60,7 @@ def run(opts: IndexerOptions) -> None:
                             max_queued_jobs=max(4, 2 * workers))
     if opts.metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(opts.metrics_port, client, settings.keys)
+        serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
     pool = WorkerPool(redis_url, settings.keys.queue, workers)
     stopping = {"now": False}
 
@@ -121,10 +121,10 @@ class WorkerPool:
         self.procs: list[subprocess.Popen] = []
 
     def _spawn(self) -> subprocess.Popen:
-        # the URL (it may hold the broker's password) goes by environment, never in argv
-        env = {**os.environ, WORKER_URL_ENV: self.redis_url}
-        return subprocess.Popen([sys.executable, "-m", "indexer.worker", "-", self.queue],
-                                stdin=subprocess.DEVNULL, env=env)
+        # The URL (and its password) goes through the environment, never argv.
+        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.size)]

@@ -69,7 +69,14 @@ def process_batch(batch_key: str, settings: dict) -> BatchResult:
     """RQ entry point. Returns what happened to the batch's records; on failure the job's meta
     says what kind of failure it was (:class:`FailureKind`) before RQ records the error."""
     s = JobSettings(**settings)
-    client = _client(s.redis_url)
+    if s.redis_url:
+        client = _client(s.redis_url)
+    else:  # enqueued without a URL (no secret in the job): the worker's own connection
+        from rq import get_current_job
+        job = get_current_job()
+        if job is None:
+            raise LogpipeError("a job without a broker URL runs only inside an RQ worker")
+        client = job.connection
     try:
         return BatchProcessor(client, s).run(batch_key)
     except StoreUnavailable:

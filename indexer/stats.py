@@ -28,6 +28,8 @@ def connect_when_up(url: str, keys: Keys):
     """
     import redis.exceptions as rx
 
+    from common.broker.tls import tls_failure
+
     client = connect(url)
     down_since, backoff = None, BROKER_OUTAGE.start()
     while True:
@@ -41,6 +43,10 @@ def connect_when_up(url: str, keys: Keys):
             raise BrokerError(f"the broker at {redact(url)} refused access (NOPERM): {exc}") \
                 from None
         except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
+            tls = tls_failure(exc, url)
+            if tls:  # a certificate the CA does not vouch for: configuration, not an outage
+                raise BrokerError(f"cannot connect to the broker at {redact(url)}: {tls}") \
+                    from None
             if down_since is None:
                 down_since = time.monotonic()
                 emit("broker_unreachable", broker=redact(url), error=str(exc)[:200],

@@ -1,5 +1,5 @@
-"""One RQ worker process: ``python -m indexer.worker REDIS_URL QUEUE`` (``-`` for REDIS_URL:
-read it from ``LOGPIPE_WORKER_REDIS_URL``, so a password never shows in the process list).
+"""One RQ worker process: ``python -m indexer.worker QUEUE`` (broker URL in LOGPIPE_REDIS_URL or
+LOGPIPE_REDIS_URL_FILE: never in argv, where any local user could read it).
 
 A :class:`rq.SimpleWorker` runs jobs in its own process instead of forking a work horse per job:
 a batch takes tens of milliseconds, a fork would be a large share of that, and the sink's
@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sys
 
-WORKER_URL_ENV = "LOGPIPE_WORKER_REDIS_URL"
 WORKER_TTL = 30  # seconds without a heartbeat before other hosts consider this worker dead
 
 
@@ -47,7 +46,5 @@ def _one_line(job, exc_type, exc_value, traceback) -> bool:
 
 
 if __name__ == "__main__":
-    import os
-
-    url = os.environ[WORKER_URL_ENV] if sys.argv[1] == "-" else sys.argv[1]
-    run(url, sys.argv[2], burst="--burst" in sys.argv[3:])
+    from common.config import resolve_redis_url
+    run(resolve_redis_url(), sys.argv[1], burst="--burst" in sys.argv[2:])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import redis
 
 from common.broker import connect, redact
+from common.broker.tls import tls_failure
 from common.errors import BrokerError
 
 _BULK = b"$%d\r\n%s\r\n"
@@ -114,6 +115,9 @@ class Sender:
 
     def _classify(self, exc: Exception) -> Exception:
         where = redact(self.url)
+        tls = tls_failure(exc, self.url)
+        if tls:  # a configuration mistake, not an outage: no retry
+            return BrokerError(f"cannot connect to the broker at {where}: {tls}")
         if isinstance(exc, (redis.exceptions.AuthenticationError,
                             redis.exceptions.AuthenticationWrongNumberOfArgsError)):
             return BrokerError(f"the broker at {where} refused the password: {exc}")

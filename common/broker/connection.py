@@ -10,6 +10,9 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
     ``unix://`` URLs. Connection problems surface as :class:`BrokerError` on first use."""
     import redis
 
+    from common.broker.tls import check_tls_options
+
+    check_tls_options(url)  # TLS files named in the URL exist, before any connection
     try:
         return redis.Redis.from_url(url, decode_responses=decode_responses,
                                     health_check_interval=30, **kwargs)
@@ -18,7 +21,10 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, for messages and logs."""
+    """The URL with its password (and a TLS key passphrase) replaced, for messages and logs."""
+    if "ssl_password=" in url:
+        import re
+        url = re.sub(r"(ssl_password=)[^&#]*", r"\1***", url)
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
@@ -33,5 +39,7 @@ def connect_checked(url: str, **kwargs):
     try:
         client.ping()
     except Exception as exc:
-        raise BrokerError(f"cannot reach the broker at {redact(url)}: {exc}") from None
+        from common.broker.tls import tls_failure
+        raise BrokerError(f"cannot reach the broker at {redact(url)}: "
+                          f"{tls_failure(exc, url) or exc}") from None
     return client

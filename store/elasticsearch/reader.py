@@ -120,12 +120,17 @@ def _call(what: str, fn, **kwargs):
                         "(pip install 'logpipe[indexer]')", permanent=True) from None
     try:
         return fn(**kwargs)
-    except elasticsearch.BadRequestError as exc:
-        raise QueryError(f"Elasticsearch rejected the {what}: {exception_reason(exc)}") from None
-    except elasticsearch.ApiError as exc:
-        raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): {exception_reason(exc)}") \
-            from None
-    except elasticsearch.TransportError as exc:
+    except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
+        from store.elasticsearch.connection import describe_failure
+        clear = describe_failure(exc, "the store")
+        if clear:  # credentials or TLS: a configuration mistake, said plainly
+            raise SinkError(clear, permanent=True) from None
+        if isinstance(exc, elasticsearch.BadRequestError):
+            raise QueryError(f"Elasticsearch rejected the {what}: "
+                             f"{exception_reason(exc)}") from None
+        if isinstance(exc, elasticsearch.ApiError):
+            raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): "
+                            f"{exception_reason(exc)}") from None
         raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
 
 

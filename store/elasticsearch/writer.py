@@ -30,7 +30,8 @@ class ElasticsearchSink:
     """Writes to daily indices ``logstash-%Y.%m.%d`` (configurable) on one cluster."""
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
-                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None):
+                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None,
+                 connection: dict | None = None):
         from elasticsearch import Elasticsearch
 
         self.url = url
@@ -39,8 +40,10 @@ class ElasticsearchSink:
         self.index_pattern = self.index_prefix + "*"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
+        # connection: credentials and TLS options (store/elasticsearch/connection.py)
         self.client = client or Elasticsearch(url, request_timeout=request_timeout,
-                                              retry_on_timeout=False, max_retries=0)
+                                              retry_on_timeout=False, max_retries=0,
+                                              **(connection or {}))
         self._index_cache: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------
@@ -51,16 +54,17 @@ class ElasticsearchSink:
             name = f"{TEMPLATE_PREFIX}-{self.index_prefix.rstrip('-_.') or 'events'}"
             self.client.indices.put_index_template(name=name,
                                                    **index_template(self.index_pattern))
-        except ApiError as exc:
-            status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
-            # 401/403 and other 4xx: the credentials or the cluster's settings are wrong, waiting
-            # changes nothing; 5xx and 429: the cluster is starting or overloaded
-            permanent = 400 <= status < 500 and status not in (408, 429)
-            raise SinkError(f"cannot install the index template on {redact(self.url)}: {exc}",
-                            permanent=permanent) from None
-        except TransportError as exc:
-            raise SinkError(f"cannot install the index template on {redact(self.url)}: "
-                            f"{exc}") from None
+        except (ApiError, TransportError) as exc:
+            from store.elasticsearch.connection import describe_failure
+
+            clear = describe_failure(exc, self.url)  # credentials, TLS: configuration mistakes
+            status = getattr(getattr(exc, "meta", None), "status", None) or 0
+            # other 4xx: the cluster's settings refuse it, waiting changes nothing; 5xx, 429 and
+            # no answer at all: the cluster is starting, overloaded or not up yet (waited for)
+            permanent = bool(clear) or (isinstance(exc, ApiError) and 400 <= int(status) < 500
+                                        and int(status) not in (408, 429))
+            raise SinkError(clear or f"cannot install the index template on "
+                                     f"{redact(self.url)}: {exc}", permanent=permanent) from None
 
     # -- writing -----------------------------------------------------------------------------
     def index_for(self, timestamp: str) -> str:
@@ -121,7 +125,9 @@ class ElasticsearchSink:
         except ApiError as exc:
             status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
             reason = f"bulk request failed with HTTP {status}: {exc}"
-            kind = Status.RETRY if status in (408, 429) or status >= 500 else Status.REJECTED
+            # 401/403: the credentials, not the records, are wrong: retried, never dead-lettered
+            kind = Status.RETRY if status in (401, 403, 408, 429) or status >= 500 \
+                else Status.REJECTED
             return [Outcome(kind, reason)] * count
         except TransportError as exc:
             return [Outcome(Status.RETRY, f"transport error: {exc}")] * count
@@ -179,7 +185,8 @@ class ElasticsearchSink:
 
     def prune(self, older_than: datetime) -> int:
         """Delete whole daily indices whose day ends before ``older_than``."""
-        return retention.prune(self.client, self.index_pattern, self.index_format, older_than)
+        return retention.prune(self.client, self.index_pattern, self.index_format, older_than,
+                               self.url)
 
     def close(self) -> None:
         self.client.close()
