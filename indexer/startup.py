@@ -59,6 +59,11 @@ def broker_problem(url: str, exc: BaseException) -> BrokerError | None:
     if isinstance(exc, (rx.BusyLoadingError,)):
         return None  # still loading its data set: up soon
     if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
+        from common.broker.tls import tls_failure
+
+        tls = tls_failure(exc, url)
+        if tls:  # a certificate the CA does not vouch for: configuration, not an outage
+            return BrokerError(f"cannot connect to the broker at {where}: {tls}")
         if "Permission denied" in str(exc):  # a unix socket this user may not open
             return BrokerError(f"no permission to connect to the broker at {where}: {exc}")
         return None

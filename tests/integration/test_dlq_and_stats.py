@@ -12,17 +12,11 @@ import urllib.request
 import pytest
 
 from common.broker import Keys, connect
-from tests.support.mail import BAD_EVERY, TOO_DEEP, logpipe, mail_records
+from tests.support.mail import FIX_PIPELINE, BAD_EVERY, TOO_DEEP, logpipe, mail_records
 
 pytestmark = pytest.mark.integration
 
-FIX = """
-# These records carry a trace nested deeper than Elasticsearch takes; drop it.
-[types.mail]
-patterns = ['%{SENDMAIL_MESSAGE}']
-[types.mail.fields]
-remove = ['trace']
-"""
+FIX = FIX_PIPELINE  # tests/support/mail.py: drops the field ES cannot take
 
 
 @pytest.fixture
