@@ -64,9 +64,10 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
     from indexer import stats
+    from indexer.startup import broker_when_up
 
     keys = Keys(prefix=prefix, raw=raw_list)
-    client = stats.connect_when_up(resolve_redis_url(redis), keys)
+    client = broker_when_up(resolve_redis_url(redis), keys)
     if metrics_port:
         from indexer.metrics import serve_metrics
         serve_metrics(metrics_port, client, keys, metrics_host)
