@@ -71,9 +71,10 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
     from indexer import stats
+    from indexer.startup import broker_when_up
 
     keys = Keys(prefix=prefix, raw=raw_list)
-    client = stats.connect_when_up(resolve_redis_url(redis), keys)
+    client = broker_when_up(resolve_redis_url(redis), keys)
     if metrics_port:
         from indexer.metrics import serve_metrics
         serve_metrics(metrics_port, client, keys, metrics_host)
@@ -121,7 +122,10 @@ def _moment(value: Optional[str], option: str) -> Optional[float]:
 
 def _dlq(redis, prefix):
     from indexer.dlq import DeadLetterQueue
-    return DeadLetterQueue(_client(resolve_redis_url(redis)), Keys(prefix=prefix))
+    from indexer.startup import broker_when_up
+
+    keys = Keys(prefix=prefix)
+    return DeadLetterQueue(broker_when_up(resolve_redis_url(redis), keys), keys)
 
 
 StageOpt = typer.Option(None, "--stage", help="decode, parse or index.")
@@ -183,8 +187,10 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     dlq = _dlq(redis, prefix)
     pipeline = Pipeline(load_pipeline(config))
     pipeline.compile_all()
+    from indexer.startup import store_when_up
+
     sink = open_sink(resolve_store_url(store))
-    sink.prepare()
+    store_when_up(sink)
     try:
         counts = replay(dlq, pipeline, sink,
                         **_filters(stage, reason, rtype, since, until, count))

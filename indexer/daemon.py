@@ -3,8 +3,9 @@ the broker-outage tracker. ``indexer/cli.py`` parses the options and calls :func
 
 One loop: claim batches while the queue has room, every two seconds supervise the workers and
 run the janitor, report progress every second, and while nothing waits let the store do its
-deferred work (the embedded store's full-text catch-up). A broker that goes away is waited for
-(one line when it goes, one when it is back); ``--burst`` ends once everything is stored.
+deferred work (the embedded store's full-text catch-up). A broker or store that is not up yet
+at start, or a broker that goes away later, is waited for (one line when it goes, one when it is
+back: :mod:`indexer.startup`); ``--burst`` ends once everything is stored.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from common.broker import Keys, connect_checked, redact
+from common.broker import Keys, redact
 from common.console import Progress, emit
-from common.retry import BROKER_OUTAGE, RetryPolicy
+from indexer.startup import Outage, broker_when_up, store_when_up
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,6 @@ class IndexerOptions:
     metrics_host: str = "127.0.0.1"
 
 
-_client = connect_checked
-
-
 def run(opts: IndexerOptions) -> None:
     """Dispatch, supervise workers and keep the store maintained until stopped (or, with
     ``burst``, until everything queued is stored)."""
@@ -53,11 +51,12 @@ def run(opts: IndexerOptions) -> None:
     redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config
     workers, burst = opts.workers, opts.burst
     Pipeline(load_pipeline(config)).compile_all()  # a broken config or pattern fails here
-    sink = open_sink(store_url)
-    sink.prepare()
-    client = _client(redis_url)
+    sink = open_sink(store_url)  # a store URL that cannot work fails here
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=opts.prefix, raw=opts.raw_list)
+    # Start order never matters: a broker or store that is not up yet is waited for.
+    client = broker_when_up(redis_url, settings.keys)
+    store_when_up(sink)
     dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
                             max_queued_jobs=max(4, 2 * workers))
     if opts.metrics_port:
@@ -74,7 +73,7 @@ def run(opts: IndexerOptions) -> None:
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
     last_janitor = last_report = last_maintain = 0.0
-    outage = BrokerOutage()
+    outage = Outage("broker", broker=redact(redis_url))  # the same lines as at start-up
     progress = Progress("index_progress")
     try:
         pool.start()
@@ -113,27 +112,6 @@ def run(opts: IndexerOptions) -> None:
             progress.close("index_done", **_figures(client, settings.keys))
         except RedisConnectionError:
             progress.close("index_done", broker="unreachable")
-
-
-class BrokerOutage:
-    """One log line when the broker goes away, one when it is back; backoff in between."""
-
-    def __init__(self, policy: RetryPolicy = BROKER_OUTAGE):
-        self.since: float | None = None
-        self.backoff = policy.start()
-
-    def wait(self, exc: Exception) -> None:
-        if self.since is None:
-            self.since = time.monotonic()
-            self.backoff.reset()
-            emit("broker_unreachable", error=str(exc)[:200])
-        self.backoff.wait()
-
-    def ended(self) -> None:
-        if self.since is not None:
-            emit("broker_back", down_seconds=round(time.monotonic() - self.since, 1))
-            self.since = None
-            self.backoff.reset()
 
 
 class WorkerPool:

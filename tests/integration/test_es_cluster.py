@@ -83,5 +83,5 @@ def test_node_killed_with_sigkill_during_ingest(es_cluster, redis_url, tmp_path)
     assert not set(ids) & bad
     letters = list(DeadLetterQueue(client).iter())
     assert sorted(letter.record_id for letter in letters) == sorted(bad)
-    assert all(letter.stage == "index" and "relayip" in letter.reason for letter in letters)
+    assert all(letter.stage == "index" and "depth" in letter.reason for letter in letters)
     client.close()

@@ -19,18 +19,13 @@ import pytest
 from common.broker import Keys, connect
 from common.private import write_private
 from tests.fixtures.secrets import register_secret
-from tests.support.mail import logpipe, mail_records
+from tests.support.mail import FIX_PIPELINE, logpipe, mail_records
 from tests.support.nginx import NginxFront, nginx_binary
 from tests.support.tls import TestCA
 
 pytestmark = pytest.mark.integration
 
-FIX = """
-[types.mail]
-patterns = ['%{SENDMAIL_MESSAGE}']
-[types.mail.fields]
-rename = { relayip = 'relay_addr' }
-"""
+FIX = FIX_PIPELINE  # tests/support/mail.py: drops the field ES cannot take
 
 
 @pytest.fixture(scope="module")
