@@ -174,3 +174,24 @@ def test_sentinel_url_parsing_errors_are_clear():
     assert pool.connection_kwargs["password"] == "p@ss" and pool.connection_kwargs["username"] == "u"
     assert [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
             for s in pool.sentinel_manager.sentinels] == [("h1", 26379), ("h2", 26380)]
+
+
+def test_least_privilege_shipper_user_still_waits_for_a_replica(sentinel_group):
+    """The `logpipe acl setup` shipper user on a replicated primary: its pushes are confirmed by WAIT (it may run
+    INFO and WAIT), and it still cannot read what it pushed."""
+    import redis
+
+    from common.broker.acl import setup_users
+
+    primary = sentinel_group.primary
+    admin = connect(primary.url)
+    urls = setup_users(admin, primary.url, roles=("shipper",))
+    shipper = connect(urls["shipper"])
+    assert replica_wait(shipper).needed(shipper) == 1
+    pipe = shipper.pipeline(transaction=False)
+    pipe.rpush(Keys().raw, b"line")
+    assert replica_wait(shipper).confirm(shipper, pipe) == [1]
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        shipper.lrange(Keys().raw, 0, -1)
+    admin.close()
+    shipper.close()
