@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "down": ("services.embedded", "down_app", "Stop the embedded services."),
     "demo": ("services.embedded", "demo_app",
              "Run the whole pipeline on a generated maillog and search it."),
+    "acl": ("common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
     "gen-logs": ("services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
     "ui": ("search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
 }
@@ -103,7 +104,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - only the broker's access refusals are mapped
+        message = _access_refused(exc)
+        if message is None:
+            raise
+        typer.echo(f"logpipe: error: {message}", err=True)
+        return 2
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def _access_refused(exc: Exception) -> str | None:
+    """A broker that refuses this user a command or the password is a configuration mistake:
+    one line saying so, no traceback."""
+    import redis.exceptions
+
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return (f"the broker refused a command: {exc} (NOPERM: this URL's ACL user may not do "
+                f"this; use a URL with the right user, see `logpipe acl setup`)")
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return f"the broker refused the credentials: {exc}"
+    return None
 
 
 def run() -> None:

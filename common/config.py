@@ -14,6 +14,7 @@ from pathlib import Path
 from common.errors import ConfigError
 
 ENV_REDIS = "LOGPIPE_REDIS_URL"
+ENV_REDIS_FILE = "LOGPIPE_REDIS_URL_FILE"
 ENV_STORE = "LOGPIPE_STORE_URL"
 ENV_HOME = "LOGPIPE_HOME"
 
@@ -47,13 +48,30 @@ def embedded_services() -> dict:
     return info if info.get("ready") else {}
 
 
-def resolve_redis_url(explicit: str | None = None) -> str:
-    """Flag, then ``LOGPIPE_REDIS_URL``, then the broker ``logpipe up`` started."""
-    url = explicit or os.environ.get(ENV_REDIS) or embedded_services().get("redis_url")
-    if not url:
-        raise ConfigError("no broker: pass --redis redis://[:password@]host:port/db, set "
-                          f"{ENV_REDIS}, or run `logpipe up` to start the embedded one")
-    return url
+def resolve_redis_url(explicit: str | None = None, role: str = "indexer") -> str:
+    """Flag, then ``LOGPIPE_REDIS_URL``, then ``LOGPIPE_REDIS_URL_FILE``, then the broker
+    ``logpipe up`` started (the URL file of its ``role`` user: shipper or indexer).
+
+    A flag or variable naming a file (a path, no ``scheme://``) is read as a URL file, so the
+    secret need not be in argv: the file must be private (0600)."""
+    from common.private import read_secret
+
+    url = explicit or os.environ.get(ENV_REDIS)
+    if url and "://" not in url:
+        if not os.path.exists(url):
+            raise ConfigError(f"broker {url!r} is neither a URL (redis://[user:password@]host:"
+                              f"port/db, rediss:// for TLS) nor an existing URL file")
+        return read_secret(url, "broker URL file")
+    if url:
+        return url
+    if os.environ.get(ENV_REDIS_FILE):
+        return read_secret(os.environ[ENV_REDIS_FILE], "broker URL file")
+    embedded = embedded_services().get("url_files", {}).get(role)
+    if embedded:
+        return read_secret(embedded, "broker URL file")
+    raise ConfigError("no broker: pass --redis redis://[user:password@]host:port/db or a URL "
+                      f"file, set {ENV_REDIS} or {ENV_REDIS_FILE}, or run `logpipe up` to start "
+                      "the embedded one")
 
 
 def default_store_url() -> str:

@@ -24,6 +24,9 @@ StoreOpt = typer.Option(None, "--store", help="Store URL: http(s)://... (Elastic
 ListOpt = typer.Option("logpipe:raw", "--list", help="Raw list key the shippers push to.")
 PrefixOpt = typer.Option("logpipe", "--prefix", help="Prefix of logpipe's own broker keys.")
 ConfigOpt = typer.Option(None, "--config", help="Pipeline config (TOML) overriding built-in types.")
+MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host",
+                              help="Address the metrics port binds (no authentication: "
+                                   "loopback unless told otherwise).")
 
 
 _client = connect_checked
@@ -39,14 +42,22 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           raw_list: str = ListOpt, prefix: str = PrefixOpt,
           metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
                                                      help="Expose Prometheus metrics here."),
+          metrics_host: str = MetricsHostOpt,
           ) -> None:
     """Move raw records into batches, run RQ workers that parse and store them."""
     from indexer import daemon
 
+    redis_url, store_url = resolve_redis_url(redis), resolve_store_url(store)
+    if len(redis_url.split()) > 1:  # several brokers (space-separated URLs): one indexer each
+        from indexer.fanout import run_per_broker
+        args = ["--store", store_url, "--workers", str(workers), "--batch-size", str(batch_size),
+                "--list", raw_list, "--prefix", prefix, *(["--burst"] if burst else []),
+                *(["--config", config] if config else [])]
+        raise typer.Exit(run_per_broker(redis_url.split(), args))
     daemon.run(daemon.IndexerOptions(
-        redis_url=resolve_redis_url(redis), store_url=resolve_store_url(store), config=config,
+        redis_url=redis_url, store_url=store_url, config=config,
         workers=workers, burst=burst, batch_size=batch_size, prefix=prefix, raw_list=raw_list,
-        metrics_port=metrics_port))
+        metrics_port=metrics_port, metrics_host=metrics_host))
 
 
 # --- stats ----------------------------------------------------------------------------------
@@ -56,16 +67,18 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               as_json: bool = typer.Option(False, "--json", help="One JSON object."),
               metrics_port: Optional[int] = typer.Option(
                   None, "--metrics-port", help="Serve these figures for Prometheus until ^C."),
+              metrics_host: str = MetricsHostOpt,
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
     from indexer import stats
+    from indexer.startup import broker_when_up
 
     keys = Keys(prefix=prefix, raw=raw_list)
-    client = stats.connect_when_up(resolve_redis_url(redis), keys)
+    client = broker_when_up(resolve_redis_url(redis), keys)
     if metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(metrics_port, client, keys)
-        emit("metrics_serving", port=metrics_port)
+        serve_metrics(metrics_port, client, keys, metrics_host)
+        emit("metrics_serving", host=metrics_host, port=metrics_port)
         try:
             while True:
                 time.sleep(3600)
@@ -109,7 +122,10 @@ def _moment(value: Optional[str], option: str) -> Optional[float]:
 
 def _dlq(redis, prefix):
     from indexer.dlq import DeadLetterQueue
-    return DeadLetterQueue(_client(resolve_redis_url(redis)), Keys(prefix=prefix))
+    from indexer.startup import broker_when_up
+
+    keys = Keys(prefix=prefix)
+    return DeadLetterQueue(broker_when_up(resolve_redis_url(redis), keys), keys)
 
 
 StageOpt = typer.Option(None, "--stage", help="decode, parse or index.")
@@ -171,8 +187,10 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     dlq = _dlq(redis, prefix)
     pipeline = Pipeline(load_pipeline(config))
     pipeline.compile_all()
+    from indexer.startup import store_when_up
+
     sink = open_sink(resolve_store_url(store))
-    sink.prepare()
+    store_when_up(sink)
     try:
         counts = replay(dlq, pipeline, sink,
                         **_filters(stage, reason, rtype, since, until, count))

@@ -3,12 +3,14 @@ the broker-outage tracker. ``indexer/cli.py`` parses the options and calls :func
 
 One loop: claim batches while the queue has room, every two seconds supervise the workers and
 run the janitor, report progress every second, and while nothing waits let the store do its
-deferred work (the embedded store's full-text catch-up). A broker that goes away is waited for
-(one line when it goes, one when it is back); ``--burst`` ends once everything is stored.
+deferred work (the embedded store's full-text catch-up). A broker or store that is not up yet
+at start, or a broker that goes away later, is waited for (one line when it goes, one when it is
+back: :mod:`indexer.startup`); ``--burst`` ends once everything is stored.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,10 +18,11 @@ import time
 from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from common.broker import Keys, connect_checked, redact
+from common.broker import Keys, redact
 from common.console import Progress, emit
-from common.retry import BROKER_OUTAGE, RetryPolicy
+from indexer.startup import Outage, broker_when_up, store_when_up
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,7 @@ class IndexerOptions:
     prefix: str = "logpipe"
     raw_list: str = "logpipe:raw"
     metrics_port: int | None = None
-
-
-_client = connect_checked
+    metrics_host: str = "127.0.0.1"
 
 
 def run(opts: IndexerOptions) -> None:
@@ -53,16 +54,17 @@ def run(opts: IndexerOptions) -> None:
         # a broken config or pattern fails here, not in every batch; the built-in pipeline is
         # checked by the tests, and compiling every type costs the workers a CPU-second
         Pipeline(load_pipeline(config)).compile_all()
-    sink = open_sink(store_url)
-    sink.prepare()
-    client = _client(redis_url)
+    sink = open_sink(store_url)  # a store URL that cannot work fails here
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=opts.prefix, raw=opts.raw_list)
+    # Start order never matters: a broker or store that is not up yet is waited for.
+    client = broker_when_up(redis_url, settings.keys)
+    store_when_up(sink)
     dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
                             max_queued_jobs=max(4, 2 * workers))
     if opts.metrics_port:
         from indexer.metrics import serve_metrics
-        serve_metrics(opts.metrics_port, client, settings.keys)
+        serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
     pool = WorkerPool(redis_url, settings.keys.queue, workers)
     stopping = {"now": False}
 
@@ -74,7 +76,7 @@ def run(opts: IndexerOptions) -> None:
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
     last_janitor = last_report = last_maintain = 0.0
-    outage = BrokerOutage()
+    outage = Outage("broker", broker=redact(redis_url))  # the same lines as at start-up
     progress = Progress("index_progress")
     try:
         pool.start()
@@ -95,7 +97,7 @@ def run(opts: IndexerOptions) -> None:
                 check = not moved and (burst or now - last_maintain > 1)
                 idle = check and dispatcher.idle()
                 outage.ended()
-            except RedisConnectionError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # a dead or unanswering broker
                 outage.wait(exc)
                 continue
             if idle and burst:
@@ -115,27 +117,6 @@ def run(opts: IndexerOptions) -> None:
             progress.close("index_done", broker="unreachable")
 
 
-class BrokerOutage:
-    """One log line when the broker goes away, one when it is back; backoff in between."""
-
-    def __init__(self, policy: RetryPolicy = BROKER_OUTAGE):
-        self.since: float | None = None
-        self.backoff = policy.start()
-
-    def wait(self, exc: Exception) -> None:
-        if self.since is None:
-            self.since = time.monotonic()
-            self.backoff.reset()
-            emit("broker_unreachable", error=str(exc)[:200])
-        self.backoff.wait()
-
-    def ended(self) -> None:
-        if self.since is not None:
-            emit("broker_back", down_seconds=round(time.monotonic() - self.since, 1))
-            self.since = None
-            self.backoff.reset()
-
-
 class WorkerPool:
     """Worker subprocesses, restarted if one dies (a killed worker's batch is retried)."""
 
@@ -144,8 +125,10 @@ class WorkerPool:
         self.procs: list[subprocess.Popen] = []
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.redis_url,
-                                 self.queue], stdin=subprocess.DEVNULL)
+        # The URL (and its password) goes through the environment, never argv.
+        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.size)]

@@ -57,7 +57,10 @@ class Dispatcher:
 
     # -- moving work -------------------------------------------------------------------------
     def enqueue(self, batch_key: str) -> None:
-        self.queue.enqueue_call(JOB_FUNC, args=(batch_key, asdict(self.settings)),
+        # The job travels through the broker: it carries no broker URL (no password); the worker
+        # uses its own connection.
+        settings = {**asdict(self.settings), "redis_url": ""}
+        self.queue.enqueue_call(JOB_FUNC, args=(batch_key, settings),
                                 job_id=job_id_for(batch_key), timeout=self.job_timeout,
                                 result_ttl=60, failure_ttl=24 * 3600,
                                 description=f"index {batch_key}")

@@ -11,17 +11,17 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import weakref
 from dataclasses import dataclass
 
 from common.broker import Broker, Keys, connect
-from common.errors import DecodeError, LogpipeError, SinkError
+from common.errors import LogpipeError, SinkError
 from common.record import decode
 from common.retry import store_write_policy
 from indexer import stats
 from indexer.dlq import DeadLetterQueue
 from indexer.results import FAILURE_META, BatchResult, FailureKind
-from store.base import Status
+from indexer.store_write import write_isolated
+from store.base import OutcomeMismatch, Status
 
 log = logging.getLogger("logpipe.indexer")
 
@@ -65,24 +65,18 @@ def _client(url: str):
     return connect(url)
 
 
-# Sinks prepared in this process. prepare() happens on the first write, not when the sink is
-# opened, because the store may be down at first; a weak set, so a new sink is never mistaken
-# for a dead one that had the same id().
-_prepared: "weakref.WeakSet" = weakref.WeakSet()
-
-
-def _write(sink, events):
-    if sink not in _prepared:
-        sink.prepare()
-        _prepared.add(sink)
-    return sink.write(events)
-
-
 def process_batch(batch_key: str, settings: dict) -> BatchResult:
     """RQ entry point. Returns what happened to the batch's records; on failure the job's meta
     says what kind of failure it was (:class:`FailureKind`) before RQ records the error."""
     s = JobSettings(**settings)
-    client = _client(s.redis_url)
+    if s.redis_url:
+        client = _client(s.redis_url)
+    else:  # enqueued without a URL (no secret in the job): the worker's own connection
+        from rq import get_current_job
+        job = get_current_job()
+        if job is None:
+            raise LogpipeError("a job without a broker URL runs only inside an RQ worker")
+        client = job.connection
     try:
         return BatchProcessor(client, s).run(batch_key)
     except StoreUnavailable:
@@ -90,6 +84,9 @@ def process_batch(batch_key: str, settings: dict) -> BatchResult:
         raise
     except SinkError:
         _mark_failure(FailureKind.STORE_ERROR)
+        raise
+    except OutcomeMismatch:
+        log.error("%s: the store broke its contract; the batch is kept", batch_key)
         raise
 
 
@@ -123,27 +120,41 @@ class BatchProcessor:
         batch_id = Keys.batch_id(batch_key)
         events, sources = [], []
         for position, raw in enumerate(items):
+            # Every record is judged alone: whatever one raises dead-letters that one only.
+            fallback_id = f"{batch_id}:{position}"
             try:
-                record = decode(raw, f"{batch_id}:{position}")
-            except DecodeError as exc:
-                self.dlq.add(raw, f"{batch_id}:{position}", "decode", str(exc))
+                record = decode(raw, fallback_id)
+            except Exception as exc:
+                self.dlq.add(raw, fallback_id, "decode", _reason(exc))
                 result.dead_lettered += 1
                 continue
             try:
                 event = self.pipeline.process(record)
             except Exception as exc:  # a bug or a bad config must not lose the record
-                self.dlq.add(raw, record.id, "parse", f"{type(exc).__name__}: {exc}", record.type)
+                self.dlq.add(raw, _text_id(record.id, fallback_id), "parse", _reason(exc),
+                             str(record.type))
                 result.dead_lettered += 1
                 continue
             if event is None:  # dropped by a drop filter of its type: done with, not stored
                 continue
             events.append(event)
             sources.append((raw, record.type))
+        self._store(events, sources, result)
+        stats.record_out(self.client, self.keys, result.counts())
+        self.broker.finish_batch(batch_key)
+        result.seconds = round(time.perf_counter() - started, 6)
+        return result
+
+    def _store(self, events, sources, result: BatchResult) -> None:
+        """Write the events, each judged by its own outcome: rejected ones are dead-lettered at
+        once, the rest stored in the same pass; only RETRY outcomes (the store pushing back or
+        away) are written again, with backoff, for at most ``store_wait`` seconds."""
         pending = list(range(len(events)))
         backoff = store_write_policy(self.settings.store_wait).start()
+        reason = ""
         while pending:
             try:
-                outcomes = _write(self.sink, [events[i] for i in pending])
+                outcomes = write_isolated(self.sink, [events[i] for i in pending])
             except SinkError as exc:
                 if exc.permanent:
                     raise
@@ -151,7 +162,7 @@ class BatchProcessor:
                 reason = str(exc)
             retry = []
             if outcomes is not None:
-                for i, outcome in zip(pending, outcomes):
+                for i, outcome in zip(pending, outcomes, strict=True):
                     if outcome.status is Status.RETRY:
                         retry.append(i)
                         reason = outcome.reason
@@ -168,7 +179,14 @@ class BatchProcessor:
                     raise StoreUnavailable(f"{len(pending)} records not stored after "
                                            f"{self.settings.store_wait:.0f}s: {reason}")
                 backoff.wait()
-        stats.record_out(self.client, self.keys, result.counts())
-        self.broker.finish_batch(batch_key)
-        result.seconds = round(time.perf_counter() - started, 6)
-        return result
+
+
+def _reason(exc: Exception) -> str:
+    """A decode error's own message; anything else also says what kind of error it was."""
+    if isinstance(exc, LogpipeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text_id(value, fallback: str) -> str:
+    return value if isinstance(value, str) and value else fallback

@@ -58,11 +58,19 @@ class _Collector:
         yield from (lines, sent, rate, lag, silent)
 
 
-def serve_metrics(port: int, client, keys: Keys) -> None:
-    """Start the HTTP exporter in a background thread on 127.0.0.1:``port``."""
+def serve_metrics(port: int, client, keys: Keys, host: str = "127.0.0.1") -> None:
+    """Start the HTTP exporter in a background thread on ``host``:``port`` (loopback unless told
+    otherwise; the exporter has no authentication, so an exposed one is warned about)."""
     from prometheus_client import start_http_server
     from prometheus_client.core import CollectorRegistry
 
+    from common.console import emit
+    from common.listen import warn_if_exposed
+
+    warn_if_exposed(host, f"the metrics endpoint :{port}", False,
+                    lambda message: emit("listener_exposed", level="warning", risk=message),
+                    risk="anyone who can reach it reads queue sizes, rates, host names and "
+                         "shipper paths")
     registry = CollectorRegistry()
     registry.register(_Collector(client, keys))
-    start_http_server(port, addr="127.0.0.1", registry=registry)
+    start_http_server(port, addr=host, registry=registry)

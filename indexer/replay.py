@@ -2,13 +2,14 @@
 
 Idempotent: records are written with their original ids, so one already stored counts as
 ``duplicate``. An entry is removed only once its record is stored; one that fails again stays in
-the queue with the new reason.
+the queue with the new reason (each record judged alone, as in a batch job).
 """
 
 from __future__ import annotations
 
 from common.record import decode
 from indexer.dlq import DeadLetterQueue
+from indexer.store_write import write_isolated
 from store.base import Status
 
 
@@ -36,8 +37,9 @@ def replay_letters(dlq: DeadLetterQueue, pipeline, sink, letters: list, chunk: i
             except Exception as exc:  # still broken: keep it, say why
                 dlq.set_reason(letter, f"{type(exc).__name__}: {exc}")
                 counts["still_failing"] += 1
-        outcomes = sink.write(events) if events else []
-        for letter, outcome in zip(owners, outcomes):
+        # one checked outcome per event (a store that miscounts raises: nothing is deleted)
+        outcomes = write_isolated(sink, events)
+        for letter, outcome in zip(owners, outcomes, strict=True):
             if outcome.status is Status.INDEXED:
                 counts["indexed"] += 1
                 done.append(letter)

@@ -10,49 +10,10 @@ import time
 
 import orjson
 
-from common.broker import Keys, connect, redact
-from common.console import emit
-from common.errors import BrokerError
-from common.retry import BROKER_OUTAGE
+from common.broker import Keys
 
 RATE_TTL = 120
 WINDOW = 10
-
-
-def connect_when_up(url: str, keys: Keys):
-    """A client for ``logpipe stats``, once the broker answers.
-
-    A broker that is not up yet is waited for (backoff, one ``broker_unreachable`` line and one
-    ``broker_back`` line, as when it goes away later), so start order never matters. A wrong
-    password or missing permission is a configuration mistake: :class:`BrokerError` at once.
-    """
-    import redis.exceptions as rx
-
-    client = connect(url)
-    down_since, backoff = None, BROKER_OUTAGE.start()
-    while True:
-        try:
-            client.ping()
-            client.llen(keys.raw)  # a command stats needs: NOPERM shows here, not mid-way
-        except (rx.AuthenticationError, rx.AuthenticationWrongNumberOfArgsError) as exc:
-            raise BrokerError(f"the broker at {redact(url)} refused the password: {exc}") \
-                from None
-        except rx.NoPermissionError as exc:
-            raise BrokerError(f"the broker at {redact(url)} refused access (NOPERM): {exc}") \
-                from None
-        except (rx.ConnectionError, rx.TimeoutError, OSError) as exc:
-            if down_since is None:
-                down_since = time.monotonic()
-                emit("broker_unreachable", broker=redact(url), error=str(exc)[:200],
-                     action="waiting with backoff")
-            backoff.wait()
-            continue
-        except rx.ResponseError as exc:
-            raise BrokerError(f"the broker at {redact(url)} refused a command: {exc}") from None
-        if down_since is not None:
-            emit("broker_back", broker=redact(url),
-                 down_seconds=round(time.monotonic() - down_since, 1))
-        return client
 
 
 def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None) -> None:

@@ -1,4 +1,5 @@
-"""One RQ worker process: ``python -m indexer.worker REDIS_URL QUEUE``.
+"""One RQ worker process: ``python -m indexer.worker QUEUE`` (broker URL in LOGPIPE_REDIS_URL or
+LOGPIPE_REDIS_URL_FILE: never in argv, where any local user could read it).
 
 A :class:`rq.SimpleWorker` runs jobs in its own process instead of forking a work horse per job:
 a batch takes tens of milliseconds, a fork would be a large share of that, and the sink's
@@ -58,4 +59,5 @@ def _one_line(job, exc_type, exc_value, traceback) -> bool:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], sys.argv[2], burst="--burst" in sys.argv[3:])
+    from common.config import resolve_redis_url
+    run(resolve_redis_url(), sys.argv[1], burst="--burst" in sys.argv[2:])

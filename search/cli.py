@@ -74,15 +74,21 @@ def search(
     histogram: Optional[str] = typer.Option(None, "--histogram",
                                             help="Counts per interval (30s, 1m, 1h, 1d, 1w)."),
     top: Optional[str] = typer.Option(None, "--top", help="Top values of a field with counts."),
+    count: bool = typer.Option(False, "--count", help="Print only the number of matches."),
+    every: bool = typer.Option(False, "--all", help="Every match (streamed; no --limit)."),
 ) -> None:
     """Search stored events in Lucene / Kibana query syntax."""
     if histogram and top:
         raise QueryError("use either --histogram or --top, not both")
+    if count and (histogram or top):
+        raise QueryError("use either --count or --histogram/--top, not both")
+    if every and limit is not None:
+        raise QueryError("use either --all or --limit, not both")
     text = " ".join(query) if query else "*"
     now = datetime.now(timezone.utc)
     request = SearchRequest(query=text, start=datemath.time_arg(from_, "--from", now),
                             end=datemath.time_arg(to, "--to", now), order="asc" if asc else "desc",
-                            limit=20 if limit is None else limit)
+                            limit=None if every else 20 if limit is None else limit)
     lucene.compile_query(text, now)  # a bad query fails here, before any store is opened
     columns = _fields(fields)
     if histogram:
@@ -99,17 +105,35 @@ def search(
                 total = sink.search(SearchRequest(query=text, start=request.start,
                                                   end=request.end, limit=0)).total
             render.print_top(top, values, plain=as_json, total=total)
+        elif count:
+            print(sink.count(request))
         else:
-            result = sink.search(request)
-            tty = render.is_tty()
-            render.print_events(result.events, columns, as_json=as_json, tty=tty,
-                                total=result.total)
-            if not tty and render.is_tty(sys.stderr):
-                shown = len(result.events)
-                more = f" (showing {shown})" if shown < result.total else ""
-                print(f"{result.total} hits{more}", file=sys.stderr)
+            _print_matches(sink, request, columns, as_json)
     finally:
         sink.close()
+
+
+def _print_matches(sink, request: SearchRequest, columns: list[str], as_json: bool) -> None:
+    """The matches, streamed from the store page by page: any number of them in constant memory
+    into a pipe (JSON or tab-separated lines); a terminal gets a table and the total."""
+    tty = render.is_tty()
+    events = sink.stream(request)
+    if tty and not as_json:
+        render.print_events(list(events), columns, tty=True, total=sink.count(request))
+        return
+    shown = 0
+
+    def counted():
+        nonlocal shown
+        for event in events:
+            shown += 1
+            yield event
+
+    render.print_events(counted(), columns, as_json=as_json, tty=False)
+    if render.is_tty(sys.stderr):
+        total = sink.count(request)
+        more = f" (showing {shown})" if shown < total else ""
+        print(f"{total} hits{more}", file=sys.stderr)
 
 
 def _phrase(value: str) -> str:
@@ -131,16 +155,16 @@ def trace(
     columns = _fields(fields or "@timestamp,host,program,message")
     sink = open_store(store)
     try:
-        result = sink.search(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
-                                           limit=limit))
+        events = list(sink.stream(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
+                                                limit=limit)))
     finally:
         sink.close()
-    if not result.events:
+    if not events:
         print(f"no events with qid {qid}", file=sys.stderr)
         raise typer.Exit(1)
-    summary = render.trace_summary(qid, result.events)
+    summary = render.trace_summary(qid, events)
     tty = render.is_tty()
-    render.print_events(result.events, columns, as_json=as_json, tty=tty)
+    render.print_events(events, columns, as_json=as_json, tty=tty)
     line = render.summary_line(summary)
     if as_json:
         print(line, file=sys.stderr)

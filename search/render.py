@@ -70,7 +70,7 @@ def tsv_lines(events: Iterable[dict], fields: list[str]) -> Iterable[str]:
         yield "\t".join(cell(event.get(f)) for f in fields)
 
 
-def print_events(events: list[dict], fields: list[str], *, as_json: bool = False,
+def print_events(events: Iterable[dict], fields: list[str], *, as_json: bool = False,
                  out: IO | None = None, tty: bool | None = None, total: int | None = None,
                  title: str | None = None) -> None:
     out = out or sys.stdout
@@ -94,11 +94,12 @@ def print_events(events: list[dict], fields: list[str], *, as_json: bool = False
             table.add_column(f, overflow="fold", ratio=1)
         else:
             table.add_column(f, no_wrap=f == "@timestamp", overflow="fold")
+    shown = 0
     for event in events:
         table.add_row(*[cell(event.get(f)) for f in fields])
+        shown += 1
     console.print(table)
     if total is not None:
-        shown = len(events)
         more = f" (showing {shown})" if shown < total else ""
         console.print(f"[dim]{total} hit{'s' if total != 1 else ''}{more}[/dim]")
 

@@ -3,8 +3,13 @@
 ``up`` starts one background supervisor process that owns the embedded services: a Valkey broker
 (append-only file on, password, loopback), the store (the embedded SQLite store by default, or an
 Elasticsearch node with ``--store elasticsearch``) and ``logpipe index`` with its workers. It
-records their URLs in ``$LOGPIPE_HOME/services.json``, which every command falls back to when
+records where they are in ``$LOGPIPE_HOME/services.json``, which every command falls back to when
 given no URL. ``down`` stops the supervisor, which stops the rest.
+
+Secure by default: the state directory is 0700 and every file in it 0600; the broker has a
+password and two least-privilege ACL users (``logpipe acl``); broker URLs, which hold passwords,
+live only in the 0600 files ``admin.url``, ``shipper.url`` and ``indexer.url`` (services.json
+names the files), and children get them through the environment, never argv.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from datetime import datetime, timedelta, timezone
 
 import typer
 
-from common.config import home, read_services, services_file
+from common.config import ENV_REDIS, ENV_REDIS_FILE, home, read_services, services_file
 from common.console import emit
 from common.errors import ServiceError
+from common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
+                            write_private)
 
 up_app = typer.Typer(add_completion=False)
 down_app = typer.Typer(add_completion=False)
@@ -51,16 +58,20 @@ def running() -> dict | None:
     return info if _alive(info.get("supervisor_pid")) and info.get("ready") else None
 
 
-def supervise(store: str, workers: int) -> None:
-    """The background process: start services, write services.json, wait for SIGTERM."""
+def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
+    """The background process: start services, write services.json, wait for SIGTERM.
+
+    Everything it and its children create under the state directory is private (umask 077):
+    the broker's config and AOF, the URL files, logs, the embedded store and its -wal/-shm."""
+    from common.broker import connect
+    from common.broker.acl import setup_users, write_url_files
     from services.valkey import ValkeyServer
 
-    state = home()
-    state.mkdir(parents=True, exist_ok=True)
+    os.umask(PRIVATE_UMASK)
+    state = private_dir(home())
     password_file = state / "broker.password"
     if not password_file.exists():
-        password_file.write_text(secrets.token_hex(16))
-        password_file.chmod(0o600)
+        write_private(password_file, secrets.token_hex(16))
     broker = ValkeyServer(data_dir=state / "valkey", password=password_file.read_text().strip(),
                           appendonly=True)
     es_node = indexer = None
@@ -69,27 +80,41 @@ def supervise(store: str, workers: int) -> None:
     signal.signal(signal.SIGINT, lambda *_: stopping.update(now=True))
     info = {"supervisor_pid": os.getpid(), "ready": False}
     try:
-        info["redis_url"] = broker.start()
+        admin_url = broker.start()
+        info["broker"] = f"127.0.0.1:{broker.port}"
+        # Shipper and indexer connect as least-privilege users; the URLs (with passwords) live
+        # only in 0600 files, which services.json points to.
+        admin = connect(admin_url)
+        urls = {"admin": admin_url, **setup_users(admin, admin_url)}
+        admin.close()
+        info["url_files"] = {role: str(path) for role, path in
+                             write_url_files(state, urls).items()}
         if store == "sqlite":
             info["store_url"] = "sqlite:///" + str(state / "events.db")
         elif store == "elasticsearch":
-            from services.elasticsearch import ElasticsearchNode
-            es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
-                                        log_path=state / "elasticsearch.log")
+            from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
+            if es_nodes > 1:  # nodes in elasticsearch/<cluster>-n1..N, the store URL lists them all
+                es_node = ElasticsearchCluster(es_nodes, data_dir=state / "elasticsearch-cluster",
+                                               cluster_name="logpipe")
+            else:
+                es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
+                                            log_path=state / "elasticsearch.log")
             info["store_url"] = es_node.start()
         else:
             info["store_url"] = store
-        log = open(state / "indexer.log", "ab")
-        indexer = subprocess.Popen(_logpipe("index", "--redis", info["redis_url"], "--store",
-                                            info["store_url"], "--workers", str(workers)),
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log = open_private_append(state / "indexer.log")
+        env = {k: v for k, v in os.environ.items() if k != ENV_REDIS}
+        env[ENV_REDIS_FILE] = info["url_files"]["indexer"]
+        args = _logpipe("index", "--store", info["store_url"], "--workers", str(workers))
+        indexer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   env=env)
         info.update(ready=True, indexer_pid=indexer.pid, broker_pid=broker.pid,
-                    es_pid=es_node.pid if es_node else None)
+                    es_pid=getattr(es_node, "pid", None) if es_node else None)
         _write(info)
         while not stopping["now"]:
             if indexer.poll() is not None:  # keep the workers running
-                indexer = subprocess.Popen(indexer.args, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=log)
+                indexer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=log, env=env)
             time.sleep(0.5)
     except Exception as exc:
         info["error"] = str(exc)
@@ -110,24 +135,20 @@ def supervise(store: str, workers: int) -> None:
 
 
 def _write(info: dict) -> None:
-    path = services_file()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, path)
+    write_private(services_file(), json.dumps(info, indent=2))
 
 
-def start(store: str = "sqlite", workers: int = 2, timeout: float = 300) -> dict:
+def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_nodes: int = 1) -> dict:
     """Start the supervisor in the background (if not running) and wait until it is ready."""
     info = running()
     if info:
         return info
-    state = home()
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_dir(home())
     services_file().unlink(missing_ok=True)
-    log = open(state / "supervisor.log", "ab")
+    log = open_private_append(state / "supervisor.log")
     proc = subprocess.Popen([sys.executable, "-m", "services.embedded", store,
-                             str(workers)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True)
+                             str(workers), str(es_nodes)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True, umask=PRIVATE_UMASK)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = running()
@@ -140,6 +161,11 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300) -> dict
         time.sleep(0.2)
     raise ServiceError(f"the embedded services were not ready after {timeout:.0f}s; "
                        f"see {state / 'supervisor.log'}")
+
+
+def url_file(info: dict, role: str) -> str:
+    """The broker URL of ``role`` (admin, shipper, indexer), read from its private file."""
+    return read_secret(info["url_files"][role], "broker URL file")
 
 
 def stop(timeout: float = 60) -> bool:
@@ -157,10 +183,15 @@ def stop(timeout: float = 60) -> bool:
 def up(store: str = typer.Option("sqlite", "--store",
                                  help="sqlite (embedded, no Java), elasticsearch (a local node "
                                       "from Maven Central), or a store URL."),
-       workers: int = typer.Option(2, "--workers", "-w", min=1)) -> None:
+       workers: int = typer.Option(2, "--workers", "-w", min=1),
+       es_nodes: int = typer.Option(1, "--es-nodes", min=1,
+                                    help="With --store elasticsearch: a cluster of N nodes on loopback "
+                                         "(indices get a replica when N > 1).")) -> None:
     """Start the embedded broker, store and indexer workers in the background."""
-    info = start(store, workers)
-    typer.echo(f"broker  {info['redis_url'].split('@')[-1]} (password in {home()/'broker.password'})")
+    info = start(store, workers, es_nodes=es_nodes)
+    files = info["url_files"]
+    typer.echo(f"broker  {info['broker']} (URL files, 0600: shipper {files['shipper']}, "
+               f"indexer {files['indexer']}, admin {files['admin']})")
     typer.echo(f"store   {info['store_url']}")
     typer.echo(f"state   {home()}  (stop with `logpipe down`)")
 
@@ -180,9 +211,9 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
     from services.loggen import generate
 
     info = start(store)
-    emit("services_ready", redis=info["redis_url"].split("@")[-1], store=info["store_url"])
-    sample = home() / "samples" / "maillog"
-    sample.parent.mkdir(parents=True, exist_ok=True)
+    emit("services_ready", redis=info["broker"], store=info["store_url"])
+    os.umask(PRIVATE_UMASK)  # the sample and the shipper's registry live in the state directory
+    sample = private_dir(home() / "samples") / "maillog"
     # The generator spaces lines about a second apart: start far enough back to end near now.
     first = datetime.now(timezone.utc) - timedelta(seconds=lines)
     with open(sample, "w") as out:
@@ -191,7 +222,7 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
     emit("sample_written", path=sample, lines=lines)
     subprocess.run(_logpipe("ship", "--type", "mail", "--once", "--host", "demo-mail",
                             str(sample)), check=True)
-    _wait_indexed(info["redis_url"], lines)
+    _wait_indexed(url_file(info, "indexer"), lines)
     queries = [("sendmail deliveries", ["program:sendmail AND stat:Sent*", "--limit", "5",
                                         "--fields", "@timestamp,qid,to,relay,stat"]),
                ("top senders", ["_exists_:from", "--top", "from"])]
@@ -235,4 +266,4 @@ def _first_qid(store_url: str) -> str | None:
 
 
 if __name__ == "__main__":
-    supervise(sys.argv[1], int(sys.argv[2]))
+    supervise(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)

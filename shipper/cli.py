@@ -5,6 +5,7 @@ Imports only the base dependencies (redis, orjson, typer, rich, stdlib): nothing
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -32,7 +33,8 @@ def _fields(values: list[str]) -> dict:
 
 
 def _addr(value: str, proto: str) -> str:
-    return value if "://" in value else f"{proto}://{value if ':' in value else '0.0.0.0:' + value}"
+    """``PORT`` listens on loopback; ``HOST:PORT`` (e.g. 0.0.0.0:5514) where told."""
+    return value if "://" in value else f"{proto}://{value if ':' in value else '127.0.0.1:' + value}"
 
 
 @app.command(no_args_is_help=False)
@@ -65,6 +67,12 @@ def ship(
                                          "[HOST:]PORT over UDP (repeatable)."),
     syslog_tcp: List[str] = typer.Option([], "--syslog-tcp", help="Listen for syslog on "
                                          "[HOST:]PORT over TCP (repeatable)."),
+    syslog_tls: List[str] = typer.Option([], "--syslog-tls", help="Listen for syslog over TLS "
+                                         "(RFC 5425) on [HOST:]PORT (repeatable)."),
+    tls_cert: Optional[str] = typer.Option(None, "--tls-cert", help="Certificate for --syslog-tls."),
+    tls_key: Optional[str] = typer.Option(None, "--tls-key", help="Its private key (0600)."),
+    tls_client_ca: Optional[str] = typer.Option(
+        None, "--tls-client-ca", help="Require senders' certificates signed by this CA."),
     batch_lines: Optional[int] = typer.Option(None, "--batch-lines", help="Records per batch."),
     batch_wait: Optional[float] = typer.Option(None, "--batch-wait"),
     high_water: Optional[int] = typer.Option(None, "--high-water",
@@ -94,7 +102,9 @@ def ship(
         multiline_pattern=multiline_pattern, multiline_negate=multiline_negate,
         multiline_match=multiline_match, multiline_timeout=multiline_timeout,
         max_bytes=max_bytes, keep_empty=keep_empty,
-        listen=[_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp],
+        listen=[_addr(a, "udp") for a in syslog_udp] + [_addr(a, "tcp") for a in syslog_tcp]
+        + [_addr(a, "tls") for a in syslog_tls],
+        tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
         batch_lines=batch_lines, batch_wait=batch_wait, high_water=high_water,
         low_water=low_water, status_interval=status_interval, fsync=not no_fsync, once=once,
         log_level=log_level))
@@ -104,7 +114,8 @@ def ship(
     from shipper.agent import Agent
     from shipper.log import Log
 
-    url = resolve_redis_url(cfg.redis)
+    url = resolve_redis_url(cfg.redis, role="shipper")
+    os.umask(os.umask(0o077) | 0o077)  # the registry and status files are private (state dir)
     key = cfg.list_key or Keys().raw
     log = Log(level=cfg.log_level)
     Agent(cfg, url, log, key).run()

@@ -3,7 +3,8 @@ r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for 
 ::
 
     [shipper]
-    redis = "redis://:secret@broker.example:6379/0"   # else LOGPIPE_REDIS_URL, else `logpipe up`
+    redis = "/etc/logpipe/shipper.url"  # a 0600 URL file (`logpipe acl setup`), or a URL; a
+                                        # file holding a password must be 0600 itself
     list = "logpipe:raw"
     prefix = "logpipe"          # of logpipe's own keys: `logpipe stats --prefix` finds this agent
     registry = "/var/lib/logpipe/shipper-registry.json"
@@ -33,8 +34,11 @@ r"""Shipper settings: flags for the simple case, a TOML file (``--config``) for 
 
     [[input]]
     input = "syslog"
-    listen = ["udp://0.0.0.0:5514", "tcp://0.0.0.0:5514"]
+    listen = ["udp://127.0.0.1:5514", "tls://0.0.0.0:6514"]   # host left out: 127.0.0.1
     type = "syslog"
+    tls_cert = "/etc/logpipe/syslog.pem"      # tls:// (RFC 5425) only
+    tls_key = "/etc/logpipe/syslog.key"       # 0600
+    tls_client_ca = "/etc/logpipe/senders-ca.pem"   # optional: senders need a certificate
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import tomllib
 from typing import Any
 from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from common.errors import ConfigError
 from shipper.encode import DEFAULT_MAX_BYTES
@@ -65,6 +70,10 @@ class InputSpec:
     rotate_grace: float = 5.0
     listen: list[str] = field(default_factory=list)
     queue_size: int = 100_000
+    tls_cert: str = ""          # syslog tls:// listener: server certificate (PEM)
+    tls_key: str = ""           # ... its private key (a 0600 file)
+    tls_client_ca: str = ""     # ... verify senders' certificates against this CA
+    tls_client_auth: str = "required"  # ... with tls_client_ca: "required" or "optional"
     multiline: MultilineSpec | None = None
     where: str = "input"        # for messages: "[[input]] #2 in /etc/logpipe/shipper.toml"
 
@@ -110,6 +119,7 @@ _TYPES: dict[str, Any] = {
     "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),
     "rotate_grace": (int, float), "listen": list, "queue_size": int, "multiline": dict,
+    "tls_cert": str, "tls_key": str, "tls_client_ca": str, "tls_client_auth": str,
     "pattern": str, "negate": bool, "match": str, "max_lines": int, "timeout": (int, float),
 }
 
@@ -201,6 +211,9 @@ def load_config(path: str | Path) -> ShipperConfig:
     for n, body in enumerate(inputs):
         where = f"[[input]] #{n + 1}"
         cfg.inputs.append(_parse_input(body, where, src, lines, n))
+    if cfg.redis and "://" in cfg.redis and urlsplit(cfg.redis).password:
+        from common.private import check_private
+        check_private(path, "shipper config (its redis URL holds a password)")
     return cfg.validate(src)
 
 
@@ -270,6 +283,9 @@ class ShipperFlags:
     max_bytes: int | None = None
     keep_empty: bool = False
     listen: list[str] = field(default_factory=list)
+    tls_cert: str | None = None       # for tls:// listeners
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
     batch_lines: int | None = None
     batch_wait: float | None = None
     high_water: int | None = None
@@ -316,6 +332,8 @@ def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
         cfg.inputs.append(InputSpec(input="stdin", where="stdin", **common))
     if flags.listen:
         cfg.inputs.append(InputSpec(input="syslog", listen=list(flags.listen), where="--syslog",
+                                    tls_cert=flags.tls_cert or "", tls_key=flags.tls_key or "",
+                                    tls_client_ca=flags.tls_client_ca or "",
                                     **{**common, "type": flags.rtype or "syslog"}))
     if not cfg.inputs:
         raise ConfigError("nothing to ship: give files or globs, '-' for stdin, --syslog-udp/"

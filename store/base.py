@@ -17,7 +17,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
+
+from common.errors import LogpipeError
 
 
 @dataclass(slots=True)
@@ -43,12 +45,34 @@ class Outcome:
         return self.status in (Status.INDEXED, Status.DUPLICATE)
 
 
+class OutcomeMismatch(LogpipeError):
+    """A store broke the Writer contract (not one outcome per event): nothing it answered can
+    be trusted, so the caller must fail loudly and keep the batch."""
+
+
+def check_outcomes(events: Sequence, outcomes) -> list[Outcome]:
+    """The outcomes of a write, checked strictly: a list of exactly one :class:`Outcome` per
+    event. Raises :class:`OutcomeMismatch` otherwise (never trim or pad: a record would be
+    dropped silently or another's outcome taken for its own)."""
+    if not isinstance(outcomes, (list, tuple)):
+        raise OutcomeMismatch(f"the store answered {type(outcomes).__name__} instead of a list "
+                              f"of {len(events)} outcomes")
+    if len(outcomes) != len(events):
+        raise OutcomeMismatch(f"the store answered {len(outcomes)} outcomes for "
+                              f"{len(events)} events")
+    for position, outcome in enumerate(outcomes):
+        if not isinstance(outcome, Outcome) or not isinstance(outcome.status, Status):
+            raise OutcomeMismatch(f"the store's answer #{position} is not an outcome: "
+                                  f"{outcome!r}"[:300])
+    return list(outcomes)
+
+
 @dataclass
 class SearchRequest:
     query: str = "*"                 # Lucene / Kibana query syntax
     start: datetime | None = None    # inclusive, on @timestamp
     end: datetime | None = None      # exclusive
-    limit: int = 20
+    limit: int | None = 20           # None: every match (only for stream())
     order: str = "desc"              # by @timestamp
 
 
@@ -84,6 +108,15 @@ class Reader(Protocol):
     url: str
 
     def search(self, request: SearchRequest) -> SearchResult: ...
+
+    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
+        """Every match in the request's order (by @timestamp, then a tiebreak of the store's
+        own), at most ``request.limit`` (None: all), fetched a page at a time by keyset (after
+        the last (timestamp in ms, tiebreak) seen; point-in-time + search_after on
+        Elasticsearch): no result window, constant memory however many match."""
+
+    def count(self, request: SearchRequest) -> int:
+        """How many events match (exact)."""
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]: ...
 

@@ -12,7 +12,7 @@ from indexer.dlq import DeadLetterQueue
 from indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable
 from indexer.pipeline import Pipeline
 from indexer.replay import replay
-from store.base import Outcome, Status
+from store.base import Outcome, OutcomeMismatch, Status
 
 
 class ScriptedSink:
@@ -145,3 +145,86 @@ def test_replay_removes_what_now_succeeds(setup):
     # Replaying again is idempotent: nothing new is stored, the failing one stays.
     assert replay(dlq, pipeline, sink)["still_failing"] == 1
     assert len(sink.docs) == 2
+
+
+class MiscountingSink(ScriptedSink):
+    """Answers ``extra`` outcomes more (negative: fewer) than it was given events."""
+
+    def __init__(self, extra):
+        super().__init__()
+        self.extra = extra
+
+    def write(self, events):
+        out = super().write(events)
+        return out[:len(out) + self.extra] if self.extra < 0 else out + out[:self.extra]
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_a_store_that_miscounts_fails_loudly_and_keeps_the_batch(setup, extra):
+    client, settings, pipeline = setup
+    key = claim(client, [encode(r) for r in make_records(4)])
+    with pytest.raises(OutcomeMismatch, match="outcomes for 4 events"):
+        BatchProcessor(client, settings, MiscountingSink(extra), pipeline).run(key)
+    assert client.llen(key) == 4
+    assert client.zscore(Keys().batches, key) is not None
+    assert len(DeadLetterQueue(client)) == 0
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_replay_against_a_store_that_miscounts_deletes_nothing(setup, extra):
+    client, settings, pipeline = setup
+    records = make_records(3)
+    key = claim(client, [encode(r) for r in records])
+    BatchProcessor(client, settings, ScriptedSink(reject={r.id for r in records}),
+                   pipeline).run(key)
+    dlq = DeadLetterQueue(client)
+    assert len(dlq) == 3
+    with pytest.raises(OutcomeMismatch):
+        replay(dlq, pipeline, MiscountingSink(extra))
+    assert len(dlq) == 3
+
+
+class RaisingSink(ScriptedSink):
+    """Raises (as a store's client does on a value it cannot serialise) whenever the events it
+    is given include one of ``poison``, storing nothing of that call."""
+
+    def __init__(self, poison):
+        super().__init__()
+        self.poison = set(poison)
+
+    def write(self, events):
+        if any(e.id in self.poison for e in events):
+            self.calls += 1
+            raise TypeError("Integer exceeds 64-bit range")
+        return super().write(events)
+
+
+def test_an_event_that_makes_the_store_raise_is_dead_lettered_alone(setup):
+    client, settings, pipeline = setup
+    records = make_records(9)
+    key = claim(client, [encode(r) for r in records])
+    sink = RaisingSink(poison={records[2].id, records[7].id})
+    result = BatchProcessor(client, settings, sink, pipeline).run(key)
+    assert result.counts() == {"records": 9, "indexed": 7, "duplicate": 0, "dead_lettered": 2}
+    assert set(sink.docs) == {r.id for r in records} - sink.poison
+    letters = {letter.record_id: letter for letter in DeadLetterQueue(client).iter()}
+    assert set(letters) == sink.poison
+    assert all(x.stage == "index" and "64-bit" in x.reason for x in letters.values())
+    assert not client.exists(key)
+
+
+def test_a_record_that_breaks_the_pipeline_is_dead_lettered_alone(setup):
+    client, settings, pipeline = setup
+
+    class Broken:
+        def process(self, record):
+            if record.line == "line 1":
+                raise KeyError("boom")
+            return pipeline.process(record)
+
+    key = claim(client, [encode(r) for r in make_records(3)])
+    sink = ScriptedSink()
+    result = BatchProcessor(client, settings, sink, Broken()).run(key)
+    assert (result.indexed, result.dead_lettered) == (2, 1)
+    [letter] = DeadLetterQueue(client).iter()
+    assert letter.stage == "parse" and "KeyError" in letter.reason and sink.calls == 1

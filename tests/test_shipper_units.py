@@ -157,6 +157,7 @@ pattern = '^\\s'
 input = "syslog"
 listen = ["udp://127.0.0.1:5514"]
 """)
+    cfg.chmod(0o600)  # it holds a password (tests/test_private_files.py: refused otherwise)
     c = load_config(cfg)
     assert c.list_key == "custom:raw" and c.batch_lines == 500
     assert [i.input for i in c.inputs] == ["file", "syslog"]

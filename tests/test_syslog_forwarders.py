@@ -25,7 +25,7 @@ def events_for(frames: list[bytes]) -> list[dict]:
     syslog_input = SyslogInput(spec, ctx)
     now = time.time()
     for frame in frames:
-        syslog_input.queue.append(("udp", "127.0.0.1", frame, now))
+        syslog_input.queue.append(("udp", "127.0.0.1", frame, now, None))  # no TLS peer
     chunk, = syslog_input.poll(1000, now)
     pipeline = Pipeline(load_pipeline(None))
     return [pipeline.process(decode(value, "x")).doc for value in chunk.values]

@@ -1,9 +1,19 @@
 """A syslog listener for devices that can only send syslog: UDP and TCP, RFC 3164 and RFC 5424,
-TCP framing by octet counting (RFC 6587 ``<len> <msg>``) or by newline.
+TCP framing by octet counting (RFC 6587 ``<len> <msg>``) or by newline, and syslog over TLS
+(RFC 5425: TCP + TLS, octet-counted frames) with optional client certificate verification.
 
-``listen = ["udp://0.0.0.0:5514", "tcp://0.0.0.0:5514"]``. A background thread receives messages
-into a bounded queue; when the queue is full it stops reading, so TCP senders are slowed down by
-TCP itself (UDP has no such thing: the kernel drops what does not fit its buffer).
+``listen = ["udp://127.0.0.1:5514", "tcp://127.0.0.1:5514", "tls://0.0.0.0:6514"]``. A host
+left out means 127.0.0.1: a listener is reachable from other machines only when told so, and
+plain UDP/TCP ones (anyone who can reach the port can inject records) say so in a warning.
+
+TLS needs ``tls_cert`` and ``tls_key`` (the key file must be 0600); with ``tls_client_ca`` the
+listener asks senders for a certificate signed by that CA and refuses those without one
+(``tls_client_auth = "required"``, the default) or accepts them without (``"optional"``). A
+verified sender's certificate subject CN is recorded in ``fields.syslog.tls_peer``.
+
+A background thread receives messages into a bounded queue; when the queue is full it stops
+reading, so TCP senders are slowed down by TCP itself (UDP has no such thing: the kernel drops
+what does not fit its buffer).
 
 Each message becomes one record: ``line`` is the message without its ``<PRI>`` (an RFC 3164
 message then reads like a line of /var/log/syslog), ``host`` the sender's hostname (or address),
@@ -14,9 +24,11 @@ timestamp, hostname, appname, procid, msgid) and ``frame``, the message as recei
 from __future__ import annotations
 
 import collections
+import os
 import re
 import selectors
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -79,19 +91,57 @@ def parse(message: str) -> dict:
 
 
 def parse_listen(url: str, where: str = "syslog") -> tuple[str, str, int]:
-    m = re.fullmatch(r"(udp|tcp)://(\[[^\]]+\]|[^:/]*):(\d+)", url.strip())
+    m = re.fullmatch(r"(udp|tcp|tls)://(\[[^\]]+\]|[^:/]*):(\d+)", url.strip())
     if not m:
         raise ConfigError(f"{where}: cannot read listen address {url!r} "
-                          f"(expected udp://HOST:PORT or tcp://HOST:PORT)")
-    host = m.group(2).strip("[]") or "0.0.0.0"
+                          f"(expected udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT)")
+    host = m.group(2).strip("[]") or "127.0.0.1"
     return m.group(1), host, int(m.group(3))
 
 
-class _Conn:
-    __slots__ = ("sock", "peer", "buf")
+def server_tls_context(spec) -> ssl.SSLContext:
+    """The listener's TLS settings (RFC 5425: TLS 1.2 or later)."""
+    from common.private import check_private
 
-    def __init__(self, sock, peer):
-        self.sock, self.peer, self.buf = sock, peer, b""
+    where = spec.where
+    if not (spec.tls_cert and spec.tls_key):
+        raise ConfigError(f"{where}: a tls:// listener needs tls_cert and tls_key "
+                          f"(the server certificate and its private key)")
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        value = getattr(spec, name)
+        if value and not os.path.exists(value):
+            raise ConfigError(f"{where}: {name} file does not exist", value)
+    check_private(spec.tls_key, "TLS private key")
+    if spec.tls_client_auth not in ("required", "optional"):
+        raise ConfigError(f"{where}: tls_client_auth must be 'required' or 'optional'")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(spec.tls_cert, spec.tls_key)
+        if spec.tls_client_ca:
+            context.load_verify_locations(spec.tls_client_ca)
+            context.verify_mode = (ssl.CERT_REQUIRED if spec.tls_client_auth == "required"
+                                   else ssl.CERT_OPTIONAL)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{where}: cannot load the TLS certificate, key or client CA: "
+                          f"{exc}") from None
+    return context
+
+
+def _peer_name(sock) -> str | None:
+    cert = sock.getpeercert() if hasattr(sock, "getpeercert") else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
+class _Conn:
+    __slots__ = ("sock", "peer", "buf", "proto", "tls_peer")
+
+    def __init__(self, sock, peer, proto="tcp"):
+        self.sock, self.peer, self.buf, self.proto, self.tls_peer = sock, peer, b"", proto, None
 
 
 class SyslogInput(Input):
@@ -110,13 +160,24 @@ class SyslogInput(Input):
         self.addresses: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.tls_context: ssl.SSLContext | None = None
         self.seq = 0
         self.received = 0
         self.lines = 0
 
     def start(self) -> None:
+        from common.listen import warn_if_exposed
+
         for url in self.spec.listen:
             proto, host, port = parse_listen(url, self.spec.where)
+            authenticated = False
+            if proto == "tls" and self.tls_context is None:
+                self.tls_context = server_tls_context(self.spec)
+            if proto == "tls":
+                authenticated = bool(self.spec.tls_client_ca) and \
+                    self.spec.tls_client_auth == "required"
+            warn_if_exposed(host, f"syslog listener {url}", authenticated,
+                            lambda message: self.ctx.log.warning("listener_exposed", risk=message))
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
             sock = socket.socket(family, kind)
@@ -128,9 +189,9 @@ class SyslogInput(Input):
                 raise ConfigError(f"{self.spec.where}: cannot listen on {url}: "
                                   f"{exc.strerror}") from None
             sock.setblocking(False)
-            if proto == "tcp":
+            if proto in ("tcp", "tls"):
                 sock.listen(128)
-                self.sel.register(sock, selectors.EVENT_READ, ("accept", None))
+                self.sel.register(sock, selectors.EVENT_READ, (f"accept-{proto}", None))
             else:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
                 self.sel.register(sock, selectors.EVENT_READ, ("udp", None))
@@ -142,7 +203,7 @@ class SyslogInput(Input):
         self._thread.start()
 
     # -- receiving (background thread) ----------------------------------------------------------
-    def _put(self, proto: str, peer: str, raw: bytes) -> None:
+    def _put(self, proto: str, peer: str, raw: bytes, tls_peer: str | None = None) -> None:
         if raw.endswith(b"\n"):
             raw = raw[:-1]
         if raw.endswith(b"\r"):
@@ -152,7 +213,7 @@ class SyslogInput(Input):
         with self.space:
             while len(self.queue) >= self.max_queue and not self._stop.is_set():
                 self.space.wait(0.5)
-            self.queue.append((proto, peer, raw, time.time()))
+            self.queue.append((proto, peer, raw, time.time(), tls_peer))
             self.received += 1
 
     def _run(self) -> None:
@@ -163,28 +224,64 @@ class SyslogInput(Input):
                     if what == "udp":
                         data, addr = key.fileobj.recvfrom(65535)
                         self._put("udp", addr[0], data)
-                    elif what == "accept":
+                    elif what == "accept-tcp":
                         sock, addr = key.fileobj.accept()
                         sock.setblocking(False)
                         self.sel.register(sock, selectors.EVENT_READ, ("tcp", _Conn(sock, addr[0])))
+                    elif what == "accept-tls":
+                        sock, addr = key.fileobj.accept()
+                        sock.setblocking(False)
+                        tls = self.tls_context.wrap_socket(sock, server_side=True,
+                                                           do_handshake_on_connect=False)
+                        self.sel.register(tls, selectors.EVENT_READ,
+                                          ("handshake", _Conn(tls, addr[0], "tls")))
+                    elif what == "handshake":
+                        self._handshake(conn)
                     else:
-                        data = conn.sock.recv(256 * 1024)
-                        if not data:
-                            self._frames(conn, final=True)
-                            self.sel.unregister(conn.sock)
-                            conn.sock.close()
-                        else:
-                            conn.buf += data
-                            self._frames(conn)
-                except (BlockingIOError, InterruptedError):
+                        self._receive(conn)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                        ssl.SSLWantWriteError):
                     continue
-                except OSError:
+                except OSError as exc:
                     if conn is not None:
-                        try:
-                            self.sel.unregister(conn.sock)
-                        except (KeyError, ValueError):
-                            pass
-                        conn.sock.close()
+                        if what == "handshake":
+                            self.ctx.log.warning("syslog_tls_refused", peer=conn.peer,
+                                              reason=str(exc)[:200])
+                        self._close(conn)
+
+    def _handshake(self, conn: _Conn) -> None:
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantWriteError:
+            self.sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
+                            ("handshake", conn))
+            return
+        conn.tls_peer = _peer_name(conn.sock)
+        self.sel.modify(conn.sock, selectors.EVENT_READ, ("tcp", conn))
+        self._receive(conn)  # data may have come with the last handshake record
+
+    def _receive(self, conn: _Conn) -> None:
+        while True:
+            try:
+                data = conn.sock.recv(256 * 1024)
+            except ssl.SSLWantReadError:
+                return
+            if not data:
+                self._frames(conn, final=True)
+                self._close(conn)
+                return
+            conn.buf += data
+            self._frames(conn)
+            # TLS: decrypted bytes can wait inside the SSL object, where select() cannot see them
+            if not (conn.proto == "tls" and conn.sock.pending()):
+                return
+
+    def _close(self, conn: _Conn) -> None:
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
 
     def _frames(self, conn: _Conn, final: bool = False) -> None:
         buf = conn.buf
@@ -199,20 +296,21 @@ class SyslogInput(Input):
                     n = int(buf[:sp])
                     if len(buf) < sp + 1 + n:
                         if n > self.max_bytes + 64 and len(buf) > self.max_bytes:
-                            self._put("tcp", conn.peer, buf[sp + 1:sp + 1 + self.max_bytes])
+                            self._put(conn.proto, conn.peer, buf[sp + 1:sp + 1 + self.max_bytes],
+                                      conn.tls_peer)
                             buf = b""  # the rest of that frame is lost with the connection
                             conn.sock.close()
                         break
-                    self._put("tcp", conn.peer, buf[sp + 1:sp + 1 + n])
+                    self._put(conn.proto, conn.peer, buf[sp + 1:sp + 1 + n], conn.tls_peer)
                     buf = buf[sp + 1 + n:]
                     continue
             i = buf.find(b"\n")
             if i < 0:
                 if final or len(buf) > self.max_bytes:
-                    self._put("tcp", conn.peer, buf)
+                    self._put(conn.proto, conn.peer, buf, conn.tls_peer)
                     buf = b""
                 break
-            self._put("tcp", conn.peer, buf[:i])
+            self._put(conn.proto, conn.peer, buf[:i], conn.tls_peer)
             buf = buf[i + 1:]
         conn.buf = buf
 
@@ -228,7 +326,7 @@ class SyslogInput(Input):
         spec = self.spec
         values = []
         nbytes = 0
-        for proto, peer, raw, received in items:
+        for proto, peer, raw, received, tls_peer in items:
             nbytes += len(raw)
             tags = []
             text = decode_line(raw, self.max_bytes, tags)
@@ -246,7 +344,8 @@ class SyslogInput(Input):
                 "type": spec.type or "syslog",
                 "fields": {**spec.fields, "syslog": {
                     **{k: v for k, v in header.items() if k != "message"},
-                    "frame": text}},  # the message as received, <PRI> included
+                    "frame": text,  # the message as received, <PRI> included
+                    **({"tls_peer": tls_peer} if tls_peer else {})}},
                 "received_at": received,
                 "line": line,
             }

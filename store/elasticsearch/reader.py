@@ -9,6 +9,7 @@ semantics the embedded store shares; the time window of the request is an ``epoc
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Iterator
 
 from common.errors import QueryError, SinkError
 from query.datemath import epoch_ms, fill_buckets, parse_interval
@@ -119,16 +120,25 @@ def _call(what: str, fn, **kwargs):
                         "(pip install 'logpipe[indexer]')", permanent=True) from None
     try:
         return fn(**kwargs)
-    except elasticsearch.BadRequestError as exc:
-        raise QueryError(f"Elasticsearch rejected the {what}: {exception_reason(exc)}") from None
-    except elasticsearch.ApiError as exc:
-        raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): {exception_reason(exc)}") \
-            from None
-    except elasticsearch.TransportError as exc:
+    except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
+        from store.elasticsearch.connection import describe_failure
+        clear = describe_failure(exc, "the store")
+        if clear:  # credentials or TLS: a configuration mistake, said plainly
+            raise SinkError(clear, permanent=True) from None
+        if isinstance(exc, elasticsearch.BadRequestError):
+            raise QueryError(f"Elasticsearch rejected the {what}: "
+                             f"{exception_reason(exc)}") from None
+        if isinstance(exc, elasticsearch.ApiError):
+            raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): "
+                            f"{exception_reason(exc)}") from None
         raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
 
 
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
+    """One window of matches (at most 10,000 on Elasticsearch; more: :func:`stream`)."""
+    if request.limit is None:  # every match: streamed, past the result window
+        return SearchResult(total=count(client, index_pattern, request),
+                            events=list(stream(client, index_pattern, request)))
     order = "asc" if str(request.order).lower() == "asc" else "desc"
     resp = _call("search", client.search, index=index_pattern, query=build_query(request),
                  sort=[{TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
@@ -141,6 +151,54 @@ def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
         events.append(event)
     total = hits["total"]["value"] if isinstance(hits["total"], dict) else int(hits["total"])
     return SearchResult(total=total, events=events)
+
+
+PIT_KEEP_ALIVE = "2m"  # how long the snapshot lives between two pages
+
+
+def stream(client, index_pattern: str, request: SearchRequest,
+           page_size: int = 1000) -> Iterator[dict]:
+    """Every match in order, a page at a time: a point in time (one consistent view of the
+    indices for the whole stream) and ``search_after`` on (@timestamp, _shard_doc), so there is
+    no 10,000-hit window and memory holds one page. The point in time is closed at the end, or
+    when the consumer stops early."""
+    desc = str(request.order).lower() != "asc"
+    order = "desc" if desc else "asc"
+    remaining = None if request.limit is None else max(0, int(request.limit))
+    if remaining == 0:
+        return
+    page_size = max(1, int(page_size))
+    query = build_query(request)
+    opened = _call("search", client.open_point_in_time, index=index_pattern,
+                   keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True)
+    pit = opened["id"]
+    # untimed events last newest-first, first oldest-first (as the embedded store sorts NULL)
+    sort = [{TIME_FIELD: {"order": order, "unmapped_type": "date",
+                          "missing": "_last" if desc else "_first"}},
+            {"_shard_doc": order}]
+    after = None
+    try:
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            extra: dict = {"search_after": after} if after is not None else {}
+            resp = _call("search", client.search, pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
+                         query=query, sort=sort, size=size, track_total_hits=False, **extra)
+            pit = resp.get("pit_id", pit)
+            hits = resp["hits"]["hits"]
+            for hit in hits:
+                event = dict(hit.get("_source") or {})
+                event["_id"] = hit["_id"]
+                yield event
+            if remaining is not None:
+                remaining -= len(hits)
+            if len(hits) < size:
+                return
+            after = hits[-1]["sort"]
+    finally:
+        try:
+            client.close_point_in_time(id=pit)
+        except Exception:  # the snapshot expires by itself; nothing to tell the reader
+            pass
 
 
 def count(client, index_pattern: str, request: SearchRequest) -> int:
@@ -199,7 +257,7 @@ def search_page(client, index_pattern: str, request: SearchRequest, after: dict 
     lists the ids already shown at that millisecond, and the next page skips them.
     Returns (total or None, events with ``_id``, the next cursor or None)."""
     desc = str(request.order).lower() != "asc"
-    limit = max(0, int(request.limit))
+    limit = max(0, int(request.limit or 0))
     query = build_query(request)
     total = None
     if with_total:

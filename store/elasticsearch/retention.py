@@ -6,10 +6,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 
-def prune(client, index_pattern: str, index_format: str, older_than: datetime) -> int:
+def prune(client, index_pattern: str, index_format: str, older_than: datetime,
+          url: str = "Elasticsearch") -> int:
     """Delete whole indices whose day ends before ``older_than``; returns how many went."""
-    names = client.indices.get(index=index_pattern, allow_no_indices=True,
-                               expand_wildcards="open")
+    from elasticsearch import ApiError, TransportError
+
+    from common.errors import SinkError
+    from store.elasticsearch.connection import describe_failure
+
+    try:
+        names = client.indices.get(index=index_pattern, allow_no_indices=True,
+                                   expand_wildcards="open")
+    except (ApiError, TransportError) as exc:  # credentials or TLS: said plainly
+        raise SinkError(describe_failure(exc, url) or
+                        f"cannot list the indices on {url}: {exc}") from None
     cutoff = older_than.astimezone(timezone.utc).date()
     dropped = 0
     for name in names:

@@ -1,32 +1,41 @@
 """The Elasticsearch index template: the mapping every logpipe index gets (the ES side of what
-the embedded store's schema is)."""
+the embedded store's schema is).
+
+Typed fields (:mod:`store.fields`) have ``ignore_malformed``: a value that does not fit (a masked
+IP address, ``size=abc``) is kept in ``_source`` but not indexed, and the writer tags the event
+(``_malformed``, ``_malformed_field``) as the embedded store does. Fields mapped dynamically get
+the same leniency from the index setting; ``@timestamp`` never does (an event without a time
+cannot be placed: it is refused and dead-lettered, as on the embedded store).
+"""
 
 from __future__ import annotations
 
+from store.fields import IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
+
 TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
 
-# Fields that hold IP addresses in the built-in pipelines (classic Logstash names).
-IP_FIELDS = ("clientip", "relayip", "rip", "lip", "ip", "src_ip", "dst_ip", "client_ip")
-# Numbers that grok gives as strings unless typed; mapped explicitly so every index agrees.
-LONG_FIELDS = ("size", "bytes", "response", "pid", "nrcpts", "offset", "in", "out", "port")
+__all__ = ["IP_FIELDS", "LONG_FIELDS", "TEMPLATE_PREFIX", "index_template"]
 
 
-def index_template(pattern: str) -> dict:
+def index_template(pattern: str, replicas: int = 0) -> dict:
     properties = {
-        "@timestamp": {"type": "date"},
+        "@timestamp": {"type": "date", "ignore_malformed": False},
         "received_at": {"type": "double"},
         "message": {"type": "text", "fields": {"keyword": {"type": "keyword",
                                                            "ignore_above": 8191}}},
         "tags": {"type": "keyword"},
+        MALFORMED_FIELD: {"type": "keyword"},
     }
-    properties.update({name: {"type": "ip"} for name in IP_FIELDS})
-    properties.update({name: {"type": "long"} for name in LONG_FIELDS})
+    properties.update({name: {"type": "ip", "ignore_malformed": True} for name in IP_FIELDS})
+    properties.update({name: {"type": "long", "ignore_malformed": True}
+                       for name in LONG_FIELDS})
     return {
         "index_patterns": [pattern],
         "priority": 200,
         "template": {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                         "refresh_interval": "1s"},
+            "settings": {"number_of_shards": 1, "number_of_replicas": replicas,
+                         "refresh_interval": "1s",
+                         "index.mapping.ignore_malformed": True},
             "mappings": {
                 # Ids, queue ids, addresses, hosts: exact values, so strings are keywords.
                 "dynamic_templates": [{"strings_as_keywords": {

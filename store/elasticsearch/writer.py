@@ -5,8 +5,9 @@ retention to :mod:`store.elasticsearch.retention`, the mapping is :mod:`store.el
 
 Every event is written with ``_id`` = record id and ``op_type: create``: processing a batch again
 never duplicates, and a 409 means "already indexed". 429 and 5xx are transient (the job retries),
-any other per-item error (a mapping conflict, a malformed IP) is permanent for that event and
-goes to the dead-letter queue with Elasticsearch's own reason.
+any other per-item error (a mapping conflict) is permanent for that event and goes to the
+dead-letter queue with Elasticsearch's own reason. A value that does not fit its typed field (a
+malformed IP) is not an error: the event is stored and tagged (:mod:`store.fields`).
 """
 
 from __future__ import annotations
@@ -16,28 +17,30 @@ from typing import Sequence
 
 import orjson
 
+from common.broker import redact
 from common.errors import SinkError
-from store.base import Event, Outcome, SearchRequest, SearchResult, Status
+from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
 from store.elasticsearch import reader, retention
 from store.elasticsearch.errors import item_reason
 from store.elasticsearch.template import TEMPLATE_PREFIX, index_template
+from store.elasticsearch.url import es_client
+from store.fields import mark_malformed
 
 
 class ElasticsearchSink:
     """Writes to daily indices ``logstash-%Y.%m.%d`` (configurable) on one cluster."""
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
-                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None):
-        from elasticsearch import Elasticsearch
-
+                 max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None,
+                 connection: dict | None = None):
         self.url = url
         self.index_format = index
         self.index_prefix = index.split("%", 1)[0]
         self.index_pattern = self.index_prefix + "*"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
-        self.client = client or Elasticsearch(url, request_timeout=request_timeout,
-                                              retry_on_timeout=False, max_retries=0)
+        # connection: credentials and TLS options (store/elasticsearch/connection.py)
+        self.client = client or es_client(url, request_timeout=request_timeout, connection=connection)
         self._index_cache: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------
@@ -46,10 +49,21 @@ class ElasticsearchSink:
 
         try:
             name = f"{TEMPLATE_PREFIX}-{self.index_prefix.rstrip('-_.') or 'events'}"
-            self.client.indices.put_index_template(name=name,
-                                                   **index_template(self.index_pattern))
+            # a copy of every shard on a second node once there is one: losing a node loses no event
+            data_nodes = self.client.cluster.health()["number_of_data_nodes"]
+            self.client.indices.put_index_template(
+                name=name, **index_template(self.index_pattern, replicas=1 if data_nodes > 1 else 0))
         except (ApiError, TransportError) as exc:
-            raise SinkError(f"cannot install the index template on {self.url}: {exc}") from None
+            from store.elasticsearch.connection import describe_failure
+
+            clear = describe_failure(exc, self.url)  # credentials, TLS: configuration mistakes
+            status = getattr(getattr(exc, "meta", None), "status", None) or 0
+            # other 4xx: the cluster's settings refuse it, waiting changes nothing; 5xx, 429 and
+            # no answer at all: the cluster is starting, overloaded or not up yet (waited for)
+            permanent = bool(clear) or (isinstance(exc, ApiError) and 400 <= int(status) < 500
+                                        and int(status) not in (408, 429))
+            raise SinkError(clear or f"cannot install the index template on "
+                                     f"{redact(self.url)}: {exc}", permanent=permanent) from None
 
     # -- writing -----------------------------------------------------------------------------
     def index_for(self, timestamp: str) -> str:
@@ -61,23 +75,40 @@ class ElasticsearchSink:
         return name
 
     def write(self, events: Sequence[Event]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
+        # Each event is serialised alone: one that cannot be (a value orjson refuses, a
+        # @timestamp that names no day) is rejected with the reason, its neighbours are sent.
+        outcomes: list[Outcome | None] = [None] * len(events)
         chunk: list[bytes] = []
+        owners: list[int] = []
         size = 0
-        for event in events:
-            action = orjson.dumps({"create": {"_index": self.index_for(event.doc["@timestamp"]),
-                                              "_id": event.id}})
-            source = orjson.dumps(event.doc)
-            if chunk and (len(chunk) // 2 >= self.max_docs
+        for position, event in enumerate(events):
+            try:
+                action = orjson.dumps({"create": {"_index": self.index_for(event.doc["@timestamp"]),
+                                                  "_id": event.id}})
+                source = orjson.dumps(mark_malformed(event.doc))
+            except (TypeError, ValueError, KeyError) as exc:
+                outcomes[position] = Outcome(Status.REJECTED,
+                                             f"cannot serialise the event: {type(exc).__name__}: {exc}")
+                continue
+            if chunk and (len(owners) >= self.max_docs
                           or size + len(action) + len(source) > self.max_bytes):
-                outcomes.extend(self._bulk(chunk))
-                chunk, size = [], 0
+                self._send(chunk, owners, outcomes)
+                chunk, owners, size = [], [], 0
             chunk.append(action)
             chunk.append(source)
+            owners.append(position)
             size += len(action) + len(source) + 2
         if chunk:
-            outcomes.extend(self._bulk(chunk))
-        return outcomes
+            self._send(chunk, owners, outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _send(self, chunk: list[bytes], owners: list[int], outcomes: list) -> None:
+        answers = self._bulk(chunk)
+        if len(answers) != len(owners):  # the cluster's own answer, checked item by item
+            raise OutcomeMismatch(f"Elasticsearch answered {len(answers)} bulk items for "
+                                  f"{len(owners)} sent")
+        for position, outcome in zip(owners, answers):
+            outcomes[position] = outcome
 
     def _bulk(self, lines: list[bytes]) -> list[Outcome]:
         from elasticsearch import ApiError, ConnectionError, TransportError
@@ -93,7 +124,9 @@ class ElasticsearchSink:
         except ApiError as exc:
             status = int(getattr(exc, "status_code", None) or getattr(exc.meta, "status", 0) or 0)
             reason = f"bulk request failed with HTTP {status}: {exc}"
-            kind = Status.RETRY if status in (408, 429) or status >= 500 else Status.REJECTED
+            # 401/403: the credentials, not the records, are wrong: retried, never dead-lettered
+            kind = Status.RETRY if status in (401, 403, 408, 429) or status >= 500 \
+                else Status.REJECTED
             return [Outcome(kind, reason)] * count
         except TransportError as exc:
             return [Outcome(Status.RETRY, f"transport error: {exc}")] * count
@@ -118,6 +151,9 @@ class ElasticsearchSink:
     def search(self, request: SearchRequest) -> SearchResult:
         return reader.search(self.client, self.index_pattern, request)
 
+    def stream(self, request: SearchRequest, page_size: int = 1000):
+        return reader.stream(self.client, self.index_pattern, request, page_size)
+
     def histogram(self, request: SearchRequest, interval: str):
         return reader.histogram(self.client, self.index_pattern, request, interval)
 
@@ -138,14 +174,18 @@ class ElasticsearchSink:
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.index_pattern, allow_no_indices=True)
 
-    def count(self) -> int:
+    def count(self, request: SearchRequest | None = None) -> int:
+        """How many events match ``request``; without one, every event after a refresh."""
+        if request is not None:
+            return reader.count(self.client, self.index_pattern, request)
         self.refresh()
         return int(self.client.count(index=self.index_pattern,
                                      allow_no_indices=True)["count"])
 
     def prune(self, older_than: datetime) -> int:
         """Delete whole daily indices whose day ends before ``older_than``."""
-        return retention.prune(self.client, self.index_pattern, self.index_format, older_than)
+        return retention.prune(self.client, self.index_pattern, self.index_format, older_than,
+                               self.url)
 
     def close(self) -> None:
         self.client.close()

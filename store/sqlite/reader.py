@@ -14,9 +14,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
-import orjson
 
 from common.errors import QueryError, SinkError
 from query.analyzer import analyze
@@ -52,6 +51,7 @@ from store.sqlite.schema import (
     json_indexable,
     json_literal_path,
     json_value_sql,
+    returned_doc,
 )
 
 
@@ -351,11 +351,11 @@ class SqliteReader:
 
     def search(self, request: SearchRequest) -> SearchResult:
         order = "ASC" if str(request.order).lower() == "asc" else "DESC"
-        limit = max(0, int(request.limit))
         on_index = self._on_value_index(request)
         if on_index is not None:
             parts, params = on_index
             total = self._run(f"SELECT count(*) FROM ({parts})", params)[0][0]
+            limit = total if request.limit is None else max(0, int(request.limit))
             events = []
             if limit and total:
                 rows = self._run(f"SELECT id, doc FROM events WHERE rowid IN (SELECT rowid FROM "
@@ -363,12 +363,13 @@ class SqliteReader:
                                  f"ORDER BY events.ts {order}, events.rowid {order}",
                                  params + [limit])
                 for eid, doc in rows:
-                    event = orjson.loads(doc)
+                    event = returned_doc(doc)
                     event["_id"] = eid
                     events.append(event)
             return SearchResult(total=total, events=events)
         where, params = self._where(request)
         total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+        limit = total if request.limit is None else max(0, int(request.limit))
         events = []
         if limit and total:
             # sort (ts, rowid) pairs first, read only the documents shown
@@ -378,10 +379,52 @@ class SqliteReader:
                              f"ORDER BY events.ts {order}, events.rowid {order}",
                              params + [limit])
             for eid, doc in rows:
-                event = orjson.loads(doc)
+                event = returned_doc(doc)
                 event["_id"] = eid
                 events.append(event)
         return SearchResult(total=total, events=events)
+
+    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
+        """Every match in order, a page at a time, by keyset on (ts, rowid) (no OFFSET: the
+        last page costs what the first does). Events without a time come last newest-first and
+        first oldest-first, as in :meth:`search`."""
+        where, params = self._where(request)
+        desc = str(request.order).lower() != "asc"
+        order = "DESC" if desc else "ASC"
+        cmp = "<" if desc else ">"
+        remaining = None if request.limit is None else max(0, int(request.limit))
+        page_size = max(1, int(page_size))
+        # the timed events, then the untimed (SQLite sorts NULL lowest), or the reverse
+        for timed in ((True, False) if desc else (False, True)):
+            cursor: tuple[int | None, int] | None = None
+            while remaining is None or remaining > 0:
+                size = page_size if remaining is None else min(page_size, remaining)
+                if timed:
+                    cond = "events.ts IS NOT NULL"
+                    extra: list = []
+                    if cursor is not None:
+                        cond += f" AND (events.ts {cmp} ? OR (events.ts = ? AND events.rowid {cmp} ?))"
+                        extra = [cursor[0], cursor[0], cursor[1]]
+                else:
+                    cond = "events.ts IS NULL"
+                    extra = []
+                    if cursor is not None:
+                        cond += f" AND events.rowid {cmp} ?"
+                        extra = [cursor[1]]
+                rows = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
+                                 f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
+                                 f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
+                                 f"ORDER BY ts {order}, rowid {order}",
+                                 params + extra + [size])
+                for _, _, eid, doc in rows:
+                    event = returned_doc(doc)
+                    event["_id"] = eid
+                    yield event
+                if remaining is not None:
+                    remaining -= len(rows)
+                if len(rows) < size:
+                    break
+                cursor = (rows[-1][1], rows[-1][0])
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
         step = parse_interval(interval)
@@ -498,7 +541,7 @@ class SqliteReader:
         where, params = self._where(request)
         desc = str(request.order).lower() != "asc"
         order = "DESC" if desc else "ASC"
-        limit = max(0, int(request.limit))
+        limit = max(0, int(request.limit or 0))
         total = None
         if with_total:
             total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
@@ -522,7 +565,7 @@ class SqliteReader:
         rows = rows[:limit]
         events = []
         for _, _, eid, doc in rows:
-            event = orjson.loads(doc)
+            event = returned_doc(doc)
             event["_id"] = eid
             events.append(event)
         cursor = {"t": rows[-1][1], "r": rows[-1][0]} if more and rows else None
@@ -533,7 +576,7 @@ class SqliteReader:
         rows = self._run("SELECT id, doc FROM events WHERE id = ?", [event_id])
         if not rows:
             return None
-        event = orjson.loads(rows[0][1])
+        event = returned_doc(rows[0][1])
         event["_id"] = rows[0][0]
         return event
 

@@ -10,6 +10,11 @@ Layout::
                  computed in Python by query.analyzer.analyze), rowid = events.rowid;
                  contentless, detail=full (phrases need the positions)
     events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
+
+A value that does not fit its typed field (:mod:`store.fields`) is kept in the document under
+``_malformed_source`` instead of its own key, so no column, condition or top-values path sees it
+(it is not indexed under its type, as with Elasticsearch's ``ignore_malformed``); the reader puts
+it back where it was (:func:`returned_doc`).
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import os
 import re
 from urllib.parse import parse_qsl, unquote
 
+import orjson
+
 from common.errors import ConfigError
 from query.analyzer import ANALYZER_VERSION, TOKEN_EXTRA_CHARS
+from store.fields import MALFORMED_FIELD, mark_malformed
 
 # Fields the embedded store keeps in real, indexed columns (fixed identifiers, never user text).
 # Everything else is read from the JSON document with a bound path.
@@ -126,6 +134,31 @@ def json_index_sql(field: str) -> str:
             f"events({json_value_sql(field)}, ts)")
 
 
+HIDDEN_MALFORMED = "_malformed_source"  # field -> its malformed value, out of every query's reach
+
+
+def stored_doc(doc: dict) -> dict:
+    """The document as the embedded store keeps it: ``doc`` itself, or (a typed field does not
+    fit) marked as :func:`store.fields.mark_malformed` says, its malformed values moved under
+    ``_malformed_source``."""
+    marked = mark_malformed(doc)
+    if marked is doc:
+        return doc
+    hidden = {name: marked.pop(name) for name in marked[MALFORMED_FIELD] if name in marked}
+    if hidden:
+        marked[HIDDEN_MALFORMED] = hidden
+    return marked
+
+
+def returned_doc(data: str | bytes) -> dict:
+    """A stored document (JSON) as search returns it: malformed values back in their fields."""
+    doc = orjson.loads(data)
+    hidden = doc.pop(HIDDEN_MALFORMED, None)
+    if isinstance(hidden, dict):
+        doc.update(hidden)
+    return doc
+
+
 FTS_MARK = "fts_mark"  # meta key: the highest rowid the full-text index has caught up with
 MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{FTS_MARK}'"
 # the first rowid a write may use is above both the last row and the mark: a pruned tail must
@@ -155,7 +188,8 @@ def parse_url(url: str) -> tuple[str, dict]:
     return path, dict(parse_qsl(query))
 
 
-__all__ = ["ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABLE", "FTS_TOKENIZE",
+__all__ = ["HIDDEN_MALFORMED", "returned_doc", "stored_doc",
+           "ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABLE", "FTS_TOKENIZE",
            "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
            "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url",
            "JSON_INDEX_LIMIT", "JSON_INDEX_PREFIX", "json_indexable", "json_index_name",

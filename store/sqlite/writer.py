@@ -79,6 +79,7 @@ from store.sqlite.schema import (
     insert_fts,
     insert_rows,
     parse_url,
+    stored_doc,
 )
 
 # events prepared / inserted per step of a write (9 parameters each: SQLite allows 32766)
@@ -182,7 +183,12 @@ class SqliteWriter:
         memory = self.path == ":memory:"
         if not memory:
             if create:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:  # a local directory does not come up later: say so now
+                    raise SinkError(f"cannot create the embedded store's directory "
+                                    f"{Path(self.path).parent}: {exc.strerror or exc}",
+                                    permanent=True) from None
             elif not os.path.exists(self.path):
                 raise SinkError(f"no embedded store at {self.path}: nothing has been indexed "
                                 "there yet (start `logpipe up` or `logpipe index`, or pass "
@@ -190,8 +196,9 @@ class SqliteWriter:
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
+        except sqlite3.Error as exc:  # no permission, not a directory: nothing to wait for
+            raise SinkError(f"cannot open the embedded store {self.path}: {exc}",
+                            permanent=True) from None
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA cache_size = {-1024 * self.cache_mb}")
@@ -305,7 +312,7 @@ class SqliteWriter:
         to_body = fts_text
         for i in indices:
             ev = events[i]
-            doc = ev.doc
+            doc = stored_doc(ev.doc)  # a malformed typed value kept out of every index
             get = doc.get
             try:
                 stamp = get("@timestamp")

@@ -20,14 +20,24 @@ def event(i: int, day: str = "2026-11-28", **extra) -> Event:
     return Event(f"id-{day}-{i}", doc)
 
 
+def deep(levels: int) -> dict:
+    value: dict = {"leaf": "x"}
+    for _ in range(levels):
+        value = {"down": value}
+    return value
+
+
 def test_outcomes_template_indices_and_prune(es_url, es_client):
     sink = open_sink(es_url + "/?index=mailtest")
     sink.prepare()
     first = sink.write([event(i) for i in range(5)] + [event(0, "2026-10-01")])
     assert [o.status for o in first] == [Status.INDEXED] * 6
-    again = sink.write([event(1), event(7, relayip="123.456.789.1")])
+    # a masked address is stored (as text, not indexed as an IP, tagged); only what ES truly
+    # cannot take (deeper than index.mapping.depth.limit) is rejected
+    again = sink.write([event(1), event(7, relayip="123.456.789.1"), event(8, trace=deep(21))])
     assert again[0].status is Status.DUPLICATE
-    assert again[1].status is Status.REJECTED and "relayip" in again[1].reason
+    assert again[1].status is Status.INDEXED
+    assert again[2].status is Status.REJECTED and "depth" in again[2].reason
     es_client.indices.refresh(index="mailtest-*")
     assert sorted(es_client.indices.get(index="mailtest-*")) == \
         ["mailtest-2026.10.01", "mailtest-2026.11.28"]
@@ -36,7 +46,9 @@ def test_outcomes_template_indices_and_prune(es_url, es_client):
     assert props["qid"]["type"] == "keyword" and props["relayip"]["type"] == "ip"
     assert props["message"]["type"] == "text" and props["@timestamp"]["type"] == "date"
     found = sink.search(SearchRequest(query="qid:r4F0000000000*", limit=10))
-    assert found.total == 6
+    assert found.total == 7
+    [masked] = sink.search(SearchRequest(query="tags:_malformed_field", limit=10)).events
+    assert (masked["relayip"], masked["_malformed"]) == ("123.456.789.1", ["relayip"])
     assert sink.prune(datetime(2026, 11, 1, tzinfo=timezone.utc)) == 1
     assert sorted(es_client.indices.get(index="mailtest-*")) == ["mailtest-2026.11.28"]
     for name in es_client.indices.get(index="mailtest-*"):

@@ -1,8 +1,8 @@
 """Fault tests for the indexer against the real broker and the real Elasticsearch node.
 
 Each one ends with: documents = lines shipped (minus the unindexable ones), no duplicates, and
-the dead-letter queue holding exactly the records Elasticsearch refuses (a malformed IP address in
-an ``ip`` field: a permanent, per-item mapping failure).
+the dead-letter queue holding exactly the records Elasticsearch refuses (a field nested deeper than
+its depth limit: a permanent, per-item mapping failure).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def assert_exactly_once(es, client, items, bad_ids):
     letters = list(DeadLetterQueue(client).iter())
     assert {l.record_id for l in letters} == bad_ids
     assert len(letters) == len(bad_ids)
-    assert all(l.stage == "index" and "relayip" in l.reason for l in letters)
+    assert all(l.stage == "index" and "depth" in l.reason for l in letters)
 
 
 def test_worker_killed_mid_batch(redis_url, es_url, es_client, tmp_path):

@@ -11,6 +11,7 @@ import subprocess
 import orjson
 import pytest
 
+from common.private import write_private
 from common.record import record_id
 from tests.integration.test_shipper_helpers import (Agent, Writer, assert_delivered, records,
                                                     ship_cmd, wait_for)
@@ -58,7 +59,10 @@ def test_once_ships_every_line_and_a_rerun_ships_nothing(tmp_path, redis_url, re
 def test_stdin_and_the_embedded_broker_from_services_json(tmp_path, redis_url, redis_client):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "services.json").write_text(json.dumps({"redis_url": redis_url, "ready": True}))
+    # `logpipe up` records where the URL files are (0600), never the URLs themselves.
+    url_file = write_private(home / "shipper.url", redis_url)
+    (home / "services.json").write_text(json.dumps({"url_files": {"shipper": str(url_file)},
+                                                    "ready": True}))
     r = _run(tmp_path, "--type", "app", "-", input=b"one\ntwo\n\xffbad\nlast-no-newline")
     assert r.returncode == 0, r.stderr
     recs = records(redis_client)

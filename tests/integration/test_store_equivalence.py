@@ -6,7 +6,6 @@ semantics; Elasticsearch (the ``es_url`` node) is checked against the embedded s
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -15,6 +14,7 @@ import pytest
 
 from query import analyzer, lucene, tree
 from store.base import Event, SearchRequest, Status
+from store.fields import MALFORMED_FIELD, MALFORMED_TAG, mark_malformed
 from store.sqlite import SqliteSink, timestamp_ms
 from tests.conftest import corpus_file
 
@@ -31,14 +31,6 @@ _KEEP = {"from", "to", "ctladdr", "delay", "xdelay", "mailer", "pri", "dsn", "si
          "nrcpts", "msgid", "proto", "daemon", "relay", "stat", "status", "ruleset", "arg1",
          "reject", "user", "rip"}
 _INTS = {"size", "nrcpts", "pid"}
-
-
-def _valid_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def corpus_events() -> list[Event]:
@@ -70,12 +62,10 @@ def corpus_events() -> list[Event]:
                             doc[key] = value
                     relay = doc.get("relay", "")
                     ip = re.search(r"\[([0-9a-fA-F.:]+)\]", relay)
-                    if ip and _valid_ip(ip[1]):
+                    if ip:  # masked ones too (123.456.789.1): stored, tagged, not indexed as IP
                         doc["relayip"] = ip[1]
                     if relay:
                         doc["relay"] = relay.split(" ")[0].rstrip(".") or relay
-                    if "rip" in doc and not _valid_ip(doc["rip"]):
-                        del doc["rip"]
             else:
                 when = datetime.fromtimestamp(fallback + offset, timezone.utc)
                 doc["host"] = "unknown"
@@ -86,6 +76,12 @@ def corpus_events() -> list[Event]:
                     doc.pop(key, None)
             doc["@timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
             events.append(Event(f"{name}:{offset}", doc))
+    # a non-number in numeric fields (a pipeline that typed nothing, a foreign shipper)
+    for k, (size, pid) in enumerate([("12k", "abc"), ("n/a", 77), (True, "1e999")]):
+        events.append(Event(f"synthetic:{k}", {
+            "message": f"synthetic odd number {k}", "host": "odd", "type": "mail",
+            "program": "sendmail", "tags": ["corpus", "synthetic"], "size": size, "pid": pid,
+            "@timestamp": f"2026-01-07T00:00:0{k}.000Z"}))
     return events
 
 
@@ -94,7 +90,10 @@ def corpus_events() -> list[Event]:
 def _values(event: Event, field: str) -> list:
     if field == "_id":
         return [event.id]
-    value = event.doc.get(tree.TEXT_FIELD if field == tree.TEXT_KEYWORD else field)
+    doc = mark_malformed(event.doc)  # the documented rule: a malformed value is not indexed
+    if field in doc.get(MALFORMED_FIELD, ()):
+        return []
+    value = doc.get(tree.TEXT_FIELD if field == tree.TEXT_KEYWORD else field)
     if value is None:
         return []
     return [v for v in value if v is not None] if isinstance(value, list) else [value]
@@ -230,6 +229,17 @@ QUERIES = [
     "ctladdr:*",
     "nosuchword",
     "sshd AND dovecot",
+    # issue 9: values that do not fit their typed field (masked relay addresses, size=12k)
+    "tags:_malformed_field",
+    "_malformed:relayip",
+    "_malformed:size AND _malformed:pid",
+    "_exists_:_malformed",
+    "NOT _exists_:size AND program:sendmail",
+    "synthetic",
+    '"123.456.789.1"',
+    "mx2.laboris.fr",
+    "relay:mx2.laboris.fr",
+    "host:odd AND NOT size:[0 TO *]",           # a malformed size is in no range
 ]
 
 TIME_WINDOWS = [
@@ -365,6 +375,29 @@ def test_top_values_agree(es_store, sqlite_store, query, field):
     assert lite == es_store.top(request, field, 8)
     if query != "nosuchword":
         assert lite and lite[0][1] >= lite[-1][1]
+
+
+@pytest.mark.integration
+def test_malformed_values_are_stored_as_text_and_tagged_the_same_on_both(es_store, sqlite_store):
+    """Masked relay addresses and non-numbers in numeric fields: stored (nothing dead-lettered:
+    both fixtures assert every event INDEXED), the value kept as text in the document, the field
+    named in _malformed, the event tagged _malformed_field; identical documents on both."""
+    request = SearchRequest(query="tags:_malformed_field", limit=100, order="asc")
+    es, lite = es_store.search(request), sqlite_store.search(request)
+    assert es.total == lite.total == 5
+    by_id = {e["_id"]: e for e in lite.events}
+    for doc in es.events:
+        mine = by_id[doc["_id"]]
+        assert {k: v for k, v in doc.items() if not k.startswith("_")} == \
+            {k: v for k, v in mine.items() if not k.startswith("_")}
+        assert doc[MALFORMED_FIELD] == mine[MALFORMED_FIELD]
+        assert MALFORMED_TAG in doc["tags"]
+    masked = [e for e in lite.events if "relayip" in e.get(MALFORMED_FIELD, [])]
+    assert len(masked) == 2 and all(e["relayip"] == "123.456.789.1" for e in masked)
+    odd = by_id["synthetic:0"]
+    assert (odd["size"], odd["pid"], odd[MALFORMED_FIELD]) == ("12k", "abc", ["pid", "size"])
+    assert by_id["synthetic:2"]["size"] == "true"  # a boolean is no number: kept as its text
+    assert by_id["synthetic:1"][MALFORMED_FIELD] == ["size"]  # pid 77 fits
 
 
 @pytest.mark.integration
