@@ -32,8 +32,9 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import SearchRequest, SearchResult, bucket_key
+from store.base import Page, SearchRequest, SearchResult, bucket_key, decode_cursor, encode_cursor
 from store.elasticsearch.errors import exception_reason
+from store.elasticsearch.template import ID_FIELD
 
 _COMMON = {"ignore_unavailable": True, "allow_no_indices": True}
 
@@ -139,31 +140,85 @@ def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
     if request.limit is None:  # every match: streamed, past the result window
         return SearchResult(total=count(client, index_pattern, request),
                             events=list(stream(client, index_pattern, request)))
-    order = "asc" if str(request.order).lower() == "asc" else "desc"
-    resp = _call("search", client.search, index=index_pattern, query=build_query(request),
-                 sort=[{TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
-                 size=max(0, int(request.limit)), track_total_hits=True, **_COMMON)
-    hits = resp["hits"]
-    events = []
-    for hit in hits["hits"]:
-        event = dict(hit.get("_source") or {})
-        event["_id"] = hit["_id"]
-        events.append(event)
-    total = hits["total"]["value"] if isinstance(hits["total"], dict) else int(hits["total"])
-    return SearchResult(total=total, events=events)
+    page = search_page(client, index_pattern, request)
+    return SearchResult(total=page.total or 0, events=page.hits)
 
 
 PIT_KEEP_ALIVE = "2m"  # how long the snapshot lives between two pages
 
 
+def _sort(desc: bool, in_pit: bool) -> list:
+    """The keyset's order: @timestamp, then the event id's doc-value copy (``_id`` itself
+    cannot be sorted on). Events without the copy (indexed before it existed) tie at one
+    millisecond; within a point in time ``_shard_doc`` still tells them apart."""
+    order = "desc" if desc else "asc"
+    missing = "_last" if desc else "_first"  # as the embedded store sorts NULL
+    keys: list = [{TIME_FIELD: {"order": order, "unmapped_type": "date", "missing": missing}},
+                  {ID_FIELD: {"order": order, "unmapped_type": "keyword", "missing": missing}}]
+    if in_pit:
+        keys.append({"_shard_doc": order})
+    return keys
+
+
+def _keyset_hits(client, query: dict, desc: bool, size: int, after: list | None,
+                 index: str | None = None, pit: dict | None = None) -> tuple[list, dict]:
+    """The keyset primitive of :func:`search_page` and :func:`stream`: up to ``size`` hits
+    after the sort values ``after``, by ``search_after`` (no ``from``: no 10,000-hit window).
+    Either an index pattern (stateless: the web's pages) or a point in time (one view)."""
+    extra: dict = {"search_after": after} if after is not None else {}
+    if pit is not None:
+        extra["pit"] = pit
+    else:
+        extra.update(index=index, **_COMMON)
+    resp = _call("search", client.search, query=query, sort=_sort(desc, pit is not None),
+                 size=size, track_total_hits=False, **extra)
+    return resp["hits"]["hits"], resp
+
+
+def _event(hit: dict) -> dict:
+    event = dict(hit.get("_source") or {})
+    event.pop(ID_FIELD, None)
+    event["_id"] = hit["_id"]
+    return event
+
+
+def _position(hit: dict) -> tuple[int, str]:
+    """The (timestamp ms, id) that places a hit: its sort values."""
+    ts, eid = hit["sort"][0], hit["sort"][1]
+    return ts, eid if isinstance(eid, str) else hit["_id"]
+
+
+def search_page(client, index_pattern: str, request: SearchRequest, after: str | None = None,
+                with_total: bool = True) -> Page:
+    """One page after a cursor by ``search_after`` on (@timestamp, event id): stateless (no
+    point in time to keep alive), and the cursor is one (ms, id) pair, however many events
+    share a millisecond."""
+    position = decode_cursor(after, str)
+    desc = str(request.order).lower() != "asc"
+    limit = max(0, int(request.limit or 0))
+    total = count(client, index_pattern, request) if with_total else None
+    if not limit:
+        return Page(total, [], None)
+    search_after = None
+    if position is not None:
+        if position[0] is None:  # every event on Elasticsearch has a time
+            raise QueryError("the page cursor (after=) is damaged or from another store; "
+                             "start again from the first page")
+        search_after = list(position)
+    hits, _ = _keyset_hits(client, build_query(request), desc, limit + 1, search_after,
+                           index=index_pattern)
+    more = len(hits) > limit
+    hits = hits[:limit]
+    cursor = encode_cursor(*_position(hits[-1])) if more and hits else None
+    return Page(total, [_event(h) for h in hits], cursor)
+
+
 def stream(client, index_pattern: str, request: SearchRequest,
            page_size: int = 1000) -> Iterator[dict]:
-    """Every match in order, a page at a time: a point in time (one consistent view of the
-    indices for the whole stream) and ``search_after`` on (@timestamp, _shard_doc), so there is
-    no 10,000-hit window and memory holds one page. The point in time is closed at the end, or
-    when the consumer stops early."""
+    """Every match in order, a page at a time: the keyset of :func:`search_page` inside a
+    point in time (one consistent view of the indices for the whole stream), so memory holds
+    one page. The point in time is closed at the end, or when the consumer stops early."""
     desc = str(request.order).lower() != "asc"
-    order = "desc" if desc else "asc"
     remaining = None if request.limit is None else max(0, int(request.limit))
     if remaining == 0:
         return
@@ -172,23 +227,15 @@ def stream(client, index_pattern: str, request: SearchRequest,
     opened = _call("search", client.open_point_in_time, index=index_pattern,
                    keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True)
     pit = opened["id"]
-    # untimed events last newest-first, first oldest-first (as the embedded store sorts NULL)
-    sort = [{TIME_FIELD: {"order": order, "unmapped_type": "date",
-                          "missing": "_last" if desc else "_first"}},
-            {"_shard_doc": order}]
     after = None
     try:
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
-            extra: dict = {"search_after": after} if after is not None else {}
-            resp = _call("search", client.search, pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
-                         query=query, sort=sort, size=size, track_total_hits=False, **extra)
+            hits, resp = _keyset_hits(client, query, desc, size, after,
+                                      pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE})
             pit = resp.get("pit_id", pit)
-            hits = resp["hits"]["hits"]
             for hit in hits:
-                event = dict(hit.get("_source") or {})
-                event["_id"] = hit["_id"]
-                yield event
+                yield _event(hit)
             if remaining is not None:
                 remaining -= len(hits)
             if len(hits) < size:
@@ -247,53 +294,7 @@ def _key(bucket) -> str:
     return bucket_key(bucket["key"])
 
 
-# --- keyset paging and single events, for the web page (search/web/data.py) ---------------
-
-def search_page(client, index_pattern: str, request: SearchRequest, after: dict | None = None,
-                with_total: bool = True):
-    """One page after a cursor, by ``search_after`` on @timestamp: no ``from`` offset, so no
-    10,000-hit window and no server-side context to keep alive. Events that share the
-    boundary's millisecond are told apart by id: the cursor ``{"t": ts_ms, "s": [ids]}``
-    lists the ids already shown at that millisecond, and the next page skips them.
-    Returns (total or None, events with ``_id``, the next cursor or None)."""
-    desc = str(request.order).lower() != "asc"
-    limit = max(0, int(request.limit or 0))
-    query = build_query(request)
-    total = None
-    if with_total:
-        total = count(client, index_pattern, request)
-    if not limit:
-        return total, [], None
-    seen: list[str] = []
-    if after:
-        try:
-            ts, seen = int(after["t"]), [str(i) for i in after.get("s", [])]
-        except (KeyError, TypeError, ValueError):
-            raise QueryError("the page cursor is not one this store made") from None
-        bound = {"lte" if desc else "gte": ts, "format": "epoch_millis"}
-        query = {"bool": {"filter": [query, {"range": {TIME_FIELD: bound}}],
-                          "must_not": [{"ids": {"values": seen}}] if seen else []}}
-    resp = _call("search", client.search, index=index_pattern, query=query,
-                 sort=[{TIME_FIELD: {"order": "desc" if desc else "asc",
-                                     "unmapped_type": "date"}}],
-                 size=limit + 1, track_total_hits=False, **_COMMON)
-    hits = resp["hits"]["hits"]
-    more = len(hits) > limit
-    hits = hits[:limit]
-    events = []
-    for hit in hits:
-        event = dict(hit.get("_source") or {})
-        event["_id"] = hit["_id"]
-        events.append(event)
-    cursor = None
-    if more and hits:
-        last = hits[-1]["sort"][0]
-        same = [h["_id"] for h in hits if h["sort"][0] == last]
-        if after and int(after["t"]) == last:
-            same = seen + same
-        cursor = {"t": last, "s": same}
-    return total, events, cursor
-
+# --- single events, for the web page (search/web/data.py) -------------------------------
 
 def get_event(client, index_pattern: str, event_id: str) -> dict | None:
     resp = _call("search", client.search, index=index_pattern,
@@ -301,6 +302,4 @@ def get_event(client, index_pattern: str, event_id: str) -> dict | None:
     hits = resp["hits"]["hits"]
     if not hits:
         return None
-    event = dict(hits[0].get("_source") or {})
-    event["_id"] = hits[0]["_id"]
-    return event
+    return _event(hits[0])
