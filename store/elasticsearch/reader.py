@@ -8,6 +8,7 @@ semantics the embedded store shares; the time window of the request is an ``epoc
 
 from __future__ import annotations
 
+import heapq
 from datetime import datetime
 from typing import Iterator
 
@@ -265,27 +266,64 @@ def histogram(client, index_pattern: str, request: SearchRequest,
     return fill_buckets([(b["key"], b["doc_count"]) for b in buckets], step)
 
 
+# Top values are exact on any number of shards (every daily index is one): a terms
+# aggregation is exact only when no shard had to cut its list of terms at ``shard_size``, and
+# Elasticsearch says so with doc_count_error_upper_bound == 0; then its top ``size`` (by count,
+# then value) are the true ones. When some shard holds more than TERMS_SHARD_SIZE distinct values
+# the bound is not 0, and a composite aggregation walks every bucket (exact counts, a page of
+# COMPOSITE_PAGE values at a time) keeping the best ``size`` here: slower, never wrong.
+TERMS_SHARD_SIZE = 10_000
+COMPOSITE_PAGE = 1000
+
+
 def top(client, index_pattern: str, request: SearchRequest, field: str,
         size: int = 10) -> list[tuple[str, int]]:
     target = TEXT_KEYWORD if field == TEXT_FIELD else field
     size = max(1, int(size))
+    query = build_query(request)
 
-    def run(name):
-        aggs = {"t": {"terms": {"field": name, "size": size, "shard_size": max(100, size * 5),
-                                "order": [{"_count": "desc"}, {"_key": "asc"}]}}}
-        return _call("top-values query", client.search, index=index_pattern,
-                     query=build_query(request), size=0, aggs=aggs, track_total_hits=False,
-                     **_COMMON)
+    def search(aggs: dict) -> dict:
+        resp = _call("top-values query", client.search, index=index_pattern, query=query,
+                     size=0, aggs=aggs, track_total_hits=False, **_COMMON)
+        return (resp.get("aggregations") or {}).get("t", {})
+
+    def exact(name: str) -> list[tuple[str, int]]:
+        terms = search({"t": {"terms": {
+            "field": name, "size": size, "shard_size": max(TERMS_SHARD_SIZE, size),
+            "order": [{"_count": "desc"}, {"_key": "asc"}]}}})
+        if terms.get("doc_count_error_upper_bound", 0) == 0:
+            return [(_key(b), int(b["doc_count"])) for b in terms.get("buckets", [])]
+        # composite buckets come in ascending key order, so the walk's position ranks keys:
+        # (count, -position) orders as (count desc, key asc) does
+        best: list = []   # a min-heap of the best `size` (count, -position, key)
+        position, after = 0, None
+        while True:
+            composite: dict = {"size": COMPOSITE_PAGE,
+                               "sources": [{"v": {"terms": {"field": name}}}]}
+            if after is not None:
+                composite["after"] = after
+            page = search({"t": {"composite": composite}})
+            buckets = page.get("buckets", [])
+            for b in buckets:
+                position += 1
+                entry = (int(b["doc_count"]), -position, b["key"]["v"])
+                if len(best) < size:
+                    heapq.heappush(best, entry)
+                elif entry > best[0]:
+                    heapq.heapreplace(best, entry)
+            after = page.get("after_key")
+            if not buckets or after is None:
+                break
+        best.sort(reverse=True)
+        return [(bucket_key(key), n) for n, _, key in best]
 
     try:
-        resp = run(target)
+        return exact(target)
     except QueryError as exc:
         # a text field: its keyword sub-field holds the whole values
         if "fielddata" not in str(exc).lower() and "text field" not in str(exc).lower():
             raise
-        resp = run(target + ".keyword")
-    buckets = (resp.get("aggregations") or {}).get("t", {}).get("buckets", [])
-    return [(_key(b), int(b["doc_count"])) for b in buckets]
+        return exact(target + ".keyword")
 
 
 def _key(bucket) -> str:
