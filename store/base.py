@@ -19,7 +19,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 from common.errors import LogpipeError, QueryError
 
@@ -95,18 +95,19 @@ class Page(NamedTuple):
 # A page cursor is the position of the last event shown: (timestamp in ms or None, tiebreak),
 # the tiebreak being a stable per-event sort key of the store (SQLite's rowid, the event id on
 # Elasticsearch). It never grows, however many events share a millisecond.
-MAX_CURSOR_CHARS = 1400   # a 512-byte id (Elasticsearch's limit on _id), encoded, fits
+MAX_CURSOR_CHARS = 2000   # a 512-byte id (Elasticsearch's limit on _id) and an index name fit
 
 
-def encode_cursor(ts_ms: int | None, tiebreak: int | str) -> str:
+def encode_cursor(ts_ms: int | None, tiebreak) -> str:
     """The opaque text of a position (URL-safe base64 of a compact JSON pair)."""
     raw = json.dumps([ts_ms, tiebreak], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(text: str | None, tiebreak_type: type) -> tuple[int | None, int | str] | None:
+def decode_cursor(text: str | None, tiebreak_ok: Callable[[Any], bool]
+                  ) -> tuple[int | None, Any] | None:
     """The position a cursor of :func:`encode_cursor` names; QueryError when it is damaged or
-    not one this kind of store made (``tiebreak_type``: int for rowids, str for ids)."""
+    not one this kind of store made (``tiebreak_ok`` checks the store's tiebreak)."""
     if not text:
         return None
     damaged = QueryError("the page cursor (after=) is damaged or from another store; start "
@@ -120,9 +121,7 @@ def decode_cursor(text: str | None, tiebreak_type: type) -> tuple[int | None, in
     if not (isinstance(value, list) and len(value) == 2):
         raise damaged
     ts, tiebreak = value
-    if ts is not None and (type(ts) is not int):
-        raise damaged
-    if type(tiebreak) is not tiebreak_type or not isinstance(tiebreak, (int, str)):
+    if (ts is not None and type(ts) is not int) or not tiebreak_ok(tiebreak):
         raise damaged
     return ts, tiebreak
 

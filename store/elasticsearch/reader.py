@@ -150,12 +150,14 @@ PIT_KEEP_ALIVE = "2m"  # how long the snapshot lives between two pages
 
 def _sort(desc: bool, in_pit: bool) -> list:
     """The keyset's order: @timestamp, then the event id's doc-value copy (``_id`` itself
-    cannot be sorted on). Events without the copy (indexed before it existed) tie at one
-    millisecond; within a point in time ``_shard_doc`` still tells them apart."""
+    cannot be sorted on). Events indexed before the copy existed lack it; for them the index
+    and the sequence number (unique in a one-shard index, which the template makes) tell
+    events of one millisecond apart, and within a point in time ``_shard_doc`` always does."""
     order = "desc" if desc else "asc"
     missing = "_last" if desc else "_first"  # as the embedded store sorts NULL
     keys: list = [{TIME_FIELD: {"order": order, "unmapped_type": "date", "missing": missing}},
-                  {ID_FIELD: {"order": order, "unmapped_type": "keyword", "missing": missing}}]
+                  {ID_FIELD: {"order": order, "unmapped_type": "keyword", "missing": missing}},
+                  {"_index": order}, {"_seq_no": order}]
     if in_pit:
         keys.append({"_shard_doc": order})
     return keys
@@ -183,10 +185,11 @@ def _event(hit: dict) -> dict:
     return event
 
 
-def _position(hit: dict) -> tuple[int, str]:
-    """The (timestamp ms, id) that places a hit: its sort values."""
-    ts, eid = hit["sort"][0], hit["sort"][1]
-    return ts, eid if isinstance(eid, str) else hit["_id"]
+def _tiebreak_ok(value) -> bool:
+    """An Elasticsearch cursor's tiebreak: [event id or None, index, sequence number]."""
+    return (isinstance(value, list) and len(value) == 3
+            and (value[0] is None or isinstance(value[0], str))
+            and isinstance(value[1], str) and type(value[2]) is int)
 
 
 def search_page(client, index_pattern: str, request: SearchRequest, after: str | None = None,
@@ -194,7 +197,7 @@ def search_page(client, index_pattern: str, request: SearchRequest, after: str |
     """One page after a cursor by ``search_after`` on (@timestamp, event id): stateless (no
     point in time to keep alive), and the cursor is one (ms, id) pair, however many events
     share a millisecond."""
-    position = decode_cursor(after, str)
+    position = decode_cursor(after, _tiebreak_ok)
     desc = str(request.order).lower() != "asc"
     limit = max(0, int(request.limit or 0))
     total = count(client, index_pattern, request) if with_total else None
@@ -205,12 +208,15 @@ def search_page(client, index_pattern: str, request: SearchRequest, after: str |
         if position[0] is None:  # every event on Elasticsearch has a time
             raise QueryError("the page cursor (after=) is damaged or from another store; "
                              "start again from the first page")
-        search_after = list(position)
+        search_after = [position[0], *position[1]]
     hits, _ = _keyset_hits(client, build_query(request), desc, limit + 1, search_after,
                            index=index_pattern)
     more = len(hits) > limit
     hits = hits[:limit]
-    cursor = encode_cursor(*_position(hits[-1])) if more and hits else None
+    cursor = None
+    if more and hits:
+        ts, eid, index, seq_no = hits[-1]["sort"][:4]
+        cursor = encode_cursor(ts, [eid, index, seq_no])
     return Page(total, [_event(h) for h in hits], cursor)
 
 

@@ -264,7 +264,7 @@ class SqliteReader:
                     with_total: bool = True) -> Page:
         """One page of ``request.limit`` events after a cursor, by keyset on (ts, rowid); the
         cursor is :func:`store.base.encode_cursor` of the last event's (ts, rowid)."""
-        position = decode_cursor(after, int)
+        position = decode_cursor(after, lambda rowid: type(rowid) is int)
         where, params = self._where(request)
         desc = str(request.order).lower() != "asc"
         limit = max(0, int(request.limit or 0))
