@@ -272,7 +272,7 @@ class Data:
             if current in seen:
                 continue
             seen.add(current)
-            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=1000)
+            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=None)
             # events of one second keep their order in the log file (a store orders by time
             # only, and Elasticsearch's order within one timestamp is arbitrary)
             events = sorted((hit(e) for e in self._every(request)),
@@ -285,7 +285,7 @@ class Data:
         return out
 
     def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
-        """Every match (up to ``at_most``), streamed by the store's keyset."""
+        """Every match (up to ``at_most``), streamed by the store's keyset (the CLI's code)."""
         return list(self.sink.stream(dataclasses.replace(request, limit=at_most)))
 
     def tail_start(self, q: str) -> tuple[int, set]:
