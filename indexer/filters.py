@@ -10,7 +10,9 @@ optionally under a condition (``when``, a query in the search syntax: Logstash's
 Kinds (Logstash's filter of the same name): ``kv``, ``dissect`` (``mapping = {field = "%{a}
 %{b}"}``), ``json`` (``source``, ``target``), ``drop``, ``mutate`` (``lowercase``,
 ``uppercase``, ``strip``, ``gsub = [field, regex, replacement, ...]``, ``split = {field = sep}``,
-``rename``, ``convert``, ``add_field``, ``remove_field``), ``add_tag = [...]``.
+``rename``, ``convert``, ``add_field``, ``remove_field``), ``add_tag = [...]``, ``date``
+(``field``, ``formats``, ``timezone``, ``target``: the type's ``[date]`` section's options, for a
+date that applies only under its condition, as Logstash's ``date`` inside an ``if``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import orjson
 
 from common.errors import ConfigError
 
-KINDS = ("kv", "dissect", "json", "drop", "mutate", "add_tag")
+KINDS = ("kv", "dissect", "json", "drop", "mutate", "add_tag", "date")
+_DATE_OPTIONS = ("field", "formats", "timezone", "target")
 _MUTATE_OPS = ("rename", "convert", "gsub", "lowercase", "uppercase", "strip", "split",
                "add_field", "remove_field")
 _DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
@@ -86,6 +89,19 @@ def parse_filters(items, where: str, source: str) -> list[Filter]:
             if unknown:
                 raise ConfigError(f"{at}: mutate option(s) {', '.join(unknown)} not supported "
                                   f"(use {', '.join(_MUTATE_OPS)})", source)
+        if kind == "date":
+            unknown = [k for k in options if k not in _DATE_OPTIONS]
+            if unknown or not isinstance(options.get("field", "timestamp"), str) or \
+                    not isinstance(options.get("formats", []), list):
+                raise ConfigError(f"{at}: date takes field = 'NAME', formats = [...], timezone, "
+                                  f"target" + (f" (not {', '.join(unknown)})" if unknown else ""),
+                                  source)
+            if "timezone" in options:
+                from indexer.enrich import zone
+                try:
+                    zone(str(options["timezone"]))
+                except ConfigError as exc:
+                    raise ConfigError(f"{at}: {exc}", source) from None
         dissect: tuple = ()
         if kind == "dissect":
             mapping = options.get("mapping", {})
@@ -196,4 +212,24 @@ def apply_filters(filters: list[Filter], doc: dict, tags: list) -> bool:
                     doc[key] = got
         elif f.kind == "mutate":
             _mutate(doc, f.options, tags)
+        elif f.kind == "date":
+            _date(doc, f.options, tags)
     return True
+
+
+def _date(doc: dict, opts: dict, tags: list) -> None:
+    """The date filter: the field's time (read with the formats, in the timezone: the record's
+    own ``timezone`` field first, as for the type's date) into the target, ``@timestamp`` by
+    default; a value none of the formats reads tags ``_dateparsefailure``."""
+    from indexer.enrich import format_timestamp, parse_time, received_datetime, zone
+    raw = doc.get(opts.get("field", "timestamp"))
+    if not isinstance(raw, str):
+        return
+    received = received_datetime(doc.get("received_at") or 0)
+    tz = zone(str(doc.get("timezone") or opts.get("timezone") or "UTC"))
+    parsed = parse_time(raw, list(opts.get("formats") or ["syslog", "ISO8601"]), received, tz)
+    if parsed is None:
+        if "_dateparsefailure" not in tags:
+            tags.append("_dateparsefailure")
+        return
+    doc[opts.get("target", "@timestamp")] = format_timestamp(parsed)

@@ -115,3 +115,64 @@ def test_grok_under_a_field_condition_becomes_a_route_to_a_type_of_its_own():
     other = pipeline.process(Record(id="r2", line="Nov 28 11:59:59 mx2 cron[3]: hello",
                                     host="h", type="default", received_at=RECEIVED)).doc
     assert other["type"] == "default" and other["msg"] == "hello"
+
+
+def test_an_imported_route_keeps_the_source_types_captures():
+    conf = ('filter {\n  grok { match => { "message" => "%{SYSLOGBASE} %{GREEDYDATA:msg}" } }\n'
+            '  if [program] == "postfix" {\n'
+            '    grok { match => { "message" => "%{WORD:qid}: %{GREEDYDATA:rest}" } }\n  }\n}\n')
+    plugins, _ = parse_logstash(conf, "c.conf")
+    doc, notes = convert(plugins, "c.conf")
+    assert any("captures are kept" in n for n in notes)
+    pipeline = Pipeline(parse_pipeline(toml_dumps(doc), "p.toml"))
+    got = pipeline.process(Record(id="r", line="Nov 28 11:59:59 mx2 postfix[3]: 4BC1D2A0F3: sent",
+                                  host="h", type="default", received_at=RECEIVED)).doc
+    assert got["type"] == "default-postfix" and got["tags"] == []
+    assert {k: got.get(k) for k in ("program", "pid", "logsource", "msg", "qid", "rest")} == {
+        "program": "postfix", "pid": "3", "logsource": "mx2", "msg": "4BC1D2A0F3: sent",
+        "qid": "4BC1D2A0F3", "rest": "sent"}
+
+
+CONDITIONAL_DATE = '''
+filter {
+  grok { match => { "message" => "%{WORD:kind} %{NOTSPACE:ts} %{GREEDYDATA:rest}" } }
+  if [kind] == "epoch" {
+    date { match => [ "ts", "UNIX" ] }
+  } else if [kind] == "local" {
+    date { match => [ "ts", "yyyy-MM-dd'T'HH:mm:ss" ] timezone => "Europe/Paris" target => "local_time" }
+  }
+}
+'''
+
+
+def test_a_date_under_a_condition_applies_only_under_it():
+    plugins, _ = parse_logstash(CONDITIONAL_DATE, "d.conf")
+    doc, notes = convert(plugins, "d.conf")
+    assert not [n for n in notes if "not applied" in n]
+    cfg = parse_pipeline(toml_dumps(doc), "p.toml")
+    body = cfg.types["default"]
+    assert body.date is None and [f.kind for f in body.filters] == ["date", "date"]
+
+    def run(line):
+        return Pipeline(cfg).process(Record(id="r", line=line, host="h", type="default",
+                                            received_at=RECEIVED)).doc
+    epoch = run("epoch 1700000000 x")
+    assert epoch["@timestamp"] == "2023-11-14T22:13:20.000Z" and epoch["tags"] == []
+    local = run("local 2026-07-01T12:00:00 x")
+    assert local["local_time"] == "2026-07-01T10:00:00.000Z"
+    assert local["@timestamp"] == "2026-11-28T12:00:00.000Z"   # not under 'epoch': received
+    other = run("other 1700000000 x")                          # under no condition: no date
+    assert other["@timestamp"] == "2026-11-28T12:00:00.000Z" and "local_time" not in other
+    assert other["tags"] == []
+    bad = run("epoch notatime x")
+    assert bad["tags"] == ["_dateparsefailure"] and bad["@timestamp"] == "2026-11-28T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("date = { field = 'ts', pattern = 'x' }", "pattern"),
+    ("date = { field = 'ts', timezone = 'Mars/Olympus' }", "Mars/Olympus"),
+])
+def test_a_date_filter_the_config_cannot_use_is_an_error(body, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_pipeline(f"[types.a]\n[[types.a.filter]]\nwhen = 'kind:x'\n{body}\n", "p.toml")
+    assert "p.toml" in str(err.value) and "filter 1" in str(err.value)
