@@ -41,25 +41,64 @@ class Filter:
 
 
 def _dissect_regex(pattern: str, where: str, source: str) -> tuple:
-    keys, out, pos = [], ["^"], 0
+    """One dissect mapping as a regex and its keys, Logstash's notation: ``%{a}`` a field,
+    ``%{}`` / ``%{?a}`` skipped, ``%{+a}`` (``%{+a/N}``) appended to ``a`` (in ordinal order),
+    ``%{?k}`` / ``%{*k}`` a key for a later ``%{&k}`` (whose value is stored under it), and
+    ``->`` after a name: the delimiter that follows may repeat (padding)."""
+    keys, out, pos, pad = [], ["^"], 0, False
     found = list(_DISSECT_KEY.finditer(pattern))
     for k, m in enumerate(found):
-        out.append(re.escape(pattern[pos:m.start()]))
-        key = m.group(1)
-        if key.startswith(("+", "&", "*")):
-            raise ConfigError(f"{where}: dissect key modifier in %{{{key}}} is not supported",
-                              source)
-        name = key.lstrip("?").rstrip("->").rstrip("-")
+        out.append(_delimiter(pattern[pos:m.start()], pad))
+        key = m.group(1).strip()
+        pad = key.endswith("->")
+        key = key[:-2] if pad else key
+        kind = key[:1] if key[:1] in "+?*&" else ""
+        name = key[1:] if kind else key
+        ordinal = None
+        if kind == "+" and "/" in name:
+            name, _, number = name.rpartition("/")
+            if not number.isdigit():
+                raise ConfigError(f"{where}: dissect key %{{{m.group(1)}}}: the ordinal after "
+                                  f"'/' must be a number", source)
+            ordinal = int(number)
+        if kind in ("+", "*", "&") and not name:
+            raise ConfigError(f"{where}: dissect key %{{{m.group(1)}}} needs a name", source)
         last = k == len(found) - 1
-        out.append(("(.*)" if last else "(.*?)") if not key.startswith("?") and name
-                   else (".*" if last else ".*?"))
-        if name and not key.startswith("?"):
-            keys.append(name)
-        if key.endswith("->") and pattern[m.end():m.end() + 1] == " ":
-            out.append(" *")  # '->': the padding after this field may repeat
+        out.append(("(.*)" if last else "(.*?)"))
+        keys.append((kind if name else "?", name, ordinal))
         pos = m.end()
-    out.append(re.escape(pattern[pos:]) + "$")
+    out.append(_delimiter(pattern[pos:], pad) + "$")
     return re.compile("".join(out), re.S), tuple(keys)
+
+
+def _delimiter(text: str, repeat: bool) -> str:
+    """A delimiter's regex; after a ``->`` field it may repeat."""
+    if not text:
+        return ""
+    return f"(?:{re.escape(text)})+" if repeat else re.escape(text)
+
+
+def _dissect_values(doc: dict, keys: tuple, groups: tuple, separator: str) -> dict:
+    """The fields one dissect match gives, modifiers applied."""
+    out: dict = {}
+    refs: dict = {}
+    appended: dict = {}
+    for n, ((kind, name, ordinal), got) in enumerate(zip(keys, groups)):
+        if kind == "?" or kind == "*":
+            if name:
+                refs[name] = got
+        elif kind == "+" or (kind == "" and any(k == "+" and nm == name for k, nm, _ in keys)):
+            appended.setdefault(name, []).append((ordinal if ordinal is not None else 0, n, got))
+        elif kind == "&":
+            # the key a %{?k} / %{*k} of this mapping found, else the event's own field k
+            key = refs.get(name, doc.get(name))
+            if isinstance(key, str) and key:
+                out[key] = got
+        else:
+            out[name] = got
+    for name, parts in appended.items():
+        out[name] = separator.join(v for _, _, v in sorted(parts))
+    return out
 
 
 def parse_filters(items, where: str, source: str) -> list[Filter]:
@@ -107,7 +146,10 @@ def parse_filters(items, where: str, source: str) -> list[Filter]:
             mapping = options.get("mapping", {})
             if not isinstance(mapping, dict) or not mapping:
                 raise ConfigError(f"{at}: dissect needs mapping = {{field = 'pattern'}}", source)
-            dissect = tuple((f, *_dissect_regex(p, at, source)) for f, p in mapping.items())
+            dissect = tuple((f, *_dissect_regex(str(p), at, source))
+                            for f, p in mapping.items())
+            if not isinstance(options.get("append_separator", " "), str):
+                raise ConfigError(f"{at}: dissect append_separator must be a string", source)
         when, query = item.get("when"), None
         if when is not None:
             try:
@@ -208,8 +250,8 @@ def apply_filters(filters: list[Filter], doc: dict, tags: list) -> bool:
                     if "_dissectfailure" not in tags:
                         tags.append("_dissectfailure")
                     continue
-                for key, got in zip(keys, m.groups()):
-                    doc[key] = got
+                doc.update(_dissect_values(doc, keys, m.groups(),
+                                           f.options.get("append_separator", " ")))
         elif f.kind == "mutate":
             _mutate(doc, f.options, tags)
         elif f.kind == "date":

@@ -717,10 +717,11 @@ def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
         mapping = {f: str(v) for f, v in _pairs(s.pop("mapping", None))}
         if not mapping:
             notes.append(f"{where} skipped: no mapping => {{field => pattern}}")
-        elif any(m in v for v in mapping.values() for m in ("%{+", "%{&", "%{*")):
-            notes.append(f"{where} skipped: dissect's +, & and * key modifiers are not supported")
         else:
-            add("dissect", {"mapping": mapping})
+            opts: dict[str, object] = {"mapping": mapping}
+            if "append_separator" in s:
+                opts["append_separator"] = str(s.pop("append_separator"))
+            add("dissect", opts)
     elif p.name == "json":
         opts = {"source": str(s.pop("source", "message"))}
         if "target" in s:
