@@ -95,7 +95,14 @@ class Pipeline:
             # the new type parses the bare message under the header the source type read; what
             # the source type captured stays, the new type's captures on top
             rtype, tc = routed, self.config.types[routed]
-            routed_captures, grok_tags = self._grok(tc, handoff_line(record.line, captures))
+            line = handoff_line(record.line, captures)
+            routed_captures, grok_tags = self._grok(tc, line)
+            if grok_tags and line != record.line:
+                # patterns written for the line as received (a frame the header rebuild does
+                # not reproduce) still get their chance
+                again, again_tags = self._grok(tc, record.line)
+                if not again_tags:
+                    routed_captures, grok_tags = again, again_tags
             captures = {**captures, **routed_captures}
         tags = list(record.tags) + grok_tags
         doc: dict = {}

@@ -108,3 +108,13 @@ def test_the_routed_types_capture_wins_over_the_source_types():
         "[types.b]\npatterns = ['%{WORD} %{WORD:rest} %{GREEDYDATA:tail}']\n"))
     doc = process(pipeline, "x y z", "a")
     assert (doc["type"], doc["kind"], doc["rest"], doc["tail"]) == ("b", "x", "y", "z")
+
+
+def test_a_routed_type_whose_patterns_want_the_line_as_received_still_matches():
+    pipeline = Pipeline(parse_pipeline(
+        "[types.s]\npatterns = ['%{SYSLOGBASE} %{GREEDYDATA:message}']\n"
+        "[[types.s.route]]\nwhen = 'program:app'\ntype = 'app'\n"
+        "[types.app]\npatterns = ['^%{SYSLOGTIMESTAMP} <%{INT}\\.%{INT:prio}> %{HOSTNAME:h} ']\n"))
+    doc = process(pipeline, "Nov 28 11:59:58 <3.4> web1 app[7]: started", "s")
+    assert doc["type"] == "app" and doc["tags"] == [] and doc["h"] == "web1"
+    assert doc["program"] == "app"
