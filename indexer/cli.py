@@ -47,8 +47,15 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     """Move raw records into batches, run RQ workers that parse and store them."""
     from indexer import daemon
 
+    redis_url, store_url = resolve_redis_url(redis), resolve_store_url(store)
+    if len(redis_url.split()) > 1:  # several brokers (space-separated URLs): one indexer each
+        from indexer.fanout import run_per_broker
+        args = ["--store", store_url, "--workers", str(workers), "--batch-size", str(batch_size),
+                "--list", raw_list, "--prefix", prefix, *(["--burst"] if burst else []),
+                *(["--config", config] if config else [])]
+        raise typer.Exit(run_per_broker(redis_url.split(), args))
     daemon.run(daemon.IndexerOptions(
-        redis_url=resolve_redis_url(redis), store_url=resolve_store_url(store), config=config,
+        redis_url=redis_url, store_url=store_url, config=config,
         workers=workers, burst=burst, batch_size=batch_size, prefix=prefix, raw_list=raw_list,
         metrics_port=metrics_port, metrics_host=metrics_host))
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.broker import Keys, redact
 from common.console import Progress, emit
@@ -93,7 +94,7 @@ def run(opts: IndexerOptions) -> None:
                 check = not moved and (burst or now - last_maintain > 1)
                 idle = check and dispatcher.idle()
                 outage.ended()
-            except RedisConnectionError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # a dead or unanswering broker
                 outage.wait(exc)
                 continue
             if idle and burst:

@@ -1,8 +1,11 @@
 """Run a real Elasticsearch node on loopback, built from Maven Central artifacts (no docker).
 
-The launcher lives in ``deploy/elasticsearch`` (a Maven project: ``org.elasticsearch:elasticsearch`` plus the
-``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode`` main). Elasticsearch 9.x needs Java 21+,
-so the node runs on the Temurin JDK installed beside the system's Java 17 (override with ``LOGPIPE_JAVA_HOME``).
+The launcher's sources ship inside the package, ``es_launcher/`` beside this module (a Maven project:
+``org.elasticsearch:elasticsearch`` plus the ``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode``
+main), so an installed wheel has them as well as a checkout. They are built once into a user cache directory
+(``$XDG_CACHE_HOME/logpipe/es-launcher/<hash of the sources>``, or ``LOGPIPE_ES_BUILD_DIR``), never next to the
+sources, which may be read-only in site-packages. Building needs Maven and a Java 21+ JDK (Elasticsearch 9.x);
+the node runs on the newest Java 21+ found (override with ``LOGPIPE_JAVA_HOME``).
 
 Used by ``logpipe up --store elasticsearch`` and by the tests (``tests/fixtures/elasticsearch.py``). Standard
 library only. ``python -m services.elasticsearch`` runs a node in the foreground and prints its URL.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -56,8 +60,31 @@ def find_free_port() -> int:
 
 
 def launcher_dir() -> Path:
-    """``deploy/elasticsearch`` of this checkout (this file is ``services/elasticsearch.py``)."""
-    return Path(__file__).resolve().parents[1] / "deploy" / "elasticsearch"
+    """The launcher's Maven sources (``pom.xml`` + ``src/``), shipped as package data beside this module."""
+    return Path(__file__).resolve().parent / "es_launcher"
+
+
+def _launcher_sources() -> list[Path]:
+    root = launcher_dir()
+    sources = [root / "pom.xml", *sorted(p for p in (root / "src").rglob("*") if p.is_file())]
+    if not sources[0].is_file() or len(sources) < 2:
+        raise ServiceError(f"the Elasticsearch launcher's sources are missing from {root} (pom.xml and src/ "
+                           f"ship with the logpipe package; reinstall it)")
+    return sources
+
+
+def build_dir() -> Path:
+    """Where the launcher is compiled: ``LOGPIPE_ES_BUILD_DIR``, else a user cache directory named after a hash
+    of the sources (a changed source builds afresh; the package's own directory is never written)."""
+    override = os.environ.get("LOGPIPE_ES_BUILD_DIR")
+    if override:
+        return Path(override)
+    root = launcher_dir()
+    digest = hashlib.sha256()
+    for path in _launcher_sources():
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "logpipe" / "es-launcher" / digest.hexdigest()[:16]
 
 
 def _java_feature_version(home: Path) -> int | None:
@@ -123,12 +150,17 @@ class ElasticsearchNode:
     """Runs the embedded Elasticsearch launcher as a child process on loopback."""
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None, heap: str = "512m",
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, transport_port: int | None = None, cluster_name: str = "logpipe",
+                 node_name: str | None = None, settings: dict[str, str] | None = None):
         self._own_dir = data_dir is None
         self._data_dir_arg = Path(data_dir) if data_dir is not None else None
         self.data_dir: Path | None = self._data_dir_arg
         self.port = port or find_free_port()
         self.heap = heap
+        self.transport_port = transport_port or find_free_port()
+        self.cluster_name = cluster_name
+        self.node_name = node_name or f"logpipe-{self.port}"
+        self.settings = dict(settings or {})  # node settings on top of the launcher's (e.g. cluster discovery)
         self._log_path_arg = Path(log_path) if log_path is not None else None
         self.log_path: Path | None = self._log_path_arg
         self.process: subprocess.Popen | None = None
@@ -139,7 +171,7 @@ class ElasticsearchNode:
 
     @staticmethod
     def _target() -> Path:
-        return launcher_dir() / "target"
+        return build_dir() / "target"
 
     @classmethod
     def _classpath_file(cls) -> Path:
@@ -152,9 +184,8 @@ class ElasticsearchNode:
         if not cp_file.exists() or not main_class.exists():
             return True
         built = cp_file.stat().st_mtime  # touched by build() after every successful Maven run
-        root = launcher_dir()
-        sources = [root / "pom.xml", *(p for p in (root / "src").rglob("*") if p.is_file())]
-        if any(p.stat().st_mtime > built for p in sources):
+        project = build_dir()
+        if any(p.stat().st_mtime > built for p in [project / "pom.xml", *(project / "src").rglob("*")]):
             return True
         # a fresh machine (or a wiped ~/.m2) keeps target/ but not the jars it lists
         jars = [j for j in cp_file.read_text().strip().split(os.pathsep) if j]
@@ -172,16 +203,18 @@ class ElasticsearchNode:
                 return
             mvn = os.environ.get("LOGPIPE_MVN") or shutil.which("mvn")
             if not mvn:
-                raise ServiceError("Maven (mvn) is not on PATH; it is needed once to build "
-                                   f"{launcher_dir()} (apt-get install maven)")
+                raise ServiceError("Maven (mvn) is not on PATH; it is needed once to build the Elasticsearch "
+                                   f"launcher from {launcher_dir()} (Debian: apt-get install maven; plus a "
+                                   f"Java {MIN_JAVA}+ JDK, e.g. openjdk-21-jdk-headless)")
+            project = self._copy_sources()
             cp_file = self._classpath_file()
-            cmd = [mvn, "-B", "-q", "-ntp", "-f", str(launcher_dir() / "pom.xml"), "package",
+            cmd = [mvn, "-B", "-q", "-ntp", "-f", str(project / "pom.xml"), "package",
                    "dependency:build-classpath", f"-Dmdep.outputFile={cp_file}"]
             env = dict(os.environ, JAVA_HOME=str(java_home()))
             log = target / "build.log"
             try:
                 with open(log, "wb") as out:
-                    proc = subprocess.run(cmd, cwd=launcher_dir(), env=env, stdin=subprocess.DEVNULL,
+                    proc = subprocess.run(cmd, cwd=project, env=env, stdin=subprocess.DEVNULL,
                                           stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
             except subprocess.TimeoutExpired:
                 raise ServiceError(f"building the Elasticsearch launcher took over {BUILD_TIMEOUT:.0f}s: "
@@ -190,6 +223,18 @@ class ElasticsearchNode:
                 raise ServiceError(f"building the Elasticsearch launcher failed (exit {proc.returncode}): "
                                    f"{' '.join(cmd)}\n{_tail(log)}")
             os.utime(cp_file)  # newer than every source, even if Maven left it untouched
+
+    @staticmethod
+    def _copy_sources() -> Path:
+        """Copy ``pom.xml`` and ``src/`` from the package into the build directory (Maven writes ``target/``
+        beside the pom)."""
+        root, project = launcher_dir(), build_dir()
+        for source in _launcher_sources():
+            dest = project / source.relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists() or dest.read_bytes() != source.read_bytes():
+                shutil.copyfile(source, dest)
+        return project
 
     def classpath(self) -> str:
         jars = self._classpath_file().read_text().strip()
@@ -210,15 +255,22 @@ class ElasticsearchNode:
         extra = os.environ.get("LOGPIPE_ES_JAVA_OPTS", "").split()
         return [str(java), f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_FLAGS, *extra,
                 "-cp", self.classpath(), MAIN_CLASS,
-                "--http-port", str(self.port), "--transport-port", str(find_free_port()),
-                "--data-dir", str(self.data_dir), "--cluster-name", "logpipe",
-                "--node-name", f"logpipe-{self.port}", "--exit-on-stdin-eof"]
+                "--http-port", str(self.port), "--transport-port", str(self.transport_port),
+                "--data-dir", str(self.data_dir), "--cluster-name", self.cluster_name,
+                "--node-name", self.node_name, "--exit-on-stdin-eof",
+                *(arg for key, value in self.settings.items() for arg in ("--setting", f"{key}={value}"))]
 
     def start(self, timeout: float = 240) -> str:
         """Start the node; returns its URL once ``GET /`` answers and cluster health is yellow or green."""
         if self.process and self.process.poll() is None:
             return self.url
         self.build()
+        began = self.launch()
+        return self.wait_ready(began, timeout)
+
+    def launch(self) -> float:
+        """Spawn the node without waiting for it (a cluster's nodes must all be up to elect a master); returns
+        the start time for :meth:`wait_ready`."""
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="logpipe-es-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +283,9 @@ class ElasticsearchNode:
         self.process = subprocess.Popen(self.command(), cwd=self.data_dir, stdin=subprocess.PIPE,
                                         stdout=self._log_file, stderr=subprocess.STDOUT,
                                         start_new_session=True)
+        return began
+
+    def wait_ready(self, began: float, timeout: float = 240) -> str:
         deadline = began + timeout
         while time.monotonic() < deadline:
             code = self.process.poll()
@@ -266,6 +321,12 @@ class ElasticsearchNode:
         health = self._get("/_cluster/health?wait_for_status=yellow&timeout=2s", timeout=5)
         return bool(health) and health.get("status") in ("yellow", "green")
 
+    def kill(self) -> None:
+        """SIGKILL, for fault tests (no clean close); the data dir stays until :meth:`stop`."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM (the node closes cleanly), SIGKILL after ``timeout``; removes a temp data dir it created."""
         proc, self.process = self.process, None
@@ -294,6 +355,74 @@ class ElasticsearchNode:
             self._log_file = None
 
     def __enter__(self) -> "ElasticsearchNode":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ElasticsearchCluster:
+    """``nodes`` master-eligible data nodes on loopback forming one cluster: their own data dirs, every node's
+    transport port as discovery seed hosts, all of them as the initial master nodes. :attr:`url` lists every
+    node's HTTP address, comma-separated (the store URL form for a cluster)."""
+
+    def __init__(self, nodes: int = 3, data_dir: Path | None = None, heap: str = "512m",
+                 cluster_name: str | None = None):
+        if nodes < 1:
+            raise ServiceError("a cluster needs at least one node")
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="logpipe-esc-"))
+        self.cluster_name = cluster_name or f"logpipe-{find_free_port()}"  # never joins another test's cluster
+        transports = [find_free_port() for _ in range(nodes)]
+        names = [f"{self.cluster_name}-n{i + 1}" for i in range(nodes)]
+        discovery = {"discovery.type": "multi-node",
+                     "discovery.seed_hosts": ",".join(f"127.0.0.1:{p}" for p in transports),
+                     "cluster.initial_master_nodes": ",".join(names)} if nodes > 1 else {}
+        self.nodes = [ElasticsearchNode(data_dir=self.data_dir / name, heap=heap, transport_port=port,
+                                        log_path=self.data_dir / f"{name}.log", cluster_name=self.cluster_name,
+                                        node_name=name, settings=discovery)
+                      for name, port in zip(names, transports)]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 300) -> str:
+        """Start every node, then wait until each answers and the cluster has all of them."""
+        self.nodes[0].build()
+        try:
+            began = [node.launch() for node in self.nodes]
+            for node, at in zip(self.nodes, began):
+                node.wait_ready(at, timeout)
+            self.wait_nodes(len(self.nodes), timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def wait_nodes(self, count: int, timeout: float = 120, status: str = "yellow") -> dict:
+        """Until a live node reports ``count`` nodes and at least ``status``; its health answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node in self.alive():
+                health = node._get(f"/_cluster/health?wait_for_nodes={count}&wait_for_status={status}"
+                                   f"&timeout=2s", timeout=10)
+                if health and not health.get("timed_out") and health.get("number_of_nodes") == count:
+                    return health
+            time.sleep(0.5)
+        raise ServiceError(f"the cluster did not reach {count} node(s) and {status} within {timeout:.0f}s")
+
+    def alive(self) -> list[ElasticsearchNode]:
+        return [node for node in self.nodes if node.process and node.process.poll() is None]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> "ElasticsearchCluster":
         self.start()
         return self
 

@@ -58,7 +58,7 @@ def running() -> dict | None:
     return info if _alive(info.get("supervisor_pid")) and info.get("ready") else None
 
 
-def supervise(store: str, workers: int) -> None:
+def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
     """The background process: start services, write services.json, wait for SIGTERM.
 
     Everything it and its children create under the state directory is private (umask 077):
@@ -92,9 +92,13 @@ def supervise(store: str, workers: int) -> None:
         if store == "sqlite":
             info["store_url"] = "sqlite:///" + str(state / "events.db")
         elif store == "elasticsearch":
-            from services.elasticsearch import ElasticsearchNode
-            es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
-                                        log_path=state / "elasticsearch.log")
+            from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
+            if es_nodes > 1:  # nodes in elasticsearch/<cluster>-n1..N, the store URL lists them all
+                es_node = ElasticsearchCluster(es_nodes, data_dir=state / "elasticsearch-cluster",
+                                               cluster_name="logpipe")
+            else:
+                es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
+                                            log_path=state / "elasticsearch.log")
             info["store_url"] = es_node.start()
         else:
             info["store_url"] = store
@@ -105,7 +109,7 @@ def supervise(store: str, workers: int) -> None:
         indexer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    env=env)
         info.update(ready=True, indexer_pid=indexer.pid, broker_pid=broker.pid,
-                    es_pid=es_node.pid if es_node else None)
+                    es_pid=getattr(es_node, "pid", None) if es_node else None)
         _write(info)
         while not stopping["now"]:
             if indexer.poll() is not None:  # keep the workers running
@@ -134,7 +138,7 @@ def _write(info: dict) -> None:
     write_private(services_file(), json.dumps(info, indent=2))
 
 
-def start(store: str = "sqlite", workers: int = 2, timeout: float = 300) -> dict:
+def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_nodes: int = 1) -> dict:
     """Start the supervisor in the background (if not running) and wait until it is ready."""
     info = running()
     if info:
@@ -143,7 +147,7 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300) -> dict
     services_file().unlink(missing_ok=True)
     log = open_private_append(state / "supervisor.log")
     proc = subprocess.Popen([sys.executable, "-m", "services.embedded", store,
-                             str(workers)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             str(workers), str(es_nodes)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, umask=PRIVATE_UMASK)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,9 +183,12 @@ def stop(timeout: float = 60) -> bool:
 def up(store: str = typer.Option("sqlite", "--store",
                                  help="sqlite (embedded, no Java), elasticsearch (a local node "
                                       "from Maven Central), or a store URL."),
-       workers: int = typer.Option(2, "--workers", "-w", min=1)) -> None:
+       workers: int = typer.Option(2, "--workers", "-w", min=1),
+       es_nodes: int = typer.Option(1, "--es-nodes", min=1,
+                                    help="With --store elasticsearch: a cluster of N nodes on loopback "
+                                         "(indices get a replica when N > 1).")) -> None:
     """Start the embedded broker, store and indexer workers in the background."""
-    info = start(store, workers)
+    info = start(store, workers, es_nodes=es_nodes)
     files = info["url_files"]
     typer.echo(f"broker  {info['broker']} (URL files, 0600: shipper {files['shipper']}, "
                f"indexer {files['indexer']}, admin {files['admin']})")
@@ -259,4 +266,4 @@ def _first_qid(store_url: str) -> str | None:
 
 
 if __name__ == "__main__":
-    supervise(sys.argv[1], int(sys.argv[2]))
+    supervise(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)

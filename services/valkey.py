@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.errors import ServiceError
 from common.private import PRIVATE_UMASK, private_dir, write_private
@@ -72,7 +73,7 @@ class ValkeyServer:
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None,
                  password: str | None = None, appendonly: bool = False,
-                 tls: ServerTls | None = None, binary: str | None = None):
+                 tls: ServerTls | None = None, binary: str | None = None, extra_conf: list[str] | None = None):
         self.tls = tls
         self.binary = binary
         self._own_dir = data_dir is None
@@ -80,6 +81,7 @@ class ValkeyServer:
         self.port = port or find_free_port()
         self.password = password if password is not None else secrets.token_hex(16)
         self.appendonly = appendonly
+        self.extra_conf = list(extra_conf or [])  # e.g. replicaof/masterauth for a replica
         self.process: subprocess.Popen | None = None
 
     @property
@@ -107,7 +109,7 @@ class ValkeyServer:
             f"requirepass {self.password}", "protected-mode yes", "daemonize no",
             f"logfile {self.log_path}", "save \"\"",
             f"appendonly {'yes' if self.appendonly else 'no'}", "appendfsync everysec",
-            "databases 16", "",
+            "databases 16", *self.extra_conf, "",
         ]))
         self.process = subprocess.Popen([self.binary or server_binary(), str(conf)], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
@@ -177,4 +179,184 @@ class ValkeyServer:
         return self
 
     def __exit__(self, *exc):
+        self.cleanup()
+
+
+# -- replication and Sentinel (issue 15) -------------------------------------------------------------------------
+
+SENTINEL_SERVICE = "logpipe"
+
+
+def _command(port: int, password: str, *args: str, timeout: float = 2.0) -> Any:
+    """One command on a short-lived connection; redis-py's parsed reply (None when the server cannot be reached)."""
+    import redis
+
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=timeout,
+                             socket_connect_timeout=timeout, decode_responses=True)
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+    except (redis.exceptions.RedisError, OSError):
+        return None
+
+
+class SentinelServer:
+    """One ``valkey-server --sentinel`` process watching :data:`SENTINEL_SERVICE`."""
+
+    def __init__(self, data_dir: Path, primary_port: int, password: str, quorum: int = 2,
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000):
+        self.data_dir = Path(data_dir)
+        self.port = find_free_port()
+        self.password = password
+        self.lines = [f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary_port} {quorum}",
+                      f"sentinel auth-pass {SENTINEL_SERVICE} {password}",
+                      f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {down_after_ms}",
+                      f"sentinel failover-timeout {SENTINEL_SERVICE} {failover_timeout_ms}",
+                      f"sentinel parallel-syncs {SENTINEL_SERVICE} 1"]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "sentinel.log"
+
+    def start(self, timeout: float = 20) -> None:
+        private_dir(self.data_dir)
+        conf = self.data_dir / "sentinel.conf"  # holds the password: 0600; the sentinel rewrites it (what it learnt)
+        write_private(conf, "\n".join(["bind 127.0.0.1", f"port {self.port}", f"dir {self.data_dir}",
+                                       f"requirepass {self.password}", "daemonize no",
+                                       f"logfile {self.log_path}", *self.lines, ""]))
+        self.process = subprocess.Popen([server_binary(), str(conf), "--sentinel"], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                        start_new_session=True, umask=PRIVATE_UMASK)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceError(f"valkey sentinel exited with {self.process.returncode}:\n{self._log_tail()}")
+            if _command(self.port, self.password, "PING") is not None:
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"valkey sentinel did not answer on port {self.port} within {timeout}s")
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def master(self) -> dict:
+        """``SENTINEL MASTER`` as a dict (empty when the sentinel cannot be asked)."""
+        reply = _command(self.port, self.password, "SENTINEL", "MASTER", SENTINEL_SERVICE)
+        if isinstance(reply, dict):
+            return reply
+        if isinstance(reply, list):
+            return dict(zip(reply[::2], reply[1::2]))
+        return {}
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+class SentinelGroup:
+    """A primary, ``replicas`` replicas and ``sentinels`` sentinels on loopback, one password for all.
+
+    :attr:`url` is the ``redis+sentinel://`` URL clients use; :meth:`kill_primary` (SIGKILL) and
+    :meth:`wait_failover` drive a failover for tests."""
+
+    def __init__(self, data_dir: Path | None = None, replicas: int = 1, sentinels: int = 3,
+                 password: str | None = None, appendonly: bool = False):
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="logpipe-sentinel-"))
+        self.password = password if password is not None else secrets.token_hex(16)
+        self.primary = ValkeyServer(self.data_dir / "primary", password=self.password, appendonly=appendonly,
+                                    extra_conf=[f"masterauth {self.password}"])
+        self.replicas = [ValkeyServer(self.data_dir / f"replica{i}", password=self.password,
+                                      appendonly=appendonly,
+                                      extra_conf=[f"masterauth {self.password}",
+                                                  f"replicaof 127.0.0.1 {self.primary.port}"])
+                         for i in range(replicas)]
+        self.sentinels = [SentinelServer(self.data_dir / f"sentinel{i}", self.primary.port, self.password,
+                                         quorum=max(1, sentinels // 2 + 1)) for i in range(sentinels)]
+        self.servers = [self.primary, *self.replicas]
+
+    def url(self, db: int = 0, query: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://:{self.password}@{hosts}/{SENTINEL_SERVICE}/{db}" + (f"?{query}" if query else "")
+
+    def start(self, timeout: float = 60) -> str:
+        for server in self.servers:
+            server.start()
+        for sentinel in self.sentinels:
+            sentinel.start()
+        self.wait_ready(timeout)
+        return self.url()
+
+    def primary_port(self) -> int | None:
+        """The primary's port as the sentinels' majority names it."""
+        named = [s.master() for s in self.sentinels if s.process]
+        ports = [int(m["port"]) for m in named if m.get("port")]
+        best = max(set(ports), key=ports.count, default=None)
+        return best if best is not None and ports.count(best) > len(self.sentinels) // 2 else None
+
+    def wait_ready(self, timeout: float = 60, primary: ValkeyServer | None = None) -> None:
+        """Until every replica is in sync with the primary and every sentinel knows the replicas and the others
+        (a failover needs both)."""
+        primary = primary or self.primary
+        others = [s for s in self.servers if s is not primary and s.process]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = _command(primary.port, self.password, "INFO", "replication") or {}
+            online = sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+                         and v.get("state") == "online")
+            known = [s.master() for s in self.sentinels if s.process]
+            if (online >= len(others)
+                    and all(int(m.get("num-slaves", 0)) >= len(others)
+                            and int(m.get("num-other-sentinels", 0)) >= len(known) - 1
+                            and int(m.get("port", 0)) == primary.port for m in known)):
+                return
+            time.sleep(0.2)
+        raise ServiceError(f"the sentinel group did not settle within {timeout}s (replicas in sync, sentinels "
+                           f"aware of each other)")
+
+    def kill_primary(self) -> ValkeyServer:
+        """SIGKILL the current primary (no save, no goodbye); returns it."""
+        port = self.primary_port()
+        victim = next(s for s in self.servers if s.port == port)
+        victim.kill()
+        return victim
+
+    def wait_failover(self, old_port: int, timeout: float = 60) -> ValkeyServer:
+        """Until the sentinels name a new primary that answers as one; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            port = self.primary_port()
+            if port and port != old_port:
+                info = _command(port, self.password, "INFO", "replication") or {}
+                if info.get("role") == "master":
+                    return next(s for s in self.servers if s.port == port)
+            time.sleep(0.2)
+        raise ServiceError(f"no failover away from port {old_port} within {timeout}s")
+
+    def cleanup(self) -> None:
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        for server in self.servers:
+            server.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> "SentinelGroup":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.cleanup()

@@ -29,7 +29,7 @@ from common.broker import DEFAULT_PREFIX, Keys, redact
 from common.retry import SHIPPER_PUSH
 from shipper.inputs.base import Chunk, Context, Input, input_class
 from shipper.registry import Registry
-from shipper.sender import BrokerUnavailable, Sender
+from shipper.sender import BrokerUnavailable, open_sender
 from shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
@@ -80,7 +80,7 @@ class Agent:
         self.shippers_key = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX,
                                  raw=key).shippers
         self.registry = Registry(config.registry, fsync=config.fsync, log=log)
-        self.sender = Sender(url, key)
+        self.sender = open_sender(url, key, log=log)
         self.ctx = Context(host=config.host, registry=self.registry, log=log, once=config.once)
         self.inputs: list[Input] = []
         self.stopping = False

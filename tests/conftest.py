@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.secrets", "tests.fixtures.valkey", "tests.fixtures.elasticsearch"]
+pytest_plugins = ["tests.fixtures.secrets", "tests.fixtures.valkey", "tests.fixtures.elasticsearch",
+                   "tests.fixtures.replicated"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LOGPIPE_SHARED", ROOT.parent / "shared"))

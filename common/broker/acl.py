@@ -43,6 +43,9 @@ def shipper_rules(keys: Keys) -> list[str]:
     shippers_status = keys.stats("shippers")
     return ["resetkeys", "resetchannels", "-@all", *_CONNECT,
             f"~{keys.raw}", "+rpush", "+llen",
+            # on a replicated broker a push is confirmed only after WAIT says a replica has it;
+            # INFO tells how many replicas are connected (it shows server figures, no records)
+            "+wait", "+info",
             # its own figures for `logpipe stats`: write-only on one hash, nothing else
             f"(%W~{shippers_status} +hset)"]
 

@@ -1,27 +1,191 @@
-"""Broker URL -> Redis client; URLs with their password hidden for messages and logs."""
+"""Broker URL -> Redis client; URLs with their password hidden for messages and logs.
+
+URLs: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS), ``unix://``, and Sentinel's
+``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/db]`` / ``rediss+sentinel://``. Several
+brokers are several URLs separated by spaces (the shipper spreads over them, ``index`` runs one indexer each).
+Every client carries a :class:`ReplicaWait` (``?wait_replicas=N&wait_timeout_ms=T``): when the primary has
+replicas, writes that are relied on (a shipper's push, a claim, a batch deletion) are followed by ``WAIT``.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.sentinel
+
 from common.errors import BrokerError
+
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+DEFAULT_WAIT_REPLICAS = 1
+DEFAULT_WAIT_TIMEOUT_MS = 2000  # below redis-py's 5 s socket timeout: WAIT blocks the reply that long
+_REPLICA_RECHECK_SECONDS = 5.0
+
+log = logging.getLogger("logpipe.broker")
+
+
+class NotReplicated(redis.exceptions.ConnectionError):
+    """A write reached the primary but not enough replicas confirmed it in time: retried like an outage (the
+    write may be repeated; records carry their id, so the store keeps one copy)."""
+
+
+@dataclass
+class ReplicaWait:
+    """How many replicas must hold a write before it is relied on (``WAIT``). ``replicas`` is an upper bound:
+    a broker with fewer replicas connected (none, or one lost) needs that many, so a lone server works as
+    before. Set per URL with ``?wait_replicas=N&wait_timeout_ms=T`` (``wait_replicas=0`` turns it off)."""
+
+    replicas: int = DEFAULT_WAIT_REPLICAS
+    timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
+    explicit: bool = False  # the URL asked for it (then a user that may not check is worth a warning)
+    _connected: int = 0
+    _checked_at: float = float("-inf")
+
+    def needed(self, client) -> int:
+        """Replicas to wait for now: min(wanted, connected), the count re-read every few seconds."""
+        if self.replicas <= 0:
+            return 0
+        now = time.monotonic()
+        if now - self._checked_at > _REPLICA_RECHECK_SECONDS:
+            try:
+                info = client.info("replication")
+            except redis.exceptions.NoPermissionError:
+                # a least-privilege user (e.g. a shipper allowed RPUSH only) cannot see the replicas
+                (log.warning if self.explicit else log.info)(
+                    "this broker user may not run INFO: writes are not confirmed on replicas "
+                    "(grant it +info +wait where the broker has replicas)")
+                self.replicas = 0
+                return 0
+            self._connected = int(info.get("connected_slaves", 0)) if info.get("role") == "master" else 0
+            self._checked_at = now
+        return min(self.replicas, self._connected)
+
+    def check(self, acked: int, needed: int) -> None:
+        if int(acked) < needed:
+            self._checked_at = float("-inf")  # a replica may be gone: count again before the retry
+            raise NotReplicated(f"NOREPLICAS only {acked} of {needed} replica(s) confirmed the write within "
+                                f"{self.timeout_ms} ms")
+
+    def confirm(self, client, pipe) -> list:
+        """Execute ``pipe`` (a non-transactional pipeline of ``client`` holding the writes) with ``WAIT`` appended
+        on the same connection; their results, or :class:`NotReplicated` if too few replicas took them."""
+        needed = self.needed(client)
+        if needed:
+            pipe.execute_command("WAIT", needed, self.timeout_ms)
+        results = pipe.execute()
+        if needed:
+            self.check(results[-1], needed)
+            results = results[:-1]
+        return results
+
+
+def replica_wait(client) -> ReplicaWait:
+    """The WAIT policy :func:`connect` attached to ``client`` (the default for clients made elsewhere)."""
+    policy = getattr(client, "logpipe_replica_wait", None)
+    if policy is None:
+        policy = ReplicaWait()
+        client.logpipe_replica_wait = policy
+    return policy
+
+
+class _LoggedSentinelProxy(redis.sentinel.SentinelConnectionPoolProxy):
+    """Where Sentinel's connections ask for the primary's address: says once which primary it is, and once per
+    failover."""
+
+    def get_master_address(self):
+        address = super().get_master_address()
+        before = getattr(self, "_logged_address", None)
+        if address != before:
+            self._logged_address = address
+            if before is None:
+                log.warning("broker primary for %s is %s:%s", self.service_name, *address)
+            else:
+                log.warning("broker failover: primary for %s moved from %s:%s to %s:%s", self.service_name,
+                            *before, *address)
+        return address
+
+
+class _LoggedSentinelPool(redis.sentinel.SentinelConnectionPool):
+    def __init__(self, service_name, sentinel_manager, **kwargs):
+        super().__init__(service_name, sentinel_manager, **kwargs)
+        self.proxy = _LoggedSentinelProxy(connection_pool=self, is_master=self.is_master,
+                                          check_connection=self.check_connection, service_name=service_name,
+                                          sentinel_manager=sentinel_manager)
+        self.connection_kwargs["connection_pool"] = self.proxy
+
+
+def _split_query(url: str) -> tuple[str, dict[str, str]]:
+    base, _, query = url.partition("?")
+    return base, dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+
+
+def _sentinel_client(url: str, query: dict[str, str], decode_responses: bool, kwargs: dict):
+    """``redis[s]+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/db]``: the client follows the
+    primary the sentinels name. The credentials (and TLS) apply to the sentinels and the data servers alike."""
+    scheme, rest = url.split("://", 1)
+    netloc, _, path = rest.partition("/")
+    creds, _, hosts = netloc.rpartition("@")
+    username, _, password = creds.partition(":") if creds else ("", "", "")
+    parts = [p for p in path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise ValueError("the path must be /SERVICE or /SERVICE/DB (the name the sentinels monitor)")
+    service, db = parts[0], int(parts[1]) if len(parts) == 2 else 0
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {item!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    auth = {"username": urllib.parse.unquote(username) or None,
+            "password": urllib.parse.unquote(password) or None}
+    parsers: dict[str, Any] = redis.connection.URL_QUERY_ARGUMENT_PARSERS  # from_url's typing of options
+    common = dict({k: parsers[k](v) if k in parsers else v for k, v in query.items()}, **kwargs)
+    if scheme.startswith("rediss"):
+        common["ssl"] = True
+    common.pop("health_check_interval", None)
+    sentinel = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=dict(auth, **common), **common)
+    return sentinel.master_for(service, connection_pool_class=_LoggedSentinelPool, db=db,
+                               decode_responses=decode_responses, health_check_interval=30, **auth)
 
 
 def connect(url: str, decode_responses: bool = False, **kwargs):
-    """A Redis client for ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or
-    ``unix://`` URLs. Connection problems surface as :class:`BrokerError` on first use."""
-    import redis
-
+    """A Redis client for ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS), ``unix://``, or
+    ``redis+sentinel://`` / ``rediss+sentinel://`` URLs (see :func:`_sentinel_client`). Query parameters
+    ``wait_replicas`` and ``wait_timeout_ms`` set the client's :class:`ReplicaWait`; ``ssl_*`` ones are TLS
+    options (:mod:`common.broker.tls`). Connection problems surface on first use."""
     from common.broker.tls import check_tls_options
 
-    check_tls_options(url)  # TLS files named in the URL exist, before any connection
+    # TLS files named in the URL exist, before any connection (a sentinel URL is checked as its data URL)
+    check_tls_options(url.replace("+sentinel://", "://", 1))
+    base, query = _split_query(url)
     try:
-        return redis.Redis.from_url(url, decode_responses=decode_responses,
-                                    health_check_interval=30, **kwargs)
+        explicit = "wait_replicas" in query
+        wait = ReplicaWait(int(query.pop("wait_replicas", DEFAULT_WAIT_REPLICAS)),
+                           int(query.pop("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS)), explicit)
+        # WAIT holds its reply for up to its timeout: the socket must wait longer than that
+        kwargs.setdefault("socket_timeout", max(5.0, wait.timeout_ms / 1000 + 2))
+        if base.split("://", 1)[0].lower() in SENTINEL_SCHEMES:
+            client = _sentinel_client(base, query, decode_responses, kwargs)
+        else:
+            if query:
+                base += "?" + urllib.parse.urlencode(query)
+            client = redis.Redis.from_url(base, decode_responses=decode_responses,
+                                          health_check_interval=30, **kwargs)
     except ValueError as exc:
         raise BrokerError(f"invalid broker URL {redact(url)!r}: {exc}") from None
+    client.logpipe_replica_wait = wait
+    return client
 
 
 def redact(url: str) -> str:
-    """The URL with its password (and a TLS key passphrase) replaced, for messages and logs."""
+    """The URL with its password (and a TLS key passphrase) replaced, for messages and logs (each of several,
+    space-separated)."""
+    if len(url.split()) > 1:
+        return " ".join(redact(one) for one in url.split())
     if "ssl_password=" in url:
         import re
         url = re.sub(r"(ssl_password=)[^&#]*", r"\1***", url)

@@ -29,6 +29,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from common.broker.connection import replica_wait
+
 DEFAULT_PREFIX = "logpipe"
 
 
@@ -120,26 +122,38 @@ return entry
 """
 
 
+# KEYS[1]=batch key, KEYS[2]=batches zset: forget a batch (one script, so WAIT can follow it on the same connection).
+FINISH_BATCH = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return 1
+"""
+
+
 class Broker:
-    """Thin wrapper that binds a client to the key names and registers the Lua scripts."""
+    """Thin wrapper that binds a client to the key names and registers the Lua scripts. Claims and deletions
+    return only once the replicas the client's :class:`ReplicaWait` asks for hold them (``WAIT``)."""
 
     def __init__(self, client, keys: Keys | None = None):
         self.client = client
         self.keys = keys or Keys()
         self._claim = client.register_script(CLAIM_BATCH)
+        self._finish = client.register_script(FINISH_BATCH)
+        self._wait = replica_wait(client)
 
     def claim_batch(self, max_items: int) -> tuple[str, int] | None:
         """Atomically move up to ``max_items`` raw records into a new batch key."""
         key = self.keys.batch()
-        n = self._claim(keys=[self.keys.raw, key, self.keys.batches], args=[max_items, time.time()])
+        pipe = self.client.pipeline(transaction=False)
+        self._claim(keys=[self.keys.raw, key, self.keys.batches], args=[max_items, time.time()], client=pipe)
+        n, = self._wait.confirm(self.client, pipe)
         return (key, int(n)) if n else None
 
     def finish_batch(self, batch_key: str) -> None:
         """Forget a batch once every record in it is indexed or dead-lettered."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(batch_key)
-        pipe.zrem(self.keys.batches, batch_key)
-        pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
+        self._finish(keys=[batch_key, self.keys.batches], client=pipe)
+        self._wait.confirm(self.client, pipe)
 
     def raw_length(self) -> int:
         return int(self.client.llen(self.keys.raw))

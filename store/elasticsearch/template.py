@@ -21,7 +21,7 @@ ID_FIELD = "_logpipe_id"
 __all__ = ["ID_FIELD", "IP_FIELDS", "LONG_FIELDS", "TEMPLATE_PREFIX", "index_template"]
 
 
-def index_template(pattern: str) -> dict:
+def index_template(pattern: str, replicas: int = 0) -> dict:
     properties = {
         "@timestamp": {"type": "date", "ignore_malformed": False},
         "received_at": {"type": "double"},
@@ -38,7 +38,7 @@ def index_template(pattern: str) -> dict:
         "index_patterns": [pattern],
         "priority": 200,
         "template": {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0,
+            "settings": {"number_of_shards": 1, "number_of_replicas": replicas,
                          "refresh_interval": "1s",
                          "index.mapping.ignore_malformed": True},
             "mappings": {

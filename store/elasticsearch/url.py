@@ -4,12 +4,13 @@ Options ride on the URL's query string, so every command that is given the URL (
 dlq replay) agrees on them: ``http://host:9200/?index=mail-%Y.%m`` writes to monthly ``mail-*``
 indices instead of the daily ``logstash-%Y.%m.%d``; ``?ca_certs=FILE`` / ``?fingerprint=SHA256``
 set how its TLS certificate is checked. Credentials never ride on the URL
-(:mod:`store.elasticsearch.connection`).
+(:mod:`store.elasticsearch.connection`). A cluster is several node URLs, comma-separated, the
+options after the last: ``https://a:9200,https://b:9200/?index=mail``.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 from common.errors import ConfigError
 
@@ -18,9 +19,9 @@ def open(url: str, **options):
     from store.elasticsearch.connection import URL_OPTIONS, client_options
     from store.elasticsearch.writer import ElasticsearchSink
 
-    parts = urlsplit(url)
+    nodes, _, query = url.partition("?")
     tls = {}
-    for key, value in parse_qsl(parts.query):
+    for key, value in parse_qsl(query):
         if key in URL_OPTIONS:
             tls[key] = value
             continue
@@ -31,6 +32,26 @@ def open(url: str, **options):
         if "%" not in value and not value.endswith("*"):
             value += "-%Y.%m.%d"
         options.setdefault("index", value)
-    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-    options.setdefault("connection", client_options(base, tls))  # credentials, TLS
+    base = ",".join(node_urls(nodes))
+    # credentials and TLS; every node is checked (none may carry credentials), they share the settings
+    connection = [client_options(node, tls) for node in node_urls(nodes)][0]
+    options.setdefault("connection", connection)
     return ElasticsearchSink(base, **options)
+
+
+def node_urls(url: str) -> list[str]:
+    """The node URLs of ``http://a:9200,http://b:9200`` (one for a single node), without trailing slashes."""
+    return [node.strip().rstrip("/") for node in url.split(",") if node.strip()]
+
+
+def es_client(url: str, request_timeout: float = 60, connection: dict | None = None):
+    """The client for one node or a cluster, ``http://a:9200,http://b:9200``: it gets every node listed (no
+    sniffing: the URL is the truth), and a request that cannot connect to one node is tried on the others
+    (a repeated bulk is harmless: ``op_type: create`` answers 409 for what is already there). HTTP errors are
+    not retried here; the store judges them. ``connection``: credentials and TLS options."""
+    from elasticsearch import Elasticsearch
+
+    nodes = node_urls(url)
+    return Elasticsearch(nodes, request_timeout=request_timeout, retry_on_timeout=False,
+                         max_retries=len(nodes) - 1, retry_on_status=(), sniff_on_start=False,
+                         sniff_before_requests=False, sniff_on_node_failure=False, **(connection or {}))

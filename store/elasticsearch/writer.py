@@ -23,6 +23,7 @@ from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchRes
 from store.elasticsearch import reader, retention
 from store.elasticsearch.errors import item_reason
 from store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
+from store.elasticsearch.url import es_client
 from store.fields import mark_malformed
 
 
@@ -32,8 +33,6 @@ class ElasticsearchSink:
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
                  max_bytes: int = 10 * 1024 * 1024, request_timeout: float = 60, client=None,
                  connection: dict | None = None):
-        from elasticsearch import Elasticsearch
-
         self.url = url
         self.index_format = index
         self.index_prefix = index.split("%", 1)[0]
@@ -41,9 +40,7 @@ class ElasticsearchSink:
         self.max_docs = max_docs
         self.max_bytes = max_bytes
         # connection: credentials and TLS options (store/elasticsearch/connection.py)
-        self.client = client or Elasticsearch(url, request_timeout=request_timeout,
-                                              retry_on_timeout=False, max_retries=0,
-                                              **(connection or {}))
+        self.client = client or es_client(url, request_timeout=request_timeout, connection=connection)
         self._index_cache: dict[str, str] = {}
 
     # -- setup -------------------------------------------------------------------------------
@@ -52,8 +49,10 @@ class ElasticsearchSink:
 
         try:
             name = f"{TEMPLATE_PREFIX}-{self.index_prefix.rstrip('-_.') or 'events'}"
-            self.client.indices.put_index_template(name=name,
-                                                   **index_template(self.index_pattern))
+            # a copy of every shard on a second node once there is one: losing a node loses no event
+            data_nodes = self.client.cluster.health()["number_of_data_nodes"]
+            self.client.indices.put_index_template(
+                name=name, **index_template(self.index_pattern, replicas=1 if data_nodes > 1 else 0))
         except (ApiError, TransportError) as exc:
             from store.elasticsearch.connection import describe_failure
 
