@@ -136,9 +136,12 @@ def _call(what: str, fn, **kwargs):
         raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
 
 
+RESULT_WINDOW = 10_000  # index.max_result_window: the most one search request may return
+
+
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
-    """One window of matches (at most 10,000 on Elasticsearch; more: :func:`stream`)."""
-    if request.limit is None:  # every match: streamed, past the result window
+    """The first ``request.limit`` matches and the total."""
+    if request.limit is None or request.limit >= RESULT_WINDOW:  # streamed, past the window
         return SearchResult(total=count(client, index_pattern, request),
                             events=list(stream(client, index_pattern, request)))
     page = search_page(client, index_pattern, request)
@@ -194,9 +197,9 @@ def _tiebreak_ok(value) -> bool:
 
 def search_page(client, index_pattern: str, request: SearchRequest, after: str | None = None,
                 with_total: bool = True) -> Page:
-    """One page after a cursor by ``search_after`` on (@timestamp, event id): stateless (no
-    point in time to keep alive), and the cursor is one (ms, id) pair, however many events
-    share a millisecond."""
+    """One page after a cursor by ``search_after`` in :func:`_sort`'s order: stateless (no
+    point in time to keep alive), and the cursor is the last event's position (ms, [id,
+    index, sequence number]), however many events share a millisecond."""
     position = decode_cursor(after, _tiebreak_ok)
     desc = str(request.order).lower() != "asc"
     limit = max(0, int(request.limit or 0))
