@@ -10,7 +10,9 @@ optionally under a condition (``when``, a query in the search syntax: Logstash's
 Kinds (Logstash's filter of the same name): ``kv``, ``dissect`` (``mapping = {field = "%{a}
 %{b}"}``), ``json`` (``source``, ``target``), ``drop``, ``mutate`` (``lowercase``,
 ``uppercase``, ``strip``, ``gsub = [field, regex, replacement, ...]``, ``split = {field = sep}``,
-``rename``, ``convert``, ``add_field``, ``remove_field``), ``add_tag = [...]``.
+``rename``, ``convert``, ``add_field``, ``remove_field``), ``add_tag = [...]``, ``date``
+(``field``, ``formats``, ``timezone``, ``target``: the type's ``[date]`` section's options, for a
+date that applies only under its condition, as Logstash's ``date`` inside an ``if``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import orjson
 
 from common.errors import ConfigError
 
-KINDS = ("kv", "dissect", "json", "drop", "mutate", "add_tag")
+KINDS = ("kv", "dissect", "json", "drop", "mutate", "add_tag", "date")
+_DATE_OPTIONS = ("field", "formats", "timezone", "target")
 _MUTATE_OPS = ("rename", "convert", "gsub", "lowercase", "uppercase", "strip", "split",
                "add_field", "remove_field")
 _DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
@@ -38,25 +41,64 @@ class Filter:
 
 
 def _dissect_regex(pattern: str, where: str, source: str) -> tuple:
-    keys, out, pos = [], ["^"], 0
+    """One dissect mapping as a regex and its keys, Logstash's notation: ``%{a}`` a field,
+    ``%{}`` / ``%{?a}`` skipped, ``%{+a}`` (``%{+a/N}``) appended to ``a`` (in ordinal order),
+    ``%{?k}`` / ``%{*k}`` a key for a later ``%{&k}`` (whose value is stored under it), and
+    ``->`` after a name: the delimiter that follows may repeat (padding)."""
+    keys, out, pos, pad = [], ["^"], 0, False
     found = list(_DISSECT_KEY.finditer(pattern))
     for k, m in enumerate(found):
-        out.append(re.escape(pattern[pos:m.start()]))
-        key = m.group(1)
-        if key.startswith(("+", "&", "*")):
-            raise ConfigError(f"{where}: dissect key modifier in %{{{key}}} is not supported",
-                              source)
-        name = key.lstrip("?").rstrip("->").rstrip("-")
+        out.append(_delimiter(pattern[pos:m.start()], pad))
+        key = m.group(1).strip()
+        pad = key.endswith("->")
+        key = key[:-2] if pad else key
+        kind = key[:1] if key[:1] in "+?*&" else ""
+        name = key[1:] if kind else key
+        ordinal = None
+        if kind == "+" and "/" in name:
+            name, _, number = name.rpartition("/")
+            if not number.isdigit():
+                raise ConfigError(f"{where}: dissect key %{{{m.group(1)}}}: the ordinal after "
+                                  f"'/' must be a number", source)
+            ordinal = int(number)
+        if kind in ("+", "*", "&") and not name:
+            raise ConfigError(f"{where}: dissect key %{{{m.group(1)}}} needs a name", source)
         last = k == len(found) - 1
-        out.append(("(.*)" if last else "(.*?)") if not key.startswith("?") and name
-                   else (".*" if last else ".*?"))
-        if name and not key.startswith("?"):
-            keys.append(name)
-        if key.endswith("->") and pattern[m.end():m.end() + 1] == " ":
-            out.append(" *")  # '->': the padding after this field may repeat
+        out.append(("(.*)" if last else "(.*?)"))
+        keys.append((kind if name else "?", name, ordinal))
         pos = m.end()
-    out.append(re.escape(pattern[pos:]) + "$")
+    out.append(_delimiter(pattern[pos:], pad) + "$")
     return re.compile("".join(out), re.S), tuple(keys)
+
+
+def _delimiter(text: str, repeat: bool) -> str:
+    """A delimiter's regex; after a ``->`` field it may repeat."""
+    if not text:
+        return ""
+    return f"(?:{re.escape(text)})+" if repeat else re.escape(text)
+
+
+def _dissect_values(doc: dict, keys: tuple, groups: tuple, separator: str) -> dict:
+    """The fields one dissect match gives, modifiers applied."""
+    out: dict = {}
+    refs: dict = {}
+    appended: dict = {}
+    for n, ((kind, name, ordinal), got) in enumerate(zip(keys, groups)):
+        if kind == "?" or kind == "*":
+            if name:
+                refs[name] = got
+        elif kind == "+" or (kind == "" and any(k == "+" and nm == name for k, nm, _ in keys)):
+            appended.setdefault(name, []).append((ordinal if ordinal is not None else 0, n, got))
+        elif kind == "&":
+            # the key a %{?k} / %{*k} of this mapping found, else the event's own field k
+            key = refs.get(name, doc.get(name))
+            if isinstance(key, str) and key:
+                out[key] = got
+        else:
+            out[name] = got
+    for name, parts in appended.items():
+        out[name] = separator.join(v for _, _, v in sorted(parts))
+    return out
 
 
 def parse_filters(items, where: str, source: str) -> list[Filter]:
@@ -86,12 +128,28 @@ def parse_filters(items, where: str, source: str) -> list[Filter]:
             if unknown:
                 raise ConfigError(f"{at}: mutate option(s) {', '.join(unknown)} not supported "
                                   f"(use {', '.join(_MUTATE_OPS)})", source)
+        if kind == "date":
+            unknown = [k for k in options if k not in _DATE_OPTIONS]
+            if unknown or not isinstance(options.get("field", "timestamp"), str) or \
+                    not isinstance(options.get("formats", []), list):
+                raise ConfigError(f"{at}: date takes field = 'NAME', formats = [...], timezone, "
+                                  f"target" + (f" (not {', '.join(unknown)})" if unknown else ""),
+                                  source)
+            if "timezone" in options:
+                from indexer.enrich import zone
+                try:
+                    zone(str(options["timezone"]))
+                except ConfigError as exc:
+                    raise ConfigError(f"{at}: {exc}", source) from None
         dissect: tuple = ()
         if kind == "dissect":
             mapping = options.get("mapping", {})
             if not isinstance(mapping, dict) or not mapping:
                 raise ConfigError(f"{at}: dissect needs mapping = {{field = 'pattern'}}", source)
-            dissect = tuple((f, *_dissect_regex(p, at, source)) for f, p in mapping.items())
+            dissect = tuple((f, *_dissect_regex(str(p), at, source))
+                            for f, p in mapping.items())
+            if not isinstance(options.get("append_separator", " "), str):
+                raise ConfigError(f"{at}: dissect append_separator must be a string", source)
         when, query = item.get("when"), None
         if when is not None:
             try:
@@ -192,8 +250,28 @@ def apply_filters(filters: list[Filter], doc: dict, tags: list) -> bool:
                     if "_dissectfailure" not in tags:
                         tags.append("_dissectfailure")
                     continue
-                for key, got in zip(keys, m.groups()):
-                    doc[key] = got
+                doc.update(_dissect_values(doc, keys, m.groups(),
+                                           f.options.get("append_separator", " ")))
         elif f.kind == "mutate":
             _mutate(doc, f.options, tags)
+        elif f.kind == "date":
+            _date(doc, f.options, tags)
     return True
+
+
+def _date(doc: dict, opts: dict, tags: list) -> None:
+    """The date filter: the field's time (read with the formats, in the timezone: the record's
+    own ``timezone`` field first, as for the type's date) into the target, ``@timestamp`` by
+    default; a value none of the formats reads tags ``_dateparsefailure``."""
+    from indexer.enrich import format_timestamp, parse_time, received_datetime, zone
+    raw = doc.get(opts.get("field", "timestamp"))
+    if not isinstance(raw, str):
+        return
+    received = received_datetime(doc.get("received_at") or 0)
+    tz = zone(str(doc.get("timezone") or opts.get("timezone") or "UTC"))
+    parsed = parse_time(raw, list(opts.get("formats") or ["syslog", "ISO8601"]), received, tz)
+    if parsed is None:
+        if "_dateparsefailure" not in tags:
+            tags.append("_dateparsefailure")
+        return
+    doc[opts.get("target", "@timestamp")] = format_timestamp(parsed)

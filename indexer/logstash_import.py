@@ -528,13 +528,20 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
                 routed[(tname, when)] = sub
                 base.routes.append({"when": when, "type": sub})
                 notes.append(f"{where(p)}: under '{p.condition}': imported as a route from "
-                             f"'{tname}' to type '{sub}' (its patterns parse the whole line; "
-                             f"'{tname}''s captures are not kept)")
+                             f"'{tname}' to type '{sub}' ('{tname}''s captures are kept, "
+                             f"this grok's added on top)")
             t = types.setdefault(sub, _Type())
             tname = sub
         elif when and p.name == "date":
-            notes.append(f"{where(p)}: condition '{p.condition}' not applied: a date is "
-                         f"imported for the whole type")
+            # a date under a condition: a filter that runs only under it
+            spec = _date_spec(s, notes, where(p))
+            if spec is not None:
+                t.filters.append({"date": spec, "when": when})
+            _common(s, t, notes, where(p))
+            for key in s:
+                if key not in _COMMON_IGNORED:
+                    notes.append(f"{where(p)}: option '{key}' skipped: not supported")
+            continue
         if p.name == "grok":
             _grok(p, s, t, notes, where(p))
         elif p.name == "date":
@@ -640,21 +647,29 @@ def _grok(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
 
 
 def _date(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
+    spec = _date_spec(s, notes, where)
+    if spec is not None:
+        t.date = spec
+
+
+def _date_spec(s: dict, notes: list[str], where: str) -> dict | None:
+    """A date filter's options as logpipe's date section (field, formats, timezone, target)."""
     match = _as_list(s.pop("match", None))
     if not match:
         notes.append(f"{where} skipped: no match => [field, formats...]")
-        return
+        return None
     formats: list[str] = []
     for f in match[1:]:
         mapped = _DATE_ALIASES.get(str(f), str(f))
         if mapped not in formats:
             formats.append(mapped)
-    t.date = {"field": str(match[0]), "formats": formats or ["syslog", "ISO8601"]}
+    spec = {"field": str(match[0]), "formats": formats or ["syslog", "ISO8601"]}
     if "timezone" in s:
-        t.date["timezone"] = str(s.pop("timezone"))
+        spec["timezone"] = str(s.pop("timezone"))
     if "target" in s:
-        t.date["target"] = str(s.pop("target"))
+        spec["target"] = str(s.pop("target"))
     s.pop("locale", None)
+    return spec
 
 
 def _mutate(s: dict, t: _Type, notes: list[str], where: str) -> None:
@@ -702,10 +717,11 @@ def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
         mapping = {f: str(v) for f, v in _pairs(s.pop("mapping", None))}
         if not mapping:
             notes.append(f"{where} skipped: no mapping => {{field => pattern}}")
-        elif any(m in v for v in mapping.values() for m in ("%{+", "%{&", "%{*")):
-            notes.append(f"{where} skipped: dissect's +, & and * key modifiers are not supported")
         else:
-            add("dissect", {"mapping": mapping})
+            opts: dict[str, object] = {"mapping": mapping}
+            if "append_separator" in s:
+                opts["append_separator"] = str(s.pop("append_separator"))
+            add("dissect", opts)
     elif p.name == "json":
         opts = {"source": str(s.pop("source", "message"))}
         if "target" in s:

@@ -17,6 +17,27 @@ from query.evaluate import matches
 from store.base import Event
 
 
+# the syslog header a routed event hands to its new type: classic names, then ECS mode's
+_HEADER = (("timestamp", "timestamp"), ("logsource", "[host][hostname]"),
+           ("program", "[process][name]"), ("pid", "[process][pid]"), ("message", "message"))
+
+
+def handoff_line(line: str, captures: dict) -> str:
+    """The line a routed event's new type parses: when the source type read a syslog header
+    (BSD, RFC 3339 or RFC 5424: timestamp, host, program, pid) and the bare message, a BSD-style
+    line rebuilt from them (``TIMESTAMP HOST PROGRAM[PID]: MESSAGE``), so a target whose
+    patterns expect that frame (mail, sshd) reads an RFC 5424 message too; else the line as
+    received."""
+    found = []
+    for classic, ecs in _HEADER:
+        value = captures.get(classic, captures.get(ecs))
+        found.append(None if value is None else str(value))
+    stamp, host, program, pid, message = found
+    if not (stamp and host and program) or message is None:
+        return line
+    return f"{stamp} {host} {program}{f'[{pid}]' if pid else ''}: {message}"
+
+
 class Pipeline:
     """Everything a worker needs to turn records of any type into events."""
 
@@ -72,8 +93,18 @@ class Pipeline:
         captures, grok_tags = self._grok(tc, record.line)
         routed = self._route(tc, record, captures)
         if routed is not None and routed != tc.name:
+            # the new type parses the bare message under the header the source type read; what
+            # the source type captured stays, the new type's captures on top
             rtype, tc = routed, self.config.types[routed]
-            captures, grok_tags = self._grok(tc, record.line)
+            line = handoff_line(record.line, captures)
+            routed_captures, grok_tags = self._grok(tc, line)
+            if grok_tags and line != record.line:
+                # patterns written for the line as received (a frame the header rebuild does
+                # not reproduce) still get their chance
+                again, again_tags = self._grok(tc, record.line)
+                if not again_tags:
+                    routed_captures, grok_tags = again, again_tags
+            captures = {**captures, **routed_captures}
         tags = list(record.tags) + grok_tags
         doc: dict = {}
         doc.update(record.fields)

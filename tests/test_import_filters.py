@@ -11,7 +11,7 @@ import pytest
 
 from common.errors import ConfigError
 from common.record import Record
-from indexer.logstash_import import convert, parse_logstash, toml_dumps
+from indexer.logstash_import import convert, parse_logstash, toml_dumps, toml_value
 from indexer.pipeline import Pipeline
 from indexer.pipeline_config import parse_pipeline
 
@@ -115,3 +115,131 @@ def test_grok_under_a_field_condition_becomes_a_route_to_a_type_of_its_own():
     other = pipeline.process(Record(id="r2", line="Nov 28 11:59:59 mx2 cron[3]: hello",
                                     host="h", type="default", received_at=RECEIVED)).doc
     assert other["type"] == "default" and other["msg"] == "hello"
+
+
+def test_an_imported_route_keeps_the_source_types_captures():
+    conf = ('filter {\n  grok { match => { "message" => "%{SYSLOGBASE} %{GREEDYDATA:msg}" } }\n'
+            '  if [program] == "postfix" {\n'
+            '    grok { match => { "message" => "%{WORD:qid}: %{GREEDYDATA:rest}" } }\n  }\n}\n')
+    plugins, _ = parse_logstash(conf, "c.conf")
+    doc, notes = convert(plugins, "c.conf")
+    assert any("captures are kept" in n for n in notes)
+    pipeline = Pipeline(parse_pipeline(toml_dumps(doc), "p.toml"))
+    got = pipeline.process(Record(id="r", line="Nov 28 11:59:59 mx2 postfix[3]: 4BC1D2A0F3: sent",
+                                  host="h", type="default", received_at=RECEIVED)).doc
+    assert got["type"] == "default-postfix" and got["tags"] == []
+    assert {k: got.get(k) for k in ("program", "pid", "logsource", "msg", "qid", "rest")} == {
+        "program": "postfix", "pid": "3", "logsource": "mx2", "msg": "4BC1D2A0F3: sent",
+        "qid": "4BC1D2A0F3", "rest": "sent"}
+
+
+CONDITIONAL_DATE = '''
+filter {
+  grok { match => { "message" => "%{WORD:kind} %{NOTSPACE:ts} %{GREEDYDATA:rest}" } }
+  if [kind] == "epoch" {
+    date { match => [ "ts", "UNIX" ] }
+  } else if [kind] == "local" {
+    date { match => [ "ts", "yyyy-MM-dd'T'HH:mm:ss" ] timezone => "Europe/Paris" target => "local_time" }
+  }
+}
+'''
+
+
+def test_a_date_under_a_condition_applies_only_under_it():
+    plugins, _ = parse_logstash(CONDITIONAL_DATE, "d.conf")
+    doc, notes = convert(plugins, "d.conf")
+    assert not [n for n in notes if "not applied" in n]
+    cfg = parse_pipeline(toml_dumps(doc), "p.toml")
+    body = cfg.types["default"]
+    assert body.date is None and [f.kind for f in body.filters] == ["date", "date"]
+
+    def run(line):
+        return Pipeline(cfg).process(Record(id="r", line=line, host="h", type="default",
+                                            received_at=RECEIVED)).doc
+    epoch = run("epoch 1700000000 x")
+    assert epoch["@timestamp"] == "2023-11-14T22:13:20.000Z" and epoch["tags"] == []
+    local = run("local 2026-07-01T12:00:00 x")
+    assert local["local_time"] == "2026-07-01T10:00:00.000Z"
+    assert local["@timestamp"] == "2026-11-28T12:00:00.000Z"   # not under 'epoch': received
+    other = run("other 1700000000 x")                          # under no condition: no date
+    assert other["@timestamp"] == "2026-11-28T12:00:00.000Z" and "local_time" not in other
+    assert other["tags"] == []
+    bad = run("epoch notatime x")
+    assert bad["tags"] == ["_dateparsefailure"] and bad["@timestamp"] == "2026-11-28T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("date = { field = 'ts', pattern = 'x' }", "pattern"),
+    ("date = { field = 'ts', timezone = 'Mars/Olympus' }", "Mars/Olympus"),
+])
+def test_a_date_filter_the_config_cannot_use_is_an_error(body, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_pipeline(f"[types.a]\n[[types.a.filter]]\nwhen = 'kind:x'\n{body}\n", "p.toml")
+    assert "p.toml" in str(err.value) and "filter 1" in str(err.value)
+
+
+def dissected(pattern: str, line: str, **options) -> dict:
+    cfg = parse_pipeline("[types.a]\n[[types.a.filter]]\n"
+                         + "dissect = " + toml_value({"mapping": {"message": pattern}, **options})
+                         + "\n", "p.toml")
+    doc = Pipeline(cfg).process(Record(id="r", line=line, host="h", type="a",
+                                       received_at=RECEIVED)).doc
+    return {k: v for k, v in doc.items() if k not in ("@timestamp", "message", "host", "path",
+                                                       "type", "received_at")}
+
+
+@pytest.mark.parametrize("pattern,line,options,expected", [
+    # + appends to the field, joined by a space
+    ("%{ts} %{+ts} %{+ts} %{src} %{} %{prog}[%{pid}]: %{msg}",
+     "Mar 16 00:01:25 10.0.0.1 evita postfix/smtpd[1713]: connect from camomile.cloud9.net",
+     {}, {"ts": "Mar 16 00:01:25", "src": "10.0.0.1", "prog": "postfix/smtpd", "pid": "1713",
+          "msg": "connect from camomile.cloud9.net"}),
+    # ... in ordinal order with /N, and with the separator given
+    ("%{+name/2} %{+name/1}", "Doe John", {"append_separator": ", "}, {"name": "John, Doe"}),
+    # ?k / *k names a key, &k stores the value under it
+    ("%{?k1}=%{&k1} %{*k2}=%{&k2}", "error=REFUSED retries=3", {},
+     {"error": "REFUSED", "retries": "3"}),
+    # -> : the delimiter after the field may repeat (right padding)
+    ("%{ts->} %{level} %{msg}", "2026-11-29      INFO started", {},
+     {"ts": "2026-11-29", "level": "INFO", "msg": "started"}),
+    # without it, the padding goes into the next fields
+    ("%{ts} %{level} %{msg}", "2026-11-29   INFO started", {},
+     {"ts": "2026-11-29", "level": "", "msg": " INFO started"}),
+    ("%{a} %{b}", "nospace", {}, None),
+    # ?name skips the value
+    ("%{?drop} %{keep}", "a b", {}, {"keep": "b"}),
+], ids=["append", "ordinal", "reference", "padding", "no-padding", "no-match", "skip"])
+def test_dissect_key_modifiers(pattern, line, options, expected):
+    got = dissected(pattern, line, **options)
+    if expected is None:
+        assert got["tags"] == ["_dissectfailure"]
+    else:
+        assert got == {**expected, "tags": []}
+
+
+def test_dissect_reference_to_a_field_of_the_event():
+    cfg = parse_pipeline("[types.a]\npatterns = ['%{WORD:key} %{GREEDYDATA:rest}']\n"
+                         "[[types.a.filter]]\ndissect = { mapping = { rest = '%{&key}' } }\n")
+    doc = Pipeline(cfg).process(Record(id="r", line="colour blue", host="h", type="a",
+                                       received_at=RECEIVED)).doc
+    assert doc["colour"] == "blue"
+
+
+def test_import_carries_dissect_modifiers_and_the_separator():
+    conf = ('filter {\n  dissect {\n    mapping => { "message" => "%{+ts/2} %{+ts/1} %{?k}=%{&k}" }\n'
+            '    append_separator => "-"\n  }\n}\n')
+    plugins, _ = parse_logstash(conf, "c.conf")
+    doc, notes = convert(plugins, "c.conf")
+    assert not [n for n in notes if "dissect" in n]
+    cfg = parse_pipeline(toml_dumps(doc), "p.toml")
+    got = Pipeline(cfg).process(Record(id="r", line="b a x=y", host="h", type="default",
+                                       received_at=RECEIVED)).doc
+    assert (got["ts"], got["x"], got["tags"]) == ("a-b", "y", [])
+
+
+@pytest.mark.parametrize("pattern,message", [
+    ("%{+a/x}", "ordinal"), ("%{&}", "needs a name")])
+def test_a_dissect_key_that_cannot_be_read_is_an_error(pattern, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_pipeline("[types.a]\n[[types.a.filter]]\ndissect = { mapping = { message = '"
+                       + pattern + "' } }\n", "p.toml")

@@ -87,3 +87,34 @@ def test_a_route_to_an_unknown_type_stops_the_start():
 ])
 def test_queries_read_the_same_as_in_search(query, doc, expected):
     assert matches(compile_query(query), doc) is expected
+
+
+def test_a_route_keeps_the_source_types_captures_and_adds_its_own():
+    pipeline = Pipeline(parse_pipeline(
+        "[types.app]\npatterns = ['%{WORD:level} %{WORD:component}: %{GREEDYDATA:text}']\n"
+        "[[types.app.route]]\nwhen = 'level:ERROR'\ntype = 'alerts'\n"
+        "[types.alerts]\npatterns = ['%{WORD} %{WORD}: %{WORD:problem} %{GREEDYDATA:detail}']\n"))
+    doc = process(pipeline, "ERROR disk: full on /var", "app")
+    assert doc["type"] == "alerts" and doc["tags"] == []
+    assert {k: doc.get(k) for k in ("level", "component", "text", "problem", "detail")} == {
+        "level": "ERROR", "component": "disk", "text": "full on /var", "problem": "full",
+        "detail": "on /var"}
+
+
+def test_the_routed_types_capture_wins_over_the_source_types():
+    pipeline = Pipeline(parse_pipeline(
+        "[types.a]\npatterns = ['%{WORD:kind} %{GREEDYDATA:rest}']\n"
+        "[[types.a.route]]\nwhen = 'kind:x'\ntype = 'b'\n"
+        "[types.b]\npatterns = ['%{WORD} %{WORD:rest} %{GREEDYDATA:tail}']\n"))
+    doc = process(pipeline, "x y z", "a")
+    assert (doc["type"], doc["kind"], doc["rest"], doc["tail"]) == ("b", "x", "y", "z")
+
+
+def test_a_routed_type_whose_patterns_want_the_line_as_received_still_matches():
+    pipeline = Pipeline(parse_pipeline(
+        "[types.s]\npatterns = ['%{SYSLOGBASE} %{GREEDYDATA:message}']\n"
+        "[[types.s.route]]\nwhen = 'program:app'\ntype = 'app'\n"
+        "[types.app]\npatterns = ['^%{SYSLOGTIMESTAMP} <%{INT}\\.%{INT:prio}> %{HOSTNAME:h} ']\n"))
+    doc = process(pipeline, "Nov 28 11:59:58 <3.4> web1 app[7]: started", "s")
+    assert doc["type"] == "app" and doc["tags"] == [] and doc["h"] == "web1"
+    assert doc["program"] == "app"

@@ -80,3 +80,45 @@ def test_a_frame_without_a_header_keeps_its_text_and_the_peer_as_host():
     doc, = events_for([b"<13>just some words"])
     assert doc["message"] == "just some words" and doc["host"] == "127.0.0.1"
     assert doc["syslog"]["frame"] == "<13>just some words"
+
+
+MAIL_TEXT = ("j061bXn5000812: from=<a@b.org>, size=2262, class=0, nrcpts=1, msgid=<x@b.org>, "
+             "proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]")
+
+
+@pytest.mark.parametrize("frame", [
+    # RSYSLOG_SyslogProtocol23Format (RFC 5424) from a central rsyslog
+    b"<22>1 2026-11-29T16:14:26.5+00:00 mx1 sendmail 812 - - " + MAIL_TEXT.encode(),
+    # RSYSLOG_TraditionalForwardFormat (BSD)
+    b"<22>Nov 29 16:14:26 mx1 sendmail[812]: " + MAIL_TEXT.encode(),
+    # RSYSLOG_ForwardFormat (RFC 3339 stamp in a BSD frame)
+    b"<22>2026-11-29T16:14:26.5+00:00 mx1 sendmail[812]: " + MAIL_TEXT.encode(),
+], ids=["rfc5424", "bsd", "rfc3339"])
+def test_a_routed_mail_line_is_parsed_as_mail_whatever_the_frame(frame):
+    doc, = events_for([frame])
+    assert doc["type"] == "mail" and doc["tags"] == []
+    expected = {"host": "mx1", "program": "sendmail", "pid": 812, "qid": "j061bXn5000812",
+                "from": "<a@b.org>", "size": 2262, "nrcpts": 1, "relay": "localhost",
+                "relayip": "127.0.0.1", "message": MAIL_TEXT}
+    assert {k: doc.get(k) for k in expected} == expected
+    assert doc["@timestamp"].startswith("2026-11-29T16:14:26")
+
+
+def test_a_routed_rfc5424_sshd_line_is_parsed_as_sshd():
+    doc, = events_for([b"<38>1 2026-11-29T16:14:27Z db2 sshd 811 - - Failed password for root "
+                       b"from 198.51.100.9 port 40022 ssh2"])
+    assert doc["type"] == "sshd" and doc["tags"] == []
+    assert {k: doc.get(k) for k in ("event", "user", "src_ip", "src_port", "pid", "host")} == {
+        "event": "Failed", "user": "root", "src_ip": "198.51.100.9", "src_port": 40022,
+        "pid": 811, "host": "db2"}
+
+
+def test_an_rfc5424_mail_line_read_from_a_file_is_routed_and_parsed():
+    from common.record import Record
+    line = "<22>1 2026-11-29T16:14:26.5+00:00 mx1 sendmail 812 - - " + MAIL_TEXT
+    doc = Pipeline(load_pipeline(None)).process(Record(
+        id="r", line=line, host="collector", path="/var/log/central.log", type="syslog",
+        received_at=time.time())).doc
+    assert doc["type"] == "mail" and doc["tags"] == []
+    assert doc["qid"] == "j061bXn5000812" and doc["relay"] == "localhost"
+    assert doc["message"] == line and doc["host"] == "collector"
