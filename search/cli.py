@@ -102,8 +102,7 @@ def search(
             values = sink.top(request, top, 10 if limit is None else max(1, limit))
             total = None
             if render.is_tty() and not as_json:
-                total = sink.search(SearchRequest(query=text, start=request.start,
-                                                  end=request.end, limit=0)).total
+                total = sink.count(request)
             render.print_top(top, values, plain=as_json, total=total)
         elif count:
             print(sink.count(request))

@@ -14,12 +14,14 @@ Its id travels beside it (``Event.id``), never inside the document.
 
 from __future__ import annotations
 
+import base64
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
-from common.errors import LogpipeError
+from common.errors import LogpipeError, QueryError
 
 
 @dataclass(slots=True)
@@ -82,6 +84,48 @@ class SearchResult:
     events: list[dict] = field(default_factory=list)
 
 
+class Page(NamedTuple):
+    """One page of matches: the total (None when not asked for), the events (each with
+    ``_id``) and the opaque cursor of the next page (None on the last one)."""
+    total: int | None
+    hits: list[dict]
+    next: str | None
+
+
+# A page cursor is the position of the last event shown: (timestamp in ms or None, tiebreak),
+# the tiebreak being a stable per-event sort key of the store (SQLite's rowid, the event id on
+# Elasticsearch). It never grows, however many events share a millisecond.
+MAX_CURSOR_CHARS = 2000   # a 512-byte id (Elasticsearch's limit on _id) and an index name fit
+
+
+def encode_cursor(ts_ms: int | None, tiebreak) -> str:
+    """The opaque text of a position (URL-safe base64 of a compact JSON pair)."""
+    raw = json.dumps([ts_ms, tiebreak], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None, tiebreak_ok: Callable[[Any], bool]
+                  ) -> tuple[int | None, Any] | None:
+    """The position a cursor of :func:`encode_cursor` names; QueryError when it is damaged or
+    not one this kind of store made (``tiebreak_ok`` checks the store's tiebreak)."""
+    if not text:
+        return None
+    damaged = QueryError("the page cursor (after=) is damaged or from another store; start "
+                         "again from the first page")
+    if not isinstance(text, str) or len(text) > MAX_CURSOR_CHARS:
+        raise damaged
+    try:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except ValueError:
+        raise damaged from None
+    if not (isinstance(value, list) and len(value) == 2):
+        raise damaged
+    ts, tiebreak = value
+    if (ts is not None and type(ts) is not int) or not tiebreak_ok(tiebreak):
+        raise damaged
+    return ts, tiebreak
+
+
 class Writer(Protocol):
     """What the indexer needs from a store."""
 
@@ -109,11 +153,19 @@ class Reader(Protocol):
 
     def search(self, request: SearchRequest) -> SearchResult: ...
 
+    def search_page(self, request: SearchRequest, after: str | None = None,
+                    with_total: bool = True) -> Page:
+        """One page of ``request.limit`` matches after the cursor ``after`` (a ``Page.next``),
+        in the request's order by (@timestamp, tiebreak): keyset, no offset, so the last page
+        costs what the first does and there is no cap on how deep one can page."""
+
     def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
-        """Every match in the request's order (by @timestamp, then a tiebreak of the store's
-        own), at most ``request.limit`` (None: all), fetched a page at a time by keyset (after
-        the last (timestamp in ms, tiebreak) seen; point-in-time + search_after on
-        Elasticsearch): no result window, constant memory however many match."""
+        """Every match in the request's order (the order of :meth:`search_page`), at most
+        ``request.limit`` (None: all), fetched a page at a time by the same keyset (a point in
+        time on Elasticsearch, for one consistent view): constant memory however many match."""
+
+    def get_event(self, event_id: str) -> dict | None:
+        """The stored event with this id (``_id`` added), or None."""
 
     def count(self, request: SearchRequest) -> int:
         """How many events match (exact)."""

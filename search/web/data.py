@@ -7,19 +7,17 @@ the query language (issue 11) changes this module only. Everything returned is p
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-import orjson
-
 from common.errors import BrokerError, ConfigError, LogpipeError, QueryError
 from query.datemath import MAX_BUCKETS, parse_interval, time_arg
 from query.lucene import compile_query
 from store import open_store
-from store.base import SearchRequest
+from store.base import Page, SearchRequest
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
@@ -57,25 +55,6 @@ def iso(ms: int) -> str:
     return text + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
 
 
-def encode_cursor(cursor: dict | None) -> str | None:
-    if cursor is None:
-        return None
-    return base64.urlsafe_b64encode(orjson.dumps(cursor)).decode().rstrip("=")
-
-
-def decode_cursor(text: str | None) -> dict | None:
-    if not text:
-        return None
-    try:
-        value = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        raise QueryError("the page cursor (after=) is damaged; start again from the first "
-                         "page") from None
-    if not isinstance(value, dict):
-        raise QueryError("the page cursor (after=) is damaged; start again from the first page")
-    return value
-
-
 def phrase(value: str) -> str:
     """A value as a quoted term of the query language (as ``logpipe trace`` builds one)."""
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -97,13 +76,6 @@ class Window:
     end: datetime | None = None
     from_text: str = ""
     to_text: str = ""
-
-
-@dataclass
-class Page:
-    total: int | None
-    hits: list[dict]
-    next: str | None
 
 
 @dataclass
@@ -189,12 +161,11 @@ class Data:
                order: str = "desc", with_total: bool = True) -> Page:
         size = max(0, min(int(size), MAX_PAGE_SIZE))
         request = self._request(q, window, size, "asc" if order == "asc" else "desc")
-        total, events, cursor = self.sink.search_page(request, decode_cursor(after), with_total)
-        return Page(total=total, hits=[hit(e) for e in events], next=encode_cursor(cursor))
+        page = self.sink.search_page(request, after or None, with_total)
+        return Page(page.total, [hit(e) for e in page.hits], page.next)
 
     def count(self, q: str, window: Window) -> int:
-        total, _, _ = self.sink.search_page(self._request(q, window, 0), None, True)
-        return total
+        return self.sink.count(self._request(q, window, 0))
 
     def bounds(self, q: str, window: Window, oldest: int | None = None,
                newest: int | None = None) -> tuple[int | None, int | None]:
@@ -301,7 +272,7 @@ class Data:
             if current in seen:
                 continue
             seen.add(current)
-            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=1000)
+            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=None)
             # events of one second keep their order in the log file (a store orders by time
             # only, and Elasticsearch's order within one timestamp is arbitrary)
             events = sorted((hit(e) for e in self._every(request)),
@@ -314,15 +285,8 @@ class Data:
         return out
 
     def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
-        """Every match, page by page (keyset: no window limit), up to ``at_most``."""
-        out: list[dict] = []
-        cursor = None
-        while len(out) < at_most:
-            _, events, cursor = self.sink.search_page(request, cursor, False)
-            out += events
-            if cursor is None:
-                break
-        return out
+        """Every match (up to ``at_most``), streamed by the store's keyset (the CLI's code)."""
+        return list(self.sink.stream(dataclasses.replace(request, limit=at_most)))
 
     def tail_start(self, q: str) -> tuple[int, set]:
         """Where a live tail begins: the newest matching event's time and the ids there."""

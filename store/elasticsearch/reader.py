@@ -8,6 +8,7 @@ semantics the embedded store shares; the time window of the request is an ``epoc
 
 from __future__ import annotations
 
+import heapq
 from datetime import datetime
 from typing import Iterator
 
@@ -32,8 +33,9 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import SearchRequest, SearchResult, bucket_key
+from store.base import Page, SearchRequest, SearchResult, bucket_key, decode_cursor, encode_cursor
 from store.elasticsearch.errors import exception_reason
+from store.elasticsearch.template import ID_FIELD
 
 _COMMON = {"ignore_unavailable": True, "allow_no_indices": True}
 
@@ -134,36 +136,99 @@ def _call(what: str, fn, **kwargs):
         raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
 
 
+RESULT_WINDOW = 10_000  # index.max_result_window: the most one search request may return
+
+
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
-    """One window of matches (at most 10,000 on Elasticsearch; more: :func:`stream`)."""
-    if request.limit is None:  # every match: streamed, past the result window
+    """The first ``request.limit`` matches and the total."""
+    if request.limit is None or request.limit >= RESULT_WINDOW:  # streamed, past the window
         return SearchResult(total=count(client, index_pattern, request),
                             events=list(stream(client, index_pattern, request)))
-    order = "asc" if str(request.order).lower() == "asc" else "desc"
-    resp = _call("search", client.search, index=index_pattern, query=build_query(request),
-                 sort=[{TIME_FIELD: {"order": order, "unmapped_type": "date"}}],
-                 size=max(0, int(request.limit)), track_total_hits=True, **_COMMON)
-    hits = resp["hits"]
-    events = []
-    for hit in hits["hits"]:
-        event = dict(hit.get("_source") or {})
-        event["_id"] = hit["_id"]
-        events.append(event)
-    total = hits["total"]["value"] if isinstance(hits["total"], dict) else int(hits["total"])
-    return SearchResult(total=total, events=events)
+    page = search_page(client, index_pattern, request)
+    return SearchResult(total=page.total or 0, events=page.hits)
 
 
 PIT_KEEP_ALIVE = "2m"  # how long the snapshot lives between two pages
 
 
+def _sort(desc: bool, in_pit: bool) -> list:
+    """The keyset's order: @timestamp, then the event id's doc-value copy (``_id`` itself
+    cannot be sorted on). Events indexed before the copy existed lack it; for them the index
+    and the sequence number (unique in a one-shard index, which the template makes) tell
+    events of one millisecond apart, and within a point in time ``_shard_doc`` always does."""
+    order = "desc" if desc else "asc"
+    missing = "_last" if desc else "_first"  # as the embedded store sorts NULL
+    keys: list = [{TIME_FIELD: {"order": order, "unmapped_type": "date", "missing": missing}},
+                  {ID_FIELD: {"order": order, "unmapped_type": "keyword", "missing": missing}},
+                  {"_index": order}, {"_seq_no": order}]
+    if in_pit:
+        keys.append({"_shard_doc": order})
+    return keys
+
+
+def _keyset_hits(client, query: dict, desc: bool, size: int, after: list | None,
+                 index: str | None = None, pit: dict | None = None) -> tuple[list, dict]:
+    """The keyset primitive of :func:`search_page` and :func:`stream`: up to ``size`` hits
+    after the sort values ``after``, by ``search_after`` (no ``from``: no 10,000-hit window).
+    Either an index pattern (stateless: the web's pages) or a point in time (one view)."""
+    extra: dict = {"search_after": after} if after is not None else {}
+    if pit is not None:
+        extra["pit"] = pit
+    else:
+        extra.update(index=index, **_COMMON)
+    resp = _call("search", client.search, query=query, sort=_sort(desc, pit is not None),
+                 size=size, track_total_hits=False, **extra)
+    return resp["hits"]["hits"], resp
+
+
+def _event(hit: dict) -> dict:
+    event = dict(hit.get("_source") or {})
+    event.pop(ID_FIELD, None)
+    event["_id"] = hit["_id"]
+    return event
+
+
+def _tiebreak_ok(value) -> bool:
+    """An Elasticsearch cursor's tiebreak: [event id or None, index, sequence number]."""
+    return (isinstance(value, list) and len(value) == 3
+            and (value[0] is None or isinstance(value[0], str))
+            and isinstance(value[1], str) and type(value[2]) is int)
+
+
+def search_page(client, index_pattern: str, request: SearchRequest, after: str | None = None,
+                with_total: bool = True) -> Page:
+    """One page after a cursor by ``search_after`` in :func:`_sort`'s order: stateless (no
+    point in time to keep alive), and the cursor is the last event's position (ms, [id,
+    index, sequence number]), however many events share a millisecond."""
+    position = decode_cursor(after, _tiebreak_ok)
+    desc = str(request.order).lower() != "asc"
+    limit = max(0, int(request.limit or 0))
+    total = count(client, index_pattern, request) if with_total else None
+    if not limit:
+        return Page(total, [], None)
+    search_after = None
+    if position is not None:
+        if position[0] is None:  # every event on Elasticsearch has a time
+            raise QueryError("the page cursor (after=) is damaged or from another store; "
+                             "start again from the first page")
+        search_after = [position[0], *position[1]]
+    hits, _ = _keyset_hits(client, build_query(request), desc, limit + 1, search_after,
+                           index=index_pattern)
+    more = len(hits) > limit
+    hits = hits[:limit]
+    cursor = None
+    if more and hits:
+        ts, eid, index, seq_no = hits[-1]["sort"][:4]
+        cursor = encode_cursor(ts, [eid, index, seq_no])
+    return Page(total, [_event(h) for h in hits], cursor)
+
+
 def stream(client, index_pattern: str, request: SearchRequest,
            page_size: int = 1000) -> Iterator[dict]:
-    """Every match in order, a page at a time: a point in time (one consistent view of the
-    indices for the whole stream) and ``search_after`` on (@timestamp, _shard_doc), so there is
-    no 10,000-hit window and memory holds one page. The point in time is closed at the end, or
-    when the consumer stops early."""
+    """Every match in order, a page at a time: the keyset of :func:`search_page` inside a
+    point in time (one consistent view of the indices for the whole stream), so memory holds
+    one page. The point in time is closed at the end, or when the consumer stops early."""
     desc = str(request.order).lower() != "asc"
-    order = "desc" if desc else "asc"
     remaining = None if request.limit is None else max(0, int(request.limit))
     if remaining == 0:
         return
@@ -172,23 +237,15 @@ def stream(client, index_pattern: str, request: SearchRequest,
     opened = _call("search", client.open_point_in_time, index=index_pattern,
                    keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True)
     pit = opened["id"]
-    # untimed events last newest-first, first oldest-first (as the embedded store sorts NULL)
-    sort = [{TIME_FIELD: {"order": order, "unmapped_type": "date",
-                          "missing": "_last" if desc else "_first"}},
-            {"_shard_doc": order}]
     after = None
     try:
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
-            extra: dict = {"search_after": after} if after is not None else {}
-            resp = _call("search", client.search, pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
-                         query=query, sort=sort, size=size, track_total_hits=False, **extra)
+            hits, resp = _keyset_hits(client, query, desc, size, after,
+                                      pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE})
             pit = resp.get("pit_id", pit)
-            hits = resp["hits"]["hits"]
             for hit in hits:
-                event = dict(hit.get("_source") or {})
-                event["_id"] = hit["_id"]
-                yield event
+                yield _event(hit)
             if remaining is not None:
                 remaining -= len(hits)
             if len(hits) < size:
@@ -218,27 +275,64 @@ def histogram(client, index_pattern: str, request: SearchRequest,
     return fill_buckets([(b["key"], b["doc_count"]) for b in buckets], step)
 
 
+# Top values are exact on any number of shards (every daily index is one): a terms
+# aggregation is exact only when no shard had to cut its list of terms at ``shard_size``, and
+# Elasticsearch says so with doc_count_error_upper_bound == 0; then its top ``size`` (by count,
+# then value) are the true ones. When some shard holds more than TERMS_SHARD_SIZE distinct values
+# the bound is not 0, and a composite aggregation walks every bucket (exact counts, a page of
+# COMPOSITE_PAGE values at a time) keeping the best ``size`` here: slower, never wrong.
+TERMS_SHARD_SIZE = 10_000
+COMPOSITE_PAGE = 1000
+
+
 def top(client, index_pattern: str, request: SearchRequest, field: str,
         size: int = 10) -> list[tuple[str, int]]:
     target = TEXT_KEYWORD if field == TEXT_FIELD else field
     size = max(1, int(size))
+    query = build_query(request)
 
-    def run(name):
-        aggs = {"t": {"terms": {"field": name, "size": size, "shard_size": max(100, size * 5),
-                                "order": [{"_count": "desc"}, {"_key": "asc"}]}}}
-        return _call("top-values query", client.search, index=index_pattern,
-                     query=build_query(request), size=0, aggs=aggs, track_total_hits=False,
-                     **_COMMON)
+    def search(aggs: dict) -> dict:
+        resp = _call("top-values query", client.search, index=index_pattern, query=query,
+                     size=0, aggs=aggs, track_total_hits=False, **_COMMON)
+        return (resp.get("aggregations") or {}).get("t", {})
+
+    def exact(name: str) -> list[tuple[str, int]]:
+        terms = search({"t": {"terms": {
+            "field": name, "size": size, "shard_size": max(TERMS_SHARD_SIZE, size),
+            "order": [{"_count": "desc"}, {"_key": "asc"}]}}})
+        if terms.get("doc_count_error_upper_bound", 0) == 0:
+            return [(_key(b), int(b["doc_count"])) for b in terms.get("buckets", [])]
+        # composite buckets come in ascending key order, so the walk's position ranks keys:
+        # (count, -position) orders as (count desc, key asc) does
+        best: list = []   # a min-heap of the best `size` (count, -position, key)
+        position, after = 0, None
+        while True:
+            composite: dict = {"size": COMPOSITE_PAGE,
+                               "sources": [{"v": {"terms": {"field": name}}}]}
+            if after is not None:
+                composite["after"] = after
+            page = search({"t": {"composite": composite}})
+            buckets = page.get("buckets", [])
+            for b in buckets:
+                position += 1
+                entry = (int(b["doc_count"]), -position, b["key"]["v"])
+                if len(best) < size:
+                    heapq.heappush(best, entry)
+                elif entry > best[0]:
+                    heapq.heapreplace(best, entry)
+            after = page.get("after_key")
+            if not buckets or after is None:
+                break
+        best.sort(reverse=True)
+        return [(bucket_key(key), n) for n, _, key in best]
 
     try:
-        resp = run(target)
+        return exact(target)
     except QueryError as exc:
         # a text field: its keyword sub-field holds the whole values
         if "fielddata" not in str(exc).lower() and "text field" not in str(exc).lower():
             raise
-        resp = run(target + ".keyword")
-    buckets = (resp.get("aggregations") or {}).get("t", {}).get("buckets", [])
-    return [(_key(b), int(b["doc_count"])) for b in buckets]
+        return exact(target + ".keyword")
 
 
 def _key(bucket) -> str:
@@ -247,53 +341,7 @@ def _key(bucket) -> str:
     return bucket_key(bucket["key"])
 
 
-# --- keyset paging and single events, for the web page (search/web/data.py) ---------------
-
-def search_page(client, index_pattern: str, request: SearchRequest, after: dict | None = None,
-                with_total: bool = True):
-    """One page after a cursor, by ``search_after`` on @timestamp: no ``from`` offset, so no
-    10,000-hit window and no server-side context to keep alive. Events that share the
-    boundary's millisecond are told apart by id: the cursor ``{"t": ts_ms, "s": [ids]}``
-    lists the ids already shown at that millisecond, and the next page skips them.
-    Returns (total or None, events with ``_id``, the next cursor or None)."""
-    desc = str(request.order).lower() != "asc"
-    limit = max(0, int(request.limit or 0))
-    query = build_query(request)
-    total = None
-    if with_total:
-        total = count(client, index_pattern, request)
-    if not limit:
-        return total, [], None
-    seen: list[str] = []
-    if after:
-        try:
-            ts, seen = int(after["t"]), [str(i) for i in after.get("s", [])]
-        except (KeyError, TypeError, ValueError):
-            raise QueryError("the page cursor is not one this store made") from None
-        bound = {"lte" if desc else "gte": ts, "format": "epoch_millis"}
-        query = {"bool": {"filter": [query, {"range": {TIME_FIELD: bound}}],
-                          "must_not": [{"ids": {"values": seen}}] if seen else []}}
-    resp = _call("search", client.search, index=index_pattern, query=query,
-                 sort=[{TIME_FIELD: {"order": "desc" if desc else "asc",
-                                     "unmapped_type": "date"}}],
-                 size=limit + 1, track_total_hits=False, **_COMMON)
-    hits = resp["hits"]["hits"]
-    more = len(hits) > limit
-    hits = hits[:limit]
-    events = []
-    for hit in hits:
-        event = dict(hit.get("_source") or {})
-        event["_id"] = hit["_id"]
-        events.append(event)
-    cursor = None
-    if more and hits:
-        last = hits[-1]["sort"][0]
-        same = [h["_id"] for h in hits if h["sort"][0] == last]
-        if after and int(after["t"]) == last:
-            same = seen + same
-        cursor = {"t": last, "s": same}
-    return total, events, cursor
-
+# --- single events, for the web page (search/web/data.py) -------------------------------
 
 def get_event(client, index_pattern: str, event_id: str) -> dict | None:
     resp = _call("search", client.search, index=index_pattern,
@@ -301,6 +349,4 @@ def get_event(client, index_pattern: str, event_id: str) -> dict | None:
     hits = resp["hits"]["hits"]
     if not hits:
         return None
-    event = dict(hits[0].get("_source") or {})
-    event["_id"] = hits[0]["_id"]
-    return event
+    return _event(hits[0])

@@ -13,8 +13,12 @@ from __future__ import annotations
 from store.fields import IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
 
 TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
+# The event id, copied into the document by the writer: ``_id`` cannot be sorted on, and
+# paging needs a stable per-event tiebreak after @timestamp (store/elasticsearch/reader.py).
+# Doc values only (sorting), not indexed; the reader drops it from what it returns.
+ID_FIELD = "_logpipe_id"
 
-__all__ = ["IP_FIELDS", "LONG_FIELDS", "TEMPLATE_PREFIX", "index_template"]
+__all__ = ["ID_FIELD", "IP_FIELDS", "LONG_FIELDS", "TEMPLATE_PREFIX", "index_template"]
 
 
 def index_template(pattern: str, replicas: int = 0) -> dict:
@@ -25,6 +29,7 @@ def index_template(pattern: str, replicas: int = 0) -> dict:
                                                            "ignore_above": 8191}}},
         "tags": {"type": "keyword"},
         MALFORMED_FIELD: {"type": "keyword"},
+        ID_FIELD: {"type": "keyword", "index": False, "doc_values": True},
     }
     properties.update({name: {"type": "ip", "ignore_malformed": True} for name in IP_FIELDS})
     properties.update({name: {"type": "long", "ignore_malformed": True}

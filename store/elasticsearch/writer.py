@@ -22,7 +22,7 @@ from common.errors import SinkError
 from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
 from store.elasticsearch import reader, retention
 from store.elasticsearch.errors import item_reason
-from store.elasticsearch.template import TEMPLATE_PREFIX, index_template
+from store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
 from store.elasticsearch.url import es_client
 from store.fields import mark_malformed
 
@@ -85,7 +85,7 @@ class ElasticsearchSink:
             try:
                 action = orjson.dumps({"create": {"_index": self.index_for(event.doc["@timestamp"]),
                                                   "_id": event.id}})
-                source = orjson.dumps(mark_malformed(event.doc))
+                source = orjson.dumps({**mark_malformed(event.doc), ID_FIELD: event.id})
             except (TypeError, ValueError, KeyError) as exc:
                 outcomes[position] = Outcome(Status.REJECTED,
                                              f"cannot serialise the event: {type(exc).__name__}: {exc}")
@@ -160,7 +160,7 @@ class ElasticsearchSink:
     def top(self, request: SearchRequest, field: str, size: int = 10):
         return reader.top(self.client, self.index_pattern, request, field, size)
 
-    def search_page(self, request: SearchRequest, after: dict | None = None,
+    def search_page(self, request: SearchRequest, after: str | None = None,
                     with_total: bool = True):
         return reader.search_page(self.client, self.index_pattern, request, after, with_total)
 

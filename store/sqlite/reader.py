@@ -39,7 +39,7 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import SearchRequest, SearchResult, bucket_key
+from store.base import Page, SearchRequest, SearchResult, bucket_key, decode_cursor, encode_cursor
 from store.sqlite.schema import FTS_TABLE, FTS_VOCAB, SQL_COLUMNS, returned_doc
 
 
@@ -211,65 +211,90 @@ class SqliteReader:
                 raise SinkError(f"embedded store {self.path}: {text}") from None
 
     def search(self, request: SearchRequest) -> SearchResult:
-        where, params = self._where(request)
-        order = "ASC" if str(request.order).lower() == "asc" else "DESC"
-        total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
-        limit = total if request.limit is None else max(0, int(request.limit))
-        events = []
-        if limit and total:
-            # sort (ts, rowid) pairs first, read only the documents shown
-            rows = self._run(f"SELECT id, doc FROM events WHERE rowid IN (SELECT events.rowid "
-                             f"FROM events WHERE {where} ORDER BY events.ts {order}, "
-                             f"events.rowid {order} LIMIT ?) "
-                             f"ORDER BY events.ts {order}, events.rowid {order}",
-                             params + [limit])
-            for eid, doc in rows:
-                event = returned_doc(doc)
-                event["_id"] = eid
-                events.append(event)
-        return SearchResult(total=total, events=events)
+        if request.limit is None:
+            return SearchResult(total=self.count(request), events=list(self.stream(request)))
+        page = self.search_page(request)
+        return SearchResult(total=page.total or 0, events=page.hits)
 
-    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
-        """Every match in order, a page at a time, by keyset on (ts, rowid) (no OFFSET: the
-        last page costs what the first does). Events without a time come last newest-first and
-        first oldest-first, as in :meth:`search`."""
+    def _keyset_rows(self, where: str, params: list, desc: bool,
+                     after: tuple[int | None, int] | None, size: int) -> list:
+        """The keyset primitive of :meth:`search_page` and :meth:`stream`: up to ``size`` rows
+        (rowid, ts, id, doc) after the position ``after`` = (ts or None, rowid), ordered by
+        (ts, rowid). No OFFSET: each page is an index seek. Events without a time come last
+        newest-first and first oldest-first (SQLite sorts NULL lowest); the timed and the
+        untimed part are queried apart so that each is one range of the ts index."""
+        order, cmp = ("DESC", "<") if desc else ("ASC", ">")
+        parts: tuple[bool, ...] = (True, False) if desc else (False, True)
+        if after is not None:
+            # skip the parts wholly before the cursor's
+            parts = parts[parts.index(after[0] is not None):]
+        rows: list = []
+        for timed in parts:
+            if len(rows) >= size:
+                break
+            extra: list = []
+            if timed:
+                cond = "events.ts IS NOT NULL"
+                if after is not None and after[0] is not None:
+                    cond += f" AND (events.ts, events.rowid) {cmp} (?, ?)"
+                    extra = [after[0], after[1]]
+            else:
+                cond = "events.ts IS NULL"
+                if after is not None and after[0] is None:
+                    cond += f" AND events.rowid {cmp} ?"
+                    extra = [after[1]]
+            rows += self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
+                              f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
+                              f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
+                              f"ORDER BY ts {order}, rowid {order}",
+                              params + extra + [size - len(rows)])
+            after = None  # the next part starts at its beginning
+        return rows
+
+    @staticmethod
+    def _events(rows) -> list[dict]:
+        events = []
+        for _, _, eid, doc in rows:
+            event = returned_doc(doc)
+            event["_id"] = eid
+            events.append(event)
+        return events
+
+    def search_page(self, request: SearchRequest, after: str | None = None,
+                    with_total: bool = True) -> Page:
+        """One page of ``request.limit`` events after a cursor, by keyset on (ts, rowid); the
+        cursor is :func:`store.base.encode_cursor` of the last event's (ts, rowid)."""
+        position = decode_cursor(after, lambda rowid: type(rowid) is int)
         where, params = self._where(request)
         desc = str(request.order).lower() != "asc"
-        order = "DESC" if desc else "ASC"
-        cmp = "<" if desc else ">"
+        limit = max(0, int(request.limit or 0))
+        total = None
+        if with_total:
+            total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+        if not limit:
+            return Page(total, [], None)
+        rows = self._keyset_rows(where, params, desc, position, limit + 1)  # type: ignore[arg-type]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+        return Page(total, self._events(rows), cursor)
+
+    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
+        """Every match in order, a page at a time, by the keyset of :meth:`search_page`."""
+        where, params = self._where(request)
+        desc = str(request.order).lower() != "asc"
         remaining = None if request.limit is None else max(0, int(request.limit))
         page_size = max(1, int(page_size))
-        # the timed events, then the untimed (SQLite sorts NULL lowest), or the reverse
-        for timed in ((True, False) if desc else (False, True)):
-            cursor: tuple[int | None, int] | None = None
-            while remaining is None or remaining > 0:
-                size = page_size if remaining is None else min(page_size, remaining)
-                if timed:
-                    cond = "events.ts IS NOT NULL"
-                    extra: list = []
-                    if cursor is not None:
-                        cond += f" AND (events.ts {cmp} ? OR (events.ts = ? AND events.rowid {cmp} ?))"
-                        extra = [cursor[0], cursor[0], cursor[1]]
-                else:
-                    cond = "events.ts IS NULL"
-                    extra = []
-                    if cursor is not None:
-                        cond += f" AND events.rowid {cmp} ?"
-                        extra = [cursor[1]]
-                rows = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
-                                 f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
-                                 f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
-                                 f"ORDER BY ts {order}, rowid {order}",
-                                 params + extra + [size])
-                for _, _, eid, doc in rows:
-                    event = returned_doc(doc)
-                    event["_id"] = eid
-                    yield event
-                if remaining is not None:
-                    remaining -= len(rows)
-                if len(rows) < size:
-                    break
-                cursor = (rows[-1][1], rows[-1][0])
+        position: tuple[int | None, int] | None = None
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            rows = self._keyset_rows(where, params, desc, position, size)
+            yield from self._events(rows)
+            if remaining is not None:
+                remaining -= len(rows)
+            if len(rows) < size:
+                break
+            position = (rows[-1][1], rows[-1][0])
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
         step = parse_interval(interval)
@@ -329,46 +354,7 @@ class SqliteReader:
         where, params = self._where(request)
         return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
 
-    # keyset paging and single events, for the web page (search/web/data.py)
-    def search_page(self, request: SearchRequest, after: dict | None = None,
-                    with_total: bool = True) -> tuple[int | None, list[dict], dict | None]:
-        """One page of ``request.limit`` events after a cursor, in the request's order by
-        (@timestamp, rowid): no OFFSET, so the 10,000th page costs what the first does and
-        there is no cap on how deep one can page. Returns (total or None, events with ``_id``,
-        the cursor of the next page or None). A cursor is ``{"t": ts_ms, "r": rowid}``."""
-        where, params = self._where(request)
-        desc = str(request.order).lower() != "asc"
-        order = "DESC" if desc else "ASC"
-        limit = max(0, int(request.limit or 0))
-        total = None
-        if with_total:
-            total = self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
-        page_where, page_params = where, list(params)
-        if after:
-            try:
-                ts, rid = int(after["t"]), int(after["r"])
-            except (KeyError, TypeError, ValueError):
-                raise QueryError("the page cursor is not one this store made") from None
-            cmp = "<" if desc else ">"
-            page_where += (f" AND events.ts {cmp}= ? AND (events.ts {cmp} ? OR "
-                           f"events.rowid {cmp} ?)")
-            page_params += [ts, ts, rid]
-        if not limit:
-            return total, [], None
-        rows = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN (SELECT "
-                         f"events.rowid FROM events WHERE {page_where} ORDER BY events.ts "
-                         f"{order}, events.rowid {order} LIMIT ?) "
-                         f"ORDER BY ts {order}, rowid {order}", page_params + [limit + 1])
-        more = len(rows) > limit
-        rows = rows[:limit]
-        events = []
-        for _, _, eid, doc in rows:
-            event = returned_doc(doc)
-            event["_id"] = eid
-            events.append(event)
-        cursor = {"t": rows[-1][1], "r": rows[-1][0]} if more and rows else None
-        return total, events, cursor
-
+    # single events, for the web page (search/web/data.py)
     def get_event(self, event_id: str) -> dict | None:
         """The stored document with this id (``_id`` added), or None."""
         rows = self._run("SELECT id, doc FROM events WHERE id = ?", [event_id])

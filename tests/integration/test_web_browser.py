@@ -288,3 +288,87 @@ def test_sample_maillog_screenshot(page, site):
     page.locator('#fields li[data-field="program"] li.top-value').first.wait_for()
     shot(page, "ui-search")
     assert (ARTIFACTS / "ui-search.png").stat().st_size > 10000
+
+
+def _letters(site, reason: str, n: int) -> list[str]:
+    """``n`` dead letters whose reason says ``reason`` (filterable apart from the others)."""
+    entries = []
+    for i in range(n):
+        record = Record(id=f"{reason}-{i}", line=f"{reason} line {i}", host="relay",
+                        path="/var/log/maillog", offset=i, type="mail", received_at=time.time())
+        site["dlq"].add(encode(record), record.id, "parse", f"{reason}: no pattern matched")
+        entries.append(record.id)
+    return entries
+
+
+def _in_dlq(site, reason: str) -> int:
+    return sum(1 for _ in site["dlq"].iter(reason=reason))
+
+
+def test_replay_one_asks_first_with_the_count(page, site):
+    _letters(site, "replayonecheck", 2)
+    page.goto(site["base"] + "/dlq?reason=replayonecheck")
+    rows = page.locator("#letters tr.letter")
+    assert rows.count() == 2
+    rows.first.locator("button.replay-one").click()
+    page.locator("#confirm").wait_for()
+    assert "Replay 1 dead letter" in page.locator("#confirm-text").inner_text()
+    assert "replayonecheck" in page.locator("#confirm-text").inner_text()
+    page.click("#confirm-cancel")
+    assert page.locator("#confirm").is_hidden() and page.locator("#dlq-result").is_hidden()
+    assert _in_dlq(site, "replayonecheck") == 2          # cancelled: nothing happened
+    rows.first.locator("button.replay-one").click()
+    page.locator("#confirm").wait_for()
+    page.click("#confirm-go")
+    page.locator("#dlq-result").wait_for()
+    # the line matches no pattern, so the replay dead-letters it again: one went through
+    assert "replay:" in page.locator("#dlq-result").inner_text()
+    page.wait_for_function("() => document.querySelectorAll('#letters tr.letter').length >= 1")
+    assert not page.dialogs and not page.errors
+
+
+def test_purge_from_the_browser_needs_the_count_typed(page, site):
+    _letters(site, "purgecheck", 3)
+    page.goto(site["base"] + "/dlq?reason=purgecheck")
+    assert page.locator("#letters tr.letter").count() == 3
+    page.click("#purge-all")
+    page.locator("#confirm").wait_for()
+    assert "Delete 3 dead letters" in page.locator("#confirm-text").inner_text()
+    go = page.locator("#confirm-go")
+    assert go.is_disabled()
+    page.fill("#confirm-count", "2")
+    assert go.is_disabled()                               # the wrong count does nothing
+    assert _in_dlq(site, "purgecheck") == 3
+    page.fill("#confirm-count", "3")
+    assert go.is_enabled()
+    shot(page, "dlq-purge-confirm")
+    go.click()
+    page.locator("#dlq-result").filter(has_text="purged 3").wait_for()
+    page.locator("p.empty").wait_for(timeout=15000)       # reloaded: none left
+    assert _in_dlq(site, "purgecheck") == 0
+    assert not page.dialogs and not page.errors
+
+
+def test_live_tail_pauses_while_scrolled_down(page, site):
+    page.goto(site["base"] + "/?q=*")
+    assert page.locator("#hits tr.hit").count() == 100    # a page taller than the window
+    page.click("#tail")
+    status = page.locator("#tail-status")
+    status.filter(has_text="following").wait_for()
+    page.evaluate("() => window.scrollTo(0, 800)")
+    status.filter(has_text="paused while scrolled").wait_for()
+    later = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 60))
+    sink = SqliteSink(site["store"])
+    sink.write([Event("live-paused", {"@timestamp": later, "host": "mail9",
+                                      "program": "pausetail", "type": "mail",
+                                      "message": "held while the reader scrolls"})])
+    sink.close()
+    status.filter(has_text="1 new (paused while scrolled").wait_for(timeout=30000)
+    assert page.locator('#hits tr.hit[data-id="live-paused"]').count() == 0
+    assert page.evaluate("() => window.scrollY") >= 800   # nothing moved the reader
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.locator('#hits tr.hit[data-id="live-paused"]').wait_for()
+    assert "held while the reader scrolls" in \
+        page.locator('#hits tr.hit[data-id="live-paused"]').inner_text()
+    status.filter(has_text="following new matches").wait_for()
+    assert not page.errors

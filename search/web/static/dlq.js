@@ -1,4 +1,4 @@
-// Dead letters: replay one / the selected / all matching (count shown first), purge all
+// Dead letters: replay one / the selected / all matching (each confirmed with its count), purge all
 // matching only after the count is typed. Every change is a POST with the CSRF token.
 "use strict";
 (function () {
@@ -39,7 +39,8 @@
   if (cancel) cancel.addEventListener("click", () => { confirmBox.hidden = true; pending = null; });
 
   for (const b of document.querySelectorAll("button.replay-one")) {
-    b.addEventListener("click", () => replay({ entries: [b.dataset.entry] }));
+    // the same confirm step as the others: what and how many (one), before anything happens
+    b.addEventListener("click", () => ask("Replay 1 dead letter (" + b.dataset.entry + ": " + (b.dataset.reason || "") + ")?", () => replay({ entries: [b.dataset.entry] })));
   }
   const all = document.getElementById("select-all");
   if (all) all.addEventListener("change", () => { for (const c of document.querySelectorAll("input.pick")) c.checked = all.checked; });

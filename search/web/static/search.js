@@ -195,7 +195,10 @@
       if (source) { source.close(); source = null; tailButton.textContent = "Live tail"; status.textContent = ""; return; }
       source = new EventSource("/api/tail?" + queryString({}));
       tailButton.textContent = "Stop tail";
-      status.textContent = "following new matches";
+      // "following" only once the server answered: it has fixed where the tail starts, so
+      // whatever is stored from now on is sent (a line stored before that is on the page)
+      status.textContent = "connecting\u2026";
+      source.onopen = () => flush();
       source.onmessage = (e) => { held.push(JSON.parse(e.data)); flush(); };
       source.addEventListener("problem", (e) => { status.textContent = JSON.parse(e.data).error; });
     });
