@@ -40,7 +40,7 @@ class Record:
     tags: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        out = {
+        out: dict[str, object] = {
             "id": self.id, "host": self.host, "path": self.path, "offset": self.offset,
             "type": self.type, "fields": self.fields, "received_at": self.received_at,
             "line": self.line,
@@ -261,7 +261,8 @@ def _from_event(obj: dict, fallback_id: str) -> Record:
                           "host")
     log = obj.get("log")
     log = log if isinstance(log, dict) else {}  # Logstash events may use "log" for anything
-    log_file = log.get("file") if isinstance(log.get("file"), dict) else {}
+    log_file = log.get("file")
+    log_file = log_file if isinstance(log_file, dict) else {}
     if log_file.get("path") is not None:
         path = log_file["path"]
         if not isinstance(path, str):

@@ -133,8 +133,7 @@ class _Parser:
         self.notes.append(f"{self.path}:{line}: {msg}")
 
     def parse(self) -> list[Plugin]:
-        while self.peek() is not None:
-            tok = self.peek()
+        while (tok := self.peek()) is not None:
             if tok.kind == "word" and tok.value in SECTIONS and self._is("{", 1):
                 self.i += 2
                 self.section(tok.value, None, None)
@@ -182,10 +181,9 @@ class _Parser:
     def conditional(self, name: str, outer: str | None, outer_type: str | None,
                     outer_when: str | None, outer_error: str | None,
                     chain: list[str | None]) -> None:
-        first = self.peek()
-        words = []
-        while self.peek() is not None and not self._is("{"):
-            words.append(self.peek())
+        words: list[Token] = []   # from the 'if' / 'else' this is called on, up to '{'
+        while (tok := self.peek()) is not None and tok.kind != "{":
+            words.append(tok)
             self.i += 1
         self.i += 1  # '{'
         text = " ".join(w.value if w.kind != "str" else f'"{w.value}"' for w in words)
@@ -216,9 +214,9 @@ class _Parser:
                     and vals[k + 3] == "==" and words[k + 4].kind == "str":
                 cond_type = words[k + 4].value
         if error and error != outer_error and cond_type == outer_type:
-            self.note(first.line, f"condition '{text}' in {name} cannot be written as a query "
-                                  f"({error}): grok and date inside apply to the whole type, "
-                                  f"other filters inside are skipped")
+            self.note(words[0].line, f"condition '{text}' in {name} cannot be written as a query "
+                                     f"({error}): grok and date inside apply to the whole type, "
+                                     f"other filters inside are skipped")
         self.section(name, text if outer is None else f"{outer} and {text}", cond_type, when,
                      error)
 
@@ -237,10 +235,11 @@ class _Parser:
                 self.i += 2
                 key = tok.value
                 value = self.value(key)
-                if key in out and isinstance(out[key], list) and isinstance(value, list):
-                    out[key] = out[key] + value   # repeated options accumulate (old syntax)
-                elif key in out and isinstance(out[key], dict) and isinstance(value, dict):
-                    out[key] = {**out[key], **value}
+                earlier = out.get(key)
+                if isinstance(earlier, list) and isinstance(value, list):
+                    out[key] = earlier + value   # repeated options accumulate (old syntax)
+                elif isinstance(earlier, dict) and isinstance(value, dict):
+                    out[key] = {**earlier, **value}
                 else:
                     out[key] = value
                 continue
@@ -710,6 +709,7 @@ def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
             entry["when"] = when
         t.filters.append(entry)
 
+    opts: dict[str, object]
     if p.name == "kv":
         opts = {ours: str(s.pop(theirs)) for theirs, ours in _KV_OPTIONS.items() if theirs in s}
         add("kv", opts)
@@ -718,7 +718,7 @@ def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
         if not mapping:
             notes.append(f"{where} skipped: no mapping => {{field => pattern}}")
         else:
-            opts: dict[str, object] = {"mapping": mapping}
+            opts = {"mapping": mapping}
             if "append_separator" in s:
                 opts["append_separator"] = str(s.pop("append_separator"))
             add("dissect", opts)
@@ -731,26 +731,29 @@ def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
         add("drop", {})
     elif p.name == "mutate":
         ops: dict[str, object] = {}
-        for old, new in _pairs(s.pop("rename", None)):
-            ops.setdefault("rename", {})[old] = str(new)
-        for f, kind in _pairs(s.pop("convert", None)):
-            if str(kind) in _CONVERT:
-                ops.setdefault("convert", {})[f] = _CONVERT[str(kind)]
+        rename = {old: str(new) for old, new in _pairs(s.pop("rename", None))}
+        if rename:
+            ops["rename"] = rename
+        conversions = {f: _CONVERT[str(kind)] for f, kind in _pairs(s.pop("convert", None))
+                       if str(kind) in _CONVERT}
+        if conversions:
+            ops["convert"] = conversions
         for key in ("remove", "remove_field"):
             fields = [str(f) for f in _as_list(s.pop(key, None))]
             if fields:
                 ops["remove_field"] = fields
-        for f, v in _pairs(s.pop("add_field", None)):
-            ops.setdefault("add_field", {})[f] = v
+        mutate_added = {f: v for f, v in _pairs(s.pop("add_field", None))}
+        if mutate_added:
+            ops["add_field"] = mutate_added
         _mutate_ops(s, ops, notes, where)
         if ops:
             add("mutate", ops)
     tags = [str(x) for x in _as_list(s.pop("add_tag", None))]
     if tags:
         add("add_tag", tags)
-    fields = {f: v for f, v in _pairs(s.pop("add_field", None))}
-    if fields:
-        add("mutate", {"add_field": fields})
+    added = {f: v for f, v in _pairs(s.pop("add_field", None))}
+    if added:
+        add("mutate", {"add_field": added})
     removed = [str(f) for f in _as_list(s.pop("remove_field", None))]
     if removed:
         add("mutate", {"remove_field": removed})

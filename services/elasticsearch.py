@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO, NoReturn
 
 from common.errors import ServiceError
 
@@ -138,7 +139,9 @@ def java_home() -> Path:
     return best[1]
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def _tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    if path is None:   # never launched, or its temp dir is gone
+        return "(no log file)"
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -165,7 +168,7 @@ class ElasticsearchNode:
         self.log_path: Path | None = self._log_path_arg
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
 
     # -- build --------------------------------------------------------------------------------------------
 
@@ -286,9 +289,12 @@ class ElasticsearchNode:
         return began
 
     def wait_ready(self, began: float, timeout: float = 240) -> str:
+        process = self.process
+        if process is None:
+            self._fail("the Elasticsearch node was never launched")
         deadline = began + timeout
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = process.poll()
             if code is not None:
                 self._fail(f"the Elasticsearch node exited with status {code} while starting")
             if self._ready():
@@ -297,7 +303,7 @@ class ElasticsearchNode:
             time.sleep(0.25)
         self._fail(f"the Elasticsearch node was not ready on {self.url} within {timeout:.0f}s")
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         """Stop what is left of a failed start (a temp dir goes too) and raise with the log's tail."""
         log = self.log_path
         tail = _tail(log)
@@ -319,7 +325,7 @@ class ElasticsearchNode:
         if self._get("/", timeout=2) is None:
             return False
         health = self._get("/_cluster/health?wait_for_status=yellow&timeout=2s", timeout=5)
-        return bool(health) and health.get("status") in ("yellow", "green")
+        return bool(health and health.get("status") in ("yellow", "green"))
 
     def kill(self) -> None:
         """SIGKILL, for fault tests (no clean close); the data dir stays until :meth:`stop`."""

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -30,6 +31,9 @@ from common.console import emit
 from common.errors import ServiceError
 from common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
                             write_private)
+
+if TYPE_CHECKING:  # imported where used: only --store elasticsearch needs the launcher
+    from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
 
 up_app = typer.Typer(add_completion=False)
 down_app = typer.Typer(add_completion=False)
@@ -74,11 +78,12 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         write_private(password_file, secrets.token_hex(16))
     broker = ValkeyServer(data_dir=state / "valkey", password=password_file.read_text().strip(),
                           appendonly=True)
-    es_node = indexer = None
+    es_node: ElasticsearchNode | ElasticsearchCluster | None = None
+    indexer: subprocess.Popen | None = None
     stopping = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
     signal.signal(signal.SIGINT, lambda *_: stopping.update(now=True))
-    info = {"supervisor_pid": os.getpid(), "ready": False}
+    info: dict[str, object] = {"supervisor_pid": os.getpid(), "ready": False}
     try:
         admin_url = broker.start()
         info["broker"] = f"127.0.0.1:{broker.port}"
@@ -87,10 +92,10 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         admin = connect(admin_url)
         urls = {"admin": admin_url, **setup_users(admin, admin_url)}
         admin.close()
-        info["url_files"] = {role: str(path) for role, path in
-                             write_url_files(state, urls).items()}
+        url_files = {role: str(path) for role, path in write_url_files(state, urls).items()}
+        info["url_files"] = url_files
         if store == "sqlite":
-            info["store_url"] = "sqlite:///" + str(state / "events.db")
+            store_url = "sqlite:///" + str(state / "events.db")
         elif store == "elasticsearch":
             from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
             if es_nodes > 1:  # nodes in elasticsearch/<cluster>-n1..N, the store URL lists them all
@@ -99,13 +104,14 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
             else:
                 es_node = ElasticsearchNode(data_dir=state / "elasticsearch",
                                             log_path=state / "elasticsearch.log")
-            info["store_url"] = es_node.start()
+            store_url = es_node.start()
         else:
-            info["store_url"] = store
+            store_url = store
+        info["store_url"] = store_url
         log = open_private_append(state / "indexer.log")
         env = {k: v for k, v in os.environ.items() if k != ENV_REDIS}
-        env[ENV_REDIS_FILE] = info["url_files"]["indexer"]
-        args = _logpipe("index", "--store", info["store_url"], "--workers", str(workers))
+        env[ENV_REDIS_FILE] = url_files["indexer"]
+        args = _logpipe("index", "--store", store_url, "--workers", str(workers))
         indexer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    env=env)
         info.update(ready=True, indexer_pid=indexer.pid, broker_pid=broker.pid,
@@ -170,7 +176,7 @@ def url_file(info: dict, role: str) -> str:
 
 def stop(timeout: float = 60) -> bool:
     pid = read_services().get("supervisor_pid")
-    if not _alive(pid):
+    if not isinstance(pid, int) or not _alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

@@ -56,8 +56,9 @@ class _Clock:
     def __init__(self, rng: _Rand, start: datetime):
         self.rng = rng
         self.now = start.timestamp()
-        self.offset = start.utcoffset().total_seconds() if start.tzinfo else 0.0
-        self._sec = None
+        utcoffset = start.utcoffset()   # None for a naive start
+        self.offset = utcoffset.total_seconds() if utcoffset is not None else 0.0
+        self._sec: int | None = None     # the second the formatted stamps are for
         self._syslog = ""
         self._http = ""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from itertools import accumulate, compress, repeat
+from typing import Iterator
 
 import orjson
 
@@ -121,7 +122,7 @@ class RecordEncoder:
             elines = body.split(b"\n")
             elines.pop()
         ts = orjson.dumps(time.time())
-        rows = zip(self.ids(offs), offs, repeat(ts), elines)
+        rows: Iterator[tuple[bytes, int, bytes, bytes]] = zip(self.ids(offs), offs, repeat(ts), elines)
         if not self.keep_empty and (b"\n\n" in body or body[:1] == b"\n"):
             rows = compress(rows, elines)
         return list(map(self._fmt_body.__mod__, rows))

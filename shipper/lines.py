@@ -9,7 +9,7 @@ stream ended). A line longer than the encoder's ``max_bytes`` is emitted cut and
 from __future__ import annotations
 
 from shipper.encode import RecordEncoder, cut_utf8
-from shipper.multiline import Multiline, MultilineSpec
+from shipper.multiline import Event, Multiline, MultilineSpec
 
 
 class LineStream:
@@ -69,8 +69,9 @@ class LineStream:
         return self._multiline(parts, base, now)
 
     def _multiline(self, parts: list[bytes], base: int, now: float) -> list[bytes]:
-        events = []
+        events: list[Event] = []
         off = base
+        assert self.ml is not None  # take() calls this only with multiline on
         feed = self.ml.feed
         for line in parts:
             raw = line[:-1] if line.endswith(b"\r") else line
@@ -78,7 +79,7 @@ class LineStream:
             off += len(line) + 1
         return self._encode_events(events)
 
-    def _encode_events(self, events) -> list[bytes]:
+    def _encode_events(self, events: list[Event]) -> list[bytes]:
         out = []
         for off, text, tags in events:
             rec = self.encoder.encode_raw(off, text, tags)

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 from common.errors import ConfigError
 
+# a finished event: (offset of its first line, its lines joined by newlines, tags)
+Event = tuple[int, bytes, tuple[str, ...]]
+
 
 @dataclass
 class MultilineSpec:
@@ -55,7 +58,7 @@ class Multiline:
         self._negate = spec.negate
         self._after = spec.match == "after"
         self.lines: list[bytes] = []
-        self.start: int | None = None
+        self.start = 0        # offset of the first pending line; meaningful while pending
         self._bytes = 0
         self.last = 0.0
 
@@ -63,9 +66,9 @@ class Multiline:
     def pending(self) -> bool:
         return bool(self.lines)
 
-    def _take(self, tags=()) -> tuple[int, bytes, tuple]:
+    def _take(self, tags: tuple[str, ...] = ()) -> Event:
         event = (self.start, b"\n".join(self.lines), tuple(tags))
-        self.lines, self.start, self._bytes = [], None, 0
+        self.lines, self.start, self._bytes = [], 0, 0
         return event
 
     def _add(self, offset: int, line: bytes) -> None:
@@ -78,10 +81,10 @@ class Multiline:
         return (len(self.lines) >= self.spec.max_lines
                 or self._bytes + len(line) > self.spec.max_bytes)
 
-    def feed(self, offset: int, line: bytes, now: float) -> list:
+    def feed(self, offset: int, line: bytes, now: float) -> list[Event]:
         self.last = now
         cont = (self._search(line) is not None) != self._negate
-        out = []
+        out: list[Event] = []
         if self._after:
             if cont and self.lines:
                 if self._full(line):
@@ -99,7 +102,7 @@ class Multiline:
                 out.append(self._take())
         return out
 
-    def expire(self, now: float, force: bool = False) -> list:
+    def expire(self, now: float, force: bool = False) -> list[Event]:
         if self.lines and (force or now - self.last >= self.spec.timeout):
             return [self._take()]
         return []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import BinaryIO, Iterator, List, Optional
 
 import orjson
 import regex
@@ -123,15 +123,11 @@ def parse(
     """Write one JSON object per input line: the captures plus message (or _grokparsefailure)."""
     matcher = build_matcher(pattern, pattern_file, patterns_dir, config, type_)
     # bytes straight from orjson to the binary stream: no decode and re-encode per line
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:  # a text-only stream (tests' capture): write str
-        out, join = sys.stdout, "\n".join
-        encode = bytes.decode
-    else:
+    # None on a text-only stream (tests' capture): _write writes str there
+    binary: BinaryIO | None = getattr(sys.stdout, "buffer", None)
+    if binary is not None:
         sys.stdout.flush()
-        join = b"\n".join
-        encode = None
-    buf: list = []
+    buf: list[bytes] = []
     match = matcher.match
     dumps = orjson.dumps
     for line in _lines(input_):
@@ -141,20 +137,22 @@ def parse(
         else:
             buf.append(dumps({"message": line, **caps}))
         if len(buf) >= 1024:
-            _write(out, join, encode, buf)
+            _write(binary, buf)
             buf.clear()
     if buf:
-        _write(out, join, encode, buf)
-    out.flush()
+        _write(binary, buf)
+    (sys.stdout if binary is None else binary).flush()
 
 
-def _write(out, join, encode, buf: list) -> None:
-    if encode is not None:
-        buf = [encode(b) for b in buf]
-        out.write(join(buf) + "\n")
+def _write(binary: BinaryIO | None, buf: list[bytes]) -> None:
+    """The JSON lines, each ending in a newline: bytes to stdout's binary buffer, or decoded to
+    stdout itself when it has none."""
+    if binary is None:
+        sys.stdout.write("\n".join([b.decode() for b in buf]) + "\n")
+        sys.stdout.flush()
     else:
-        out.write(join(buf) + b"\n")
-    out.flush()
+        binary.write(b"\n".join(buf) + b"\n")
+        binary.flush()
 
 
 # --- debug ------------------------------------------------------------------------------------

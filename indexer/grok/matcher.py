@@ -26,6 +26,7 @@ import re
 import signal
 import threading
 from pathlib import Path
+from typing import Callable
 
 from common.errors import GrokError
 from indexer.grok.compiler import Compiled, compile_grok, required_literals
@@ -33,6 +34,10 @@ from indexer.grok.library import Library, build_library
 
 FAILURE = "_grokparsefailure"
 TIMEOUT = "_groktimeout"
+
+# (captures with typed values, tags); (None, ['_grokparsefailure' or '_groktimeout'])
+MatchResult = tuple[dict | None, list[str]]
+MatchFn = Callable[[str], MatchResult]
 
 _LEADING_INT = re.compile(r"\s*[+-]?\d+")
 _LEADING_FLOAT = re.compile(r"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
@@ -227,7 +232,9 @@ def _later_group_wins(c: Compiled) -> bool:
     if not shared:
         return True
     try:
-        from re import _parser
+        # re._parser is the stdlib's own parser since 3.11; typeshed stubs only its deprecated
+        # alias sre_parse (whose import warns), not the private module itself
+        from re import _parser  # type: ignore[attr-defined]
         tree = _parser.parse(c.pattern, c.fast.flags)
     except Exception:
         return False
@@ -277,23 +284,23 @@ def _make_extract(c: Compiled):
     fields = tuple(cap.field for cap in caps)
     convs = tuple((cap.field, cap.conv) for cap in caps if cap.conv)
     if _plain_captures(c):
-        def extract(m):
+        def extract_plain(m):
             return {f: v for f, v in zip(fields, m.groups()) if v is not None}
-        return extract
+        return extract_plain
     if _later_group_wins(c):
         # the dict is built in C: the (field, value) pairs of the groups that took part, in
         # group order, a later group of the same field overwriting an earlier one
         nones = (None,) * len(fields)
         conversions = tuple((f, to_int if kind == "int" else to_float) for f, kind in convs)
 
-        def extract(m):
+        def extract_in_group_order(m):
             values = m.groups()
             out = dict(compress(zip(fields, values), map(is_not, values, nones)))
             for f, conv in conversions:
                 if f in out:
                     out[f] = conv(out[f])
             return out
-        return extract
+        return extract_in_group_order
     groups = tuple(cap.group for cap in caps)
     by_field: dict[str, list[str]] = {}
     for cap in caps:
@@ -390,6 +397,11 @@ def _locate(path: str | None, pattern: str) -> int | None:
 class Matcher:
     """Compiled patterns for one type, tried in order (with any dispatch optimisation inside)."""
 
+    # match(line) -> (captures with typed values, tags); (None, ['_grokparsefailure' or
+    # '_groktimeout']). Set per instance in __init__ to the function built for these patterns:
+    # callers pay no extra method call.
+    match: MatchFn
+
     def __init__(self, patterns: list[str], definitions: dict[str, str] | None = None,
                  patterns_dirs: list[str] | None = None, timeout: float = 0.25,
                  source: str | None = None, library: Library | None = None,
@@ -423,7 +435,7 @@ class Matcher:
             fast = c.fast.search if c.fast is not None else c.regex.search
             self._entries.append((fast, _make_extract(c), tuple(req)))
             self._slow.append((_LazySearch(c), self._entries[-1][1], tuple(req)))
-        self._match = self.match_with_timeout
+        self._match: MatchFn = self.match_with_timeout
         if watchdog and self.timeout > 0 and _WATCHDOG.arm(self.timeout):
             c0 = self.compiled[0] if len(self.compiled) == 1 else None
             if c0 is not None and not self._entries[0][2] and _plain_captures(c0):
@@ -432,7 +444,6 @@ class Matcher:
                                             self.match_with_timeout)
             else:
                 self._match = _build_multi(tuple(self._entries), self.match_with_timeout)
-        # bound directly on the instance: callers pay no extra method call
         self.match = self._match
 
     def _validate_user_definitions(self) -> None:
@@ -448,11 +459,7 @@ class Matcher:
                 seen.setdefault(f, None)
         return list(seen)
 
-    def match(self, line: str) -> tuple[dict | None, list[str]]:
-        """(captures with typed values, tags); (None, ['_grokparsefailure' or '_groktimeout'])."""
-        return self._match(line)
-
-    def match_with_timeout(self, line: str) -> tuple[dict | None, list[str]]:
+    def match_with_timeout(self, line: str) -> MatchResult:
         """The same, with regex's own per-search timeout (any thread)."""
         timeout = self.timeout if self.timeout > 0 else None
         try:

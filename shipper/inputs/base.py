@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Protocol
 
 from common.errors import ConfigError
+from shipper.registry import Registry
 
 # input kind -> "module:Class", imported only when used
 KINDS: dict[str, str] = {
@@ -31,12 +32,20 @@ class Chunk:
     source: str = ""                     # for per-source statistics
 
 
+class EventLog(Protocol):
+    """What inputs log through (shipper.log.Log): an event name plus key=value fields."""
+
+    def info(self, event: str, **fields: object) -> None: ...
+
+    def warning(self, event: str, **fields: object) -> None: ...
+
+
 @dataclass
 class Context:
     """What inputs get from the agent."""
     host: str
-    registry: object            # shipper.registry.Registry
-    log: object                 # shipper.log.Log
+    registry: Registry
+    log: EventLog
     once: bool = False
     stats: dict = field(default_factory=dict)
 

@@ -183,7 +183,7 @@ class FileInput(Input):
 
     # -- discovery ------------------------------------------------------------------------------
     def _glob(self) -> dict[tuple[int, int], tuple[str, os.stat_result]]:
-        found = {}
+        found: dict[tuple[int, int], tuple[str, os.stat_result]] = {}
         for pattern in self.patterns:
             names = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
             for path in sorted(names):
@@ -206,6 +206,7 @@ class FileInput(Input):
 
     def scan(self, now: float) -> None:
         found = self._glob()
+        reader: Reader | None
         for ident, reader in self.readers.items():
             reader.verify = True
             if ident in found:

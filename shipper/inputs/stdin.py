@@ -24,12 +24,12 @@ READ_SIZE = 1024 * 1024
 class StdinInput(Input):
     kind = "stdin"
     path = "-"
+    stream: LineStream   # set by start()
 
     def __init__(self, spec, ctx, fd: int = 0):
         super().__init__(spec, ctx)
         self.fd = fd
         self.eof = False
-        self.stream: LineStream | None = None
         self.lines = 0
         self.bytes = 0
 
@@ -51,7 +51,7 @@ class StdinInput(Input):
         self.lines += nlines
         self.bytes += nbytes
 
-    def _chunk(self, values, before) -> Chunk:
+    def _chunk(self, values: list[bytes], before: int) -> Chunk:
         n = max(0, self.stream.resume_offset - before)
         return Chunk(values, n, partial(self._ack, len(values), n), self.path)
 

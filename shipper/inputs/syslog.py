@@ -32,6 +32,7 @@ import ssl
 import threading
 import time
 import uuid
+from functools import partial
 
 import orjson
 
@@ -231,6 +232,8 @@ class SyslogInput(Input):
                     elif what == "accept-tls":
                         sock, addr = key.fileobj.accept()
                         sock.setblocking(False)
+                        # start() made the context before it registered a tls:// listener
+                        assert self.tls_context is not None
                         tls = self.tls_context.wrap_socket(sock, server_side=True,
                                                            do_handshake_on_connect=False)
                         self.sel.register(tls, selectors.EVENT_READ,
@@ -324,11 +327,11 @@ class SyslogInput(Input):
             self.space.notify_all()
         host = self.ctx.host
         spec = self.spec
-        values = []
+        values: list[bytes] = []
         nbytes = 0
         for proto, peer, raw, received, tls_peer in items:
             nbytes += len(raw)
-            tags = []
+            tags: list[str] = []
             text = decode_line(raw, self.max_bytes, tags)
             header = parse(text)
             m = _PRI.match(text)
@@ -352,7 +355,7 @@ class SyslogInput(Input):
             if tags:
                 rec["tags"] = tags
             values.append(orjson.dumps(rec))
-        return [Chunk(values, nbytes, lambda k=len(values): self._ack(k), "syslog")]
+        return [Chunk(values, nbytes, partial(self._ack, len(values)), "syslog")]
 
     def _ack(self, n: int) -> None:
         self.lines += n
