@@ -160,13 +160,7 @@ class ValkeyServer:
             self.process.wait(10)
 
     def stop(self, timeout: float = 10) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        _terminate(self.process, timeout)
         self.process = None
 
     def cleanup(self) -> None:
@@ -185,6 +179,17 @@ class ValkeyServer:
 # -- replication and Sentinel (issue 15) -------------------------------------------------------------------------
 
 SENTINEL_SERVICE = "logpipe"
+
+
+def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM (a clean shutdown saves the data), SIGKILL if it does not end in ``timeout``."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def _command(port: int, password: str, *args: str, timeout: float = 2.0) -> Any:
@@ -256,13 +261,7 @@ class SentinelServer:
         return {}
 
     def stop(self, timeout: float = 10) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        _terminate(self.process, timeout)
         self.process = None
 
 
