@@ -1,5 +1,6 @@
 """The web page in a real browser: Debian's chromium driven by Playwright (never
-``playwright install``), against a real ``logpipe ui`` process, the embedded store and Valkey.
+``playwright install``), against a real ``logpipe ui`` process and Valkey, once on the embedded
+store and once on the Elasticsearch node (the module's tests run against each in turn).
 
 Screenshots go to tests/artifacts/ (not committed)."""
 
@@ -18,7 +19,7 @@ from common.broker import Keys, connect
 from common.record import Record, encode
 from indexer.dlq import DeadLetterQueue
 from store.base import Event
-from store.sqlite import SqliteSink
+from store.registry import open_store
 from tests.support.web import mail_events, start_ui, stop_ui
 
 CHROMIUM = os.environ.get("LOGPIPE_CHROMIUM", "/usr/bin/chromium")
@@ -45,15 +46,41 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, valkey_server):
-    """A store with the sample maillog (and one hostile line), a dead letter, ``logpipe ui``."""
-    base = tmp_path_factory.mktemp("browser")
-    url = "sqlite:///" + str(base / "events.db")
-    sink = SqliteSink(url)
+def _load_store(kind: str, base: Path, request) -> tuple[str, object]:
+    """A store of ``kind`` holding the sample maillog (and one hostile line); (url, cleanup)."""
+    events = mail_events(600, hostile=True)
+    if kind == "sqlite":
+        url = "sqlite:///" + str(base / "events.db")
+        sink = open_store(url)
+        sink.prepare()
+        assert all(o.done for o in sink.write(events))
+        sink.close()
+        return url, lambda: None
+    from elasticsearch import Elasticsearch
+
+    from store.elasticsearch import ElasticsearchSink
+    from tests.fixtures.elasticsearch import _clean
+
+    url = request.getfixturevalue("es_url")
+    client = Elasticsearch(url, request_timeout=60)
+    _clean(client)
+    sink = ElasticsearchSink(url, client=client)
     sink.prepare()
-    sink.write(mail_events(600, hostile=True))
-    sink.close()
+    assert all(o.done for o in sink.write(events))
+    sink.refresh()
+
+    def cleanup():
+        _clean(client)
+        client.close()
+    return url, cleanup
+
+
+@pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
+def site(request, tmp_path_factory, valkey_server):
+    """``logpipe ui`` on a store with the sample maillog (and one hostile line) and one dead letter."""
+    kind = request.param
+    base = tmp_path_factory.mktemp(f"browser-{kind}")
+    url, cleanup = _load_store(kind, base, request)
     client = connect(valkey_server.url)
     client.flushall()
     dlq = DeadLetterQueue(client, Keys())
@@ -63,15 +90,26 @@ def site(tmp_path_factory, valkey_server):
     proc, address = start_ui("--store", url, "--redis", valkey_server.url,
                              env={"LOGPIPE_HOME": str(base / "home")})
     ARTIFACTS.mkdir(exist_ok=True)
-    yield {"address": address, "base": address.split("/?")[0], "store": url, "dlq": dlq}
+    yield {"address": address, "base": address.split("/?")[0], "store": url, "dlq": dlq,
+           "kind": kind}
     stop_ui(proc)
     client.close()
+    cleanup()
+
+
+def store_now(site, event: Event) -> None:
+    """Write one event into the site's store, as an indexer would."""
+    sink = open_store(site["store"])
+    sink.prepare()
+    assert all(o.done for o in sink.write([event]))
+    sink.close()
 
 
 @pytest.fixture
 def page(browser, site):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
+    page.store_kind = site["kind"]
     page.dialogs = []
     page.errors = []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
@@ -86,8 +124,12 @@ def page(browser, site):
     context.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+def shot(page, name: str) -> Path:
+    """A screenshot in tests/artifacts/ (named by store: <name>.png for the embedded store)."""
+    suffix = "" if page.store_kind == "sqlite" else f"-{page.store_kind}"
+    path = ARTIFACTS / f"{name}{suffix}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
 
 
 def total(page) -> int:
@@ -236,7 +278,12 @@ def test_replay_a_dead_letter(page, site):
     page.wait_for_load_state()
     page.locator("p.empty").wait_for(timeout=15000)
     assert len(site["dlq"]) == 0
-    page.goto(site["base"] + "/?q=qid:q4F210QG076036")
+    deadline = time.monotonic() + 30   # Elasticsearch shows a write after its next refresh
+    while True:
+        page.goto(site["base"] + "/?q=qid:q4F210QG076036")
+        if total(page) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert total(page) == 1
     assert not page.dialogs
 
@@ -273,10 +320,8 @@ def test_live_tail_shows_new_matches(page, site):
     page.click("#tail")
     page.locator("#tail-status").filter(has_text="following").wait_for()
     soon = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 30))
-    sink = SqliteSink(site["store"])
-    sink.write([Event("live-1", {"@timestamp": soon, "host": "mail9", "program": "livetail",
-                                 "type": "mail", "message": "a line that arrived just now"})])
-    sink.close()
+    store_now(site, Event("live-1", {"@timestamp": soon, "host": "mail9", "program": "livetail",
+                                     "type": "mail", "message": "a line that arrived just now"}))
     page.locator('#hits tr.hit[data-id="live-1"]').wait_for(timeout=30000)
     assert "arrived just now" in page.locator('#hits tr.hit[data-id="live-1"]').inner_text()
 
@@ -286,8 +331,7 @@ def test_sample_maillog_screenshot(page, site):
               "&columns=@timestamp,host,program,qid,message")
     page.locator('#fields li[data-field="program"] .field-name').click()
     page.locator('#fields li[data-field="program"] li.top-value').first.wait_for()
-    shot(page, "ui-search")
-    assert (ARTIFACTS / "ui-search.png").stat().st_size > 10000
+    assert shot(page, "ui-search").stat().st_size > 10000
 
 
 def _letters(site, reason: str, n: int) -> list[str]:
@@ -358,11 +402,9 @@ def test_live_tail_pauses_while_scrolled_down(page, site):
     page.evaluate("() => window.scrollTo(0, 800)")
     status.filter(has_text="paused while scrolled").wait_for()
     later = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 60))
-    sink = SqliteSink(site["store"])
-    sink.write([Event("live-paused", {"@timestamp": later, "host": "mail9",
-                                      "program": "pausetail", "type": "mail",
-                                      "message": "held while the reader scrolls"})])
-    sink.close()
+    store_now(site, Event("live-paused", {"@timestamp": later, "host": "mail9",
+                                          "program": "pausetail", "type": "mail",
+                                          "message": "held while the reader scrolls"}))
     status.filter(has_text="1 new (paused while scrolled").wait_for(timeout=30000)
     assert page.locator('#hits tr.hit[data-id="live-paused"]').count() == 0
     assert page.evaluate("() => window.scrollY") >= 800   # nothing moved the reader
