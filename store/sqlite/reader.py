@@ -46,6 +46,7 @@ from store.sqlite.schema import (
     JSON_INDEX_LIMIT,
     JSON_INDEX_PREFIX,
     SQL_COLUMNS,
+    immediate,
     json_index_name,
     json_index_sql,
     json_indexable,
@@ -306,14 +307,12 @@ class SqliteReader:
             missing = sorted(wanted - have)[:max(0, JSON_INDEX_LIMIT - len(names))]
             if missing:
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    for f in missing:
-                        conn.execute(json_index_sql(f))
-                    conn.execute("COMMIT")
+                    with immediate(conn):
+                        for f in missing:
+                            conn.execute(json_index_sql(f))
                     have.update(missing)
-                except sqlite3.Error:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                except sqlite3.Error:  # locked or read-only: the query reads the documents
+                    pass
         return frozenset(have)
 
     def _run(self, sql: str, params: list):

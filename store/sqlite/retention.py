@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from common.errors import SinkError
 from query.analyzer import ANALYZER_VERSION
 from query.datemath import epoch_ms
-from store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL
+from store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL, immediate
 from store.sqlite.writer import fts_bodies, index_messages
 
 
@@ -42,24 +42,21 @@ class SqliteRetention:
             same_analyzer = row is not None and row[0] == ANALYZER_VERSION
             while True:
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    mark = conn.execute(MARK_SQL).fetchone()
-                    rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events "
-                                        "WHERE ts < ? LIMIT 20000", (cutoff,)).fetchall()
-                    if rows and same_analyzer:
-                        # only rows at or below the mark are in the full-text index (no mark:
-                        # a store from before the catch-up, where every row is)
-                        indexed = rows if mark is None else [r for r in rows if r[0] <= mark[0]]
-                        conn.executemany(
-                            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, body) "
-                            "VALUES ('delete', ?, ?)", fts_bodies(indexed))
-                    if rows:
-                        conn.executemany("DELETE FROM events WHERE rowid = ?",
-                                         [(rid,) for rid, _ in rows])
-                    conn.execute("COMMIT")
+                    with immediate(conn):
+                        mark = conn.execute(MARK_SQL).fetchone()
+                        rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events "
+                                            "WHERE ts < ? LIMIT 20000", (cutoff,)).fetchall()
+                        if rows and same_analyzer:
+                            # only rows at or below the mark are in the full-text index (no
+                            # mark: a store from before the catch-up, where every row is)
+                            indexed = rows if mark is None else [r for r in rows if r[0] <= mark[0]]
+                            conn.executemany(
+                                f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, body) "
+                                "VALUES ('delete', ?, ?)", fts_bodies(indexed))
+                        if rows:
+                            conn.executemany("DELETE FROM events WHERE rowid = ?",
+                                             [(rid,) for rid, _ in rows])
                 except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
                     raise SinkError(f"pruning {self.path} failed after {removed} events: "
                                     f"{exc}") from None
                 removed += len(rows)
@@ -74,24 +71,21 @@ class SqliteRetention:
     def _rebuild_fts(self, conn: sqlite3.Connection) -> None:
         """Re-index every stored message with the current analyzer."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
-            top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
-            cur = conn.execute("SELECT rowid, doc -> '$.message' FROM events")
-            while True:
-                chunk = cur.fetchmany(10000)
-                if not chunk:
-                    break
-                index_messages(conn, chunk)
-            conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (ANALYZER_VERSION,))
-            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-                         "DO UPDATE SET value = excluded.value", (FTS_MARK, top))
-            conn.execute("COMMIT")
+            with immediate(conn):
+                conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
+                top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+                cur = conn.execute("SELECT rowid, doc -> '$.message' FROM events")
+                while True:
+                    chunk = cur.fetchmany(10000)
+                    if not chunk:
+                        break
+                    index_messages(conn, chunk)
+                conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             (ANALYZER_VERSION,))
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                             "DO UPDATE SET value = excluded.value", (FTS_MARK, top))
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise SinkError(f"rebuilding the full-text index of {self.path} failed: {exc}") \
                 from None
 

@@ -23,6 +23,9 @@ import functools
 import hashlib
 import os
 import re
+import sqlite3
+from contextlib import contextmanager
+from typing import Iterator
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -194,3 +197,21 @@ __all__ = ["HIDDEN_MALFORMED", "returned_doc", "stored_doc",
            "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url",
            "JSON_INDEX_LIMIT", "JSON_INDEX_PREFIX", "json_indexable", "json_index_name",
            "json_index_sql", "json_literal_path", "json_value_sql"]
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction (the write lock taken up front, so two writers never
+    deadlock upgrading a read): committed when the block ends, rolled back when anything raises
+    (the original error goes on; a failing rollback does not hide it)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise

@@ -12,15 +12,7 @@ fsync per write), ``cache_mb`` (page cache per connection, default 256: a ceilin
 as pages are read; at a million events the indexes every batch touches outgrow 64 MB),
 ``batch_size`` (events per transaction), ``fts`` (``inline`` default, or ``deferred``).
 
-Layout::
-
-    events(rowid, id UNIQUE, ts = @timestamp in epoch ms, host, type, program, qid, size, doc JSON)
-        indexes: id, ts, (host, ts), (program, ts), (qid, ts) and (size, ts) (the last two
-        partial: only the events that have the field)
-    events_fts   FTS5 over the message's tokens (the Elasticsearch standard analyzer's rules,
-                 computed in Python by query.analyzer.analyze), rowid = events.rowid;
-                 contentless, detail=full (phrases need the positions)
-    events_fts_vocab   the FTS5 vocabulary (for wildcards inside a message word)
+The layout (tables, indexes, the full-text index) is :mod:`store.sqlite.schema`'s.
 
 Several worker processes may write at once: WAL journal (readers never wait), a busy timeout,
 one ``BEGIN IMMEDIATE`` transaction per batch, and ``INSERT ... ON CONFLICT(id) DO NOTHING``
@@ -74,6 +66,7 @@ from store.sqlite.schema import (
     COLUMNS,
     MARK_SQL,
     TOP_AND_MARK_SQL,
+    immediate,
     SCHEMA,
     SCHEMA_VERSION,
     insert_fts,
@@ -231,27 +224,24 @@ class SqliteWriter:
         with self._lock:
             conn = self._connect(create=True)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                fresh = conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = "
-                                     f"'{FTS_TABLE}'").fetchone() is None
-                for stmt in SCHEMA:
-                    conn.execute(stmt)
-                if fresh:
-                    conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) "
-                                 f"VALUES ('automerge', {FTS_AUTOMERGE})")
-                conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
-                             "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
-                conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
-                             "ON CONFLICT(key) DO NOTHING", (ANALYZER_VERSION,))
-                # a store made before the catch-up existed indexed every row as it was written
-                # ("WHERE true": an upsert after SELECT ... FROM needs it to parse)
-                conn.execute(f"INSERT INTO meta(key, value) SELECT '{FTS_MARK}', "
-                             "COALESCE(MAX(rowid), 0) FROM events WHERE true "
-                             "ON CONFLICT(key) DO NOTHING")
-                conn.execute("COMMIT")
+                with immediate(conn):
+                    fresh = conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = "
+                                         f"'{FTS_TABLE}'").fetchone() is None
+                    for stmt in SCHEMA:
+                        conn.execute(stmt)
+                    if fresh:
+                        conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) "
+                                     f"VALUES ('automerge', {FTS_AUTOMERGE})")
+                    conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
+                                 "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
+                    conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
+                                 "ON CONFLICT(key) DO NOTHING", (ANALYZER_VERSION,))
+                    # a store made before the catch-up existed indexed every row as it was
+                    # written ("WHERE true": an upsert after SELECT ... FROM needs it to parse)
+                    conn.execute(f"INSERT INTO meta(key, value) SELECT '{FTS_MARK}', "
+                                 "COALESCE(MAX(rowid), 0) FROM events WHERE true "
+                                 "ON CONFLICT(key) DO NOTHING")
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 raise SinkError(f"cannot create the embedded store at {self.path}: {exc}") \
                     from None
             self._ready = True
@@ -381,41 +371,33 @@ class SqliteWriter:
         written: list[tuple[int, bool]] = []  # (event index, inserted)
         width = len(COLUMNS)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            top, mark = conn.execute(TOP_AND_MARK_SQL).fetchone()
-            rowid = max(top, mark or 0)
-            inline = self.fts == "inline" and mark is not None and mark >= top
-            for params, where, bodies in chunks:
-                count, first = len(where), rowid + 1
-                params[0::width] = range(first, first + count)
-                n = conn.execute(insert_rows(count), params).rowcount
-                if n == count:
-                    written.extend((i, True) for i in where)
-                    inserted = None
-                else:
-                    inserted = {r for (r,) in conn.execute(
-                        "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?",
-                        (first, first + count - 1))}
-                    written.extend((i, first + j in inserted) for j, i in enumerate(where))
+            with immediate(conn):
+                top, mark = conn.execute(TOP_AND_MARK_SQL).fetchone()
+                rowid = max(top, mark or 0)
+                inline = self.fts == "inline" and mark is not None and mark >= top
+                for params, where, bodies in chunks:
+                    count, first = len(where), rowid + 1
+                    params[0::width] = range(first, first + count)
+                    n = conn.execute(insert_rows(count), params).rowcount
+                    if n == count:
+                        written.extend((i, True) for i in where)
+                        inserted = None
+                    else:
+                        inserted = {r for (r,) in conn.execute(
+                            "SELECT rowid FROM events WHERE rowid BETWEEN ? AND ?",
+                            (first, first + count - 1))}
+                        written.extend((i, first + j in inserted) for j, i in enumerate(where))
+                    if inline:
+                        fts: list = []
+                        for j, body in enumerate(bodies):
+                            if body is not None and (inserted is None or first + j in inserted):
+                                fts += (first + j, body)
+                        if fts:
+                            conn.execute(insert_fts(len(fts) // 2), fts)
+                    rowid += count
                 if inline:
-                    fts: list = []
-                    for j, body in enumerate(bodies):
-                        if body is not None and (inserted is None or first + j in inserted):
-                            fts += (first + j, body)
-                    if fts:
-                        conn.execute(insert_fts(len(fts) // 2), fts)
-                rowid += count
-            if inline:
-                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (rowid, FTS_MARK))
-            conn.execute("COMMIT")
-            if inline:  # nothing for the timed catch-up to do (it would wait for the lock)
-                self._refreshed = time.monotonic()
+                    conn.execute("UPDATE meta SET value = ? WHERE key = ?", (rowid, FTS_MARK))
         except sqlite3.Error as exc:
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             reason = f"embedded store {self.path}: {exc}"
             for i in todo:
                 if outcomes[i] is None:
@@ -423,14 +405,8 @@ class SqliteWriter:
             for i, _ in written:
                 outcomes[i] = Outcome(Status.RETRY, reason)
             return
-        except BaseException:
-            # not SQLite's doing: leave no transaction open
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise
+        if inline:  # nothing for the timed catch-up to do (it would wait for the lock)
+            self._refreshed = time.monotonic()
         self._wrote = True
         for i, ok in written:
             outcomes[i] = Outcome(Status.INDEXED if ok else Status.DUPLICATE)
@@ -457,29 +433,24 @@ class SqliteWriter:
         done = 0
         while limit is None or done < limit:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                mark = conn.execute(MARK_SQL).fetchone()
-                top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
-                if target is None:
-                    target = top
-                if mark is None:  # made before the catch-up existed: everything is indexed
-                    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (FTS_MARK, top))
-                    conn.execute("COMMIT")
-                    break
-                mark = mark[0]
-                if mark >= target:
-                    conn.execute("COMMIT")
-                    break
-                step = _CATCH_UP_STEP if limit is None else min(_CATCH_UP_STEP, limit - done)
-                upto = min(target, mark + step)
-                rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events WHERE "
-                                    "rowid > ? AND rowid <= ?", (mark, upto)).fetchall()
-                index_messages(conn, rows)
-                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (upto, FTS_MARK))
-                conn.execute("COMMIT")
+                with immediate(conn):
+                    mark = conn.execute(MARK_SQL).fetchone()
+                    top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+                    if target is None:
+                        target = top
+                    if mark is None:  # made before the catch-up existed: everything is indexed
+                        conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (FTS_MARK, top))
+                        break
+                    mark = mark[0]
+                    if mark >= target:
+                        break
+                    step = _CATCH_UP_STEP if limit is None else min(_CATCH_UP_STEP, limit - done)
+                    upto = min(target, mark + step)
+                    rows = conn.execute("SELECT rowid, doc -> '$.message' FROM events WHERE "
+                                        "rowid > ? AND rowid <= ?", (mark, upto)).fetchall()
+                    index_messages(conn, rows)
+                    conn.execute("UPDATE meta SET value = ? WHERE key = ?", (upto, FTS_MARK))
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 raise SinkError(f"indexing the full text of {self.path} failed: {exc}") \
                     from None
             done += upto - mark
