@@ -101,15 +101,28 @@ def _dissect_values(doc: dict, keys: tuple, groups: tuple, separator: str) -> di
     return out
 
 
-def parse_filters(items, where: str, source: str) -> list[Filter]:
-    from query.errors import QueryError
-    from query.lucene import compile_query
+def config_tables(items, what: str, where: str, source: str) -> list:
+    """A ``[[what]]`` array of tables as a list (one table given alone is a list of one)."""
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list):
-        raise ConfigError(f"{where} filter must be a list of [[filter]] tables", source)
+        raise ConfigError(f"{where} {what} must be a list of [[{what}]] tables", source)
+    return items
+
+
+def compile_when(when, at: str, source: str):
+    """A ``when`` condition (the search language) compiled once, at config load."""
+    from query.errors import QueryError
+    from query.lucene import compile_query
+    try:
+        return compile_query(str(when))
+    except QueryError as exc:
+        raise ConfigError(f"{at}: cannot read when = {when!r}: {exc}", source) from None
+
+
+def parse_filters(items, where: str, source: str) -> list[Filter]:
     out = []
-    for n, item in enumerate(items, 1):
+    for n, item in enumerate(config_tables(items, "filter", where, source), 1):
         at = f"{where} filter {n}"
         if not isinstance(item, dict):
             raise ConfigError(f"{at} must be a table", source)
@@ -150,12 +163,8 @@ def parse_filters(items, where: str, source: str) -> list[Filter]:
                             for f, p in mapping.items())
             if not isinstance(options.get("append_separator", " "), str):
                 raise ConfigError(f"{at}: dissect append_separator must be a string", source)
-        when, query = item.get("when"), None
-        if when is not None:
-            try:
-                query = compile_query(str(when))
-            except QueryError as exc:
-                raise ConfigError(f"{at}: cannot read when = {when!r}: {exc}", source) from None
+        when = item.get("when")
+        query = compile_when(when, at, source) if when is not None else None
         out.append(Filter(kind, dict(options), when, query, dissect))
     return out
 

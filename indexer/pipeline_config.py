@@ -36,7 +36,7 @@ from dataclasses import field as dc_field
 from pathlib import Path
 
 from common.errors import ConfigError
-from indexer.filters import parse_filters
+from indexer.filters import compile_when, config_tables, parse_filters
 
 # ecs_compatibility of a type: classic grok field names, or the ECS ones (indexer/grok/ecs.py)
 ECS_MODES = ("disabled", "v1", "v8")
@@ -170,23 +170,13 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
 
 
 def _parse_routes(items, where: str, source: str) -> list[Route]:
-    from query.errors import QueryError
-    from query.lucene import compile_query
-    if isinstance(items, dict):
-        items = [items]
-    if not isinstance(items, list):
-        raise ConfigError(f"{where} route must be a list of [[route]] tables", source)
     routes = []
-    for k, item in enumerate(items, 1):
+    for k, item in enumerate(config_tables(items, "route", where, source), 1):
         at = f"{where} route {k}"
         if not isinstance(item, dict) or not isinstance(item.get("when"), str) or \
                 not isinstance(item.get("type"), str) or not item["type"]:
             raise ConfigError(f"{at}: needs when = 'QUERY' and type = 'TYPE' (strings)", source)
-        try:
-            query = compile_query(item["when"])
-        except QueryError as exc:
-            raise ConfigError(f"{at}: cannot read when = {item['when']!r}: {exc}", source) from None
-        routes.append(Route(item["when"], item["type"], query))
+        routes.append(Route(item["when"], item["type"], compile_when(item["when"], at, source)))
     return routes
 
 
