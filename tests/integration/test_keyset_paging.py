@@ -34,20 +34,15 @@ def load(url: str, evs: list[Event]):
 
 @pytest.fixture(scope="module")
 def stores(es_url, tmp_path_factory):
-    from elasticsearch import Elasticsearch
-
-    from tests.fixtures.elasticsearch import _clean
+    from tests.fixtures.elasticsearch import cleaned_es
 
     evs = same_millisecond(N)
-    client = Elasticsearch(es_url, request_timeout=120)
-    _clean(client)
-    opened = {"sqlite": load(f"sqlite:///{tmp_path_factory.mktemp('keyset')}/e.db", evs),
-              "es": load(es_url + "/?index=logpipe-keyset-%Y.%m.%d", evs)}
-    yield opened
-    for store in opened.values():
-        store.close()
-    _clean(client)
-    client.close()
+    with cleaned_es(es_url, timeout=120):
+        opened = {"sqlite": load(f"sqlite:///{tmp_path_factory.mktemp('keyset')}/e.db", evs),
+                  "es": load(es_url + "/?index=logpipe-keyset-%Y.%m.%d", evs)}
+        yield opened
+        for store in opened.values():
+            store.close()
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
@@ -100,36 +95,31 @@ def test_the_id_copy_never_shows(stores):
 def test_events_without_the_id_copy_page_too(es_url):
     """Events indexed before the writer copied the id into the document (written here without
     it) still page exactly: the index and sequence number break their ties."""
-    from elasticsearch import Elasticsearch
+    from tests.fixtures.elasticsearch import cleaned_es
 
-    from tests.fixtures.elasticsearch import _clean
-
-    client = Elasticsearch(es_url, request_timeout=120)
-    _clean(client)
-    url = es_url + "/?index=logpipe-legacy-%Y.%m.%d"
-    store = open_store(url)
-    try:
-        store.prepare()
-        index = store.index_for(STAMP)
-        operations: list = []
-        for i in range(250):
-            operations += [{"create": {"_index": index, "_id": f"old-{i:03d}"}},
-                           {"@timestamp": STAMP, "host": "h", "message": f"old {i}"}]
-        assert not client.bulk(operations=operations, refresh=True)["errors"]
-        for order in ("desc", "asc"):
-            request = SearchRequest(query="*", limit=PAGE, order=order)
-            ids, after = [], None
-            for _ in range(10):  # three pages; a cursor that does not move fails, never hangs
-                page = store.search_page(request, after, with_total=False)
-                ids += [e["_id"] for e in page.hits]
-                after = page.next
-                if after is None:
-                    break
-            assert len(ids) == len(set(ids)) == 250, order
-            streamed = [e["_id"] for e in store.stream(SearchRequest(limit=None, order=order),
-                                                       page_size=PAGE)]
-            assert sorted(streamed) == sorted(ids), order
-    finally:
-        store.close()
-        _clean(client)
-        client.close()
+    with cleaned_es(es_url, timeout=120) as client:
+        url = es_url + "/?index=logpipe-legacy-%Y.%m.%d"
+        store = open_store(url)
+        try:
+            store.prepare()
+            index = store.index_for(STAMP)
+            operations: list = []
+            for i in range(250):
+                operations += [{"create": {"_index": index, "_id": f"old-{i:03d}"}},
+                               {"@timestamp": STAMP, "host": "h", "message": f"old {i}"}]
+            assert not client.bulk(operations=operations, refresh=True)["errors"]
+            for order in ("desc", "asc"):
+                request = SearchRequest(query="*", limit=PAGE, order=order)
+                ids, after = [], None
+                for _ in range(10):  # three pages; a cursor that does not move fails, never hangs
+                    page = store.search_page(request, after, with_total=False)
+                    ids += [e["_id"] for e in page.hits]
+                    after = page.next
+                    if after is None:
+                        break
+                assert len(ids) == len(set(ids)) == 250, order
+                streamed = [e["_id"] for e in store.stream(SearchRequest(limit=None, order=order),
+                                                           page_size=PAGE)]
+                assert sorted(streamed) == sorted(ids), order
+        finally:
+            store.close()

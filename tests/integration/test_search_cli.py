@@ -41,20 +41,10 @@ def sqlite_url(tmp_path):
 
 @pytest.fixture
 def es_store_url(es_url):
-    from elasticsearch import Elasticsearch
+    from tests.fixtures.elasticsearch import es_loaded
 
-    from store.elasticsearch import ElasticsearchSink
-    from tests.fixtures.elasticsearch import _clean
-
-    client = Elasticsearch(es_url, request_timeout=60)
-    _clean(client)
-    sink = ElasticsearchSink(es_url, client=client)
-    sink.prepare()
-    assert all(o.done for o in sink.write(EVENTS))
-    sink.refresh()
-    yield es_url
-    _clean(client)
-    client.close()
+    with es_loaded(es_url, EVENTS) as url:
+        yield url
 
 
 def _check_store(url: str) -> None:

@@ -53,19 +53,14 @@ def sqlite_url(corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def es_index_url(corpus, es_url):
-    from elasticsearch import Elasticsearch
+    from tests.fixtures.elasticsearch import cleaned_es
 
-    from tests.fixtures.elasticsearch import _clean
-
-    client = Elasticsearch(es_url, request_timeout=120)
-    _clean(client)
-    url = es_url + "/?index=logpipe-stream-%Y.%m.%d"
-    store = open_store(url)
-    load(store, corpus)
-    store.close()
-    yield url
-    _clean(client)
-    client.close()
+    with cleaned_es(es_url, timeout=120):
+        url = es_url + "/?index=logpipe-stream-%Y.%m.%d"
+        store = open_store(url)
+        load(store, corpus)
+        store.close()
+        yield url
 
 
 def search(*args: str) -> subprocess.CompletedProcess:

@@ -298,23 +298,18 @@ def test_the_query_set_is_not_trivial(events):
 @pytest.fixture(scope="module")
 def es_store(es_url, events):
     """The lead's ElasticsearchSink, loaded with the corpus; yields (sink, ids it accepted)."""
-    from elasticsearch import Elasticsearch
-
     from store.elasticsearch import ElasticsearchSink
-    from tests.fixtures.elasticsearch import _clean
+    from tests.fixtures.elasticsearch import cleaned_es
 
-    client = Elasticsearch(es_url, request_timeout=120)
-    _clean(client)
-    sink = ElasticsearchSink(es_url, index="logpipe-equiv-%Y.%m.%d", client=client)
-    sink.prepare()
-    outcomes = sink.write(events)
-    accepted = {e.id for e, o in zip(events, outcomes) if o.status is Status.INDEXED}
-    rejected = [o.reason for o in outcomes if o.status is not Status.INDEXED]
-    assert len(accepted) == len(events), rejected[:3]
-    sink.refresh()
-    yield sink
-    _clean(client)
-    client.close()
+    with cleaned_es(es_url, timeout=120) as client:
+        sink = ElasticsearchSink(es_url, index="logpipe-equiv-%Y.%m.%d", client=client)
+        sink.prepare()
+        outcomes = sink.write(events)
+        accepted = {e.id for e, o in zip(events, outcomes) if o.status is Status.INDEXED}
+        rejected = [o.reason for o in outcomes if o.status is not Status.INDEXED]
+        assert len(accepted) == len(events), rejected[:3]
+        sink.refresh()
+        yield sink
 
 
 @pytest.mark.integration

@@ -38,26 +38,21 @@ def skewed() -> list[Event]:
 
 @pytest.fixture(scope="module")
 def stores(es_url, tmp_path_factory):
-    from elasticsearch import Elasticsearch
-
-    from tests.fixtures.elasticsearch import _clean
+    from tests.fixtures.elasticsearch import cleaned_es
 
     evs = skewed()
-    client = Elasticsearch(es_url, request_timeout=120)
-    _clean(client)
-    opened = {}
-    for name, url in (("sqlite", f"sqlite:///{tmp_path_factory.mktemp('top')}/e.db"),
-                      ("es", es_url + "/?index=logpipe-top-%Y.%m.%d")):
-        store = opened[name] = open_store(url)
-        store.prepare()
-        assert all(o.status is Status.INDEXED for o in store.write(evs))
-    opened["es"].refresh()
-    assert len(client.indices.get(index="logpipe-top-*")) == DAYS
-    yield opened
-    for store in opened.values():
-        store.close()
-    _clean(client)
-    client.close()
+    with cleaned_es(es_url, timeout=120) as client:
+        opened = {}
+        for name, url in (("sqlite", f"sqlite:///{tmp_path_factory.mktemp('top')}/e.db"),
+                          ("es", es_url + "/?index=logpipe-top-%Y.%m.%d")):
+            store = opened[name] = open_store(url)
+            store.prepare()
+            assert all(o.status is Status.INDEXED for o in store.write(evs))
+        opened["es"].refresh()
+        assert len(client.indices.get(index="logpipe-top-*")) == DAYS
+        yield opened
+        for store in opened.values():
+            store.close()
 
 
 CASES = [("*", "rcpt", 5), ("*", "rcpt", 12), ("*", "size", 5), ("*", "size", 40),

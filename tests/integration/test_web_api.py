@@ -247,20 +247,10 @@ def test_hostile_line_is_escaped(web):
 
 @pytest.fixture
 def es_store_url(es_url, events):
-    from elasticsearch import Elasticsearch
+    from tests.fixtures.elasticsearch import es_loaded
 
-    from store.elasticsearch import ElasticsearchSink
-    from tests.fixtures.elasticsearch import _clean
-
-    client = Elasticsearch(es_url, request_timeout=60)
-    _clean(client)
-    sink = ElasticsearchSink(es_url, client=client)
-    sink.prepare()
-    assert all(o.done for o in sink.write(events))
-    sink.refresh()
-    yield es_url
-    _clean(client)
-    client.close()
+    with es_loaded(es_url, events) as url:
+        yield url
 
 
 def same_order(got: list, want: list, whole: bool = False) -> None:

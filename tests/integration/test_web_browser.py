@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,33 +47,19 @@ def browser():
         b.close()
 
 
-def _load_store(kind: str, base: Path, request) -> tuple[str, object]:
-    """A store of ``kind`` holding the sample maillog (and one hostile line); (url, cleanup)."""
+@contextmanager
+def _loaded_store(kind: str, base: Path, request):
+    """A store of ``kind`` holding the sample maillog (and one hostile line); yields its URL."""
     events = mail_events(600, hostile=True)
-    if kind == "sqlite":
-        url = "sqlite:///" + str(base / "events.db")
-        sink = open_store(url)
-        sink.prepare()
-        assert all(o.done for o in sink.write(events))
-        sink.close()
-        return url, lambda: None
-    from elasticsearch import Elasticsearch
+    if kind == "elasticsearch":
+        from tests.fixtures.elasticsearch import es_loaded
 
-    from store.elasticsearch import ElasticsearchSink
-    from tests.fixtures.elasticsearch import _clean
-
-    url = request.getfixturevalue("es_url")
-    client = Elasticsearch(url, request_timeout=60)
-    _clean(client)
-    sink = ElasticsearchSink(url, client=client)
-    sink.prepare()
-    assert all(o.done for o in sink.write(events))
-    sink.refresh()
-
-    def cleanup():
-        _clean(client)
-        client.close()
-    return url, cleanup
+        with es_loaded(request.getfixturevalue("es_url"), events) as url:
+            yield url
+        return
+    url = "sqlite:///" + str(base / "events.db")
+    store_now(url, *events)
+    yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
@@ -80,28 +67,27 @@ def site(request, tmp_path_factory, valkey_server):
     """``logpipe ui`` on a store with the sample maillog (and one hostile line) and one dead letter."""
     kind = request.param
     base = tmp_path_factory.mktemp(f"browser-{kind}")
-    url, cleanup = _load_store(kind, base, request)
-    client = connect(valkey_server.url)
-    client.flushall()
-    dlq = DeadLetterQueue(client, Keys())
-    good = Record(id="replay-me", line=GOOD_LINE, host="relay", path="/var/log/maillog",
-                  offset=1, type="mail", received_at=time.time())
-    dlq.add(encode(good), "replay-me", "index", "mapper_parsing_exception: failed to parse")
-    proc, address = start_ui("--store", url, "--redis", valkey_server.url,
-                             env={"LOGPIPE_HOME": str(base / "home")})
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield {"address": address, "base": address.split("/?")[0], "store": url, "dlq": dlq,
-           "kind": kind}
-    stop_ui(proc)
-    client.close()
-    cleanup()
+    with _loaded_store(kind, base, request) as url:
+        client = connect(valkey_server.url)
+        client.flushall()
+        dlq = DeadLetterQueue(client, Keys())
+        good = Record(id="replay-me", line=GOOD_LINE, host="relay", path="/var/log/maillog",
+                      offset=1, type="mail", received_at=time.time())
+        dlq.add(encode(good), "replay-me", "index", "mapper_parsing_exception: failed to parse")
+        proc, address = start_ui("--store", url, "--redis", valkey_server.url,
+                                 env={"LOGPIPE_HOME": str(base / "home")})
+        ARTIFACTS.mkdir(exist_ok=True)
+        yield {"address": address, "base": address.split("/?")[0], "store": url, "dlq": dlq,
+               "kind": kind}
+        stop_ui(proc)
+        client.close()
 
 
-def store_now(site, event: Event) -> None:
-    """Write one event into the site's store, as an indexer would."""
-    sink = open_store(site["store"])
+def store_now(url: str, *events: Event) -> None:
+    """Write events into the store at ``url``, as an indexer would."""
+    sink = open_store(url)
     sink.prepare()
-    assert all(o.done for o in sink.write([event]))
+    assert all(o.done for o in sink.write(list(events)))
     sink.close()
 
 
@@ -320,7 +306,7 @@ def test_live_tail_shows_new_matches(page, site):
     page.click("#tail")
     page.locator("#tail-status").filter(has_text="following").wait_for()
     soon = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 30))
-    store_now(site, Event("live-1", {"@timestamp": soon, "host": "mail9", "program": "livetail",
+    store_now(site["store"], Event("live-1", {"@timestamp": soon, "host": "mail9", "program": "livetail",
                                      "type": "mail", "message": "a line that arrived just now"}))
     page.locator('#hits tr.hit[data-id="live-1"]').wait_for(timeout=30000)
     assert "arrived just now" in page.locator('#hits tr.hit[data-id="live-1"]').inner_text()
@@ -402,7 +388,7 @@ def test_live_tail_pauses_while_scrolled_down(page, site):
     page.evaluate("() => window.scrollTo(0, 800)")
     status.filter(has_text="paused while scrolled").wait_for()
     later = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 60))
-    store_now(site, Event("live-paused", {"@timestamp": later, "host": "mail9",
+    store_now(site["store"], Event("live-paused", {"@timestamp": later, "host": "mail9",
                                           "program": "pausetail", "type": "mail",
                                           "message": "held while the reader scrolls"}))
     status.filter(has_text="1 new (paused while scrolled").wait_for(timeout=30000)
