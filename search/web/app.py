@@ -420,7 +420,7 @@ class Site:
         except LogpipeError as exc:
             return _error(exc, 503)
         emit("ui_replay", who=self._who(request),
-             what=f"entries={len(entries)}" if entries is not None else _filter_text(filters),
+             what=_selection_text(entries, filters),
              **counts)
         return _json(counts)
 
@@ -441,12 +441,15 @@ class Site:
         except LogpipeError as exc:
             return _error(exc, 503)
         emit("ui_purge", who=self._who(request),
-             what=f"entries={len(entries)}" if entries is not None else _filter_text(filters),
+             what=_selection_text(entries, filters),
              purged=purged)
         return _json({"purged": purged})
 
 
-def _filter_text(filters: dict | None) -> str:
+def _selection_text(entries: list | None, filters: dict | None) -> str:
+    """What a replay or purge acted on, for its log line: the chosen letters, or the filter."""
+    if entries is not None:
+        return f"entries={len(entries)}"
     parts = [f"{k}={v}" for k, v in (filters or {}).items() if v]
     return " ".join(parts) or "all"
 
