@@ -91,7 +91,7 @@ class Pipeline:
         rtype = record.type or self.default_type
         tc = self.config.for_type(rtype)
         captures, grok_tags = self._grok(tc, record.line)
-        routed = self._route(tc, record, captures)
+        routed = self._route(tc, record, captures) if tc.routes else None
         if routed is not None and routed != tc.name:
             # the new type parses the bare message under the header the source type read; what
             # the source type captured stays, the new type's captures on top
