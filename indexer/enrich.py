@@ -173,12 +173,12 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
     without building datetimes: a plain ``MMM d HH:mm:ss[.fff]`` with a day that exists in
     every month, compared and formatted as numbers. None for anything else (the caller then
     takes the general path, which gives the same answer for these)."""
-    parsed = _SYSLOG_PARSED.get(text)
-    if parsed is None:
+    parsed = _SYSLOG_PARSED.get(text, _UNSEEN)
+    if parsed is _UNSEEN:
         if len(_SYSLOG_PARSED) >= 65536:  # log time stamps repeat: many lines per second
             _SYSLOG_PARSED.clear()
         parsed = _SYSLOG_PARSED[text] = _syslog_parts(text)
-    if parsed is False:
+    if parsed is None:
         return None
     moment, suffix = parsed
     year, latest = _latest(received)
@@ -188,28 +188,28 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
     return None
 
 
-def _syslog_parts(text: str) -> tuple[tuple, str] | bool:
+def _syslog_parts(text: str) -> tuple[tuple, str] | None:
     """``(month, day, h, m, s, micro)`` and the text after the year of its UTC ISO form, or
-    False when ``text`` is not the plain form :func:`_syslog_utc` answers for."""
+    None when ``text`` is not the plain form :func:`_syslog_utc` answers for."""
     parts = text.split()
     if len(parts) != 3:
-        return False
+        return None
     month = _MONTHS.get(parts[0][:3].lower())
     day_text, hms = parts[1], parts[2]
     if month is None or not (day_text.isascii() and day_text.isdigit()):
-        return False
+        return None
     day = int(day_text)
     hms, _, frac = hms.partition(".")
     pieces = hms.split(":")
     if not (1 <= day <= 28 and len(pieces) == 3 and hms.isascii()
             and (not frac or frac.isascii() and frac.isdigit())):
-        return False
+        return None
     try:
         h, m, s = int(pieces[0]), int(pieces[1]), int(pieces[2])
     except ValueError:
-        return False
+        return None
     if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 60) or "_" in hms or "+" in hms:
-        return False
+        return None
     millis = int((frac + "000")[:3]) if frac else 0
     micro = int((frac + "000000")[:6]) if frac else 0
     return ((month, day, h, m, s, micro),
@@ -217,6 +217,7 @@ def _syslog_parts(text: str) -> tuple[tuple, str] | bool:
 
 
 _SYSLOG_PARSED: dict = {}
+_UNSEEN = object()
 
 
 def _latest(received: datetime) -> tuple[int, tuple]:
