@@ -137,7 +137,7 @@ class Agent:
                 except Exception:  # noqa: BLE001
                     pass
             try:
-                self.registry.save()
+                self.registry.save(full=True)
             finally:
                 self._write_status(time.monotonic())
                 self.registry.unlock()

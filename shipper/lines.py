@@ -96,7 +96,7 @@ class LineStream:
 
     def flush(self, now: float) -> list[bytes]:
         """Everything left: complete lines, the unterminated last line, a pending event."""
-        out = []
+        out: list[bytes] = []
         while b"\n" in self.buf:
             out.extend(self.take(1 << 30, now))
         if self.buf and self.skip_start is None:

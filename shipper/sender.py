@@ -5,8 +5,8 @@ written in one go on one connection; its replies are read after the next batch w
 batches in flight, :class:`Sender`). The commands are framed by the shipper (RESP, in bulk with
 C-level joins; the file input's records arrive already framed, :mod:`shipper.framing`) instead of by
 redis-py's per-argument encoder, which would cost more per line than building the record; the
-connection, AUTH, TLS and error replies are still redis-py's. ``push`` returns the list length after the batch, which feeds backpressure
-without an extra round trip.
+connection, AUTH, TLS and error replies are still redis-py's. ``push`` returns the list length after
+the batch, which feeds backpressure without an extra round trip.
 
 When the broker has replicas, ``WAIT n timeout`` follows the batch on the same connection (the client's
 :class:`common.broker.ReplicaWait`, from the URL's ``wait_replicas``/``wait_timeout_ms``): a push is only
@@ -124,6 +124,7 @@ class Sender:
         except Exception as exc:  # noqa: BLE001 - classified below
             raise self._classify(exc) from None
         conn = self._conn
+        assert conn is not None
         try:
             conn.send_packed_command(payload, check_health=False)
         except BaseException as exc:
