@@ -98,7 +98,8 @@ class RecordEncoder:
         ``region`` ends with a newline and starts at stream offset ``base``."""
         if not lines:
             return Framed(b"", 0)
-        offs = list(accumulate(map(_plus1, map(len, lines)), initial=base))
+        sizes = list(map(len, lines))
+        offs = list(accumulate(map(_plus1, sizes), initial=base))
         offs.pop()
         fast = True
         if not region.isascii():
@@ -108,7 +109,7 @@ class RecordEncoder:
                 fast = False
         if fast and region.translate(None, _KEEP_ONLY_BAD):
             fast = False
-        if fast and max(map(len, lines)) > self.max_bytes:
+        if fast and len(region) > self.max_bytes and max(sizes) > self.max_bytes:
             fast = False
         if not fast:
             return Framed.of(self.encode_each(zip(offs, lines)))
@@ -128,21 +129,23 @@ class RecordEncoder:
         else:
             elines = body.split(b"\n")
             elines.pop()
-        if not self.keep_empty and b"" in elines:  # (b"\n\n" in body is 20x slower than this)
-            offs = list(compress(offs, elines))
-            elines = list(compress(elines, elines))
+            sizes = list(map(len, elines))
+        if not self.keep_empty and 0 in sizes:  # (b"\n\n" in body is 20x slower than this)
+            offs = list(compress(offs, sizes))
+            elines = list(compress(elines, sizes))
+            sizes = list(compress(sizes, sizes))
             if not elines:
                 return Framed(b"", 0)
         head = self._frame_head + orjson.dumps(time.time()) + b',"line":"'
-        heads = map(head.__mod__, zip(self._lengths(head, offs, elines), offs, offs))
+        heads = map(head.__mod__, zip(self._lengths(head, offs, sizes), offs, offs))
         blob = b"".join(chain.from_iterable(zip(heads, elines, repeat(_RECORD_TAIL))))
         return Framed(blob, len(elines))
 
     @staticmethod
-    def _lengths(head: bytes, offs: list[int], elines: list[bytes]) -> list[int]:
+    def _lengths(head: bytes, offs: list[int], sizes: list[int]) -> list[int]:
         """Each record's length: the head's constant part, the id's hex digits, the offset's decimal
-        digits, the escaped line and the closing ``"}``. ``offs`` grows, so the digit counts change only
-        at a few powers of 16 and 10: the chunk is cut there and each run adds one constant."""
+        digits, the escaped line (``sizes``) and the closing ``"}``. ``offs`` grows, so the digit counts
+        change only at a few powers of 16 and 10: the chunk is cut there and each run adds one constant."""
         fixed = len(head % (0, 0, 0)) - len(b"$0\r\n") - 2 + 2  # two 1-digit numbers out, '"}' in
         first, last = offs[0], offs[-1]
         cuts = []
@@ -152,8 +155,9 @@ class RecordEncoder:
                 if p > first:
                     cuts.append(bisect_left(offs, p))
                 p *= radix
+        if not cuts:
+            return list(map((fixed + len(b"%x%d" % (first, first))).__add__, sizes))
         cuts = [0, *sorted(cuts), len(offs)]
-        sizes = list(map(len, elines))
         out: list[int] = []
         for i, j in zip(cuts, cuts[1:]):
             if i < j:
