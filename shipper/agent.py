@@ -22,6 +22,7 @@ inputs' small buffers.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -128,6 +129,10 @@ class Agent:
                 self.log.info("started", broker=redact(self.url), list=self.key,
                               host=self.cfg.host, inputs=len(self.inputs),
                               registry=str(self.registry.path))
+                # What start-up made (modules, classes: ~100k objects, typer's and redis' mostly) lives
+                # as long as the process: the cyclic collector need not walk it again, while shipping
+                # or at exit (the final collection cost a --once run 30-40 ms).
+                gc.freeze()
                 self._loop()
             return 0
         finally:
