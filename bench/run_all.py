@@ -82,6 +82,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     ap.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHES))
     ap.add_argument("--out", help="results file (default bench/results/<UTC date>.txt)")
+    ap.add_argument("--append", action="store_true",
+                    help="add to the results file (the machine is named again) instead of "
+                         "replacing it")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
@@ -92,12 +95,14 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     failed = []
-    with open(out, "w") as results:
+    with open(out, "a" if args.append else "w") as results:
         def say(text: str) -> None:
             print(text, flush=True)
             results.write(text + "\n")
             results.flush()
 
+        if args.append:
+            say("")
         for line in machine():
             say(line)
         for name in names:
