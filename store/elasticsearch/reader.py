@@ -150,7 +150,9 @@ RESULT_WINDOW = 10_000  # index.max_result_window: the most one search request m
 
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
     """The first ``request.limit`` matches and the total."""
-    if request.limit is None or request.limit >= RESULT_WINDOW:  # streamed, past the window
+    # streamed past the window, with the exact total (as many events as the tracking limit or
+    # more: the embedded store counts them exactly too)
+    if request.limit is None or request.limit >= min(RESULT_WINDOW, TRACK_TOTAL_HITS):
         return SearchResult(total=count(client, index_pattern, request),
                             events=list(stream(client, index_pattern, request)))
     page = search_page(client, index_pattern, request)

@@ -388,7 +388,9 @@ class SqliteReader:
         return parts.replace(_PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
 
     def search(self, request: SearchRequest) -> SearchResult:
-        if request.limit is None:
+        if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
+            # as many events as the tracking limit or more: the exact total (as on
+            # Elasticsearch, which streams past its result window and counts)
             return SearchResult(total=self.count(request), events=list(self.stream(request)))
         page = self.search_page(request)
         return SearchResult(total=page.total or 0, events=page.hits,
