@@ -630,7 +630,7 @@ def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
     def events(start: int, n: int) -> list[Event]:
         out = []
         for i in range(start, start + n):
-            minute = (i * 7) % (60 * 30)   # spread over 30 hours, out of order
+            minute = (i * 7) % (60 * 80)   # spread over 80 hours, out of order
             doc = {"@timestamp": datetime.fromtimestamp(
                        1_764_324_000 + minute * 60 + i % 60, timezone.utc).isoformat(),
                    "message": f"m{i}", "host": f"mail{i % 3}", "type": "mail",
@@ -650,7 +650,7 @@ def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
     def check(expect_counts: bool):
         for q in queries:
             for start, end in windows:
-                for interval in ("1h", "3h", "1d"):
+                for interval in ("1h", "3h", "1d", "2d"):
                     request = SearchRequest(query=q, start=start, end=end)
                     got = sink.histogram(request, interval)
                     where, params = sink._where(request)

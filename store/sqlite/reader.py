@@ -417,7 +417,7 @@ class SqliteReader:
             return None
         where, params = self._where(request, documents=True)
         window = [epoch_ms(request.start) if request.start is not None else -_I64,
-                  epoch_ms(request.end) if request.end is not None else _I64 - 1]
+                  epoch_ms(request.end) - 1 if request.end is not None else _I64 - 1]
         return where, params, window
 
     def _keyset_rows(self, where: str, params: list, desc: bool,
@@ -673,7 +673,7 @@ class SqliteReader:
 
     def _top_by_groups(self, field: str, where: str, params: list, size: int):
         """Top values of an indexed field whose values are all scalars, in one pass along its
-        index: GROUP BY the indexed value, naming each group by its first rowid (SQLite 3.40
+        index: GROUP BY the indexed value, naming each group by one of its rowids (SQLite 3.40
         would read a document per group to return the value itself) and keeping the ``size``
         largest; the ties at the cut are resolved as Elasticsearch does (the smaller value
         first) by a second pass that stops at the first groups of that count in value order.
@@ -682,12 +682,14 @@ class SqliteReader:
         if self._run(f"SELECT 1 FROM events INDEXED BY {index} WHERE {x} >= x'' LIMIT 1", []):
             return None
         groups = f"FROM events INDEXED BY {index} WHERE {x} < x'' AND ({where}) GROUP BY {x}"
-        best = self._run(f"SELECT min(events.rowid), count(*) AS c {groups} ORDER BY c DESC "
+        # (a bare column in an aggregate query is taken from one row of the group: any row
+        # names the group's value, and costs less than min())
+        best = self._run(f"SELECT events.rowid, count(*) AS c {groups} ORDER BY c DESC "
                          f"LIMIT ?", params + [size])
         if len(best) == size:
             cut = best[-1][1]
             above = [(r, c) for r, c in best if c > cut]
-            best = above + self._run(f"SELECT min(events.rowid), count(*) {groups} "
+            best = above + self._run(f"SELECT events.rowid, count(*) {groups} "
                                      f"HAVING count(*) = ? LIMIT ?",
                                      params + [cut, size - len(above)])
         if not best:

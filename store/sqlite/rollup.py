@@ -1,18 +1,21 @@
-"""Per-hour event counts of the embedded store, so that a histogram of everything or of one
-host, type or program costs what its number of buckets costs, not what its number of hits does.
+"""Per-hour and per-day event counts of the embedded store, so that a histogram of everything or
+of one host, type or program costs what its number of buckets costs, not what its number of hits
+does.
 
-The ``counts`` table (schema.SCHEMA) holds, per UTC hour, how many events there are (dim ``''``,
-value ``''``) and how many per value of the promoted low-cardinality columns ``host``, ``type``
-and ``program``, for the rows up to the rowid ``meta.rollup_mark``. Rows are only ever added
+The ``counts`` table (schema.SCHEMA) holds, per UTC hour and per UTC day (``unit``), how many
+events there are (dim ``''``, value ``''``) and how many per value of the promoted
+low-cardinality columns ``host``, ``type`` and ``program``, for the rows up to the rowid
+``meta.rollup_mark``. Rows are only ever added
 above the mark (writers hand out increasing rowids, above the highest row and the full-text
 mark) and never changed, so the counts are kept by a catch-up like the full-text index's, run by
 the store's idle maintenance (:meth:`store.sqlite.SqliteSink.maintain`), never by the writers:
 the write path costs nothing more. Retention subtracts what it deletes (:func:`forget`).
 
-A histogram reads, in one snapshot: the counts of the whole hours of its range, the rows above
-the mark within them (the tail the catch-up has not reached, read by rowid) and the partial
-hours at the window's edges from the events' (column, ts) index. When the tail is longer than
-:data:`TAIL_ROWS` the histogram counts over the indexes as before (exact either way).
+A histogram reads, in one snapshot: the counts of the whole days (buckets of whole days) and
+hours of its range, the rows above the mark within them (the tail the catch-up has not reached,
+read by rowid) and the partial hours at the window's edges from the events' (column, ts)
+index. When the tail is longer than :data:`TAIL_ROWS` the histogram counts over the indexes as
+before (exact either way).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sqlite3
 from collections import Counter
 
 HOUR = 3_600_000
+DAY = 86_400_000
 ROLLUP_MARK = "rollup_mark"
 DIMS = ("host", "type", "program")          # promoted columns with few distinct values
 MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{ROLLUP_MARK}'"
@@ -28,9 +32,10 @@ STEP_ROWS = 200_000                           # rows counted per catch-up transa
 TAIL_ROWS = 100_000                           # rows above the mark a histogram reads itself
 
 
-def hour_sql(col: str) -> str:
-    """The UTC hour (epoch ms, floored, also before 1970) of an epoch-ms expression."""
-    return f"({col} - (({col} % {HOUR}) + {HOUR}) % {HOUR})"
+def floor_sql(col: str, unit: int = HOUR) -> str:
+    """The start of the UTC hour (or other unit; epoch ms, floored, also before 1970) of an
+    epoch-ms expression."""
+    return f"({col} - (({col} % {unit}) + {unit}) % {unit})"
 
 
 def has_counts(conn: sqlite3.Connection) -> bool:
@@ -49,16 +54,19 @@ def catch_up_step(conn: sqlite3.Connection, limit: int = STEP_ROWS) -> int:
     upto = min(top, mark + limit)
     conn.execute("DROP TABLE IF EXISTS temp.rollup_batch")
     conn.execute(f"CREATE TEMP TABLE rollup_batch AS SELECT {', '.join(DIMS)}, "
-                 f"{hour_sql('ts')} AS hour, count(*) AS n FROM events "
+                 f"{floor_sql('ts')} AS hour, count(*) AS n FROM events "
                  f"WHERE rowid > ? AND rowid <= ? AND ts IS NOT NULL "
                  f"GROUP BY {', '.join(DIMS)}, hour", (mark, upto))
     # (an upsert after INSERT ... SELECT needs a WHERE to parse)
-    upsert = ("INSERT INTO counts(dim, value, hour, n) SELECT {dim}, {value}, hour, sum(n) "
-              "FROM temp.rollup_batch WHERE {value} IS NOT NULL GROUP BY 1, 2, 3 "
-              "ON CONFLICT(dim, value, hour) DO UPDATE SET n = n + excluded.n")
-    conn.execute(upsert.format(dim="''", value="''"))
-    for dim in DIMS:
-        conn.execute(upsert.format(dim=f"'{dim}'", value=dim))
+    upsert = ("INSERT INTO counts(unit, dim, value, start, n) SELECT {unit}, {dim}, {value}, "
+              "{start}, sum(n) FROM temp.rollup_batch WHERE {value} IS NOT NULL "
+              "GROUP BY 2, 3, 4 ON CONFLICT(unit, dim, value, start) DO UPDATE "
+              "SET n = n + excluded.n")
+    for unit in (HOUR, DAY):
+        start = floor_sql("hour", unit)
+        conn.execute(upsert.format(unit=unit, dim="''", value="''", start=start))
+        for dim in DIMS:
+            conn.execute(upsert.format(unit=unit, dim=f"'{dim}'", value=dim, start=start))
     conn.execute("DROP TABLE temp.rollup_batch")
     conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
                  "SET value = excluded.value", (ROLLUP_MARK, upto))
@@ -76,15 +84,16 @@ def forget(conn: sqlite3.Connection, rows) -> None:
     for rowid, ts, *values in rows:
         if rowid > mark or ts is None:
             continue
-        hour = ts - ts % HOUR   # Python's % floors
-        gone[("", "", hour)] += 1
-        for dim, value in zip(DIMS, values):
-            if value is not None:
-                gone[(dim, value, hour)] += 1
-    conn.executemany("UPDATE counts SET n = n - ? WHERE dim = ? AND value = ? AND hour = ?",
+        for unit in (HOUR, DAY):
+            start = ts - ts % unit   # Python's % floors
+            gone[(unit, "", "", start)] += 1
+            for dim, value in zip(DIMS, values):
+                if value is not None:
+                    gone[(unit, dim, value, start)] += 1
+    where = "unit = ? AND dim = ? AND value = ? AND start = ?"
+    conn.executemany(f"UPDATE counts SET n = n - ? WHERE {where}",
                      [(n, *key) for key, n in gone.items()])
-    conn.executemany("DELETE FROM counts WHERE dim = ? AND value = ? AND hour = ? AND n <= 0",
-                     list(gone))
+    conn.executemany(f"DELETE FROM counts WHERE {where} AND n <= 0", list(gone))
 
 
 def clamp_mark(conn: sqlite3.Connection) -> None:
@@ -113,14 +122,24 @@ def counted_histogram(conn: sqlite3.Connection, dim: str, values: list, where: s
     if h_lo >= h_hi:
         return None
     buckets: Counter = Counter()
-    bucket = f"(hour - ((hour % {step}) + {step}) % {step})"
+    # whole days where the buckets are whole days (a bucket then holds only whole days), the
+    # hours around them
+    spans = [(HOUR, h_lo, h_hi)]
+    if step % DAY == 0:
+        d_lo, d_hi = h_lo + (-h_lo) % DAY, h_hi - h_hi % DAY
+        if d_lo < d_hi:
+            spans = [(HOUR, h_lo, d_lo), (DAY, d_lo, d_hi), (HOUR, d_hi, h_hi)]
+    bucket = floor_sql("start", step)
     marks = ", ".join("?" * len(values))
-    for b, n in conn.execute(f"SELECT {bucket} AS b, sum(n) FROM counts WHERE dim = ? AND "
-                             f"value IN ({marks}) AND hour >= ? AND hour < ? GROUP BY b",
-                             [dim, *values, h_lo, h_hi]):
-        buckets[b] += n
+    for unit, a, z in spans:
+        if a >= z:
+            continue
+        for b, n in conn.execute(f"SELECT {bucket} AS b, sum(n) FROM counts WHERE unit = ? AND "
+                                 f"dim = ? AND value IN ({marks}) AND start >= ? AND start < ? "
+                                 f"GROUP BY b", [unit, dim, *values, a, z]):
+            buckets[b] += n
     # the rows the catch-up has not reached (by rowid: NOT INDEXED keeps SQLite on it)
-    ts_bucket = f"(events.ts - ((events.ts % {step}) + {step}) % {step})"
+    ts_bucket = floor_sql("events.ts", step)
     for b, n in conn.execute(f"SELECT {ts_bucket} AS b, count(*) FROM events NOT INDEXED "
                              f"WHERE events.rowid > ? AND ({where}) AND events.ts >= ? AND "
                              f"events.ts < ? GROUP BY b", [mark, *params, h_lo, h_hi]):

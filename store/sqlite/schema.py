@@ -69,11 +69,12 @@ SCHEMA = [
         body, content='', columnsize=0, tokenize="{FTS_TOKENIZE}")""",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_VOCAB} USING fts5vocab({FTS_TABLE}, 'row')",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
-    # per-hour event counts (store.sqlite.rollup): for every event (dim '') and per value of
-    # the low-cardinality promoted columns, of the rows up to meta.rollup_mark
+    # event counts per hour and per day (store.sqlite.rollup; unit and start in epoch ms): for
+    # every event (dim '') and per value of the low-cardinality promoted columns, of the rows
+    # up to meta.rollup_mark
     """CREATE TABLE IF NOT EXISTS counts (
-        dim TEXT NOT NULL, value NOT NULL, hour INTEGER NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (dim, value, hour)) WITHOUT ROWID""",
+        unit INTEGER NOT NULL, dim TEXT NOT NULL, value NOT NULL, start INTEGER NOT NULL,
+        n INTEGER NOT NULL, PRIMARY KEY (unit, dim, value, start)) WITHOUT ROWID""",
 ]
 COLUMNS = ["rowid", "id", "ts", *(SQL_COLUMNS[f] for f in PROMOTED), "doc"]
 
