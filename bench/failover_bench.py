@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import loggen  # noqa: E402
+from services import loggen  # noqa: E402
 from common.broker import Broker, Keys, connect  # noqa: E402
 from services.valkey import SentinelGroup, ValkeyServer  # noqa: E402
 

@@ -94,6 +94,24 @@ def index_burst(redis_url: str, items: list[bytes], store_dir: str, workers: int
     return wall, cpu, found, rq_overhead(client)
 
 
+class _TimedConnection:
+    """A store connection that adds up the CPU time of its statements (SQLite's own work:
+    the rows, the id and column indexes, FTS5), apart from the writer's Python around them."""
+
+    def __init__(self, conn):
+        self.conn, self.cpu = conn, 0.0
+
+    def execute(self, *args):
+        c0 = time.process_time()
+        try:
+            return self.conn.execute(*args)
+        finally:
+            self.cpu += time.process_time() - c0
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
 def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str, float]:
     """CPU microseconds per record of each stage, measured here on the same records."""
     import orjson
@@ -105,6 +123,9 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
     from query.analyzer import fts_text
     from store.sqlite import SqliteSink
 
+    from indexer.worker import tune_gc
+
+    tune_gc()  # as in a worker: the collector runs rarely, start-up objects frozen
     n = len(items)
     pipeline = Pipeline(load_pipeline(None))
     matcher = pipeline._matcher(pipeline.config.for_type("mail"))
@@ -129,12 +150,14 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
         for mode in ("deferred", "inline"):
             sink = SqliteSink(f"sqlite:///{tmp}/{mode}.db?fts={mode}")
             sink.prepare()
+            timed_conn = sink._conn = _TimedConnection(sink._conn)
             c0 = time.process_time()
             t0 = time.perf_counter()
             for start in range(0, n, batch):
                 sink.write(events[start:start + batch])
             out[f"store write ({mode})"] = (time.process_time() - c0) / n * 1e6
             out[f"store write wall ({mode})"] = (time.perf_counter() - t0) / n * 1e6
+            out[f"  of which SQLite statements ({mode})"] = timed_conn.cpu / n * 1e6
             if mode == "deferred":
                 c0 = time.process_time()
                 sink.refresh()
@@ -182,17 +205,23 @@ def embedded(args) -> None:
     print(f"stage breakdown, CPU us per record (measured in this process, "
           f"{min(n, 100_000):,} records):")
     for label, us in stages.items():
-        print(f"  {label:32s} {us:7.1f}")
-    print(f"  {'RQ overhead per job':32s} {overhead * 100:6.1f} %  over {jobs} jobs")
+        print(f"  {label:40s} {us:7.1f}")
+    print(f"  {'RQ overhead per job':40s} {overhead * 100:6.1f} %  over {jobs} jobs")
     print(f"lines                      {n:,}   ({args.runs} runs each, alternating; medians)")
     print(f"grok parse --type mail     {n / parse_wall:10,.0f} lines/s  ({parse_wall:.1f} s wall, "
           f"{parse_cpu / n * 1e6:.1f} CPU us/line)")
     print(f"index --burst -w {args.workers}        {n / index_wall:10,.0f} lines/s  "
           f"({index_wall:.1f} s wall, {index_cpu / n * 1e6:.1f} CPU us/line in all processes; "
           f"{found:,} searchable)")
+    cores = os.cpu_count() or 1
     print(f"ratio index / parse        {parse_wall / index_wall:10.2f}  (target >= 0.70, goal 1.0; "
           f"CPU per line {index_cpu / max(parse_cpu, 1e-9):.2f}x the parser's; "
-          f"{os.cpu_count()} cores)")
+          f"{cores} cores)")
+    print(f"ceiling at this CPU per line: {min(args.workers, cores)} busy cores x the parser's "
+          f"CPU / the pipeline's = {min(args.workers, cores) * parse_cpu / index_cpu:.2f}; "
+          f"SQLite's statements alone take "
+          f"{stages['  of which SQLite statements (inline)'] / (parse_cpu / n * 1e6):.2f}x "
+          f"the parser's whole line")
     if found != n:
         print(f"WARNING: {found:,} of {n:,} lines searchable")
 

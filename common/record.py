@@ -232,6 +232,20 @@ def _received_at(value) -> float:
 
 
 def _from_logpipe(obj: dict) -> Record:
+    get = obj.get
+    rid, line, host, path, offset, rtype, fields, received, tags = (
+        obj["id"], obj["line"], get("host"), get("path"), get("offset"), get("type"),
+        get("fields"), get("received_at"), get("tags"))
+    # a shipper's record, every field of the expected type, checked in one expression (the
+    # common case: a tenth of the field-by-field checks below, which say what is wrong)
+    if (type(rid) is str and 0 < len(rid) <= MAX_ID_BYTES // 4 and type(line) is str
+            and type(host) is str and type(path) is str and type(rtype) is str
+            and (offset is None or type(offset) is int and offset >= 0)
+            and (fields is None or type(fields) is dict)
+            and type(received) is float and 0 <= received <= MAX_EPOCH
+            and (tags is None or type(tags) is list and all(type(t) is str for t in tags))):
+        return Record(rid, line, host, path, offset, rtype, {} if fields is None else fields,
+                      received, [] if tags is None else list(tags))
     return Record(
         id=_record_id(obj["id"]), line=_text(obj, "line", required=True),
         host=_text(obj, "host"), path=_text(obj, "path"),

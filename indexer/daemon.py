@@ -57,29 +57,38 @@ def run(opts: IndexerOptions) -> None:
     sink = open_sink(store_url)  # a store URL that cannot work fails here
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=opts.prefix, raw=opts.raw_list)
-    # Start order never matters: a broker or store that is not up yet is waited for.
-    client = broker_when_up(redis_url, settings.keys)
-    store_when_up(sink)
-    dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
-                            max_queued_jobs=max(4, 2 * workers))
-    if opts.metrics_port:
-        from indexer.metrics import serve_metrics
-        serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
-    pool = WorkerPool(redis_url, settings.keys.queue, workers)
-    stopping = {"now": False}
+    stopping = {"now": False, "running": False}
 
     def _stop(signum, frame):
+        if not stopping["running"]:  # still starting: leave now (the workers are stopped)
+            raise SystemExit(128 + signum)
         stopping["now"] = True
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # Start order never matters: a broker or store that is not up yet is waited for.
+    client = broker_when_up(redis_url, settings.keys)
+    # the workers start (import, connect) while the store is checked and the first batches
+    # are claimed: a burst's first job no longer waits for their start-up
+    pool = WorkerPool(redis_url, settings.keys.queue, workers)
+    pool.start()
+    try:
+        store_when_up(sink)
+        dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
+                                max_queued_jobs=max(4, 2 * workers))
+        if opts.metrics_port:
+            from indexer.metrics import serve_metrics
+            serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
+    except BaseException:
+        pool.stop()
+        raise
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
     last_janitor = last_report = last_maintain = 0.0
     outage = Outage("broker", broker=redact(redis_url))  # the same lines as at start-up
     progress = Progress("index_progress")
+    stopping["running"] = True
     try:
-        pool.start()
         while not stopping["now"]:
             now = time.monotonic()
             if now - last_janitor > 2:

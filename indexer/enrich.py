@@ -173,6 +173,24 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
     without building datetimes: a plain ``MMM d HH:mm:ss[.fff]`` with a day that exists in
     every month, compared and formatted as numbers. None for anything else (the caller then
     takes the general path, which gives the same answer for these)."""
+    parsed = _SYSLOG_PARSED.get(text, _UNSEEN)
+    if parsed is _UNSEEN:
+        if len(_SYSLOG_PARSED) >= 65536:  # log time stamps repeat: many lines per second
+            _SYSLOG_PARSED.clear()
+        parsed = _SYSLOG_PARSED[text] = _syslog_parts(text)
+    if parsed is None:
+        return None
+    moment, suffix = parsed
+    year, latest = _latest(received)
+    for candidate in (year + 1, year, year - 1, year - 2, year - 3, year - 4):
+        if (candidate, *moment) <= latest:
+            return f"{candidate:04d}{suffix}"
+    return None
+
+
+def _syslog_parts(text: str) -> tuple[tuple, str] | None:
+    """``(month, day, h, m, s, micro)`` and the text after the year of its UTC ISO form, or
+    None when ``text`` is not the plain form :func:`_syslog_utc` answers for."""
     parts = text.split()
     if len(parts) != 3:
         return None
@@ -194,13 +212,12 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
         return None
     millis = int((frac + "000")[:3]) if frac else 0
     micro = int((frac + "000000")[:6]) if frac else 0
-    year, latest = _latest(received)
-    moment = (month, day, h, m, s, micro)
-    for candidate in (year + 1, year, year - 1, year - 2, year - 3, year - 4):
-        if (candidate, *moment) <= latest:
-            return (f"{candidate:04d}-{month:02d}-{day:02d}T{h:02d}:{m:02d}:{s:02d}."
-                    f"{millis:03d}Z")
-    return None
+    return ((month, day, h, m, s, micro),
+            f"-{month:02d}-{day:02d}T{h:02d}:{m:02d}:{s:02d}.{millis:03d}Z")
+
+
+_SYSLOG_PARSED: dict = {}
+_UNSEEN = object()
 
 
 def _latest(received: datetime) -> tuple[int, tuple]:
@@ -235,6 +252,29 @@ def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
 
 
 _PATH = re.compile(r"\[([^\[\]]+)\]")
+
+
+def flat_key(name: str) -> str | None:
+    """The top-level key a capture named ``name`` takes (``grok_<name>`` when the record owns
+    the name), or None when it is a field reference (``[a][b]``) that nests; remembered, as a
+    pattern set has few names."""
+    try:
+        return _FLAT_KEYS[name]
+    except KeyError:
+        pass
+    if name.startswith("[") and name.endswith("]"):
+        parts = _PATH.findall(name)
+        key = None if parts and "".join(f"[{p}]" for p in parts) == name else name
+    else:
+        key = name
+    if key is not None and key in RESERVED:
+        key = f"grok_{key}"
+    if len(_FLAT_KEYS) < 4096:
+        _FLAT_KEYS[name] = key
+    return key
+
+
+_FLAT_KEYS: dict[str, str | None] = {}
 
 
 def place_capture(doc: dict, name: str, value) -> None:
@@ -291,6 +331,6 @@ def received_datetime(received_at: float) -> datetime:
         datetime.now(timezone.utc)
 
 
-__all__ = ["apply_edits", "from_syslog_input", "place_capture", "timestamp_for",
+__all__ = ["apply_edits", "flat_key", "from_syslog_input", "place_capture", "timestamp_for",
            "format_timestamp", "parse_time", "parse_syslog_time", "received_datetime",
            "RESERVED", "zone"]

@@ -8,8 +8,8 @@ raise, and the caller dead-letters them with stage ``parse``.
 from __future__ import annotations
 
 from common.record import Record
-from indexer.enrich import (apply_edits, from_syslog_input, place_capture, received_datetime,
-                            timestamp_for)
+from indexer.enrich import (apply_edits, flat_key, from_syslog_input, place_capture,
+                            received_datetime, timestamp_for)
 from indexer.filters import apply_filters
 from indexer.pipeline_config import PipelineConfig, TypeConfig
 from common.errors import ConfigError
@@ -91,7 +91,7 @@ class Pipeline:
         rtype = record.type or self.default_type
         tc = self.config.for_type(rtype)
         captures, grok_tags = self._grok(tc, record.line)
-        routed = self._route(tc, record, captures)
+        routed = self._route(tc, record, captures) if tc.routes else None
         if routed is not None and routed != tc.name:
             # the new type parses the bare message under the header the source type read; what
             # the source type captured stays, the new type's captures on top
@@ -106,10 +106,13 @@ class Pipeline:
                     routed_captures, grok_tags = again, again_tags
             captures = {**captures, **routed_captures}
         tags = list(record.tags) + grok_tags
-        doc: dict = {}
-        doc.update(record.fields)
+        doc: dict = dict(record.fields)
         for name, value in captures.items():
-            place_capture(doc, name, value)
+            key = flat_key(name)
+            if key is None:  # a field reference ([a][b]): nested
+                place_capture(doc, name, value)
+            else:
+                doc[key] = value
         # a batch's records mostly share their received_at (and it is never 0 on the wire)
         received_at = record.received_at
         if self._received[0] == received_at and received_at:

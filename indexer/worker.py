@@ -20,7 +20,7 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
 
     from common.broker import connect
 
-    _tune_gc()
+    tune_gc()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     # RQ logs every failed job with a full traceback; a user-facing failure (the store is down)
     # deserves one line, so RQ's own handler is replaced by one that says what happened.
@@ -34,7 +34,7 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
     worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """A batch makes tens of thousands of short-lived objects (records, events, rows) and no
     cycles worth chasing; the default thresholds ran the collector every 700 allocations and
     cost ~15% of a batch. Collect less often, and leave what start-up made (modules, compiled

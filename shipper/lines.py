@@ -9,6 +9,7 @@ stream ended). A line longer than the encoder's ``max_bytes`` is emitted cut and
 from __future__ import annotations
 
 from shipper.encode import RecordEncoder, cut_utf8
+from shipper.framing import Framed
 from shipper.multiline import Event, Multiline, MultilineSpec
 
 
@@ -46,7 +47,7 @@ class LineStream:
         self.buf = self.buf + data if self.buf else data
         self.pos += len(data)
 
-    def take(self, max_lines: int, now: float) -> list[bytes]:
+    def take(self, max_lines: int, now: float) -> Framed | list[bytes]:
         buf = self.buf
         if not buf or max_lines <= 0:
             return []
@@ -95,7 +96,7 @@ class LineStream:
 
     def flush(self, now: float) -> list[bytes]:
         """Everything left: complete lines, the unterminated last line, a pending event."""
-        out = []
+        out: list[bytes] = []
         while b"\n" in self.buf:
             out.extend(self.take(1 << 30, now))
         if self.buf and self.skip_start is None:

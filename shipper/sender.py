@@ -1,11 +1,12 @@
 """Delivery: pipelined RPUSH of whole batches, confirmed before any offset moves.
 
 A batch goes out as a few ``RPUSH key v1 v2 ...`` commands (up to ``per_command`` values each)
-written in one go on one connection, then every reply is read. The commands are framed here
-(RESP, in bulk with C-level joins) instead of by redis-py's per-argument encoder, which would
-cost more per line than building the record; the connection, AUTH, TLS and error replies are
-still redis-py's. ``push`` returns the list length after the batch, which feeds backpressure
-without an extra round trip.
+written in one go on one connection; its replies are read after the next batch was written (two
+batches in flight, :class:`Sender`). The commands are framed by the shipper (RESP, in bulk with
+C-level joins; the file input's records arrive already framed, :mod:`shipper.framing`) instead of by
+redis-py's per-argument encoder, which would cost more per line than building the record; the
+connection, AUTH, TLS and error replies are still redis-py's. ``push`` returns the list length after
+the batch, which feeds backpressure without an extra round trip.
 
 When the broker has replicas, ``WAIT n timeout`` follows the batch on the same connection (the client's
 :class:`common.broker.ReplicaWait`, from the URL's ``wait_replicas``/``wait_timeout_ms``): a push is only
@@ -26,6 +27,7 @@ import redis
 from common.broker import connect, redact, replica_wait
 from common.broker.tls import tls_failure
 from common.errors import BrokerError
+from shipper.framing import Framed, Outgoing, frame
 
 _BULK = b"$%d\r\n%s\r\n"
 _RETRYABLE = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN",
@@ -44,7 +46,18 @@ class BrokerUnavailable(Exception):
     pass
 
 
+class RepliesLost(BrokerUnavailable):
+    """A batch's connection was closed before its replies were read (a batch written before it failed):
+    it is sent again, like after an outage, but the broker is not to blame."""
+
+
 class Sender:
+    """One broker. Batches are pipelined on one connection: :meth:`start` writes a batch and returns,
+    :meth:`finish` reads its replies, in the order they were started; the agent writes the next batch
+    before it reads the replies of the one before, so the broker stores one batch while the agent
+    encodes and writes the next. A connection that fails takes every batch in flight on it along:
+    their :meth:`finish` raise :class:`BrokerUnavailable` and the agent sends them again."""
+
     def __init__(self, url: str, key: str, per_command: int = 10_000, timeout: float = 30.0):
         self.url = url
         self.key = key
@@ -54,46 +67,82 @@ class Sender:
         self._wait = replica_wait(self.client)
         k = key.encode("utf-8")
         self._head = b"$5\r\nRPUSH\r\n$%d\r\n%s\r\n" % (len(k), k)
+        self._conn = None    # the connection the batches in flight were written on
+        self.in_flight = 0
+        self._epoch = 0      # counts dropped connections: a handle from an earlier one has lost its replies
+        self._started = 0    # batches written on this connection; their replies come back in this order
+        self._finished = 0
 
-    def pack(self, values: list[bytes]) -> tuple[list[bytes], int]:
+    def pack(self, values: list[bytes] | Outgoing) -> tuple[list[bytes], int]:
+        """The RPUSH commands for ``values`` (at most ``per_command`` values each) and their count."""
+        if isinstance(values, Outgoing):
+            return self._pack_framed(values.parts)
         out = []
         step = self.per_command
         for i in range(0, len(values), step):
             part = values[i:i + step]
             out.append(b"*%d\r\n" % (len(part) + 2) + self._head)
-            out.append(b"".join(map(_BULK.__mod__, zip(map(len, part), part))))
+            out.append(frame(part))
         return out, len(out) // 2
 
-    def push(self, values: list[bytes]) -> int:
-        """RPUSH every value; returns the list length. Raises BrokerUnavailable/BrokerError."""
+    def _pack_framed(self, parts: list[Framed]) -> tuple[list[bytes], int]:
+        """Records already framed: only the commands' headers are made (a run is never split)."""
+        out: list[bytes] = []
+        blobs: list[bytes] = []
+        n = 0
+        for part in parts:
+            if blobs and n + part.count > self.per_command:
+                out.append(b"*%d\r\n" % (n + 2) + self._head)
+                out.append(blobs[0] if len(blobs) == 1 else b"".join(blobs))
+                blobs, n = [], 0
+            blobs.append(part.blob)
+            n += part.count
+        if blobs:
+            out.append(b"*%d\r\n" % (n + 2) + self._head)
+            out.append(blobs[0] if len(blobs) == 1 else b"".join(blobs))
+        return out, len(out) // 2
+
+    def push(self, values: list[bytes] | Outgoing) -> int:
+        """RPUSH every value and read the replies; returns the list length. Raises
+        BrokerUnavailable/BrokerError. Batches still in flight lose their replies (a retry must not
+        read theirs as its own): they are sent again."""
+        if self.in_flight:
+            self._drop()
         return self.finish(self.start(values))
 
-    def start(self, values: list[bytes]):
+    def start(self, values: list[bytes] | Outgoing):
         """Write the batch and return without waiting for the replies (the agent builds the
         next batch meanwhile); :meth:`finish` reads them."""
         payload, ncmd = self.pack(values)
-        pool = self.client.connection_pool
         try:
             needed = self._wait.needed(self.client)
             if needed:
                 payload.append(b"*3\r\n$4\r\nWAIT\r\n" + _BULK % (len(str(needed)), str(needed).encode())
                                + _BULK % (len(str(self._wait.timeout_ms)), str(self._wait.timeout_ms).encode()))
-            conn = pool.get_connection()
+            if self._conn is None:
+                self._conn = self.client.connection_pool.get_connection()
         except Exception as exc:  # noqa: BLE001 - classified below
             raise self._classify(exc) from None
+        conn = self._conn
+        assert conn is not None
         try:
             conn.send_packed_command(payload, check_health=False)
         except BaseException as exc:
-            conn.disconnect()
-            pool.release(conn)
+            self._drop()
             if isinstance(exc, Exception):
                 raise self._classify(exc) from None
             raise
-        return conn, ncmd, needed
+        self.in_flight += 1
+        self._started += 1
+        return conn, self._epoch, self._started, ncmd, needed
 
     def finish(self, handle) -> int:
-        conn, ncmd, needed = handle
-        pool = self.client.connection_pool
+        """Read the replies of the oldest batch in flight (``handle`` from its :meth:`start`)."""
+        conn, epoch, seq, ncmd, needed = handle
+        if epoch != self._epoch:
+            raise RepliesLost("the connection was closed before the broker confirmed this batch")
+        if seq != self._finished + 1:
+            raise RuntimeError(f"batch {seq} finished out of order (next is {self._finished + 1})")
         try:
             length = 0
             error = None
@@ -108,15 +157,31 @@ class Sender:
                 raise error
             if needed:
                 self._wait.check(acked, needed)
-            return int(length)
         except BaseException as exc:
-            if not isinstance(exc, redis.exceptions.ResponseError):
-                conn.disconnect()
+            # the batches written after this one are sent again after it, in order
+            self._drop()
             if isinstance(exc, Exception):
                 raise self._classify(exc) from None
             raise
-        finally:
-            pool.release(conn)
+        self.in_flight -= 1
+        self._finished += 1
+        if not self.in_flight:
+            self._release()
+        return int(length)
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self.client.connection_pool.release(conn)
+
+    def _drop(self) -> None:
+        """Close the pipelined connection: the replies of every batch in flight on it are lost."""
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._release()
+        self.in_flight = 0
+        self._started = self._finished = 0
+        self._epoch += 1
 
     def length(self) -> int:
         try:
@@ -166,6 +231,9 @@ class Sender:
             pass
 
     def close(self) -> None:
+        self._conn = None
+        self.in_flight = self._started = self._finished = 0
+        self._epoch += 1
         try:
             self.client.close()
         except Exception:  # noqa: BLE001
@@ -210,7 +278,7 @@ class BrokerSet:
         self._delay[i] = 0.0
         self._down_until[i] = 0.0
 
-    def start(self, values: list[bytes]):
+    def start(self, values: list[bytes] | Outgoing):
         error: Exception | None = None
         for i in self._order():
             try:
@@ -226,14 +294,28 @@ class BrokerSet:
         i, inner, values = handle
         try:
             length = self.senders[i].finish(inner)
+        except RepliesLost:
+            return self.push(values)  # a batch before it failed; this broker is not to blame
         except BrokerUnavailable as exc:
             self._failed(i, exc)
             return self.push(values)  # maybe partly on the failed one too: the ids make a repeat harmless
         self._worked(i)
         return length
 
-    def push(self, values: list[bytes]) -> int:
-        return self.finish(self.start(values))
+    def push(self, values: list[bytes] | Outgoing) -> int:
+        """The retry path: write and confirm ``values`` on the first broker that takes them (one with no
+        batch in flight first: a retry on another's connection makes that one's batches go again)."""
+        error: Exception | None = None
+        for i in sorted(self._order(), key=lambda i: self.senders[i].in_flight > 0):
+            try:
+                length = self.senders[i].push(values)
+            except BrokerUnavailable as exc:
+                self._failed(i, exc)
+                error = exc
+                continue
+            self._worked(i)
+            return length
+        raise BrokerUnavailable(f"every broker is down; last error: {error}")
 
     def length(self) -> int:
         """The shortest list among the brokers that answer (backpressure resumes when any has room)."""

@@ -691,3 +691,26 @@ def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
     finally:
         R.rollup.counted_histogram = real
     sink.close()
+
+
+def test_the_pipelines_own_timestamp_form_reads_as_the_general_parser_does():
+    """timestamp_ms reads ``YYYY-MM-DDTHH:MM:SS.mmmZ`` as numbers; it must agree with
+    fromisoformat on every such value and refuse what fromisoformat refuses."""
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from query.datemath import epoch_ms
+    from store.sqlite.writer import timestamp_ms
+
+    rng = random.Random(5)
+    start = datetime(1, 1, 1, tzinfo=timezone.utc)
+    for _ in range(20000):
+        moment = start + timedelta(milliseconds=rng.randrange(315_537_897_600_000))
+        text = f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + \
+            f"{moment.microsecond // 1000:03d}Z"
+        assert timestamp_ms(text) == epoch_ms(datetime.fromisoformat(text)), text
+    for bad in ("2023-02-29T00:00:00.000Z", "2026-05-15T24:00:00.000Z",
+                "2026-05-15T00:60:00.000Z", "2026-05-15T0+:00:00.000Z",
+                "2026-13-01T00:00:00.000Z"):
+        with pytest.raises(ValueError):
+            timestamp_ms(bad)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Protocol
 
 from common.errors import ConfigError
+from shipper.framing import Framed
 from shipper.registry import Registry
 
 # input kind -> "module:Class", imported only when used
@@ -26,7 +27,7 @@ KINDS: dict[str, str] = {
 
 @dataclass
 class Chunk:
-    values: list[bytes]                  # encoded records, in order
+    values: list[bytes] | Framed         # encoded records, in order (Framed: ready for the wire)
     nbytes: int = 0                      # source bytes consumed (for statistics)
     ack: Callable[[], None] | None = None  # run after the broker confirmed ``values``
     source: str = ""                     # for per-source statistics

@@ -26,6 +26,7 @@ import time
 from functools import partial
 
 from shipper.encode import RecordEncoder
+from shipper.framing import Framed
 from shipper.inputs.base import Chunk, Input
 from shipper.lines import LineStream
 from shipper.registry import FP_BYTES, fingerprint
@@ -67,7 +68,7 @@ class Reader:
             self.path = path
             self.encoder.set_path(path)
 
-    def _chunk(self, values: list[bytes], before: int) -> Chunk:
+    def _chunk(self, values: list[bytes] | Framed, before: int) -> Chunk:
         after = self.stream.resume_offset
         return Chunk(values, max(0, after - before), partial(self._confirm, after, len(values)),
                      self.path)

@@ -14,6 +14,7 @@ import uuid
 from functools import partial
 
 from shipper.encode import RecordEncoder
+from shipper.framing import Framed
 from shipper.inputs.base import Chunk, Input
 from shipper.lines import LineStream
 from shipper.registry import FP_BYTES, fingerprint
@@ -51,7 +52,7 @@ class StdinInput(Input):
         self.lines += nlines
         self.bytes += nbytes
 
-    def _chunk(self, values: list[bytes], before: int) -> Chunk:
+    def _chunk(self, values: list[bytes] | Framed, before: int) -> Chunk:
         n = max(0, self.stream.resume_offset - before)
         return Chunk(values, n, partial(self._ack, len(values), n), self.path)
 

@@ -96,12 +96,42 @@ def timestamp_ms(value) -> int | None:
         return int(value)
     if not isinstance(value, str):
         raise ValueError(f"@timestamp is not a time: {value!r}")
+    if len(value) == 24 and value[23] == "Z":  # the pipeline's own form, read as numbers
+        ms = _canonical_ms(value)
+        if ms is not None:
+            return ms
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         start, _ = time_period(value)  # partial dates, nanoseconds; raises ValueError
         return start
     return epoch_ms(dt)
+
+
+def _canonical_ms(value: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (what enrich writes) in epoch ms without a datetime per
+    event: the day's midnight is remembered; None for anything else."""
+    if value[10] != "T" or value[13] != ":" or value[16] != ":" or value[19] != ".":
+        return None
+    clock = value[11:13] + value[14:16] + value[17:19] + value[20:23]
+    if not (clock.isascii() and clock.isdigit()):
+        return None
+    h, m, sec = int(clock[0:2]), int(clock[2:4]), int(clock[4:6])
+    if h > 23 or m > 59 or sec > 59:
+        return None
+    day = _MIDNIGHT_MS.get(value[:10])
+    if day is None:
+        try:
+            day = epoch_ms(datetime.fromisoformat(value[:10] + "T00:00:00+00:00"))
+        except ValueError:
+            return None
+        if len(_MIDNIGHT_MS) > 4096:
+            _MIDNIGHT_MS.clear()
+        _MIDNIGHT_MS[value[:10]] = day
+    return day + ((h * 60 + m) * 60 + sec) * 1000 + int(clock[6:9])
+
+
+_MIDNIGHT_MS: dict[str, int] = {}
 
 
 def _scalar(value):
