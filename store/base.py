@@ -78,18 +78,39 @@ class SearchRequest:
     order: str = "desc"              # by @timestamp
 
 
+# A page's total is counted as Elasticsearch's track_total_hits default does: exactly up to
+# this many matches, past it "at least this many" (relation "gte"), so that a page of a query
+# matching millions costs what a page of one matching thousands does. Reader.count stays exact.
+TRACK_TOTAL_HITS = 10_000
+
+
 @dataclass
 class SearchResult:
     total: int
     events: list[dict] = field(default_factory=list)
+    total_relation: str = "eq"   # "gte": total is TRACK_TOTAL_HITS and more match
 
 
 class Page(NamedTuple):
-    """One page of matches: the total (None when not asked for), the events (each with
-    ``_id``) and the opaque cursor of the next page (None on the last one)."""
+    """One page of matches: the total (None when not asked for; counted up to
+    TRACK_TOTAL_HITS), the events (each with ``_id``), the opaque cursor of the next page
+    (None on the last one) and how the total relates to the number of matches: "eq" (exact)
+    or "gte" (at least: the total is TRACK_TOTAL_HITS)."""
     total: int | None
     hits: list[dict]
     next: str | None
+    total_relation: str = "eq"
+
+    @property
+    def total_text(self) -> str:
+        """The total as a person reads it: "1,234", "10,000+" (more match), "" (not asked)."""
+        return total_text(self.total, self.total_relation)
+
+
+def total_text(total: int | None, relation: str = "eq") -> str:
+    if total is None:
+        return ""
+    return f"{total:,}" + ("+" if relation == "gte" else "")
 
 
 # A page cursor is the position of the last event shown: (timestamp in ms or None, tiebreak),
@@ -157,7 +178,9 @@ class Reader(Protocol):
                     with_total: bool = True) -> Page:
         """One page of ``request.limit`` matches after the cursor ``after`` (a ``Page.next``),
         in the request's order by (@timestamp, tiebreak): keyset, no offset, so the last page
-        costs what the first does and there is no cap on how deep one can page."""
+        costs what the first does and there is no cap on how deep one can page. The total
+        (``with_total``) is exact up to TRACK_TOTAL_HITS, else TRACK_TOTAL_HITS with
+        ``total_relation`` "gte"."""
 
     def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
         """Every match in the request's order (the order of :meth:`search_page`), at most

@@ -61,6 +61,6 @@ def test_embedded_store_stores_tags_and_does_not_index_a_malformed_value(tmp_pat
     assert "_malformed_source" not in masked
     # the web page's reads give the same document
     assert store.get_event("e0") == masked
-    _, page, _ = store.search_page(SearchRequest(query="tags:_malformed_field", limit=5))
+    page = store.search_page(SearchRequest(query="tags:_malformed_field", limit=5)).hits
     assert page == [masked]
     store.close()

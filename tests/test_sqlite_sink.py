@@ -469,18 +469,22 @@ def _mixed_store(path: str) -> SqliteSink:
     return sink
 
 
+def _top_both_ways(sink, field: str, query: str, size: int) -> list:
+    return sink.top(SearchRequest(query=query), field, size)
+
+
 def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypatch):
     from store.sqlite import reader as R
 
-    plain = _mixed_store(str(tmp_path / "plain.db"))
-    monkeypatch.setattr(R, "JSON_INDEX_LIMIT", 0)  # no index: json_each over every document
+    plain = _mixed_store(str(tmp_path / "plain.db"))  # never maintained: no value index
     expected = {q: sorted(e["_id"] for e in plain.search(SearchRequest(query=q, limit=500))
                           .events) for q in _VALUE_QUERIES}
     expected_top = plain.top(SearchRequest(query="*"), "stat", 50)
     expected_top_q = plain.top(SearchRequest(query="host:mail1"), "stat", 50)
-    monkeypatch.undo()
+    assert not _value_index_names(plain.path)
     plain.close()
     indexed = _mixed_store(str(tmp_path / "indexed.db"))
+    assert indexed.promote(["stat"]) == ["stat"]
     for q, ids in expected.items():
         got = sorted(e["_id"] for e in indexed.search(SearchRequest(query=q, limit=500)).events)
         assert got == ids, q
@@ -493,12 +497,200 @@ def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypa
     assert indexed.top(SearchRequest(query="*"), "stat", 50) == expected_top
     assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
     monkeypatch.undo()
-    db = sqlite3.connect(indexed.path)
+    assert len(_value_index_names(indexed.path)) == 1  # one index, for stat
+    indexed.close()
+
+
+def _value_index_names(path: str) -> list[str]:
+    db = sqlite3.connect(path)
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE name LIKE "
                                       "'events_jt_%'")]
     db.close()
-    assert len(names) == 1  # promoted by use: one index, for stat
+    return names
+
+
+def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypatch):
+    """The one-pass top (GROUP BY along the value index, groups named by a rowid) gives what
+    reading the documents gives, ties at the cut ordered by value (numbers first)."""
+    from store.sqlite import reader as R
+
+    values = ["b", "a", "c", "a", 7, "d", "b", 7, "e", 3, "f", "a", "zz", "0", 2.5, "b", "y"]
+    events = [ev(i, i % 60, relay=v, host="mail1" if i % 3 else "mail2")
+              for i, v in enumerate(values * 2)]
+    plain = SqliteSink("sqlite:///" + str(tmp_path / "plain.db"))
+    plain.write(events)
+    indexed = SqliteSink("sqlite:///" + str(tmp_path / "indexed.db"))
+    indexed.write(events)
+    assert indexed.promote(["relay"]) == ["relay"]
+    monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # along the field's index
+    monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 0)    # by groups, not value by value
+    calls = []
+    real = R.SqliteReader._top_by_groups
+
+    def spy(self, *args):
+        calls.append(args[0])
+        return real(self, *args)
+
+    monkeypatch.setattr(R.SqliteReader, "_top_by_groups", spy)
+    for query in ("*", "host:mail1", "host:mail2"):
+        for size in (1, 2, 3, 4, 5, 8, 50):
+            want = plain.top(SearchRequest(query=query), "relay", size)
+            assert indexed.top(SearchRequest(query=query), "relay", size) == want, (query, size)
+    assert calls
+    assert plain.top(SearchRequest(), "relay", 4) == [("a", 6), ("b", 6), ("7", 4), ("2.5", 2)]
+    plain.close()
     indexed.close()
+
+
+def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
+    """A search on a field without a value index never builds one (nor waits for the write
+    lock): it notes the wish; maintenance builds the index; then the query plan uses it."""
+    path = str(tmp_path / "events.db")
+    sink = SqliteSink("sqlite:///" + path)
+    sink.write([ev(i, msgid=f"<m{i}@x>") for i in range(30)])
+    statements: list[str] = []
+    sink._conn.set_trace_callback(statements.append)
+    # another connection holds the write lock all along: the search neither waits nor fails
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    assert sink.search(SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
+    assert not any("CREATE INDEX" in s or "BEGIN IMMEDIATE" in s for s in statements)
+    assert sink.wanted_fields() == []   # the wish could not be written while locked
+    other.execute("ROLLBACK")
+    other.close()
+    sink2 = SqliteSink("sqlite:///" + path)  # (a new reader notes the wish again)
+    assert sink2.top(SearchRequest(), "msgid", 3)[0][1] == 1
+    assert sink2.wanted_fields() == ["msgid"]
+    assert not _value_index_names(path)
+    sink2.close()
+    sink._conn.set_trace_callback(None)
+    # maintenance: counts catch-up, then the wanted index; then nothing left
+    done = [sink.maintain() for _ in range(4)]
+    assert done[-1] == 0 and 1 in done
+    assert len(_value_index_names(path)) == 1 and sink.wanted_fields() == []
+    where, params = sink._where(SearchRequest(query=r"msgid:\<m7@x\>"))
+    plan = " ".join(str(r) for r in sink._conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE {where}", params))
+    assert _value_index_names(path)[0] in plan, plan
+    assert sink.search(SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
+    with pytest.raises(QueryError, match="cannot have a value index"):
+        sink.promote(["host"])
+    sink.close()
+
+
+def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
+    from store.sqlite.schema import json_index_name, json_value_sql
+
+    path = str(tmp_path / "events.db")
+    sink = SqliteSink("sqlite:///" + path)
+    sink.write([ev(i, stat="Sent" if i % 2 else "Deferred") for i in range(10)])
+    old = json_index_name("stat", "1")
+    sink._conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
+    assert sink.wanted_fields() == ["stat"]
+    while sink.maintain():
+        pass
+    assert _value_index_names(path) == [json_index_name("stat")]
+    assert sink.search(SearchRequest(query="stat:Sent")).total == 5
+    sink.close()
+
+
+def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
+    """Past TRACK_TOTAL_HITS a page says "at least" (Elasticsearch's default); count() is
+    exact; the page itself is the same whichever plan finds it (walking the time index)."""
+    from store.sqlite import reader as R
+
+    store.write([ev(i, i % 60, stat="Sent" if i % 3 else "Deferred") for i in range(120)])
+    store.promote(["stat"])
+    monkeypatch.setattr(R, "TRACK_TOTAL_HITS", 50)
+    for query in ("stat:Sent", "stat:Se*", "size:[1000 TO *]", "host:mail1", "*"):
+        request = SearchRequest(query=query, limit=7)
+        exact = store.count(request)
+        everything = [e["_id"] for e in store.stream(SearchRequest(query=query, limit=None))]
+        page = store.search_page(request)
+        assert len(everything) == exact > 50
+        assert (page.total, page.total_relation, page.total_text) == (50, "gte", "50+")
+        assert [e["_id"] for e in page.hits] == everything[:7], query
+        second = store.search_page(request, page.next, with_total=False)
+        assert second.total is None
+        assert [e["_id"] for e in second.hits] == everything[7:14], query
+        monkeypatch.setattr(R, "_WALK_ROWS", 1)  # the walk finds too few: the sorted plan
+        assert [e["_id"] for e in store.search_page(request).hits] == everything[:7]
+        monkeypatch.setattr(R, "_WALK_ROWS", 2000)
+    few = store.search_page(SearchRequest(query="stat:Deferred", limit=3))
+    assert (few.total, few.total_relation, few.total_text) == (40, "eq", "40")
+    result = store.search(SearchRequest(query="stat:Sent", limit=3))
+    assert (result.total, result.total_relation) == (50, "gte")
+
+
+def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
+    """Per-hour counts (maintenance) + the rows not counted yet + the window's partial hours
+    give what counting the events gives, after duplicates, more writes and retention."""
+    from store.sqlite import reader as R
+
+    def events(start: int, n: int) -> list[Event]:
+        out = []
+        for i in range(start, start + n):
+            minute = (i * 7) % (60 * 80)   # spread over 80 hours, out of order
+            doc = {"@timestamp": datetime.fromtimestamp(
+                       1_764_324_000 + minute * 60 + i % 60, timezone.utc).isoformat(),
+                   "message": f"m{i}", "host": f"mail{i % 3}", "type": "mail",
+                   "program": "sendmail" if i % 4 else "postfix/smtp"}
+            if i % 11 == 0:
+                del doc["host"]
+            out.append(Event(f"e{i}", doc))
+        return out
+
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "events.db"))
+    sink.write(events(0, 400))
+    t0 = datetime(2025, 11, 28, 10, 17, tzinfo=timezone.utc)
+    windows = [(None, None), (t0, None), (None, datetime(2025, 11, 29, 3, 5, tzinfo=timezone.utc)),
+               (t0, datetime(2025, 11, 28, 20, 44, 13, tzinfo=timezone.utc))]
+    queries = ["*", "host:mail1", "program:postfix/smtp", "type:mail", "host:nosuch"]
+
+    def check(expect_counts: bool):
+        for q in queries:
+            for start, end in windows:
+                for interval in ("1h", "3h", "1d", "2d"):
+                    request = SearchRequest(query=q, start=start, end=end)
+                    got = sink.histogram(request, interval)
+                    where, params = sink._where(request)
+                    step = datemath.parse_interval(interval)
+                    rows = sink._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, "
+                                     f"count(*) FROM events WHERE {where} AND events.ts IS NOT "
+                                     f"NULL GROUP BY b ORDER BY b", [step] * 3 + params)
+                    assert got == datemath.fill_buckets(rows, step), (q, start, end, interval)
+
+    calls = []
+    real = R.rollup.counted_histogram
+
+    def spy(*args):
+        out = real(*args)
+        calls.append(out is not None)
+        return out
+
+    R.rollup.counted_histogram = spy
+    try:
+        check(False)
+        assert sink.roll_up() == 400
+        check(True)
+        assert any(calls)
+        sink.write(events(300, 200))         # 100 repeats, 100 new rows above the mark
+        check(True)
+        sink.roll_up(limit=30)               # part of them counted
+        check(True)
+        assert sink.prune(datetime(2025, 11, 28, 12, 30, tzinfo=timezone.utc)) > 0
+        check(True)
+        while sink.maintain():
+            pass
+        check(True)
+        assert sink.prune(datetime(2025, 11, 30, tzinfo=timezone.utc)) > 0  # all of them
+        sink.write(events(1000, 50))
+        check(True)
+        sink.roll_up()
+        check(True)
+    finally:
+        R.rollup.counted_histogram = real
+    sink.close()
 
 
 def test_the_pipelines_own_timestamp_form_reads_as_the_general_parser_does():

@@ -281,7 +281,10 @@ class Site:
             return _error(exc)
         except LogpipeError as exc:
             return _error(exc, 503)
-        return _json({"total": page.total, "hits": page.hits, "next": page.next})
+        # "total_relation": "gte" when more match than the total (counted up to 10,000, as
+        # Elasticsearch's hits.total.relation says)
+        return _json({"total": page.total, "total_relation": page.total_relation,
+                      "hits": page.hits, "next": page.next})
 
     def api_histogram(self, request: Request) -> Response:
         p = request.query_params

@@ -162,7 +162,7 @@ class Data:
         size = max(0, min(int(size), MAX_PAGE_SIZE))
         request = self._request(q, window, size, "asc" if order == "asc" else "desc")
         page = self.sink.search_page(request, after or None, with_total)
-        return Page(page.total, [hit(e) for e in page.hits], page.next)
+        return Page(page.total, [hit(e) for e in page.hits], page.next, page.total_relation)
 
     def count(self, q: str, window: Window) -> int:
         return self.sink.count(self._request(q, window, 0))
@@ -176,7 +176,7 @@ class Data:
             if known is not None:
                 found.append(known)
                 continue
-            _, first, _ = self.sink.search_page(self._request(q, window, 1, order), None, False)
+            first = self.sink.search_page(self._request(q, window, 1, order), None, False).hits
             ms = _ms(first[0].get("@timestamp")) if first else None
             if ms is None:
                 return None, None

@@ -3,7 +3,8 @@ histogram and top values (called by ElasticsearchSink).
 
 The query goes through :func:`to_es`, a translation of the same intermediate form whose
 semantics the embedded store shares; the time window of the request is an ``epoch_millis`` range filter on
-``@timestamp``. Ordering is by ``@timestamp``; totals are exact (``track_total_hits``).
+``@timestamp``. Ordering is by ``@timestamp``; a page's total is exact up to
+store.base.TRACK_TOTAL_HITS (``track_total_hits``'s default, "gte" past it), count() is exact.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import Page, SearchRequest, SearchResult, bucket_key, decode_cursor, encode_cursor
+from store.base import (
+    TRACK_TOTAL_HITS,
+    Page,
+    SearchRequest,
+    SearchResult,
+    bucket_key,
+    decode_cursor,
+    encode_cursor,
+)
 from store.elasticsearch.errors import exception_reason
 from store.elasticsearch.template import ID_FIELD
 
@@ -141,11 +150,14 @@ RESULT_WINDOW = 10_000  # index.max_result_window: the most one search request m
 
 def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
     """The first ``request.limit`` matches and the total."""
-    if request.limit is None or request.limit >= RESULT_WINDOW:  # streamed, past the window
+    # streamed past the window, with the exact total (as many events as the tracking limit or
+    # more: the embedded store counts them exactly too)
+    if request.limit is None or request.limit >= min(RESULT_WINDOW, TRACK_TOTAL_HITS):
         return SearchResult(total=count(client, index_pattern, request),
                             events=list(stream(client, index_pattern, request)))
     page = search_page(client, index_pattern, request)
-    return SearchResult(total=page.total or 0, events=page.hits)
+    return SearchResult(total=page.total or 0, events=page.hits,
+                        total_relation=page.total_relation)
 
 
 PIT_KEEP_ALIVE = "2m"  # how long the snapshot lives between two pages
@@ -167,17 +179,19 @@ def _sort(desc: bool, in_pit: bool) -> list:
 
 
 def _keyset_hits(client, query: dict, desc: bool, size: int, after: list | None,
-                 index: str | None = None, pit: dict | None = None) -> tuple[list, dict]:
+                 index: str | None = None, pit: dict | None = None,
+                 track_total: int | bool = False) -> tuple[list, dict]:
     """The keyset primitive of :func:`search_page` and :func:`stream`: up to ``size`` hits
     after the sort values ``after``, by ``search_after`` (no ``from``: no 10,000-hit window).
-    Either an index pattern (stateless: the web's pages) or a point in time (one view)."""
+    Either an index pattern (stateless: the web's pages) or a point in time (one view).
+    ``track_total``: count the matches up to that many in the same request."""
     extra: dict = {"search_after": after} if after is not None else {}
     if pit is not None:
         extra["pit"] = pit
     else:
         extra.update(index=index, **_COMMON)
     resp = _call("search", client.search, query=query, sort=_sort(desc, pit is not None),
-                 size=size, track_total_hits=False, **extra)
+                 size=size, track_total_hits=track_total, **extra)
     return resp["hits"]["hits"], resp
 
 
@@ -203,24 +217,32 @@ def search_page(client, index_pattern: str, request: SearchRequest, after: str |
     position = decode_cursor(after, _tiebreak_ok)
     desc = str(request.order).lower() != "asc"
     limit = max(0, int(request.limit or 0))
-    total = count(client, index_pattern, request) if with_total else None
-    if not limit:
-        return Page(total, [], None)
     search_after = None
     if position is not None:
         if position[0] is None:  # every event on Elasticsearch has a time
             raise QueryError("the page cursor (after=) is damaged or from another store; "
                              "start again from the first page")
         search_after = [position[0], *position[1]]
-    hits, _ = _keyset_hits(client, build_query(request), desc, limit + 1, search_after,
-                           index=index_pattern)
+    # the total comes with the page (counted up to TRACK_TOTAL_HITS, as Elasticsearch does
+    # by default): one request
+    hits, resp = _keyset_hits(client, build_query(request), desc, limit + 1, search_after,
+                              index=index_pattern,
+                              track_total=TRACK_TOTAL_HITS if with_total else False)
+    total, relation = None, "eq"
+    if with_total:
+        found = resp["hits"].get("total") or {}
+        total, relation = int(found.get("value", 0)), str(found.get("relation", "eq"))
+        if relation == "gte":  # past the tracking limit: at least this many
+            total = TRACK_TOTAL_HITS
+    if not limit:
+        return Page(total, [], None, relation)
     more = len(hits) > limit
     hits = hits[:limit]
     cursor = None
     if more and hits:
         ts, eid, index, seq_no = hits[-1]["sort"][:4]
         cursor = encode_cursor(ts, [eid, index, seq_no])
-    return Page(total, [_event(h) for h in hits], cursor)
+    return Page(total, [_event(h) for h in hits], cursor, relation)
 
 
 def stream(client, index_pattern: str, request: SearchRequest,

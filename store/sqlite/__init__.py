@@ -6,14 +6,15 @@ URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; see
 
 from __future__ import annotations
 
+from store.sqlite.maintenance import SqliteMaintenance
 from store.sqlite.reader import SqliteReader
 from store.sqlite.retention import SqliteRetention
 from store.sqlite.schema import parse_url
 from store.sqlite.writer import SqliteWriter, timestamp_ms
 
 
-class SqliteSink(SqliteReader, SqliteRetention, SqliteWriter):
-    """The embedded store: writes, reads and retention on one SQLite file."""
+class SqliteSink(SqliteMaintenance, SqliteReader, SqliteRetention, SqliteWriter):
+    """The embedded store: writes, reads, maintenance and retention on one SQLite file."""
 
 
 __all__ = ["SqliteSink", "parse_url", "timestamp_ms"]

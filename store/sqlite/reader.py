@@ -6,7 +6,17 @@ of column names), values are bound parameters, full-text terms go into a bound F
 which every token is quoted.
 
 Histograms of queries that an index serves in time order (everything, host/program/qid values,
-time ranges) count each bucket over an index range instead of sorting every matching row.
+time ranges) count each bucket over an index range instead of sorting every matching row; those
+of everything or of one host, type or program in whole hours read the per-hour counts
+(:mod:`store.sqlite.rollup`).
+
+A page's total is counted up to TRACK_TOTAL_HITS (as Elasticsearch does); a query with more
+matches than that is dense enough that its newest page is found by walking the time index and
+checking each event, where sorting every match would cost in proportion to the matches.
+
+A search never writes: a field without a value index is read from the documents, and the wish
+for an index is noted (one meta row, only when the write lock is free at once) for the store's
+maintenance to build (:mod:`store.sqlite.maintenance`).
 """
 
 from __future__ import annotations
@@ -39,16 +49,23 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import Page, SearchRequest, SearchResult, bucket_key, decode_cursor, encode_cursor
+from store.base import (
+    TRACK_TOTAL_HITS,
+    Page,
+    SearchRequest,
+    SearchResult,
+    bucket_key,
+    decode_cursor,
+    encode_cursor,
+)
+from store.sqlite import rollup
 from store.sqlite.schema import (
     FTS_TABLE,
     FTS_VOCAB,
-    JSON_INDEX_LIMIT,
     JSON_INDEX_PREFIX,
     SQL_COLUMNS,
-    immediate,
+    WANTED_PREFIX,
     json_index_name,
-    json_index_sql,
     json_indexable,
     json_literal_path,
     json_value_sql,
@@ -269,16 +286,22 @@ class SqliteReader:
 
     if TYPE_CHECKING:  # provided by SqliteWriter
         path: str
+        timeout: float
         _lock: threading.RLock
 
         def _reader(self) -> sqlite3.Connection: ...
 
         def refresh(self) -> int: ...
 
-    def _where(self, request: SearchRequest, also: tuple = ()) -> tuple[str, list]:
-        """SQL for the request; ``also`` names more fields the caller reads values of (top)."""
+    def _where(self, request: SearchRequest, also: tuple = (),
+               documents: bool = False) -> tuple[str, list]:
+        """SQL for the request; ``also`` names more fields the caller reads values of (top);
+        ``documents``: read JSON fields from the documents even where a value index exists
+        (the form that checks one event cheaply, for a walk along the time index)."""
         q = compile_query(request.query or "*")
         indexed = self._value_indexes(value_fields(q) | set(also))
+        if documents:
+            indexed = frozenset()
         params: list = []
         where = sql_query(q, params, indexed)
         if FTS_TABLE in where:  # bare words, phrases, message: (also the vocabulary)
@@ -292,28 +315,44 @@ class SqliteReader:
         return where, params
 
     def _value_indexes(self, fields) -> frozenset:
-        """The fields among ``fields`` that have a value index, creating the missing ones
-        (promotion by use; the first query on a field pays for building it). A store that
-        cannot be written (read-only, busy past the timeout) is read without them."""
+        """The fields among ``fields`` that have a value index. For the others the wish is
+        noted (promotion by use) and the query reads the documents until maintenance has
+        built the index: a search never builds one (that held every writer back for seconds)."""
         wanted = {f for f in fields if json_indexable(f)}
         if not wanted:
             return frozenset()
+        names = self._index_names()
+        have = {f for f in wanted if json_index_name(f) in names}
+        if wanted - have:
+            self._note_wanted(wanted - have)
+        return frozenset(have)
+
+    def _note_wanted(self, fields: set[str]) -> None:
+        """Record that searches want value indexes on ``fields`` (meta rows WANTED_PREFIX +
+        field) for maintenance to build. Never waits for the write lock: when another
+        connection holds it, or the store is read-only, the wish is noted by a later search."""
+        noted: set = self.__dict__.setdefault("_wanted_noted", set())
+        new = sorted(fields - noted)
+        if not new:
+            return
         with self._lock:
             conn = self._reader()
-            names = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
-                (JSON_INDEX_PREFIX + "%",))}
-            have = {f for f in wanted if json_index_name(f) in names}
-            missing = sorted(wanted - have)[:max(0, JSON_INDEX_LIMIT - len(names))]
-            if missing:
-                try:
-                    with immediate(conn):
-                        for f in missing:
-                            conn.execute(json_index_sql(f))
-                    have.update(missing)
-                except sqlite3.Error:  # locked or read-only: the query reads the documents
-                    pass
-        return frozenset(have)
+            keys = [WANTED_PREFIX + f for f in new]
+            present = {r[0] for r in conn.execute(
+                f"SELECT key FROM meta WHERE key IN ({', '.join('?' * len(keys))})", keys)}
+            todo = [k for k in keys if k not in present]
+            try:
+                if todo:
+                    conn.execute("PRAGMA busy_timeout = 0")
+                    conn.execute("INSERT INTO meta(key, value) VALUES "
+                                 + ", ".join(["(?, strftime('%s', 'now'))"] * len(todo))
+                                 + " ON CONFLICT(key) DO NOTHING", todo)
+                noted.update(new)
+            except sqlite3.Error:  # busy or read-only: not now
+                pass
+            finally:
+                if todo:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     def _run(self, sql: str, params: list):
         with self._lock:
@@ -349,18 +388,49 @@ class SqliteReader:
         return parts.replace(_PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
 
     def search(self, request: SearchRequest) -> SearchResult:
-        if request.limit is None:
+        if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
+            # as many events as the tracking limit or more: the exact total (as on
+            # Elasticsearch, which streams past its result window and counts)
             return SearchResult(total=self.count(request), events=list(self.stream(request)))
         page = self.search_page(request)
-        return SearchResult(total=page.total or 0, events=page.hits)
+        return SearchResult(total=page.total or 0, events=page.hits,
+                            total_relation=page.total_relation)
+
+    def _count_upto(self, request: SearchRequest, cap: int) -> int:
+        """How many events match, counting no further than ``cap`` (from a value index alone
+        when the query allows)."""
+        on_index = self._on_value_index(request)
+        if on_index is not None:
+            parts, params = on_index
+            return self._run(f"SELECT count(*) FROM (SELECT 1 FROM ({parts}) LIMIT ?)",
+                             params + [cap])[0][0]
+        where, params = self._where(request)
+        return self._run(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
+                         params + [cap])[0][0]
+
+    def _walk(self, request: SearchRequest, matches: int) -> tuple[str, list, list] | None:
+        """For a query with ``matches`` (counted up to past TRACK_TOTAL_HITS) that no index
+        serves in time order: (the condition in its one-event form, its parameters, the
+        window's bounds on ts) to check events along the time index, or None when sorting
+        the matches is the better plan (few of them, or an index that orders them)."""
+        if matches <= TRACK_TOTAL_HITS or _index_friendly(compile_query(request.query or "*")):
+            return None
+        where, params = self._where(request, documents=True)
+        window = [epoch_ms(request.start) if request.start is not None else -_I64,
+                  epoch_ms(request.end) - 1 if request.end is not None else _I64 - 1]
+        return where, params, window
 
     def _keyset_rows(self, where: str, params: list, desc: bool,
-                     after: tuple[int | None, int] | None, size: int) -> list:
+                     after: tuple[int | None, int] | None, size: int,
+                     walk: tuple[str, list, list] | None = None) -> list:
         """The keyset primitive of :meth:`search_page` and :meth:`stream`: up to ``size`` rows
         (rowid, ts, id, doc) after the position ``after`` = (ts or None, rowid), ordered by
         (ts, rowid). No OFFSET: each page is an index seek. Events without a time come last
         newest-first and first oldest-first (SQLite sorts NULL lowest); the timed and the
-        untimed part are queried apart so that each is one range of the ts index."""
+        untimed part are queried apart so that each is one range of the ts index.
+        ``walk`` (:meth:`_walk`): first look for the timed rows among the next
+        ``_WALK_ROWS`` events in time order (checking each), sorting the matches only when
+        those do not hold enough of them."""
         order, cmp = ("DESC", "<") if desc else ("ASC", ">")
         parts: tuple[bool, ...] = (True, False) if desc else (False, True)
         if after is not None:
@@ -381,11 +451,27 @@ class SqliteReader:
                 if after is not None and after[0] is None:
                     cond += f" AND events.rowid {cmp} ?"
                     extra = [after[1]]
+            need = size - len(rows)
+            if timed and walk is not None:
+                w_where, w_params, window = walk
+                span = max(_WALK_ROWS, 100 * need)
+                found = self._run(
+                    f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN (SELECT "
+                    f"events.rowid FROM events WHERE events.rowid IN (SELECT events.rowid FROM "
+                    f"events INDEXED BY events_ts WHERE {cond} AND events.ts >= ? AND "
+                    f"events.ts <= ? ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
+                    f"AND ({w_where}) ORDER BY events.ts {order}, events.rowid {order} "
+                    f"LIMIT ?) ORDER BY ts {order}, rowid {order}",
+                    extra + window + [span] + w_params + [need])
+                if len(found) == need:
+                    rows += found
+                    after = None
+                    continue
             rows += self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
                               f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
                               f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
                               f"ORDER BY ts {order}, rowid {order}",
-                              params + extra + [size - len(rows)])
+                              params + extra + [need])
             after = None  # the next part starts at its beginning
         return rows
 
@@ -406,16 +492,25 @@ class SqliteReader:
         where, params = self._where(request)
         desc = str(request.order).lower() != "asc"
         limit = max(0, int(request.limit or 0))
-        total = None
+        total, relation = None, "eq"
+        matches = None
+        if with_total or limit:
+            # counted up to TRACK_TOTAL_HITS (+1 to tell "more"), from a value index alone
+            # when the query allows; it also chooses the plan of the page
+            matches = self._count_upto(request, TRACK_TOTAL_HITS + 1)
         if with_total:
-            total = self.count(request)  # from a value index alone when the query allows
+            assert matches is not None
+            total, relation = ((TRACK_TOTAL_HITS, "gte") if matches > TRACK_TOTAL_HITS
+                               else (matches, "eq"))
         if not limit:
-            return Page(total, [], None)
-        rows = self._keyset_rows(where, params, desc, position, limit + 1)  # type: ignore[arg-type]
+            return Page(total, [], None, relation)
+        walk = self._walk(request, matches or 0)
+        rows = self._keyset_rows(where, params, desc, position,  # type: ignore[arg-type]
+                                 limit + 1, walk)
         more = len(rows) > limit
         rows = rows[:limit]
         cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
-        return Page(total, self._events(rows), cursor)
+        return Page(total, self._events(rows), cursor, relation)
 
     def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
         """Every match in order, a page at a time, by the keyset of :meth:`search_page`."""
@@ -424,9 +519,10 @@ class SqliteReader:
         remaining = None if request.limit is None else max(0, int(request.limit))
         page_size = max(1, int(page_size))
         position: tuple[int | None, int] | None = None
+        walk = self._walk(request, self._count_upto(request, TRACK_TOTAL_HITS + 1))
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
-            rows = self._keyset_rows(where, params, desc, position, size)
+            rows = self._keyset_rows(where, params, desc, position, size, walk)
             yield from self._events(rows)
             if remaining is not None:
                 remaining -= len(rows)
@@ -436,7 +532,15 @@ class SqliteReader:
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
         step = parse_interval(interval)
-        if _index_friendly(compile_query(request.query or "*")):
+        q = compile_query(request.query or "*")
+        dim = _counted_dim(q)
+        if dim is not None and step % rollup.HOUR == 0:
+            where, params = self._where(SearchRequest(query=request.query))
+            counted = self._histogram_by_counts(dim, where, params, step, request.start,
+                                                request.end)
+            if counted is not None:
+                return counted
+        if _index_friendly(q):
             # the window goes into each bucket's own range: with the window's range on ts as
             # well, SQLite seeks on the window and scans all of it for every bucket
             where, params = self._where(SearchRequest(query=request.query))
@@ -448,6 +552,46 @@ class SqliteReader:
                          f"ORDER BY bucket", [step, step, step] + params)
         return fill_buckets(rows, step)
 
+    def _histogram_by_counts(self, dim: tuple[str, list], where: str, params: list,
+                             step: int, start: datetime | None, end: datetime | None):
+        """A histogram of everything or of one host, type or program, in buckets of whole
+        hours, from the per-hour counts (rollup.counted_histogram), all in one snapshot of
+        the store; None when the counts cannot serve it."""
+        w_lo = epoch_ms(start) if start is not None else -_I64
+        w_hi = epoch_ms(end) if end is not None else _I64 - 1
+        with self._lock:
+            conn = self._reader()
+            try:
+                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
+                try:
+                    bounds = self._data_bounds(where, params, step, w_lo, w_hi, conn)
+                    if bounds is None:
+                        return []
+                    counts = rollup.counted_histogram(conn, dim[0], dim[1], where, params, step,
+                                                      bounds[0], bounds[1], w_lo, w_hi)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise SinkError(f"embedded store {self.path}: {exc}") from None
+        return None if counts is None else fill_buckets(sorted(counts.items()), step)
+
+    def _data_bounds(self, where: str, params: list, step: int, w_lo: int, w_hi: int,
+                     conn: sqlite3.Connection | None = None) -> tuple[int, int] | None:
+        """The first and last bucket holding a match in the window (None: no match); a
+        QueryError when there would be too many buckets."""
+        window = "events.ts >= ? AND events.ts < ?"
+        sql = (f"SELECT (SELECT min(events.ts) FROM events WHERE {where} AND {window}), "
+               f"(SELECT max(events.ts) FROM events WHERE {where} AND {window})")
+        args = params + [w_lo, w_hi] + params + [w_lo, w_hi]
+        lo, hi = (conn.execute(sql, args).fetchone() if conn is not None
+                  else self._run(sql, args)[0])
+        if lo is None:
+            return None
+        first, last = lo - lo % step, hi - hi % step  # Python's % floors
+        if (last - first) // step > MAX_BUCKETS:
+            fill_buckets([(first, 1), (last, 1)], step)  # raises the QueryError
+        return first, last
+
     def _histogram_by_range(self, where: str, params: list, step: int,
                             start: datetime | None = None, end: datetime | None = None):
         """For a query an index answers in time order (everything, a promoted field's value,
@@ -456,16 +600,10 @@ class SqliteReader:
         [start, end) bounds the buckets' ranges (``where`` holds no time window)."""
         w_lo = epoch_ms(start) if start is not None else -_I64
         w_hi = epoch_ms(end) if end is not None else _I64 - 1
-        window = "events.ts >= ? AND events.ts < ?"
-        lo, hi = self._run(f"SELECT (SELECT min(events.ts) FROM events WHERE {where} AND "
-                           f"{window}), (SELECT max(events.ts) FROM events WHERE "
-                           f"{where} AND {window})", params + [w_lo, w_hi] + params
-                           + [w_lo, w_hi])[0]
-        if lo is None:
+        bounds = self._data_bounds(where, params, step, w_lo, w_hi)
+        if bounds is None:
             return []
-        first, last = lo - lo % step, hi - hi % step  # Python's % floors
-        if (last - first) // step > MAX_BUCKETS:
-            return fill_buckets([(first, 1), (last, 1)], step)  # raises the QueryError
+        first, last = bounds
         rows = self._run(f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + ? FROM b "
                          f"WHERE x < ?) SELECT b.x, (SELECT count(*) FROM events WHERE {where} "
                          f"AND events.ts >= max(b.x, ?) AND events.ts < min(b.x + ?, ?)) FROM b",
@@ -486,6 +624,8 @@ class SqliteReader:
                 f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                 params + [_TOP_BY_FIELD_INDEX + 1])[0][0] > _TOP_BY_FIELD_INDEX
             rows = self._top_by_values(doc_field, where, params, size) if force else None
+            if rows is None and force:
+                rows = self._top_by_groups(doc_field, where, params, size)
             if rows is None:
                 rows = self._run(*_indexed_top(doc_field, where, params, size, force))
         else:
@@ -530,6 +670,36 @@ class SqliteReader:
     def _index_names(self) -> set[str]:
         return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'index' "
                                         "AND name LIKE ?", [JSON_INDEX_PREFIX + "%"])}
+
+    def _top_by_groups(self, field: str, where: str, params: list, size: int):
+        """Top values of an indexed field whose values are all scalars, in one pass along its
+        index: GROUP BY the indexed value, naming each group by one of its rowids (SQLite 3.40
+        would read a document per group to return the value itself) and keeping the ``size``
+        largest; the ties at the cut are resolved as Elasticsearch does (the smaller value
+        first) by a second pass that stops at the first groups of that count in value order.
+        Then the values of those few rowids. None when the field holds lists or objects."""
+        x, index = json_value_sql(field, "events."), json_index_name(field)
+        if self._run(f"SELECT 1 FROM events INDEXED BY {index} WHERE {x} >= x'' LIMIT 1", []):
+            return None
+        groups = f"FROM events INDEXED BY {index} WHERE {x} < x'' AND ({where}) GROUP BY {x}"
+        # (a bare column in an aggregate query is taken from one row of the group: any row
+        # names the group's value, and costs less than min())
+        best = self._run(f"SELECT events.rowid, count(*) AS c {groups} ORDER BY c DESC "
+                         f"LIMIT ?", params + [size])
+        if len(best) == size:
+            cut = best[-1][1]
+            above = [(r, c) for r, c in best if c > cut]
+            best = above + self._run(f"SELECT events.rowid, count(*) {groups} "
+                                     f"HAVING count(*) = ? LIMIT ?",
+                                     params + [cut, size - len(above)])
+        if not best:
+            return []
+        values = dict(self._run(f"SELECT rowid, {json_value_sql(field)} FROM events WHERE "
+                                f"rowid IN ({', '.join('?' * len(best))})",
+                                [r for r, _ in best]))
+        # SQLite's order: numbers before text, text by its bytes (= code points)
+        return sorted(((values[r], c) for r, c in best),
+                      key=lambda vc: (-vc[1], isinstance(vc[0], str), vc[0]))
 
     def count(self, request: SearchRequest) -> int:
         on_index = self._on_value_index(request)
@@ -579,6 +749,20 @@ _TOP_DISTINCT_WALK = 500
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))
+# events checked along the time index for a page of a query matching many (_keyset_rows)
+_WALK_ROWS = 2000
+
+
+def _counted_dim(q) -> tuple[str, list] | None:
+    """The per-hour counts (rollup) that hold a query's histogram: everything ('', ['']) or
+    one term on a counted column (the column, its value and the value as a number, as the
+    term's SQL compares); None for any other query."""
+    if isinstance(q, All):
+        return "", [""]
+    if isinstance(q, Term) and q.field in rollup.DIMS:
+        n = numeric(q.value)
+        return q.field, [q.value] if n is None else [q.value, n]
+    return None
 
 
 def _index_friendly(q) -> bool:

@@ -253,13 +253,24 @@ def events():
     return corpus_events()
 
 
-@pytest.fixture(scope="module")
-def sqlite_store(events, tmp_path_factory):
+@pytest.fixture(scope="module", params=["as written", "maintained"])
+def sqlite_store(events, tmp_path_factory, request):
+    """The embedded store as the writers leave it, and after its maintenance (the per-hour
+    counts, and the value indexes every query and top field of this module asked for)."""
     sink = SqliteSink("sqlite:///" + str(tmp_path_factory.mktemp("equiv") / "events.db"))
     sink.prepare()
     outcomes = sink.write(events)
     assert all(o.status is Status.INDEXED for o in outcomes), \
         [o.reason for o in outcomes if o.status is not Status.INDEXED][:3]
+    if request.param == "maintained":
+        for query in QUERIES:
+            sink.search(SearchRequest(query=query))  # notes the fields it wants indexed
+        for field in ("relay", "stat", "nrcpts", "program", "size", "qid", "tags"):
+            sink.top(SearchRequest(), field)
+        assert len(sink.wanted_fields()) >= 5
+        while sink.maintain():
+            pass
+        assert sink.wanted_fields() == []
     yield sink
     sink.close()
 
@@ -404,3 +415,24 @@ def test_bad_queries_fail_the_same_way_on_both(es_store, sqlite_store):
             with pytest.raises(QueryError):
                 store.search(SearchRequest(query=query))
 
+
+@pytest.mark.integration
+def test_page_totals_are_tracked_alike(es_store, sqlite_store, monkeypatch):
+    """A page's total is exact up to the tracking limit and "at least the limit" past it, on
+    both stores (Elasticsearch's track_total_hits; a limit of 40 here for the small corpus)."""
+    from store.elasticsearch import reader as es_reader
+    from store.sqlite import reader as lite_reader
+
+    monkeypatch.setattr(es_reader, "TRACK_TOTAL_HITS", 40)
+    monkeypatch.setattr(lite_reader, "TRACK_TOTAL_HITS", 40)
+    seen = set()
+    for query in QUERIES:
+        request = SearchRequest(query=query, limit=5)
+        es, lite = es_store.search_page(request), sqlite_store.search_page(request)
+        assert (es.total, es.total_relation) == (lite.total, lite.total_relation), query
+        exact = sqlite_store.count(request)
+        assert lite.total == (exact if exact <= 40 else 40), query
+        assert lite.total_relation == ("eq" if exact <= 40 else "gte"), query
+        seen.add(lite.total_relation)
+        assert [e["@timestamp"] for e in es.hits] == [e["@timestamp"] for e in lite.hits], query
+    assert seen == {"eq", "gte"}

@@ -275,6 +275,30 @@ def _cli(capsys, *args) -> str:
 
 
 @pytest.mark.parametrize("store", ["sqlite", "elasticsearch"])
+def test_a_total_past_the_tracking_limit_says_at_least(store, request, monkeypatch):
+    """Totals are counted up to a limit (10,000; 100 here), as Elasticsearch does: past it the
+    API says "total_relation": "gte" and the page "100+ hits"; the top values' percentages
+    rest on an exact count."""
+    from store.elasticsearch import reader as es_reader
+    from store.sqlite import reader as lite_reader
+
+    monkeypatch.setattr(es_reader, "TRACK_TOTAL_HITS", 100)
+    monkeypatch.setattr(lite_reader, "TRACK_TOTAL_HITS", 100)
+    url = request.getfixturevalue("sqlite_url" if store == "sqlite" else "es_store_url")
+    with client_for(url) as web:
+        many = web.get("/api/search", params={"q": "*", "size": 5}).json()
+        assert (many["total"], many["total_relation"]) == (100, "gte")
+        few = web.get("/api/search", params={"q": "greylist", "size": 5}).json()
+        assert few["total_relation"] == "eq" and 0 < few["total"] < 100
+        html = web.get("/", params={"q": "*"}).text
+        assert re.search(r'id="total"[^>]*title="more than 100 match[^"]*"><b>100\+</b> hits',
+                         html), html[:2000]
+        assert f"<b>{few['total']}</b> hit" in web.get("/", params={"q": "greylist"}).text
+        top = web.get("/api/top", params={"q": "*", "field": "program"}).json()
+        assert top["total"] == 401
+
+
+@pytest.mark.parametrize("store", ["sqlite", "elasticsearch"])
 @pytest.mark.parametrize("query", ["*", "program:sendmail AND stat:Deferred*", "greylist",
                                    "size:[100000 TO *]"])
 def test_same_results_as_the_cli_on_both_stores(store, query, request, capsys):

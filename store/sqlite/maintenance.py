@@ -1,0 +1,141 @@
+"""The embedded store's deferred work, done while the pipeline is idle (``logpipe index`` calls
+:meth:`SqliteMaintenance.maintain` when nothing waits) or when asked (:meth:`promote`,
+:meth:`roll_up`): the full-text catch-up (the writer's), the per-hour counts
+(:mod:`store.sqlite.rollup`) and the value indexes searches asked for (fields promoted by use,
+:mod:`store.sqlite.schema`).
+
+Building a value index holds the write lock while SQLite reads every event (seconds at a
+million events, about ten times that at ten million), which is why no search does it: a search
+notes the wish and reads the documents meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Iterable
+
+from common.errors import QueryError, SinkError
+from store.sqlite import rollup
+from store.sqlite.schema import (
+    JSON_INDEX_LIMIT,
+    JSON_INDEX_PREFIX,
+    WANTED_PREFIX,
+    immediate,
+    json_index_name,
+    json_index_sql,
+    json_indexable,
+)
+
+_PATH_IN_SQL = re.compile(r"""'\$\."([^"]+)"'""")
+
+
+class SqliteMaintenance:
+    """Maintenance methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter)."""
+
+    if TYPE_CHECKING:  # provided by SqliteWriter
+        path: str
+        _lock: threading.RLock
+
+        def _reader(self) -> sqlite3.Connection: ...
+
+    def maintain(self) -> int:
+        """One bounded step of deferred work; returns how much was done (0: nothing left).
+        In order: the full-text catch-up, the per-hour counts, one wanted value index."""
+        done = super().maintain()  # type: ignore[misc]
+        if done:
+            return done
+        try:
+            done = self.roll_up(limit=rollup.STEP_ROWS)
+        except SinkError:
+            done = 0  # the next idle moment tries again; the histograms stay exact meanwhile
+        if done:
+            return done
+        failed: set = self.__dict__.setdefault("_promote_failed", set())
+        for field in self.wanted_fields():
+            if field in failed:
+                continue
+            try:
+                built = self.promote([field])
+            except (SinkError, QueryError):
+                failed.add(field)  # not again from this process: maintain() must reach 0
+                continue
+            if built:
+                return len(built)
+        return 0
+
+    def roll_up(self, limit: int | None = None) -> int:
+        """Bring the per-hour counts up to the last row (at most ``limit`` rows), a step of
+        rollup.STEP_ROWS per write transaction; returns how many rows were counted."""
+        done = 0
+        with self._lock:
+            conn = self._reader()
+            if not rollup.has_counts(conn):
+                return 0  # a store made before the counts: prepare() adds the table
+            while limit is None or done < limit:
+                step = rollup.STEP_ROWS if limit is None else min(rollup.STEP_ROWS, limit - done)
+                try:
+                    with immediate(conn):
+                        moved = rollup.catch_up_step(conn, step)
+                except sqlite3.Error as exc:
+                    raise SinkError(f"counting the events of {self.path} per hour failed: "
+                                    f"{exc}") from None
+                if not moved:
+                    break
+                done += moved
+        return done
+
+    def wanted_fields(self) -> list[str]:
+        """The fields searches wanted a value index for, oldest wish first, and the fields of
+        value indexes in an older layout (rebuilt in the current one)."""
+        with self._lock:
+            conn = self._reader()
+            rows = conn.execute("SELECT substr(key, ?) FROM meta WHERE key LIKE ? "
+                                "ORDER BY CAST(value AS INTEGER), key",
+                                (len(WANTED_PREFIX) + 1, WANTED_PREFIX + "%")).fetchall()
+            indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                   "AND name LIKE ?", (JSON_INDEX_PREFIX + "%",)).fetchall()
+        fields = [r[0] for r in rows]
+        for name, sql in indexes:
+            found = _PATH_IN_SQL.search(sql or "")
+            if found and name != json_index_name(found.group(1)) and found.group(1) not in fields:
+                fields.append(found.group(1))
+        return fields
+
+    def promote(self, fields: Iterable[str] | None = None) -> list[str]:
+        """Build the value index of each field (default: every wanted one), each in its own
+        write transaction; returns the fields indexed now. Fields already indexed are skipped;
+        past JSON_INDEX_LIMIT indexes the rest stay wanted. QueryError for a field that cannot
+        have one (a promoted column, message, a name with other characters)."""
+        todo = self.wanted_fields() if fields is None else list(fields)
+        for field in todo:
+            if not json_indexable(field):
+                raise QueryError(f"{field!r} cannot have a value index: promoted columns, "
+                                 "message, @timestamp and tags are indexed already, and names "
+                                 "are letters, digits, '_', '.', '-' (at most 64)")
+        built = []
+        with self._lock:
+            conn = self._reader()
+            for field in todo:
+                name, old = json_index_name(field), json_index_name(field, "1")
+                names = {r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+                    (JSON_INDEX_PREFIX + "%",))}
+                if name not in names and len(names - {old}) >= JSON_INDEX_LIMIT:
+                    break
+                try:
+                    with immediate(conn):
+                        if name not in names:
+                            conn.execute(json_index_sql(field))
+                        conn.execute(f"DROP INDEX IF EXISTS {old}")  # the layout before v2
+                        conn.execute("DELETE FROM meta WHERE key = ?", (WANTED_PREFIX + field,))
+                except sqlite3.Error as exc:
+                    raise SinkError(f"building the value index of {field!r} in {self.path} "
+                                    f"failed: {exc}") from None
+                if name not in names:
+                    built.append(field)
+        return built
+
+
+__all__ = ["SqliteMaintenance"]
