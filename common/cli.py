@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("search.cli", "search_app", "Search stored events (Lucene syntax)."),
     "trace": ("search.cli", "trace_app", "Show every event of one mail message."),
     "prune": ("search.cli", "prune_app", "Delete events older than a given age."),
+    "maintain": ("search.cli", "maintain_app",
+                 "Do the store's deferred work now (full text, counts, value indexes)."),
     "grok": ("indexer.grok.cli", "app", "Parse lines with grok patterns; debug patterns."),
     "import-logstash": ("indexer.logstash_import", "app",
                         "Convert a Logstash config into a logpipe pipeline config."),

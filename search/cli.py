@@ -1,4 +1,5 @@
-"""``logpipe search``, ``logpipe trace`` and ``logpipe prune``: on either store.
+"""``logpipe search``, ``logpipe trace``, ``logpipe prune`` and ``logpipe maintain``: on either
+store.
 
 The store comes from ``--store URL``, else ``LOGPIPE_STORE_URL``, else the store ``logpipe up``
 recorded in ``$LOGPIPE_HOME/services.json``, else the embedded SQLite store
@@ -24,6 +25,7 @@ ENV_RETENTION = "LOGPIPE_RETENTION"
 search_app = typer.Typer(add_completion=False, no_args_is_help=False)
 trace_app = typer.Typer(add_completion=False)
 prune_app = typer.Typer(add_completion=False)
+maintain_app = typer.Typer(add_completion=False)
 
 _STORE_HELP = ("Store URL: http(s)://host:9200 (Elasticsearch) or sqlite:///path.db. Default: "
                "$LOGPIPE_STORE_URL, the store `logpipe up` started, else $LOGPIPE_HOME/events.db.")
@@ -200,4 +202,37 @@ def prune(
     print(f"pruned {removed} {what} older than {render.time_text(cutoff)} from {url}")
 
 
-__all__ = ["search_app", "trace_app", "prune_app", "store_url"]
+@maintain_app.command()
+def maintain(
+    index: Optional[List[str]] = typer.Option(
+        None, "--index", help="Also build the value index of this field of the events' JSON "
+                              "(repeatable), so term, range, wildcard and top on it read the index."),
+    store: Optional[str] = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """Do the store's deferred work now (an idle `logpipe index` does it by itself): the
+    full-text catch-up, the per-hour counts histograms read, and the value indexes searches
+    asked for."""
+    from store.sqlite import SqliteSink
+
+    url = store_url(store)
+    sink = open_store(store)
+    try:
+        if not isinstance(sink, SqliteSink):
+            if index:
+                raise ConfigError(f"--index is for the embedded store: Elasticsearch indexes "
+                                  f"every field as it writes ({url})")
+            print(f"nothing deferred in {url}: Elasticsearch refreshes and indexes on its own")
+            return
+        print(f"full text: {sink.refresh():,} events indexed", flush=True)
+        print(f"per-hour counts: {sink.roll_up():,} events counted", flush=True)
+        built = sink.promote(index) if index else []
+        built += sink.promote(None)
+        waiting = sink.wanted_fields()
+        print("value indexes built: " + (", ".join(built) if built else "none needed")
+              + (f"; still wanted (the limit of value indexes is reached): "
+                 f"{', '.join(waiting)}" if waiting else ""))
+    finally:
+        sink.close()
+
+
+__all__ = ["search_app", "trace_app", "prune_app", "maintain_app", "store_url"]

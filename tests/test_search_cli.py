@@ -186,3 +186,40 @@ def test_terminal_rendering(capsys):
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("2026-01-01T00:00:00Z 4 ") and "█" in lines[0]
     assert abs(lines[0].count("█") - 2 * lines[1].count("█")) <= 1 and lines[1].count("█") > 5
+
+
+def test_maintain_builds_what_searches_asked_for_and_named_fields(store, capsys):
+    """``logpipe maintain``: a search on a JSON field notes the wish; maintain builds that value
+    index and one named with --index, catches up the counts, and says what it did."""
+    import sqlite3
+
+    path = store.split("sqlite:///", 1)[1]
+
+    def value_indexes() -> list[str]:
+        db = sqlite3.connect(path)
+        try:
+            return sorted(r[0] for r in db.execute(
+                "SELECT sql FROM sqlite_master WHERE name LIKE 'events_jt_%'"))
+        finally:
+            db.close()
+
+    code, out, _ = run(capsys, "search", "relay:localhost", "--json")
+    assert code == 0 and len(out.strip().splitlines()) == 2
+    assert value_indexes() == []
+    code, out, err = run(capsys, "maintain", "--index", "stat")
+    assert code == 0, err
+    assert "per-hour counts: 5 events counted" in out
+    built = out.strip().splitlines()[-1]
+    assert built.startswith("value indexes built: ") and "stat" in built and "relay" in built
+    indexes = value_indexes()
+    assert len(indexes) == 2 and any('"relay"' in sql for sql in indexes) \
+        and any('"stat"' in sql for sql in indexes)
+    code, out, _ = run(capsys, "maintain")
+    assert code == 0 and "value indexes built: none needed" in out
+    assert "per-hour counts: 0 events counted" in out
+
+
+def test_maintain_refuses_a_field_that_cannot_have_a_value_index(store, capsys):
+    code, out, err = run(capsys, "maintain", "--index", "message")
+    assert code == 2
+    assert "'message' cannot have a value index" in err and "Traceback" not in err
