@@ -243,7 +243,7 @@ def es_store_bytes(url: str, pattern: str) -> int:
     from elasticsearch import Elasticsearch
 
     es = Elasticsearch(url)
-    es.indices.forcemerge(index=pattern, max_num_segments=1, request_timeout=600)
+    es.options(request_timeout=600).indices.forcemerge(index=pattern, max_num_segments=1)
     return es.indices.stats(index=pattern, metric="store")["_all"]["primaries"]["store"][
         "size_in_bytes"]
 
