@@ -22,7 +22,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from common.broker import Keys, redact
 from common.console import Progress, emit
+from common.errors import SinkError
 from indexer.startup import Outage, broker_when_up, store_when_up
+
+
+# how often a pipeline that is never idle still gives the store one short maintenance step
+BUSY_MAINTAIN_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ def run(opts: IndexerOptions) -> None:
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
     last_janitor = last_report = last_maintain = 0.0
+    last_busy_maintain = time.monotonic()
     outage = Outage("broker", broker=redact(redis_url))  # the same lines as at start-up
     progress = Progress("index_progress")
     stopping["running"] = True
@@ -115,6 +121,16 @@ def run(opts: IndexerOptions) -> None:
                 break
             if check:
                 last_maintain = 0.0 if idle and sink.maintain() else now
+            if idle:
+                last_busy_maintain = now
+            elif now - last_busy_maintain > BUSY_MAINTAIN_EVERY_S:
+                # never idle (a steady stream): the counts and the full text still move on,
+                # one short step now and then
+                last_busy_maintain = now
+                try:
+                    sink.maintain(busy=True)
+                except SinkError:
+                    pass  # the store is busy or away: the writes say so; next time
             if not moved:
                 time.sleep(0.05)
     finally:

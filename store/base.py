@@ -159,9 +159,10 @@ class Writer(Protocol):
         """Store events; one outcome per event, in order. Raises SinkError only when nothing
         could be attempted at all (then every event is to be retried)."""
 
-    def maintain(self) -> int:
+    def maintain(self, busy: bool = False) -> int:
         """Deferred work, called while the pipeline is idle (the embedded store catches up its
-        full-text index). Returns how much was done; 0 when there is nothing left."""
+        full-text index), and now and then while it never is (``busy``: only steps that hold
+        writers back briefly). Returns how much was done; 0 when there is nothing left."""
 
     def close(self) -> None: ...
 

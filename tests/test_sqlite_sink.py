@@ -578,6 +578,26 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     sink.close()
 
 
+def test_busy_maintenance_counts_but_leaves_value_indexes_for_an_idle_moment(tmp_path):
+    """maintain(busy=True), what a never-idle indexer runs now and then: the short steps (the
+    per-hour counts) go on, the value index a search asked for waits (it holds the writers
+    back for as long as SQLite reads every event)."""
+    path = str(tmp_path / "events.db")
+    sink = SqliteSink("sqlite:///" + path)
+    sink.write([ev(i, msgid=f"<m{i}@x>") for i in range(30)])
+    assert sink.top(SearchRequest(), "msgid", 3)[0][1] == 1
+    assert sink.wanted_fields() == ["msgid"]
+    busy = []
+    while (done := sink.maintain(busy=True)):
+        busy.append(done)
+    assert sum(busy) == 30  # every event counted
+    assert not _value_index_names(path) and sink.wanted_fields() == ["msgid"]
+    assert sink.roll_up() == 0
+    assert sink.maintain() == 1 and len(_value_index_names(path)) == 1
+    assert sink.maintain() == 0 and sink.wanted_fields() == []
+    sink.close()
+
+
 def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
     from store.sqlite.schema import json_index_name, json_value_sql
 

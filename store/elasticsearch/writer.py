@@ -167,7 +167,7 @@ class ElasticsearchSink:
     def get_event(self, event_id: str) -> dict | None:
         return reader.get_event(self.client, self.index_pattern, event_id)
 
-    def maintain(self) -> int:
+    def maintain(self, busy: bool = False) -> int:
         """Nothing deferred: Elasticsearch refreshes on its own."""
         return 0
 

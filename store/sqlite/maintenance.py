@@ -40,9 +40,11 @@ class SqliteMaintenance:
 
         def _reader(self) -> sqlite3.Connection: ...
 
-    def maintain(self) -> int:
+    def maintain(self, busy: bool = False) -> int:
         """One bounded step of deferred work; returns how much was done (0: nothing left).
-        In order: the full-text catch-up, the per-hour counts, one wanted value index."""
+        In order: the full-text catch-up, the per-hour counts, one wanted value index (not when
+        ``busy``: building one holds the writers back for seconds, tens at ten million events;
+        an idle moment or ``logpipe maintain`` builds it)."""
         done = super().maintain()  # type: ignore[misc]
         if done:
             return done
@@ -50,7 +52,7 @@ class SqliteMaintenance:
             done = self.roll_up(limit=rollup.STEP_ROWS)
         except SinkError:
             done = 0  # the next idle moment tries again; the histograms stay exact meanwhile
-        if done:
+        if done or busy:
             return done
         failed: set = self.__dict__.setdefault("_promote_failed", set())
         for field in self.wanted_fields():

@@ -448,7 +448,7 @@ class SqliteWriter:
         with self._lock:
             return self._catch_up()
 
-    def maintain(self) -> int:
+    def maintain(self, busy: bool = False) -> int:
         """Deferred work while the pipeline is idle: one bounded full-text catch-up step, so a
         bulk load becomes fully searchable without waiting for the first search."""
         with self._lock:
