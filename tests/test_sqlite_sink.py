@@ -734,3 +734,24 @@ def test_the_pipelines_own_timestamp_form_reads_as_the_general_parser_does():
                 "2026-13-01T00:00:00.000Z"):
         with pytest.raises(ValueError):
             timestamp_ms(bad)
+
+
+def test_a_full_text_search_on_a_caught_up_store_does_not_wait_for_the_write_lock(tmp_path):
+    """The refresh before a full-text search reads the mark first: when every row is indexed
+    (rows are indexed as written), it takes no write transaction, so a search never queues
+    behind a worker's write to learn there is nothing to do."""
+    path = str(tmp_path / "events.db")
+    sink = SqliteSink("sqlite:///" + path + "?timeout=0.2")
+    sink.write([ev(i, message=f"user unknown number {i}") for i in range(20)])
+    statements: list[str] = []
+    sink._reader().set_trace_callback(statements.append)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # a worker in the middle of a write
+    try:
+        assert sink.search(SearchRequest(query='"user unknown"')).total == 20
+        assert sink.count(SearchRequest(query="number")) == 20
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not any("BEGIN IMMEDIATE" in s for s in statements), statements
+    sink.close()

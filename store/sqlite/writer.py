@@ -459,6 +459,12 @@ class SqliteWriter:
         (rows that other writers commit meanwhile are left for next time, so this ends),
         ``_CATCH_UP_STEP`` rows per transaction; at most ``limit`` rows when given."""
         conn = self._reader()
+        top, mark = conn.execute(TOP_AND_MARK_SQL).fetchone()
+        if mark is not None and mark >= top:
+            # caught up (the usual case: rows are indexed as they are written): a search's
+            # refresh must not queue for the write lock behind the workers to learn that
+            self._refreshed = time.monotonic()
+            return 0
         target = None
         done = 0
         while limit is None or done < limit:
