@@ -39,7 +39,7 @@ def test_a_never_idle_indexer_still_counts_events_per_hour(redis_url, tmp_path):
     items = [encode(Record(id=record_id("h", "/var/log/app", i), host="h", path="/var/log/app",
                            offset=i, type="syslog", received_at=now,
                            line=f"Nov 29 10:{i // 60 % 60:02d}:{i % 60:02d} h app[1]: line {i}"))
-             for i in range(30_000)]
+             for i in range(100_000)]
     client = connect(redis_url)
     for start in range(0, len(items), 5000):
         client.rpush(Keys().raw, *items[start:start + 5000])
