@@ -396,17 +396,18 @@ class SqliteReader:
         return SearchResult(total=page.total or 0, events=page.hits,
                             total_relation=page.total_relation)
 
-    def _count_upto(self, request: SearchRequest, cap: int) -> int:
-        """How many events match, counting no further than ``cap`` (from a value index alone
-        when the query allows)."""
+    def _count_upto(self, request: SearchRequest, cap: int | None) -> int:
+        """How many events match, counting no further than ``cap`` (None: all of them), from
+        a value index alone when the query allows."""
         on_index = self._on_value_index(request)
         if on_index is not None:
-            parts, params = on_index
-            return self._run(f"SELECT count(*) FROM (SELECT 1 FROM ({parts}) LIMIT ?)",
-                             params + [cap])[0][0]
-        where, params = self._where(request)
-        return self._run(f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
-                         params + [cap])[0][0]
+            rows, params = f"SELECT 1 FROM ({on_index[0]})", on_index[1]
+        else:
+            where, params = self._where(request)
+            rows = f"SELECT 1 FROM events WHERE {where}"
+        if cap is None:
+            return self._run(f"SELECT count(*) FROM ({rows})", params)[0][0]
+        return self._run(f"SELECT count(*) FROM ({rows} LIMIT ?)", params + [cap])[0][0]
 
     def _walk(self, request: SearchRequest, matches: int) -> tuple[str, list, list] | None:
         """For a query with ``matches`` (counted up to past TRACK_TOTAL_HITS) that no index
@@ -702,12 +703,7 @@ class SqliteReader:
                       key=lambda vc: (-vc[1], isinstance(vc[0], str), vc[0]))
 
     def count(self, request: SearchRequest) -> int:
-        on_index = self._on_value_index(request)
-        if on_index is not None:
-            parts, params = on_index
-            return self._run(f"SELECT count(*) FROM ({parts})", params)[0][0]
-        where, params = self._where(request)
-        return self._run(f"SELECT count(*) FROM events WHERE {where}", params)[0][0]
+        return self._count_upto(request, None)
 
     # single events, for the web page (search/web/data.py)
     def get_event(self, event_id: str) -> dict | None:
