@@ -281,20 +281,20 @@ def place_capture(doc: dict, name: str, value) -> None:
     """Put one capture into the event: ``[source][address]`` (ECS mode, Logstash's field
     reference syntax) nested as ``{"source": {"address": ...}}``, anything else flat. A capture
     whose top-level name the record owns is kept beside it as ``grok_<name>``."""
-    if name.startswith("[") and name.endswith("]"):
-        parts = _PATH.findall(name)
-        if parts and "".join(f"[{p}]" for p in parts) == name:
-            if parts[0] in RESERVED:
-                parts[0] = f"grok_{parts[0]}"
-            node = doc
-            for part in parts[:-1]:
-                child = node.get(part)
-                if not isinstance(child, dict):
-                    child = node[part] = {}
-                node = child
-            node[parts[-1]] = value
-            return
-    doc[f"grok_{name}" if name in RESERVED else name] = value
+    key = flat_key(name)
+    if key is not None:
+        doc[key] = value
+        return
+    parts = _PATH.findall(name)  # a field reference (flat_key said so)
+    if parts[0] in RESERVED:
+        parts[0] = f"grok_{parts[0]}"
+    node = doc
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
 
 
 def from_syslog_input(doc: dict, captures: dict) -> None:

@@ -108,6 +108,7 @@ class Pipeline:
         tags = list(record.tags) + grok_tags
         doc: dict = dict(record.fields)
         for name, value in captures.items():
+            # place_capture's flat case inline: one call less per capture on the hot path
             key = flat_key(name)
             if key is None:  # a field reference ([a][b]): nested
                 place_capture(doc, name, value)
