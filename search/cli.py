@@ -210,8 +210,8 @@ def maintain(
     store: Optional[str] = typer.Option(None, "--store", help=_STORE_HELP),
 ) -> None:
     """Do the store's deferred work now (an idle `logpipe index` does it by itself): the
-    full-text catch-up, the per-hour counts histograms read, and the value indexes searches
-    asked for."""
+    full-text catch-up, the per-hour counts histograms read, the value indexes searches
+    asked for and the value counts top values read."""
     from store.sqlite import SqliteSink
 
     url = store_url(store)
@@ -227,6 +227,7 @@ def maintain(
         print(f"per-hour counts: {sink.roll_up():,} events counted", flush=True)
         built = sink.promote(index) if index else []
         built += sink.promote(None)
+        print(f"value counts: {sink.count_values():,} events counted", flush=True)
         waiting = sink.wanted_fields()
         print("value indexes built: " + (", ".join(built) if built else "none needed")
               + (f"; still wanted (the limit of value indexes is reached): "

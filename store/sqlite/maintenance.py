@@ -1,8 +1,9 @@
 """The embedded store's deferred work, done while the pipeline is idle (``logpipe index`` calls
 :meth:`SqliteMaintenance.maintain` when nothing waits) or when asked (:meth:`promote`,
-:meth:`roll_up`): the full-text catch-up (the writer's), the per-hour counts
-(:mod:`store.sqlite.rollup`) and the value indexes searches asked for (fields promoted by use,
-:mod:`store.sqlite.schema`).
+:meth:`roll_up`, :meth:`count_values`): the full-text catch-up (the writer's), the per-hour
+counts (:mod:`store.sqlite.rollup`), the value indexes searches asked for (fields promoted by
+use, :mod:`store.sqlite.schema`) and the value counts of the indexed fields
+(:mod:`store.sqlite.value_counts`).
 
 Building a value index holds the write lock while SQLite reads every event (seconds at a
 million events, about ten times that at ten million), which is why no search does it: a search
@@ -17,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Iterable
 
 from common.errors import QueryError, SinkError
-from store.sqlite import rollup
+from store.sqlite import rollup, value_counts
 from store.sqlite.schema import (
     JSON_INDEX_LIMIT,
     JSON_INDEX_PREFIX,
@@ -42,9 +43,11 @@ class SqliteMaintenance:
 
     def maintain(self, busy: bool = False) -> int:
         """One bounded step of deferred work; returns how much was done (0: nothing left).
-        In order: the full-text catch-up, the per-hour counts, one wanted value index (not when
-        ``busy``: building one holds the writers back for seconds, tens at ten million events;
-        an idle moment or ``logpipe maintain`` builds it)."""
+        In order: the full-text catch-up, the per-hour counts and the value counts (a short
+        step each), one wanted value index (not when ``busy``: building one holds the writers
+        back for seconds, tens at ten million events; an idle moment or ``logpipe maintain``
+        builds it), then the first counts of an indexed field not counted yet (a store made
+        before the value counts; as long as building its index)."""
         done = super().maintain()  # type: ignore[misc]
         if done:
             return done
@@ -52,6 +55,10 @@ class SqliteMaintenance:
             done = self.roll_up(limit=rollup.STEP_ROWS)
         except SinkError:
             done = 0  # the next idle moment tries again; the histograms stay exact meanwhile
+        try:
+            done += self.count_values(steps=1)
+        except SinkError:
+            pass  # the same: top values count over the indexes meanwhile
         if done or busy:
             return done
         failed: set = self.__dict__.setdefault("_promote_failed", set())
@@ -65,6 +72,15 @@ class SqliteMaintenance:
                 continue
             if built:
                 return len(built)
+        for field in self.uncounted_fields():
+            if field in failed:
+                continue
+            try:
+                self.promote([field])  # its index exists: this counts its values
+            except (SinkError, QueryError):
+                failed.add(field)
+                continue
+            return 1
         return 0
 
     def roll_up(self, limit: int | None = None) -> int:
@@ -88,6 +104,46 @@ class SqliteMaintenance:
                 done += moved
         return done
 
+    def count_values(self, steps: int | None = None) -> int:
+        """Bring the value counts of the indexed fields up to the last row (at most ``steps``
+        write transactions of value_counts.step_rows each); returns how many rows were
+        counted."""
+        done = taken = 0
+        with self._lock:
+            conn = self._reader()
+            if not value_counts.has_table(conn):
+                return 0  # a store made before the value counts: prepare() adds the table
+            while steps is None or taken < steps:
+                try:
+                    with immediate(conn):
+                        moved = value_counts.catch_up_step(conn)
+                except sqlite3.Error as exc:
+                    raise SinkError(f"counting the values of {self.path} failed: "
+                                    f"{exc}") from None
+                taken += 1
+                if not moved:
+                    break
+                done += moved
+        return done
+
+    def uncounted_fields(self) -> list[str]:
+        """The fields with a value index (current layout) whose values are not counted yet (a
+        store made before the value counts); promote() counts them."""
+        with self._lock:
+            conn = self._reader()
+            if not value_counts.has_table(conn):
+                return []
+            indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                   "AND name LIKE ?", (JSON_INDEX_PREFIX + "%",)).fetchall()
+            counted = set(value_counts.counted_fields(conn))
+        fields = []
+        for name, sql in indexes:
+            found = _PATH_IN_SQL.search(sql or "")
+            if found and name == json_index_name(found.group(1)) \
+                    and found.group(1) not in counted:
+                fields.append(found.group(1))
+        return sorted(fields)
+
     def wanted_fields(self) -> list[str]:
         """The fields searches wanted a value index for, oldest wish first, and the fields of
         value indexes in an older layout (rebuilt in the current one)."""
@@ -106,11 +162,15 @@ class SqliteMaintenance:
         return fields
 
     def promote(self, fields: Iterable[str] | None = None) -> list[str]:
-        """Build the value index of each field (default: every wanted one), each in its own
-        write transaction; returns the fields indexed now. Fields already indexed are skipped;
-        past JSON_INDEX_LIMIT indexes the rest stay wanted. QueryError for a field that cannot
-        have one (a promoted column, message, a name with other characters)."""
+        """Build the value index of each field (default: every wanted one, and the indexed
+        fields not counted yet), each in its own write transaction, and count its values
+        (value_counts.start) in the same transaction; returns the fields indexed now. Fields
+        already indexed and counted are skipped; past JSON_INDEX_LIMIT indexes the rest stay
+        wanted. QueryError for a field that cannot have one (a promoted column, message, a
+        name with other characters)."""
         todo = self.wanted_fields() if fields is None else list(fields)
+        if fields is None:
+            todo += [f for f in self.uncounted_fields() if f not in todo]
         for field in todo:
             if not json_indexable(field):
                 raise QueryError(f"{field!r} cannot have a value index: promoted columns, "
@@ -125,13 +185,14 @@ class SqliteMaintenance:
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
                     (JSON_INDEX_PREFIX + "%",))}
                 if name not in names and len(names - {old}) >= JSON_INDEX_LIMIT:
-                    break
+                    continue  # stays wanted (a field indexed already may follow: counted)
                 try:
                     with immediate(conn):
                         if name not in names:
                             conn.execute(json_index_sql(field))
                         conn.execute(f"DROP INDEX IF EXISTS {old}")  # the layout before v2
                         conn.execute("DELETE FROM meta WHERE key = ?", (WANTED_PREFIX + field,))
+                        value_counts.start(conn, field)  # (nothing when counted already)
                 except sqlite3.Error as exc:
                     raise SinkError(f"building the value index of {field!r} in {self.path} "
                                     f"failed: {exc}") from None

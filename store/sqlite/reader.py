@@ -58,7 +58,7 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
-from store.sqlite import rollup
+from store.sqlite import rollup, value_counts
 from store.sqlite.schema import (
     FTS_TABLE,
     FTS_VOCAB,
@@ -621,6 +621,10 @@ class SqliteReader:
                    f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, params + [size])
         elif json_indexable(doc_field) and json_index_name(doc_field) in self._index_names():
+            # everything: the value counts maintenance keeps (value_counts), when they serve
+            counted = self._top_by_counts(doc_field, size) if where == "1" else None
+            if counted is not None:
+                return [(bucket_key(v), c) for v, c in counted]
             force = where == "1" or self._run(
                 f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                 params + [_TOP_BY_FIELD_INDEX + 1])[0][0] > _TOP_BY_FIELD_INDEX
@@ -636,6 +640,21 @@ class SqliteReader:
                    f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, [path] + params + [size])
         return [(bucket_key(v), c) for v, c in rows]
+
+    def _top_by_counts(self, field: str, size: int) -> list[tuple] | None:
+        """Top values of an indexed field over every event from its value counts and the rows
+        not counted yet (value_counts.counted_top), in one snapshot of the store; None when
+        the counts cannot serve it."""
+        with self._lock:
+            conn = self._reader()
+            try:
+                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
+                try:
+                    return value_counts.counted_top(conn, field, size)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise SinkError(f"embedded store {self.path}: {exc}") from None
 
     def _top_by_values(self, field: str, where: str, params: list, size: int):
         """Top values of an indexed field by walking its distinct scalar values in index order

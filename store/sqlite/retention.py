@@ -1,5 +1,5 @@
-"""The embedded store's retention: delete events older than a time, keeping the full-text index
-and the per-hour counts in step."""
+"""The embedded store's retention: delete events older than a time, keeping the full-text index,
+the per-hour counts and the value counts in step."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from common.errors import SinkError
 from query.analyzer import ANALYZER_VERSION
 from query.datemath import epoch_ms
-from store.sqlite import rollup
+from store.sqlite import rollup, value_counts
 from store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL, immediate
 from store.sqlite.writer import fts_bodies, index_messages
 
@@ -51,6 +51,7 @@ class SqliteRetention:
                         rows = [r[:2] for r in found]
                         # out of the per-hour counts too
                         rollup.forget(conn, [(r[0], *r[2:]) for r in found])
+                        value_counts.forget(conn, [r[0] for r in found])
                         if rows and same_analyzer:
                             # only rows at or below the mark are in the full-text index (no
                             # mark: a store from before the catch-up, where every row is)
@@ -63,6 +64,7 @@ class SqliteRetention:
                                              [(rid,) for rid, _ in rows])
                         if not rows:
                             rollup.clamp_mark(conn)
+                            value_counts.clamp_mark(conn)
                 except sqlite3.Error as exc:
                     raise SinkError(f"pruning {self.path} failed after {removed} events: "
                                     f"{exc}") from None

@@ -75,6 +75,13 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS counts (
         unit INTEGER NOT NULL, dim TEXT NOT NULL, value NOT NULL, start INTEGER NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (unit, dim, value, start)) WITHOUT ROWID""",
+    # events per value of each field with a value index (store.sqlite.value_counts), of the
+    # rows up to meta.value_count_mark; values keep their SQLite type (no affinity), and the
+    # second index hands out a field's top values in Elasticsearch's order
+    """CREATE TABLE IF NOT EXISTS value_counts (
+        field TEXT NOT NULL, value NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (field, value)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS value_counts_top ON value_counts(field, n DESC, value)",
 ]
 COLUMNS = ["rowid", "id", "ts", *(SQL_COLUMNS[f] for f in PROMOTED), "doc"]
 

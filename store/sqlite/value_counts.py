@@ -1,0 +1,226 @@
+"""Per-field value counts of the embedded store, so that the top values of an indexed field over
+all events cost what the answer costs, not what the number of events does.
+
+The ``value_counts`` table (schema.SCHEMA) holds, for each field with a value index
+(schema.json_index_name, built by maintenance's promote), how many events hold each value, for
+the rows up to the rowid ``meta.value_count_mark``; the meta key ``COUNTED_PREFIX + field``
+says a field is counted. The counting is the top paths' own: a scalar once per event, a list
+(or object) each distinct element once per event, null/object/array elements skipped
+(json_each with count(DISTINCT rowid)); a malformed value is kept under ``_malformed_source``,
+not at the field's path, so it is never counted.
+
+As with the per-hour counts (:mod:`store.sqlite.rollup`), rows are only ever added above the
+mark and never changed, so the counts are kept by a catch-up run by the store's maintenance
+(:func:`catch_up_step`, bounded, inside the caller's write transaction), never by the writers;
+retention subtracts what it deletes (:func:`forget`) and clamps the mark (:func:`clamp_mark`).
+A field starts being counted when maintenance builds its value index (:func:`start`): its
+values in the rows up to the mark are counted then, the catch-up counts the rows above it for
+every counted field alike. A field whose value index is gone loses its counts at the next
+catch-up step (and no read uses them meanwhile: top reads counts only for a field with an
+index).
+
+Top values of everything (:func:`counted_top`) read, in one snapshot: the field's stored top
+``size``, the rows above the mark (the tail, by rowid) and the stored counts of the tail's
+values, merged exactly (the tail only adds to counts, so no value outside it and outside the
+stored top can overtake ``size`` others). When the tail is longer than
+:data:`TAIL_ROWS` the caller counts over the index as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+
+from store.sqlite.schema import JSON_INDEX_PREFIX, json_index_name, json_indexable
+
+VALUE_COUNT_MARK = "value_count_mark"
+COUNTED_PREFIX = "value_counts:"  # meta key prefix: a field whose values are counted
+MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{VALUE_COUNT_MARK}'"
+# (row, counted field) pairs per catch-up transaction: about 1.5 us each (SQLite reads the
+# document and walks it once per field), so a step holds the write lock ~0.3-0.5 s
+STEP_CELLS = 200_000
+MIN_STEP_ROWS = 1_000
+# rows above the mark a top reads itself (about 1.5 us each: 50,000 stay well under the
+# 100 ms the whole index walk took at a million events)
+TAIL_ROWS = 50_000
+_ELEMENTS = "j.type NOT IN ('null', 'object', 'array')"
+
+
+def has_table(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'value_counts'").fetchone() is not None
+
+
+def field_path(field: str) -> str:
+    """The JSON path of a counted field (only json_indexable names: no quote in them)."""
+    assert json_indexable(field), field
+    return '$."' + field + '"'
+
+
+def counted_fields(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT substr(key, ?) FROM meta WHERE key >= ? AND key < ? ORDER BY key",
+        (len(COUNTED_PREFIX) + 1, COUNTED_PREFIX, COUNTED_PREFIX[:-1] + chr(ord(":") + 1)))]
+
+
+def is_counted(conn: sqlite3.Connection, field: str) -> bool:
+    return conn.execute("SELECT 1 FROM meta WHERE key = ?",
+                        (COUNTED_PREFIX + field,)).fetchone() is not None
+
+
+def _mark(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute(MARK_SQL).fetchone()
+    return None if row is None else row[0]
+
+
+def _set_mark(conn: sqlite3.Connection, mark: int) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                 "SET value = excluded.value", (VALUE_COUNT_MARK, mark))
+
+
+def _last_rowid(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+
+
+def _values_sql(rows: str) -> str:
+    """(value, events) of the field at the bound path (the first parameter) in the events
+    ``rows`` selects (a condition on events.rowid, with its own parameters after the path):
+    as the top paths count, one per event and distinct value."""
+    return (f"SELECT j.value AS value, count(DISTINCT events.rowid) AS n FROM events "
+            f"NOT INDEXED, json_each(events.doc, ?) AS j WHERE {rows} AND {_ELEMENTS} "
+            f"GROUP BY j.value")
+
+
+def _add(conn: sqlite3.Connection, field: str, lo: int, hi: int) -> None:
+    """Count the field's values in the rows lo < rowid <= hi into the table."""
+    # (an upsert after INSERT ... SELECT needs a WHERE to parse)
+    conn.execute(f"INSERT INTO value_counts(field, value, n) SELECT ?, value, n FROM "
+                 f"({_values_sql('events.rowid > ? AND events.rowid <= ?')}) WHERE true "
+                 f"ON CONFLICT(field, value) DO UPDATE SET n = n + excluded.n",
+                 (field, field_path(field), lo, hi))
+
+
+def start(conn: sqlite3.Connection, field: str) -> bool:
+    """Start counting ``field`` (its value index has just been built): its values in the rows
+    up to the mark, now (inside the caller's write transaction; SQLite reads every document,
+    as building the index did). When no field is counted yet the mark moves to the last row
+    first, so that one pass counts everything. Returns False when the store has no table
+    (made before the counts) or the field is counted already."""
+    if not has_table(conn) or is_counted(conn, field):
+        return False
+    mark = _mark(conn)
+    if mark is None or not counted_fields(conn):
+        mark = _last_rowid(conn)
+        _set_mark(conn, mark)
+    conn.execute("DELETE FROM value_counts WHERE field = ?", (field,))  # nothing stale
+    _add(conn, field, 0, mark)
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, strftime('%s', 'now'))",
+                 (COUNTED_PREFIX + field,))
+    return True
+
+
+def stop(conn: sqlite3.Connection, field: str) -> None:
+    """Forget the counts of ``field`` (its value index is gone)."""
+    conn.execute("DELETE FROM value_counts WHERE field = ?", (field,))
+    conn.execute("DELETE FROM meta WHERE key = ?", (COUNTED_PREFIX + field,))
+
+
+def drop_stale(conn: sqlite3.Connection) -> list[str]:
+    """Stop counting the fields whose value index (in the current layout) is gone; returns
+    them. Inside the caller's write transaction."""
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                        "AND name LIKE ?", (JSON_INDEX_PREFIX + "%",))}
+    stale = [f for f in counted_fields(conn) if json_index_name(f) not in names]
+    for field in stale:
+        stop(conn, field)
+    return stale
+
+
+def step_rows(fields: int) -> int:
+    return max(MIN_STEP_ROWS, STEP_CELLS // max(1, fields))
+
+
+def catch_up_step(conn: sqlite3.Connection, limit: int | None = None) -> int:
+    """Count the rows above the mark for every counted field, at most ``limit`` rows (default
+    :func:`step_rows`); returns how many rowids the mark moved over (0: caught up, or nothing
+    counted). Runs inside the caller's write transaction."""
+    if not has_table(conn):
+        return 0
+    drop_stale(conn)
+    fields = counted_fields(conn)
+    mark = _mark(conn)
+    if not fields or mark is None:
+        return 0
+    top = _last_rowid(conn)
+    if mark >= top:
+        return 0
+    rows = step_rows(len(fields)) if limit is None else min(limit, step_rows(len(fields)))
+    upto = min(top, mark + max(1, rows))
+    for field in fields:
+        _add(conn, field, mark, upto)
+    _set_mark(conn, upto)
+    return upto - mark
+
+
+def forget(conn: sqlite3.Connection, rowids: list[int]) -> None:
+    """Retention is deleting the rows ``rowids``: take those at or below the mark out of the
+    counts, dropping values no event holds any more (inside the caller's write transaction,
+    before the rows go)."""
+    mark = _mark(conn)
+    if mark is None or not rowids or not has_table(conn):
+        return
+    gone = sorted(r for r in rowids if r <= mark)
+    if not gone:
+        return
+    ids = orjson.dumps(gone).decode()
+    for field in counted_fields(conn):
+        conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM "
+                     f"({_values_sql('events.rowid IN (SELECT value FROM json_each(?))')}) "
+                     f"AS g WHERE value_counts.field = ? AND value_counts.value = g.value",
+                     (field_path(field), ids, field))
+        conn.execute("DELETE FROM value_counts WHERE field = ? AND n <= 0", (field,))
+
+
+def clamp_mark(conn: sqlite3.Connection) -> None:
+    """After retention: the mark never stays above the last row (a later row could get a rowid
+    at or below it and never be counted)."""
+    conn.execute(f"UPDATE meta SET value = min(CAST(value AS INTEGER), "
+                 f"(SELECT COALESCE(MAX(rowid), 0) FROM events)) "
+                 f"WHERE key = '{VALUE_COUNT_MARK}'")
+
+
+def _rank(item: tuple) -> tuple:
+    # Elasticsearch's order: count descending, then the value in SQLite's order (numbers
+    # before text, text by its bytes = code points)
+    value, n = item
+    return -n, isinstance(value, str), value
+
+
+def counted_top(conn: sqlite3.Connection, field: str, size: int) -> list[tuple] | None:
+    """The ``size`` top (value, events) of ``field`` over every event, from the counts and the
+    rows above the mark, read in the caller's snapshot; None when the counts cannot serve it
+    (no table, the field not counted, a tail longer than TAIL_ROWS)."""
+    if not has_table(conn) or not is_counted(conn, field):
+        return None
+    mark = _mark(conn)
+    if mark is None or _last_rowid(conn) - mark > TAIL_ROWS:
+        return None
+    # the tail's values with their whole counts (stored + tail; a value only in the tail
+    # has no stored row)
+    tail = conn.execute(f"SELECT t.value, t.n + COALESCE(c.n, 0) FROM "
+                        f"({_values_sql('events.rowid > ?')}) AS t LEFT JOIN value_counts AS c "
+                        f"ON c.field = ? AND c.value = t.value",
+                        (field_path(field), mark, field)).fetchall()
+    # the tail only adds to counts: a value outside the tail that is not among the stored top
+    # ``size`` has ``size`` values ahead of it still
+    stored = conn.execute("SELECT value, n FROM value_counts WHERE field = ? AND n > 0 "
+                          "ORDER BY n DESC, value LIMIT ?", (field, size)).fetchall()
+    merged = dict(stored)
+    merged.update(tail)
+    return sorted(merged.items(), key=_rank)[:size]
+
+
+__all__ = ["COUNTED_PREFIX", "STEP_CELLS", "TAIL_ROWS", "VALUE_COUNT_MARK", "catch_up_step",
+           "clamp_mark", "counted_fields", "counted_top", "drop_stale", "forget", "has_table",
+           "is_counted", "start", "step_rows", "stop"]

@@ -1,0 +1,350 @@
+"""The embedded store's per-field value counts (store.sqlite.value_counts): top values over all
+events read from them equal top values counted the old ways (the documents, the value index),
+through catch-up, a tail above the mark, retention, more writes, old stores and dropped
+indexes. Real SQLite files."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from store.base import Event, SearchRequest
+from store.sqlite import SqliteSink, value_counts
+from store.sqlite import reader as R
+from store.sqlite.schema import json_index_name, json_value_sql
+
+FIELDS = ("relay", "nrcpts", "stat")   # free-form, typed (long: malformed values), few values
+SIZES = (1, 2, 3, 5, 10, 40, 1000)
+T0 = 1_764_324_000  # 2025-11-28T10:00:00Z
+
+
+def _value(rng: random.Random):
+    """A value as logs give them: strings (ties, a few very common), numbers vs the same digits
+    as text, lists (with repeats, nested lists and objects, nulls), null, booleans, objects."""
+    pick = rng.random()
+    if pick < 0.45:
+        return rng.choice(["mx1", "mx2", "mx3", "b", "a", "Z", "é", "10", "2", "mx1", "mx1"])
+    if pick < 0.6:
+        return rng.choice([10, 2, 7, -1, 2.5, 0, 1e20])
+    if pick < 0.75:
+        return [rng.choice(["mx1", "a", 2, "2", None, [1], {"k": "a"}, "b", True])
+                for _ in range(rng.randrange(0, 4))]
+    if pick < 0.8:
+        return rng.choice([None, True, False, {"k": "mx1", "n": 2}, {}, []])
+    return f"v{rng.randrange(60)}"   # a long tail of rarer values
+
+
+def _nrcpts(rng: random.Random):
+    # a long field: numbers, numbers as text, malformed text (kept out of every path)
+    return rng.choice([1, 1, 2, 3, "4", "abc", "many", 1.5, None, [1, 2, 2]])
+
+
+def events(start: int, n: int, seed: int) -> list[Event]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(start, start + n):
+        doc = {"@timestamp": datetime.fromtimestamp(T0 + (i * 37) % 20_000,
+                                                    timezone.utc).isoformat(),
+               "message": f"m{i}", "host": f"mail{i % 3}", "type": "mail", "program": "sendmail"}
+        if rng.random() < 0.85:
+            doc["relay"] = _value(rng)
+        if rng.random() < 0.7:
+            doc["nrcpts"] = _nrcpts(rng)
+        if rng.random() < 0.9:
+            doc["stat"] = rng.choice(["Sent", "Deferred", "Sent", 250, "250"])
+        out.append(Event(f"e{i}", doc))
+    return out
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """How many tops the counts served (counted_top not None) and how many they could not."""
+    served = {"counts": 0, "fallback": 0}
+    real = value_counts.counted_top
+
+    def counted_top(*args):
+        out = real(*args)
+        served["counts" if out is not None else "fallback"] += 1
+        return out
+
+    monkeypatch.setattr(R.value_counts, "counted_top", counted_top)
+    return served
+
+
+def expected_top(plain: SqliteSink, field: str, size: int) -> list:
+    """Top values read from the documents (json_each), on a store with no value index."""
+    return plain.top(SearchRequest(query="*"), field, size)
+
+
+def check(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
+          expect_counts: bool = True) -> None:
+    before = dict(served) if served is not None else None
+    for field in FIELDS:
+        for size in SIZES:
+            want = expected_top(plain, field, size)
+            assert sink.top(SearchRequest(query="*"), field, size) == want, (field, size)
+            assert sink.top(SearchRequest(), field, size) == want, (field, size)
+            # the index's own ways, counts aside
+            assert _top_over_index(sink, field, size) == want, (field, size)
+    if served is not None and before is not None:
+        used = served["counts"] - before["counts"]
+        assert (used == 2 * len(FIELDS) * len(SIZES)) if expect_counts else used == 0, served
+
+
+def _top_over_index(sink: SqliteSink, field: str, size: int) -> list:
+    sink._top_by_counts = lambda *a: None  # type: ignore[method-assign]
+    try:
+        return sink.top(SearchRequest(query="*"), field, size)
+    finally:
+        del sink._top_by_counts
+
+
+def both(tmp_path, batch: list[Event]) -> tuple[SqliteSink, SqliteSink]:
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db"))
+    plain = SqliteSink("sqlite:///" + str(tmp_path / "plain.db"))
+    sink.write(batch)
+    plain.write(batch)
+    return sink, plain
+
+
+def write(sinks, batch: list[Event]) -> None:
+    for s in sinks:
+        s.write(batch)
+
+
+def prune(sinks, before: datetime) -> int:
+    removed = [s.prune(before) for s in sinks]
+    assert removed[0] == removed[1]
+    return removed[0]
+
+
+def stored_counts(path: str, field: str) -> dict:
+    db = sqlite3.connect(path)
+    try:
+        return {v: n for v, n in db.execute("SELECT value, n FROM value_counts WHERE field = ?",
+                                            (field,))}
+    finally:
+        db.close()
+
+
+def recounted(path: str, field: str, upto: int) -> dict:
+    """The field's counts recomputed from the documents of the rows up to ``upto``."""
+    db = sqlite3.connect(path)
+    try:
+        return {v: n for v, n in db.execute(
+            "SELECT j.value, count(DISTINCT events.rowid) FROM events, json_each(events.doc, ?) "
+            "AS j WHERE events.rowid <= ? AND j.type NOT IN ('null', 'object', 'array') "
+            "GROUP BY j.value", ('$."' + field + '"', upto))}
+    finally:
+        db.close()
+
+
+def mark(path: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute(value_counts.MARK_SQL).fetchone()
+        return row[0] if row else 0
+    finally:
+        db.close()
+
+
+def consistent(sink: SqliteSink) -> None:
+    """Every counted field's stored counts are exactly the recount of the rows up to the mark,
+    with no value at zero."""
+    upto = mark(sink.path)
+    for field in FIELDS:
+        got = stored_counts(sink.path, field)
+        assert got == recounted(sink.path, field, upto), field
+        assert all(n > 0 for n in got.values())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_top_from_the_counts_equals_counting_the_events(tmp_path, monkeypatch, spy, seed):
+    """Randomized stores (scalars, lists, numbers vs text, ties at the cut, malformed values):
+    top over everything from the counts equals top from the documents and from the value
+    index, before and after the catch-up, with a tail above the mark, after retention and more
+    writes."""
+    sink, plain = both(tmp_path, events(0, 600, seed))
+    sinks = (sink, plain)
+    check(sink, plain, spy, expect_counts=False)      # no index yet: the documents
+    assert sorted(sink.promote(list(FIELDS))) == sorted(FIELDS)
+    consistent(sink)
+    assert mark(sink.path) == 600   # the first counted field counts every row
+    check(sink, plain, spy)
+    write(sinks, events(500, 300, seed + 100))        # 100 repeats, 200 new rows: the tail
+    check(sink, plain, spy)
+    monkeypatch.setattr(value_counts, "STEP_CELLS", 150)   # 50 rows a step for 3 fields
+    monkeypatch.setattr(value_counts, "MIN_STEP_ROWS", 1)
+    assert sink.count_values(steps=1) == 50
+    consistent(sink)
+    check(sink, plain, spy)
+    assert prune(sinks, datetime.fromtimestamp(T0 + 6_000, timezone.utc)) > 0  # some counted,
+    consistent(sink)                                                            # some in the tail
+    check(sink, plain, spy)
+    while sink.maintain():
+        pass
+    assert mark(sink.path) == sink._run("SELECT max(rowid) FROM events", [])[0][0]
+    consistent(sink)
+    check(sink, plain, spy)
+    write(sinks, events(2000, 150, seed + 200))
+    check(sink, plain, spy)
+    assert prune(sinks, datetime.fromtimestamp(T0 + 30_000, timezone.utc)) > 0  # all of them
+    consistent(sink)
+    assert stored_counts(sink.path, "relay") == {}
+    write(sinks, events(3000, 80, seed + 300))    # rowids above the clamped mark: the tail
+    check(sink, plain, spy)
+    assert sink.count_values() > 0
+    consistent(sink)
+    check(sink, plain, spy)
+    sink.close()
+    plain.close()
+
+
+def test_a_long_tail_is_counted_over_the_index(tmp_path, monkeypatch, spy):
+    sink, plain = both(tmp_path, events(0, 300, 7))
+    sink.promote(list(FIELDS))
+    write((sink, plain), events(300, 100, 8))
+    monkeypatch.setattr(value_counts, "TAIL_ROWS", 99)
+    check(sink, plain, spy, expect_counts=False)
+    monkeypatch.setattr(value_counts, "TAIL_ROWS", 100)
+    check(sink, plain, spy)
+    sink.close()
+    plain.close()
+
+
+def test_the_answer_is_read_from_the_stored_counts(tmp_path):
+    """Altering a stored count changes the answer (so the counts are what is read), and the
+    consistency check sees the change; putting it back restores both."""
+    sink, plain = both(tmp_path, events(0, 400, 11))
+    sink.promote(["relay"])
+    want = expected_top(plain, "relay", 3)
+    assert sink.top(SearchRequest(), "relay", 3) == want
+    db = sqlite3.connect(sink.path)
+    with db:
+        db.execute("UPDATE value_counts SET n = n + 1000 WHERE field = 'relay' AND value = 'Z'")
+    got = sink.top(SearchRequest(), "relay", 3)
+    assert got[0][0] == "Z" and got[0][1] > 1000 and got[1:] == want[:2]
+    assert stored_counts(sink.path, "relay") != recounted(sink.path, "relay", mark(sink.path))
+    with db:
+        db.execute("UPDATE value_counts SET n = n - 1000 WHERE field = 'relay' AND value = 'Z'")
+    db.close()
+    assert stored_counts(sink.path, "relay") == recounted(sink.path, "relay", mark(sink.path))
+    assert sink.top(SearchRequest(), "relay", 3) == want
+    # a query, or a time window, is not everything: counted over the index, unaffected
+    assert sink.top(SearchRequest(query="host:mail1"), "relay", 3) \
+        == plain.top(SearchRequest(query="host:mail1"), "relay", 3)
+    window = SearchRequest(start=datetime.fromtimestamp(T0 + 5_000, timezone.utc))
+    assert sink.top(window, "relay", 3) == plain.top(window, "relay", 3)
+    sink.close()
+    plain.close()
+
+
+def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
+    sink, plain = both(tmp_path, events(0, 50, 12))
+    sink.promote(["relay"])
+    plan = " ".join(str(r) for r in sink._conn.execute(
+        "EXPLAIN QUERY PLAN SELECT value, n FROM value_counts WHERE field = ? AND n > 0 "
+        "ORDER BY n DESC, value LIMIT ?", ("relay", 3)))
+    assert "value_counts_top" in plan and "TEMP B-TREE" not in plan, plan
+    tail = " ".join(str(r) for r in sink._conn.execute(
+        "EXPLAIN QUERY PLAN SELECT 1 FROM events NOT INDEXED WHERE events.rowid > ?", (40,)))
+    assert "INTEGER PRIMARY KEY" in tail, tail
+    sink.close()
+    plain.close()
+
+
+def test_a_store_from_before_the_value_counts_gets_them_from_maintenance(tmp_path, spy):
+    """An old store (no table): top counts over the index; prepare() adds the table (any
+    write does), maintenance counts the fields already indexed."""
+    sink, plain = both(tmp_path, events(0, 300, 21))
+    db = sqlite3.connect(sink.path)
+    db.execute("DROP TABLE value_counts")
+    db.close()
+    sink.close()
+    sink = SqliteSink("sqlite:///" + sink.path)
+    assert sink.promote(list(FIELDS)) == list(FIELDS)   # indexes, no counts (no table)
+    assert not value_counts.has_table(sink._conn) and sink.uncounted_fields() == []
+    check(sink, plain, spy, expect_counts=False)
+    assert sink.count_values() == 0
+    sink.prepare()
+    assert sink.uncounted_fields() == sorted(FIELDS)
+    assert [sink.maintain() for _ in range(5)] == [300, 1, 1, 1, 0]  # per-hour counts first
+    consistent(sink)
+    check(sink, plain, spy)
+    sink.close()
+    plain.close()
+
+
+def test_a_dropped_or_replaced_index_leaves_no_counts_behind(tmp_path, spy):
+    sink, plain = both(tmp_path, events(0, 200, 31))
+    sink.promote(["relay", "stat"])
+    assert stored_counts(sink.path, "relay") and stored_counts(sink.path, "stat")
+    sink._conn.execute(f"DROP INDEX {json_index_name('stat')}")
+    write((sink, plain), events(200, 10, 32))
+    while sink.maintain():
+        pass
+    assert stored_counts(sink.path, "stat") == {}
+    assert value_counts.counted_fields(sink._conn) == ["relay"]
+    for size in SIZES:
+        assert sink.top(SearchRequest(), "stat", size) == expected_top(plain, "stat", size)
+        assert sink.top(SearchRequest(), "relay", size) == expected_top(plain, "relay", size)
+    # an index of the layout before v2: maintenance replaces it, and counts the field
+    old = json_index_name("stat", "1")
+    sink._conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
+    assert sink.wanted_fields() == ["stat"]
+    while sink.maintain():
+        pass
+    assert value_counts.counted_fields(sink._conn) == ["relay", "stat"]
+    consistent_fields = {f: stored_counts(sink.path, f) for f in ("relay", "stat")}
+    for f, got in consistent_fields.items():
+        assert got == recounted(sink.path, f, mark(sink.path))
+    before = spy["counts"]
+    for size in SIZES:
+        assert sink.top(SearchRequest(), "stat", size) == expected_top(plain, "stat", size)
+    assert spy["counts"] - before == len(SIZES)
+    sink.close()
+    plain.close()
+
+
+def test_busy_maintenance_counts_values_in_short_steps(tmp_path, monkeypatch):
+    """maintain(busy=True) moves the value counts on too (a bounded step), after the per-hour
+    counts."""
+    sink, plain = both(tmp_path, events(0, 100, 41))
+    sink.promote(["relay"])
+    write((sink, plain), events(100, 300, 42))
+    monkeypatch.setattr(value_counts, "STEP_CELLS", 120)
+    monkeypatch.setattr(value_counts, "MIN_STEP_ROWS", 1)
+    marks = []
+    while sink.maintain(busy=True):
+        marks.append(mark(sink.path))
+    assert marks == [220, 340, 400]    # 120 rows a step (one field)
+    assert stored_counts(sink.path, "relay") == recounted(sink.path, "relay", 400)
+    sink.close()
+    plain.close()
+
+
+def test_retention_clamps_the_mark_so_reused_rowids_are_counted(tmp_path, monkeypatch, spy):
+    """With the full text deferred, a store pruned empty hands out rowids from low again: the
+    mark comes down with the last row, so those rows are counted (the tail, then the
+    catch-up), never taken as counted already."""
+    from store.sqlite import writer as W
+
+    monkeypatch.setattr(W, "_REFRESH_S", 1e9)
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db") + "?fts=deferred")
+    plain = SqliteSink("sqlite:///" + str(tmp_path / "plain.db"))
+    write((sink, plain), events(0, 200, 51))
+    sink.promote(list(FIELDS))
+    assert mark(sink.path) == 200
+    assert prune((sink, plain), datetime.fromtimestamp(T0 + 30_000, timezone.utc)) == 200
+    assert mark(sink.path) == 0
+    write((sink, plain), events(500, 60, 52))
+    assert sink._run("SELECT max(rowid) FROM events", [])[0][0] < 200  # rowids again
+    check(sink, plain, spy)
+    assert sink.count_values() == 60
+    consistent(sink)
+    check(sink, plain, spy)
+    sink.close()
+    plain.close()
