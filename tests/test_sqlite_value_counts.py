@@ -348,3 +348,26 @@ def test_retention_clamps_the_mark_so_reused_rowids_are_counted(tmp_path, monkey
     check(sink, plain, spy)
     sink.close()
     plain.close()
+
+
+def test_logpipe_maintain_brings_the_value_counts_up_to_date(tmp_path, monkeypatch, capsys,
+                                                               spy):
+    from common.cli import main
+
+    sink, plain = both(tmp_path, events(0, 100, 61))
+    sink.promote(["relay"])
+    write((sink, plain), events(100, 40, 62))
+    sink.close()
+    monkeypatch.setenv("LOGPIPE_STORE_URL", "sqlite:///" + str(tmp_path / "counted.db"))
+    assert main(["maintain", "--index", "stat"]) == 0
+    out = capsys.readouterr().out
+    assert "value counts: 40 events counted" in out, out
+    sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db"))
+    assert mark(sink.path) == 140
+    assert value_counts.counted_fields(sink._reader()) == ["relay", "stat"]
+    for field in ("relay", "stat"):
+        assert stored_counts(sink.path, field) == recounted(sink.path, field, 140)
+        assert sink.top(SearchRequest(), field, 5) == expected_top(plain, field, 5)
+    assert spy["counts"] == 2
+    sink.close()
+    plain.close()
