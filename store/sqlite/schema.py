@@ -76,12 +76,15 @@ SCHEMA = [
         unit INTEGER NOT NULL, dim TEXT NOT NULL, value NOT NULL, start INTEGER NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (unit, dim, value, start)) WITHOUT ROWID""",
     # events per value of each field with a value index (store.sqlite.value_counts), of the
-    # rows up to meta.value_count_mark; values keep their SQLite type (no affinity), and the
-    # second index hands out a field's top values in Elasticsearch's order
+    # rows up to meta.value_count_mark; values keep their SQLite type (no affinity). The
+    # second index hands out a field's top values in Elasticsearch's order; it leaves out the
+    # values of one event (most of them in a field with many values: half the table's disk),
+    # which come after all others, in value order, from the primary key
     """CREATE TABLE IF NOT EXISTS value_counts (
         field TEXT NOT NULL, value NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (field, value)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS value_counts_top ON value_counts(field, n DESC, value)",
+    "CREATE INDEX IF NOT EXISTS value_counts_top ON value_counts(field, n DESC, value) "
+    "WHERE n > 1",
 ]
 COLUMNS = ["rowid", "id", "ts", *(SQL_COLUMNS[f] for f in PROMOTED), "doc"]
 

@@ -175,11 +175,13 @@ def forget(conn: sqlite3.Connection, rowids: list[int]) -> None:
         return
     ids = orjson.dumps(gone).decode()
     for field in counted_fields(conn):
-        conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM "
-                     f"({_values_sql('events.rowid IN (SELECT value FROM json_each(?))')}) "
-                     f"AS g WHERE value_counts.field = ? AND value_counts.value = g.value",
-                     (field_path(field), ids, field))
-        conn.execute("DELETE FROM value_counts WHERE field = ? AND n <= 0", (field,))
+        left = conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM "
+                            f"({_values_sql('events.rowid IN (SELECT value FROM json_each(?))')}"
+                            f") AS g WHERE value_counts.field = ? AND value_counts.value = "
+                            f"g.value RETURNING value_counts.value, value_counts.n",
+                            (field_path(field), ids, field)).fetchall()
+        conn.executemany("DELETE FROM value_counts WHERE field = ? AND value = ?",
+                         [(field, value) for value, n in left if n <= 0])
 
 
 def clamp_mark(conn: sqlite3.Connection) -> None:
@@ -213,9 +215,15 @@ def counted_top(conn: sqlite3.Connection, field: str, size: int) -> list[tuple] 
                         f"ON c.field = ? AND c.value = t.value",
                         (field_path(field), mark, field)).fetchall()
     # the tail only adds to counts: a value outside the tail that is not among the stored top
-    # ``size`` has ``size`` values ahead of it still
-    stored = conn.execute("SELECT value, n FROM value_counts WHERE field = ? AND n > 0 "
-                          "ORDER BY n DESC, value LIMIT ?", (field, size)).fetchall()
+    # ``size`` has ``size`` values ahead of it still. The values of more than one event first
+    # (the top index holds only those), then those of one, in value order (the primary key;
+    # at most size - 1 values of more events are passed over on the way)
+    stored = conn.execute("SELECT value, n FROM value_counts INDEXED BY value_counts_top "
+                          "WHERE field = ? AND n > 1 ORDER BY n DESC, value LIMIT ?",
+                          (field, size)).fetchall()
+    if len(stored) < size:
+        stored += conn.execute("SELECT value, n FROM value_counts WHERE field = ? AND n = 1 "
+                               "ORDER BY value LIMIT ?", (field, size - len(stored))).fetchall()
     merged = dict(stored)
     merged.update(tail)
     return sorted(merged.items(), key=_rank)[:size]
