@@ -260,23 +260,46 @@ def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
 
 
 def test_a_store_from_before_the_value_counts_gets_them_from_maintenance(tmp_path, spy):
-    """An old store (no table): top counts over the index; prepare() adds the table (any
-    write does), maintenance counts the fields already indexed."""
+    """An old store (value indexes, no value counts table): top counts over the index;
+    maintenance adds the table and counts the fields already indexed, one at a time."""
     sink, plain = both(tmp_path, events(0, 300, 21))
-    db = sqlite3.connect(sink.path)
-    db.execute("DROP TABLE value_counts")
-    db.close()
+    sink.promote(list(FIELDS))
     sink.close()
+    db = sqlite3.connect(sink.path)
+    with db:
+        db.execute("DROP TABLE value_counts")
+        db.execute("DELETE FROM meta WHERE key LIKE 'value_count%'")
+    db.close()
     sink = SqliteSink("sqlite:///" + sink.path)
-    assert sink.promote(list(FIELDS)) == list(FIELDS)   # indexes, no counts (no table)
-    assert not value_counts.has_table(sink._conn) and sink.uncounted_fields() == []
     check(sink, plain, spy, expect_counts=False)
-    assert sink.count_values() == 0
-    sink.prepare()
-    assert sink.uncounted_fields() == sorted(FIELDS)
+    assert not value_counts.has_table(sink._reader()) and sink.uncounted_fields() == []
     assert [sink.maintain() for _ in range(5)] == [300, 1, 1, 1, 0]  # per-hour counts first
+    assert value_counts.counted_fields(sink._reader()) == sorted(FIELDS)
     consistent(sink)
     check(sink, plain, spy)
+    sink.close()
+    plain.close()
+
+
+def test_logpipe_maintain_counts_the_indexed_fields_of_an_old_store(tmp_path, monkeypatch,
+                                                                    capsys, spy):
+    from common.cli import main
+
+    sink, plain = both(tmp_path, events(0, 120, 22))
+    sink.promote(["relay"])
+    sink.close()
+    db = sqlite3.connect(sink.path)
+    with db:
+        db.execute("DROP TABLE value_counts")
+        db.execute("DELETE FROM meta WHERE key LIKE 'value_count%'")
+    db.close()
+    monkeypatch.setenv("LOGPIPE_STORE_URL", "sqlite:///" + sink.path)
+    assert main(["maintain"]) == 0
+    assert "value indexes built: none needed" in capsys.readouterr().out
+    sink = SqliteSink("sqlite:///" + sink.path)
+    assert stored_counts(sink.path, "relay") == recounted(sink.path, "relay", 120)
+    assert sink.top(SearchRequest(), "relay", 7) == expected_top(plain, "relay", 7)
+    assert spy["counts"] == 1
     sink.close()
     plain.close()
 

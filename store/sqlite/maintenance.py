@@ -41,6 +41,8 @@ class SqliteMaintenance:
 
         def _reader(self) -> sqlite3.Connection: ...
 
+        def prepare(self) -> None: ...
+
     def maintain(self, busy: bool = False) -> int:
         """One bounded step of deferred work; returns how much was done (0: nothing left).
         In order: the full-text catch-up, the per-hour counts and the value counts (a short
@@ -111,8 +113,7 @@ class SqliteMaintenance:
         done = taken = 0
         with self._lock:
             conn = self._reader()
-            if not value_counts.has_table(conn):
-                return 0  # a store made before the value counts: prepare() adds the table
+            self._add_value_counts(conn)
             while steps is None or taken < steps:
                 try:
                     with immediate(conn):
@@ -125,6 +126,12 @@ class SqliteMaintenance:
                     break
                 done += moved
         return done
+
+    def _add_value_counts(self, conn: sqlite3.Connection) -> None:
+        """A store made before the value counts gets their table (prepare() adds what is
+        missing, as any write does)."""
+        if not value_counts.has_table(conn):
+            self.prepare()
 
     def uncounted_fields(self) -> list[str]:
         """The fields with a value index (current layout) whose values are not counted yet (a
@@ -170,6 +177,8 @@ class SqliteMaintenance:
         name with other characters)."""
         todo = self.wanted_fields() if fields is None else list(fields)
         if fields is None:
+            with self._lock:
+                self._add_value_counts(self._reader())
             todo += [f for f in self.uncounted_fields() if f not in todo]
         for field in todo:
             if not json_indexable(field):
@@ -179,6 +188,8 @@ class SqliteMaintenance:
         built = []
         with self._lock:
             conn = self._reader()
+            if todo:
+                self._add_value_counts(conn)  # (a store made before them)
             for field in todo:
                 name, old = json_index_name(field), json_index_name(field, "1")
                 names = {r[0] for r in conn.execute(
