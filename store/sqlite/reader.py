@@ -12,7 +12,10 @@ of everything or of one host, type or program in whole hours read the per-hour c
 
 A page's total is counted up to TRACK_TOTAL_HITS (as Elasticsearch does); a query with more
 matches than that is dense enough that its newest page is found by walking the time index and
-checking each event, where sorting every match would cost in proportion to the matches.
+checking each event, where sorting every match would cost in proportion to the matches. Full-text
+conditions take the full-text index's own ways: the words of a conjunction are one FTS5 expression
+(the index intersects them), a capped total walks the index's matches and stops at the cap, and a
+walk along the time index reads the full-text index only over the rowids of its span.
 
 A search never writes: a field without a value index is read from the documents, and the wish
 for an index is noted (one meta row, only when the write lock is free at once) for the store's
@@ -106,32 +109,68 @@ def value_fields(q) -> set[str]:
     return set()
 
 
-def sql_query(q, params: list, indexed: frozenset = frozenset()) -> str:
+def fts_match(q, params: list) -> str:
+    """The right-hand side of ``events_fts MATCH`` for a full-text node (its parameters
+    appended to ``params``)."""
+    if isinstance(q, Text):
+        params.append(fts_phrase(q.tokens))
+        return "?"
+    pat = q.pattern
+    prefix = pat.prefix()
+    if pat.is_prefix_only() and analyze(prefix) == [prefix]:
+        params.append(fts_phrase([prefix]) + "*")
+        return "?"
+    # expand the pattern over the index's vocabulary, inside SQLite
+    params.append(pat.glob())
+    return (f"(SELECT COALESCE(group_concat('\"' || term || '\"', ' OR '), '\"\"') "
+            f"FROM {FTS_VOCAB} WHERE term GLOB ?)")
+
+
+def fts_match_all(items, params: list) -> str:
+    """The right-hand side of ``events_fts MATCH`` for all of several full-text nodes."""
+    if len(items) == 1:
+        return fts_match(items[0], params)
+    start = len(params)
+    matches = [fts_match(i, params) for i in items]
+    if all(m == "?" for m in matches):
+        params[start:] = ["(" + ") AND (".join(params[start:]) + ")"]
+        return "?"
+    return "('(' || " + " || ') AND (' || ".join(matches) + " || ')')"
+
+
+def fts_membership(match: str, params: list, rowids: tuple[int, int] | None) -> str:
+    """``events.rowid IN`` the full-text matches (only those in the rowid range ``rowids``)."""
+    if rowids is None:
+        return f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match})"
+    params.extend(rowids)
+    return (f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} "
+            f"AND rowid >= ? AND rowid <= ?)")
+
+
+def sql_query(q, params: list, indexed: frozenset = frozenset(),
+              rowids: tuple[int, int] | None = None) -> str:
+    """``rowids``: (lo, hi), the events the condition is checked on lie in that rowid range (a
+    walk along the time index): full-text conditions then read only that part of the index."""
     if isinstance(q, All):
         return "1"
     if isinstance(q, Nothing):
         return "0"
     if isinstance(q, And):
-        return "(" + " AND ".join(sql_query(i, params, indexed) for i in q.items) + ")"
+        texts = [i for i in q.items if isinstance(i, (Text, TextWildcard))]
+        if len(texts) < 2:
+            return "(" + " AND ".join(sql_query(i, params, indexed, rowids) for i in q.items) + ")"
+        # the full-text parts as one FTS5 expression: the index intersects them itself, where
+        # one IN (...) each would collect every part's matches
+        parts = [fts_membership(fts_match_all(texts, params), params, rowids)]
+        parts += [sql_query(i, params, indexed, rowids) for i in q.items if i not in texts]
+        return "(" + " AND ".join(parts) + ")"
     if isinstance(q, Or):
-        return "(" + " OR ".join(sql_query(i, params, indexed) for i in q.items) + ")"
+        return "(" + " OR ".join(sql_query(i, params, indexed, rowids) for i in q.items) + ")"
     if isinstance(q, Not):
         # two-valued logic: a missing field makes a comparison NULL, and NOT NULL is NULL
-        return f"(NOT COALESCE({sql_query(q.item, params, indexed)}, 0))"
-    if isinstance(q, Text):
-        params.append(fts_phrase(q.tokens))
-        return f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
-    if isinstance(q, TextWildcard):
-        pat = q.pattern
-        prefix = pat.prefix()
-        if pat.is_prefix_only() and analyze(prefix) == [prefix]:
-            params.append(fts_phrase([prefix]) + "*")
-            return f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
-        # expand the pattern over the index's vocabulary, inside SQLite
-        params.append(pat.glob())
-        return (f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH "
-                f"(SELECT COALESCE(group_concat('\"' || term || '\"', ' OR '), '\"\"') "
-                f"FROM {FTS_VOCAB} WHERE term GLOB ?))")
+        return f"(NOT COALESCE({sql_query(q.item, params, indexed, rowids)}, 0))"
+    if isinstance(q, (Text, TextWildcard)):
+        return fts_membership(fts_match(q, params), params, rowids)
     if isinstance(q, TimeRange):
         parts = []
         if q.start is not None:
@@ -293,17 +332,20 @@ class SqliteReader:
 
         def refresh(self) -> int: ...
 
-    def _where(self, request: SearchRequest, also: tuple = (),
-               documents: bool = False) -> tuple[str, list]:
+    def _where(self, request: SearchRequest, also: tuple = (), documents: bool = False,
+               q=None, rowids: tuple[int, int] | None = None) -> tuple[str, list]:
         """SQL for the request; ``also`` names more fields the caller reads values of (top);
         ``documents``: read JSON fields from the documents even where a value index exists
-        (the form that checks one event cheaply, for a walk along the time index)."""
-        q = compile_query(request.query or "*")
+        (the form that checks one event cheaply, for a walk along the time index); ``q``: this
+        compiled condition instead of the request's query (its window still applies);
+        ``rowids``: see :func:`sql_query`."""
+        if q is None:
+            q = compile_query(request.query or "*")
         indexed = self._value_indexes(value_fields(q) | set(also))
         if documents:
             indexed = frozenset()
         params: list = []
-        where = sql_query(q, params, indexed)
+        where = sql_query(q, params, indexed, rowids)
         if FTS_TABLE in where:  # bare words, phrases, message: (also the vocabulary)
             self.refresh()
         if request.start is not None:
@@ -400,8 +442,19 @@ class SqliteReader:
         """How many events match, counting no further than ``cap`` (None: all of them), from
         a value index alone when the query allows."""
         on_index = self._on_value_index(request)
+        driven = None if on_index else _fts_driven(compile_query(request.query or "*"))
         if on_index is not None:
             rows, params = f"SELECT 1 FROM ({on_index[0]})", on_index[1]
+        elif driven is not None:
+            # along the full-text index's matches, each looked up by rowid: stops at the cap
+            # (``rowid IN (matches)`` would collect every match first)
+            params = []
+            match = fts_match_all(driven[0], params)
+            where, rest = self._where(request, q=driven[1])
+            params += rest
+            self.refresh()
+            rows = (f"SELECT 1 FROM {FTS_TABLE} CROSS JOIN events WHERE {FTS_TABLE} MATCH "
+                    f"{match} AND events.rowid = {FTS_TABLE}.rowid AND {where}")
         else:
             where, params = self._where(request)
             rows = f"SELECT 1 FROM events WHERE {where}"
@@ -409,29 +462,27 @@ class SqliteReader:
             return self._run(f"SELECT count(*) FROM ({rows})", params)[0][0]
         return self._run(f"SELECT count(*) FROM ({rows} LIMIT ?)", params + [cap])[0][0]
 
-    def _walk(self, request: SearchRequest, matches: int) -> tuple[str, list, list] | None:
+    def _walk(self, request: SearchRequest, matches: int) -> tuple[SearchRequest, list] | None:
         """For a query with ``matches`` (counted up to past TRACK_TOTAL_HITS) that no index
-        serves in time order: (the condition in its one-event form, its parameters, the
-        window's bounds on ts) to check events along the time index, or None when sorting
-        the matches is the better plan (few of them, or an index that orders them)."""
+        serves in time order: (the request, the window's bounds on ts) to check events along
+        the time index, or None when sorting the matches is the better plan (few of them, or
+        an index that orders them)."""
         if matches <= TRACK_TOTAL_HITS or _index_friendly(compile_query(request.query or "*")):
             return None
-        where, params = self._where(request, documents=True)
         window = [epoch_ms(request.start) if request.start is not None else -_I64,
                   epoch_ms(request.end) - 1 if request.end is not None else _I64 - 1]
-        return where, params, window
+        return request, window
 
     def _keyset_rows(self, where: str, params: list, desc: bool,
                      after: tuple[int | None, int] | None, size: int,
-                     walk: tuple[str, list, list] | None = None) -> list:
+                     walk: tuple[SearchRequest, list] | None = None) -> list:
         """The keyset primitive of :meth:`search_page` and :meth:`stream`: up to ``size`` rows
         (rowid, ts, id, doc) after the position ``after`` = (ts or None, rowid), ordered by
         (ts, rowid). No OFFSET: each page is an index seek. Events without a time come last
         newest-first and first oldest-first (SQLite sorts NULL lowest); the timed and the
         untimed part are queried apart so that each is one range of the ts index.
-        ``walk`` (:meth:`_walk`): first look for the timed rows among the next
-        ``_WALK_ROWS`` events in time order (checking each), sorting the matches only when
-        those do not hold enough of them."""
+        ``walk`` (:meth:`_walk`): first look for the timed rows along the time index
+        (:meth:`_walk_rows`), sorting the matches only when its spans do not hold enough."""
         order, cmp = ("DESC", "<") if desc else ("ASC", ">")
         parts: tuple[bool, ...] = (True, False) if desc else (False, True)
         if after is not None:
@@ -454,17 +505,8 @@ class SqliteReader:
                     extra = [after[1]]
             need = size - len(rows)
             if timed and walk is not None:
-                w_where, w_params, window = walk
-                span = max(_WALK_ROWS, 100 * need)
-                found = self._run(
-                    f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN (SELECT "
-                    f"events.rowid FROM events WHERE events.rowid IN (SELECT events.rowid FROM "
-                    f"events INDEXED BY events_ts WHERE {cond} AND events.ts >= ? AND "
-                    f"events.ts <= ? ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
-                    f"AND ({w_where}) ORDER BY events.ts {order}, events.rowid {order} "
-                    f"LIMIT ?) ORDER BY ts {order}, rowid {order}",
-                    extra + window + [span] + w_params + [need])
-                if len(found) == need:
+                found = self._walk_rows(walk, cond, extra, order, need)
+                if found is not None:
                     rows += found
                     after = None
                     continue
@@ -475,6 +517,34 @@ class SqliteReader:
                               params + extra + [need])
             after = None  # the next part starts at its beginning
         return rows
+
+    def _walk_rows(self, walk: tuple[SearchRequest, list], cond: str, extra: list,
+                   order: str, need: int) -> list | None:
+        """The next ``need`` matches (rowid, ts, id, doc) in time order after ``cond``, found by
+        checking the events along the time index a span at a time (each span 8x the last, up to
+        _WALK_SPANS of them); None when those spans do not hold enough (sorting the matches is
+        then the better plan). A full-text condition reads only the span's rowid range of the
+        full-text index, so a span costs what it holds, not what the whole query matches."""
+        request, window = walk
+        span = max(_WALK_ROWS, 100 * need)
+        walked = (f"SELECT events.rowid FROM events INDEXED BY events_ts WHERE {cond} AND "
+                  f"events.ts >= ? AND events.ts <= ? ORDER BY events.ts {order}, "
+                  f"events.rowid {order} LIMIT ?")
+        for _ in range(_WALK_SPANS):
+            lo, hi, seen = self._run(f"SELECT min(rowid), max(rowid), count(*) FROM ({walked})",
+                                     extra + window + [span])[0]
+            if not seen:
+                return []
+            where, params = self._where(request, documents=True, rowids=(lo, hi))
+            found = self._run(
+                f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN (SELECT events.rowid "
+                f"FROM events WHERE events.rowid IN ({walked}) AND ({where}) ORDER BY "
+                f"events.ts {order}, events.rowid {order} LIMIT ?) ORDER BY ts {order}, "
+                f"rowid {order}", extra + window + [span] + params + [need])
+            if len(found) == need or seen < span:  # enough, or every timed event checked
+                return found
+            span *= 8
+        return None
 
     @staticmethod
     def _events(rows) -> list[dict]:
@@ -764,8 +834,24 @@ _TOP_DISTINCT_WALK = 500
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))
-# events checked along the time index for a page of a query matching many (_keyset_rows)
+# events checked along the time index for a page of a query matching many (_keyset_rows): at
+# least this many in the first span, at most _WALK_SPANS spans (each 8x the last)
 _WALK_ROWS = 2000
+_WALK_SPANS = 3
+
+
+def _fts_driven(q) -> tuple[list, object] | None:
+    """(the full-text conditions, the rest of the conjunction) when the query is one or a
+    conjunction holding some: their matches can be walked in the full-text index's order,
+    each event looked up by rowid, so that counting them up to a cap stops at the cap."""
+    if isinstance(q, (Text, TextWildcard)):
+        return [q], All()
+    if isinstance(q, And):
+        texts = [i for i in q.items if isinstance(i, (Text, TextWildcard))]
+        rest = tuple(i for i in q.items if i not in texts)
+        if texts:
+            return texts, (All() if not rest else rest[0] if len(rest) == 1 else And(rest))
+    return None
 
 
 def _counted_dim(q) -> tuple[str, list] | None:
