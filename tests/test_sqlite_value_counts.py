@@ -397,3 +397,23 @@ def test_logpipe_maintain_brings_the_value_counts_up_to_date(tmp_path, monkeypat
     assert spy["counts"] == 2
     sink.close()
     plain.close()
+
+
+def test_a_field_indexed_later_is_counted_up_to_the_mark_then_caught_up(tmp_path, spy):
+    """A field promoted while the mark is behind the last row: counted up to the mark at once,
+    above it by the catch-up with the others (never twice)."""
+    sink, plain = both(tmp_path, events(0, 300, 71))
+    assert sink.promote(["relay"]) == ["relay"]
+    assert mark(sink.path) == 300
+    write((sink, plain), events(300, 200, 72))
+    assert sorted(sink.promote(["nrcpts", "stat"])) == ["nrcpts", "stat"]
+    assert mark(sink.path) == 300
+    consistent(sink)
+    check(sink, plain, spy)
+    while sink.maintain():
+        pass
+    assert mark(sink.path) == 500
+    consistent(sink)
+    check(sink, plain, spy)
+    sink.close()
+    plain.close()
