@@ -131,21 +131,23 @@ class SqliteMaintenance:
         return done
 
     def _add_value_counts(self, conn: sqlite3.Connection) -> None:
-        """A store made before the value counts gets their table (prepare() adds what is
-        missing, as any write does)."""
-        if not value_counts.has_table(conn):
+        """A store made before the value counts (or before their dims) gets their tables
+        (prepare() adds what is missing, as any write does)."""
+        if not value_counts.has_table(conn) or not value_counts.has_dim_table(conn):
             self.prepare()
 
     def uncounted_fields(self) -> list[str]:
         """The fields with a value index (current layout) whose values are not counted yet (a
-        store made before the value counts); promote() counts them."""
+        store made before the value counts), or not decided per dim yet (a store made before
+        the dims); promote() counts them."""
         with self._lock:
             conn = self._reader()
             if not value_counts.has_table(conn):
                 return []
             indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
                                    "AND name LIKE ?", (JSON_INDEX_PREFIX + "%",)).fetchall()
-            counted = set(value_counts.counted_fields(conn))
+            counted = set(value_counts.counted_fields(conn)) \
+                - set(value_counts.undecided_fields(conn))
         fields = []
         for name, sql in indexes:
             found = _PATH_IN_SQL.search(sql or "")

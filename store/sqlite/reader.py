@@ -691,8 +691,11 @@ class SqliteReader:
                    f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, params + [size])
         elif json_indexable(doc_field) and json_index_name(doc_field) in self._index_names():
-            # everything: the value counts maintenance keeps (value_counts), when they serve
-            counted = self._top_by_counts(doc_field, size) if where == "1" else None
+            # everything, or one term on host, type or program: the value counts maintenance
+            # keeps (value_counts), when they serve
+            dim = (_counted_dim(compile_query(request.query or "*"))
+                   if request.start is None and request.end is None else None)
+            counted = self._top_by_counts(doc_field, size, dim) if dim is not None else None
             if counted is not None:
                 return [(bucket_key(v), c) for v, c in counted]
             force = where == "1" or self._run(
@@ -711,16 +714,20 @@ class SqliteReader:
             rows = self._run(sql, [path] + params + [size])
         return [(bucket_key(v), c) for v, c in rows]
 
-    def _top_by_counts(self, field: str, size: int) -> list[tuple] | None:
-        """Top values of an indexed field over every event from its value counts and the rows
-        not counted yet (value_counts.counted_top), in one snapshot of the store; None when
-        the counts cannot serve it."""
+    def _top_by_counts(self, field: str, size: int,
+                       dim: tuple[str, list] = ("", [""])) -> list[tuple] | None:
+        """Top values of an indexed field over every event (``dim`` ('', [''])) or under one
+        term on host, type or program (``dim``: _counted_dim's column and values) from its
+        value counts and the rows not counted yet (value_counts.counted_top), in one snapshot
+        of the store; None when the counts cannot serve it."""
         with self._lock:
             conn = self._reader()
             try:
                 conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
                 try:
-                    return value_counts.counted_top(conn, field, size)
+                    if not dim[0]:
+                        return value_counts.counted_top(conn, field, size)
+                    return value_counts.counted_top(conn, field, size, dim[0], dim[1])
                 finally:
                     conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:

@@ -85,6 +85,12 @@ SCHEMA = [
         PRIMARY KEY (field, value)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS value_counts_top ON value_counts(field, n DESC, value) "
     "WHERE n > 1",
+    # the same per value of host, type and program (dim, dimval), only for the counted fields
+    # with few distinct values (value_counts.DIM_DISTINCT_MAX; meta value_dims:<field>), so
+    # that top values under one term on such a column read them too; up to the same mark
+    """CREATE TABLE IF NOT EXISTS value_dim_counts (
+        field TEXT NOT NULL, dim TEXT NOT NULL, dimval NOT NULL, value NOT NULL,
+        n INTEGER NOT NULL, PRIMARY KEY (field, dim, dimval, value)) WITHOUT ROWID""",
 ]
 COLUMNS = ["rowid", "id", "ts", *(SQL_COLUMNS[f] for f in PROMOTED), "doc"]
 

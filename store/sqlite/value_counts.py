@@ -29,9 +29,11 @@ stored top can overtake ``size`` others). When the tail is longer than
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 
 import orjson
 
+from store.sqlite.rollup import DIMS
 from store.sqlite.schema import (
     JSON_INDEX_PREFIX,
     json_index_name,
@@ -41,6 +43,15 @@ from store.sqlite.schema import (
 
 VALUE_COUNT_MARK = "value_count_mark"
 COUNTED_PREFIX = "value_counts:"  # meta key prefix: a field whose values are counted
+# meta key prefix: whether a counted field's values are counted per dim too ('1': rows in
+# value_dim_counts up to the mark; '0': the field has more than DIM_DISTINCT_MAX values, no
+# rows; no key: not decided yet, a field counted before the dims table, see start)
+DIMS_PREFIX = "value_counts_dims:"
+# distinct values (over every event) up to which a field is counted per dim: a top of such a
+# field under a query walks its values (reader._TOP_DISTINCT_WALK), reading every match; a
+# field of many more (relay: 500,000 at a million events) would make its dims rows several
+# times its own, for queries that read its index in one pass anyway
+DIM_DISTINCT_MAX = 1_000
 MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{VALUE_COUNT_MARK}'"
 # (row, counted field) pairs per catch-up transaction: about 2 us each (SQLite reads the
 # document and walks it once per field, then adds to the table), so a step holds the write
@@ -57,6 +68,44 @@ _ELEMENTS = "j.type NOT IN ('null', 'object', 'array')"
 def has_table(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
                         "name = 'value_counts'").fetchone() is not None
+
+
+def has_dim_table(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'value_dim_counts'").fetchone() is not None
+
+
+def dims_state(conn: sqlite3.Connection, field: str) -> str | None:
+    """'1': the field is counted per dim; '0': it has too many values; None: not decided."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (DIMS_PREFIX + field,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_dims(conn: sqlite3.Connection, field: str, state: str) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                 "SET value = excluded.value", (DIMS_PREFIX + field, state))
+
+
+def undecided_fields(conn: sqlite3.Connection) -> list[str]:
+    """Counted fields whose dims are not decided yet (counted before the dims table);
+    :func:`start` decides (and counts) them."""
+    if not has_dim_table(conn):
+        return []
+    return [f for f in counted_fields(conn) if dims_state(conn, f) is None]
+
+
+def _too_many(conn: sqlite3.Connection, field: str) -> bool:
+    """More than DIM_DISTINCT_MAX distinct values counted over every event."""
+    return conn.execute("SELECT count(*) FROM (SELECT 1 FROM value_counts WHERE field = ? "
+                        "LIMIT ?)", (field, DIM_DISTINCT_MAX + 1)).fetchone()[0] \
+        > DIM_DISTINCT_MAX
+
+
+def _drop_dims(conn: sqlite3.Connection, field: str) -> None:
+    """The field has crossed DIM_DISTINCT_MAX: no dims rows (a top under a query counts over
+    the index again, exact)."""
+    conn.execute("DELETE FROM value_dim_counts WHERE field = ?", (field,))
+    _set_dims(conn, field, "0")
 
 
 def field_path(field: str) -> str:
@@ -108,6 +157,68 @@ def _add(conn: sqlite3.Connection, field: str, lo: int, hi: int) -> None:
                  (field, field_path(field), lo, hi))
 
 
+_BATCH = "temp.value_count_batch"
+
+
+def _batch(conn: sqlite3.Connection, field: str, rows: str, params: tuple) -> None:
+    """The temporary table of the field's (value, host, type, program, events) in the events
+    ``rows`` selects (a condition on events.rowid with ``params``), one document read per
+    event: summed by value they are the counts over every event (an event has one host, type
+    and program), by (dim, value) the counts per dim."""
+    conn.execute(f"DROP TABLE IF EXISTS {_BATCH}")
+    conn.execute(f"CREATE TEMP TABLE {_BATCH.split('.')[1]} AS SELECT j.value AS value, "
+                 f"{', '.join('events.' + d + ' AS ' + d for d in DIMS)}, "
+                 f"count(DISTINCT events.rowid) AS n FROM events NOT INDEXED, "
+                 f"json_each(events.doc, ?) AS j WHERE {rows} AND {_ELEMENTS} "
+                 f"GROUP BY 1, 2, 3, 4", (field_path(field), *params))
+
+
+def _add_batch(conn: sqlite3.Connection, field: str, everything: bool = True) -> None:
+    """Add the batch to the field's counts (over every event too unless ``everything`` is
+    False) and its dims rows."""
+    if everything:
+        conn.execute(f"INSERT INTO value_counts(field, value, n) SELECT ?, value, sum(n) FROM "
+                     f"{_BATCH} GROUP BY value ON CONFLICT(field, value) DO UPDATE "
+                     f"SET n = n + excluded.n", (field,))
+    for dim in DIMS:
+        conn.execute(f"INSERT INTO value_dim_counts(field, dim, dimval, value, n) SELECT ?, "
+                     f"'{dim}', {dim}, value, sum(n) FROM {_BATCH} WHERE {dim} IS NOT NULL "
+                     f"GROUP BY {dim}, value ON CONFLICT(field, dim, dimval, value) DO UPDATE "
+                     f"SET n = n + excluded.n", (field,))
+
+
+def _start_dims(conn: sqlite3.Connection, field: str, upto: int) -> None:
+    """Decide whether the field is counted per dim (its counts over every event, up to the
+    mark ``upto``, are complete) and if so count its dims rows up to the mark: along its value
+    index when there is one (a range per distinct scalar value, host/type/program read from
+    the index: no document read), the lists and objects element by element."""
+    conn.execute("DELETE FROM value_dim_counts WHERE field = ?", (field,))
+    if _too_many(conn, field):
+        _set_dims(conn, field, "0")
+        return
+    index = json_index_name(field)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                    (index,)).fetchone() is None:
+        _batch(conn, field, "events.rowid <= ?", (upto,))
+    else:
+        x, path = json_value_sql(field, "events."), field_path(field)
+        _batch(conn, field, "events.rowid <= ? AND false", (upto,))  # (an empty table)
+        dims = ", ".join("events." + d for d in DIMS)
+        values = [r[0] for r in conn.execute("SELECT value FROM value_counts WHERE field = ?",
+                                             (field,))]
+        for value in values:  # (elements of lists too: their range holds no scalar, or some)
+            conn.execute(f"INSERT INTO {_BATCH} SELECT ?, {dims}, count(*) FROM events "
+                         f"INDEXED BY {index} WHERE {x} = ? AND events.rowid <= ? "
+                         f"GROUP BY 2, 3, 4", (value, value, upto))
+        conn.execute(f"INSERT INTO {_BATCH} SELECT j.value, {dims}, count(DISTINCT "
+                     f"events.rowid) FROM events INDEXED BY {index}, json_each(events.doc, ?) "
+                     f"AS j WHERE {x} >= x'' AND events.rowid <= ? AND {_ELEMENTS} "
+                     f"GROUP BY 1, 2, 3, 4", (path, upto))
+    _add_batch(conn, field, everything=False)
+    conn.execute(f"DROP TABLE {_BATCH}")
+    _set_dims(conn, field, "1")
+
+
 def _add_from_index(conn: sqlite3.Connection, field: str, upto: int) -> None:
     """Count the field's values in the rows up to ``upto`` along its value index: the scalars
     grouped in the index alone (each group named by one of its rowids, whose document gives
@@ -132,8 +243,14 @@ def start(conn: sqlite3.Connection, field: str) -> bool:
     field is counted yet the mark moves to the last row first, so that one pass counts
     everything. Returns False when the store has no table (made before the counts) or the
     field is counted already."""
-    if not has_table(conn) or is_counted(conn, field):
+    if not has_table(conn):
         return False
+    if is_counted(conn, field):
+        if dims_state(conn, field) is not None or not has_dim_table(conn):
+            return False
+        mark = _mark(conn)   # (counted: there is one)
+        _start_dims(conn, field, 0 if mark is None else mark)
+        return True
     mark = _mark(conn)
     if mark is None or not counted_fields(conn):
         mark = _last_rowid(conn)
@@ -146,13 +263,18 @@ def start(conn: sqlite3.Connection, field: str) -> bool:
         _add(conn, field, 0, mark)
     conn.execute("INSERT INTO meta(key, value) VALUES (?, strftime('%s', 'now'))",
                  (COUNTED_PREFIX + field,))
+    if has_dim_table(conn):
+        _start_dims(conn, field, mark)
     return True
 
 
 def stop(conn: sqlite3.Connection, field: str) -> None:
     """Forget the counts of ``field`` (its value index is gone)."""
     conn.execute("DELETE FROM value_counts WHERE field = ?", (field,))
-    conn.execute("DELETE FROM meta WHERE key = ?", (COUNTED_PREFIX + field,))
+    conn.execute("DELETE FROM meta WHERE key IN (?, ?)",
+                  (COUNTED_PREFIX + field, DIMS_PREFIX + field))
+    if has_dim_table(conn):
+        conn.execute("DELETE FROM value_dim_counts WHERE field = ?", (field,))
 
 
 def drop_stale(conn: sqlite3.Connection) -> list[str]:
@@ -186,8 +308,16 @@ def catch_up_step(conn: sqlite3.Connection, limit: int | None = None) -> int:
         return 0
     rows = step_rows(len(fields)) if limit is None else min(limit, step_rows(len(fields)))
     upto = min(top, mark + max(1, rows))
+    dims = has_dim_table(conn)
     for field in fields:
-        _add(conn, field, mark, upto)
+        if dims and dims_state(conn, field) == "1":
+            _batch(conn, field, "events.rowid > ? AND events.rowid <= ?", (mark, upto))
+            _add_batch(conn, field)
+            conn.execute(f"DROP TABLE {_BATCH}")
+            if _too_many(conn, field):
+                _drop_dims(conn, field)
+        else:
+            _add(conn, field, mark, upto)
     _set_mark(conn, upto)
     return upto - mark
 
@@ -203,7 +333,11 @@ def forget(conn: sqlite3.Connection, rowids: list[int]) -> None:
     if not gone:
         return
     ids = orjson.dumps(gone).decode()
+    dims = has_dim_table(conn)
     for field in counted_fields(conn):
+        if dims and dims_state(conn, field) == "1":
+            _forget_batch(conn, field, ids)
+            continue
         left = conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM "
                             f"({_values_sql('events.rowid IN (SELECT value FROM json_each(?))')}"
                             f") AS g WHERE value_counts.field = ? AND value_counts.value = "
@@ -211,6 +345,29 @@ def forget(conn: sqlite3.Connection, rowids: list[int]) -> None:
                             (field_path(field), ids, field)).fetchall()
         conn.executemany("DELETE FROM value_counts WHERE field = ? AND value = ?",
                          [(field, value) for value, n in left if n <= 0])
+
+
+def _forget_batch(conn: sqlite3.Connection, field: str, ids: str) -> None:
+    """forget for a field counted per dim: its counts and its dims rows, from one batch."""
+    _batch(conn, field, "events.rowid IN (SELECT value FROM json_each(?))", (ids,))
+    left = conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM (SELECT value, "
+                        f"sum(n) AS n FROM {_BATCH} GROUP BY value) AS g WHERE "
+                        f"value_counts.field = ? AND value_counts.value = g.value RETURNING "
+                        f"value_counts.value, value_counts.n", (field,)).fetchall()
+    conn.executemany("DELETE FROM value_counts WHERE field = ? AND value = ?",
+                     [(field, value) for value, n in left if n <= 0])
+    for dim in DIMS:
+        left = conn.execute(f"UPDATE value_dim_counts SET n = value_dim_counts.n - g.n FROM "
+                            f"(SELECT {dim} AS dimval, value, sum(n) AS n FROM {_BATCH} WHERE "
+                            f"{dim} IS NOT NULL GROUP BY 1, 2) AS g WHERE "
+                            f"value_dim_counts.field = ? AND value_dim_counts.dim = '{dim}' AND "
+                            f"value_dim_counts.dimval = g.dimval AND value_dim_counts.value = "
+                            f"g.value RETURNING value_dim_counts.dimval, value_dim_counts.value, "
+                            f"value_dim_counts.n", (field,)).fetchall()
+        conn.executemany("DELETE FROM value_dim_counts WHERE field = ? AND dim = ? AND "
+                         "dimval = ? AND value = ?",
+                         [(field, dim, dimval, value) for dimval, value, n in left if n <= 0])
+    conn.execute(f"DROP TABLE {_BATCH}")
 
 
 def clamp_mark(conn: sqlite3.Connection) -> None:
@@ -228,15 +385,22 @@ def _rank(item: tuple) -> tuple:
     return -n, isinstance(value, str), value
 
 
-def counted_top(conn: sqlite3.Connection, field: str, size: int) -> list[tuple] | None:
-    """The ``size`` top (value, events) of ``field`` over every event, from the counts and the
-    rows above the mark, read in the caller's snapshot; None when the counts cannot serve it
-    (no table, the field not counted, a tail longer than TAIL_ROWS)."""
+def counted_top(conn: sqlite3.Connection, field: str, size: int, dim: str = "",
+                values: list | tuple = ()) -> list[tuple] | None:
+    """The ``size`` top (value, events) of ``field`` over every event (``dim`` '') or over the
+    events whose ``dim`` (host, type or program) is one of ``values`` (a term on that column:
+    its value, and the value as a number), from the counts and the rows above the mark, read
+    in the caller's snapshot; None when the counts cannot serve it (no table, the field not
+    counted, or not per dim, a tail longer than TAIL_ROWS)."""
     if not has_table(conn) or not is_counted(conn, field):
+        return None
+    if dim and (not has_dim_table(conn) or dims_state(conn, field) != "1"):
         return None
     mark = _mark(conn)
     if mark is None or _last_rowid(conn) - mark > TAIL_ROWS:
         return None
+    if dim:
+        return _counted_dim_top(conn, field, size, dim, list(values), mark)
     # the tail's values with their whole counts (stored + tail; a value only in the tail
     # has no stored row)
     tail = conn.execute(f"SELECT t.value, t.n + COALESCE(c.n, 0) FROM "
@@ -258,6 +422,23 @@ def counted_top(conn: sqlite3.Connection, field: str, size: int) -> list[tuple] 
     return sorted(merged.items(), key=_rank)[:size]
 
 
-__all__ = ["COUNTED_PREFIX", "STEP_CELLS", "TAIL_ROWS", "VALUE_COUNT_MARK", "catch_up_step",
+def _counted_dim_top(conn: sqlite3.Connection, field: str, size: int, dim: str, values: list,
+                     mark: int) -> list[tuple]:
+    """counted_top under a term on a dim: every stored (value, events) of the term's dim values
+    (a field counted per dim has at most about DIM_DISTINCT_MAX values: all of them are read,
+    summed over the values a term on a number-like text matches), plus the tail's matches."""
+    assert dim in DIMS, dim
+    marks = ", ".join("?" * len(values))
+    counts: Counter = Counter(dict(conn.execute(
+        f"SELECT value, sum(n) FROM value_dim_counts WHERE field = ? AND dim = ? AND dimval IN "
+        f"({marks}) GROUP BY value", (field, dim, *values)).fetchall()))
+    for value, n in conn.execute(_values_sql(f"events.rowid > ? AND events.{dim} IN ({marks})"),
+                                 (field_path(field), mark, *values)):
+        counts[value] += n
+    return sorted(counts.items(), key=_rank)[:size]
+
+
+__all__ = ["DIMS_PREFIX", "DIM_DISTINCT_MAX", "dims_state", "has_dim_table", "undecided_fields",
+           "COUNTED_PREFIX", "STEP_CELLS", "TAIL_ROWS", "VALUE_COUNT_MARK", "catch_up_step",
            "clamp_mark", "counted_fields", "counted_top", "drop_stale", "forget", "has_table",
            "is_counted", "start", "step_rows", "stop"]
