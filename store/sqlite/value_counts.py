@@ -43,15 +43,21 @@ from store.sqlite.schema import (
 
 VALUE_COUNT_MARK = "value_count_mark"
 COUNTED_PREFIX = "value_counts:"  # meta key prefix: a field whose values are counted
-# meta key prefix: whether a counted field's values are counted per dim too ('1': rows in
-# value_dim_counts up to the mark; '0': the field has more than DIM_DISTINCT_MAX values, no
-# rows; no key: not decided yet, a field counted before the dims table, see start)
+# meta key prefix: how a counted field's values are counted per dim (rows in value_dim_counts
+# up to the mark): ALL, every value; HEAVY, only the values of more than one event (over
+# every event; the field then holds no list or object up to the mark); NONE, no rows; no key:
+# not decided yet (a field counted before the dims table; start decides)
 DIMS_PREFIX = "value_counts_dims:"
-# distinct values (over every event) up to which a field is counted per dim: a top of such a
-# field under a query walks its values (reader._TOP_DISTINCT_WALK), reading every match; a
-# field of many more (relay: 500,000 at a million events) would make its dims rows several
-# times its own, for queries that read its index in one pass anyway
+ALL, HEAVY, NONE = "1", "h", "0"
+# distinct values (over every event) up to which every value of a field is counted per dim;
+# past it (relay, stat: hundreds of thousands of values at a million events, nearly all of one
+# event each) rows for every value would be several times the field's own counts: only the
+# values of more than one event are (relay 108, stat 13 at a million events), at most
+# HEAVY_MAX of them, and a top under a term finds its values of one event by walking the
+# field's values of one event in value order (at most SINGLE_WALK of them)
 DIM_DISTINCT_MAX = 1_000
+HEAVY_MAX = 20_000
+SINGLE_WALK = 2_000
 MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{VALUE_COUNT_MARK}'"
 # (row, counted field) pairs per catch-up transaction: about 2 us each (SQLite reads the
 # document and walks it once per field, then adds to the table), so a step holds the write
@@ -101,11 +107,41 @@ def _too_many(conn: sqlite3.Connection, field: str) -> bool:
         > DIM_DISTINCT_MAX
 
 
+def _too_heavy(conn: sqlite3.Connection, field: str) -> bool:
+    """More than HEAVY_MAX values of more than one event."""
+    return conn.execute("SELECT count(*) FROM (SELECT 1 FROM value_counts INDEXED BY "
+                        "value_counts_top WHERE field = ? AND n > 1 LIMIT ?)",
+                        (field, HEAVY_MAX + 1)).fetchone()[0] > HEAVY_MAX
+
+
+def _has_lists(conn: sqlite3.Connection, field: str, lo: int = 0, hi: int | None = None) -> bool:
+    """A list or object in the field's value index (BLOBs, after every scalar: an empty range
+    when there is none), in the rows lo < rowid <= hi."""
+    x, index = json_value_sql(field, "events."), json_index_name(field)
+    return conn.execute(f"SELECT 1 FROM events INDEXED BY {index} WHERE {x} >= x'' AND "
+                        f"events.rowid > ? AND events.rowid <= ? LIMIT 1",
+                        (lo, _I64 if hi is None else hi)).fetchone() is not None
+
+
+_I64 = 2 ** 63 - 1
+
+
 def _drop_dims(conn: sqlite3.Connection, field: str) -> None:
-    """The field has crossed DIM_DISTINCT_MAX: no dims rows (a top under a query counts over
-    the index again, exact)."""
+    """The field has crossed a bound: no dims rows (a top under a query counts over the index
+    again, exact)."""
     conn.execute("DELETE FROM value_dim_counts WHERE field = ?", (field,))
-    _set_dims(conn, field, "0")
+    _set_dims(conn, field, NONE)
+
+
+def _to_heavy(conn: sqlite3.Connection, field: str) -> None:
+    """A field counted per dim for every value has crossed DIM_DISTINCT_MAX: keep the rows of
+    its values of more than one event only (or none: it holds lists, or too many of those)."""
+    if _has_lists(conn, field) or _too_heavy(conn, field):
+        _drop_dims(conn, field)
+        return
+    conn.execute("DELETE FROM value_dim_counts WHERE field = ? AND value IN (SELECT value FROM "
+                 "value_counts WHERE field = ? AND n = 1)", (field, field))
+    _set_dims(conn, field, HEAVY)
 
 
 def field_path(field: str) -> str:
@@ -173,18 +209,34 @@ def _batch(conn: sqlite3.Connection, field: str, rows: str, params: tuple) -> No
                  f"GROUP BY 1, 2, 3, 4", (field_path(field), *params))
 
 
-def _add_batch(conn: sqlite3.Connection, field: str, everything: bool = True) -> None:
+def _add_batch(conn: sqlite3.Connection, field: str, everything: bool = True,
+               heavy: bool = False) -> None:
     """Add the batch to the field's counts (over every event too unless ``everything`` is
-    False) and its dims rows."""
+    False) and its dims rows (``heavy``: only of the values of more than one event, counted
+    over every event already)."""
     if everything:
         conn.execute(f"INSERT INTO value_counts(field, value, n) SELECT ?, value, sum(n) FROM "
                      f"{_BATCH} GROUP BY value ON CONFLICT(field, value) DO UPDATE "
                      f"SET n = n + excluded.n", (field,))
+    only = (" AND EXISTS (SELECT 1 FROM value_counts AS c WHERE c.field = ?1 AND "
+            f"c.value = {_BATCH}.value AND c.n > 1)") if heavy else ""
     for dim in DIMS:
-        conn.execute(f"INSERT INTO value_dim_counts(field, dim, dimval, value, n) SELECT ?, "
-                     f"'{dim}', {dim}, value, sum(n) FROM {_BATCH} WHERE {dim} IS NOT NULL "
-                     f"GROUP BY {dim}, value ON CONFLICT(field, dim, dimval, value) DO UPDATE "
-                     f"SET n = n + excluded.n", (field,))
+        conn.execute(f"INSERT INTO value_dim_counts(field, dim, dimval, value, n) SELECT ?1, "
+                     f"'{dim}', {dim}, value, sum(n) FROM {_BATCH} WHERE {dim} IS NOT NULL"
+                     f"{only} GROUP BY {dim}, value ON CONFLICT(field, dim, dimval, value) DO "
+                     f"UPDATE SET n = n + excluded.n", (field,))
+
+
+def _scalar_dims(conn: sqlite3.Connection, field: str, values: list, upto: int) -> None:
+    """Fill the batch with the (value, host, type, program, events) of the scalar ``values``
+    in the rows up to ``upto``, each an index range (host, type and program are in the value
+    index: no document read)."""
+    x, index = json_value_sql(field, "events."), json_index_name(field)
+    dims = ", ".join("events." + d for d in DIMS)
+    for value in values:
+        conn.execute(f"INSERT INTO {_BATCH} SELECT ?, {dims}, count(*) FROM events "
+                     f"INDEXED BY {index} WHERE {x} = ? AND events.rowid <= ? "
+                     f"GROUP BY 2, 3, 4", (value, value, upto))
 
 
 def _start_dims(conn: sqlite3.Connection, field: str, upto: int) -> None:
@@ -193,30 +245,30 @@ def _start_dims(conn: sqlite3.Connection, field: str, upto: int) -> None:
     index when there is one (a range per distinct scalar value, host/type/program read from
     the index: no document read), the lists and objects element by element."""
     conn.execute("DELETE FROM value_dim_counts WHERE field = ?", (field,))
-    if _too_many(conn, field):
-        _set_dims(conn, field, "0")
-        return
     index = json_index_name(field)
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
                     (index,)).fetchone() is None:
-        _batch(conn, field, "events.rowid <= ?", (upto,))
-    else:
-        x, path = json_value_sql(field, "events."), field_path(field)
-        _batch(conn, field, "events.rowid <= ? AND false", (upto,))  # (an empty table)
+        _set_dims(conn, field, NONE)
+        return
+    every = not _too_many(conn, field)
+    if not every and (_has_lists(conn, field) or _too_heavy(conn, field)):
+        _set_dims(conn, field, NONE)
+        return
+    x, path = json_value_sql(field, "events."), field_path(field)
+    _batch(conn, field, "events.rowid <= ? AND false", (upto,))  # (an empty table)
+    values = [r[0] for r in conn.execute(f"SELECT value FROM value_counts WHERE field = ?"
+                                         f"{'' if every else ' AND n > 1'}", (field,))]
+    # (elements of lists too: their range holds no scalar, or some)
+    _scalar_dims(conn, field, values, upto)
+    if every:
         dims = ", ".join("events." + d for d in DIMS)
-        values = [r[0] for r in conn.execute("SELECT value FROM value_counts WHERE field = ?",
-                                             (field,))]
-        for value in values:  # (elements of lists too: their range holds no scalar, or some)
-            conn.execute(f"INSERT INTO {_BATCH} SELECT ?, {dims}, count(*) FROM events "
-                         f"INDEXED BY {index} WHERE {x} = ? AND events.rowid <= ? "
-                         f"GROUP BY 2, 3, 4", (value, value, upto))
         conn.execute(f"INSERT INTO {_BATCH} SELECT j.value, {dims}, count(DISTINCT "
                      f"events.rowid) FROM events INDEXED BY {index}, json_each(events.doc, ?) "
                      f"AS j WHERE {x} >= x'' AND events.rowid <= ? AND {_ELEMENTS} "
                      f"GROUP BY 1, 2, 3, 4", (path, upto))
     _add_batch(conn, field, everything=False)
     conn.execute(f"DROP TABLE {_BATCH}")
-    _set_dims(conn, field, "1")
+    _set_dims(conn, field, ALL if every else HEAVY)
 
 
 def _add_from_index(conn: sqlite3.Connection, field: str, upto: int) -> None:
@@ -310,11 +362,29 @@ def catch_up_step(conn: sqlite3.Connection, limit: int | None = None) -> int:
     upto = min(top, mark + max(1, rows))
     dims = has_dim_table(conn)
     for field in fields:
-        if dims and dims_state(conn, field) == "1":
+        state = dims_state(conn, field) if dims else None
+        if state == HEAVY and _has_lists(conn, field, mark, upto):
+            _drop_dims(conn, field)
+            state = NONE
+        if state == ALL:
             _batch(conn, field, "events.rowid > ? AND events.rowid <= ?", (mark, upto))
             _add_batch(conn, field)
             conn.execute(f"DROP TABLE {_BATCH}")
             if _too_many(conn, field):
+                _to_heavy(conn, field)
+        elif state == HEAVY:
+            _batch(conn, field, "events.rowid > ? AND events.rowid <= ?", (mark, upto))
+            # the values of one event up to the mark that the batch gives a second: their
+            # first event's dims too (a scalar: no list up to the mark)
+            second = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT b.value FROM {_BATCH} AS b JOIN value_counts AS c ON "
+                f"c.field = ? AND c.value = b.value AND c.n = 1", (field,))]
+            _add_batch(conn, field, heavy=True)
+            conn.execute(f"DELETE FROM {_BATCH}")
+            _scalar_dims(conn, field, second, mark)
+            _add_batch(conn, field, everything=False)
+            conn.execute(f"DROP TABLE {_BATCH}")
+            if _too_heavy(conn, field):
                 _drop_dims(conn, field)
         else:
             _add(conn, field, mark, upto)
@@ -335,8 +405,9 @@ def forget(conn: sqlite3.Connection, rowids: list[int]) -> None:
     ids = orjson.dumps(gone).decode()
     dims = has_dim_table(conn)
     for field in counted_fields(conn):
-        if dims and dims_state(conn, field) == "1":
-            _forget_batch(conn, field, ids)
+        state = dims_state(conn, field) if dims else None
+        if state in (ALL, HEAVY):
+            _forget_batch(conn, field, ids, heavy=state == HEAVY)
             continue
         left = conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM "
                             f"({_values_sql('events.rowid IN (SELECT value FROM json_each(?))')}"
@@ -347,8 +418,9 @@ def forget(conn: sqlite3.Connection, rowids: list[int]) -> None:
                          [(field, value) for value, n in left if n <= 0])
 
 
-def _forget_batch(conn: sqlite3.Connection, field: str, ids: str) -> None:
-    """forget for a field counted per dim: its counts and its dims rows, from one batch."""
+def _forget_batch(conn: sqlite3.Connection, field: str, ids: str, heavy: bool) -> None:
+    """forget for a field counted per dim: its counts and its dims rows, from one batch
+    (``heavy``: the rows of a value left with one event go too)."""
     _batch(conn, field, "events.rowid IN (SELECT value FROM json_each(?))", (ids,))
     left = conn.execute(f"UPDATE value_counts SET n = value_counts.n - g.n FROM (SELECT value, "
                         f"sum(n) AS n FROM {_BATCH} GROUP BY value) AS g WHERE "
@@ -367,6 +439,10 @@ def _forget_batch(conn: sqlite3.Connection, field: str, ids: str) -> None:
         conn.executemany("DELETE FROM value_dim_counts WHERE field = ? AND dim = ? AND "
                          "dimval = ? AND value = ?",
                          [(field, dim, dimval, value) for dimval, value, n in left if n <= 0])
+    if heavy:
+        conn.execute(f"DELETE FROM value_dim_counts WHERE field = ?1 AND value IN (SELECT value "
+                     f"FROM {_BATCH}) AND NOT EXISTS (SELECT 1 FROM value_counts AS c WHERE "
+                     f"c.field = ?1 AND c.value = value_dim_counts.value AND c.n > 1)", (field,))
     conn.execute(f"DROP TABLE {_BATCH}")
 
 
@@ -394,13 +470,14 @@ def counted_top(conn: sqlite3.Connection, field: str, size: int, dim: str = "",
     counted, or not per dim, a tail longer than TAIL_ROWS)."""
     if not has_table(conn) or not is_counted(conn, field):
         return None
-    if dim and (not has_dim_table(conn) or dims_state(conn, field) != "1"):
+    state = dims_state(conn, field) if dim and has_dim_table(conn) else None
+    if dim and state not in (ALL, HEAVY):
         return None
     mark = _mark(conn)
     if mark is None or _last_rowid(conn) - mark > TAIL_ROWS:
         return None
     if dim:
-        return _counted_dim_top(conn, field, size, dim, list(values), mark)
+        return _counted_dim_top(conn, field, size, dim, list(values), mark, state == HEAVY)
     # the tail's values with their whole counts (stored + tail; a value only in the tail
     # has no stored row)
     tail = conn.execute(f"SELECT t.value, t.n + COALESCE(c.n, 0) FROM "
@@ -423,19 +500,82 @@ def counted_top(conn: sqlite3.Connection, field: str, size: int, dim: str = "",
 
 
 def _counted_dim_top(conn: sqlite3.Connection, field: str, size: int, dim: str, values: list,
-                     mark: int) -> list[tuple]:
+                     mark: int, heavy: bool) -> list[tuple] | None:
     """counted_top under a term on a dim: every stored (value, events) of the term's dim values
-    (a field counted per dim has at most about DIM_DISTINCT_MAX values: all of them are read,
-    summed over the values a term on a number-like text matches), plus the tail's matches."""
+    (at most about DIM_DISTINCT_MAX, or HEAVY_MAX, of them: all are read, summed over the
+    values a term on a number-like text matches), plus the tail's matches. ``heavy``: the rows
+    hold only the values of more than one event; those of one event are found by
+    :func:`_with_single_values`. None when that would take too long."""
     assert dim in DIMS, dim
     marks = ", ".join("?" * len(values))
     counts: Counter = Counter(dict(conn.execute(
         f"SELECT value, sum(n) FROM value_dim_counts WHERE field = ? AND dim = ? AND dimval IN "
         f"({marks}) GROUP BY value", (field, dim, *values)).fetchall()))
-    for value, n in conn.execute(_values_sql(f"events.rowid > ? AND events.{dim} IN ({marks})"),
-                                 (field_path(field), mark, *values)):
+    tail = conn.execute(_values_sql(f"events.rowid > ? AND events.{dim} IN ({marks})"),
+                        (field_path(field), mark, *values)).fetchall()
+    for value, n in tail:
         counts[value] += n
+    if heavy:
+        return _with_single_values(conn, field, size, dim, values, mark, counts,
+                                   [v for v, _ in tail])
     return sorted(counts.items(), key=_rank)[:size]
+
+
+def _matches(conn: sqlite3.Connection, field: str, value, dim: str, values: list,
+             mark: int) -> int:
+    """Events up to the mark holding the scalar ``value`` whose ``dim`` is one of ``values``
+    (an index range: the dims are in the value index)."""
+    x, index = json_value_sql(field, "events."), json_index_name(field)
+    return conn.execute(f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = ? AND "
+                        f"events.rowid <= ? AND events.{dim} IN ({', '.join('?' * len(values))})",
+                        (value, mark, *values)).fetchone()[0]
+
+
+def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: str,
+                        values: list, mark: int, counts: Counter,
+                        tail: list) -> list[tuple] | None:
+    """The top of a field counted per dim for its values of more than one event only (no list
+    up to the mark): ``counts`` holds those (stored rows) and the tail's. A tail value of one
+    stored event gets that event when it matches (an index lookup). Every value missing from
+    ``counts`` matches at most one event: when the top needs values of one event, they are
+    the smallest such, in value order, found by walking the stored values of one event (at
+    most SINGLE_WALK of them, else None: counted over the index)."""
+    if len(tail) > SINGLE_WALK:
+        return None
+    for value in tail:
+        row = conn.execute("SELECT n FROM value_counts WHERE field = ? AND value = ?",
+                           (field, value)).fetchone()
+        if row is not None and row[0] == 1:
+            counts[value] += _matches(conn, field, value, dim, values, mark)
+    ranked = sorted(((v, n) for v, n in counts.items() if n > 0), key=_rank)
+    several = [(v, n) for v, n in ranked if n > 1]
+    need = size - len(several)
+    if need <= 0:
+        return several[:size]
+    known = [v for v, n in ranked if n == 1]   # (in value order: _rank at equal counts)
+    found: list = []
+    after, walked, done = None, 0, False
+    while not done:
+        chunk = [r[0] for r in conn.execute(
+            "SELECT value FROM value_counts WHERE field = ? AND n = 1"
+            + ("" if after is None else " AND value > ?") + " ORDER BY value LIMIT 256",
+            (field,) if after is None else (field, after))]
+        if not chunk:
+            break
+        for value in chunk:
+            after = value
+            if value not in counts:
+                walked += 1
+                if walked > SINGLE_WALK:
+                    return None
+                if _matches(conn, field, value, dim, values, mark):
+                    found.append(value)
+            # enough values of one event up to this one: none walked later comes before them
+            if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
+                done = True
+                break
+    ones = sorted([*known, *found], key=lambda v: _rank((v, 1)))[:need]
+    return several + [(v, 1) for v in ones]
 
 
 __all__ = ["DIMS_PREFIX", "DIM_DISTINCT_MAX", "dims_state", "has_dim_table", "undecided_fields",
