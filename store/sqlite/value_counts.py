@@ -58,6 +58,9 @@ ALL, HEAVY, NONE = "1", "h", "0"
 DIM_DISTINCT_MAX = 1_000
 HEAVY_MAX = 20_000
 SINGLE_WALK = 2_000
+# the value of a field's row per (dim, dimval) that holds the sum of its counts (a BLOB: no
+# counted value is one), so that a top under a term knows how many values of one event match
+SUM = b""
 MARK_SQL = f"SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{VALUE_COUNT_MARK}'"
 # (row, counted field) pairs per catch-up transaction: about 2 us each (SQLite reads the
 # document and walks it once per field, then adds to the table), so a step holds the write
@@ -210,10 +213,10 @@ def _batch(conn: sqlite3.Connection, field: str, rows: str, params: tuple) -> No
 
 
 def _add_batch(conn: sqlite3.Connection, field: str, everything: bool = True,
-               heavy: bool = False) -> None:
+               heavy: bool = False, sums: bool = True) -> None:
     """Add the batch to the field's counts (over every event too unless ``everything`` is
     False) and its dims rows (``heavy``: only of the values of more than one event, counted
-    over every event already)."""
+    over every event already), and (``sums``) to the sums of its dims rows (SUM rows)."""
     if everything:
         conn.execute(f"INSERT INTO value_counts(field, value, n) SELECT ?, value, sum(n) FROM "
                      f"{_BATCH} GROUP BY value ON CONFLICT(field, value) DO UPDATE "
@@ -225,6 +228,11 @@ def _add_batch(conn: sqlite3.Connection, field: str, everything: bool = True,
                      f"'{dim}', {dim}, value, sum(n) FROM {_BATCH} WHERE {dim} IS NOT NULL"
                      f"{only} GROUP BY {dim}, value ON CONFLICT(field, dim, dimval, value) DO "
                      f"UPDATE SET n = n + excluded.n", (field,))
+        if sums:
+            conn.execute(f"INSERT INTO value_dim_counts(field, dim, dimval, value, n) SELECT ?, "
+                         f"'{dim}', {dim}, ?, sum(n) FROM {_BATCH} WHERE {dim} IS NOT NULL "
+                         f"GROUP BY {dim} ON CONFLICT(field, dim, dimval, value) DO "
+                         f"UPDATE SET n = n + excluded.n", (field, SUM))
 
 
 def _scalar_dims(conn: sqlite3.Connection, field: str, values: list, upto: int) -> None:
@@ -260,13 +268,23 @@ def _start_dims(conn: sqlite3.Connection, field: str, upto: int) -> None:
                                          f"{'' if every else ' AND n > 1'}", (field,))]
     # (elements of lists too: their range holds no scalar, or some)
     _scalar_dims(conn, field, values, upto)
+    dims = ", ".join("events." + d for d in DIMS)
     if every:
-        dims = ", ".join("events." + d for d in DIMS)
         conn.execute(f"INSERT INTO {_BATCH} SELECT j.value, {dims}, count(DISTINCT "
                      f"events.rowid) FROM events INDEXED BY {index}, json_each(events.doc, ?) "
                      f"AS j WHERE {x} >= x'' AND events.rowid <= ? AND {_ELEMENTS} "
                      f"GROUP BY 1, 2, 3, 4", (path, upto))
-    _add_batch(conn, field, everything=False)
+    _add_batch(conn, field, everything=False, sums=every)
+    if not every:
+        # the sums over every value (scalars only: one per event), along the index alone
+        conn.execute(f"DELETE FROM {_BATCH}")
+        conn.execute(f"INSERT INTO {_BATCH} SELECT NULL, {dims}, count(*) FROM events "
+                     f"INDEXED BY {index} WHERE {x} < x'' AND events.rowid <= ? "
+                     f"GROUP BY 2, 3, 4", (upto,))
+        for dim in DIMS:
+            conn.execute(f"INSERT INTO value_dim_counts(field, dim, dimval, value, n) SELECT ?, "
+                         f"'{dim}', {dim}, ?, sum(n) FROM {_BATCH} WHERE {dim} IS NOT NULL "
+                         f"GROUP BY {dim}", (field, SUM))
     conn.execute(f"DROP TABLE {_BATCH}")
     _set_dims(conn, field, ALL if every else HEAVY)
 
@@ -382,7 +400,7 @@ def catch_up_step(conn: sqlite3.Connection, limit: int | None = None) -> int:
             _add_batch(conn, field, heavy=True)
             conn.execute(f"DELETE FROM {_BATCH}")
             _scalar_dims(conn, field, second, mark)
-            _add_batch(conn, field, everything=False)
+            _add_batch(conn, field, everything=False, sums=False)
             conn.execute(f"DROP TABLE {_BATCH}")
             if _too_heavy(conn, field):
                 _drop_dims(conn, field)
@@ -439,6 +457,15 @@ def _forget_batch(conn: sqlite3.Connection, field: str, ids: str, heavy: bool) -
         conn.executemany("DELETE FROM value_dim_counts WHERE field = ? AND dim = ? AND "
                          "dimval = ? AND value = ?",
                          [(field, dim, dimval, value) for dimval, value, n in left if n <= 0])
+        left = conn.execute(f"UPDATE value_dim_counts SET n = value_dim_counts.n - g.n FROM "
+                            f"(SELECT {dim} AS dimval, sum(n) AS n FROM {_BATCH} WHERE {dim} IS "
+                            f"NOT NULL GROUP BY 1) AS g WHERE value_dim_counts.field = ? AND "
+                            f"value_dim_counts.dim = '{dim}' AND value_dim_counts.dimval = "
+                            f"g.dimval AND value_dim_counts.value = ? RETURNING "
+                            f"value_dim_counts.dimval, value_dim_counts.n", (field, SUM)).fetchall()
+        conn.executemany("DELETE FROM value_dim_counts WHERE field = ? AND dim = ? AND "
+                         "dimval = ? AND value = ?",
+                         [(field, dim, dimval, SUM) for dimval, n in left if n <= 0])
     if heavy:
         conn.execute(f"DELETE FROM value_dim_counts WHERE field = ?1 AND value IN (SELECT value "
                      f"FROM {_BATCH}) AND NOT EXISTS (SELECT 1 FROM value_counts AS c WHERE "
@@ -508,16 +535,20 @@ def _counted_dim_top(conn: sqlite3.Connection, field: str, size: int, dim: str, 
     :func:`_with_single_values`. None when that would take too long."""
     assert dim in DIMS, dim
     marks = ", ".join("?" * len(values))
-    counts: Counter = Counter(dict(conn.execute(
+    stored = dict(conn.execute(
         f"SELECT value, sum(n) FROM value_dim_counts WHERE field = ? AND dim = ? AND dimval IN "
-        f"({marks}) GROUP BY value", (field, dim, *values)).fetchall()))
+        f"({marks}) GROUP BY value", (field, dim, *values)).fetchall())
+    total = stored.pop(SUM, 0)
+    counts: Counter = Counter(stored)
     tail = conn.execute(_values_sql(f"events.rowid > ? AND events.{dim} IN ({marks})"),
                         (field_path(field), mark, *values)).fetchall()
     for value, n in tail:
         counts[value] += n
     if heavy:
+        # the stored values of one event that match: the sum less the values of several
+        single = total - sum(stored.values())
         return _with_single_values(conn, field, size, dim, values, mark, counts,
-                                   [v for v, _ in tail])
+                                   [v for v, _ in tail], single)
     return sorted(counts.items(), key=_rank)[:size]
 
 
@@ -532,21 +563,24 @@ def _matches(conn: sqlite3.Connection, field: str, value, dim: str, values: list
 
 
 def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: str,
-                        values: list, mark: int, counts: Counter,
-                        tail: list) -> list[tuple] | None:
+                        values: list, mark: int, counts: Counter, tail: list,
+                        single: int) -> list[tuple] | None:
     """The top of a field counted per dim for its values of more than one event only (no list
     up to the mark): ``counts`` holds those (stored rows) and the tail's. A tail value of one
     stored event gets that event when it matches (an index lookup). Every value missing from
-    ``counts`` matches at most one event: when the top needs values of one event, they are
-    the smallest such, in value order, found by walking the stored values of one event (at
-    most SINGLE_WALK of them, else None: counted over the index)."""
+    ``counts`` matches at most one event (``single`` of them do, up to the mark): when the top
+    needs values of one event, they are the smallest such, in value order, found by walking
+    the stored values of one event (at most SINGLE_WALK of them, else None: counted over the
+    index), no further than the last of them."""
     if len(tail) > SINGLE_WALK:
         return None
     for value in tail:
         row = conn.execute("SELECT n FROM value_counts WHERE field = ? AND value = ?",
                            (field, value)).fetchone()
         if row is not None and row[0] == 1:
-            counts[value] += _matches(conn, field, value, dim, values, mark)
+            hit = _matches(conn, field, value, dim, values, mark)
+            counts[value] += hit
+            single -= hit
     ranked = sorted(((v, n) for v, n in counts.items() if n > 0), key=_rank)
     several = [(v, n) for v, n in ranked if n > 1]
     need = size - len(several)
@@ -555,7 +589,7 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
     known = [v for v, n in ranked if n == 1]   # (in value order: _rank at equal counts)
     found: list = []
     after, walked, done = None, 0, False
-    while not done:
+    while not done and len(found) < single:
         chunk = [r[0] for r in conn.execute(
             "SELECT value FROM value_counts WHERE field = ? AND n = 1"
             + ("" if after is None else " AND value > ?") + " ORDER BY value LIMIT 256",
@@ -570,8 +604,11 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
                     return None
                 if _matches(conn, field, value, dim, values, mark):
                     found.append(value)
+                    if len(found) >= single:   # every one of them
+                        done = True
             # enough values of one event up to this one: none walked later comes before them
-            if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
+            if done or len(found) + sum(1 for v in known
+                                        if _rank((v, 1)) <= _rank((value, 1))) >= need:
                 done = True
                 break
     ones = sorted([*known, *found], key=lambda v: _rank((v, 1)))[:need]
