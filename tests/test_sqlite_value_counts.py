@@ -417,3 +417,233 @@ def test_a_field_indexed_later_is_counted_up_to_the_mark_then_caught_up(tmp_path
     check(sink, plain, spy)
     sink.close()
     plain.close()
+
+
+# --- top values under one term on host, type or program, from the counts per dim ---
+
+DIM_FIELDS = ("stat", "nrcpts", "relay", "code", "msg_id", "tagged")
+DIM_QUERIES = ("host:mail0", "host:10", "host:nothere", "type:mail", "type:syslog",
+               "program:sendmail", "program:postfix", "program:10")
+DIM_SIZES = (1, 3, 10, 40)
+
+
+def dim_events(start: int, n: int, seed: int, spread: bool = False,
+               lists: bool = False) -> list[Event]:
+    """Events with varied promoted columns (a missing host, a host that is a number and one
+    that is the same digits as text, a number-like program) and fields of few values (stat,
+    nrcpts, code), of many (relay, with lists; msg_id, tagged: mostly one event each, no list).
+    ``spread``: code takes many new values (it crosses DIM_DISTINCT_MAX); ``lists``: tagged
+    gets lists and objects."""
+    rng = random.Random(seed)
+    out = events(start, n, seed)
+    for i, ev in enumerate(out, start):
+        doc = ev.doc
+        doc["host"] = rng.choice(["mail0", "mail0", "mail1", "10", 10, None, "relay"])
+        if doc["host"] is None:
+            del doc["host"]
+        doc["type"] = rng.choice(["mail", "mail", "syslog"])
+        doc["program"] = rng.choice(["sendmail", "sendmail", "postfix", "10", 10])
+        if rng.random() < 0.8:
+            doc["code"] = (f"c{i}" if spread and rng.random() < 0.5
+                           else rng.choice(["a", "b", "b", 5, "5", "x"]))
+        if rng.random() < 0.9:
+            doc["msg_id"] = (f"id{i}" if rng.random() < 0.6
+                             else rng.choice([f"id{rng.randrange(40)}", rng.randrange(20), 2.5]))
+        if rng.random() < 0.7:
+            doc["tagged"] = (rng.choice([["t1", "t2", "t1"], {"k": 1}, ["z", 3]])
+                             if lists and rng.random() < 0.3 else f"t{rng.randrange(400)}")
+    return out
+
+
+def check_dims(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
+               counted: tuple = ()) -> None:
+    """Top under each term equals top from the documents (a store with no value index) and
+    from the index's own ways; the ``counted`` fields are served by their counts."""
+    for query in DIM_QUERIES:
+        for field in DIM_FIELDS:
+            for size in DIM_SIZES:
+                request = SearchRequest(query=query)
+                want = plain.top(request, field, size)
+                before = dict(served) if served is not None else None
+                assert sink.top(request, field, size) == want, (query, field, size)
+                if served is not None and before is not None:
+                    used = served["counts"] - before["counts"]
+                    assert used == (field in counted), (query, field, size, served)
+                sink._top_by_counts = lambda *a: None  # type: ignore[method-assign]
+                try:
+                    assert sink.top(request, field, size) == want, (query, field, size)
+                finally:
+                    del sink._top_by_counts
+
+
+def states(sink: SqliteSink) -> dict:
+    conn = sink._reader()
+    return {f: value_counts.dims_state(conn, f) for f in value_counts.counted_fields(conn)}
+
+
+def dims_consistent(sink: SqliteSink) -> None:
+    """The dims rows of every field counted per dim are exactly the recount of the rows up to
+    the mark: every value (ALL) or those of more than one event (HEAVY), and the SUM rows;
+    none for the other fields."""
+    upto = mark(sink.path)
+    db = sqlite3.connect(sink.path)
+    try:
+        for field, state in states(sink).items():
+            got = {(d, dv, v): n for d, dv, v, n in db.execute(
+                "SELECT dim, dimval, value, n FROM value_dim_counts WHERE field = ?", (field,))}
+            if state not in (value_counts.ALL, value_counts.HEAVY):
+                assert got == {}, field
+                continue
+            total = recounted(sink.path, field, upto)
+            want: dict = {}
+            for dim in ("host", "type", "program"):
+                for dv, v, n in db.execute(
+                        f"SELECT events.{dim}, j.value, count(DISTINCT events.rowid) FROM events, "
+                        f"json_each(events.doc, ?) AS j WHERE events.rowid <= ? AND events.{dim} "
+                        f"IS NOT NULL AND j.type NOT IN ('null', 'object', 'array') "
+                        f"GROUP BY 1, 2", ('$."' + field + '"', upto)):
+                    want[(dim, dv, value_counts.SUM)] = want.get((dim, dv, value_counts.SUM),
+                                                                 0) + n
+                    if state == value_counts.ALL or total[v] > 1:
+                        want[(dim, dv, v)] = n
+            assert got == want, field
+            assert all(n > 0 for n in got.values()), field
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_top_under_a_term_from_the_counts_equals_counting_the_events(tmp_path, monkeypatch,
+                                                                       spy, seed):
+    """Randomized stores: top of a field under one term on host, type or program read from the
+    counts per dim (every value of a field of few values; the values of several events of a
+    field of many, its values of one event walked) equals top from the documents and over the
+    index, through a tail, catch-up steps, retention, more writes, a field crossing
+    DIM_DISTINCT_MAX (no lists: it keeps the values of several events) and a field of many
+    values getting lists (its dims rows go, its tops are counted over the index)."""
+    monkeypatch.setattr(value_counts, "DIM_DISTINCT_MAX", 40)
+    sink, plain = both(tmp_path, dim_events(0, 600, seed))
+    sinks = (sink, plain)
+    check_dims(sink, plain, spy)                                 # no index yet
+    assert sorted(sink.promote(list(DIM_FIELDS))) == sorted(DIM_FIELDS)
+    A, H, N = value_counts.ALL, value_counts.HEAVY, value_counts.NONE
+    assert states(sink) == {"stat": A, "nrcpts": A, "code": A, "relay": N, "msg_id": H,
+                            "tagged": H}
+    dims_consistent(sink)
+    by_dims = ("stat", "nrcpts", "code", "msg_id", "tagged")
+    check_dims(sink, plain, spy, by_dims)
+    write(sinks, dim_events(500, 300, seed + 100))   # 100 repeats, 200 new rows: the tail
+    check_dims(sink, plain, spy, by_dims)
+    monkeypatch.setattr(value_counts, "STEP_CELLS", 300)     # 50 rows a step for 6 fields
+    monkeypatch.setattr(value_counts, "MIN_STEP_ROWS", 1)
+    assert sink.count_values(steps=1) == 50
+    dims_consistent(sink)
+    check_dims(sink, plain, spy, by_dims)
+    assert prune(sinks, datetime.fromtimestamp(T0 + 6_000, timezone.utc)) > 0
+    dims_consistent(sink)
+    check_dims(sink, plain, spy, by_dims)
+    while sink.maintain():
+        pass
+    dims_consistent(sink)
+    check_dims(sink, plain, spy, by_dims)
+    # code crosses DIM_DISTINCT_MAX (no lists: values of several events only); tagged gets
+    # lists (no dims rows: counted over the index)
+    write(sinks, dim_events(2000, 300, seed + 200, spread=True, lists=True))
+    check_dims(sink, plain, spy, by_dims)                    # (the tail: decided when counted)
+    while sink.maintain():
+        pass
+    assert states(sink) == {"stat": A, "nrcpts": A, "code": H, "relay": N, "msg_id": H,
+                            "tagged": N}
+    dims_consistent(sink)
+    by_dims = ("stat", "nrcpts", "code", "msg_id")
+    check_dims(sink, plain, spy, by_dims)
+    assert prune(sinks, datetime.fromtimestamp(T0 + 12_000, timezone.utc)) > 0
+    dims_consistent(sink)
+    check_dims(sink, plain, spy, by_dims)
+    assert prune(sinks, datetime.fromtimestamp(T0 + 30_000, timezone.utc)) > 0  # all of them
+    dims_consistent(sink)
+    write(sinks, dim_events(3000, 120, seed + 300))   # rowids above the clamped mark: the tail
+    check_dims(sink, plain, spy, by_dims)
+    assert sink.count_values() > 0
+    dims_consistent(sink)
+    check_dims(sink, plain, spy, by_dims)
+    sink.close()
+    plain.close()
+
+
+def test_a_store_counted_before_the_dims_gets_them_from_maintenance(tmp_path, spy):
+    """A store made with value counts but no dims (no value_dim_counts table, no decision):
+    tops under a term are counted over the index; maintenance adds the table and decides and
+    counts each field, one at a time."""
+    sink, plain = both(tmp_path, dim_events(0, 400, 5))
+    sink.promote(list(DIM_FIELDS))
+    sink.close()
+    db = sqlite3.connect(sink.path)
+    with db:
+        db.execute("DROP TABLE value_dim_counts")
+        db.execute("DELETE FROM meta WHERE key LIKE 'value_counts_dims:%'")
+    db.close()
+    sink = SqliteSink("sqlite:///" + sink.path)
+    check_dims(sink, plain, spy)
+    assert not value_counts.has_dim_table(sink._reader())
+    done = []
+    while True:
+        done.append(sink.maintain())
+        if not done[-1]:
+            break
+    assert done == [400] + [1] * len(DIM_FIELDS) + [0]   # per-hour counts, then a field at a time
+    assert set(states(sink).values()) <= {value_counts.ALL, value_counts.HEAVY,
+                                          value_counts.NONE}
+    assert states(sink)["stat"] == value_counts.ALL
+    assert states(sink)["msg_id"] == value_counts.ALL   # (400 events: under 1,000 values)
+    dims_consistent(sink)
+    check_dims(sink, plain, spy, ("stat", "nrcpts", "relay", "code", "msg_id", "tagged"))
+    sink.close()
+    plain.close()
+
+
+def test_the_answer_under_a_term_is_read_from_the_stored_counts(tmp_path, monkeypatch):
+    """Altering a stored dims row changes the answer (ALL: a value's count; HEAVY: the count
+    of a value of several events), so the counts are what is read; a time window is not
+    served by them."""
+    monkeypatch.setattr(value_counts, "DIM_DISTINCT_MAX", 40)
+    sink, plain = both(tmp_path, dim_events(0, 500, 13))
+    sink.promote(["stat", "msg_id"])
+    assert states(sink) == {"stat": value_counts.ALL, "msg_id": value_counts.HEAVY}
+    request = SearchRequest(query="host:mail0")
+    for field in ("stat", "msg_id"):
+        want = plain.top(request, field, 3)
+        assert sink.top(request, field, 3) == want
+        # a value of several events below the top 2, text (keys are text: not number-like)
+        last, n = [(v, n) for v, n in plain.top(request, field, 10)[2:]
+                   if n > 1 and not v.lstrip("-").replace(".", "").isdigit()][-1]
+        db = sqlite3.connect(sink.path)
+        with db:
+            assert db.execute("UPDATE value_dim_counts SET n = n + 1000 WHERE field = ? AND "
+                              "dim = 'host' AND dimval = 'mail0' AND value = ?",
+                              (field, last)).rowcount == 1
+        got = sink.top(request, field, 3)
+        assert got[0] == (last, n + 1000) and got[1:] == want[:2], (field, got)
+        with db:
+            db.execute("UPDATE value_dim_counts SET n = n - 1000 WHERE field = ? AND "
+                       "dim = 'host' AND dimval = 'mail0' AND value = ?", (field, last))
+        db.close()
+        assert sink.top(request, field, 3) == want
+        window = SearchRequest(query="host:mail0",
+                               start=datetime.fromtimestamp(T0 + 5_000, timezone.utc))
+        assert sink.top(window, field, 3) == plain.top(window, field, 3)
+    # HEAVY: the SUM row says how many values of one event match; with none left, none is
+    # looked for (the top of size 1000 holds only the values of several events)
+    db = sqlite3.connect(sink.path)
+    with db:
+        db.execute("UPDATE value_dim_counts SET n = (SELECT sum(n) FROM value_dim_counts "
+                   "AS d WHERE d.field = 'msg_id' AND d.dim = 'host' AND d.dimval = 'mail0' AND "
+                   "d.value <> x'') WHERE field = 'msg_id' AND dim = 'host' AND "
+                   "dimval = 'mail0' AND value = x''")
+    db.close()
+    several = {v for v, n in plain.top(SearchRequest(), "msg_id", 10_000) if n > 1}
+    full = plain.top(request, "msg_id", 1000)
+    assert sink.top(request, "msg_id", 1000) == [(v, n) for v, n in full if v in several] \
+        != full
+    sink.close()
+    plain.close()
