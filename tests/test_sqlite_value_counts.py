@@ -176,7 +176,8 @@ def test_top_from_the_counts_equals_counting_the_events(tmp_path, monkeypatch, s
     check(sink, plain, spy)
     write(sinks, events(500, 300, seed + 100))        # 100 repeats, 200 new rows: the tail
     check(sink, plain, spy)
-    monkeypatch.setattr(value_counts, "STEP_CELLS", 150)   # 50 rows a step for 3 fields
+    # 50 rows a step for 3 fields, each counted per dim too (few values)
+    monkeypatch.setattr(value_counts, "STEP_CELLS", 150 * value_counts.DIM_CELLS)
     monkeypatch.setattr(value_counts, "MIN_STEP_ROWS", 1)
     assert sink.count_values(steps=1) == 50
     consistent(sink)
@@ -341,7 +342,7 @@ def test_busy_maintenance_counts_values_in_short_steps(tmp_path, monkeypatch):
     sink, plain = both(tmp_path, events(0, 100, 41))
     sink.promote(["relay"])
     write((sink, plain), events(100, 300, 42))
-    monkeypatch.setattr(value_counts, "STEP_CELLS", 120)
+    monkeypatch.setattr(value_counts, "STEP_CELLS", 120 * value_counts.DIM_CELLS)  # (per dim)
     monkeypatch.setattr(value_counts, "MIN_STEP_ROWS", 1)
     marks = []
     while sink.maintain(busy=True):
@@ -534,7 +535,8 @@ def test_top_under_a_term_from_the_counts_equals_counting_the_events(tmp_path, m
     check_dims(sink, plain, spy, by_dims)
     write(sinks, dim_events(500, 300, seed + 100))   # 100 repeats, 200 new rows: the tail
     check_dims(sink, plain, spy, by_dims)
-    monkeypatch.setattr(value_counts, "STEP_CELLS", 300)     # 50 rows a step for 6 fields
+    # 50 rows a step for 6 fields, 5 of them counted per dim
+    monkeypatch.setattr(value_counts, "STEP_CELLS", 50 * (1 + 5 * value_counts.DIM_CELLS))
     monkeypatch.setattr(value_counts, "MIN_STEP_ROWS", 1)
     assert sink.count_values(steps=1) == 50
     dims_consistent(sink)
