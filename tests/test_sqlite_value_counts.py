@@ -315,6 +315,8 @@ def test_a_dropped_or_replaced_index_leaves_no_counts_behind(tmp_path, spy):
         pass
     assert stored_counts(sink.path, "stat") == {}
     assert value_counts.counted_fields(sink._conn) == ["relay"]
+    assert {r[0] for r in sink._conn.execute("SELECT DISTINCT field FROM value_dim_counts")} \
+        == {"relay"} and value_counts.dims_state(sink._conn, "stat") is None
     for size in SIZES:
         assert sink.top(SearchRequest(), "stat", size) == expected_top(plain, "stat", size)
         assert sink.top(SearchRequest(), "relay", size) == expected_top(plain, "relay", size)

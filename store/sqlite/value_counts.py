@@ -24,6 +24,21 @@ Top values of everything (:func:`counted_top`) read, in one snapshot: the field'
 values, merged exactly (the tail only adds to counts, so no value outside it and outside the
 stored top can overtake ``size`` others). When the tail is longer than
 :data:`TAIL_ROWS` the caller counts over the index as before.
+
+Per dim: the ``value_dim_counts`` table holds the same counts per value of host, type and
+program (``dim``, ``dimval``: as the per-hour counts' dims), up to the same mark, kept by the
+same catch-up and retention, so that top values under one term on such a column read them
+(:func:`counted_top` with a dim). How a field is counted per dim is decided when it starts
+being counted (meta ``DIMS_PREFIX + field``): a field of at most :data:`DIM_DISTINCT_MAX`
+values has a row per (dim, dimval, value) (ALL); a field of more (msgid, relay, stat: almost
+every value is one event's) has rows only for its values of more than one event (HEAVY: a
+hundred at a million events), plus a SUM row per (dim, dimval), so that a top under a term
+knows how many of its values of one event match and finds the first of them in value order by
+walking the field's stored values of one event (an index lookup each; the field holds no list
+up to the mark, so its value index alone answers). A field with lists and many values, or more
+than :data:`HEAVY_MAX` values of several events, has no dims rows (NONE): its tops under a
+query count over its index. A field of ALL that crosses DIM_DISTINCT_MAX turns HEAVY (or NONE),
+one of HEAVY that gets a list turns NONE, both at the catch-up step that sees it.
 """
 
 from __future__ import annotations
