@@ -524,6 +524,8 @@ def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypat
     assert indexed.promote(["relay"]) == ["relay"]
     monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # along the field's index
     monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 0)    # by groups, not value by value
+    # (not from the value counts, which serve everything and one term on host)
+    monkeypatch.setattr(R.SqliteReader, "_top_by_counts", lambda self, *a: None)
     calls = []
     real = R.SqliteReader._top_by_groups
 
