@@ -573,16 +573,6 @@ def _counted_dim_top(conn: sqlite3.Connection, field: str, size: int, dim: str, 
     return sorted(counts.items(), key=_rank)[:size]
 
 
-def _matches(conn: sqlite3.Connection, field: str, value, dim: str, values: list,
-             mark: int) -> int:
-    """Events up to the mark holding the scalar ``value`` whose ``dim`` is one of ``values``
-    (an index range: the dims are in the value index)."""
-    x, index = json_value_sql(field, "events."), json_index_name(field)
-    return conn.execute(f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = ? AND "
-                        f"events.rowid <= ? AND events.{dim} IN ({', '.join('?' * len(values))})",
-                        (value, mark, *values)).fetchone()[0]
-
-
 def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: str,
                         values: list, mark: int, counts: Counter, tail: list,
                         single: int) -> list[tuple] | None:
@@ -611,24 +601,29 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
         return several[:size]
     known = [v for v, n in ranked if n == 1]   # (in value order: _rank at equal counts)
     found: list = []
-    after, walked, done = None, 0, False
+    after, walked, chunk, done = None, 0, 32, False
+    x, index = json_value_sql(field, "events."), json_index_name(field)
+    matches = (f"(SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = c.value AND "
+               f"events.rowid <= ? AND events.{dim} IN ({', '.join('?' * len(values))}))")
     while not done and len(found) < single:
-        chunk = [r[0] for r in conn.execute(
-            "SELECT value FROM value_counts WHERE field = ? AND n = 1"
-            + ("" if after is None else " AND value > ?") + " ORDER BY value LIMIT 256",
-            (field,) if after is None else (field, after))]
-        if not chunk:
+        # the next stored values of one event, in value order, each with whether its event
+        # matches (an index lookup)
+        rows = conn.execute(
+            f"SELECT c.value, {matches} FROM value_counts AS c WHERE c.field = ? AND c.n = 1"
+            + ("" if after is None else " AND c.value > ?") + " ORDER BY c.value LIMIT ?",
+            (mark, *values, field, *(() if after is None else (after,)), chunk)).fetchall()
+        if not rows:
             break
-        for value in chunk:
+        walked += len(rows)
+        if walked > SINGLE_WALK:
+            return None
+        chunk = min(512, chunk * 2)
+        for value, hit in rows:
             after = value
-            if value not in counts:
-                walked += 1
-                if walked > SINGLE_WALK:
-                    return None
-                if _matches(conn, field, value, dim, values, mark):
-                    found.append(value)
-                    if len(found) >= single:   # every one of them
-                        done = True
+            if hit and value not in counts:
+                found.append(value)
+                if len(found) >= single:   # every one of them
+                    done = True
             # enough values of one event up to this one: none walked later comes before them
             if done or len(found) + sum(1 for v in known
                                         if _rank((v, 1)) <= _rank((value, 1))) >= need:
