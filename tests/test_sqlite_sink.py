@@ -733,7 +733,9 @@ def test_the_pipelines_own_timestamp_form_reads_as_the_general_parser_does():
         assert timestamp_ms(text) == epoch_ms(datetime.fromisoformat(text)), text
     for bad in ("2023-02-29T00:00:00.000Z", "2026-05-15T24:00:00.000Z",
                 "2026-05-15T00:60:00.000Z", "2026-05-15T0+:00:00.000Z",
-                "2026-13-01T00:00:00.000Z"):
+                "2026-13-01T00:00:00.000Z", "2026-05-15T00:00:60.000Z",
+                "2026-05-15T00:00:00.0+1Z",
+                "2026-05-15T00:00+00.000Z"):
         with pytest.raises(ValueError):
             timestamp_ms(bad)
 

@@ -522,25 +522,40 @@ class SqliteReader:
                    order: str, need: int) -> list | None:
         """The next ``need`` matches (rowid, ts, id, doc) in time order after ``cond``, found by
         checking the events along the time index a span at a time (each span 8x the last, up to
-        _WALK_SPANS of them); None when those spans do not hold enough (sorting the matches is
-        then the better plan). A full-text condition reads only the span's rowid range of the
-        full-text index, so a span costs what it holds, not what the whole query matches."""
+        _WALK_SPANS of them and _WALK_MAX_ROWS events); None when those spans do not hold
+        enough (sorting the matches is then the better plan). A full-text condition reads only
+        the span's rowid range of the full-text index, so a span costs what it holds, not what
+        the whole query matches."""
         request, window = walk
         span = max(_WALK_ROWS, 100 * need)
-        walked = (f"SELECT events.rowid FROM events INDEXED BY events_ts WHERE {cond} AND "
-                  f"events.ts >= ? AND events.ts <= ? ORDER BY events.ts {order}, "
-                  f"events.rowid {order} LIMIT ?")
+        walked = (f"SELECT events.rowid AS r, events.ts AS t FROM events INDEXED BY events_ts "
+                  f"WHERE {cond} AND events.ts >= ? AND events.ts <= ? ORDER BY events.ts "
+                  f"{order}, events.rowid {order} LIMIT ?")
+        texts = _fts_driven(compile_query(request.query or "*"))
         for _ in range(_WALK_SPANS):
-            lo, hi, seen = self._run(f"SELECT min(rowid), max(rowid), count(*) FROM ({walked})",
+            if span > _WALK_MAX_ROWS and span > max(_WALK_ROWS, 100 * need):
+                return None  # (a long walk costs more than sorting: the matches are sparse)
+            lo, hi, seen = self._run(f"SELECT min(r), max(r), count(*) FROM ({walked})",
                                      extra + window + [span])[0]
             if not seen:
                 return []
-            where, params = self._where(request, documents=True, rowids=(lo, hi))
-            found = self._run(
-                f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN (SELECT events.rowid "
-                f"FROM events WHERE events.rowid IN ({walked}) AND ({where}) ORDER BY "
-                f"events.ts {order}, events.rowid {order} LIMIT ?) ORDER BY ts {order}, "
-                f"rowid {order}", extra + window + [span] + params + [need])
+            if texts is not None and isinstance(texts[1], All):
+                # full text alone: the span's rowids checked against the full-text index's
+                # matches in the span's rowid range, in the walk's order (no table lookup)
+                params: list = []
+                match = fts_match_all(texts[0], params)
+                matched = (f"SELECT w.r FROM ({walked}) AS w WHERE w.r IN (SELECT rowid FROM "
+                           f"{FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} AND rowid >= ? AND "
+                           f"rowid <= ?) ORDER BY w.t {order}, w.r {order} LIMIT ?")
+                params = extra + window + [span] + params + [lo, hi, need]
+            else:
+                where, params = self._where(request, documents=True, rowids=(lo, hi))
+                matched = (f"SELECT events.rowid FROM events WHERE events.rowid IN (SELECT r "
+                           f"FROM ({walked})) AND ({where}) ORDER BY events.ts {order}, "
+                           f"events.rowid {order} LIMIT ?")
+                params = extra + window + [span] + params + [need]
+            found = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN ({matched}) "
+                              f"ORDER BY ts {order}, rowid {order}", params)
             if len(found) == need or seen < span:  # enough, or every timed event checked
                 return found
             span *= 8
@@ -845,6 +860,7 @@ _TIME_INDEXED = frozenset(("host", "program", "qid"))
 # least this many in the first span, at most _WALK_SPANS spans (each 8x the last)
 _WALK_ROWS = 2000
 _WALK_SPANS = 3
+_WALK_MAX_ROWS = 200_000
 
 
 def _fts_driven(q) -> tuple[list, object] | None:
