@@ -655,3 +655,27 @@ def test_the_answer_under_a_term_is_read_from_the_stored_counts(tmp_path, monkey
         != full
     sink.close()
     plain.close()
+
+
+def test_a_dense_query_on_a_field_of_many_values_is_not_walked_value_by_value(tmp_path,
+                                                                               monkeypatch):
+    """Top values under a query the counts do not serve (here a wildcard) of a counted field
+    with more distinct values than the value-by-value walk takes: the counts say so, the walk
+    is skipped (it would repeat the query's work per value), and the answer is the documents'."""
+    batch = events(0, 600, seed=11)
+    sink, plain = both(tmp_path, batch)
+    sink.promote(list(FIELDS))
+    monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # every query counts as dense
+    monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 5)    # relay has more values than this
+    walked = []
+    real = R.SqliteReader._top_by_values
+    monkeypatch.setattr(R.SqliteReader, "_top_by_values",
+                        lambda self, field, *a: walked.append(field) or real(self, field, *a))
+    for query in ("host:mail*", "stat:Sent OR stat:Deferred", "NOT host:mail1"):
+        for field in FIELDS:
+            want = plain.top(SearchRequest(query=query), field, 10)
+            assert sink.top(SearchRequest(query=query), field, 10) == want, (query, field)
+    many = {f for f in FIELDS if len(stored_counts(str(tmp_path / "counted.db"), f)) > 5}
+    assert "relay" in many and walked and not set(walked) & many, walked
+    sink.close()
+    plain.close()

@@ -716,7 +716,10 @@ class SqliteReader:
             force = where == "1" or self._run(
                 f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                 params + [_TOP_BY_FIELD_INDEX + 1])[0][0] > _TOP_BY_FIELD_INDEX
-            rows = self._top_by_values(doc_field, where, params, size) if force else None
+            # (value by value only for a field of few values: with many, each value's count
+            # repeats the query's own work, hundreds of times before it gives up)
+            walk = force and not self._many_values(doc_field)
+            rows = self._top_by_values(doc_field, where, params, size) if walk else None
             if rows is None and force:
                 rows = self._top_by_groups(doc_field, where, params, size)
             if rows is None:
@@ -728,6 +731,16 @@ class SqliteReader:
                    f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, [path] + params + [size])
         return [(bucket_key(v), c) for v, c in rows]
+
+    def _many_values(self, field: str) -> bool:
+        """More distinct values than _TOP_DISTINCT_WALK by the value counts (False when the
+        field's values are not counted: the walk finds out)."""
+        with self._lock:
+            try:
+                return bool(value_counts.more_values_than(self._reader(), field,
+                                                          _TOP_DISTINCT_WALK))
+            except sqlite3.OperationalError as exc:
+                raise SinkError(f"embedded store {self.path}: {exc}") from None
 
     def _top_by_counts(self, field: str, size: int,
                        dim: tuple[str, list] = ("", [""])) -> list[tuple] | None:

@@ -121,6 +121,15 @@ def undecided_fields(conn: sqlite3.Connection) -> list[str]:
     return [f for f in counted_fields(conn) if dims_state(conn, f) is None]
 
 
+def more_values_than(conn: sqlite3.Connection, field: str, limit: int) -> bool | None:
+    """Whether ``field`` had more than ``limit`` distinct values when last counted; None when
+    its values are not counted."""
+    if not has_table(conn) or not is_counted(conn, field):
+        return None
+    return conn.execute("SELECT count(*) FROM (SELECT 1 FROM value_counts WHERE field = ? "
+                        "LIMIT ?)", (field, limit + 1)).fetchone()[0] > limit
+
+
 def _too_many(conn: sqlite3.Connection, field: str) -> bool:
     """More than DIM_DISTINCT_MAX distinct values counted over every event."""
     return conn.execute("SELECT count(*) FROM (SELECT 1 FROM value_counts WHERE field = ? "
@@ -633,7 +642,7 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
     return several + [(v, 1) for v in ones]
 
 
-__all__ = ["DIMS_PREFIX", "DIM_DISTINCT_MAX", "dims_state", "has_dim_table", "undecided_fields",
+__all__ = ["more_values_than", "DIMS_PREFIX", "DIM_DISTINCT_MAX", "dims_state", "has_dim_table", "undecided_fields",
            "COUNTED_PREFIX", "STEP_CELLS", "TAIL_ROWS", "VALUE_COUNT_MARK", "catch_up_step",
            "clamp_mark", "counted_fields", "counted_top", "drop_stale", "forget", "has_table",
            "is_counted", "start", "step_rows", "stop"]
