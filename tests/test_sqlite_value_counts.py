@@ -260,18 +260,24 @@ def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
     plain.close()
 
 
+def as_made_before(sink: SqliteSink, table: str, meta_keys: str) -> SqliteSink:
+    """The store as a version without ``table`` left it (its meta keys LIKE ``meta_keys``
+    gone too), opened again."""
+    sink.close()
+    db = sqlite3.connect(sink.path)
+    with db:
+        db.execute(f"DROP TABLE {table}")
+        db.execute("DELETE FROM meta WHERE key LIKE ?", (meta_keys,))
+    db.close()
+    return SqliteSink("sqlite:///" + sink.path)
+
+
 def test_a_store_from_before_the_value_counts_gets_them_from_maintenance(tmp_path, spy):
     """An old store (value indexes, no value counts table): top counts over the index;
     maintenance adds the table and counts the fields already indexed, one at a time."""
     sink, plain = both(tmp_path, events(0, 300, 21))
     sink.promote(list(FIELDS))
-    sink.close()
-    db = sqlite3.connect(sink.path)
-    with db:
-        db.execute("DROP TABLE value_counts")
-        db.execute("DELETE FROM meta WHERE key LIKE 'value_count%'")
-    db.close()
-    sink = SqliteSink("sqlite:///" + sink.path)
+    sink = as_made_before(sink, "value_counts", "value_count%")
     check(sink, plain, spy, expect_counts=False)
     assert not value_counts.has_table(sink._reader()) and sink.uncounted_fields() == []
     assert [sink.maintain() for _ in range(5)] == [300, 1, 1, 1, 0]  # per-hour counts first
@@ -584,13 +590,7 @@ def test_a_store_counted_before_the_dims_gets_them_from_maintenance(tmp_path, sp
     counts each field, one at a time."""
     sink, plain = both(tmp_path, dim_events(0, 400, 5))
     sink.promote(list(DIM_FIELDS))
-    sink.close()
-    db = sqlite3.connect(sink.path)
-    with db:
-        db.execute("DROP TABLE value_dim_counts")
-        db.execute("DELETE FROM meta WHERE key LIKE 'value_counts_dims:%'")
-    db.close()
-    sink = SqliteSink("sqlite:///" + sink.path)
+    sink = as_made_before(sink, "value_dim_counts", "value_counts_dims:%")
     check_dims(sink, plain, spy)
     assert not value_counts.has_dim_table(sink._reader())
     done = []
