@@ -679,3 +679,50 @@ def test_a_dense_query_on_a_field_of_many_values_is_not_walked_value_by_value(tm
     assert "relay" in many and walked and not set(walked) & many, walked
     sink.close()
     plain.close()
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_top_under_any_dense_query_of_a_heavy_field_equals_counting_the_events(tmp_path,
+                                                                               monkeypatch,
+                                                                               seed):
+    """A field of many values nearly all of one event each (HEAVY): top values under any query
+    that matches many events count only its values of several events (and the tail's) under
+    the query, then walk its values of one event in value order; the same answer as reading
+    the documents, with a tail, after catch-up and retention, and for queries that match few
+    of its events (the walk gives up: the index's way)."""
+    monkeypatch.setattr(value_counts, "DIM_DISTINCT_MAX", 40)
+    monkeypatch.setattr(value_counts, "SINGLE_WALK", 300)
+    monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)     # every query counts as dense
+    batch = dim_events(0, 1500, seed)
+    sink, plain = both(tmp_path, batch)
+    sink.promote(["msg_id", "stat", "relay"])
+    while sink.maintain():
+        pass
+    assert states(sink)["msg_id"] == value_counts.HEAVY
+    served = []
+    real = value_counts.top_under_query
+    monkeypatch.setattr(R.value_counts, "top_under_query",
+                        lambda *a: served.append(real(*a) is not None) or real(*a))
+    queries = ("stat:Sent", "NOT stat:Deferred", "host:mail* OR program:postfix", "nrcpts:[2 TO *]",
+               "code:b AND NOT type:syslog", "_exists_:relay", "stat:S* AND host:mail0")
+
+    def same():
+        for query in queries:
+            for size in (1, 3, 10, 50):
+                want = plain.top(SearchRequest(query=query), "msg_id", size)
+                assert sink.top(SearchRequest(query=query), "msg_id", size) == want, (query, size)
+
+    same()
+    assert any(served) and not all(served), served    # served, and fell back for some
+    # a tail above the mark, some of it with values of one stored event (now of two)
+    tail = dim_events(1500, 300, seed + 10)
+    for k, ev in enumerate(tail[::3]):
+        ev.doc["msg_id"] = batch[(k * 7) % len(batch)].doc.get("msg_id", "id3")
+    write((sink, plain), tail)
+    same()
+    while sink.maintain():
+        pass
+    prune((sink, plain), datetime.fromtimestamp(T0 + 5000, timezone.utc))
+    same()
+    sink.close()
+    plain.close()

@@ -713,13 +713,15 @@ class SqliteReader:
             counted = self._top_by_counts(doc_field, size, dim) if dim is not None else None
             if counted is not None:
                 return [(bucket_key(v), c) for v, c in counted]
-            force = where == "1" or self._run(
-                f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
-                params + [_TOP_BY_FIELD_INDEX + 1])[0][0] > _TOP_BY_FIELD_INDEX
+            force = where == "1" or self._count_upto(
+                request, _TOP_BY_FIELD_INDEX + 1) > _TOP_BY_FIELD_INDEX
             # (value by value only for a field of few values: with many, each value's count
             # repeats the query's own work, hundreds of times before it gives up)
-            walk = force and not self._many_values(doc_field)
-            rows = self._top_by_values(doc_field, where, params, size) if walk else None
+            rows = self._top_by_heavy(request, doc_field, size) if force and where != "1" \
+                else None
+            walk = force and rows is None and not self._many_values(doc_field)
+            if walk:
+                rows = self._top_by_values(doc_field, where, params, size)
             if rows is None and force:
                 rows = self._top_by_groups(doc_field, where, params, size)
             if rows is None:
@@ -731,6 +733,25 @@ class SqliteReader:
                    f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
             rows = self._run(sql, [path] + params + [size])
         return [(bucket_key(v), c) for v, c in rows]
+
+    def _top_by_heavy(self, request: SearchRequest, field: str, size: int):
+        """Top values under a query that matches many events, of a field of many values
+        nearly all of one event each (value_counts.top_under_query), in one snapshot; None
+        when the counts cannot serve it (or the query has full text: its matches would be
+        collected once per value)."""
+        where, params = self._where(request, documents=True)
+        if FTS_TABLE in where:
+            return None
+        with self._lock:
+            conn = self._reader()
+            try:
+                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
+                try:
+                    return value_counts.top_under_query(conn, field, size, where, params)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise SinkError(f"embedded store {self.path}: {exc}") from None
 
     def _many_values(self, field: str) -> bool:
         """More distinct values than _TOP_DISTINCT_WALK by the value counts (False when the

@@ -642,7 +642,78 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
     return several + [(v, 1) for v in ones]
 
 
-__all__ = ["more_values_than", "DIMS_PREFIX", "DIM_DISTINCT_MAX", "dims_state", "has_dim_table", "undecided_fields",
+def top_under_query(conn: sqlite3.Connection, field: str, size: int, where: str,
+                    params: list) -> list[tuple] | None:
+    """The ``size`` top (value, events) of ``field`` under any query (``where``: its condition
+    in the form that checks one event, with ``params``), in the caller's snapshot, for a field
+    counted HEAVY (no list up to the mark; its values of more than one event are few): only
+    those values, and the tail's, can match more than one event, so each is counted under the
+    query (an index range of a few events each); the values of one event come after them, the
+    smallest in value order, found by walking the stored values of one event and checking
+    each one's event (at most SINGLE_WALK of them). None when that does not serve: not HEAVY,
+    a list in the tail, a long tail, too many candidates, or too long a walk (a query that few
+    events match): the caller counts over the index."""
+    if not has_table(conn) or not has_dim_table(conn) or dims_state(conn, field) != HEAVY:
+        return None
+    mark = _mark(conn)
+    if mark is None or _last_rowid(conn) - mark > TAIL_ROWS:
+        return None
+    path = field_path(field)
+    if conn.execute("SELECT 1 FROM events NOT INDEXED WHERE rowid > ? AND json_type(doc, ?) IN "
+                    "('array', 'object') LIMIT 1", (mark, path)).fetchone():
+        return None
+    candidates = {r[0] for r in conn.execute(
+        "SELECT DISTINCT json_extract(doc, ?) FROM events NOT INDEXED WHERE rowid > ? AND "
+        "json_type(doc, ?) NOT IN ('null', 'array', 'object')", (path, mark, path))}
+    if len(candidates) > SINGLE_WALK:
+        return None
+    candidates.update(r[0] for r in conn.execute(
+        "SELECT value FROM value_counts INDEXED BY value_counts_top WHERE field = ? AND n > 1",
+        (field,)))
+    x, index = json_value_sql(field, "events."), json_index_name(field)
+    matching = f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = {{v}} AND ({where})"
+    counts: dict = {}
+    for value in candidates:
+        n = conn.execute(matching.format(v="?"), [value, *params]).fetchone()[0]
+        if n:
+            counts[value] = n
+    ranked = sorted(counts.items(), key=_rank)
+    several = [(v, n) for v, n in ranked if n > 1]
+    need = size - len(several)
+    if need <= 0:
+        return several[:size]
+    known = [v for v, n in ranked if n == 1]   # (in value order)
+    found: list = []
+    after, walked, chunk = None, 0, 32
+    while True:
+        rows = conn.execute(
+            f"SELECT c.value, ({matching.format(v='c.value')}) FROM value_counts AS c WHERE "
+            f"c.field = ? AND c.n = 1" + ("" if after is None else " AND c.value > ?")
+            + " ORDER BY c.value LIMIT ?",
+            [*params, field, *(() if after is None else (after,)), chunk]).fetchall()
+        if not rows:
+            break   # every value of one event walked
+        walked += len(rows)
+        if walked > SINGLE_WALK:
+            return None
+        chunk = min(512, chunk * 2)
+        enough = False
+        for value, hit in rows:
+            after = value
+            if hit and value not in candidates:
+                found.append(value)
+            # the values of one event up to this one: none walked later comes before them
+            if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
+                enough = True
+                break
+        if enough:
+            break
+    ones = sorted([*known, *found], key=lambda v: _rank((v, 1)))[:need]
+    return several + [(v, 1) for v in ones]
+
+
+__all__ = ["top_under_query", "more_values_than",
+           "DIMS_PREFIX", "DIM_DISTINCT_MAX", "dims_state", "has_dim_table", "undecided_fields",
            "COUNTED_PREFIX", "STEP_CELLS", "TAIL_ROWS", "VALUE_COUNT_MARK", "catch_up_step",
            "clamp_mark", "counted_fields", "counted_top", "drop_stale", "forget", "has_table",
            "is_counted", "start", "step_rows", "stop"]
