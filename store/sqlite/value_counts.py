@@ -667,16 +667,29 @@ def top_under_query(conn: sqlite3.Connection, field: str, size: int, where: str,
         "json_type(doc, ?) NOT IN ('null', 'array', 'object')", (path, mark, path))}
     if len(candidates) > SINGLE_WALK:
         return None
-    candidates.update(r[0] for r in conn.execute(
-        "SELECT value FROM value_counts INDEXED BY value_counts_top WHERE field = ? AND n > 1",
-        (field,)))
     x, index = json_value_sql(field, "events."), json_index_name(field)
     matching = f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = {{v}} AND ({where})"
     counts: dict = {}
-    for value in candidates:
+    for value in candidates:   # the tail's values: every event of theirs counted
         n = conn.execute(matching.format(v="?"), [value, *params]).fetchone()[0]
         if n:
             counts[value] = n
+    # the stored values of several events, in the counts' order (events desc, value asc): a
+    # value's count under the query is at most its count over everything (no tail event of it
+    # left), so once one cannot beat the size-th so far, none after it can
+    best = sorted(counts.items(), key=_rank)[:size]
+    for value, total in conn.execute(
+            "SELECT value, n FROM value_counts INDEXED BY value_counts_top WHERE field = ? "
+            "AND n > 1 ORDER BY n DESC, value", (field,)):
+        if value in candidates:
+            continue
+        if len(best) >= size and _rank((value, total)) > _rank(best[-1]):
+            break
+        candidates.add(value)
+        n = conn.execute(matching.format(v="?"), [value, *params]).fetchone()[0]
+        if n:
+            counts[value] = n
+            best = sorted([*best, (value, n)], key=_rank)[:size]
     ranked = sorted(counts.items(), key=_rank)
     several = [(v, n) for v, n in ranked if n > 1]
     need = size - len(several)
