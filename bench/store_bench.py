@@ -260,8 +260,11 @@ def disk_bytes(db: str) -> int:
 # data), or whose answer grows with the data (a histogram of all the data in fixed buckets: 10x
 # the span, 10x the buckets). "json top" (everything) and "json top q" (one term on program)
 # read the value counts maintenance keeps (store.sqlite.value_counts); top values under any
-# other query ("json top dense") read the field's whole value index. Full-text pages are not
-# among them: their totals stop at TRACK_TOTAL_HITS and their pages walk the time index.
+# other query ("json top dense") count the field's values of several events under the query
+# (those that can still beat the k-th) or, when that does not serve, read the field's whole
+# value index: listed here, though not always a scan, since its cost is not bounded by the
+# answer. Full-text pages are not among them: their totals stop at TRACK_TOTAL_HITS and their
+# pages walk the time index.
 FULL_SCANS = ("json top dense",)
 GROWS_WITH_ANSWER = ("histogram", "histogram *")
 
