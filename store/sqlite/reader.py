@@ -138,12 +138,13 @@ def fts_match_all(items, params: list) -> str:
     return "('(' || " + " || ') AND (' || ".join(matches) + " || ')')"
 
 
-def fts_membership(match: str, params: list, rowids: tuple[int, int] | None) -> str:
-    """``events.rowid IN`` the full-text matches (only those in the rowid range ``rowids``)."""
+def fts_membership(match: str, params: list, rowids: tuple[int, int] | None,
+                   column: str = "events.rowid") -> str:
+    """``column IN`` the full-text matches (only those in the rowid range ``rowids``)."""
     if rowids is None:
-        return f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match})"
+        return f"{column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match})"
     params.extend(rowids)
-    return (f"events.rowid IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} "
+    return (f"{column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} "
             f"AND rowid >= ? AND rowid <= ?)")
 
 
@@ -543,11 +544,10 @@ class SqliteReader:
                 # full text alone: the span's rowids checked against the full-text index's
                 # matches in the span's rowid range, in the walk's order (no table lookup)
                 params: list = []
-                match = fts_match_all(texts[0], params)
-                matched = (f"SELECT w.r FROM ({walked}) AS w WHERE w.r IN (SELECT rowid FROM "
-                           f"{FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} AND rowid >= ? AND "
-                           f"rowid <= ?) ORDER BY w.t {order}, w.r {order} LIMIT ?")
-                params = extra + window + [span] + params + [lo, hi, need]
+                member = fts_membership(fts_match_all(texts[0], params), params, (lo, hi), "w.r")
+                matched = (f"SELECT w.r FROM ({walked}) AS w WHERE {member} ORDER BY w.t {order}, "
+                           f"w.r {order} LIMIT ?")
+                params = extra + window + [span] + params + [need]
             else:
                 where, params = self._where(request, documents=True, rowids=(lo, hi))
                 matched = (f"SELECT events.rowid FROM events WHERE events.rowid IN (SELECT r "
@@ -742,12 +742,17 @@ class SqliteReader:
         where, params = self._where(request, documents=True)
         if FTS_TABLE in where:
             return None
+        return self._in_snapshot(value_counts.top_under_query, field, size, where, params)
+
+    def _in_snapshot(self, read, *args):
+        """``read(conn, *args)`` in one read transaction: the counts, their mark and the rows
+        above it seen as of one moment."""
         with self._lock:
             conn = self._reader()
             try:
-                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
+                conn.execute("BEGIN")
                 try:
-                    return value_counts.top_under_query(conn, field, size, where, params)
+                    return read(conn, *args)
                 finally:
                     conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
@@ -769,18 +774,9 @@ class SqliteReader:
         term on host, type or program (``dim``: _counted_dim's column and values) from its
         value counts and the rows not counted yet (value_counts.counted_top), in one snapshot
         of the store; None when the counts cannot serve it."""
-        with self._lock:
-            conn = self._reader()
-            try:
-                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
-                try:
-                    if not dim[0]:
-                        return value_counts.counted_top(conn, field, size)
-                    return value_counts.counted_top(conn, field, size, dim[0], dim[1])
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
+        if not dim[0]:
+            return self._in_snapshot(value_counts.counted_top, field, size)
+        return self._in_snapshot(value_counts.counted_top, field, size, dim[0], dim[1])
 
     def _top_by_values(self, field: str, where: str, params: list, size: int):
         """Top values of an indexed field by walking its distinct scalar values in index order
