@@ -582,6 +582,31 @@ def _counted_dim_top(conn: sqlite3.Connection, field: str, size: int, dim: str, 
     return sorted(counts.items(), key=_rank)[:size]
 
 
+class _WalkTooLong(Exception):
+    """More than SINGLE_WALK values of one event walked: the caller counts over the index."""
+
+
+def _single_values(conn: sqlite3.Connection, field: str, matches: str, params: list):
+    """The stored values of one event of ``field`` in value order, each with ``matches`` (a
+    count whose SQL names the value ``c.value``; ``params`` its parameters) for it, read a
+    chunk at a time; raises _WalkTooLong past SINGLE_WALK values."""
+    after, walked, chunk = None, 0, 32
+    while True:
+        rows = conn.execute(
+            f"SELECT c.value, ({matches}) FROM value_counts AS c WHERE c.field = ? AND c.n = 1"
+            + ("" if after is None else " AND c.value > ?") + " ORDER BY c.value LIMIT ?",
+            [*params, field, *(() if after is None else (after,)), chunk]).fetchall()
+        if not rows:
+            return   # every value of one event walked
+        walked += len(rows)
+        if walked > SINGLE_WALK:
+            raise _WalkTooLong
+        chunk = min(512, chunk * 2)
+        for value, hit in rows:
+            after = value
+            yield value, hit
+
+
 def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: str,
                         values: list, mark: int, counts: Counter, tail: list,
                         single: int) -> list[tuple] | None:
@@ -610,34 +635,21 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
         return several[:size]
     known = [v for v, n in ranked if n == 1]   # (in value order: _rank at equal counts)
     found: list = []
-    after, walked, chunk, done = None, 0, 32, False
     x, index = json_value_sql(field, "events."), json_index_name(field)
-    matches = (f"(SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = c.value AND "
-               f"events.rowid <= ? AND events.{dim} IN ({', '.join('?' * len(values))}))")
-    while not done and len(found) < single:
-        # the next stored values of one event, in value order, each with whether its event
-        # matches (an index lookup)
-        rows = conn.execute(
-            f"SELECT c.value, {matches} FROM value_counts AS c WHERE c.field = ? AND c.n = 1"
-            + ("" if after is None else " AND c.value > ?") + " ORDER BY c.value LIMIT ?",
-            (mark, *values, field, *(() if after is None else (after,)), chunk)).fetchall()
-        if not rows:
-            break
-        walked += len(rows)
-        if walked > SINGLE_WALK:
-            return None
-        chunk = min(512, chunk * 2)
-        for value, hit in rows:
-            after = value
+    matches = (f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = c.value AND "
+               f"events.rowid <= ? AND events.{dim} IN ({', '.join('?' * len(values))})")
+    try:
+        for value, hit in (_single_values(conn, field, matches, [mark, *values])
+                           if single > 0 else ()):
             if hit and value not in counts:
                 found.append(value)
                 if len(found) >= single:   # every one of them
-                    done = True
+                    break
             # enough values of one event up to this one: none walked later comes before them
-            if done or len(found) + sum(1 for v in known
-                                        if _rank((v, 1)) <= _rank((value, 1))) >= need:
-                done = True
+            if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
                 break
+    except _WalkTooLong:
+        return None
     ones = sorted([*known, *found], key=lambda v: _rank((v, 1)))[:need]
     return several + [(v, 1) for v in ones]
 
@@ -697,30 +709,15 @@ def top_under_query(conn: sqlite3.Connection, field: str, size: int, where: str,
         return several[:size]
     known = [v for v, n in ranked if n == 1]   # (in value order)
     found: list = []
-    after, walked, chunk = None, 0, 32
-    while True:
-        rows = conn.execute(
-            f"SELECT c.value, ({matching.format(v='c.value')}) FROM value_counts AS c WHERE "
-            f"c.field = ? AND c.n = 1" + ("" if after is None else " AND c.value > ?")
-            + " ORDER BY c.value LIMIT ?",
-            [*params, field, *(() if after is None else (after,)), chunk]).fetchall()
-        if not rows:
-            break   # every value of one event walked
-        walked += len(rows)
-        if walked > SINGLE_WALK:
-            return None
-        chunk = min(512, chunk * 2)
-        enough = False
-        for value, hit in rows:
-            after = value
+    try:
+        for value, hit in _single_values(conn, field, matching.format(v="c.value"), params):
             if hit and value not in candidates:
                 found.append(value)
             # the values of one event up to this one: none walked later comes before them
             if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
-                enough = True
                 break
-        if enough:
-            break
+    except _WalkTooLong:
+        return None
     ones = sorted([*known, *found], key=lambda v: _rank((v, 1)))[:need]
     return several + [(v, 1) for v in ones]
 
