@@ -634,16 +634,27 @@ def _with_single_values(conn: sqlite3.Connection, field: str, size: int, dim: st
     if need <= 0:
         return several[:size]
     known = [v for v, n in ranked if n == 1]   # (in value order: _rank at equal counts)
-    found: list = []
     x, index = json_value_sql(field, "events."), json_index_name(field)
     matches = (f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = c.value AND "
                f"events.rowid <= ? AND events.{dim} IN ({', '.join('?' * len(values))})")
+    return _with_ones(conn, field, matches, [mark, *values], several, known, counts, need,
+                      single)
+
+
+def _with_ones(conn: sqlite3.Connection, field: str, matches: str, params: list,
+               several: list, known: list, counted, need: int,
+               single: int | None = None) -> list[tuple] | None:
+    """``several`` (the top values of several events) and then the ``need`` smallest values
+    of one event: those of ``known`` and the stored values of one event not ``counted`` whose
+    event ``matches`` (_single_values), walked no further than the last needed one (or than
+    ``single`` found, when that many are all there are). None when the walk is too long."""
+    found: list = []
     try:
-        for value, hit in (_single_values(conn, field, matches, [mark, *values])
-                           if single > 0 else ()):
-            if hit and value not in counts:
+        for value, hit in (_single_values(conn, field, matches, params)
+                           if single is None or single > 0 else ()):
+            if hit and value not in counted:
                 found.append(value)
-                if len(found) >= single:   # every one of them
+                if single is not None and len(found) >= single:   # every one of them
                     break
             # enough values of one event up to this one: none walked later comes before them
             if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
@@ -708,18 +719,8 @@ def top_under_query(conn: sqlite3.Connection, field: str, size: int, where: str,
     if need <= 0:
         return several[:size]
     known = [v for v, n in ranked if n == 1]   # (in value order)
-    found: list = []
-    try:
-        for value, hit in _single_values(conn, field, matching.format(v="c.value"), params):
-            if hit and value not in candidates:
-                found.append(value)
-            # the values of one event up to this one: none walked later comes before them
-            if len(found) + sum(1 for v in known if _rank((v, 1)) <= _rank((value, 1))) >= need:
-                break
-    except _WalkTooLong:
-        return None
-    ones = sorted([*known, *found], key=lambda v: _rank((v, 1)))[:need]
-    return several + [(v, 1) for v in ones]
+    return _with_ones(conn, field, matching.format(v="c.value"), params, several, known,
+                      candidates, need)
 
 
 __all__ = ["top_under_query", "more_values_than",
