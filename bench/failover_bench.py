@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services import loggen  # noqa: E402
-from common.broker import Broker, Keys, connect  # noqa: E402
-from services.valkey import SentinelGroup, ValkeyServer  # noqa: E402
+from logpipe.services import loggen  # noqa: E402
+from logpipe.common.broker import Broker, Keys, connect  # noqa: E402
+from logpipe.services.valkey import SentinelGroup, ValkeyServer  # noqa: E402
 
 LOGPIPE = str(ROOT / ".venv" / "bin" / "logpipe")
 

@@ -40,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexer.grok.matcher import Matcher  # noqa: E402
-from services.loggen import generate  # noqa: E402
+from logpipe.indexer.grok.matcher import Matcher  # noqa: E402
+from logpipe.services.loggen import generate  # noqa: E402
 
 SHARED = Path(os.environ.get("LOGPIPE_SHARED", ROOT.parent / "shared"))
 
@@ -66,7 +66,7 @@ MAIL_PATTERNS = [
 def mail_patterns() -> list[str]:
     seed = SHARED / "seed" / "logstash-maillog.conf"
     if seed.exists():
-        from indexer.logstash_import import convert, parse_logstash
+        from logpipe.indexer.logstash_import import convert, parse_logstash
         plugins, _ = parse_logstash(seed.read_text(encoding="utf-8"), str(seed))
         doc, _ = convert(plugins, str(seed))
         return doc["types"]["mail"]["patterns"]
@@ -98,12 +98,12 @@ def rate(fn, lines: list[str], seconds: float) -> float:
 
 
 def mail_type_patterns() -> list[str]:
-    from indexer.pipeline_config import load_pipeline as load
+    from logpipe.indexer.pipeline_config import load_pipeline as load
     return list(load(None).types["mail"].patterns)
 
 
 def logpipe_definitions() -> dict[str, str]:
-    from indexer.grok.library import builtin_definitions
+    from logpipe.indexer.grok.library import builtin_definitions
     return {name: d.regex for name, d in builtin_definitions().items()}
 
 

@@ -35,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.broker import Keys, connect  # noqa: E402
-from common.record import Record, encode, record_id  # noqa: E402
-from services.loggen import generate  # noqa: E402
-from services.valkey import ValkeyServer  # noqa: E402
+from logpipe.common.broker import Keys, connect  # noqa: E402
+from logpipe.common.record import Record, encode, record_id  # noqa: E402
+from logpipe.services.loggen import generate  # noqa: E402
+from logpipe.services.valkey import ValkeyServer  # noqa: E402
 
 
 def make_records(n: int, lines: list[str] | None = None) -> list[bytes]:
@@ -64,7 +64,7 @@ def run_child(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float]
 
 
 def grok_parse(path: str) -> tuple[float, float]:
-    return run_child([sys.executable, "-m", "common.cli", "grok", "parse", "--type", "mail",
+    return run_child([sys.executable, "-m", "logpipe.common.cli", "grok", "parse", "--type", "mail",
                       path])
 
 
@@ -72,8 +72,8 @@ def index_burst(redis_url: str, items: list[bytes], store_dir: str, workers: int
                 batch: int) -> tuple[float, float, int, tuple[float, int]]:
     """``logpipe index --burst`` over records already on the raw list, into a fresh store:
     (wall s, CPU s, events stored and found by a full-text search, RQ overhead)."""
-    from store.base import SearchRequest
-    from store.sqlite import SqliteSink
+    from logpipe.store.base import SearchRequest
+    from logpipe.store.sqlite import SqliteSink
 
     client = connect(redis_url)
     client.flushall()
@@ -81,7 +81,7 @@ def index_burst(redis_url: str, items: list[bytes], store_dir: str, workers: int
         client.rpush(Keys().raw, *items[start:start + 10_000])
     shutil.rmtree(store_dir, ignore_errors=True)
     url = "sqlite:///" + os.path.join(store_dir, "events.db")
-    wall, cpu = run_child([sys.executable, "-m", "common.cli", "index", "--burst", "--workers",
+    wall, cpu = run_child([sys.executable, "-m", "logpipe.common.cli", "index", "--burst", "--workers",
                            str(workers), "--batch-size", str(batch), "--redis", redis_url,
                            "--store", url])
     sink = SqliteSink(url)
@@ -116,14 +116,14 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
     """CPU microseconds per record of each stage, measured here on the same records."""
     import orjson
 
-    from common.broker import Broker
-    from common.record import decode
-    from indexer.pipeline import Pipeline
-    from indexer.pipeline_config import load_pipeline
-    from query.analyzer import fts_text
-    from store.sqlite import SqliteSink
+    from logpipe.common.broker import Broker
+    from logpipe.common.record import decode
+    from logpipe.indexer.pipeline import Pipeline
+    from logpipe.indexer.pipeline_config import load_pipeline
+    from logpipe.query.analyzer import fts_text
+    from logpipe.store.sqlite import SqliteSink
 
-    from indexer.worker import tune_gc
+    from logpipe.indexer.worker import tune_gc
 
     tune_gc()  # as in a worker: the collector runs rarely, start-up objects frozen
     n = len(items)
@@ -234,7 +234,7 @@ def end_to_end(redis_url: str, es_url: str, items: list[bytes], workers: int, ba
 
     client = connect(redis_url)
     client.flushall()
-    indexer = subprocess.Popen([sys.executable, "-m", "common.cli", "index", "--redis",
+    indexer = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "index", "--redis",
                                 redis_url, "--store", es_url, "--workers", str(workers),
                                 "--batch-size", str(batch)], stderr=subprocess.DEVNULL)
     try:
@@ -274,10 +274,10 @@ def rq_overhead(client) -> tuple[float, int]:
 def floor(es_url: str, items: list[bytes], prefix: str = "floor", chunk: int = 2000) -> float:
     from elasticsearch import Elasticsearch, helpers
 
-    from common.record import decode
-    from indexer.pipeline import Pipeline
-    from indexer.pipeline_config import load_pipeline
-    from store.elasticsearch.template import index_template
+    from logpipe.common.record import decode
+    from logpipe.indexer.pipeline import Pipeline
+    from logpipe.indexer.pipeline_config import load_pipeline
+    from logpipe.store.elasticsearch.template import index_template
 
     es = Elasticsearch(es_url, request_timeout=120)
     es.indices.put_index_template(name=prefix, **index_template(prefix + "-*"))
@@ -319,7 +319,7 @@ def main() -> None:
 def elasticsearch(args) -> None:
     node = None
     if not args.es:
-        from services.elasticsearch import ElasticsearchNode
+        from logpipe.services.elasticsearch import ElasticsearchNode
         node = ElasticsearchNode(heap="1g")
         args.es = node.start()
     try:

@@ -61,7 +61,7 @@ def machine() -> list[str]:
     except OSError:
         pass
     try:
-        from services.valkey import server_binary
+        from logpipe.services.valkey import server_binary
         valkey = subprocess.run([server_binary(), "--version"], capture_output=True,
                                 text=True, timeout=30).stdout.strip()
     except Exception as exc:  # the results say what could not be read

@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.broker import connect  # noqa: E402
-from services import loggen  # noqa: E402
-from services.valkey import ValkeyServer  # noqa: E402
+from logpipe.common.broker import connect  # noqa: E402
+from logpipe.services import loggen  # noqa: E402
+from logpipe.services.valkey import ValkeyServer  # noqa: E402
 
 LOGPIPE = str(ROOT / ".venv" / "bin" / "logpipe")
 AGENT_PACKAGES = ("common", "shipper", "query")  # what `logpipe ship` imports from this checkout
@@ -72,7 +72,7 @@ def floor(client, lines: list[bytes], chunk: int = 5000) -> float:
 
 
 def floor_resp(url: str, lines: list[bytes], chunk: int = 5000) -> float:
-    from shipper.sender import Sender
+    from logpipe.shipper.sender import Sender
     sender = Sender(url, KEY)
     sender.client.delete(KEY)
     broker_idle(sender.client)

@@ -43,9 +43,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.base import Event, SearchRequest, Status  # noqa: E402
-from query.datemath import parse_interval  # noqa: E402
-from store.sqlite import SqliteSink  # noqa: E402
+from logpipe.store.base import Event, SearchRequest, Status  # noqa: E402
+from logpipe.query.datemath import parse_interval  # noqa: E402
+from logpipe.store.sqlite import SqliteSink  # noqa: E402
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _LINE = re.compile(r"^(\w{3}) +(\d+) (\d\d):(\d\d):(\d\d) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: "
@@ -55,7 +55,7 @@ _KV = re.compile(r"(?:^|, )(from|to|relay|stat|size|nrcpts|delay|msgid)=([^,]*)"
 
 def lines(n: int, seed: int = 1):
     try:
-        from services.loggen import generate
+        from logpipe.services.loggen import generate
     except ImportError:
         return _synth(n, seed)
     return generate("mail", n, seed=seed)
@@ -373,12 +373,12 @@ def measure(args, n: int, with_es: bool) -> dict:
         es_per = None
         url = args.es
         if with_es and args.with_es and not url:
-            from services.elasticsearch import ElasticsearchNode
+            from logpipe.services.elasticsearch import ElasticsearchNode
 
             node = ElasticsearchNode(data_dir=Path(tmp) / "es", heap="1g")
             url = node.start()
         if url and with_es:
-            from store.elasticsearch import ElasticsearchSink
+            from logpipe.store.elasticsearch import ElasticsearchSink
 
             es_sink = ElasticsearchSink(url, index="logpipe-bench-%Y.%m.%d")
             es_n = min(n, args.es_events or n)

@@ -49,9 +49,9 @@ def main() -> int:
     import httpx
     import uvicorn
 
-    from store.sqlite import SqliteSink
-    from search.web.app import create_app
-    from search.web.data import Data
+    from logpipe.store.sqlite import SqliteSink
+    from logpipe.search.web.app import create_app
+    from logpipe.search.web.data import Data
 
     tmp = None
     url = args.store

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from common.errors import BrokerError
+from logpipe.common.errors import BrokerError
 
 acl_app = typer.Typer(add_completion=False, no_args_is_help=True,
                       help="Least-privilege broker users for shippers and indexers.")
@@ -28,9 +28,9 @@ def setup(redis: Optional[str] = typer.Option(
           prefix: str = typer.Option("logpipe", "--prefix", help="Prefix of logpipe's keys."),
           ) -> None:
     """Create or update logpipe-shipper and logpipe-indexer with fresh passwords (rotation)."""
-    from common.broker import Keys, connect, redact
-    from common.broker.acl import ROLES, setup_users, write_url_files
-    from common.config import resolve_redis_url
+    from logpipe.common.broker import Keys, connect, redact
+    from logpipe.common.broker.acl import ROLES, setup_users, write_url_files
+    from logpipe.common.config import resolve_redis_url
 
     admin_url = resolve_redis_url(redis, role="admin")
     client = connect(admin_url)

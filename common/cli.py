@@ -14,29 +14,29 @@ import typer
 import typer.core
 import typer.main
 
-from common.errors import LogpipeError, QueryError
+from logpipe.common.errors import LogpipeError, QueryError
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "ship": ("shipper.cli", "app", "Tail files or stdin and push lines onto the broker."),
-    "index": ("indexer.cli", "index_app", "Run the dispatcher and a pool of RQ indexer workers."),
-    "dlq": ("indexer.cli", "dlq_app", "Inspect, replay or purge the dead-letter queue."),
-    "stats": ("indexer.cli", "stats_app", "Show pipeline figures (queue, workers, rates, lag)."),
-    "search": ("search.cli", "search_app", "Search stored events (Lucene syntax)."),
-    "trace": ("search.cli", "trace_app", "Show every event of one mail message."),
-    "prune": ("search.cli", "prune_app", "Delete events older than a given age."),
-    "maintain": ("search.cli", "maintain_app",
+    "ship": ("logpipe.shipper.cli", "app", "Tail files or stdin and push lines onto the broker."),
+    "index": ("logpipe.indexer.cli", "index_app", "Run the dispatcher and a pool of RQ indexer workers."),
+    "dlq": ("logpipe.indexer.cli", "dlq_app", "Inspect, replay or purge the dead-letter queue."),
+    "stats": ("logpipe.indexer.cli", "stats_app", "Show pipeline figures (queue, workers, rates, lag)."),
+    "search": ("logpipe.search.cli", "search_app", "Search stored events (Lucene syntax)."),
+    "trace": ("logpipe.search.cli", "trace_app", "Show every event of one mail message."),
+    "prune": ("logpipe.search.cli", "prune_app", "Delete events older than a given age."),
+    "maintain": ("logpipe.search.cli", "maintain_app",
                  "Do the store's deferred work now (full text, counts, value indexes)."),
-    "grok": ("indexer.grok.cli", "app", "Parse lines with grok patterns; debug patterns."),
-    "import-logstash": ("indexer.logstash_import", "app",
+    "grok": ("logpipe.indexer.grok.cli", "app", "Parse lines with grok patterns; debug patterns."),
+    "import-logstash": ("logpipe.indexer.logstash_import", "app",
                         "Convert a Logstash config into a logpipe pipeline config."),
-    "up": ("services.embedded", "up_app", "Start the embedded broker, store and workers."),
-    "down": ("services.embedded", "down_app", "Stop the embedded services."),
-    "demo": ("services.embedded", "demo_app",
+    "up": ("logpipe.services.embedded", "up_app", "Start the embedded broker, store and workers."),
+    "down": ("logpipe.services.embedded", "down_app", "Stop the embedded services."),
+    "demo": ("logpipe.services.embedded", "demo_app",
              "Run the whole pipeline on a generated maillog and search it."),
-    "acl": ("common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
-    "gen-logs": ("services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
-    "ui": ("search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
+    "acl": ("logpipe.common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
+    "gen-logs": ("logpipe.services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+    "ui": ("logpipe.search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
 }
 
 

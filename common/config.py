@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 ENV_REDIS = "LOGPIPE_REDIS_URL"
 ENV_REDIS_FILE = "LOGPIPE_REDIS_URL_FILE"
@@ -54,7 +54,7 @@ def resolve_redis_url(explicit: str | None = None, role: str = "indexer") -> str
 
     A flag or variable naming a file (a path, no ``scheme://``) is read as a URL file, so the
     secret need not be in argv: the file must be private (0600)."""
-    from common.private import read_secret
+    from logpipe.common.private import read_secret
 
     url = explicit or os.environ.get(ENV_REDIS)
     if url and "://" not in url:

@@ -6,7 +6,7 @@ file is involved), and what to do about it. The CLI prints ``str(error)`` withou
 
 # A query error is defined by the query language, which imports no other logpipe package;
 # it is one of logpipe's errors all the same (the CLI prints it without a traceback).
-from query.errors import QueryError as QueryError
+from logpipe.query.errors import QueryError as QueryError
 
 
 class LogpipeError(Exception):

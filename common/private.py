@@ -12,7 +12,7 @@ import stat
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

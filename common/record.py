@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from common.errors import DecodeError
+from logpipe.common.errors import DecodeError
 
 __all__ = ["Record", "record_id", "encode", "decode"]
 

@@ -10,9 +10,9 @@ from typing import Optional
 
 import typer
 
-from common.broker import Keys, connect_checked
-from common.config import resolve_redis_url, resolve_store_url
-from common.console import emit, interactive
+from logpipe.common.broker import Keys, connect_checked
+from logpipe.common.config import resolve_redis_url, resolve_store_url
+from logpipe.common.console import emit, interactive
 
 index_app = typer.Typer(add_completion=False)
 dlq_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -45,11 +45,11 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           metrics_host: str = MetricsHostOpt,
           ) -> None:
     """Move raw records into batches, run RQ workers that parse and store them."""
-    from indexer import daemon
+    from logpipe.indexer import daemon
 
     redis_url, store_url = resolve_redis_url(redis), resolve_store_url(store)
     if len(redis_url.split()) > 1:  # several brokers (space-separated URLs): one indexer each
-        from indexer.fanout import run_per_broker
+        from logpipe.indexer.fanout import run_per_broker
         args = ["--store", store_url, "--workers", str(workers), "--batch-size", str(batch_size),
                 "--list", raw_list, "--prefix", prefix, *(["--burst"] if burst else []),
                 *(["--config", config] if config else [])]
@@ -70,13 +70,13 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               metrics_host: str = MetricsHostOpt,
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
-    from indexer import stats
-    from indexer.startup import broker_when_up
+    from logpipe.indexer import stats
+    from logpipe.indexer.startup import broker_when_up
 
     keys = Keys(prefix=prefix, raw=raw_list)
     client = broker_when_up(resolve_redis_url(redis), keys)
     if metrics_port:
-        from indexer.metrics import serve_metrics
+        from logpipe.indexer.metrics import serve_metrics
         serve_metrics(metrics_port, client, keys, metrics_host)
         emit("metrics_serving", host=metrics_host, port=metrics_port)
         try:
@@ -114,15 +114,15 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
 
 def _moment(value: Optional[str], option: str) -> Optional[float]:
     """The same time syntax as ``logpipe search --from``: ISO 8601, now-1h, or an age (1h)."""
-    from query.datemath import time_arg
+    from logpipe.query.datemath import time_arg
 
     moment = time_arg(value, option, datetime.now(timezone.utc))
     return moment.timestamp() if moment else None
 
 
 def _dlq(redis, prefix):
-    from indexer.dlq import DeadLetterQueue
-    from indexer.startup import broker_when_up
+    from logpipe.indexer.dlq import DeadLetterQueue
+    from logpipe.indexer.startup import broker_when_up
 
     keys = Keys(prefix=prefix)
     return DeadLetterQueue(broker_when_up(resolve_redis_url(redis), keys), keys)
@@ -137,7 +137,7 @@ CountOpt = typer.Option(None, "--count", "-n", min=1, help="At most this many en
 
 
 def _filters(stage, reason, rtype, since, until, count) -> dict:
-    from indexer.dlq import STAGES
+    from logpipe.indexer.dlq import STAGES
     if stage and stage not in STAGES:
         raise typer.BadParameter(f"stage must be one of {', '.join(STAGES)}", param_hint="--stage")
     return dict(stage=stage, reason=reason, rtype=rtype, since=_moment(since, "--since"),
@@ -179,15 +179,15 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                rtype: Optional[str] = TypeOpt, since: Optional[str] = SinceOpt,
                until: Optional[str] = UntilOpt, count: Optional[int] = CountOpt) -> None:
     """Send dead letters through the pipeline again; remove those now stored."""
-    from indexer.pipeline import Pipeline
-    from indexer.pipeline_config import load_pipeline
-    from indexer.replay import replay
-    from store import open_sink
+    from logpipe.indexer.pipeline import Pipeline
+    from logpipe.indexer.pipeline_config import load_pipeline
+    from logpipe.indexer.replay import replay
+    from logpipe.store import open_sink
 
     dlq = _dlq(redis, prefix)
     pipeline = Pipeline(load_pipeline(config))
     pipeline.compile_all()
-    from indexer.startup import store_when_up
+    from logpipe.indexer.startup import store_when_up
 
     sink = open_sink(resolve_store_url(store))
     store_when_up(sink)

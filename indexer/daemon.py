@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from common.broker import Keys, redact
-from common.console import Progress, emit
-from common.errors import SinkError
-from indexer.startup import Outage, broker_when_up, store_when_up
+from logpipe.common.broker import Keys, redact
+from logpipe.common.console import Progress, emit
+from logpipe.common.errors import SinkError
+from logpipe.indexer.startup import Outage, broker_when_up, store_when_up
 
 
 # how often a pipeline that is never idle still gives the store one short maintenance step
@@ -47,11 +47,11 @@ class IndexerOptions:
 def run(opts: IndexerOptions) -> None:
     """Dispatch, supervise workers and keep the store maintained until stopped (or, with
     ``burst``, until everything queued is stored)."""
-    from indexer.dispatch import Dispatcher
-    from indexer.jobs import JobSettings
-    from indexer.pipeline import Pipeline
-    from indexer.pipeline_config import load_pipeline
-    from store import open_sink
+    from logpipe.indexer.dispatch import Dispatcher
+    from logpipe.indexer.jobs import JobSettings
+    from logpipe.indexer.pipeline import Pipeline
+    from logpipe.indexer.pipeline_config import load_pipeline
+    from logpipe.store import open_sink
 
     redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config
     workers, burst = opts.workers, opts.burst
@@ -82,7 +82,7 @@ def run(opts: IndexerOptions) -> None:
         dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
                                 max_queued_jobs=max(4, 2 * workers))
         if opts.metrics_port:
-            from indexer.metrics import serve_metrics
+            from logpipe.indexer.metrics import serve_metrics
             serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
     except BaseException:
         pool.stop()
@@ -151,7 +151,7 @@ class WorkerPool:
 
     def _spawn(self) -> subprocess.Popen:
         # The URL (and its password) goes through the environment, never argv.
-        return subprocess.Popen([sys.executable, "-m", "indexer.worker", self.queue],
+        return subprocess.Popen([sys.executable, "-m", "logpipe.indexer.worker", self.queue],
                                 stdin=subprocess.DEVNULL,
                                 env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
 
@@ -178,7 +178,7 @@ class WorkerPool:
 
 
 def _figures(client, keys: Keys) -> dict:
-    from indexer.stats import totals
+    from logpipe.indexer.stats import totals
 
     counters = totals(client, keys)
     return dict(raw=client.llen(keys.raw), batches=client.zcard(keys.batches),

@@ -16,18 +16,18 @@ import socket
 import time
 from dataclasses import asdict
 
-from common.broker import Broker, Keys
-from common.errors import DecodeError
-from common.record import decode
-from common.retry import BATCH_RETRY, STORE_DOWN_RETRY
-from indexer import stats
-from indexer.dlq import DeadLetterQueue
-from indexer.jobs import JobSettings
-from indexer.results import FailureKind
+from logpipe.common.broker import Broker, Keys
+from logpipe.common.errors import DecodeError
+from logpipe.common.record import decode
+from logpipe.common.retry import BATCH_RETRY, STORE_DOWN_RETRY
+from logpipe.indexer import stats
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.jobs import JobSettings
+from logpipe.indexer.results import FailureKind
 
 log = logging.getLogger("logpipe.dispatch")
 
-JOB_FUNC = "indexer.jobs.process_batch"
+JOB_FUNC = "logpipe.indexer.jobs.process_batch"
 
 
 def job_id_for(batch_key: str) -> str:

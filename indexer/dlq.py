@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from common.broker import DLQ_ADD, Keys
+from logpipe.common.broker import DLQ_ADD, Keys
 
 STAGES = ("decode", "parse", "index")
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from indexer.pipeline_config import DateSpec, FieldEdits
-from common.errors import ConfigError
+from logpipe.indexer.pipeline_config import DateSpec, FieldEdits
+from logpipe.common.errors import ConfigError
 
 # Keys the record owns; a capture with the same name is kept beside it as grok_<name>.
 RESERVED = ("@timestamp", "message", "host", "path", "type", "tags", "offset")

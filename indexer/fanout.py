@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-from common.broker import redact
-from common.config import ENV_REDIS
-from common.console import emit
+from logpipe.common.broker import redact
+from logpipe.common.config import ENV_REDIS
+from logpipe.common.console import emit
 
 
 def run_per_broker(urls: list[str], args: list[str]) -> int:
@@ -23,7 +23,7 @@ def run_per_broker(urls: list[str], args: list[str]) -> int:
     procs = []
     for url in urls:
         env = dict(os.environ, **{ENV_REDIS: url})
-        procs.append(subprocess.Popen([sys.executable, "-m", "common.cli", "index", *args], env=env,
+        procs.append(subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "index", *args], env=env,
                                       stdin=subprocess.DEVNULL))
         emit("broker_indexer_started", broker=redact(url), pid=procs[-1].pid)
     stopping = {"now": False}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 KINDS = ("kv", "dissect", "json", "drop", "mutate", "add_tag", "date")
 _DATE_OPTIONS = ("field", "formats", "timezone", "target")
@@ -112,8 +112,8 @@ def config_tables(items, what: str, where: str, source: str) -> list:
 
 def compile_when(when, at: str, source: str):
     """A ``when`` condition (the search language) compiled once, at config load."""
-    from query.errors import QueryError
-    from query.lucene import compile_query
+    from logpipe.query.errors import QueryError
+    from logpipe.query.lucene import compile_query
     try:
         return compile_query(str(when))
     except QueryError as exc:
@@ -149,7 +149,7 @@ def parse_filters(items, where: str, source: str) -> list[Filter]:
                                   f"target" + (f" (not {', '.join(unknown)})" if unknown else ""),
                                   source)
             if "timezone" in options:
-                from indexer.enrich import zone
+                from logpipe.indexer.enrich import zone
                 try:
                     zone(str(options["timezone"]))
                 except ConfigError as exc:
@@ -198,7 +198,7 @@ def _kv(doc: dict, opts: dict) -> None:
 
 
 def _mutate(doc: dict, opts: dict, tags: list) -> None:
-    from indexer.enrich import convert
+    from logpipe.indexer.enrich import convert
     for old, new in (opts.get("rename") or {}).items():
         if old in doc:
             doc[new] = doc.pop(old)
@@ -228,7 +228,7 @@ def _mutate(doc: dict, opts: dict, tags: list) -> None:
 
 def apply_filters(filters: list[Filter], doc: dict, tags: list) -> bool:
     """Run the filters on the event; False when one of them drops it."""
-    from query.evaluate import matches
+    from logpipe.query.evaluate import matches
     for f in filters:
         if f.query is not None and not matches(f.query, {**doc, "tags": tags}):
             continue
@@ -272,7 +272,7 @@ def _date(doc: dict, opts: dict, tags: list) -> None:
     """The date filter: the field's time (read with the formats, in the timezone: the record's
     own ``timezone`` field first, as for the type's date) into the target, ``@timestamp`` by
     default; a value none of the formats reads tags ``_dateparsefailure``."""
-    from indexer.enrich import format_timestamp, parse_time, received_datetime, zone
+    from logpipe.indexer.enrich import format_timestamp, parse_time, received_datetime, zone
     raw = doc.get(opts.get("field", "timestamp"))
     if not isinstance(raw, str):
         return

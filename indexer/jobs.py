@@ -13,15 +13,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-from common.broker import Broker, Keys, connect
-from common.errors import LogpipeError, SinkError
-from common.record import decode
-from common.retry import store_write_policy
-from indexer import stats
-from indexer.dlq import DeadLetterQueue
-from indexer.results import FAILURE_META, BatchResult, FailureKind
-from indexer.store_write import write_isolated
-from store.base import OutcomeMismatch, Status
+from logpipe.common.broker import Broker, Keys, connect
+from logpipe.common.errors import LogpipeError, SinkError
+from logpipe.common.record import decode
+from logpipe.common.retry import store_write_policy
+from logpipe.indexer import stats
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.results import FAILURE_META, BatchResult, FailureKind
+from logpipe.indexer.store_write import write_isolated
+from logpipe.store.base import OutcomeMismatch, Status
 
 log = logging.getLogger("logpipe.indexer")
 
@@ -49,14 +49,14 @@ class JobSettings:
 # Per-process caches: a worker runs many jobs with the same settings.
 @functools.lru_cache(maxsize=None)
 def _sink(url: str):
-    from store import open_sink
+    from logpipe.store import open_sink
     return open_sink(url)
 
 
 @functools.lru_cache(maxsize=None)
 def _pipeline(config_path: str | None):
-    from indexer.pipeline import Pipeline
-    from indexer.pipeline_config import load_pipeline
+    from logpipe.indexer.pipeline import Pipeline
+    from logpipe.indexer.pipeline_config import load_pipeline
     return Pipeline(load_pipeline(config_path))
 
 

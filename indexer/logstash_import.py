@@ -26,7 +26,7 @@ from pathlib import Path
 
 import typer
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 app = typer.Typer(add_completion=False, help="Convert a Logstash config into a logpipe pipeline "
                   "config (TOML).")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.broker import Keys
+from logpipe.common.broker import Keys
 
 
 class _Collector:
@@ -12,7 +12,7 @@ class _Collector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        from indexer import stats
+        from logpipe.indexer import stats
 
         figures = stats.collect(self.client, self.keys)
         gauges = {
@@ -64,8 +64,8 @@ def serve_metrics(port: int, client, keys: Keys, host: str = "127.0.0.1") -> Non
     from prometheus_client import start_http_server
     from prometheus_client.core import CollectorRegistry
 
-    from common.console import emit
-    from common.listen import warn_if_exposed
+    from logpipe.common.console import emit
+    from logpipe.common.listen import warn_if_exposed
 
     warn_if_exposed(host, f"the metrics endpoint :{port}", False,
                     lambda message: emit("listener_exposed", level="warning", risk=message),

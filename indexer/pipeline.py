@@ -7,14 +7,14 @@ raise, and the caller dead-letters them with stage ``parse``.
 
 from __future__ import annotations
 
-from common.record import Record
-from indexer.enrich import (apply_edits, flat_key, from_syslog_input, place_capture,
+from logpipe.common.record import Record
+from logpipe.indexer.enrich import (apply_edits, flat_key, from_syslog_input, place_capture,
                             received_datetime, timestamp_for)
-from indexer.filters import apply_filters
-from indexer.pipeline_config import PipelineConfig, TypeConfig
-from common.errors import ConfigError
-from query.evaluate import matches
-from store.base import Event
+from logpipe.indexer.filters import apply_filters
+from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
+from logpipe.common.errors import ConfigError
+from logpipe.query.evaluate import matches
+from logpipe.store.base import Event
 
 
 # the syslog header a routed event hands to its new type: classic names, then ECS mode's
@@ -50,7 +50,7 @@ class Pipeline:
     def _matcher(self, tc: TypeConfig):
         matcher = self._matchers.get(tc.name)
         if matcher is None:
-            from indexer.grok.matcher import matcher_for
+            from logpipe.indexer.grok.matcher import matcher_for
             matcher = self._matchers[tc.name] = matcher_for(tc)
         return matcher
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
 
-from common.errors import ConfigError
-from indexer.filters import compile_when, config_tables, parse_filters
+from logpipe.common.errors import ConfigError
+from logpipe.indexer.filters import compile_when, config_tables, parse_filters
 
 # ecs_compatibility of a type: classic grok field names, or the ECS ones (indexer/grok/ecs.py)
 ECS_MODES = ("disabled", "v1", "v8")

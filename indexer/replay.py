@@ -7,10 +7,10 @@ the queue with the new reason (each record judged alone, as in a batch job).
 
 from __future__ import annotations
 
-from common.record import decode
-from indexer.dlq import DeadLetterQueue
-from indexer.store_write import write_isolated
-from store.base import Status
+from logpipe.common.record import decode
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.store_write import write_isolated
+from logpipe.store.base import Status
 
 
 def replay(dlq: DeadLetterQueue, pipeline, sink, chunk: int = 500, **filters) -> dict:

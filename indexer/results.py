@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass
 
-from store.base import Status
+from logpipe.store.base import Status
 
 FAILURE_META = "failure"  # the job.meta key holding a FailureKind value
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from common.broker import Keys, connect, redact
-from common.console import emit
-from common.errors import BrokerError, SinkError
-from common.retry import BROKER_OUTAGE, RetryPolicy
+from logpipe.common.broker import Keys, connect, redact
+from logpipe.common.console import emit
+from logpipe.common.errors import BrokerError, SinkError
+from logpipe.common.retry import BROKER_OUTAGE, RetryPolicy
 
 
 class Outage:
@@ -59,7 +59,7 @@ def broker_problem(url: str, exc: BaseException) -> BrokerError | None:
     if isinstance(exc, (rx.BusyLoadingError,)):
         return None  # still loading its data set: up soon
     if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
-        from common.broker.tls import tls_failure
+        from logpipe.common.broker.tls import tls_failure
 
         tls = tls_failure(exc, url)
         if tls:  # a certificate the CA does not vouch for: configuration, not an outage

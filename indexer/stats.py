@@ -10,7 +10,7 @@ import time
 
 import orjson
 
-from common.broker import Keys
+from logpipe.common.broker import Keys
 
 RATE_TTL = 120
 WINDOW = 10
@@ -103,7 +103,7 @@ def collect(client, keys: Keys) -> dict:
     from rq import Queue, Worker
     from rq.registry import StartedJobRegistry
 
-    from indexer.dlq import DeadLetterQueue
+    from logpipe.indexer.dlq import DeadLetterQueue
 
     queue = Queue(keys.queue, connection=client)
     workers = Worker.all(queue=queue)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import weakref
 from typing import Sequence
 
-from common.errors import SinkError
-from store.base import Event, Outcome, OutcomeMismatch, Status, check_outcomes
+from logpipe.common.errors import SinkError
+from logpipe.store.base import Event, Outcome, OutcomeMismatch, Status, check_outcomes
 
 # Stores prepared in this process. prepare() happens on the first write, not when the store is
 # opened, because the store may be down at first; a weak set, so a new store is never mistaken

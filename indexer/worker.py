@@ -18,7 +18,7 @@ WORKER_TTL = 30  # seconds without a heartbeat before other hosts consider this 
 def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
     from rq import Queue, SimpleWorker
 
-    from common.broker import connect
+    from logpipe.common.broker import connect
 
     tune_gc()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -47,8 +47,8 @@ def tune_gc() -> None:
 
 
 def _one_line(job, exc_type, exc_value, traceback) -> bool:
-    from common.console import emit
-    from common.errors import LogpipeError
+    from logpipe.common.console import emit
+    from logpipe.common.errors import LogpipeError
 
     if isinstance(exc_value, LogpipeError):
         emit("batch_failed", job=job.id, error=str(exc_value)[:300])
@@ -59,5 +59,5 @@ def _one_line(job, exc_type, exc_value, traceback) -> bool:
 
 
 if __name__ == "__main__":
-    from common.config import resolve_redis_url
+    from logpipe.common.config import resolve_redis_url
     run(resolve_redis_url(), sys.argv[1], burst="--burst" in sys.argv[2:])

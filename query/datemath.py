@@ -8,7 +8,7 @@ import calendar
 import re
 from datetime import datetime, timedelta, timezone
 
-from query.errors import QueryError
+from logpipe.query.errors import QueryError
 
 _ISO_RE = re.compile(r"""
     (?P<y>\d{4})

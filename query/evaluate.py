@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from query.analyzer import analyze
-from query.tree import (TEXT_FIELD, TIME_FIELD, All, And, Exists, Not, Nothing, Or, Pattern,
+from logpipe.query.analyzer import analyze
+from logpipe.query.tree import (TEXT_FIELD, TIME_FIELD, All, And, Exists, Not, Nothing, Or, Pattern,
                         Range, Term, Text, TextWildcard, TimeRange, Wildcard, numeric)
 
 _MISSING = object()

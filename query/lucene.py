@@ -50,10 +50,10 @@ from luqum import tree as T
 from luqum.exceptions import IllegalCharacterError, ParseError, ParseSyntaxError
 from luqum.thread import parse as _luqum_parse
 
-from query.analyzer import analyze
-from query.datemath import time_period
-from query.errors import QueryError
-from query.tree import (
+from logpipe.query.analyzer import analyze
+from logpipe.query.datemath import time_period
+from logpipe.query.errors import QueryError
+from logpipe.query.tree import (
     TEXT_FIELD,
     TIME_FIELD,
     All,

@@ -15,10 +15,10 @@ from typing import List, Optional
 
 import typer
 
-from common.errors import ConfigError, QueryError
-from query import datemath, lucene
-from search import render
-from store.base import SearchRequest
+from logpipe.common.errors import ConfigError, QueryError
+from logpipe.query import datemath, lucene
+from logpipe.search import render
+from logpipe.store.base import SearchRequest
 
 ENV_RETENTION = "LOGPIPE_RETENTION"
 
@@ -34,13 +34,13 @@ _STORE_HELP = ("Store URL: http(s)://host:9200 (Elasticsearch) or sqlite:///path
 def store_url(explicit: str | None = None) -> str:
     """``--store``, then ``LOGPIPE_STORE_URL``, then ``services.json`` (``logpipe up``), then
     ``sqlite:///$LOGPIPE_HOME/events.db``."""
-    from common.config import resolve_store_url
+    from logpipe.common.config import resolve_store_url
 
     return resolve_store_url(explicit)
 
 
 def open_store(explicit: str | None):
-    from store import open_sink
+    from logpipe.store import open_sink
 
     url = store_url(explicit)
     try:
@@ -212,7 +212,7 @@ def maintain(
     """Do the store's deferred work now (an idle `logpipe index` does it by itself): the
     full-text catch-up, the per-hour counts histograms read, the value indexes searches
     asked for and the value counts top values read."""
-    from store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteSink
 
     url = store_url(store)
     sink = open_store(store)

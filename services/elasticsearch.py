@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, NoReturn
 
-from common.errors import ServiceError
+from logpipe.common.errors import ServiceError
 
 MAIN_CLASS = "logpipe.esnode.EmbeddedNode"
 MIN_JAVA = 21

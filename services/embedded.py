@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from common.config import ENV_REDIS, ENV_REDIS_FILE, home, read_services, services_file
-from common.console import emit
-from common.errors import ServiceError
-from common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
+from logpipe.common.config import ENV_REDIS, ENV_REDIS_FILE, home, read_services, services_file
+from logpipe.common.console import emit
+from logpipe.common.errors import ServiceError
+from logpipe.common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
                             write_private)
 
 if TYPE_CHECKING:  # imported where used: only --store elasticsearch needs the launcher
-    from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
+    from logpipe.services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
 
 up_app = typer.Typer(add_completion=False)
 down_app = typer.Typer(add_completion=False)
@@ -41,7 +41,7 @@ demo_app = typer.Typer(add_completion=False)
 
 
 def _logpipe(*args: str) -> list[str]:
-    return [sys.executable, "-m", "common.cli", *args]
+    return [sys.executable, "-m", "logpipe.common.cli", *args]
 
 
 def _alive(pid: int | None) -> bool:
@@ -67,9 +67,9 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
 
     Everything it and its children create under the state directory is private (umask 077):
     the broker's config and AOF, the URL files, logs, the embedded store and its -wal/-shm."""
-    from common.broker import connect
-    from common.broker.acl import setup_users, write_url_files
-    from services.valkey import ValkeyServer
+    from logpipe.common.broker import connect
+    from logpipe.common.broker.acl import setup_users, write_url_files
+    from logpipe.services.valkey import ValkeyServer
 
     os.umask(PRIVATE_UMASK)
     state = private_dir(home())
@@ -97,7 +97,7 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         if store == "sqlite":
             store_url = "sqlite:///" + str(state / "events.db")
         elif store == "elasticsearch":
-            from services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
+            from logpipe.services.elasticsearch import ElasticsearchCluster, ElasticsearchNode
             if es_nodes > 1:  # nodes in elasticsearch/<cluster>-n1..N, the store URL lists them all
                 es_node = ElasticsearchCluster(es_nodes, data_dir=state / "elasticsearch-cluster",
                                                cluster_name="logpipe")
@@ -152,7 +152,7 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_node
     state = private_dir(home())
     services_file().unlink(missing_ok=True)
     log = open_private_append(state / "supervisor.log")
-    proc = subprocess.Popen([sys.executable, "-m", "services.embedded", store,
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe.services.embedded", store,
                              str(workers), str(es_nodes)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, umask=PRIVATE_UMASK)
     deadline = time.monotonic() + timeout
@@ -214,7 +214,7 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
          keep: bool = typer.Option(True, "--keep/--down",
                                    help="Leave the services running afterwards.")) -> None:
     """Start everything, ship a generated maillog, wait until it is indexed, search it."""
-    from services.loggen import generate
+    from logpipe.services.loggen import generate
 
     info = start(store)
     emit("services_ready", redis=info["broker"], store=info["store_url"])
@@ -244,7 +244,7 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
 
 
 def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
-    from common.broker import Keys, connect
+    from logpipe.common.broker import Keys, connect
 
     client, keys = connect(redis_url), Keys()
     deadline = time.monotonic() + timeout

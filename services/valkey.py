@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.errors import ServiceError
-from common.private import PRIVATE_UMASK, private_dir, write_private
+from logpipe.common.errors import ServiceError
+from logpipe.common.private import PRIVATE_UMASK, private_dir, write_private
 
 
 def find_free_port() -> int:

@@ -30,13 +30,13 @@ from collections import deque
 
 import orjson
 
-from common.broker import DEFAULT_PREFIX, Keys, redact
-from common.retry import SHIPPER_PUSH
-from shipper.inputs.base import Chunk, Context, Input, input_class
-from shipper.framing import Outgoing
-from shipper.registry import Registry
-from shipper.sender import BrokerUnavailable, open_sender
-from shipper.status import status_path, write_status
+from logpipe.common.broker import DEFAULT_PREFIX, Keys, redact
+from logpipe.common.retry import SHIPPER_PUSH
+from logpipe.shipper.inputs.base import Chunk, Context, Input, input_class
+from logpipe.shipper.framing import Outgoing
+from logpipe.shipper.registry import Registry
+from logpipe.shipper.sender import BrokerUnavailable, open_sender
+from logpipe.shipper.status import status_path, write_status
 
 STATUS_EVERY = 2.0
 IN_FLIGHT = 2  # batches written to the broker before the oldest one's replies are read
@@ -151,7 +151,7 @@ class Agent:
                     signal.signal(s, h)
 
     def _start_inputs(self) -> None:
-        from shipper.inputs.file import FileInput, recover_and_prune
+        from logpipe.shipper.inputs.file import FileInput, recover_and_prune
 
         for spec in self.cfg.inputs:
             inp = input_class(spec.input, spec.where)(spec, self.ctx)

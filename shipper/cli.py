@@ -12,13 +12,13 @@ from typing import List, Optional
 
 import typer
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def default_registry() -> Path:
-    from common.config import home
+    from logpipe.common.config import home
     return home() / "shipper" / "registry.json"
 
 
@@ -85,12 +85,12 @@ def ship(
     log_level: Optional[str] = typer.Option(None, "--log-level"),
 ) -> None:
     """Tail files, stdin or syslog and push one record per line onto the broker."""
-    from shipper.config import ShipperFlags, config_from_flags
+    from logpipe.shipper.config import ShipperFlags, config_from_flags
 
     registry_path = Path(registry).expanduser().absolute() if registry else None
     if status:
-        from shipper.config import load_config
-        from shipper.status import collect, render
+        from logpipe.shipper.config import load_config
+        from logpipe.shipper.status import collect, render
 
         base = load_config(config).registry if config else None
         render(collect(Path(registry_path or base or default_registry()).expanduser().absolute()))
@@ -109,10 +109,10 @@ def ship(
         low_water=low_water, status_interval=status_interval, fsync=not no_fsync, once=once,
         log_level=log_level))
 
-    from common.broker import Keys
-    from common.config import resolve_redis_url
-    from shipper.agent import Agent
-    from shipper.log import Log
+    from logpipe.common.broker import Keys
+    from logpipe.common.config import resolve_redis_url
+    from logpipe.shipper.agent import Agent
+    from logpipe.shipper.log import Log
 
     url = resolve_redis_url(cfg.redis, role="shipper")
     os.umask(os.umask(0o077) | 0o077)  # the registry and status files are private (state dir)
@@ -122,7 +122,7 @@ def ship(
 
 
 def main() -> None:
-    from common.cli import main as root_main
+    from logpipe.common.cli import main as root_main
     sys.exit(root_main(["ship", *sys.argv[1:]]))
 
 

@@ -51,9 +51,9 @@ from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common.errors import ConfigError
-from shipper.encode import DEFAULT_MAX_BYTES
-from shipper.multiline import MultilineSpec
+from logpipe.common.errors import ConfigError
+from logpipe.shipper.encode import DEFAULT_MAX_BYTES
+from logpipe.shipper.multiline import MultilineSpec
 
 
 @dataclass
@@ -212,13 +212,13 @@ def load_config(path: str | Path) -> ShipperConfig:
         where = f"[[input]] #{n + 1}"
         cfg.inputs.append(_parse_input(body, where, src, lines, n))
     if cfg.redis and "://" in cfg.redis and urlsplit(cfg.redis).password:
-        from common.private import check_private
+        from logpipe.common.private import check_private
         check_private(path, "shipper config (its redis URL holds a password)")
     return cfg.validate(src)
 
 
 def _parse_input(body: dict, where: str, src: str, lines: _Lines, n: int) -> InputSpec:
-    from shipper.inputs.base import input_class
+    from logpipe.shipper.inputs.base import input_class
 
     head = lines.find("", "input", n)
     spec = InputSpec(where=f"{where} in {src}")

@@ -20,8 +20,8 @@ from itertools import accumulate, chain, compress, repeat
 
 import orjson
 
-from common.record import source_prefix
-from shipper.framing import Framed
+from logpipe.common.record import source_prefix
+from logpipe.shipper.framing import Framed
 
 # control characters orjson would escape as \u00XX (tab, LF and CR are handled in bulk)
 _BAD_CTRL = bytes(b for b in range(32) if b not in (9, 10, 13))

@@ -8,9 +8,9 @@ stream ended). A line longer than the encoder's ``max_bytes`` is emitted cut and
 
 from __future__ import annotations
 
-from shipper.encode import RecordEncoder, cut_utf8
-from shipper.framing import Framed
-from shipper.multiline import Event, Multiline, MultilineSpec
+from logpipe.shipper.encode import RecordEncoder, cut_utf8
+from logpipe.shipper.framing import Framed
+from logpipe.shipper.multiline import Event, Multiline, MultilineSpec
 
 
 class LineStream:

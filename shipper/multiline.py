@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 # a finished event: (offset of its first line, its lines joined by newlines, tags)
 Event = tuple[int, bytes, tuple[str, ...]]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from common.errors import LogpipeError
+from logpipe.common.errors import LogpipeError
 
 VERSION = 1
 FP_BYTES = 1024

@@ -24,10 +24,10 @@ import time
 
 import redis
 
-from common.broker import connect, redact, replica_wait
-from common.broker.tls import tls_failure
-from common.errors import BrokerError
-from shipper.framing import Framed, Outgoing, frame
+from logpipe.common.broker import connect, redact, replica_wait
+from logpipe.common.broker.tls import tls_failure
+from logpipe.common.errors import BrokerError
+from logpipe.shipper.framing import Framed, Outgoing, frame
 
 _BULK = b"$%d\r\n%s\r\n"
 _RETRYABLE = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from shipper.registry import read_registry
+from logpipe.shipper.registry import read_registry
 
 
 def status_path(registry: Path) -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
-from common.errors import LogpipeError, QueryError
+from logpipe.common.errors import LogpipeError, QueryError
 
 
 @dataclass(slots=True)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import importlib
 
-from common.errors import ConfigError
-from store.base import Store
+from logpipe.common.errors import ConfigError
+from logpipe.store.base import Store
 
 # URL scheme -> module with ``open(url, **options)``
 BACKENDS: dict[str, str] = {
-    "http": "store.elasticsearch.url",
-    "https": "store.elasticsearch.url",
-    "sqlite": "store.sqlite.url",
+    "http": "logpipe.store.elasticsearch.url",
+    "https": "logpipe.store.elasticsearch.url",
+    "sqlite": "logpipe.store.sqlite.url",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["common", "shipper", "indexer", "query", "store", "search", "services"]
+PACKAGES = ["logpipe"]
 
 
 def _tool(name: str) -> str:

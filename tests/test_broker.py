@@ -8,8 +8,8 @@ import sys
 import pytest
 import redis
 
-from common.broker import Broker, Keys, connect, redact
-from common.errors import BrokerError
+from logpipe.common.broker import Broker, Keys, connect, redact
+from logpipe.common.errors import BrokerError
 
 
 def test_claim_moves_items_atomically_and_registers_the_batch(redis_client):
@@ -56,7 +56,7 @@ def test_acl_user_url_ships_with_least_privilege(redis_client, redis_url, tmp_pa
     url = f"redis://shipper:s3cret@127.0.0.1:{port}/0"
     log = tmp_path / "x.log"
     log.write_text("a\nb\n")
-    shipped = subprocess.run([sys.executable, "-m", "common.cli", "ship", "--redis", url, "--once",
+    shipped = subprocess.run([sys.executable, "-m", "logpipe.common.cli", "ship", "--redis", url, "--once",
                               "--registry", str(tmp_path / "reg.json"), str(log)],
                              capture_output=True, text=True, timeout=60)
     assert shipped.returncode == 0, shipped.stderr

@@ -7,7 +7,7 @@ import pytest
 
 
 def logpipe(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args], capture_output=True,
                           text=True, timeout=60, **kw)
 
 

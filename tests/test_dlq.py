@@ -1,6 +1,6 @@
 import time
 
-from indexer.dlq import DeadLetterQueue
+from logpipe.indexer.dlq import DeadLetterQueue
 
 
 def test_filters_and_purge(redis_client):

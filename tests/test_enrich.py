@@ -2,8 +2,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from indexer.pipeline_config import DateSpec, FieldEdits
-from indexer.enrich import (apply_edits, format_timestamp, joda_to_strptime, parse_syslog_time,
+from logpipe.indexer.pipeline_config import DateSpec, FieldEdits
+from logpipe.indexer.enrich import (apply_edits, format_timestamp, joda_to_strptime, parse_syslog_time,
                             parse_time, timestamp_for, zone)
 
 UTC = timezone.utc

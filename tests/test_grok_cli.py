@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from common.cli import main
-from indexer.grok.cli import app
+from logpipe.common.cli import main
+from logpipe.indexer.grok.cli import app
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.loggen import generate
-from indexer.grok.matcher import Matcher, to_float, to_int
-from indexer.pipeline_config import load_pipeline as load
+from logpipe.services.loggen import generate
+from logpipe.indexer.grok.matcher import Matcher, to_float, to_int
+from logpipe.indexer.pipeline_config import load_pipeline as load
 from tests.conftest import CORPUS
 
 CORPUS_FILES = ["mail_extra.log", "sendmail-auth.log", "sendmail-reject.log", "dovecot.log",

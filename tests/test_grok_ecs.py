@@ -8,15 +8,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from indexer.pipeline_config import load_pipeline, parse_pipeline
-from common.errors import ConfigError
-from common.record import Record
-from indexer.grok.compiler import compile_grok
-from indexer.grok.ecs import ecs_builtin_definitions
-from indexer.grok.library import Library
-from indexer.grok.matcher import Matcher
-from indexer.logstash_import import convert, parse_logstash, toml_dumps
-from indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import load_pipeline, parse_pipeline
+from logpipe.common.errors import ConfigError
+from logpipe.common.record import Record
+from logpipe.indexer.grok.compiler import compile_grok
+from logpipe.indexer.grok.ecs import ecs_builtin_definitions
+from logpipe.indexer.grok.library import Library
+from logpipe.indexer.grok.matcher import Matcher
+from logpipe.indexer.logstash_import import convert, parse_logstash, toml_dumps
+from logpipe.indexer.pipeline import Pipeline
 
 RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
 ACCESS = ('192.0.2.7 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '

@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from common.errors import GrokError
-from indexer.grok.compiler import compile_grok, required_literals, split_pieces
-from indexer.grok.library import Library, parse_pattern_text
-from indexer.grok.matcher import Matcher, matcher_for
-from indexer.pipeline_config import TypeConfig
+from logpipe.common.errors import GrokError
+from logpipe.indexer.grok.compiler import compile_grok, required_literals, split_pieces
+from logpipe.indexer.grok.library import Library, parse_pattern_text
+from logpipe.indexer.grok.matcher import Matcher, matcher_for
+from logpipe.indexer.pipeline_config import TypeConfig
 
 
 def test_named_and_unnamed_references_and_types():

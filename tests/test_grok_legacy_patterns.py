@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.grok.compiler import compile_grok
-from indexer.grok.library import Library, builtin_definitions
-from indexer.grok.matcher import Matcher
+from logpipe.indexer.grok.compiler import compile_grok
+from logpipe.indexer.grok.library import Library, builtin_definitions
+from logpipe.indexer.grok.matcher import Matcher
 
 NAMES_FILE = Path(__file__).parent / "fixtures" / "logstash_legacy_pattern_names.txt"
 

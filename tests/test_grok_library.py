@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.grok.compiler import compile_grok
-from indexer.grok.library import Library, builtin_definitions
-from indexer.grok.matcher import Matcher
+from logpipe.indexer.grok.compiler import compile_grok
+from logpipe.indexer.grok.library import Library, builtin_definitions
+from logpipe.indexer.grok.matcher import Matcher
 
 CORE = ("WORD NOTSPACE SPACE DATA GREEDYDATA INT POSINT NONNEGINT NUMBER BASE10NUM BASE16NUM "
         "BASE16FLOAT QUOTEDSTRING QS UUID USERNAME USER EMAILLOCALPART EMAILADDRESS IP IPV4 IPV6 "

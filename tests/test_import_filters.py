@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.errors import ConfigError
-from common.record import Record
-from indexer.logstash_import import convert, parse_logstash, toml_dumps, toml_value
-from indexer.pipeline import Pipeline
-from indexer.pipeline_config import parse_pipeline
+from logpipe.common.errors import ConfigError
+from logpipe.common.record import Record
+from logpipe.indexer.logstash_import import convert, parse_logstash, toml_dumps, toml_value
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import parse_pipeline
 
 RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
 

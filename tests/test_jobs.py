@@ -5,14 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from common.broker import Broker, Keys
-from indexer.pipeline_config import PipelineConfig, TypeConfig
-from common.record import Record, encode, record_id
-from indexer.dlq import DeadLetterQueue
-from indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable
-from indexer.pipeline import Pipeline
-from indexer.replay import replay
-from store.base import Outcome, OutcomeMismatch, Status
+from logpipe.common.broker import Broker, Keys
+from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
+from logpipe.common.record import Record, encode, record_id
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.jobs import BatchProcessor, JobSettings, StoreUnavailable
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.replay import replay
+from logpipe.store.base import Outcome, OutcomeMismatch, Status
 
 
 class ScriptedSink:

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 from typer.testing import CliRunner
 
-from indexer.grok.matcher import matcher_for
-from indexer.pipeline_config import builtin_pipeline
-from services.loggen import app, generate
+from logpipe.indexer.grok.matcher import matcher_for
+from logpipe.indexer.pipeline_config import builtin_pipeline
+from logpipe.services.loggen import app, generate
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 

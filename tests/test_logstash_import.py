@@ -10,9 +10,9 @@ import tomllib
 import pytest
 from typer.testing import CliRunner
 
-from indexer.pipeline_config import parse_pipeline, read_pipeline
-from indexer.grok.matcher import Matcher
-from indexer.logstash_import import (
+from logpipe.indexer.pipeline_config import parse_pipeline, read_pipeline
+from logpipe.indexer.grok.matcher import Matcher
+from logpipe.indexer.logstash_import import (
     app,
     convert,
     import_file,
@@ -87,7 +87,7 @@ def test_seed_patterns_user_unknown_ruleset_and_mailscanner(seed_matcher):
 
 
 def test_seed_patterns_on_generated_dovecot_and_milter_lines(seed_matcher):
-    from services.loggen import generate
+    from logpipe.services.loggen import generate
     seen = set()
     for line in generate("mail", 3000, seed=7):
         caps, tags = seed_matcher.match(line)
@@ -168,12 +168,12 @@ def test_cli_writes_file_and_reports(tmp_path):
 
 
 def test_cli_missing_file_is_a_clear_error(tmp_path):
-    from common.cli import main
+    from logpipe.common.cli import main
     assert main(["import-logstash", str(tmp_path / "nope.conf")]) == 2
 
 
 def test_unterminated_string_names_line():
-    from common.errors import ConfigError
+    from logpipe.common.errors import ConfigError
     with pytest.raises(ConfigError) as exc:
         parse_logstash('filter {\n grok { match => ["message", "abc\n', "y.conf")
     assert "y.conf:2" in str(exc.value)

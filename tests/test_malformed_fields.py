@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from store.base import Event, SearchRequest, Status
-from store.fields import MALFORMED_FIELD, MALFORMED_TAG, fits, mark_malformed
-from store.sqlite import SqliteSink
+from logpipe.store.base import Event, SearchRequest, Status
+from logpipe.store.fields import MALFORMED_FIELD, MALFORMED_TAG, fits, mark_malformed
+from logpipe.store.sqlite import SqliteSink
 
 
 @pytest.mark.parametrize("field,value,ok", [

@@ -2,9 +2,9 @@
 
 from datetime import datetime, timezone
 
-from common.record import Record
-from indexer.pipeline import Pipeline
-from indexer.pipeline_config import load_pipeline
+from logpipe.common.record import Record
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import load_pipeline
 
 RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
 

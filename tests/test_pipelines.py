@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from indexer.grok.matcher import matcher_for
-from indexer.pipeline_config import builtin_pipeline
-from indexer.pipeline_config import load_pipeline as load
+from logpipe.indexer.grok.matcher import matcher_for
+from logpipe.indexer.pipeline_config import builtin_pipeline
+from logpipe.indexer.pipeline_config import load_pipeline as load
 from tests.conftest import corpus_file
 
 

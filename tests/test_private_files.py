@@ -7,11 +7,11 @@ import stat
 
 import pytest
 
-from common.broker import redact
-from common.broker.tls import check_tls_options
-from common.errors import ConfigError
-from common.listen import exposure_warning, is_loopback
-from common.private import check_private, private_dir, read_secret, write_private
+from logpipe.common.broker import redact
+from logpipe.common.broker.tls import check_tls_options
+from logpipe.common.errors import ConfigError
+from logpipe.common.listen import exposure_warning, is_loopback
+from logpipe.common.private import check_private, private_dir, read_secret, write_private
 
 
 def _mode(path) -> int:
@@ -45,7 +45,7 @@ def test_secret_files_open_to_others_are_refused_naming_the_fix(tmp_path):
 
 
 def test_a_shipper_config_holding_a_password_must_be_private(tmp_path):
-    from shipper.config import load_config
+    from logpipe.shipper.config import load_config
 
     cfg = tmp_path / "shipper.toml"
     cfg.write_text('[shipper]\nredis = "redis://:hunter2hunter2@broker:6379/0"\n\n'

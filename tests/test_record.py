@@ -3,8 +3,8 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from common.errors import DecodeError
-from common.record import Record, decode, encode, record_id
+from logpipe.common.errors import DecodeError
+from logpipe.common.record import Record, decode, encode, record_id
 
 
 def test_logpipe_record_round_trips():
@@ -245,7 +245,7 @@ _VALID_RECORD = st.fixed_dictionaries(
 def test_fuzz_the_shippers_shape_decodes_as_field_by_field(obj):
     """The one-expression check for a shipper's record gives the same Record as the checks
     field by field (which a record of another shape goes through)."""
-    from common import record as rec
+    from logpipe.common import record as rec
 
     fast = decode(orjson.dumps(obj), "fallback")
     if len(obj["id"].encode()) > 512:

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from common.errors import BrokerError, ConfigError, SinkError
-from common.retry import (BATCH_RETRY, BROKER_OUTAGE, SHIPPER_PUSH, STORE_DOWN_RETRY,
+from logpipe.common.errors import BrokerError, ConfigError, SinkError
+from logpipe.common.retry import (BATCH_RETRY, BROKER_OUTAGE, SHIPPER_PUSH, STORE_DOWN_RETRY,
                           RetryPolicy, store_write_policy)
 
 

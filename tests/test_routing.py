@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.errors import ConfigError
-from common.record import Record
-from indexer.pipeline import Pipeline
-from indexer.pipeline_config import load_pipeline, parse_pipeline
-from query.evaluate import matches
-from query.lucene import compile_query
+from logpipe.common.errors import ConfigError
+from logpipe.common.record import Record
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import load_pipeline, parse_pipeline
+from logpipe.query.evaluate import matches
+from logpipe.query.lucene import compile_query
 
 RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
 

@@ -7,11 +7,11 @@ import json
 import orjson
 import pytest
 
-from common.cli import main
-from search import render
-from search.cli import store_url
-from store.base import Event, SearchRequest
-from store.sqlite import SqliteSink
+from logpipe.common.cli import main
+from logpipe.search import render
+from logpipe.search.cli import store_url
+from logpipe.store.base import Event, SearchRequest
+from logpipe.store.sqlite import SqliteSink
 
 
 def _events():
@@ -57,7 +57,7 @@ def run(capsys, *args):
 
 
 def test_store_url_resolution(tmp_path, monkeypatch):
-    from common.config import home
+    from logpipe.common.config import home
 
     assert store_url("sqlite:///x.db") == "sqlite:///x.db"
     assert store_url(None) == "sqlite:///" + str(home() / "events.db")

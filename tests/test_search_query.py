@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.errors import QueryError
-from query import analyzer, datemath, lucene, tree
-from store.elasticsearch import reader as es_reader
-from store.sqlite import reader as sql_reader
+from logpipe.common.errors import QueryError
+from logpipe.query import analyzer, datemath, lucene, tree
+from logpipe.store.elasticsearch import reader as es_reader
+from logpipe.store.sqlite import reader as sql_reader
 
 NOW = datetime(2026, 11, 28, 10, 30, 0, tzinfo=timezone.utc)
 
@@ -47,7 +47,7 @@ def test_long_tokens_are_split_at_255_characters():
     "mixed ünïcode: café.bar 1.2", "a" * 300 + " b",
 ])
 def test_fts_text_yields_the_analyzer_tokens_through_the_fts5_tokenizer(text):
-    from store.sqlite.schema import FTS_TOKENIZE as _FTS_TOKENIZE
+    from logpipe.store.sqlite.schema import FTS_TOKENIZE as _FTS_TOKENIZE
 
     db = sqlite3.connect(":memory:")
     db.execute(f'CREATE VIRTUAL TABLE f USING fts5(body, tokenize="{_FTS_TOKENIZE}")')
@@ -197,8 +197,8 @@ def test_nothing_a_query_says_reaches_the_sql_text(query):
 
 
 def test_hostile_queries_are_harmless_on_a_real_store():
-    from store.base import Event, SearchRequest
-    from store.sqlite import SqliteSink
+    from logpipe.store.base import Event, SearchRequest
+    from logpipe.store.sqlite import SqliteSink
 
     sink = SqliteSink("sqlite:///:memory:")
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "hi",

@@ -8,13 +8,13 @@ import sys
 import orjson
 import pytest
 
-from common.errors import ConfigError
-from common.record import decode, record_id
-from shipper.encode import RecordEncoder
-from shipper.lines import LineStream
-from shipper.log import Log
-from shipper.multiline import Multiline, MultilineSpec
-from shipper.registry import Registry, RegistryLocked
+from logpipe.common.errors import ConfigError
+from logpipe.common.record import decode, record_id
+from logpipe.shipper.encode import RecordEncoder
+from logpipe.shipper.lines import LineStream
+from logpipe.shipper.log import Log
+from logpipe.shipper.multiline import Multiline, MultilineSpec
+from logpipe.shipper.registry import Registry, RegistryLocked
 
 
 def _encode(region: bytes, **kw) -> list[dict]:
@@ -136,7 +136,7 @@ def test_corrupt_registry_moved_aside_with_warning(tmp_path):
 
 
 def test_config_file_inputs_and_errors(tmp_path):
-    from shipper.config import load_config
+    from logpipe.shipper.config import load_config
     cfg = tmp_path / "s.toml"
     cfg.write_text("""
 [shipper]
@@ -180,7 +180,7 @@ listen = ["udp://127.0.0.1:5514"]
 
 
 def test_syslog_parsing_rfc3164_and_rfc5424():
-    from shipper.inputs.syslog import parse
+    from logpipe.shipper.inputs.syslog import parse
     p = parse("<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick")
     assert p["format"] == "rfc3164" and p["facility"] == "auth" and p["severity"] == "crit"
     assert p["hostname"] == "mymachine" and p["appname"] == "su" and p["procid"] == "123"
@@ -208,7 +208,7 @@ def test_ship_imports_nothing_from_indexer():
 def test_the_shipped_sample_config_loads():
     from pathlib import Path
 
-    from shipper.config import load_config
+    from logpipe.shipper.config import load_config
 
     cfg = load_config(Path(__file__).resolve().parent.parent / "deploy" / "shipper.toml")
     mail = next(i for i in cfg.inputs if i.type == "mail")

@@ -8,13 +8,13 @@ import io
 import orjson
 import pytest
 
-import shipper.encode
-from common.record import decode
-from shipper.encode import RecordEncoder
-from shipper.framing import Framed, Outgoing, frame
-from shipper.log import Log
-from shipper.registry import Registry, read_registry
-from shipper.sender import BrokerUnavailable, RepliesLost, Sender
+import logpipe.shipper.encode
+from logpipe.common.record import decode
+from logpipe.shipper.encode import RecordEncoder
+from logpipe.shipper.framing import Framed, Outgoing, frame
+from logpipe.shipper.log import Log
+from logpipe.shipper.registry import Registry, read_registry
+from logpipe.shipper.sender import BrokerUnavailable, RepliesLost, Sender
 
 KEY = "test:wire"
 
@@ -29,7 +29,7 @@ def _region(lines: list[bytes]) -> tuple[list[bytes], bytes]:
 @pytest.mark.parametrize("base", [0, 5, 4090, 9990, 65530, 99_995, 16**7 - 20, 10**9 - 30])
 def test_framed_records_are_byte_for_byte_those_of_the_exact_path(monkeypatch, base):
     # short lines so that a chunk crosses powers of 10 (offset digits) and 16 (id digits)
-    monkeypatch.setattr(shipper.encode.time, "time", lambda: 1700000000.25)
+    monkeypatch.setattr(logpipe.shipper.encode.time, "time", lambda: 1700000000.25)
     enc = RecordEncoder("mail1", "/var/log/ma%il.log", "mail", {"env": "p%d"}, "7:42:abcd")
     lines = [b"a", b'q"uote', b"back\\slash", b"tab\there", b"cr\r", b"", b"caf\xc3\xa9 \xe2\x82\xac",
              b"x" * 3] * 4

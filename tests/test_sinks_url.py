@@ -1,7 +1,7 @@
 import pytest
 
-from common.errors import ConfigError
-from store import open_sink
+from logpipe.common.errors import ConfigError
+from logpipe.store import open_sink
 
 
 def test_elasticsearch_index_pattern_rides_on_the_url():

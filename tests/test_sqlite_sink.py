@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.errors import ConfigError, QueryError, SinkError
-from query import datemath
-from store import open_sink
-from store.base import Event, SearchRequest, Status
-from store.sqlite import SqliteSink, parse_url, timestamp_ms
+from logpipe.common.errors import ConfigError, QueryError, SinkError
+from logpipe.query import datemath
+from logpipe.store import open_sink
+from logpipe.store.base import Event, SearchRequest, Status
+from logpipe.store.sqlite import SqliteSink, parse_url, timestamp_ms
 
 
 def ev(i: int, minute: int | None = None, **fields) -> Event:
@@ -161,7 +161,7 @@ def test_histogram_buckets_floor_before_1970(store):
 def test_a_big_write_with_repeats_in_several_chunks(store):
     """A write larger than the preparation chunk: rows and their full text stay paired when
     repeats (already stored, or twice in the batch) and rejects are spread over the chunks."""
-    from store.sqlite import writer as S
+    from logpipe.store.sqlite import writer as S
 
     n = 3 * S._PIPE_CHUNK + 17
     store.write([ev(i, i % 60) for i in range(0, n, 5)])  # every fifth is already there
@@ -308,7 +308,7 @@ def _mark(path: str) -> int:
 
 @pytest.fixture
 def no_background_refresh(monkeypatch):
-    from store.sqlite import writer as S
+    from logpipe.store.sqlite import writer as S
 
     monkeypatch.setattr(S, "_REFRESH_S", 1e9)
 
@@ -370,7 +370,7 @@ def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(deferred,
 
 def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(deferred, monkeypatch):
     store = deferred
-    from store.sqlite import writer as S
+    from logpipe.store.sqlite import writer as S
 
     monkeypatch.setattr(S, "_REFRESH_S", 0.0)
     monkeypatch.setattr(S, "_REFRESH_ROWS", 4)
@@ -474,7 +474,7 @@ def _top_both_ways(sink, field: str, query: str, size: int) -> list:
 
 
 def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypatch):
-    from store.sqlite import reader as R
+    from logpipe.store.sqlite import reader as R
 
     plain = _mixed_store(str(tmp_path / "plain.db"))  # never maintained: no value index
     expected = {q: sorted(e["_id"] for e in plain.search(SearchRequest(query=q, limit=500))
@@ -512,7 +512,7 @@ def _value_index_names(path: str) -> list[str]:
 def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypatch):
     """The one-pass top (GROUP BY along the value index, groups named by a rowid) gives what
     reading the documents gives, ties at the cut ordered by value (numbers first)."""
-    from store.sqlite import reader as R
+    from logpipe.store.sqlite import reader as R
 
     values = ["b", "a", "c", "a", 7, "d", "b", 7, "e", 3, "f", "a", "zz", "0", 2.5, "b", "y"]
     events = [ev(i, i % 60, relay=v, host="mail1" if i % 3 else "mail2")
@@ -601,7 +601,7 @@ def test_busy_maintenance_counts_but_leaves_value_indexes_for_an_idle_moment(tmp
 
 
 def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
-    from store.sqlite.schema import json_index_name, json_value_sql
+    from logpipe.store.sqlite.schema import json_index_name, json_value_sql
 
     path = str(tmp_path / "events.db")
     sink = SqliteSink("sqlite:///" + path)
@@ -619,7 +619,7 @@ def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
 def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
     """Past TRACK_TOTAL_HITS a page says "at least" (Elasticsearch's default); count() is
     exact; the page itself is the same whichever plan finds it (walking the time index)."""
-    from store.sqlite import reader as R
+    from logpipe.store.sqlite import reader as R
 
     store.write([ev(i, i % 60, stat="Sent" if i % 3 else "Deferred") for i in range(120)])
     store.promote(["stat"])
@@ -647,7 +647,7 @@ def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
 def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
     """Per-hour counts (maintenance) + the rows not counted yet + the window's partial hours
     give what counting the events gives, after duplicates, more writes and retention."""
-    from store.sqlite import reader as R
+    from logpipe.store.sqlite import reader as R
 
     def events(start: int, n: int) -> list[Event]:
         out = []
@@ -721,8 +721,8 @@ def test_the_pipelines_own_timestamp_form_reads_as_the_general_parser_does():
     import random
     from datetime import datetime, timedelta, timezone
 
-    from query.datemath import epoch_ms
-    from store.sqlite.writer import timestamp_ms
+    from logpipe.query.datemath import epoch_ms
+    from logpipe.store.sqlite.writer import timestamp_ms
 
     rng = random.Random(5)
     start = datetime(1, 1, 1, tzinfo=timezone.utc)
@@ -768,7 +768,7 @@ def test_full_text_pages_and_totals_equal_a_plain_reading(tmp_path, monkeypatch)
     FTS5 expression): the same events in the same order as reading every event in Python, with
     times out of rowid order, several spans needed, and after retention."""
     import random
-    from store.sqlite import reader as R
+    from logpipe.store.sqlite import reader as R
 
     rnd = random.Random(7)
     texts = ["User unknown", "unknown user here", "deferred refused", "refused, deferred later",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from store.base import Event, SearchRequest
-from store.sqlite import SqliteSink
+from logpipe.store.base import Event, SearchRequest
+from logpipe.store.sqlite import SqliteSink
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store.base import Event, SearchRequest
-from store.sqlite import SqliteSink, value_counts
-from store.sqlite import reader as R
-from store.sqlite.schema import json_index_name, json_value_sql
+from logpipe.store.base import Event, SearchRequest
+from logpipe.store.sqlite import SqliteSink, value_counts
+from logpipe.store.sqlite import reader as R
+from logpipe.store.sqlite.schema import json_index_name, json_value_sql
 
 FIELDS = ("relay", "nrcpts", "stat")   # free-form, typed (long: malformed values), few values
 SIZES = (1, 2, 3, 5, 10, 40, 1000)
@@ -290,7 +290,7 @@ def test_a_store_from_before_the_value_counts_gets_them_from_maintenance(tmp_pat
 
 def test_logpipe_maintain_counts_the_indexed_fields_of_an_old_store(tmp_path, monkeypatch,
                                                                     capsys, spy):
-    from common.cli import main
+    from logpipe.common.cli import main
 
     sink, plain = both(tmp_path, events(0, 120, 22))
     sink.promote(["relay"])
@@ -365,7 +365,7 @@ def test_retention_clamps_the_mark_so_reused_rowids_are_counted(tmp_path, monkey
     """With the full text deferred, a store pruned empty hands out rowids from low again: the
     mark comes down with the last row, so those rows are counted (the tail, then the
     catch-up), never taken as counted already."""
-    from store.sqlite import writer as W
+    from logpipe.store.sqlite import writer as W
 
     monkeypatch.setattr(W, "_REFRESH_S", 1e9)
     sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db") + "?fts=deferred")
@@ -387,7 +387,7 @@ def test_retention_clamps_the_mark_so_reused_rowids_are_counted(tmp_path, monkey
 
 def test_logpipe_maintain_brings_the_value_counts_up_to_date(tmp_path, monkeypatch, capsys,
                                                                spy):
-    from common.cli import main
+    from logpipe.common.cli import main
 
     sink, plain = both(tmp_path, events(0, 100, 61))
     sink.promote(["relay"])

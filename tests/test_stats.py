@@ -1,5 +1,5 @@
-from common.broker import Keys
-from indexer import stats
+from logpipe.common.broker import Keys
+from logpipe.indexer import stats
 
 
 def test_rates_come_from_per_second_buckets(redis_client):

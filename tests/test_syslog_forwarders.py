@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from common.record import decode
-from indexer.pipeline import Pipeline
-from indexer.pipeline_config import load_pipeline
-from shipper.inputs.syslog import SyslogInput
+from logpipe.common.record import decode
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import load_pipeline
+from logpipe.shipper.inputs.syslog import SyslogInput
 
 
 def events_for(frames: list[bytes]) -> list[dict]:
@@ -114,7 +114,7 @@ def test_a_routed_rfc5424_sshd_line_is_parsed_as_sshd():
 
 
 def test_an_rfc5424_mail_line_read_from_a_file_is_routed_and_parsed():
-    from common.record import Record
+    from logpipe.common.record import Record
     line = "<22>1 2026-11-29T16:14:26.5+00:00 mx1 sendmail 812 - - " + MAIL_TEXT
     doc = Pipeline(load_pipeline(None)).process(Record(
         id="r", line=line, host="collector", path="/var/log/central.log", type="syslog",

@@ -5,9 +5,9 @@ import stat
 
 import pytest
 
-from common.errors import ConfigError
-from search.web.auth import Guard, load_token
-from search.web.server import is_loopback, parse_bind
+from logpipe.common.errors import ConfigError
+from logpipe.search.web.auth import Guard, load_token
+from logpipe.search.web.server import is_loopback, parse_bind
 
 
 def test_bind_addresses():

@@ -1,6 +1,6 @@
 """A mail message's story from its events (search/web/timeline.py)."""
 
-from search.web.timeline import classify, handoffs, story, verdict_of
+from logpipe.search.web.timeline import classify, handoffs, story, verdict_of
 
 
 def test_postfix_message_story_and_hand_off():

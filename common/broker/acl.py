@@ -16,10 +16,10 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from common.broker.connection import redact
-from common.broker.keys import Keys
-from common.errors import BrokerError
-from common.private import private_dir, write_private
+from logpipe.common.broker.connection import redact
+from logpipe.common.broker.keys import Keys
+from logpipe.common.errors import BrokerError
+from logpipe.common.private import private_dir, write_private
 
 SHIPPER_USER = "logpipe-shipper"
 INDEXER_USER = "logpipe-indexer"

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 import redis.sentinel
 
-from common.errors import BrokerError
+from logpipe.common.errors import BrokerError
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 DEFAULT_WAIT_REPLICAS = 1
@@ -140,8 +140,8 @@ def _sentinel_client(url: str, query: dict[str, str], decode_responses: bool, kw
         if not host or not port.isdigit():
             raise ValueError(f"sentinel address {item!r} is not host:port")
         sentinels.append((host.strip("[]"), int(port)))
-    auth = {"username": urllib.parse.unquote(username) or None,
-            "password": urllib.parse.unquote(password) or None}
+    auth: dict[str, Any] = {"username": urllib.parse.unquote(username) or None,
+                            "password": urllib.parse.unquote(password) or None}
     parsers: dict[str, Any] = redis.connection.URL_QUERY_ARGUMENT_PARSERS  # from_url's typing of options
     common = dict({k: parsers[k](v) if k in parsers else v for k, v in query.items()}, **kwargs)
     if scheme.startswith("rediss"):
@@ -157,7 +157,7 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
     ``redis+sentinel://`` / ``rediss+sentinel://`` URLs (see :func:`_sentinel_client`). Query parameters
     ``wait_replicas`` and ``wait_timeout_ms`` set the client's :class:`ReplicaWait`; ``ssl_*`` ones are TLS
     options (:mod:`common.broker.tls`). Connection problems surface on first use."""
-    from common.broker.tls import check_tls_options
+    from logpipe.common.broker.tls import check_tls_options
 
     # TLS files named in the URL exist, before any connection (a sentinel URL is checked as its data URL)
     check_tls_options(url.replace("+sentinel://", "://", 1))
@@ -203,7 +203,7 @@ def connect_checked(url: str, **kwargs):
     try:
         client.ping()
     except Exception as exc:
-        from common.broker.tls import tls_failure
+        from logpipe.common.broker.tls import tls_failure
         raise BrokerError(f"cannot reach the broker at {redact(url)}: "
                           f"{tls_failure(exc, url) or exc}") from None
     return client

@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from common.broker.connection import replica_wait
+from logpipe.common.broker.connection import replica_wait
 
 DEFAULT_PREFIX = "logpipe"
 

@@ -20,8 +20,8 @@ import ssl
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from common.errors import ConfigError
-from common.private import check_private
+from logpipe.common.errors import ConfigError
+from logpipe.common.private import check_private
 
 FILE_OPTIONS = {"ssl_ca_certs": "CA file", "ssl_certfile": "client certificate",
                 "ssl_keyfile": "client key", "ssl_ca_path": "CA directory"}

@@ -24,9 +24,9 @@ import orjson
 import regex
 import typer
 
-from common.errors import ConfigError, GrokError
-from indexer.grok.compiler import compile_grok, split_pieces
-from indexer.grok.matcher import FAILURE, Matcher
+from logpipe.common.errors import ConfigError, GrokError
+from logpipe.indexer.grok.compiler import compile_grok, split_pieces
+from logpipe.indexer.grok.matcher import FAILURE, Matcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Parse lines with grok patterns; debug patterns.")
@@ -64,7 +64,7 @@ def build_matcher(pattern: list[str] | None, pattern_file: str | None,
     if patterns:
         defs: dict[str, str] = {}
         if config and type_:
-            from indexer.pipeline_config import load_pipeline as load
+            from logpipe.indexer.pipeline_config import load_pipeline as load
             tc = load(config).types.get(type_)
             if tc:
                 defs, dirs = dict(tc.pattern_definitions), list(tc.patterns_dir) + dirs
@@ -74,7 +74,7 @@ def build_matcher(pattern: list[str] | None, pattern_file: str | None,
             raise ConfigError("--config needs --type to say which type's patterns to use")
         raise ConfigError("no patterns: give --pattern, --pattern-file, or --type "
                           "(syslog, mail, apache, sshd or a type of --config)")
-    from indexer.pipeline_config import load_pipeline as load
+    from logpipe.indexer.pipeline_config import load_pipeline as load
     cfg = load(config)
     tc = cfg.types.get(type_)
     if tc is None:

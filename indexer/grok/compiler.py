@@ -29,8 +29,8 @@ from typing import Any
 
 import regex
 
-from common.errors import GrokError
-from indexer.grok.library import Library
+from logpipe.common.errors import GrokError
+from logpipe.indexer.grok.library import Library
 
 _REF = re.compile(r"%\{([A-Za-z0-9_.\-]+)(?::([^:}]+))?(?::([A-Za-z]+))?\}")
 _PLAIN = re.compile(r"[^%\\\[()]+")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import GrokError
+from logpipe.common.errors import GrokError
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "patterns"
 
@@ -96,7 +96,7 @@ class Library:
                  ecs: bool = False):
         self.user = dict(user or {})
         if include_builtin and ecs:
-            from indexer.grok.ecs import ecs_builtin_definitions
+            from logpipe.indexer.grok.ecs import ecs_builtin_definitions
             builtin = ecs_builtin_definitions()
         else:
             builtin = builtin_definitions() if include_builtin else {}

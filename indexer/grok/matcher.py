@@ -28,9 +28,9 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from common.errors import GrokError
-from indexer.grok.compiler import Compiled, compile_grok, required_literals
-from indexer.grok.library import Library, build_library
+from logpipe.common.errors import GrokError
+from logpipe.indexer.grok.compiler import Compiled, compile_grok, required_literals
+from logpipe.indexer.grok.library import Library, build_library
 
 FAILURE = "_grokparsefailure"
 TIMEOUT = "_groktimeout"
@@ -412,7 +412,7 @@ class Matcher:
             patterns = [patterns]
         if ecs:
             # ECS mode: the library's captures have ECS names; so do the type's own expressions
-            from indexer.grok.ecs import COMMON, rename_captures
+            from logpipe.indexer.grok.ecs import COMMON, rename_captures
             patterns = [rename_captures(p, COMMON) for p in patterns]
         self.patterns = list(patterns)
         self.timeout = float(timeout)

@@ -26,11 +26,11 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from common.console import emit
-from common.errors import BrokerError, LogpipeError, QueryError
-from search.web import data as D
-from search.web.auth import AuthMiddleware, Guard
-from search.web.timeline import story
+from logpipe.common.console import emit
+from logpipe.common.errors import BrokerError, LogpipeError, QueryError
+from logpipe.search.web import data as D
+from logpipe.search.web.auth import AuthMiddleware, Guard
+from logpipe.search.web.timeline import story
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_COLUMNS = ["@timestamp", "host", "type", "message"]   # as `logpipe search`

@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 COOKIE = "logpipe_ui"
 CSRF_HEADER = "x-csrf-token"

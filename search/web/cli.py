@@ -21,15 +21,15 @@ def ui(
                                              "beyond loopback."),
 ) -> None:
     """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
-    from common.config import resolve_redis_url, resolve_store_url
-    from common.errors import ConfigError
+    from logpipe.common.config import resolve_redis_url, resolve_store_url
+    from logpipe.common.errors import ConfigError
 
     try:
         import jinja2, starlette, uvicorn  # noqa: E401,F401
     except ImportError as exc:
         raise ConfigError(f"the web page needs the [ui] extra ({exc.name} is missing): "
                           "pip install 'logpipe[ui]'") from None
-    from search.web.server import run
+    from logpipe.search.web.server import run
 
     broker_error = None
     try:

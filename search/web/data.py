@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from common.errors import BrokerError, ConfigError, LogpipeError, QueryError
-from query.datemath import MAX_BUCKETS, parse_interval, time_arg
-from query.lucene import compile_query
-from store import open_store
-from store.base import Page, SearchRequest
+from logpipe.common.errors import BrokerError, ConfigError, LogpipeError, QueryError
+from logpipe.query.datemath import MAX_BUCKETS, parse_interval, time_arg
+from logpipe.query.lucene import compile_query
+from logpipe.store import open_store
+from logpipe.store.base import Page, SearchRequest
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
@@ -262,7 +262,7 @@ class Data:
     def trace(self, qid: str) -> list[tuple[str, list[dict]]]:
         """Every event of a message, and of the queue ids it was handed to (when stored):
         [(qid, events oldest first), ...]."""
-        from search.web.timeline import handoffs
+        from logpipe.search.web.timeline import handoffs
 
         out: list[tuple[str, list[dict]]] = []
         seen: set[str] = set()
@@ -317,16 +317,16 @@ class Data:
             raise BrokerError(self.broker_error or "no broker configured: pass --redis")
         with self._lock:
             if self._client is None:
-                from common.broker import connect
+                from logpipe.common.broker import connect
                 self._client = connect(self.redis_url)
             return self._client
 
     def _keys(self):
-        from common.broker import Keys
+        from logpipe.common.broker import Keys
         return Keys(prefix=self.prefix, raw=self.raw_list)
 
     def _dlq(self):
-        from indexer.dlq import DeadLetterQueue
+        from logpipe.indexer.dlq import DeadLetterQueue
         try:
             return DeadLetterQueue(self.client, self._keys())
         except LogpipeError:
@@ -343,7 +343,7 @@ class Data:
 
     @staticmethod
     def dlq_filters(stage: str | None, reason: str | None, rtype: str | None) -> dict:
-        from indexer.dlq import STAGES
+        from logpipe.indexer.dlq import STAGES
         stage = (stage or "").strip() or None
         if stage and stage not in STAGES:
             raise QueryError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
@@ -385,8 +385,8 @@ class Data:
         return out
 
     def _pipeline_config(self):
-        from indexer.pipeline import Pipeline
-        from indexer.pipeline_config import load_pipeline
+        from logpipe.indexer.pipeline import Pipeline
+        from logpipe.indexer.pipeline_config import load_pipeline
         if self._pipeline is None:
             pipeline = Pipeline(load_pipeline(self.config_path))
             pipeline.compile_all()
@@ -396,9 +396,9 @@ class Data:
     def closest_pattern(self, raw: bytes, record_id: str) -> dict | None:
         """Which of the record type's patterns got furthest on its line (``grok debug``'s
         answer): {type, pattern, matched, pieces, good, failed_piece, line, end}."""
-        from common.record import decode
-        from indexer.grok.cli import explain
-        from indexer.grok.matcher import matcher_for
+        from logpipe.common.record import decode
+        from logpipe.indexer.grok.cli import explain
+        from logpipe.indexer.grok.matcher import matcher_for
         try:
             record = decode(raw, record_id)
         except LogpipeError:
@@ -432,7 +432,7 @@ class Data:
     def dlq_replay(self, entries: list[str] | None = None, filters: dict | None = None) -> dict:
         """Replay the given entries, or all matching the filter: the code of `logpipe dlq
         replay` (indexer.replay), into this page's store."""
-        from indexer.replay import replay_letters
+        from logpipe.indexer.replay import replay_letters
         dlq = self._dlq()
         letters = self._letters(dlq, entries, filters)
         sink = self.sink
@@ -447,7 +447,7 @@ class Data:
 
     def health(self) -> dict:
         """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``)."""
-        from indexer import stats
+        from logpipe.indexer import stats
         return self._broker(stats.collect, self.client, self._keys())
 
 

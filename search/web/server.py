@@ -6,7 +6,7 @@ import ipaddress
 import socket
 import sys
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 DEFAULT_BIND = "127.0.0.1:5601"
 
@@ -56,9 +56,9 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
     import uvicorn
 
     _Server = _server_class()
-    from search.web.app import create_app
-    from search.web.auth import load_token, new_token
-    from search.web.data import Data
+    from logpipe.search.web.app import create_app
+    from logpipe.search.web.auth import load_token, new_token
+    from logpipe.search.web.data import Data
 
     host, port = parse_bind(bind)
     loopback = is_loopback(host)

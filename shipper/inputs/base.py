@@ -13,15 +13,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Protocol
 
-from common.errors import ConfigError
-from shipper.framing import Framed
-from shipper.registry import Registry
+from logpipe.common.errors import ConfigError
+from logpipe.shipper.framing import Framed
+from logpipe.shipper.registry import Registry
 
 # input kind -> "module:Class", imported only when used
 KINDS: dict[str, str] = {
-    "file": "shipper.inputs.file:FileInput",
-    "stdin": "shipper.inputs.stdin:StdinInput",
-    "syslog": "shipper.inputs.syslog:SyslogInput",
+    "file": "logpipe.shipper.inputs.file:FileInput",
+    "stdin": "logpipe.shipper.inputs.stdin:StdinInput",
+    "syslog": "logpipe.shipper.inputs.syslog:SyslogInput",
 }
 
 

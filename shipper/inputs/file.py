@@ -25,11 +25,11 @@ import stat as stat_mod
 import time
 from functools import partial
 
-from shipper.encode import RecordEncoder
-from shipper.framing import Framed
-from shipper.inputs.base import Chunk, Input
-from shipper.lines import LineStream
-from shipper.registry import FP_BYTES, fingerprint
+from logpipe.shipper.encode import RecordEncoder
+from logpipe.shipper.framing import Framed
+from logpipe.shipper.inputs.base import Chunk, Input
+from logpipe.shipper.lines import LineStream
+from logpipe.shipper.registry import FP_BYTES, fingerprint
 
 READ_SIZE = 1024 * 1024
 

@@ -36,10 +36,10 @@ from functools import partial
 
 import orjson
 
-from common.errors import ConfigError
-from common.record import record_id
-from shipper.encode import decode_line
-from shipper.inputs.base import Chunk, Input
+from logpipe.common.errors import ConfigError
+from logpipe.common.record import record_id
+from logpipe.shipper.encode import decode_line
+from logpipe.shipper.inputs.base import Chunk, Input
 
 FACILITIES = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
               "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
@@ -102,7 +102,7 @@ def parse_listen(url: str, where: str = "syslog") -> tuple[str, str, int]:
 
 def server_tls_context(spec) -> ssl.SSLContext:
     """The listener's TLS settings (RFC 5425: TLS 1.2 or later)."""
-    from common.private import check_private
+    from logpipe.common.private import check_private
 
     where = spec.where
     if not (spec.tls_cert and spec.tls_key):
@@ -167,7 +167,7 @@ class SyslogInput(Input):
         self.lines = 0
 
     def start(self) -> None:
-        from common.listen import warn_if_exposed
+        from logpipe.common.listen import warn_if_exposed
 
         for url in self.spec.listen:
             proto, host, port = parse_listen(url, self.spec.where)

@@ -6,6 +6,6 @@ URL: ``http(s)://host:9200``, ``?index=PATTERN`` for another index naming (see
 
 from __future__ import annotations
 
-from store.elasticsearch.writer import ElasticsearchSink
+from logpipe.store.elasticsearch.writer import ElasticsearchSink
 
 __all__ = ["ElasticsearchSink"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 ENV_AUTH_FILE = "LOGPIPE_ES_AUTH_FILE"
 ENV_USERNAME = "LOGPIPE_ES_USERNAME"
@@ -33,7 +33,7 @@ _FILE_KEYS = {"username", "password", "api_key", "ca_certs", "fingerprint"}
 
 
 def _read_auth_file(path: str) -> dict[str, str]:
-    from common.private import read_secret
+    from logpipe.common.private import read_secret
 
     text = read_secret(path, "Elasticsearch credentials file")
     values: dict[str, str] = {}

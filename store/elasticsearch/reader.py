@@ -13,10 +13,10 @@ import heapq
 from datetime import datetime
 from typing import Iterator
 
-from common.errors import QueryError, SinkError
-from query.datemath import epoch_ms, fill_buckets, parse_interval
-from query.lucene import compile_query
-from query.tree import (
+from logpipe.common.errors import QueryError, SinkError
+from logpipe.query.datemath import epoch_ms, fill_buckets, parse_interval
+from logpipe.query.lucene import compile_query
+from logpipe.query.tree import (
     TEXT_FIELD,
     TEXT_KEYWORD,
     TIME_FIELD,
@@ -34,7 +34,7 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import (
+from logpipe.store.base import (
     TRACK_TOTAL_HITS,
     Page,
     SearchRequest,
@@ -43,8 +43,8 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
-from store.elasticsearch.errors import exception_reason
-from store.elasticsearch.template import ID_FIELD
+from logpipe.store.elasticsearch.errors import exception_reason
+from logpipe.store.elasticsearch.template import ID_FIELD
 
 _COMMON = {"ignore_unavailable": True, "allow_no_indices": True}
 
@@ -132,7 +132,7 @@ def _call(what: str, fn, **kwargs):
     try:
         return fn(**kwargs)
     except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
-        from store.elasticsearch.connection import describe_failure
+        from logpipe.store.elasticsearch.connection import describe_failure
         clear = describe_failure(exc, "the store")
         if clear:  # credentials or TLS: a configuration mistake, said plainly
             raise SinkError(clear, permanent=True) from None

@@ -11,8 +11,8 @@ def prune(client, index_pattern: str, index_format: str, older_than: datetime,
     """Delete whole indices whose day ends before ``older_than``; returns how many went."""
     from elasticsearch import ApiError, TransportError
 
-    from common.errors import SinkError
-    from store.elasticsearch.connection import describe_failure
+    from logpipe.common.errors import SinkError
+    from logpipe.store.elasticsearch.connection import describe_failure
 
     try:
         names = client.indices.get(index=index_pattern, allow_no_indices=True,

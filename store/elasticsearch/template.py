@@ -10,7 +10,7 @@ cannot be placed: it is refused and dead-lettered, as on the embedded store).
 
 from __future__ import annotations
 
-from store.fields import IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
+from logpipe.store.fields import IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
 
 TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
 # The event id, copied into the document by the writer: ``_id`` cannot be sorted on, and

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from common.errors import ConfigError
+from logpipe.common.errors import ConfigError
 
 
 def open(url: str, **options):
-    from store.elasticsearch.connection import URL_OPTIONS, client_options
-    from store.elasticsearch.writer import ElasticsearchSink
+    from logpipe.store.elasticsearch.connection import URL_OPTIONS, client_options
+    from logpipe.store.elasticsearch.writer import ElasticsearchSink
 
     nodes, _, query = url.partition("?")
     tls = {}

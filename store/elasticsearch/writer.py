@@ -17,14 +17,14 @@ from typing import Sequence
 
 import orjson
 
-from common.broker import redact
-from common.errors import SinkError
-from store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
-from store.elasticsearch import reader, retention
-from store.elasticsearch.errors import item_reason
-from store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
-from store.elasticsearch.url import es_client
-from store.fields import mark_malformed
+from logpipe.common.broker import redact
+from logpipe.common.errors import SinkError
+from logpipe.store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
+from logpipe.store.elasticsearch import reader, retention
+from logpipe.store.elasticsearch.errors import item_reason
+from logpipe.store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
+from logpipe.store.elasticsearch.url import es_client
+from logpipe.store.fields import mark_malformed
 
 
 class ElasticsearchSink:
@@ -54,7 +54,7 @@ class ElasticsearchSink:
             self.client.indices.put_index_template(
                 name=name, **index_template(self.index_pattern, replicas=1 if data_nodes > 1 else 0))
         except (ApiError, TransportError) as exc:
-            from store.elasticsearch.connection import describe_failure
+            from logpipe.store.elasticsearch.connection import describe_failure
 
             clear = describe_failure(exc, self.url)  # credentials, TLS: configuration mistakes
             status = getattr(getattr(exc, "meta", None), "status", None) or 0

@@ -6,11 +6,11 @@ URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; see
 
 from __future__ import annotations
 
-from store.sqlite.maintenance import SqliteMaintenance
-from store.sqlite.reader import SqliteReader
-from store.sqlite.retention import SqliteRetention
-from store.sqlite.schema import parse_url
-from store.sqlite.writer import SqliteWriter, timestamp_ms
+from logpipe.store.sqlite.maintenance import SqliteMaintenance
+from logpipe.store.sqlite.reader import SqliteReader
+from logpipe.store.sqlite.retention import SqliteRetention
+from logpipe.store.sqlite.schema import parse_url
+from logpipe.store.sqlite.writer import SqliteWriter, timestamp_ms
 
 
 class SqliteSink(SqliteMaintenance, SqliteReader, SqliteRetention, SqliteWriter):

@@ -17,9 +17,9 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Iterable
 
-from common.errors import QueryError, SinkError
-from store.sqlite import rollup, value_counts
-from store.sqlite.schema import (
+from logpipe.common.errors import QueryError, SinkError
+from logpipe.store.sqlite import rollup, value_counts
+from logpipe.store.sqlite.schema import (
     JSON_INDEX_LIMIT,
     JSON_INDEX_PREFIX,
     WANTED_PREFIX,

@@ -30,11 +30,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Iterator
 
 
-from common.errors import QueryError, SinkError
-from query.analyzer import analyze
-from query.datemath import MAX_BUCKETS, epoch_ms, fill_buckets, parse_interval
-from query.lucene import compile_query
-from query.tree import (
+from logpipe.common.errors import QueryError, SinkError
+from logpipe.query.analyzer import analyze
+from logpipe.query.datemath import MAX_BUCKETS, epoch_ms, fill_buckets, parse_interval
+from logpipe.query.lucene import compile_query
+from logpipe.query.tree import (
     TEXT_FIELD,
     TEXT_KEYWORD,
     TIME_FIELD,
@@ -52,7 +52,7 @@ from query.tree import (
     Wildcard,
     numeric,
 )
-from store.base import (
+from logpipe.store.base import (
     TRACK_TOTAL_HITS,
     Page,
     SearchRequest,
@@ -61,8 +61,8 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
-from store.sqlite import rollup, value_counts
-from store.sqlite.schema import (
+from logpipe.store.sqlite import rollup, value_counts
+from logpipe.store.sqlite.schema import (
     FTS_TABLE,
     FTS_VOCAB,
     JSON_INDEX_PREFIX,

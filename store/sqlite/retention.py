@@ -8,12 +8,12 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from common.errors import SinkError
-from query.analyzer import ANALYZER_VERSION
-from query.datemath import epoch_ms
-from store.sqlite import rollup, value_counts
-from store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL, immediate
-from store.sqlite.writer import fts_bodies, index_messages
+from logpipe.common.errors import SinkError
+from logpipe.query.analyzer import ANALYZER_VERSION
+from logpipe.query.datemath import epoch_ms
+from logpipe.store.sqlite import rollup, value_counts
+from logpipe.store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL, immediate
+from logpipe.store.sqlite.writer import fts_bodies, index_messages
 
 
 class SqliteRetention:

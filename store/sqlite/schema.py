@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from common.errors import ConfigError
-from query.analyzer import ANALYZER_VERSION, TOKEN_EXTRA_CHARS
-from store.fields import MALFORMED_FIELD, mark_malformed
+from logpipe.common.errors import ConfigError
+from logpipe.query.analyzer import ANALYZER_VERSION, TOKEN_EXTRA_CHARS
+from logpipe.store.fields import MALFORMED_FIELD, mark_malformed
 
 # Fields the embedded store keeps in real, indexed columns (fixed identifiers, never user text).
 # Everything else is read from the JSON document with a bound path.

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 
 def open(url: str, **options):
-    from store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteSink
 
     return SqliteSink(url, **options)

@@ -48,8 +48,8 @@ from collections import Counter
 
 import orjson
 
-from store.sqlite.rollup import DIMS
-from store.sqlite.schema import (
+from logpipe.store.sqlite.rollup import DIMS
+from logpipe.store.sqlite.schema import (
     JSON_INDEX_PREFIX,
     json_index_name,
     json_indexable,

@@ -55,11 +55,11 @@ from typing import Sequence
 
 import orjson
 
-from common.errors import ConfigError, SinkError
-from query.analyzer import ANALYZER_VERSION, fts_text
-from query.datemath import epoch_ms, time_period
-from store.base import Event, Outcome, Status
-from store.sqlite.schema import (
+from logpipe.common.errors import ConfigError, SinkError
+from logpipe.query.analyzer import ANALYZER_VERSION, fts_text
+from logpipe.query.datemath import epoch_ms, time_period
+from logpipe.store.base import Event, Outcome, Status
+from logpipe.store.sqlite.schema import (
     FTS_AUTOMERGE,
     FTS_MARK,
     FTS_TABLE,

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from common.broker import Keys, connect
-from common.private import write_private
+from logpipe.common.broker import Keys, connect
+from logpipe.common.private import write_private
 from tests.fixtures.secrets import register_secret
 from tests.support.mail import FIX_PIPELINE, logpipe, mail_records
 
@@ -150,7 +150,7 @@ def test_shipping_indexing_replay_and_stats_work_with_exactly_those_users(
     # ...and by the agent, which also publishes its figures.
     log = tmp_path / "app.log"
     log.write_text("".join(f"Nov 28 10:00:{i:02d} web1 app[1]: line {i}\n" for i in range(20)))
-    agent = subprocess.Popen([sys.executable, "-m", "common.cli", "ship", "--redis",
+    agent = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "ship", "--redis",
                               str(shipper_file), "--host", "acl-web1", "--registry",
                               str(tmp_path / "reg.json"), str(log)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

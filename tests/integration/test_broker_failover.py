@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from common.broker import Keys, connect, replica_wait
-from indexer.stats import totals
+from logpipe.common.broker import Keys, connect, replica_wait
+from logpipe.indexer.stats import totals
 from tests.integration.test_shipper_helpers import Agent, Writer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -30,7 +30,7 @@ LINES = 100_000
 
 
 def _index(url: str, store: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "common.cli", "index", "--redis", url, "--store", store,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", "index", "--redis", url, "--store", store,
                            "--workers", "2", *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -103,7 +103,7 @@ def test_primary_killed_while_shipping_then_burst(tmp_path, sentinel_group):
 
 def test_primary_killed_while_shipping_and_indexing(tmp_path, sentinel_group):
     db = tmp_path / "events.db"
-    indexer = subprocess.Popen([sys.executable, "-m", "common.cli", "index", "--redis", sentinel_group.url(),
+    indexer = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "index", "--redis", sentinel_group.url(),
                                 "--store", f"sqlite:///{db}", "--workers", "2", "--batch-size", "2000"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
@@ -162,7 +162,7 @@ def test_sentinel_url_follows_a_failover_with_one_log_line(sentinel_group, caplo
 
 
 def test_sentinel_url_parsing_errors_are_clear():
-    from common.errors import BrokerError
+    from logpipe.common.errors import BrokerError
 
     for bad in ("redis+sentinel://h:1/", "redis+sentinel://h:1/svc/0/x", "redis+sentinel://h:x/svc"):
         with pytest.raises(BrokerError, match="invalid broker URL"):
@@ -181,7 +181,7 @@ def test_least_privilege_shipper_user_still_waits_for_a_replica(sentinel_group):
     INFO and WAIT), and it still cannot read what it pushed."""
     import redis
 
-    from common.broker.acl import setup_users
+    from logpipe.common.broker.acl import setup_users
 
     primary = sentinel_group.primary
     admin = connect(primary.url)

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from common.private import write_private
-from services.valkey import ServerTls, ValkeyServer, debian_redis_server
+from logpipe.common.private import write_private
+from logpipe.services.valkey import ServerTls, ValkeyServer, debian_redis_server
 from tests.fixtures.secrets import register_secret
 from tests.support.mail import logpipe
 from tests.support.tls import TestCA

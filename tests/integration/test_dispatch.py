@@ -8,11 +8,11 @@ import orjson
 import pytest
 from rq import Queue, SimpleWorker
 
-from common.broker import Broker, Keys, connect
-from common.record import Record, encode, record_id
-from indexer.dispatch import Dispatcher
-from indexer.dlq import DeadLetterQueue
-from indexer.jobs import JobSettings
+from logpipe.common.broker import Broker, Keys, connect
+from logpipe.common.record import Record, encode, record_id
+from logpipe.indexer.dispatch import Dispatcher
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.jobs import JobSettings
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +37,8 @@ def test_batches_become_jobs_and_documents(redis_url, tmp_path):
     assert Queue("logpipe", connection=client).count == 3
     work(redis_url)
     assert dispatcher.idle()
-    from store import open_sink
-    from store.base import SearchRequest
+    from logpipe.store import open_sink
+    from logpipe.store.base import SearchRequest
     assert open_sink(store).search(SearchRequest(limit=1)).total == 250
 
 
@@ -82,7 +82,7 @@ def test_a_burst_into_the_embedded_store_ends_fully_searchable(redis_url, tmp_pa
     """Writes defer the full-text index; an idle indexer (here: the end of a burst) catches up."""
     import sqlite3
 
-    from store.sqlite.schema import MARK_SQL as _MARK_SQL
+    from logpipe.store.sqlite.schema import MARK_SQL as _MARK_SQL
     from tests.support.mail import logpipe
 
     client = connect(redis_url)
@@ -120,8 +120,8 @@ def test_a_store_outage_crosses_rq_as_a_type_and_spends_no_attempts(redis_url):
 
     from rq.job import Job
 
-    from indexer.dispatch import job_id_for
-    from indexer.results import FailureKind
+    from logpipe.indexer.dispatch import job_id_for
+    from logpipe.indexer.results import FailureKind
 
     with socket.socket() as s:  # a port nothing listens on: the store is down
         s.bind(("127.0.0.1", 0))

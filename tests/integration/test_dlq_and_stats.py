@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from common.broker import Keys, connect
+from logpipe.common.broker import Keys, connect
 from tests.support.mail import FIX_PIPELINE, BAD_EVERY, TOO_DEEP, logpipe, mail_records
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
     assert "raw list\t1" in table.stdout
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "common.cli", "stats", "--redis", redis_url,
+    server = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "stats", "--redis", redis_url,
                                "--metrics-port", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -125,7 +125,7 @@ def test_stats_and_prometheus_metrics(indexed_with_dead_letters, redis_url):
 def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
     log = tmp_path / "app.log"
     log.write_text("".join(f"Nov 28 10:00:{i:02d} web1 app[1]: line {i}\n" for i in range(40)))
-    shipper = subprocess.Popen([sys.executable, "-m", "common.cli", "ship", "--redis", redis_url,
+    shipper = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "ship", "--redis", redis_url,
                                 "--host", "web1", "--registry", str(tmp_path / "reg.json"),
                                 str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -138,7 +138,7 @@ def test_running_shippers_show_in_stats_and_metrics(redis_url, tmp_path):
         assert mine, figures["shippers"]
         assert mine[0]["lag_bytes"] == 0
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "common.cli", "stats", "--redis",
+        server = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "stats", "--redis",
                                    redis_url, "--metrics-port", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -159,7 +159,7 @@ def test_stats_with_a_prefix_sees_a_shipper_started_with_that_prefix(redis_url, 
     given, so stats with a prefix never saw any shipper)."""
     log = tmp_path / "app.log"
     log.write_text("".join(f"Nov 28 10:00:{i:02d} web2 app[1]: line {i}\n" for i in range(25)))
-    shipper = subprocess.Popen([sys.executable, "-m", "common.cli", "ship", "--redis", redis_url,
+    shipper = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "ship", "--redis", redis_url,
                                 "--prefix", "team7", "--host", "web2", "--registry",
                                 str(tmp_path / "reg.json"), str(log)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

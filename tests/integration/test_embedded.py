@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def logpipe(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=env)
 
 

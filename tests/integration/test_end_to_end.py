@@ -12,8 +12,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from common.broker import connect
-from indexer.dlq import DeadLetterQueue
+from logpipe.common.broker import connect
+from logpipe.indexer.dlq import DeadLetterQueue
 
 from tests.conftest import corpus_file
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def logpipe(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args], capture_output=True,
                           text=True, timeout=kw.pop("timeout", 300), **kw)
 
 

@@ -47,7 +47,7 @@ def installed(tmp_path_factory):
 
 PROBE = """
 import json, sys
-from services import elasticsearch as es
+from logpipe.services import elasticsearch as es
 print(json.dumps({"module": es.__file__, "sources": str(es.launcher_dir()), "build": str(es.build_dir()),
                   "files": [str(p.relative_to(es.launcher_dir())) for p in es._launcher_sources()]}))
 """
@@ -77,7 +77,7 @@ def test_installed_wheel_carries_the_launcher_sources(installed, tmp_path):
 
 NODE = """
 import json, os, pathlib, urllib.request
-from services.elasticsearch import ElasticsearchNode, build_dir
+from logpipe.services.elasticsearch import ElasticsearchNode, build_dir
 node = ElasticsearchNode(data_dir=pathlib.Path(os.environ["NODE_DIR"]))
 try:
     url = node.start(timeout=600)

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from common.broker import Keys, connect
-from common.private import write_private
+from logpipe.common.broker import Keys, connect
+from logpipe.common.private import write_private
 from tests.fixtures.secrets import register_secret
 from tests.support.mail import FIX_PIPELINE, logpipe, mail_records
 from tests.support.nginx import NginxFront, nginx_binary

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from store import open_sink
-from store.base import Event, SearchRequest, Status
+from logpipe.store import open_sink
+from logpipe.store.base import Event, SearchRequest, Status
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from common.broker import Keys, connect
-from common.record import Record, encode, record_id
+from logpipe.common.broker import Keys, connect
+from logpipe.common.record import Record, encode, record_id
 
 pytestmark = pytest.mark.integration
 

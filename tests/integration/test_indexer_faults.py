@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from common.broker import Keys, connect
-from indexer.dlq import DeadLetterQueue
-from services.elasticsearch import ElasticsearchNode
+from logpipe.common.broker import Keys, connect
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.services.elasticsearch import ElasticsearchNode
 from tests.support.mail import mail_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,7 +49,7 @@ def start_indexer(redis_url: str, store_url: str, log_path, workers: int = 2,
     indexer = Indexer(log_path)
     with open(log_path, "wb") as out:
         indexer.proc = subprocess.Popen(
-            [sys.executable, "-m", "common.cli", "index", "--redis", redis_url, "--store",
+            [sys.executable, "-m", "logpipe.common.cli", "index", "--redis", redis_url, "--store",
              store_url, "--workers", str(workers), "--batch-size", str(batch)],
             stdout=out, stderr=subprocess.STDOUT)
     return indexer

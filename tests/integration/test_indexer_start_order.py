@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from services.valkey import ValkeyServer, find_free_port
-from store import open_store
-from store.base import SearchRequest
+from logpipe.services.valkey import ValkeyServer, find_free_port
+from logpipe.store import open_store
+from logpipe.store.base import SearchRequest
 from tests.integration.test_shipper_helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def env_for(tmp_path, url: str) -> dict:
 
 
 def logpipe(*args: str) -> list[str]:
-    return [sys.executable, "-m", "common.cli", *args]
+    return [sys.executable, "-m", "logpipe.common.cli", *args]
 
 
 def stored(store_url: str) -> int:
@@ -200,8 +200,8 @@ def test_index_started_before_the_store_waits_then_stores(tmp_path, later_valkey
                                                           es_client):
     from urllib.parse import urlparse
 
-    from common.broker import connect
-    from common.record import Record, encode
+    from logpipe.common.broker import connect
+    from logpipe.common.record import Record, encode
 
     later_valkey.start()
     forwarder = Forwarder(urlparse(es_url).port)

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from common.broker import connect
+from logpipe.common.broker import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import QueryError
-from store import open_store
-from store.base import Event, SearchRequest, Status
+from logpipe.common.errors import QueryError
+from logpipe.store import open_store
+from logpipe.store.base import Event, SearchRequest, Status
 
 pytestmark = pytest.mark.integration
 N = 3000

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from common.private import write_private
+from logpipe.common.private import write_private
 from tests.integration.test_shipper_helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def _listening_addresses(port: int) -> set[str]:
 
 def _serve(tmp_path, port, *extra):
     out = tmp_path / f"metrics-{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "common.cli", "stats", "--redis",
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "stats", "--redis",
                              str(tmp_path / "indexer.url"), "--metrics-port", str(port), *extra],
                             stdout=subprocess.DEVNULL, stderr=open(out, "wb"))
     wait_for(lambda: "event=metrics_serving" in out.read_text() or proc.poll() is not None,

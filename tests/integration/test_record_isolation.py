@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.broker import Broker, Keys
-from common.record import Record, encode, record_id
-from indexer.dlq import DeadLetterQueue
-from indexer.jobs import BatchProcessor, JobSettings
-from indexer.pipeline import Pipeline
-from indexer.pipeline_config import FieldEdits, PipelineConfig, TypeConfig
-from store import open_sink
-from store.base import SearchRequest
+from logpipe.common.broker import Broker, Keys
+from logpipe.common.record import Record, encode, record_id
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.jobs import BatchProcessor, JobSettings
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import FieldEdits, PipelineConfig, TypeConfig
+from logpipe.store import open_sink
+from logpipe.store.base import SearchRequest
 
 pytestmark = pytest.mark.integration
 
@@ -107,8 +107,8 @@ def test_the_indexer_stores_a_batch_with_malformed_items_without_a_retry(redis_u
     import subprocess
     import sys
 
-    from common.broker import connect
-    from indexer.stats import totals
+    from logpipe.common.broker import connect
+    from logpipe.indexer.stats import totals
 
     good = good_records(6)
     items = [encode(good[0])]
@@ -118,7 +118,7 @@ def test_the_indexer_stores_a_batch_with_malformed_items_without_a_retry(redis_u
     keys = Keys()
     client.rpush(keys.raw, *items)
     store_url = f"sqlite:///{tmp_path}/events.db"
-    run = subprocess.run([sys.executable, "-m", "common.cli", "index", "--redis", redis_url,
+    run = subprocess.run([sys.executable, "-m", "logpipe.common.cli", "index", "--redis", redis_url,
                           "--store", store_url, "--workers", "1", "--burst",
                           "--batch-size", "1000"],
                          capture_output=True, text=True, timeout=600)

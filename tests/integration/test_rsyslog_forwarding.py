@@ -53,7 +53,7 @@ def rsyslog_config(work: Path, inputs: dict[str, int], agent_port: int) -> str:
 
 
 def logpipe(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

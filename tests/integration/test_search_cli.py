@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from store.base import Event
-from store.sqlite import SqliteSink
+from logpipe.store.base import Event
+from logpipe.store.sqlite import SqliteSink
 
 LOGPIPE = str(Path(sys.executable).with_name("logpipe"))
 EVENTS = [

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from store import open_store
-from store.base import Event, SearchRequest, Status
+from logpipe.store import open_store
+from logpipe.store.base import Event, SearchRequest, Status
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def es_index_url(corpus, es_url):
 
 
 def search(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "common.cli", "search", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", "search", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
 
 

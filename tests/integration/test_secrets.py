@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def logpipe(*args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=env)
 
 
@@ -73,7 +73,7 @@ def test_up_keeps_every_secret_out_of_argv_and_in_private_files(tmp_path):
         ours = {info["supervisor_pid"], info["broker_pid"], info["indexer_pid"]}
         lines = _cmdlines()
         assert ours <= set(lines), "the services should be running"
-        workers = [pid for pid, line in lines.items() if "indexer.worker" in line
+        workers = [pid for pid, line in lines.items() if "logpipe.indexer.worker" in line
                    and str(home) not in line and os.getppid() != pid]
         assert workers, "the worker processes should be visible"
         for pid, line in lines.items():

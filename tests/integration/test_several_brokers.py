@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from common.broker import Keys, connect
-from services.valkey import ValkeyServer
+from logpipe.common.broker import Keys, connect
+from logpipe.services.valkey import ValkeyServer
 from tests.integration.test_shipper_helpers import Agent, Writer, records, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -74,7 +74,7 @@ def test_shipper_spreads_over_two_brokers_and_moves_off_a_stopped_one(tmp_path, 
     assert len(_lines(b.url)) > kept_on_b, "broker b got nothing after it came back"
 
     db = tmp_path / "events.db"
-    run = subprocess.run([sys.executable, "-m", "common.cli", "index", "--redis", f"{a.url} {b.url}", "--store",
+    run = subprocess.run([sys.executable, "-m", "logpipe.common.cli", "index", "--redis", f"{a.url} {b.url}", "--store",
                           f"sqlite:///{db}", "--workers", "1", "--burst"], capture_output=True, text=True,
                          timeout=400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -11,8 +11,8 @@ import subprocess
 import orjson
 import pytest
 
-from common.private import write_private
-from common.record import record_id
+from logpipe.common.private import write_private
+from logpipe.common.record import record_id
 from tests.integration.test_shipper_helpers import (Agent, Writer, assert_delivered, records,
                                                     ship_cmd, wait_for)
 

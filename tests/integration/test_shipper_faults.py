@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from common.broker import connect
+from logpipe.common.broker import connect
 from tests.integration.test_shipper_helpers import (Agent, Writer, assert_delivered, records,
                                                     wait_for)
 

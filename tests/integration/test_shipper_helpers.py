@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from shipper.agent import IN_FLIGHT
+from logpipe.shipper.agent import IN_FLIGHT
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGPIPE = str(ROOT / ".venv" / "bin" / "logpipe")
@@ -23,7 +23,7 @@ if not os.path.exists(LOGPIPE):
 def ship_cmd(*args: str) -> list[str]:
     if LOGPIPE:
         return [LOGPIPE, "ship", *args]
-    return [sys.executable, "-m", "shipper.cli", *args]
+    return [sys.executable, "-m", "logpipe.shipper.cli", *args]
 
 
 class Agent:

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from common.broker import connect
-from services.valkey import ValkeyServer, find_free_port
+from logpipe.common.broker import connect
+from logpipe.services.valkey import ValkeyServer, find_free_port
 from tests.integration.test_shipper_helpers import Agent, Writer, records, wait_for
 
 pytestmark = pytest.mark.integration
@@ -128,7 +128,7 @@ def _stats(url: str, tmp_path, *args: str) -> tuple[subprocess.Popen, "os.PathLi
     env = {**os.environ, "LOGPIPE_HOME": str(tmp_path / "home")}
     env.pop("LOGPIPE_REDIS_URL", None)
     with open(err, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "common.cli", "stats", "--redis", url,
+        proc = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "stats", "--redis", url,
                                  *args], stdout=subprocess.PIPE, stderr=f, env=env)
     return proc, err
 

@@ -12,10 +12,10 @@ from functools import lru_cache
 
 import pytest
 
-from query import analyzer, lucene, tree
-from store.base import Event, SearchRequest, Status
-from store.fields import MALFORMED_FIELD, MALFORMED_TAG, mark_malformed
-from store.sqlite import SqliteSink, timestamp_ms
+from logpipe.query import analyzer, lucene, tree
+from logpipe.store.base import Event, SearchRequest, Status
+from logpipe.store.fields import MALFORMED_FIELD, MALFORMED_TAG, mark_malformed
+from logpipe.store.sqlite import SqliteSink, timestamp_ms
 from tests.conftest import corpus_file
 
 CORPUS = ["mail_extra.log", "postfix.log", "sendmail-reject.log", "sendmail-auth.log",
@@ -309,7 +309,7 @@ def test_the_query_set_is_not_trivial(events):
 @pytest.fixture(scope="module")
 def es_store(es_url, events):
     """The lead's ElasticsearchSink, loaded with the corpus; yields (sink, ids it accepted)."""
-    from store.elasticsearch import ElasticsearchSink
+    from logpipe.store.elasticsearch import ElasticsearchSink
     from tests.fixtures.elasticsearch import cleaned_es
 
     with cleaned_es(es_url, timeout=120) as client:
@@ -408,7 +408,7 @@ def test_malformed_values_are_stored_as_text_and_tagged_the_same_on_both(es_stor
 
 @pytest.mark.integration
 def test_bad_queries_fail_the_same_way_on_both(es_store, sqlite_store):
-    from common.errors import QueryError
+    from logpipe.common.errors import QueryError
 
     for query in ["a AND (b", "foo~", '"a b"~2', "/regex/", "message:[a TO b]", "size:"]:
         for store in (es_store, sqlite_store):
@@ -420,8 +420,8 @@ def test_bad_queries_fail_the_same_way_on_both(es_store, sqlite_store):
 def test_page_totals_are_tracked_alike(es_store, sqlite_store, monkeypatch):
     """A page's total is exact up to the tracking limit and "at least the limit" past it, on
     both stores (Elasticsearch's track_total_hits; a limit of 40 here for the small corpus)."""
-    from store.elasticsearch import reader as es_reader
-    from store.sqlite import reader as lite_reader
+    from logpipe.store.elasticsearch import reader as es_reader
+    from logpipe.store.sqlite import reader as lite_reader
 
     monkeypatch.setattr(es_reader, "TRACK_TOTAL_HITS", 40)
     monkeypatch.setattr(lite_reader, "TRACK_TOTAL_HITS", 40)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from store import open_store
-from store.base import Event, SearchRequest, Status
-from store.elasticsearch import reader
+from logpipe.store import open_store
+from logpipe.store.base import Event, SearchRequest, Status
+from logpipe.store.elasticsearch import reader
 
 pytestmark = pytest.mark.integration
 DAYS = 4

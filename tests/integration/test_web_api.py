@@ -11,14 +11,14 @@ import warnings
 import orjson
 import pytest
 
-from common.broker import Keys, connect
-from common.cli import main as cli_main
-from common.record import Record, encode
-from indexer.dlq import DeadLetterQueue
-from store.base import Event
-from store.sqlite import SqliteSink
-from search.web.app import create_app
-from search.web.data import Data
+from logpipe.common.broker import Keys, connect
+from logpipe.common.cli import main as cli_main
+from logpipe.common.record import Record, encode
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.store.base import Event
+from logpipe.store.sqlite import SqliteSink
+from logpipe.search.web.app import create_app
+from logpipe.search.web.data import Data
 from tests.support.web import HOSTILE, mail_events, start_ui, stop_ui
 
 with warnings.catch_warnings():
@@ -279,8 +279,8 @@ def test_a_total_past_the_tracking_limit_says_at_least(store, request, monkeypat
     """Totals are counted up to a limit (10,000; 100 here), as Elasticsearch does: past it the
     API says "total_relation": "gte" and the page "100+ hits"; the top values' percentages
     rest on an exact count."""
-    from store.elasticsearch import reader as es_reader
-    from store.sqlite import reader as lite_reader
+    from logpipe.store.elasticsearch import reader as es_reader
+    from logpipe.store.sqlite import reader as lite_reader
 
     monkeypatch.setattr(es_reader, "TRACK_TOTAL_HITS", 100)
     monkeypatch.setattr(lite_reader, "TRACK_TOTAL_HITS", 100)
@@ -348,7 +348,7 @@ def test_trace_follows_the_hand_off_on_both_stores(store, request, events):
                              "program": "sendmail", "qid": next_qid, "to": "<b@example.net>",
                              "stat": "Deferred: Connection refused", "dsn": "4.0.0",
                              "message": f"{next_qid}: to=<b@example.net>, stat=Deferred"})]
-    from store import open_sink
+    from logpipe.store import open_sink
     sink = open_sink(url)
     sink.write(extra)
     if hasattr(sink, "refresh"):

@@ -16,11 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from common.broker import Keys, connect
-from common.record import Record, encode
-from indexer.dlq import DeadLetterQueue
-from store.base import Event
-from store.registry import open_store
+from logpipe.common.broker import Keys, connect
+from logpipe.common.record import Record, encode
+from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.store.base import Event
+from logpipe.store.registry import open_store
 from tests.support.web import mail_events, start_ui, stop_ui
 
 CHROMIUM = os.environ.get("LOGPIPE_CHROMIUM", "/usr/bin/chromium")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from common.record import Record, encode, record_id
+from logpipe.common.record import Record, encode, record_id
 
 BAD_EVERY = 97
 MASKED_EVERY = 89
@@ -58,5 +58,5 @@ def mail_records(n: int, host: str = "mx1") -> tuple[list[bytes], set[str]]:
 
 
 def logpipe(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "common.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args], capture_output=True,
                           text=True, timeout=timeout, **kw)

@@ -8,10 +8,10 @@ import subprocess
 import sys
 import time
 
-from services.loggen import generate
-from common.record import Record, record_id
-from indexer.pipeline import Pipeline
-from indexer.pipeline_config import load_pipeline
+from logpipe.services.loggen import generate
+from logpipe.common.record import Record, record_id
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import load_pipeline
 
 HOSTILE = ('May 15 03:00:00 mail1 sendmail[4242]: h0st1leQ000001: from=<"<script>alert(1)'
            '</script>"@evil.example>, size=666, class=0, nrcpts=1, '
@@ -41,7 +41,7 @@ def _host(line: str) -> str:
 
 def start_ui(*args: str, env: dict | None = None, timeout: float = 60):
     """``logpipe ui`` in a process on a free port; returns (process, the printed address)."""
-    proc = subprocess.Popen([sys.executable, "-m", "common.cli", "ui", "--bind", "127.0.0.1:0",
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "ui", "--bind", "127.0.0.1:0",
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     deadline = time.monotonic() + timeout
