@@ -47,3 +47,34 @@ def test_ruff_is_clean_on_the_packages():
 def test_mypy_is_clean_on_the_packages():
     run = _run(_tool("mypy"), "--no-incremental", "--cache-dir", os.devnull)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+STAGES = ("common", "shipper", "indexer", "query", "store", "search", "services")
+
+
+def test_code_imports_the_stages_only_through_the_logpipe_package():
+    """``import common`` would work from a checkout (the folders are there) but not from a wheel,
+    which holds only ``logpipe``: every import, and every dotted module name in a string
+    (``python -m``, RQ job functions), says ``logpipe.<stage>``."""
+    import ast
+    import re
+
+    dotted = re.compile(rf"^({'|'.join(STAGES)})\.[a-z_]+(\.[a-z_]+)*(:[A-Za-z_]+)?$")
+    offenders = []
+    for folder in (*STAGES, "tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and dotted.match(node.value):
+                    module = node.value.split(":")[0]
+                    if (ROOT / module.replace(".", "/")).with_suffix(".py").exists() \
+                            or (ROOT / module.replace(".", "/")).is_dir():
+                        names = [node.value]
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names
+                              if n.split(".")[0].split(":")[0] in STAGES]
+    assert not offenders, "\n".join(offenders)

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 INDEXER_ONLY = ("rq", "elasticsearch", "regex", "luqum")
 # Everything a build reads: the packages pyproject.toml includes, and what they ship.
-SOURCES = ("pyproject.toml", "README.md", "common", "shipper", "indexer", "query", "store",
+SOURCES = ("pyproject.toml", "README.md", "logpipe", "common", "shipper", "indexer", "query", "store",
            "search", "services", "deploy")
 
 
@@ -83,7 +83,7 @@ def test_agent_install_without_extras_ships_to_valkey(tmp_path, wheel, redis_url
     assert probe.returncode == 0, probe.stderr
     assert json.loads(probe.stdout) == []
     # ... and the code runs from the venv, not from the checkout.
-    where = run([py, "-c", "import common, shipper; print(common.__file__)"], cwd=tmp_path)
+    where = run([py, "-c", "import logpipe.common, logpipe.shipper; print(logpipe.common.__file__)"], cwd=tmp_path)
     assert str(tmp_path / "venv") in where.stdout, where.stdout + where.stderr
 
     helped = run([logpipe, "--help"], cwd=tmp_path)
@@ -105,7 +105,7 @@ def test_agent_install_without_extras_ships_to_valkey(tmp_path, wheel, redis_url
     # The same commands in one interpreter: none of them imports an indexer-only module.
     script = (
         "import sys, json\n"
-        "from common.cli import main\n"
+        "from logpipe.common.cli import main\n"
         "codes = [main(['--help']), main(['ship', '--help']), main(['ship', '--status']),\n"
         f"         main(['ship', '--redis', {redis_url!r}, '--once', {str(log)!r}])]\n"
         f"print(json.dumps({{'codes': codes, 'imported': sorted(m for m in {INDEXER_ONLY!r} "
@@ -119,7 +119,7 @@ def test_agent_install_without_extras_ships_to_valkey(tmp_path, wheel, redis_url
 def test_indexer_install_runs_a_burst_into_sqlite(tmp_path, wheel, redis_url):
     py = fresh_venv(tmp_path / "venv", f"{wheel}[indexer]")
     logpipe = tmp_path / "venv" / "bin" / "logpipe"
-    where = run([py, "-c", "import indexer; print(indexer.__file__)"], cwd=tmp_path)
+    where = run([py, "-c", "import logpipe.indexer; print(logpipe.indexer.__file__)"], cwd=tmp_path)
     assert str(tmp_path / "venv") in where.stdout, where.stdout + where.stderr
 
     log = tmp_path / "maillog"
@@ -140,3 +140,35 @@ def test_indexer_install_runs_a_burst_into_sqlite(tmp_path, wheel, redis_url):
     docs = [json.loads(line) for line in found.stdout.splitlines()]
     assert sorted(d["message"] for d in docs) == sorted(lines)
     assert {d["qid"] for d in docs} == {f"r4F{i:011d}" for i in range(300)}
+
+
+def test_wheel_exposes_one_package_beside_other_common_and_search_packages(tmp_path, wheel):
+    """Another distribution's top-level ``common`` and ``search`` packages and logpipe live in one venv:
+    the wheel installs only ``logpipe``, so neither shadows the other."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = venv / "bin" / "python"
+    site = Path(run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                    cwd=tmp_path).stdout.strip())
+    for name in ("common", "search"):
+        (site / name).mkdir()
+        (site / name / "__init__.py").write_text(f"OWNER = 'other-{name}'\n")
+    installed = run([py, "-m", "pip", "install", f"{wheel}[indexer]"], cwd=tmp_path, timeout=900)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+
+    listed = run([py, "-c", "import importlib.metadata as m; print(m.distribution('logpipe').read_text('top_level.txt') "
+                  "or '')"], cwd=tmp_path)
+    tops = {line for line in listed.stdout.split() if line}
+    assert tops in (set(), {"logpipe"}), tops
+    files = run([py, "-c", "import importlib.metadata as m; "
+                 "print('\\n'.join(sorted({str(f).split('/')[0] for f in m.distribution('logpipe').files})))"],
+                cwd=tmp_path)
+    roots = {r for r in files.stdout.split() if not r.endswith((".dist-info", ".data")) and r != ".."}
+    assert roots == {"logpipe"}, roots
+
+    both = run([py, "-c", "import common, search, logpipe.common.cli, logpipe.search.cli; "
+                "print(common.OWNER, search.OWNER, logpipe.common.cli.__name__)"], cwd=tmp_path)
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert both.stdout.split() == ["other-common", "other-search", "logpipe.common.cli"]
+    helped = run([venv / "bin" / "logpipe", "grok", "--help"], cwd=tmp_path)
+    assert helped.returncode == 0 and "Traceback" not in helped.stderr, helped.stdout + helped.stderr
