@@ -71,9 +71,9 @@ def test_code_imports_the_stages_only_through_the_logpipe_package():
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module]
                 elif isinstance(node, ast.Constant) and isinstance(node.value, str) and dotted.match(node.value):
-                    module = node.value.split(":")[0]
-                    if (ROOT / module.replace(".", "/")).with_suffix(".py").exists() \
-                            or (ROOT / module.replace(".", "/")).is_dir():
+                    parts = node.value.split(":")[0].split(".")
+                    prefixes = [ROOT.joinpath(*parts[:n]) for n in range(2, len(parts) + 1)]
+                    if any(p.with_suffix(".py").exists() or (p / "__init__.py").exists() for p in prefixes):
                         names = [node.value]
                 offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names
                               if n.split(".")[0].split(":")[0] in STAGES]
