@@ -155,8 +155,10 @@ def shipper_entries(client, keys: Keys) -> tuple[list[dict], list[dict]]:
     sizes = pipe.execute()
     small = [n for n, size in zip(names, sizes) if size <= MAX_ENTRY_BYTES]
     blobs = dict(zip(small, client.hmget(keys.shippers, small))) if small else {}
-    found, invalid = [], []
+    found: list[dict] = []
+    invalid: list[dict] = []
     for name, size in zip(names, sizes):
+        reason: str | None
         if name not in blobs:
             reason = f"{size} bytes, more than {MAX_ENTRY_BYTES}"
         elif blobs[name] is None:

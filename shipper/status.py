@@ -26,7 +26,7 @@ def shipper_name(host: str, inputs) -> str:
     restarted agent with the same inputs replaces its own entry)."""
     import hashlib
 
-    parts = []
+    parts: list[str] = []
     for spec in inputs:
         if spec.input == "file":
             parts.extend(os.path.abspath(p) for p in spec.paths)

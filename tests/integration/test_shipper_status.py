@@ -8,7 +8,6 @@ only live RQ workers are counted."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -16,13 +15,12 @@ import sys
 import time
 import urllib.request
 import warnings
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
 import pytest
 
-from logpipe.common.broker import Keys, connect
+from logpipe.common.broker import Keys
 from logpipe.common.private import write_private
 from logpipe.indexer import stats
 from logpipe.search.web.app import create_app
@@ -136,7 +134,7 @@ def test_the_exporter_counts_invalid_entries_and_serves_the_rest(redis_url, redi
         server.terminate()
         server.wait(10)
     assert "logpipe_shipper_invalid_entries 8.0" in body
-    lines = [l for l in body.splitlines() if l.startswith("logpipe_shipper_lines_total")]
+    lines = [x for x in body.splitlines() if x.startswith("logpipe_shipper_lines_total")]
     assert len(lines) == 3
     assert 'logpipe_shipper_lines_total{host="mail1",shipper="mail1: /var/log/maillog"} 7.0' \
         in lines
