@@ -68,13 +68,21 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
               metrics_port: Optional[int] = typer.Option(
                   None, "--metrics-port", help="Serve these figures for Prometheus until ^C."),
               metrics_host: str = MetricsHostOpt,
+              forget: Optional[str] = typer.Option(
+                  None, "--forget", metavar="NAME",
+                  help="Remove one shipper's entry (a host retired, an invalid entry), by the "
+                       "name `logpipe stats` shows. Needs the indexer's or an admin's broker "
+                       "user, not the shipper's."),
               ) -> None:
-    """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
+    """Raw list length, jobs, workers, lines/s in and out, dead letters, lag, shippers."""
     from logpipe.indexer import stats
     from logpipe.indexer.startup import broker_when_up
 
     keys = Keys(prefix=prefix, raw=raw_list)
     client = broker_when_up(resolve_redis_url(redis), keys)
+    if forget is not None:
+        _forget_shipper(client, keys, forget)
+        return
     if metrics_port:
         from logpipe.indexer.metrics import serve_metrics
         serve_metrics(metrics_port, client, keys, metrics_host)
@@ -94,10 +102,10 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
             ("lines/s out", figures["lines_out_per_s"]), ("lag (s)", figures["lag_seconds"])]
     rows += [(f"dead letters ({stage})", n) for stage, n in figures["dead_letters"].items()]
     rows += [(f"total {name}", n) for name, n in sorted(figures["totals"].items())]
-    rows += [(f"shipper {s['name']}", f"{s.get('lines', 0)} lines, {s.get('lines_per_s', 0)}/s, "
-                                      f"lag {s.get('lag_bytes', 0)} bytes"
-                                      + (f", SILENT for {s['age_s']:.0f} s" if s.get("silent") else ""))
-             for s in figures["shippers"]]
+    rows += [(f"shipper {s['name']}", _shipper_row(s)) for s in figures["shippers"]]
+    rows += [(f"shipper {s['name']}", f"INVALID entry: {s['reason']} (remove it with "
+                                      f"`logpipe stats --forget NAME`)")
+             for s in figures["shippers_invalid"]]
     if interactive(sys.stdout):
         from rich.console import Console
         from rich.table import Table
@@ -108,6 +116,35 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     else:
         for name, value in rows:
             typer.echo(f"{name}\t{value}")
+
+
+def _shipper_row(s: dict) -> str:
+    text = f"{s['lines']} lines"
+    if s["state"] == "running":
+        text += f", {s['lines_per_s']}/s, lag {s['lag_bytes']} bytes"
+        if s["silent"]:
+            text += f", SILENT for {s['age_s']:.0f} s"
+    else:  # finished (a `ship --once` that ended) or stopped
+        text += f", {s['state']} {s['age_s']:.0f} s ago"
+    return text
+
+
+def _forget_shipper(client, keys: Keys, name: str) -> None:
+    from redis.exceptions import NoPermissionError
+
+    from logpipe.common.errors import BrokerError
+    from logpipe.indexer import stats
+
+    try:
+        removed = stats.forget_shipper(client, keys, name)
+    except NoPermissionError:
+        raise BrokerError(f"this broker user may not remove shipper entries from "
+                          f"{keys.shippers}: use the indexer's URL file (indexer.url) or an "
+                          f"admin's") from None
+    if not removed:
+        typer.echo(f"no shipper named {name!r}; `logpipe stats` lists them", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"forgot shipper {name}")
 
 
 # --- dead-letter queue ----------------------------------------------------------------------

@@ -48,14 +48,25 @@ class _Collector:
                                 labels=labels)
         silent = GaugeMetricFamily("logpipe_shipper_silent_seconds",
                                    "Seconds since the shipper last reported", labels=labels)
-        for s in figures["shippers"]:
-            key = [s["name"], str(s.get("host", ""))]
-            silent.add_metric(key, float(s.get("age_s", 0)))
-            lines.add_metric(key, float(s.get("lines", 0)))
-            sent.add_metric(key, float(s.get("bytes", 0)))
-            rate.add_metric(key, float(s.get("lines_per_s", 0)))
-            lag.add_metric(key, float(s.get("lag_bytes", 0)))
-        yield from (lines, sent, rate, lag, silent)
+        running = GaugeMetricFamily("logpipe_shipper_running",
+                                    "1 while the shipper runs, 0 once it finished (ship --once) "
+                                    "or was stopped", labels=labels)
+        for s in figures["shippers"]:  # validated by stats.shipper_entries: types are right
+            key = [s["name"], s["host"]]
+            silent.add_metric(key, float(s["age_s"]))
+            lines.add_metric(key, float(s["lines"]))
+            sent.add_metric(key, float(s["bytes"]))
+            rate.add_metric(key, float(s["lines_per_s"]))
+            lag.add_metric(key, float(s["lag_bytes"]))
+            running.add_metric(key, 1.0 if s["state"] == "running" else 0.0)
+        yield from (lines, sent, rate, lag, silent, running)
+        yield GaugeMetricFamily("logpipe_shipper_invalid_entries",
+                                "Entries in the shippers' status hash that are not a shipper's "
+                                "figures (remove with `logpipe stats --forget NAME`)",
+                                value=len(figures["shippers_invalid"]))
+        yield GaugeMetricFamily("logpipe_workers_stale",
+                                "RQ worker registrations without a live worker behind them",
+                                value=figures["workers_stale"])
 
 
 def serve_metrics(port: int, client, keys: Keys, host: str = "127.0.0.1") -> None:

@@ -6,6 +6,7 @@ minutes), so any number of workers and dispatchers add to the same figures witho
 
 from __future__ import annotations
 
+import math
 import time
 
 import orjson
@@ -75,38 +76,167 @@ def oldest_waiting(client, keys: Keys) -> float | None:
 
 SHIPPER_SILENT = 30        # a shipper publishes every ~2 s: this long without a report is flagged
 SHIPPER_FORGOTTEN = 86_400  # after a day of silence it is no longer listed (a host retired for good)
+SHIPPER_STATES = ("running", "finished", "stopped")  # finished: a `ship --once` that ended
+MAX_ENTRY_BYTES = 4096      # a shipper's figures are ~250 bytes; anything far bigger is not one
+MAX_NAME_BYTES = 256        # shippers cap their names below this (shipper.status.shipper_name)
+# What a shipper writes (shipper/agent.py); anything else in an entry is dropped, a wrong type
+# makes the whole entry invalid. The hash is written by every shipper host (the least-trusted
+# user of the broker), so nothing in it is taken on trust by stats, the exporter or the page.
+_COUNTS = ("lines", "bytes", "lag_bytes", "sources")
+_RATES = ("lines_per_s",)
+
+
+def _shown_name(name: bytes) -> str:
+    text = name.decode("utf-8", "replace")
+    if len(name) > MAX_NAME_BYTES:
+        text = text[:80] + f"... ({len(name)} bytes)"
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _checked(name: bytes, blob: bytes, now: float) -> tuple[dict | None, str | None]:
+    """(figures, None) for a well-formed entry, (None, reason) for anything else."""
+    if len(name) > MAX_NAME_BYTES:
+        return None, f"name longer than {MAX_NAME_BYTES} bytes"
+    try:
+        data = orjson.loads(blob)
+    except orjson.JSONDecodeError:
+        return None, "not JSON"
+    if not isinstance(data, dict):
+        return None, f"a JSON {type(data).__name__}, not an object"
+    updated = data.get("updated")
+    if isinstance(updated, bool) or not isinstance(updated, (int, float)) \
+            or not math.isfinite(updated) or updated <= 0:
+        return None, "'updated' must be seconds since the epoch"
+    if updated > now + SHIPPER_FORGOTTEN:
+        return None, "'updated' is in the future"
+    figures: dict = {"updated": float(updated)}
+    for key in _COUNTS:
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return None, f"'{key}' must be a count (a non-negative integer)"
+        figures[key] = value
+    for key in _RATES:
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            return None, f"'{key}' must be a non-negative number"
+        figures[key] = value
+    paused = data.get("paused", False)
+    if not isinstance(paused, bool):
+        return None, "'paused' must be true or false"
+    figures["paused"] = paused
+    state = data.get("state", "running")  # shippers before 'state' only reported while running
+    if state not in SHIPPER_STATES:
+        return None, f"'state' must be one of {', '.join(SHIPPER_STATES)}"
+    figures["state"] = state
+    host = data.get("host", "")
+    if not isinstance(host, str) or len(host) > MAX_NAME_BYTES:
+        return None, "'host' must be a short string"
+    figures["host"] = _shown_name(host.encode())
+    return figures, None
+
+
+def shipper_entries(client, keys: Keys) -> tuple[list[dict], list[dict]]:
+    """(shippers, invalid entries) as ``logpipe stats`` shows them.
+
+    Each shipper has ``name``, ``age_s``, ``state`` (running, finished: a ``ship --once`` that
+    ended, stopped: an agent stopped by a signal) and ``silent``: a *running* shipper that has
+    not reported for ``SHIPPER_SILENT`` seconds, so a dead agent is visible rather than just
+    gone. An entry that is not a shipper's figures (not JSON, wrong types, too big) is listed
+    apart as ``{"name", "reason"}``, never passed on. Values are sized before they are read, so
+    a huge one is never fetched."""
+    now = time.time()
+    names = client.hkeys(keys.shippers)
+    if not names:
+        return [], []
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hstrlen(keys.shippers, name)
+    sizes = pipe.execute()
+    small = [n for n, size in zip(names, sizes) if size <= MAX_ENTRY_BYTES]
+    blobs = dict(zip(small, client.hmget(keys.shippers, small))) if small else {}
+    found: list[dict] = []
+    invalid: list[dict] = []
+    for name, size in zip(names, sizes):
+        reason: str | None
+        if name not in blobs:
+            reason = f"{size} bytes, more than {MAX_ENTRY_BYTES}"
+        elif blobs[name] is None:
+            continue  # removed between the two reads
+        else:
+            figures, reason = _checked(name, blobs[name], now)
+            if figures is not None:
+                age = max(0.0, now - figures["updated"])
+                if age <= SHIPPER_FORGOTTEN:
+                    figures["name"] = _shown_name(name)
+                    figures["age_s"] = round(age, 1)
+                    figures["silent"] = figures["state"] == "running" and age > SHIPPER_SILENT
+                    found.append(figures)
+                continue
+        invalid.append({"name": _shown_name(name), "reason": reason})
+    found.sort(key=lambda s: s["name"])
+    invalid.sort(key=lambda s: s["name"])
+    return found, invalid
 
 
 def shippers(client, keys: Keys) -> list[dict]:
-    """Figures the shippers publish (every couple of seconds), each with ``age_s`` and ``silent``.
+    """The valid shippers' figures (see :func:`shipper_entries`)."""
+    return shipper_entries(client, keys)[0]
 
-    A silent shipper stays listed, flagged, so a dead agent is visible rather than just gone.
-    """
-    now = time.time()
-    found = []
-    for name, blob in client.hgetall(keys.shippers).items():
-        try:
-            figures = orjson.loads(blob)
-        except orjson.JSONDecodeError:
-            continue
-        age = now - float(figures.get("updated", 0) or 0)
-        if age <= SHIPPER_FORGOTTEN:
-            figures["name"] = name.decode("utf-8", "replace")
-            figures["age_s"] = round(age, 1)
-            figures["silent"] = age > SHIPPER_SILENT
-            found.append(figures)
-    return found
+
+def forget_shipper(client, keys: Keys, name: str) -> int:
+    """Remove the entry named ``name`` (as given, or as ``logpipe stats`` shows a long or
+    unprintable name); the number of entries removed."""
+    fields = [n for n in client.hkeys(keys.shippers)
+              if n == name.encode("utf-8", "surrogateescape") or _shown_name(n) == name]
+    return int(client.hdel(keys.shippers, *fields)) if fields else 0
+
+
+def live_workers(queue) -> tuple[int, int]:
+    """(live, stale) RQ workers of ``queue``: ``logpipe stats`` counts only the live ones.
+
+    RQ keeps a worker's registration for its TTL plus a minute after its last heartbeat, so a
+    killed worker would be counted for up to 90 s more. Live: busy (a SimpleWorker beats again
+    when its job ends; RQ expires the registration of one killed mid-job) or with a heartbeat
+    within the workers' TTL (an idle one beats every 15 s); and on this host, its process
+    exists (as the janitor checks)."""
+    import os
+    import socket
+    from datetime import datetime, timezone
+
+    from rq import Worker
+
+    from logpipe.indexer.worker import WORKER_TTL
+
+    here = socket.gethostname()
+    now = datetime.now(timezone.utc)
+    live = stale = 0
+    for worker in Worker.all(queue=queue):
+        ok = worker.get_state() == "busy" or (
+            worker.last_heartbeat is not None
+            and (now - worker.last_heartbeat.replace(tzinfo=timezone.utc)).total_seconds()
+            <= WORKER_TTL)
+        if ok and worker.hostname == here and worker.pid:
+            try:
+                os.kill(worker.pid, 0)
+            except ProcessLookupError:
+                ok = False
+            except PermissionError:
+                pass
+        live, stale = (live + 1, stale) if ok else (live, stale + 1)
+    return live, stale
 
 
 def collect(client, keys: Keys) -> dict:
     """Everything ``logpipe stats`` shows, as one dict."""
-    from rq import Queue, Worker
+    from rq import Queue
     from rq.registry import StartedJobRegistry
 
     from logpipe.indexer.dlq import DeadLetterQueue
 
     queue = Queue(keys.queue, connection=client)
-    workers = Worker.all(queue=queue)
+    workers, stale_workers = live_workers(queue)
+    found, invalid = shipper_entries(client, keys)
     oldest = oldest_waiting(client, keys)
     counters = totals(client, keys)
     return {
@@ -114,11 +244,13 @@ def collect(client, keys: Keys) -> dict:
         "batches_pending": int(client.zcard(keys.batches)),
         "jobs_queued": queue.count,
         "jobs_running": StartedJobRegistry(queue=queue).count,
-        "workers": len(workers),
+        "workers": workers,
+        "workers_stale": stale_workers,
         "lines_in_per_s": round(rate(client, keys, "in"), 1),
         "lines_out_per_s": round(rate(client, keys, "out"), 1),
         "dead_letters": DeadLetterQueue(client, keys).counts_by_stage(),
         "lag_seconds": round(time.time() - oldest, 3) if oldest else 0.0,
         "totals": counters,
-        "shippers": shippers(client, keys),
+        "shippers": found,
+        "shippers_invalid": invalid,
     }

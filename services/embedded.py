@@ -91,6 +91,7 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         # only in 0600 files, which services.json points to.
         admin = connect(admin_url)
         urls = {"admin": admin_url, **setup_users(admin, admin_url)}
+        _forget_workers(admin)
         admin.close()
         url_files = {role: str(path) for role, path in write_url_files(state, urls).items()}
         info["url_files"] = url_files
@@ -138,6 +139,20 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         broker.stop()
         info["ready"] = False
         _write(info)
+
+
+def _forget_workers(client) -> int:
+    """Drop the RQ worker registrations the broker's AOF kept from the last run: this broker was
+    started a moment ago, on a new port, and only this supervisor's indexer works on it, so none
+    of them has a live worker behind it (RQ would list a killed one for up to 90 s more, and
+    `logpipe stats` showed 4 workers with 2 alive after `down` + `up`). Plain commands on RQ's
+    documented keys (``rq:workers``, ``rq:workers:<queue>``, ``rq:worker:<name>``): this module
+    imports no indexer package."""
+    keys = [k for k in client.smembers("rq:workers")]
+    sets = list(client.scan_iter(match="rq:workers:*", count=1000))
+    if keys or sets:
+        client.delete(*keys, *sets, "rq:workers")
+    return len(keys)
 
 
 def _write(info: dict) -> None:
@@ -241,6 +256,29 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
         subprocess.run(_logpipe("trace", qid), check=True)
     if not keep:
         stop()
+        return
+    typer.echo("\n== the services keep running; next:")
+    for command, what in next_commands():
+        typer.echo(f"  {command}\n      {what}")
+
+
+def next_commands() -> list[tuple[str, str]]:
+    """Commands to copy after the demo, each runnable as printed in a plain shell: the state
+    directory the demo used (``./run`` sets LOGPIPE_HOME; a shell without it would look in
+    ~/.logpipe) and this environment's ``logpipe`` (a venv that is not activated)."""
+    import shlex
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "logpipe"
+    logpipe = shlex.quote(str(exe)) if exe.exists() else \
+        " ".join(shlex.quote(a) for a in _logpipe())
+    env = os.environ.get("LOGPIPE_HOME")
+    prefix = f"LOGPIPE_HOME={shlex.quote(str(Path(env).absolute()))} " if env else ""
+    return [(f"{prefix}{logpipe} ui",
+             "the web page: search, histogram, mail trace, dead letters, health"),
+            (f"{prefix}{logpipe} search --limit 10 'program:sendmail AND stat:Sent*'",
+             "the same search from the command line"),
+            (f"{prefix}{logpipe} down", "stop the broker, workers and store")]
 
 
 def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:

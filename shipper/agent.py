@@ -36,7 +36,7 @@ from logpipe.shipper.inputs.base import Chunk, Context, Input, input_class
 from logpipe.shipper.framing import Outgoing
 from logpipe.shipper.registry import Registry
 from logpipe.shipper.sender import BrokerUnavailable, open_sender
-from logpipe.shipper.status import status_path, write_status
+from logpipe.shipper.status import shipper_name, status_path, write_status
 
 STATUS_EVERY = 2.0
 IN_FLIGHT = 2  # batches written to the broker before the oldest one's replies are read
@@ -81,7 +81,8 @@ class Agent:
         self.url = url
         self.key = key
         self.retry_policy = SHIPPER_PUSH
-        # the figures `logpipe stats --prefix P` reads: host:status-file -> JSON
+        # the figures `logpipe stats --prefix P` reads: "host: inputs" -> JSON
+        self.status_name = shipper_name(config.host, config.inputs)
         self.shippers_key = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX,
                                  raw=key).shippers
         self.registry = Registry(config.registry, fsync=config.fsync, log=log)
@@ -144,7 +145,10 @@ class Agent:
             try:
                 self.registry.save(full=True)
             finally:
-                self._write_status(time.monotonic())
+                # the last report says how it ended: a --once run that read everything is
+                # "finished" (not a shipper gone silent), anything else "stopped"
+                self._write_status(time.monotonic(), final="finished" if self.cfg.once
+                                   and not self.stopping else "stopped")
                 self.registry.unlock()
                 self.sender.close()
                 for s, h in old.items():
@@ -368,7 +372,7 @@ class Agent:
         return False
 
     # -- status ---------------------------------------------------------------------------------
-    def _write_status(self, now: float) -> None:
+    def _write_status(self, now: float, final: str | None = None) -> None:
         self._next_status = now + STATUS_EVERY
         t0, l0, b0 = self._rate_mark
         if now - t0 >= 1.0:
@@ -390,10 +394,12 @@ class Agent:
         })
         if self.broker_down_since is None:
             lag = sum(s.get("lag", 0) or 0 for s in sources)
-            self.sender.publish(self.shippers_key, f"{self.cfg.host}:{self._status_file}",
+            self.sender.publish(self.shippers_key, self.status_name,
                                 orjson.dumps({"host": self.cfg.host, "updated": time.time(),
+                                              "state": final or "running",
                                               "lines": self.lines, "bytes": self.bytes,
-                                              "lines_per_s": round(self.rates[0], 1),
+                                              "lines_per_s": 0.0 if final else
+                                              round(self.rates[0], 1),
                                               "lag_bytes": lag, "sources": len(sources),
                                               "paused": self.paused}))
         si = self.cfg.status_interval

@@ -17,6 +17,30 @@ import orjson
 from logpipe.shipper.registry import read_registry
 
 
+NAME_MAX = 160  # characters; `logpipe stats` treats names over 256 bytes as invalid
+
+
+def shipper_name(host: str, inputs) -> str:
+    """How ``logpipe stats`` and the health page name an agent: its host and what it reads,
+    e.g. ``mail1: /var/log/maillog, syslog udp://:5514`` (its key in the shippers' hash, so a
+    restarted agent with the same inputs replaces its own entry)."""
+    import hashlib
+
+    parts: list[str] = []
+    for spec in inputs:
+        if spec.input == "file":
+            parts.extend(os.path.abspath(p) for p in spec.paths)
+        elif spec.input == "syslog":
+            parts.append("syslog " + " ".join(spec.listen))
+        else:
+            parts.append(spec.input)
+    name = f"{host}: {', '.join(parts)}"
+    if len(name.encode()) > NAME_MAX:  # a long list of files: cut, kept distinct by a digest
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = name.encode()[:NAME_MAX - 16].decode("utf-8", "ignore") + f"... +{digest}"
+    return name
+
+
 def status_path(registry: Path) -> Path:
     return registry.with_name(registry.name + ".status.json")
 

@@ -15,7 +15,7 @@ Keys (``prefix`` defaults to ``logpipe``)::
     <prefix>:dlq:stages       hash   stage -> number of dead letters (O(1) stats)
     <prefix>:stats:counters   hash   totals for ``logpipe stats``
     <prefix>:stats:rate:<in|out>:<epoch second>  string  per-second rate buckets
-    <prefix>:stats:shippers   hash   host:status-file -> JSON figures of each shipper agent
+    <prefix>:stats:shippers   hash   "host: inputs" -> JSON figures of each shipper agent
     rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
 
 A claim is atomic (one Lua script moves items from the raw list into a batch key and registers the

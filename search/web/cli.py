@@ -21,7 +21,9 @@ def ui(
                                              "beyond loopback."),
 ) -> None:
     """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
-    from logpipe.common.config import resolve_redis_url, resolve_store_url
+    import os
+
+    from logpipe.common.config import ENV_REDIS, ENV_REDIS_FILE, resolve_redis_url, resolve_store_url
     from logpipe.common.errors import ConfigError
 
     try:
@@ -36,4 +38,6 @@ def ui(
         redis_url = resolve_redis_url(redis)
     except ConfigError as exc:  # the search pages work without a broker
         redis_url, broker_error = None, str(exc)
-    run(resolve_store_url(store), redis_url, bind, token_file, broker_error)
+    # No URL given: the broker is `logpipe up`'s, which `down` + `up` move to another port.
+    follow = not (redis or os.environ.get(ENV_REDIS) or os.environ.get(ENV_REDIS_FILE))
+    run(resolve_store_url(store), redis_url, bind, token_file, broker_error, follow_state=follow)

@@ -108,10 +108,16 @@ class Data:
 
     def __init__(self, store_url: str, redis_url: str | None = None,
                  broker_error: str | None = None, prefix: str = "logpipe",
-                 raw_list: str = "logpipe:raw", config_path: str | None = None):
+                 raw_list: str = "logpipe:raw", config_path: str | None = None,
+                 follow_state: bool = False):
         self.store_url = store_url
         self.redis_url = redis_url
         self.broker_error = broker_error
+        # The broker URL came from `logpipe up`'s state (no flag, no variable): follow it when
+        # `down` + `up` start the broker on another port (services.json changes).
+        self.follow_state = follow_state
+        self._state_seen = _state_mark() if follow_state else None
+        self._state_stale = False
         self.prefix, self.raw_list, self.config_path = prefix, raw_list, config_path
         self._sink = None
         self._client = None
@@ -313,13 +319,33 @@ class Data:
     # ------------------------------------------------------------------ broker side
     @property
     def client(self):
-        if self.redis_url is None:
-            raise BrokerError(self.broker_error or "no broker configured: pass --redis")
         with self._lock:
+            if self.follow_state:
+                mark = _state_mark()
+                if mark != self._state_seen or self._state_stale:
+                    self._state_seen, self._state_stale = mark, False
+                    self._follow_state()
+            if self.redis_url is None:
+                raise BrokerError(self.broker_error or "no broker configured: pass --redis")
             if self._client is None:
                 from logpipe.common.broker import connect
                 self._client = connect(self.redis_url)
             return self._client
+
+    def _follow_state(self) -> None:
+        """Read the broker URL from `logpipe up`'s state again (under the lock)."""
+        from logpipe.common.config import resolve_redis_url
+        try:
+            url, error = resolve_redis_url(None), None
+        except ConfigError as exc:  # `logpipe down`: no broker until the next `up`
+            url, error = None, str(exc)
+        if url != self.redis_url and self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001 - the old broker is gone
+                pass
+            self._client = None
+        self.redis_url, self.broker_error = url, error
 
     def _keys(self):
         from logpipe.common.broker import Keys
@@ -332,6 +358,7 @@ class Data:
         except LogpipeError:
             raise
         except Exception as exc:  # the client's connection errors
+            self._state_stale = True
             raise BrokerError(f"cannot reach the broker: {exc}") from None
 
     def _broker(self, fn, *args, **kwargs):
@@ -339,6 +366,7 @@ class Data:
         try:
             return fn(*args, **kwargs)
         except RedisError as exc:
+            self._state_stale = True  # following the state: read it again at the next call
             raise BrokerError(f"the broker did not answer: {exc}") from None
 
     @staticmethod
@@ -449,6 +477,16 @@ class Data:
         """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``)."""
         from logpipe.indexer import stats
         return self._broker(stats.collect, self.client, self._keys())
+
+
+def _state_mark() -> tuple | None:
+    """Identity of `logpipe up`'s services.json (rewritten by every `up` and `down`)."""
+    from logpipe.common.config import services_file
+    try:
+        st = services_file().stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def utc_now() -> datetime:

@@ -51,7 +51,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None,
-        broker_error: str | None = None) -> None:
+        broker_error: str | None = None, follow_state: bool = False) -> None:
     """Print the address with the token, then serve until SIGTERM or ^C."""
     import uvicorn
 
@@ -72,7 +72,8 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    app = create_app(Data(store_url, redis_url, broker_error=broker_error), token)
+    app = create_app(Data(store_url, redis_url, broker_error=broker_error,
+                          follow_state=follow_state), token)
     if not loopback:
         print(f"logpipe ui: WARNING: listening on {host}:{port}, beyond loopback, over plain "
               "HTTP: the token and every log line shown cross the network unencrypted. Put "
