@@ -241,19 +241,18 @@ def demo(lines: int = typer.Option(2000, "--lines", "-n", min=10),
         for line in generate("mail", lines, seed=int(time.time()) % 1000, start=first):
             out.write(line + "\n")
     emit("sample_written", path=sample, lines=lines)
-    subprocess.run(_logpipe("ship", "--type", "mail", "--once", "--host", "demo-mail",
-                            str(sample)), check=True)
+    _step("ship", "--type", "mail", "--once", "--host", "demo-mail", str(sample))
     _wait_indexed(url_file(info, "indexer"), lines)
     queries = [("sendmail deliveries", ["program:sendmail AND stat:Sent*", "--limit", "5",
                                         "--fields", "@timestamp,qid,to,relay,stat"]),
                ("top senders", ["_exists_:from", "--top", "from"])]
     for title, args in queries:
         typer.echo(f"\n== {title}: logpipe search {' '.join(args)}")
-        subprocess.run(_logpipe("search", *args), check=True)
+        _step("search", *args)
     qid = _first_qid(info["store_url"])
     if qid:
         typer.echo(f"\n== one message's whole story: logpipe trace {qid}")
-        subprocess.run(_logpipe("trace", qid), check=True)
+        _step("trace", qid)
     if not keep:
         stop()
         return
@@ -281,6 +280,15 @@ def next_commands() -> list[tuple[str, str]]:
             (f"{prefix}{logpipe} down", "stop the broker, workers and store")]
 
 
+def _step(*args: str) -> None:
+    """One of the demo's commands; it has printed its own one-line reason when it fails, so the
+    demo stops with the command's name and exit code (never a CalledProcessError traceback)."""
+    done = subprocess.run(_logpipe(*args))
+    if done.returncode != 0:
+        raise ServiceError(f"the demo stopped: `logpipe {args[0]}` failed (exit {done.returncode}); "
+                           f"its reason is printed above")
+
+
 def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
     from logpipe.common.broker import Keys, connect
 
@@ -304,7 +312,10 @@ def _first_qid(store_url: str) -> str | None:
     indexer imports: it only runs commands)."""
     found = subprocess.run(_logpipe("search", "--store", store_url, "--json", "--limit", "1",
                                     "program:sendmail AND _exists_:to"),
-                           capture_output=True, text=True, check=True)
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise ServiceError(f"`logpipe search` failed (exit {found.returncode}): "
+                           f"{(found.stderr.strip().splitlines() or ['no message'])[-1]}")
     first = found.stdout.splitlines()[:1]
     return json.loads(first[0]).get("qid") if first else None
 
