@@ -19,6 +19,10 @@ def ui(
     token_file: Optional[str] = typer.Option(None, "--token-file", help="File (0600) holding "
                                              "the access token; made if missing. Required "
                                              "beyond loopback."),
+    query_timeout: float = typer.Option(10.0, "--query-timeout", min=0,
+                                        help="Seconds a page's or API call's store work may "
+                                        "take before it answers 'query too expensive' "
+                                        "(0: no limit)."),
 ) -> None:
     """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
     from logpipe.common.config import resolve_redis_url, resolve_store_url
@@ -36,4 +40,4 @@ def ui(
         redis_url = resolve_redis_url(redis)
     except ConfigError as exc:  # the search pages work without a broker
         redis_url, broker_error = None, str(exc)
-    run(resolve_store_url(store), redis_url, bind, token_file, broker_error)
+    run(resolve_store_url(store), redis_url, bind, token_file, broker_error, query_timeout)
