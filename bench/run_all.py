@@ -39,6 +39,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
                "--es-events", "1000000"],
               ["bench/store_bench.py", "--events", "20000", "--runs", "3"]),
     "ui": (["bench/ui_bench.py"], ["bench/ui_bench.py", "--events", "20000", "--runs", "3"]),
+    "hostile": (["bench/hostile_query_bench.py"],
+                ["bench/hostile_query_bench.py", "--lines", "5000", "--abandoned", "10"]),
     "failover": (["bench/failover_bench.py"],
                  ["bench/failover_bench.py", "--lines", "20000", "--rounds", "1"]),
 }

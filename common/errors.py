@@ -72,3 +72,22 @@ class SinkError(LogpipeError):
     def __init__(self, message: str, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+
+
+class QueryTooExpensive(LogpipeError):
+    """A store query ran out of its time budget and was stopped; the message says what to
+    narrow. The web answers it with ``http_status``."""
+
+    http_status = 422
+
+
+class StoreBusy(LogpipeError):
+    """Too many store queries are running or waiting: this one was not started (try again)."""
+
+    http_status = 503
+
+
+class QueryCancelled(LogpipeError):
+    """A store query was stopped because whoever asked for it went away."""
+
+    http_status = 499

@@ -21,6 +21,7 @@ from logpipe.search import render
 from logpipe.store.base import SearchRequest
 
 ENV_RETENTION = "LOGPIPE_RETENTION"
+DEFAULT_TIMEOUT = 30.0
 
 search_app = typer.Typer(add_completion=False, no_args_is_help=False)
 trace_app = typer.Typer(add_completion=False)
@@ -48,6 +49,49 @@ def open_store(explicit: str | None):
     except ImportError as exc:
         raise ConfigError(f"the store {url} needs a module that is not available ({exc}); "
                           "install logpipe[indexer]") from None
+
+
+class Budgeted:
+    """A store whose every request runs under a fresh time budget of ``seconds`` (store.budget):
+    a count, a histogram, top values, each page of a stream. A stream of any length is fine;
+    one request that takes too long stops it with "query too expensive: ..."."""
+
+    def __init__(self, sink, seconds: float | None):
+        self.sink = sink
+        self.seconds = seconds or None
+
+    def _budget(self):
+        from logpipe.store.budget import Budget
+        return Budget(self.seconds, knob=f"--timeout {max(60, 2 * (self.seconds or 0)):g}",
+                      what="search")
+
+    def __getattr__(self, name):
+        from logpipe.store.budget import applied
+
+        attr = getattr(self.sink, name)
+        if name not in ("search", "search_page", "count", "histogram", "top", "get_event"):
+            return attr
+
+        def call(*args, **kwargs):
+            with applied(self._budget()):
+                return attr(*args, **kwargs)
+        return call
+
+    def stream(self, request: SearchRequest, *args, **kwargs):
+        from logpipe.store.budget import applied
+
+        events = self.sink.stream(request, *args, **kwargs)
+        while True:
+            # a page is fetched inside one of these next() calls: each gets the whole budget
+            with applied(self._budget()):
+                try:
+                    event = next(events)
+                except StopIteration:
+                    return
+            yield event
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 def _fields(text: str | None) -> list[str]:
@@ -78,6 +122,10 @@ def search(
     top: Optional[str] = typer.Option(None, "--top", help="Top values of a field with counts."),
     count: bool = typer.Option(False, "--count", help="Print only the number of matches."),
     every: bool = typer.Option(False, "--all", help="Every match (streamed; no --limit)."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0,
+                                  help="Seconds one store request may take (a count, a "
+                                  "histogram, a page of the matches) before the search stops "
+                                  "with 'query too expensive' (0: no limit)."),
 ) -> None:
     """Search stored events in Lucene / Kibana query syntax."""
     if histogram and top:
@@ -95,7 +143,7 @@ def search(
     columns = _fields(fields)
     if histogram:
         datemath.parse_interval(histogram)
-    sink = open_store(store)
+    sink = Budgeted(open_store(store), timeout)
     try:
         if histogram:
             buckets = sink.histogram(request, histogram)

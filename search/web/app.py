@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import time
 from pathlib import Path
+from html import escape as _escape_html
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,9 +29,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from logpipe.common.console import emit
-from logpipe.common.errors import BrokerError, LogpipeError, QueryError
+from logpipe.common.errors import (BrokerError, LogpipeError, QueryCancelled, QueryError,
+                                   QueryTooExpensive, StoreBusy)
 from logpipe.search.web import data as D
 from logpipe.search.web.auth import AuthMiddleware, Guard
+from logpipe.search.web.gate import QueryGate, disconnected
 from logpipe.search.web.timeline import story
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +42,13 @@ CELL_CHARS = 300          # a table cell shows this much of a value; the row exp
 QUICK_RANGES = [("15m", "Last 15 minutes"), ("1h", "Last hour"), ("4h", "Last 4 hours"),
                 ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 TAIL_POLL_S = 1.0
+TAIL_BUSY_S = 5.0         # a tail whose poll found the store busy tries again after this
+
+
+def _status(exc: Exception, default: int) -> int:
+    """The HTTP status of an error: its own (query too expensive 422, store busy 503), else
+    ``default``."""
+    return getattr(exc, "http_status", default)
 
 
 def _json(value, status: int = 200) -> Response:
@@ -46,7 +57,11 @@ def _json(value, status: int = 200) -> Response:
 
 
 def _error(exc: Exception, status: int = 400) -> Response:
-    return _json({"error": str(exc)}, status)
+    status = _status(exc, status)
+    response = _json({"error": str(exc)}, status)
+    if status == 503:
+        response.headers["retry-after"] = "2"
+    return response
 
 
 def _cell(value) -> str:
@@ -98,9 +113,10 @@ def search_command(q: str, window: D.Window, columns: list[str], order: str) -> 
 class Site:
     """The pages and API of one ``logpipe ui``."""
 
-    def __init__(self, data: D.Data, guard: Guard):
+    def __init__(self, data: D.Data, guard: Guard, gate: QueryGate | None = None):
         self.data = data
         self.guard = guard
+        self.gate = gate or QueryGate()
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(default=True,
                                                             default_for_string=True))
@@ -153,7 +169,7 @@ class Site:
         except LogpipeError as exc:
             ctx["error"] = str(exc)
             ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
-            return self.render("search.html", status=503, **ctx)
+            return self.render("search.html", status=_status(exc, 503), **ctx)
         ctx["page"], ctx["histogram"] = page, histogram
         ctx["rows"] = [self._row(h, params["columns"]) for h in page.hits]
         seen: dict[str, None] = {}
@@ -215,7 +231,8 @@ class Site:
         try:
             chain = self.data.trace(qid)
         except LogpipeError as exc:
-            return self.render("trace.html", status=503, qid=qid, stories=[], error=str(exc),
+            return self.render("trace.html", status=_status(exc, 503), qid=qid, stories=[],
+                               error=str(exc),
                                command=f"logpipe trace {_quote(qid)}", url=self.url)
         stories = [story(q, events) for q, events in chain]
         status = 200 if stories and stories[0]["steps"] else 404
@@ -344,30 +361,79 @@ class Site:
         q = request.query_params.get("q", "")
         try:
             self.data.check_query(q)
-            since, seen = await run_in_threadpool(self.data.tail_start, q)
+            since, seen = await self.gate.run(self.data.tail_start, q, key="tail " + q,
+                                              query=q, gone=lambda: disconnected(request.receive),
+                                              what="live tail's query")
         except QueryError as exc:
             return _error(exc)
         except LogpipeError as exc:
             return _error(exc, 503)
 
         async def events():
+            # one poll at a time (the next starts a pause after the last has finished, the
+            # pause as long as the poll took when that is longer); when the client goes the
+            # response is cancelled, and with it the poll's budget
             nonlocal since, seen
             yield b"retry: 2000\n\n"
-            while not await request.is_disconnected():
+            stopped = False
+            while True:
+                pause = TAIL_POLL_S
+                if stopped:  # the query is too expensive to follow: only keep the line open
+                    yield b": idle\n\n"
+                    await asyncio.sleep(15)
+                    continue
+                started = time.monotonic()
+                hits: list = []
                 try:
-                    hits, since, seen = await run_in_threadpool(self.data.tail_next, q, since,
-                                                                seen)
+                    hits, since, seen = await self.gate.run(
+                        self.data.tail_next, q, since, seen, key="tail " + q, query=q,
+                        what="live tail's query")
+                except QueryTooExpensive as exc:
+                    stopped = True
+                    yield b"event: problem\ndata: " + orjson.dumps(
+                        {"error": f"live tail stopped: {exc}"}) + b"\n\n"
+                    continue
+                except StoreBusy as exc:
+                    pause = TAIL_BUSY_S
+                    yield b"event: problem\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
                 except LogpipeError as exc:
                     yield b"event: problem\ndata: " + orjson.dumps({"error": str(exc)}) + b"\n\n"
-                    hits = []
                 for h in hits:
                     yield b"data: " + orjson.dumps(h) + b"\n\n"
                 if not hits:
                     yield b": idle\n\n"
-                await asyncio.sleep(TAIL_POLL_S)
+                await asyncio.sleep(max(pause, time.monotonic() - started))
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"x-accel-buffering": "no"})
+
+    # ------------------------------------------------------------------ store work
+    def store(self, handler, key: str = "q", what: str = "query"):
+        """An endpoint running ``handler(request)`` on the gate's store threads, under a time
+        budget, cancelled when the client disconnects (search/web/gate.py)."""
+        async def endpoint(request: Request) -> Response:
+            if key == "q":
+                query = request.query_params.get("q", "")
+                name, hint = f"{request.url.path} {query}", query
+            else:
+                name, hint = f"{request.url.path}", None
+            try:
+                return await self.gate.run(handler, request, key=name, query=hint, what=what,
+                                           gone=lambda: disconnected(request.receive))
+            except (StoreBusy, QueryCancelled, QueryTooExpensive) as exc:
+                return self._refused(request, exc)
+        return endpoint
+
+    def _refused(self, request: Request, exc: LogpipeError) -> Response:
+        """The answer to a request whose store work was not done: busy, out of budget while
+        waiting, or cancelled (then nobody reads it)."""
+        status = _status(exc, 503)
+        if request.url.path.startswith("/api/"):
+            return _error(exc, status)
+        body = (f"<!doctype html><meta charset=utf-8><title>logpipe: {status}</title>"
+                f"<p>{_escape_html(str(exc))}</p>")
+        headers = {"retry-after": "2"} if status == 503 else None
+        return HTMLResponse(body, status_code=status, headers=headers)
 
     def api_dlq_count(self, request: Request) -> Response:
         p = request.query_params
@@ -457,25 +523,28 @@ def _selection_text(entries: list | None, filters: dict | None) -> str:
     return " ".join(parts) or "all"
 
 
-def create_app(data: D.Data, token: str) -> Starlette:
+def create_app(data: D.Data, token: str, gate: QueryGate | None = None) -> Starlette:
+    """The app; ``gate``: how store work is bounded and budgeted (default: QueryGate(), a
+    10 s budget per request)."""
     guard = Guard(token)
-    site = Site(data, guard)
+    site = Site(data, guard, gate)
 
     async def not_found(request, exc):
         return Response("not found", status_code=404, media_type="text/plain")
 
     routes = [
-        Route("/", site.search_page),
-        Route("/trace/{qid:path}", site.trace_page),
+        Route("/", site.store(site.search_page, what="search page")),
+        Route("/trace/{qid:path}", site.store(site.trace_page, key="path", what="trace")),
         Route("/dlq", site.dlq_page),
         Route("/dlq/{entry}", site.letter_page),
         Route("/health", site.health_page),
-        Route("/api/search", site.api_search),
-        Route("/api/histogram", site.api_histogram),
-        Route("/api/top", site.api_top),
-        Route("/api/trace/{qid:path}", site.api_trace),
-        Route("/api/event/{id:path}", site.api_event),
-        Route("/api/surrounding/{id:path}", site.api_surrounding),
+        Route("/api/search", site.store(site.api_search, what="search")),
+        Route("/api/histogram", site.store(site.api_histogram, what="histogram")),
+        Route("/api/top", site.store(site.api_top, what="top values query")),
+        Route("/api/trace/{qid:path}", site.store(site.api_trace, key="path", what="trace")),
+        Route("/api/event/{id:path}", site.store(site.api_event, key="path", what="lookup")),
+        Route("/api/surrounding/{id:path}", site.store(site.api_surrounding, key="path",
+                                                       what="lookup")),
         Route("/api/tail", site.api_tail),
         Route("/api/dlq/count", site.api_dlq_count),
         Route("/api/dlq/replay", site.api_dlq_replay, methods=["POST"]),
@@ -485,6 +554,7 @@ def create_app(data: D.Data, token: str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        site.gate.close()
         data.close()
 
     app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)

@@ -19,6 +19,10 @@ def ui(
     token_file: Optional[str] = typer.Option(None, "--token-file", help="File (0600) holding "
                                              "the access token; made if missing. Required "
                                              "beyond loopback."),
+    query_timeout: float = typer.Option(10.0, "--query-timeout", min=0,
+                                        help="Seconds a page's or API call's store work may "
+                                        "take before it answers 'query too expensive' "
+                                        "(0: no limit)."),
 ) -> None:
     """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
     import os
@@ -40,4 +44,5 @@ def ui(
         redis_url, broker_error = None, str(exc)
     # No URL given: the broker is `logpipe up`'s, which `down` + `up` move to another port.
     follow = not (redis or os.environ.get(ENV_REDIS) or os.environ.get(ENV_REDIS_FILE))
-    run(resolve_store_url(store), redis_url, bind, token_file, broker_error, follow_state=follow)
+    run(resolve_store_url(store), redis_url, bind, token_file, broker_error, query_timeout,
+        follow_state=follow)

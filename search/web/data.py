@@ -104,7 +104,9 @@ def hit(event: dict) -> dict:
 
 class Data:
     """The store and the broker of one ``logpipe ui``; opened on first use, shared by requests
-    (the stores' readers are thread-safe: SQLite behind a lock, Elasticsearch's client)."""
+    (the stores' readers are thread-safe: the embedded store reads on one connection per thread,
+    Elasticsearch's client is shared). Store calls run on the gate's threads under a time budget
+    (search/web/gate.py, store/budget.py)."""
 
     def __init__(self, store_url: str, redis_url: str | None = None,
                  broker_error: str | None = None, prefix: str = "logpipe",

@@ -51,7 +51,8 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None,
-        broker_error: str | None = None, follow_state: bool = False) -> None:
+        broker_error: str | None = None, query_timeout: float | None = 10.0,
+        follow_state: bool = False) -> None:
     """Print the address with the token, then serve until SIGTERM or ^C."""
     import uvicorn
 
@@ -59,6 +60,7 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
     from logpipe.search.web.app import create_app
     from logpipe.search.web.auth import load_token, new_token
     from logpipe.search.web.data import Data
+    from logpipe.search.web.gate import QueryGate
 
     host, port = parse_bind(bind)
     loopback = is_loopback(host)
@@ -72,8 +74,10 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    app = create_app(Data(store_url, redis_url, broker_error=broker_error,
-                          follow_state=follow_state), token)
+    if query_timeout is not None and query_timeout < 0:
+        raise ConfigError(f"--query-timeout {query_timeout:g}: give seconds, e.g. 10 (0: no limit)")
+    app = create_app(Data(store_url, redis_url, broker_error=broker_error, follow_state=follow_state),
+                     token, QueryGate(timeout=query_timeout or None))
     if not loopback:
         print(f"logpipe ui: WARNING: listening on {host}:{port}, beyond loopback, over plain "
               "HTTP: the token and every log line shown cross the network unencrypted. Put "

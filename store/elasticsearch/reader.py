@@ -5,11 +5,19 @@ The query goes through :func:`to_es`, a translation of the same intermediate for
 semantics the embedded store shares; the time window of the request is an ``epoch_millis`` range filter on
 ``@timestamp``. Ordering is by ``@timestamp``; a page's total is exact up to
 store.base.TRACK_TOTAL_HITS (``track_total_hits``'s default, "gte" past it), count() is exact.
+
+Every request runs under the calling thread's :class:`store.budget.Budget` (when there is
+one): a search carries ``timeout`` (what is left of the budget; an answer that says
+``timed_out`` is "query too expensive", never a partial result), the client request a deadline
+just past it (Elasticsearch cancels a search whose connection closes), and an ``X-Opaque-Id``
+by which a cancelled budget finds and cancels the search task on the cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import threading
 from datetime import datetime
 from typing import Iterator
 
@@ -43,6 +51,7 @@ from logpipe.store.base import (
     decode_cursor,
     encode_cursor,
 )
+from logpipe.store import budget as budgets
 from logpipe.store.elasticsearch.errors import exception_reason
 from logpipe.store.elasticsearch.template import ID_FIELD
 
@@ -129,9 +138,21 @@ def _call(what: str, fn, **kwargs):
     except ImportError:  # pragma: no cover - the indexer extra is missing
         raise SinkError("the elasticsearch package is not installed "
                         "(pip install 'logpipe[indexer]')", permanent=True) from None
+    budget = budgets.current()
+    hook = contextlib.nullcontext()
+    if budget is not None:
+        budget.check()
+        fn, hook = _budgeted(fn, budget, kwargs)
     try:
-        return fn(**kwargs)
+        with hook:
+            resp = fn(**kwargs)
+        if budget is not None and hasattr(resp, "get") and resp.get("timed_out"):
+            raise budget.error()
+        return resp
     except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
+        if budget is not None and (budget.stopped
+                                   or isinstance(exc, elasticsearch.ConnectionTimeout)):
+            raise budget.error() from None
         from logpipe.store.elasticsearch.connection import describe_failure
         clear = describe_failure(exc, "the store")
         if clear:  # credentials or TLS: a configuration mistake, said plainly
@@ -143,6 +164,47 @@ def _call(what: str, fn, **kwargs):
             raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): "
                             f"{exception_reason(exc)}") from None
         raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
+
+
+def _budgeted(fn, budget, kwargs: dict):
+    """The client call under the budget: a search's ``timeout``, the request's deadline and
+    opaque id; and the hook that cancels its task when the budget is cancelled."""
+    name = getattr(fn, "__name__", "")
+    client = getattr(fn, "__self__", None)
+    remaining = budget.remaining()
+    if name == "search" and remaining is not None:
+        kwargs["timeout"] = f"{max(1, int(remaining * 1000))}ms"
+    if client is None or not hasattr(client, "options"):
+        return fn, contextlib.nullcontext()
+    options: dict = {"opaque_id": budget.id}
+    if remaining is not None:
+        options["request_timeout"] = remaining + 1.0
+    return (getattr(client.options(**options), name),
+            budget.hook(lambda: _cancel_later(client, budget.id)))
+
+
+def _cancel_later(client, opaque_id: str) -> None:
+    """Cancel the search tasks carrying ``opaque_id``, on a thread of its own (the budget is
+    cancelled from the web server's event loop)."""
+    threading.Thread(target=cancel_tasks, args=(client, opaque_id), daemon=True,
+                     name="logpipe-es-cancel").start()
+
+
+def cancel_tasks(client, opaque_id: str) -> int:
+    """Cancel the running search tasks whose X-Opaque-Id is ``opaque_id``; how many."""
+    quick = client.options(request_timeout=5)
+    found = 0
+    try:
+        listing = quick.tasks.list(detailed=True, actions="indices:data/read/*")
+        for node in (listing.get("nodes") or {}).values():
+            for task_id, task in (node.get("tasks") or {}).items():
+                if (task.get("headers") or {}).get("X-Opaque-Id") == opaque_id \
+                        and task.get("cancellable"):
+                    quick.tasks.cancel(task_id=task_id)
+                    found += 1
+    except Exception:  # gone already, or no permission: its own timeout still ends it
+        pass
+    return found
 
 
 RESULT_WINDOW = 10_000  # index.max_result_window: the most one search request may return

@@ -20,10 +20,17 @@ walk along the time index reads the full-text index only over the rowids of its 
 A search never writes: a field without a value index is read from the documents, and the wish
 for an index is noted (one meta row, only when the write lock is free at once) for the store's
 maintenance to build (:mod:`store.sqlite.maintenance`).
+
+Reads do not queue behind one lock: each thread reads on a connection of its own (WAL lets
+readers run side by side, and beside the writer), and every read statement runs under the
+calling thread's :class:`store.budget.Budget`: a progress handler checks it every
+PROGRESS_STEPS SQLite instructions and interrupts the statement when the budget is spent or
+cancelled (then the budget's error is raised: "query too expensive: ...").
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from datetime import datetime
@@ -31,6 +38,7 @@ from typing import TYPE_CHECKING, Iterator
 
 
 from logpipe.common.errors import QueryError, SinkError
+from logpipe.store import budget as budgets
 from logpipe.query.analyzer import analyze
 from logpipe.query.datemath import MAX_BUCKETS, epoch_ms, fill_buckets, parse_interval
 from logpipe.query.lucene import compile_query
@@ -397,9 +405,63 @@ class SqliteReader:
                 if todo:
                     conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
-    def _run(self, sql: str, params: list):
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's read connection (opened on first use), under the thread's budget:
+        checked before the block, and an interrupted statement raises the budget's error. An
+        in-memory store has one connection only: it is shared, behind the lock."""
+        budget = budgets.current()
+        if budget is not None:
+            budget.check()
+        local = self.__dict__.get("_read_local")
+        conn = getattr(local, "conn", None) if local is not None else None
+        try:
+            if conn is not None:
+                yield conn
+            elif self.path == ":memory:":
+                with self._lock:
+                    yield self._reader()
+            else:
+                yield self._open_read_conn()
+        except sqlite3.OperationalError as exc:
+            budget = budgets.current()
+            if "interrupted" in str(exc) and budget is not None and budget.stopped:
+                raise budget.error() from None
+            raise SinkError(f"embedded store {self.path}: {exc}") from None
+
+    def _open_read_conn(self) -> sqlite3.Connection:
         with self._lock:
-            conn = self._reader()
+            self._reader()  # the store exists and holds events (checked once, said plainly)
+            local = self.__dict__.setdefault("_read_local", threading.local())
+            conns: list = self.__dict__.setdefault("_read_conns", [])
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute(f"PRAGMA cache_size = {-1024 * READ_CACHE_MB}")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA mmap_size = 1073741824")
+            conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
+        conn.set_progress_handler(_progress, PROGRESS_STEPS)
+        local.conn = conn
+        with self._lock:
+            conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self.__dict__.pop("_read_conns", []):
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self.__dict__.pop("_read_local", None)
+        super().close()  # type: ignore[misc]
+
+    def _run(self, sql: str, params: list):
+        with self._reading() as conn:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
@@ -407,6 +469,8 @@ class SqliteReader:
                 if "fts5" in text or "syntax error" in text:
                     raise QueryError(f"the embedded store cannot run this query: {text}") \
                         from None
+                if "interrupted" in text:
+                    raise
                 raise SinkError(f"embedded store {self.path}: {text}") from None
 
     def _on_value_index(self, request: SearchRequest) -> tuple[str, list] | None:
@@ -645,8 +709,7 @@ class SqliteReader:
         the store; None when the counts cannot serve it."""
         w_lo = epoch_ms(start) if start is not None else -_I64
         w_hi = epoch_ms(end) if end is not None else _I64 - 1
-        with self._lock:
-            conn = self._reader()
+        with self._reading() as conn:
             try:
                 conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
                 try:
@@ -658,6 +721,8 @@ class SqliteReader:
                 finally:
                     conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise
                 raise SinkError(f"embedded store {self.path}: {exc}") from None
         return None if counts is None else fill_buckets(sorted(counts.items()), step)
 
@@ -747,8 +812,7 @@ class SqliteReader:
     def _in_snapshot(self, read, *args):
         """``read(conn, *args)`` in one read transaction: the counts, their mark and the rows
         above it seen as of one moment."""
-        with self._lock:
-            conn = self._reader()
+        with self._reading() as conn:
             try:
                 conn.execute("BEGIN")
                 try:
@@ -756,16 +820,19 @@ class SqliteReader:
                 finally:
                     conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise
                 raise SinkError(f"embedded store {self.path}: {exc}") from None
 
     def _many_values(self, field: str) -> bool:
         """More distinct values than _TOP_DISTINCT_WALK by the value counts (False when the
         field's values are not counted: the walk finds out)."""
-        with self._lock:
+        with self._reading() as conn:
             try:
-                return bool(value_counts.more_values_than(self._reader(), field,
-                                                          _TOP_DISTINCT_WALK))
+                return bool(value_counts.more_values_than(conn, field, _TOP_DISTINCT_WALK))
             except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise
                 raise SinkError(f"embedded store {self.path}: {exc}") from None
 
     def _top_by_counts(self, field: str, size: int,
@@ -858,6 +925,19 @@ class SqliteReader:
 
 
 _I64 = 2 ** 63
+
+# the budget is checked every this many SQLite instructions (well under a millisecond; a
+# full-text index lookup is one instruction, so a check may come later in those)
+PROGRESS_STEPS = 20_000
+# page cache of each reading thread's connection (the writer's is cache_mb); the file is
+# memory-mapped, so the cache holds little more than what mmap does not
+READ_CACHE_MB = 32
+
+
+def _progress() -> int:
+    """The read connections' progress handler: nonzero interrupts the running statement."""
+    budget = budgets.current()
+    return 1 if budget is not None and budget.tick() else 0
 
 
 def _indexed_top(field: str, where: str, params: list, size: int,
