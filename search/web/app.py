@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import orjson
@@ -29,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from logpipe.common.console import emit
 from logpipe.common.errors import BrokerError, LogpipeError, QueryError
 from logpipe.search.web import data as D
-from logpipe.search.web.auth import AuthMiddleware, Guard
+from logpipe.search.web.auth import SESSION_HOURS, AuthMiddleware, Guard, Secrets
 from logpipe.search.web.timeline import story
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +48,29 @@ def _json(value, status: int = 200) -> Response:
 
 def _error(exc: Exception, status: int = 400) -> Response:
     return _json({"error": str(exc)}, status)
+
+
+def bad_input(exc: BaseException) -> QueryError:
+    """What a person reads for a request the page cannot answer as asked. The query and time
+    parsers raise QueryError; a RecursionError or OverflowError from deeper down (the compiler,
+    date arithmetic, the store's integer columns) is the input's fault all the same."""
+    if isinstance(exc, QueryError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return QueryError("the query nests too deeply (parentheses or NOTs inside each other); "
+                          "write it flatter")
+    return QueryError(f"a number or date in the request is out of range ({exc}); use a "
+                      "smaller one")
+
+
+def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole-number parameter, clamped to [lo, hi]; QueryError when it is not a number."""
+    text = (request.query_params.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.lstrip("-").isdigit() or len(text) > 30:
+        raise QueryError(f"{name} must be a whole number, not {text[:40]!r}")
+    return max(lo, min(int(text), hi))
 
 
 def _cell(value) -> str:
@@ -104,12 +128,26 @@ class Site:
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(default=True,
                                                             default_for_string=True))
-        self.env.globals["csrf"] = guard.csrf
         self.env.filters["isotime"] = lambda seconds: D.iso(int(float(seconds) * 1000))
 
-    def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(self, request: Request, name: str, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        context.setdefault("csrf", self.guard.csrf_for(request.scope))
         html = self.env.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status)
+
+    def problem(self, request: Request, exc: BaseException, status: int) -> Response:
+        """The one answer to a request that failed: JSON ``{"error"}`` for the API, the page
+        (with the message where the results would be) otherwise."""
+        if request.url.path.startswith("/api/"):
+            return _error(exc, status)
+        if request.url.path == "/":
+            params = self._params(request)
+            ctx = self._search_context(params)
+            ctx.update(error=str(exc), command="logpipe search " + _quote(params["q"] or "*"))
+            return self.render(request, "search.html", status=status, **ctx)
+        return self.render(request, "problem.html", status=status, error=str(exc),
+                           command="logpipe --help")
 
     # ------------------------------------------------------------------ search page
     def _params(self, request: Request) -> dict:
@@ -132,28 +170,21 @@ class Site:
         state.update(changes)
         return state
 
+    def _search_context(self, params: dict) -> dict[str, Any]:
+        return {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
+                "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
+                "state": lambda **c: self._state(params, **c)}
+
     def search_page(self, request: Request) -> HTMLResponse:
         params = self._params(request)
-        ctx: dict[str, Any] = {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
-               "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
-               "state": lambda **c: self._state(params, **c)}
-        try:
-            window = self.data.window(params["from"], params["to"])
-            ctx["command"] = search_command(params["q"], window, params["columns"],
-                                            params["sort"])
-            page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
-                                    params["sort"])
-            first_page = page if not params["after"] else None
-            histogram = self.data.histogram(params["q"], window, page=first_page,
-                                            order=params["sort"])
-        except QueryError as exc:
-            ctx["error"] = str(exc)
-            ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
-            return self.render("search.html", status=400, **ctx)
-        except LogpipeError as exc:
-            ctx["error"] = str(exc)
-            ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
-            return self.render("search.html", status=503, **ctx)
+        ctx = self._search_context(params)
+        window = self.data.window(params["from"], params["to"])
+        ctx["command"] = search_command(params["q"], window, params["columns"], params["sort"])
+        page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
+                                params["sort"])
+        first_page = page if not params["after"] else None
+        histogram = self.data.histogram(params["q"], window, page=first_page,
+                                        order=params["sort"])
         ctx["page"], ctx["histogram"] = page, histogram
         ctx["rows"] = [self._row(h, params["columns"]) for h in page.hits]
         seen: dict[str, None] = {}
@@ -168,7 +199,7 @@ class Site:
             ctx["links"]["next"] = self.url("/", **self._state(params, after=page.next))
         if params["after"]:
             ctx["links"]["first"] = self.url("/", **self._state(params))
-        return self.render("search.html", **ctx)
+        return self.render(request, "search.html", **ctx)
 
     def _row(self, h: dict, columns: list[str]) -> dict:
         cells = []
@@ -215,11 +246,11 @@ class Site:
         try:
             chain = self.data.trace(qid)
         except LogpipeError as exc:
-            return self.render("trace.html", status=503, qid=qid, stories=[], error=str(exc),
+            return self.render(request, "trace.html", status=503, qid=qid, stories=[], error=str(exc),
                                command=f"logpipe trace {_quote(qid)}", url=self.url)
         stories = [story(q, events) for q, events in chain]
         status = 200 if stories and stories[0]["steps"] else 404
-        return self.render("trace.html", status=status, qid=qid, stories=stories, error=None,
+        return self.render(request, "trace.html", status=status, qid=qid, stories=stories, error=None,
                            command=f"logpipe trace {_quote(qid)}", url=self.url)
 
     # ------------------------------------------------------------------ dead letters
@@ -236,20 +267,20 @@ class Site:
         try:
             filters = self.data.dlq_filters(raw["stage"], raw["reason"], raw["type"])
             ctx["overview"] = self.data.dlq_overview(filters)
-        except LogpipeError as exc:
+        except (LogpipeError, QueryError) as exc:   # the page, with its filters, says why
             ctx["error"] = str(exc)
-            return self.render("dlq.html", status=400 if isinstance(exc, QueryError) else 503,
-                               **ctx)
-        return self.render("dlq.html", **ctx)
+            return self.render(request, "dlq.html",
+                               status=400 if isinstance(exc, QueryError) else 503, **ctx)
+        return self.render(request, "dlq.html", **ctx)
 
     def letter_page(self, request: Request) -> HTMLResponse:
         entry = request.path_params["entry"]
         try:
             letter = self.data.dlq_letter(entry)
         except LogpipeError as exc:
-            return self.render("letter.html", status=503, letter=None, error=str(exc),
+            return self.render(request, "letter.html", status=503, letter=None, error=str(exc),
                                entry=entry, command=f"logpipe dlq show {_quote(entry)}")
-        return self.render("letter.html", status=200 if letter else 404, letter=letter,
+        return self.render(request, "letter.html", status=200 if letter else 404, letter=letter,
                            error=None, entry=entry,
                            command=f"logpipe dlq show {_quote(entry)}")
 
@@ -261,7 +292,7 @@ class Site:
             figures, error = None, str(exc)
         except Exception as exc:  # rq or the broker client failing in an unforeseen way
             figures, error = None, f"{type(exc).__name__}: {exc}"
-        return self.render("health.html", status=200 if figures else 503, figures=figures,
+        return self.render(request, "health.html", status=200 if figures else 503, figures=figures,
                            error=error, command="logpipe stats")
 
     # ------------------------------------------------------------------ JSON API
@@ -271,16 +302,9 @@ class Site:
 
     def api_search(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            size = int(p.get("size") or D.PAGE_SIZE)
-            page = self.data.search(p.get("q", ""), self._window(request), size,
-                                    p.get("after"), "asc" if p.get("sort") == "asc" else "desc")
-        except ValueError:
-            return _error(QueryError("size must be a whole number"))
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        size = int_param(request, "size", D.PAGE_SIZE, 0, D.MAX_PAGE_SIZE)
+        page = self.data.search(p.get("q", ""), self._window(request), size,
+                                p.get("after"), "asc" if p.get("sort") == "asc" else "desc")
         # "total_relation": "gte" when more match than the total (counted up to 10,000, as
         # Elasticsearch's hits.total.relation says)
         return _json({"total": page.total, "total_relation": page.total_relation,
@@ -288,35 +312,20 @@ class Site:
 
     def api_histogram(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            h = self.data.histogram(p.get("q", ""), self._window(request),
-                                    interval=p.get("interval") or None)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        h = self.data.histogram(p.get("q", ""), self._window(request),
+                                interval=p.get("interval") or None)
         return _json({"interval": h.interval,
                       "buckets": [{"time": D.iso(t), "count": n} for t, n in h.bars]})
 
     def api_top(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            size = int(p.get("size") or 10)
-            return _json(self.data.top(p.get("q", ""), self._window(request),
-                                       p.get("field", ""), size))
-        except ValueError:
-            return _error(QueryError("size must be a whole number"))
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        size = int_param(request, "size", 10, 1, 100)
+        return _json(self.data.top(p.get("q", ""), self._window(request), p.get("field", ""),
+                                   size))
 
     def api_trace(self, request: Request) -> Response:
         qid = request.path_params["qid"]
-        try:
-            chain = self.data.trace(qid)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        chain = self.data.trace(qid)
         stories = [story(q, events) for q, events in chain]
         if not stories or not stories[0]["steps"]:
             return _json({"error": f"no events with qid {qid}"}, 404)
@@ -324,31 +333,18 @@ class Site:
                       "events": [e for _, events in chain for e in events]})
 
     def api_event(self, request: Request) -> Response:
-        try:
-            found = self.data.event(request.path_params["id"])
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        found = self.data.event(request.path_params["id"])
         return _json(found) if found else _json({"error": "no such event"}, 404)
 
     def api_surrounding(self, request: Request) -> Response:
-        try:
-            lines = max(1, min(int(request.query_params.get("lines") or 5), 100))
-            found = self.data.surrounding(request.path_params["id"], lines)
-        except ValueError:
-            return _error(QueryError("lines must be a whole number"))
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        lines = int_param(request, "lines", 5, 1, 100)
+        found = self.data.surrounding(request.path_params["id"], lines)
         return _json(found) if found else _json({"error": "no such event"}, 404)
 
     async def api_tail(self, request: Request) -> Response:
         q = request.query_params.get("q", "")
-        try:
-            self.data.check_query(q)
-            since, seen = await run_in_threadpool(self.data.tail_start, q)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        self.data.check_query(q)
+        since, seen = await run_in_threadpool(self.data.tail_start, q)
 
         async def events():
             nonlocal since, seen
@@ -371,19 +367,15 @@ class Site:
 
     def api_dlq_count(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            filters = self.data.dlq_filters(p.get("stage"), p.get("reason"), p.get("type"))
-            return _json({"count": self.data.dlq_count(filters)})
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        filters = self.data.dlq_filters(p.get("stage"), p.get("reason"), p.get("type"))
+        return _json({"count": self.data.dlq_count(filters)})
 
     async def _change(self, request: Request):
         """The JSON body of an allowed change, or the Response refusing it."""
-        why = self.guard.change_allowed(request.scope.get("state", {}).get("auth", ""),
+        state = request.scope.get("state", {})
+        why = self.guard.change_allowed(state.get("auth", ""),
                                         {k.lower(): v for k, v in request.headers.items()},
-                                        request.url.scheme)
+                                        request.url.scheme, state.get("session"))
         if why:
             return None, _json({"error": why}, 403)
         try:
@@ -415,13 +407,8 @@ class Site:
         body, refused = await self._change(request)
         if refused:
             return refused
-        try:
-            entries, filters = self._selection(body)
-            counts = await run_in_threadpool(self.data.dlq_replay, entries, filters)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        entries, filters = self._selection(body)
+        counts = await run_in_threadpool(self.data.dlq_replay, entries, filters)
         emit("ui_replay", who=self._who(request),
              what=_selection_text(entries, filters),
              **counts)
@@ -431,18 +418,13 @@ class Site:
         body, refused = await self._change(request)
         if refused:
             return refused
-        try:
-            entries, filters = self._selection(body)
-            expected = await run_in_threadpool(
-                self.data.dlq_count, filters) if entries is None else len(entries)
-            if str(body.get("confirm", "")).strip() != str(expected):
-                return _json({"error": f"type the count ({expected}) to confirm the purge",
-                              "count": expected}, 409)
-            purged = await run_in_threadpool(self.data.dlq_purge, entries, filters)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        entries, filters = self._selection(body)
+        expected = await run_in_threadpool(
+            self.data.dlq_count, filters) if entries is None else len(entries)
+        if str(body.get("confirm", "")).strip() != str(expected):
+            return _json({"error": f"type the count ({expected}) to confirm the purge",
+                          "count": expected}, 409)
+        purged = await run_in_threadpool(self.data.dlq_purge, entries, filters)
         emit("ui_purge", who=self._who(request),
              what=_selection_text(entries, filters),
              purged=purged)
@@ -457,12 +439,28 @@ def _selection_text(entries: list | None, filters: dict | None) -> str:
     return " ".join(parts) or "all"
 
 
-def create_app(data: D.Data, token: str) -> Starlette:
-    guard = Guard(token)
+def create_app(data: D.Data, token: "str | Secrets",
+               session_hours: float = SESSION_HOURS,
+               clock: Callable[[], float] = time.time) -> Starlette:
+    """The app over ``data``; ``token`` is the access token, or the :class:`Secrets` that
+    follow ``--token-file`` and the session key file (rotation revokes every session)."""
+    guard = Guard(token, session_hours, clock)
     site = Site(data, guard)
 
     async def not_found(request, exc):
         return Response("not found", status_code=404, media_type="text/plain")
+
+    # the one mapping of failures to answers: the request's fault (a bad query, time, cursor,
+    # paging parameter; anything nested or sized past what can be computed) is a 400 with
+    # the message; a store or broker that cannot answer is a 503
+    async def refused(request, exc):
+        return site.problem(request, bad_input(exc), 400)
+
+    async def unavailable(request, exc):
+        return site.problem(request, exc, 503)
+
+    handlers = {404: not_found, QueryError: refused, RecursionError: refused,
+                OverflowError: refused, LogpipeError: unavailable}
 
     routes = [
         Route("/", site.search_page),
@@ -487,7 +485,7 @@ def create_app(data: D.Data, token: str) -> Starlette:
         yield
         data.close()
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.add_middleware(AuthMiddleware, guard=guard)
     app.state.site = site
     return app

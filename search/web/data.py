@@ -49,6 +49,16 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+def _time(value: str | None, option: str, now: datetime) -> datetime | None:
+    """``from``/``to`` as :func:`time_arg` reads them; a time past what a date can hold
+    (``0001-01-01`` minus an hour, ``now-1000000000000d``) is a QueryError too."""
+    try:
+        return time_arg(value, option, now)
+    except (OverflowError, ValueError) as exc:
+        raise QueryError(f"{option} {value!r}: out of range ({exc}); use a date from year "
+                         "1 to 9999") from None
+
+
 def iso(ms: int) -> str:
     dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
     text = dt.strftime("%Y-%m-%dT%H:%M:%S")
@@ -139,7 +149,7 @@ class Data:
     def window(self, from_text: str | None, to_text: str | None,
                now: datetime | None = None) -> Window:
         now = now or datetime.now(timezone.utc)
-        window = Window(start=time_arg(from_text, "from", now), end=time_arg(to_text, "to", now),
+        window = Window(start=_time(from_text, "from", now), end=_time(to_text, "to", now),
                         from_text=(from_text or "").strip(), to_text=(to_text or "").strip())
         if window.start is not None and window.end is not None and window.start >= window.end:
             raise QueryError(f"from {window.from_text!r} is not before to {window.to_text!r}")
@@ -149,7 +159,14 @@ class Data:
     def check_query(q: str) -> str:
         """The query to run (``*`` when empty); QueryError with the position when it is bad."""
         text = (q or "").strip() or "*"
-        compile_query(text, datetime.now(timezone.utc))
+        try:
+            compile_query(text, datetime.now(timezone.utc))
+        except RecursionError:
+            raise QueryError("the query nests too deeply (parentheses or NOTs inside each "
+                             "other); write it flatter") from None
+        except (OverflowError, ValueError) as exc:
+            raise QueryError(f"the query holds a number or date out of range ({exc}); "
+                             "use a smaller one") from None
         return text
 
     def _request(self, q: str, window: Window, size: int = 0, order: str = "desc"):
