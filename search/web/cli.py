@@ -19,6 +19,12 @@ def ui(
     token_file: Optional[str] = typer.Option(None, "--token-file", help="File (0600) holding "
                                              "the access token; made if missing. Required "
                                              "beyond loopback."),
+    session_hours: float = typer.Option(12.0, "--session-hours", help="A browser session "
+                                        "signed in with the token lasts this long."),
+    rotate_token: bool = typer.Option(False, "--rotate-token", help="Write a new token to "
+                                      "--token-file and a new session key, revoking every "
+                                      "session (a running ui notices), print the new sign-in "
+                                      "address and exit."),
 ) -> None:
     """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
     from logpipe.common.config import resolve_redis_url, resolve_store_url
@@ -29,11 +35,15 @@ def ui(
     except ImportError as exc:
         raise ConfigError(f"the web page needs the [ui] extra ({exc.name} is missing): "
                           "pip install 'logpipe[ui]'") from None
-    from logpipe.search.web.server import run
+    from logpipe.search.web.server import rotate_token as rotate, run
+
+    if rotate_token:
+        rotate(bind, token_file)
+        return
 
     broker_error = None
     try:
         redis_url = resolve_redis_url(redis)
     except ConfigError as exc:  # the search pages work without a broker
         redis_url, broker_error = None, str(exc)
-    run(resolve_store_url(store), redis_url, bind, token_file, broker_error)
+    run(resolve_store_url(store), redis_url, bind, token_file, broker_error, session_hours)
