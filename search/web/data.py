@@ -29,6 +29,10 @@ _STEPS = ["1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m",
           "2h", "3h", "6h", "12h", "1d", "2d", "7d", "14d", "30d", "90d", "365d"]
 
 
+MIN_MS = int(datetime(1, 1, 2, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_MS = int(datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp() * 1000)
+
+
 def _ms(value) -> int | None:
     """Epoch milliseconds of an ISO time string or a datetime."""
     if value is None:
@@ -391,9 +395,19 @@ class Data:
         dlq = self._dlq()
         return self._broker(lambda: sum(1 for _ in dlq.iter(**filters)))
 
+    def _get_letter(self, dlq, entry: str):
+        """The letter of a stream entry id; None when there is none, or when ``entry`` is not
+        an entry id at all (the broker would refuse it as an error)."""
+        ms, sep, seq = str(entry).partition("-")
+        if not (ms.isdigit() and (not sep or seq.isdigit()) and len(ms) <= 20 and len(seq) <= 20
+                and int(ms) < 2 ** 64 and int(seq or 0) < 2 ** 64 and ms.isascii()
+                and seq.isascii()):
+            return None
+        return self._broker(dlq.get, entry)
+
     def dlq_letter(self, entry: str) -> dict | None:
         dlq = self._dlq()
-        letter = self._broker(dlq.get, entry)
+        letter = self._get_letter(dlq, entry)
         if letter is None:
             return None
         out = letter.to_dict()
@@ -442,7 +456,7 @@ class Data:
 
     def _letters(self, dlq, entries: list[str] | None, filters: dict | None) -> list:
         if entries is not None:
-            letters = [self._broker(dlq.get, e) for e in entries]
+            letters = [self._get_letter(dlq, e) for e in entries]
             return [letter for letter in letters if letter is not None]
         return list(self._broker(lambda: list(dlq.iter(**(filters or {})))))
 
@@ -476,10 +490,13 @@ def shifted(window_start: int, window_end: int, how: str) -> tuple[int, int]:
     """The window zoomed out (twice as wide, same centre) or shifted by half its width."""
     width = max(1000, window_end - window_start)
     if how == "out":
-        return window_start - width // 2, window_end + width // 2
-    if how == "earlier":
-        return window_start - width // 2, window_end - width // 2
-    return window_start + width // 2, window_end + width // 2
+        lo, hi = window_start - width // 2, window_end + width // 2
+    elif how == "earlier":
+        lo, hi = window_start - width // 2, window_end - width // 2
+    else:
+        lo, hi = window_start + width // 2, window_end + width // 2
+    # inside the times a date can hold (years 1 to 9999), so the link can be written
+    return max(MIN_MS, min(lo, MAX_MS - 1000)), max(MIN_MS + 1000, min(hi, MAX_MS))
 
 
 __all__ = ["Data", "Window", "Page", "Histogram", "iso", "refine", "phrase", "shifted",
