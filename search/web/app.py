@@ -36,6 +36,9 @@ from logpipe.search.web.timeline import story
 HERE = Path(__file__).resolve().parent
 DEFAULT_COLUMNS = ["@timestamp", "host", "type", "message"]   # as `logpipe search`
 CELL_CHARS = 300          # a table cell shows this much of a value; the row expands to all
+FIELD_LIST = 50           # the sidebar lists this many fields (the page's columns first, then
+FIELD_LIST_MORE = 450     # those most hits have); "more" opens this many more
+MAX_COLUMNS = 50
 QUICK_RANGES = [("15m", "Last 15 minutes"), ("1h", "Last hour"), ("4h", "Last 4 hours"),
                 ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 TAIL_POLL_S = 1.0
@@ -152,7 +155,8 @@ class Site:
     # ------------------------------------------------------------------ search page
     def _params(self, request: Request) -> dict:
         p = request.query_params
-        columns = [c.strip() for c in (p.get("columns") or "").split(",") if c.strip()]
+        columns = [c.strip() for c in (p.get("columns") or "").split(",")
+                   if c.strip()][:MAX_COLUMNS]
         return {"q": p.get("q", ""), "from": p.get("from", ""), "to": p.get("to", ""),
                 "columns": columns or list(DEFAULT_COLUMNS),
                 "sort": "asc" if p.get("sort") == "asc" else "desc",
@@ -187,12 +191,21 @@ class Site:
                                         order=params["sort"])
         ctx["page"], ctx["histogram"] = page, histogram
         ctx["rows"] = [self._row(h, params["columns"]) for h in page.hits]
-        seen: dict[str, None] = {}
+        have: dict[str, int] = {}
         for h in page.hits:
             for name in h:
                 if name != "id":
-                    seen.setdefault(name, None)
-        ctx["fields"] = sorted(seen, key=lambda n: (n not in params["columns"], n.lower()))
+                    have[name] = have.get(name, 0) + 1
+        ranked = sorted(have, key=lambda n: (n not in params["columns"], -have[n], n.lower()))
+        shown = sorted(ranked[:FIELD_LIST],
+                       key=lambda n: (n not in params["columns"], n.lower()))
+        ctx["fields"] = shown
+        ctx["more_fields"] = sorted(ranked[FIELD_LIST:FIELD_LIST + FIELD_LIST_MORE], key=str.lower)
+        ctx["unlisted_fields"] = max(0, len(ranked) - FIELD_LIST - FIELD_LIST_MORE)
+        ctx["widest"] = max((c["fields_total"] for c in page.cut.values()
+                             if c.get("omitted_fields")), default=0)
+        ctx["hit_fields"] = D.HIT_FIELDS_MAX
+        ctx["page_bytes"] = D.PAGE_BYTES
         ctx["bars"] = self._bars(histogram, params)
         ctx["links"] = self._window_links(histogram, params)
         if page.next:
@@ -280,9 +293,18 @@ class Site:
         except LogpipeError as exc:
             return self.render(request, "letter.html", status=503, letter=None, error=str(exc),
                                entry=entry, command=f"logpipe dlq show {_quote(entry)}")
-        return self.render(request, "letter.html", status=200 if letter else 404, letter=letter,
+        return self.render(request, "letter.html", preview=D.LETTER_PREVIEW, status=200 if letter else 404, letter=letter,
                            error=None, entry=entry,
                            command=f"logpipe dlq show {_quote(entry)}")
+
+    def letter_raw(self, request: Request) -> Response:
+        """A dead letter's record exactly as queued, as a file."""
+        entry = request.path_params["entry"]
+        raw = self.data.dlq_raw(entry)
+        if raw is None:
+            return Response("no such dead letter", status_code=404, media_type="text/plain")
+        return Response(raw, media_type="application/octet-stream",
+                        headers={"content-disposition": _attachment(entry, ".record")})
 
     # ------------------------------------------------------------------ health
     def health_page(self, request: Request) -> HTMLResponse:
@@ -307,8 +329,16 @@ class Site:
                                 p.get("after"), "asc" if p.get("sort") == "asc" else "desc")
         # "total_relation": "gte" when more match than the total (counted up to 10,000, as
         # Elasticsearch's hits.total.relation says)
-        return _json({"total": page.total, "total_relation": page.total_relation,
-                      "hits": page.hits, "next": page.next})
+        # "cut": per hit id, the fields whose value was cut (and how many fields were left
+        # out); "capped": the page stopped at PAGE_BYTES before `size` hits (next continues)
+        body = {"total": page.total, "total_relation": page.total_relation,
+                "hits": page.hits, "next": page.next, "cut": page.cut, "capped": page.capped,
+                "limits": {"value_chars": D.VALUE_MAX, "fields": D.HIT_FIELDS_MAX,
+                           "page_bytes": D.PAGE_BYTES}}
+        if page.capped:
+            body["note"] = (f"this page stops at {D.PAGE_BYTES // (1024 * 1024)} MB of hits, "
+                            f"after {len(page.hits)}; pass after=next for the rest")
+        return _json(body)
 
     def api_histogram(self, request: Request) -> Response:
         p = request.query_params
@@ -333,8 +363,30 @@ class Site:
                       "events": [e for _, events in chain for e in events]})
 
     def api_event(self, request: Request) -> Response:
-        found = self.data.event(request.path_params["id"])
-        return _json(found) if found else _json({"error": "no such event"}, 404)
+        """The event, bounded as a hit (what was cut in the ``x-logpipe-cut`` header, JSON);
+        ``?field=NAME`` one field's whole value, ``?download=1`` the whole event as a file."""
+        event_id = request.path_params["id"]
+        found = self.data.event(event_id)
+        if not found:
+            return _json({"error": "no such event"}, 404)
+        name = request.query_params.get("field")
+        if name is not None:
+            if name not in found:
+                return _json({"error": f"the event has no field {name!r}"}, 404)
+            value = found[name]
+            if isinstance(value, str):
+                return Response(value, media_type="text/plain; charset=utf-8")
+            return _json(value)
+        if request.query_params.get("download"):
+            return Response(orjson.dumps(found, option=orjson.OPT_NON_STR_KEYS),
+                            media_type="application/json",
+                            headers={"content-disposition": _attachment(event_id, ".json")})
+        bounded, cut = D.bounded_hit(found)
+        headers = {"x-logpipe-cut": orjson.dumps(cut).decode()} if cut else None
+        response = _json(bounded)
+        if headers:
+            response.headers.update(headers)
+        return response
 
     def api_surrounding(self, request: Request) -> Response:
         lines = int_param(request, "lines", 5, 1, 100)
@@ -431,6 +483,12 @@ class Site:
         return _json({"purged": purged})
 
 
+def _attachment(name: str, suffix: str) -> str:
+    """A Content-Disposition naming a download after an id (only safe characters of it)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return f'attachment; filename="{safe[:80] or "download"}{suffix}"'
+
+
 def _selection_text(entries: list | None, filters: dict | None) -> str:
     """What a replay or purge acted on, for its log line: the chosen letters, or the filter."""
     if entries is not None:
@@ -467,6 +525,7 @@ def create_app(data: D.Data, token: "str | Secrets",
         Route("/trace/{qid:path}", site.trace_page),
         Route("/dlq", site.dlq_page),
         Route("/dlq/{entry}", site.letter_page),
+        Route("/dlq/{entry}/raw", site.letter_raw),
         Route("/health", site.health_page),
         Route("/api/search", site.api_search),
         Route("/api/histogram", site.api_histogram),
