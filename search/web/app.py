@@ -49,7 +49,7 @@ def _json(value, status: int = 200) -> Response:
                     media_type="application/json")
 
 
-def _error(exc: Exception, status: int = 400) -> Response:
+def _error(exc: BaseException, status: int = 400) -> Response:
     return _json({"error": str(exc)}, status)
 
 

@@ -119,7 +119,7 @@ class Secrets:
         self.key_file = Path(key_file).expanduser() if key_file else None
         self._key_secret = load_key(self.key_file) if self.key_file else \
             secrets.token_hex(32).encode()
-        self._seen = self._stamp()
+        self._seen: tuple | None = self._stamp()
         self._set(token)
 
     def _set(self, token: str) -> None:
@@ -234,7 +234,7 @@ class Guard:
     def csrf_of(self, session: Session | None) -> str:
         return self._mac("csrf", session.sid, session.issued) if session else ""
 
-    def csrf_for(self, scope: dict) -> str:
+    def csrf_for(self, scope) -> str:
         """The CSRF token of the request's session ('' without one: Bearer needs none)."""
         return self.csrf_of(scope.get("state", {}).get("session"))
 

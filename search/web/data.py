@@ -248,7 +248,9 @@ class Data:
         size = max(0, min(int(size), MAX_PAGE_SIZE))
         request = self._request(q, window, size, "asc" if order == "asc" else "desc")
         page = self.sink.search_page(request, after or None, with_total)
-        hits, cut, used = [], {}, 0
+        hits: list[dict] = []
+        cut: dict[str, dict] = {}
+        used = 0
         for event in page.hits:
             h, what = bounded_hit(hit(event))
             used += len(orjson.dumps(h, option=orjson.OPT_NON_STR_KEYS))
@@ -287,7 +289,7 @@ class Data:
         return found[0], found[1]
 
     def histogram(self, q: str, window: Window, bars: int = HISTOGRAM_BARS,
-                  interval: str | None = None, page: Page | None = None,
+                  interval: str | None = None, page: "Page | Results | None" = None,
                   order: str = "desc") -> Histogram:
         """About ``bars`` buckets over the window (or over the matching data when the window
         is open), every bucket present, empty ones too. ``page``: the first page of the same
