@@ -34,12 +34,19 @@ def test_token_file_made_private_and_reused(tmp_path):
 
 def test_changes_need_the_csrf_token_and_the_same_origin():
     guard = Guard("t" * 32)
-    ok = {"x-csrf-token": guard.csrf, "origin": "http://127.0.0.1:5601", "host": "127.0.0.1:5601"}
-    assert guard.change_allowed("cookie", ok, "http") is None
-    assert guard.change_allowed("cookie", {**ok, "origin": "http://evil"}, "http")
-    assert guard.change_allowed("cookie", {**ok, "x-csrf-token": "x"}, "http")
+    session, _ = guard.session(guard.new_session())
+    ok = {"x-csrf-token": guard.csrf_of(session), "origin": "http://127.0.0.1:5601",
+          "host": "127.0.0.1:5601"}
+    assert guard.change_allowed("cookie", ok, "http", session) is None
+    assert guard.change_allowed("cookie", {**ok, "origin": "http://evil"}, "http", session)
+    assert guard.change_allowed("cookie", {**ok, "x-csrf-token": "x"}, "http", session)
     no_origin = {k: v for k, v in ok.items() if k != "origin"}
-    assert guard.change_allowed("cookie", no_origin, "http")
-    assert guard.change_allowed("cookie", {**no_origin,
-                                           "referer": "http://127.0.0.1:5601/dlq"}, "http") is None
+    assert guard.change_allowed("cookie", no_origin, "http", session)
+    assert guard.change_allowed("cookie", {**no_origin, "referer": "http://127.0.0.1:5601/dlq"},
+                                "http", session) is None
     assert guard.change_allowed("bearer", {}, "http") is None
+    # the CSRF token is the session's: another session's (or none) is refused
+    other, _ = guard.session(guard.new_session())
+    assert other != session and guard.csrf_of(other) != guard.csrf_of(session)
+    assert guard.change_allowed("cookie", ok, "http", other)
+    assert guard.change_allowed("cookie", ok, "http", None)

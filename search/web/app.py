@@ -16,7 +16,7 @@ import shlex
 import time
 from pathlib import Path
 from html import escape as _escape_html
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import orjson
@@ -32,13 +32,16 @@ from logpipe.common.console import emit
 from logpipe.common.errors import (BrokerError, LogpipeError, QueryCancelled, QueryError,
                                    QueryTooExpensive, StoreBusy)
 from logpipe.search.web import data as D
-from logpipe.search.web.auth import AuthMiddleware, Guard
+from logpipe.search.web.auth import SESSION_HOURS, AuthMiddleware, Guard, Secrets
 from logpipe.search.web.gate import QueryGate, disconnected
 from logpipe.search.web.timeline import story
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_COLUMNS = ["@timestamp", "host", "type", "message"]   # as `logpipe search`
 CELL_CHARS = 300          # a table cell shows this much of a value; the row expands to all
+FIELD_LIST = 50           # the sidebar lists this many fields (the page's columns first, then
+FIELD_LIST_MORE = 450     # those most hits have); "more" opens this many more
+MAX_COLUMNS = 50
 QUICK_RANGES = [("15m", "Last 15 minutes"), ("1h", "Last hour"), ("4h", "Last 4 hours"),
                 ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 TAIL_POLL_S = 1.0
@@ -56,12 +59,35 @@ def _json(value, status: int = 200) -> Response:
                     media_type="application/json")
 
 
-def _error(exc: Exception, status: int = 400) -> Response:
+def _error(exc: BaseException, status: int = 400) -> Response:
     status = _status(exc, status)
     response = _json({"error": str(exc)}, status)
     if status == 503:
         response.headers["retry-after"] = "2"
     return response
+
+
+def bad_input(exc: BaseException) -> QueryError:
+    """What a person reads for a request the page cannot answer as asked. The query and time
+    parsers raise QueryError; a RecursionError or OverflowError from deeper down (the compiler,
+    date arithmetic, the store's integer columns) is the input's fault all the same."""
+    if isinstance(exc, QueryError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return QueryError("the query nests too deeply (parentheses or NOTs inside each other); "
+                          "write it flatter")
+    return QueryError(f"a number or date in the request is out of range ({exc}); use a "
+                      "smaller one")
+
+
+def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole-number parameter, clamped to [lo, hi]; QueryError when it is not a number."""
+    text = (request.query_params.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.lstrip("-").isdigit() or len(text) > 30:
+        raise QueryError(f"{name} must be a whole number, not {text[:40]!r}")
+    return max(lo, min(int(text), hi))
 
 
 def _cell(value) -> str:
@@ -120,17 +146,32 @@ class Site:
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(default=True,
                                                             default_for_string=True))
-        self.env.globals["csrf"] = guard.csrf
         self.env.filters["isotime"] = lambda seconds: D.iso(int(float(seconds) * 1000))
 
-    def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(self, request: Request, name: str, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        context.setdefault("csrf", self.guard.csrf_for(request.scope))
         html = self.env.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status)
+
+    def problem(self, request: Request, exc: BaseException, status: int) -> Response:
+        """The one answer to a request that failed: JSON ``{"error"}`` for the API, the page
+        (with the message where the results would be) otherwise."""
+        if request.url.path.startswith("/api/"):
+            return _error(exc, status)
+        if request.url.path == "/":
+            params = self._params(request)
+            ctx = self._search_context(params)
+            ctx.update(error=str(exc), command="logpipe search " + _quote(params["q"] or "*"))
+            return self.render(request, "search.html", status=status, **ctx)
+        return self.render(request, "problem.html", status=status, error=str(exc),
+                           command="logpipe --help")
 
     # ------------------------------------------------------------------ search page
     def _params(self, request: Request) -> dict:
         p = request.query_params
-        columns = [c.strip() for c in (p.get("columns") or "").split(",") if c.strip()]
+        columns = [c.strip() for c in (p.get("columns") or "").split(",")
+                   if c.strip()][:MAX_COLUMNS]
         return {"q": p.get("q", ""), "from": p.get("from", ""), "to": p.get("to", ""),
                 "columns": columns or list(DEFAULT_COLUMNS),
                 "sort": "asc" if p.get("sort") == "asc" else "desc",
@@ -148,43 +189,45 @@ class Site:
         state.update(changes)
         return state
 
+    def _search_context(self, params: dict) -> dict[str, Any]:
+        return {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
+                "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
+                "state": lambda **c: self._state(params, **c)}
+
     def search_page(self, request: Request) -> HTMLResponse:
         params = self._params(request)
-        ctx: dict[str, Any] = {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
-               "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
-               "state": lambda **c: self._state(params, **c)}
-        try:
-            window = self.data.window(params["from"], params["to"])
-            ctx["command"] = search_command(params["q"], window, params["columns"],
-                                            params["sort"])
-            page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
-                                    params["sort"])
-            first_page = page if not params["after"] else None
-            histogram = self.data.histogram(params["q"], window, page=first_page,
-                                            order=params["sort"])
-        except QueryError as exc:
-            ctx["error"] = str(exc)
-            ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
-            return self.render("search.html", status=400, **ctx)
-        except LogpipeError as exc:
-            ctx["error"] = str(exc)
-            ctx["command"] = "logpipe search " + _quote(params["q"] or "*")
-            return self.render("search.html", status=_status(exc, 503), **ctx)
+        ctx = self._search_context(params)
+        window = self.data.window(params["from"], params["to"])
+        ctx["command"] = search_command(params["q"], window, params["columns"], params["sort"])
+        page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
+                                params["sort"])
+        first_page = page if not params["after"] else None
+        histogram = self.data.histogram(params["q"], window, page=first_page,
+                                        order=params["sort"])
         ctx["page"], ctx["histogram"] = page, histogram
         ctx["rows"] = [self._row(h, params["columns"]) for h in page.hits]
-        seen: dict[str, None] = {}
+        have: dict[str, int] = {}
         for h in page.hits:
             for name in h:
                 if name != "id":
-                    seen.setdefault(name, None)
-        ctx["fields"] = sorted(seen, key=lambda n: (n not in params["columns"], n.lower()))
+                    have[name] = have.get(name, 0) + 1
+        ranked = sorted(have, key=lambda n: (n not in params["columns"], -have[n], n.lower()))
+        shown = sorted(ranked[:FIELD_LIST],
+                       key=lambda n: (n not in params["columns"], n.lower()))
+        ctx["fields"] = shown
+        ctx["more_fields"] = sorted(ranked[FIELD_LIST:FIELD_LIST + FIELD_LIST_MORE], key=str.lower)
+        ctx["unlisted_fields"] = max(0, len(ranked) - FIELD_LIST - FIELD_LIST_MORE)
+        ctx["widest"] = max((c["fields_total"] for c in page.cut.values()
+                             if c.get("omitted_fields")), default=0)
+        ctx["hit_fields"] = D.HIT_FIELDS_MAX
+        ctx["page_bytes"] = D.PAGE_BYTES
         ctx["bars"] = self._bars(histogram, params)
         ctx["links"] = self._window_links(histogram, params)
         if page.next:
             ctx["links"]["next"] = self.url("/", **self._state(params, after=page.next))
         if params["after"]:
             ctx["links"]["first"] = self.url("/", **self._state(params))
-        return self.render("search.html", **ctx)
+        return self.render(request, "search.html", **ctx)
 
     def _row(self, h: dict, columns: list[str]) -> dict:
         cells = []
@@ -231,12 +274,11 @@ class Site:
         try:
             chain = self.data.trace(qid)
         except LogpipeError as exc:
-            return self.render("trace.html", status=_status(exc, 503), qid=qid, stories=[],
-                               error=str(exc),
+            return self.render(request, "trace.html", status=_status(exc, 503), qid=qid, stories=[], error=str(exc),
                                command=f"logpipe trace {_quote(qid)}", url=self.url)
         stories = [story(q, events) for q, events in chain]
         status = 200 if stories and stories[0]["steps"] else 404
-        return self.render("trace.html", status=status, qid=qid, stories=stories, error=None,
+        return self.render(request, "trace.html", status=status, qid=qid, stories=stories, error=None,
                            command=f"logpipe trace {_quote(qid)}", url=self.url)
 
     # ------------------------------------------------------------------ dead letters
@@ -253,22 +295,31 @@ class Site:
         try:
             filters = self.data.dlq_filters(raw["stage"], raw["reason"], raw["type"])
             ctx["overview"] = self.data.dlq_overview(filters)
-        except LogpipeError as exc:
+        except (LogpipeError, QueryError) as exc:   # the page, with its filters, says why
             ctx["error"] = str(exc)
-            return self.render("dlq.html", status=400 if isinstance(exc, QueryError) else 503,
-                               **ctx)
-        return self.render("dlq.html", **ctx)
+            return self.render(request, "dlq.html",
+                               status=400 if isinstance(exc, QueryError) else 503, **ctx)
+        return self.render(request, "dlq.html", **ctx)
 
     def letter_page(self, request: Request) -> HTMLResponse:
         entry = request.path_params["entry"]
         try:
             letter = self.data.dlq_letter(entry)
         except LogpipeError as exc:
-            return self.render("letter.html", status=503, letter=None, error=str(exc),
+            return self.render(request, "letter.html", status=503, letter=None, error=str(exc),
                                entry=entry, command=f"logpipe dlq show {_quote(entry)}")
-        return self.render("letter.html", status=200 if letter else 404, letter=letter,
+        return self.render(request, "letter.html", preview=D.LETTER_PREVIEW, status=200 if letter else 404, letter=letter,
                            error=None, entry=entry,
                            command=f"logpipe dlq show {_quote(entry)}")
+
+    def letter_raw(self, request: Request) -> Response:
+        """A dead letter's record exactly as queued, as a file."""
+        entry = request.path_params["entry"]
+        raw = self.data.dlq_raw(entry)
+        if raw is None:
+            return Response("no such dead letter", status_code=404, media_type="text/plain")
+        return Response(raw, media_type="application/octet-stream",
+                        headers={"content-disposition": _attachment(entry, ".record")})
 
     # ------------------------------------------------------------------ health
     def health_page(self, request: Request) -> HTMLResponse:
@@ -278,7 +329,7 @@ class Site:
             figures, error = None, str(exc)
         except Exception as exc:  # rq or the broker client failing in an unforeseen way
             figures, error = None, f"{type(exc).__name__}: {exc}"
-        return self.render("health.html", status=200 if figures else 503, figures=figures,
+        return self.render(request, "health.html", status=200 if figures else 503, figures=figures,
                            error=error, command="logpipe stats")
 
     # ------------------------------------------------------------------ JSON API
@@ -288,52 +339,38 @@ class Site:
 
     def api_search(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            size = int(p.get("size") or D.PAGE_SIZE)
-            page = self.data.search(p.get("q", ""), self._window(request), size,
-                                    p.get("after"), "asc" if p.get("sort") == "asc" else "desc")
-        except ValueError:
-            return _error(QueryError("size must be a whole number"))
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        size = int_param(request, "size", D.PAGE_SIZE, 0, D.MAX_PAGE_SIZE)
+        page = self.data.search(p.get("q", ""), self._window(request), size,
+                                p.get("after"), "asc" if p.get("sort") == "asc" else "desc")
         # "total_relation": "gte" when more match than the total (counted up to 10,000, as
         # Elasticsearch's hits.total.relation says)
-        return _json({"total": page.total, "total_relation": page.total_relation,
-                      "hits": page.hits, "next": page.next})
+        # "cut": per hit id, the fields whose value was cut (and how many fields were left
+        # out); "capped": the page stopped at PAGE_BYTES before `size` hits (next continues)
+        body = {"total": page.total, "total_relation": page.total_relation,
+                "hits": page.hits, "next": page.next, "cut": page.cut, "capped": page.capped,
+                "limits": {"value_chars": D.VALUE_MAX, "fields": D.HIT_FIELDS_MAX,
+                           "page_bytes": D.PAGE_BYTES}}
+        if page.capped:
+            body["note"] = (f"this page stops at {D.PAGE_BYTES // (1024 * 1024)} MB of hits, "
+                            f"after {len(page.hits)}; pass after=next for the rest")
+        return _json(body)
 
     def api_histogram(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            h = self.data.histogram(p.get("q", ""), self._window(request),
-                                    interval=p.get("interval") or None)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        h = self.data.histogram(p.get("q", ""), self._window(request),
+                                interval=p.get("interval") or None)
         return _json({"interval": h.interval,
                       "buckets": [{"time": D.iso(t), "count": n} for t, n in h.bars]})
 
     def api_top(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            size = int(p.get("size") or 10)
-            return _json(self.data.top(p.get("q", ""), self._window(request),
-                                       p.get("field", ""), size))
-        except ValueError:
-            return _error(QueryError("size must be a whole number"))
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        size = int_param(request, "size", 10, 1, 100)
+        return _json(self.data.top(p.get("q", ""), self._window(request), p.get("field", ""),
+                                   size))
 
     def api_trace(self, request: Request) -> Response:
         qid = request.path_params["qid"]
-        try:
-            chain = self.data.trace(qid)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        chain = self.data.trace(qid)
         stories = [story(q, events) for q, events in chain]
         if not stories or not stories[0]["steps"]:
             return _json({"error": f"no events with qid {qid}"}, 404)
@@ -341,20 +378,34 @@ class Site:
                       "events": [e for _, events in chain for e in events]})
 
     def api_event(self, request: Request) -> Response:
-        try:
-            found = self.data.event(request.path_params["id"])
-        except LogpipeError as exc:
-            return _error(exc, 503)
-        return _json(found) if found else _json({"error": "no such event"}, 404)
+        """The event, bounded as a hit (what was cut in the ``x-logpipe-cut`` header, JSON);
+        ``?field=NAME`` one field's whole value, ``?download=1`` the whole event as a file."""
+        event_id = request.path_params["id"]
+        found = self.data.event(event_id)
+        if not found:
+            return _json({"error": "no such event"}, 404)
+        name = request.query_params.get("field")
+        if name is not None:
+            if name not in found:
+                return _json({"error": f"the event has no field {name!r}"}, 404)
+            value = found[name]
+            if isinstance(value, str):
+                return Response(value, media_type="text/plain; charset=utf-8")
+            return _json(value)
+        if request.query_params.get("download"):
+            return Response(orjson.dumps(found, option=orjson.OPT_NON_STR_KEYS),
+                            media_type="application/json",
+                            headers={"content-disposition": _attachment(event_id, ".json")})
+        bounded, cut = D.bounded_hit(found)
+        headers = {"x-logpipe-cut": orjson.dumps(cut).decode()} if cut else None
+        response = _json(bounded)
+        if headers:
+            response.headers.update(headers)
+        return response
 
     def api_surrounding(self, request: Request) -> Response:
-        try:
-            lines = max(1, min(int(request.query_params.get("lines") or 5), 100))
-            found = self.data.surrounding(request.path_params["id"], lines)
-        except ValueError:
-            return _error(QueryError("lines must be a whole number"))
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        lines = int_param(request, "lines", 5, 1, 100)
+        found = self.data.surrounding(request.path_params["id"], lines)
         return _json(found) if found else _json({"error": "no such event"}, 404)
 
     async def api_tail(self, request: Request) -> Response:
@@ -428,28 +479,22 @@ class Site:
         """The answer to a request whose store work was not done: busy, out of budget while
         waiting, or cancelled (then nobody reads it)."""
         status = _status(exc, 503)
-        if request.url.path.startswith("/api/"):
-            return _error(exc, status)
-        body = (f"<!doctype html><meta charset=utf-8><title>logpipe: {status}</title>"
-                f"<p>{_escape_html(str(exc))}</p>")
-        headers = {"retry-after": "2"} if status == 503 else None
-        return HTMLResponse(body, status_code=status, headers=headers)
+        response = self.problem(request, exc, status)
+        if status == 503:
+            response.headers["retry-after"] = "2"
+        return response
 
     def api_dlq_count(self, request: Request) -> Response:
         p = request.query_params
-        try:
-            filters = self.data.dlq_filters(p.get("stage"), p.get("reason"), p.get("type"))
-            return _json({"count": self.data.dlq_count(filters)})
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        filters = self.data.dlq_filters(p.get("stage"), p.get("reason"), p.get("type"))
+        return _json({"count": self.data.dlq_count(filters)})
 
     async def _change(self, request: Request):
         """The JSON body of an allowed change, or the Response refusing it."""
-        why = self.guard.change_allowed(request.scope.get("state", {}).get("auth", ""),
+        state = request.scope.get("state", {})
+        why = self.guard.change_allowed(state.get("auth", ""),
                                         {k.lower(): v for k, v in request.headers.items()},
-                                        request.url.scheme)
+                                        request.url.scheme, state.get("session"))
         if why:
             return None, _json({"error": why}, 403)
         try:
@@ -481,13 +526,8 @@ class Site:
         body, refused = await self._change(request)
         if refused:
             return refused
-        try:
-            entries, filters = self._selection(body)
-            counts = await run_in_threadpool(self.data.dlq_replay, entries, filters)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        entries, filters = self._selection(body)
+        counts = await run_in_threadpool(self.data.dlq_replay, entries, filters)
         emit("ui_replay", who=self._who(request),
              what=_selection_text(entries, filters),
              **counts)
@@ -497,22 +537,23 @@ class Site:
         body, refused = await self._change(request)
         if refused:
             return refused
-        try:
-            entries, filters = self._selection(body)
-            expected = await run_in_threadpool(
-                self.data.dlq_count, filters) if entries is None else len(entries)
-            if str(body.get("confirm", "")).strip() != str(expected):
-                return _json({"error": f"type the count ({expected}) to confirm the purge",
-                              "count": expected}, 409)
-            purged = await run_in_threadpool(self.data.dlq_purge, entries, filters)
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        entries, filters = self._selection(body)
+        expected = await run_in_threadpool(
+            self.data.dlq_count, filters) if entries is None else len(entries)
+        if str(body.get("confirm", "")).strip() != str(expected):
+            return _json({"error": f"type the count ({expected}) to confirm the purge",
+                          "count": expected}, 409)
+        purged = await run_in_threadpool(self.data.dlq_purge, entries, filters)
         emit("ui_purge", who=self._who(request),
              what=_selection_text(entries, filters),
              purged=purged)
         return _json({"purged": purged})
+
+
+def _attachment(name: str, suffix: str) -> str:
+    """A Content-Disposition naming a download after an id (only safe characters of it)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return f'attachment; filename="{safe[:80] or "download"}{suffix}"'
 
 
 def _selection_text(entries: list | None, filters: dict | None) -> str:
@@ -523,20 +564,37 @@ def _selection_text(entries: list | None, filters: dict | None) -> str:
     return " ".join(parts) or "all"
 
 
-def create_app(data: D.Data, token: str, gate: QueryGate | None = None) -> Starlette:
-    """The app; ``gate``: how store work is bounded and budgeted (default: QueryGate(), a
-    10 s budget per request)."""
-    guard = Guard(token)
+def create_app(data: D.Data, token: "str | Secrets",
+               session_hours: float = SESSION_HOURS,
+               clock: Callable[[], float] = time.time, gate: QueryGate | None = None) -> Starlette:
+    """The app over ``data``; ``token`` is the access token, or the :class:`Secrets` that
+    follow ``--token-file`` and the session key file (rotation revokes every session);
+    ``gate``: how store work is bounded and budgeted (default: QueryGate(), a 10 s budget per
+    request)."""
+    guard = Guard(token, session_hours, clock)
     site = Site(data, guard, gate)
 
     async def not_found(request, exc):
         return Response("not found", status_code=404, media_type="text/plain")
+
+    # the one mapping of failures to answers: the request's fault (a bad query, time, cursor,
+    # paging parameter; anything nested or sized past what can be computed) is a 400 with
+    # the message; a store or broker that cannot answer is a 503
+    async def refused(request, exc):
+        return site.problem(request, bad_input(exc), 400)
+
+    async def unavailable(request, exc):
+        return site.problem(request, exc, _status(exc, 503))
+
+    handlers = {404: not_found, QueryError: refused, RecursionError: refused,
+                OverflowError: refused, LogpipeError: unavailable}
 
     routes = [
         Route("/", site.store(site.search_page, what="search page")),
         Route("/trace/{qid:path}", site.store(site.trace_page, key="path", what="trace")),
         Route("/dlq", site.dlq_page),
         Route("/dlq/{entry}", site.letter_page),
+        Route("/dlq/{entry}/raw", site.letter_raw),
         Route("/health", site.health_page),
         Route("/api/search", site.store(site.api_search, what="search")),
         Route("/api/histogram", site.store(site.api_histogram, what="histogram")),
@@ -557,7 +615,7 @@ def create_app(data: D.Data, token: str, gate: QueryGate | None = None) -> Starl
         site.gate.close()
         data.close()
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.add_middleware(AuthMiddleware, guard=guard)
     app.state.site = site
     return app

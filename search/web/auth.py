@@ -1,29 +1,43 @@
-"""Who may look and who may change: the access token, the session cookie, CSRF and Origin checks,
-and the security headers every response carries.
+"""Who may look and who may change: the access token, sessions, CSRF and Origin checks, and
+the security headers every response carries.
 
 * The token (printed by ``logpipe ui``, or kept in ``--token-file``, 0600) is required for every
-  path, static files included: ``?token=`` once (the page sets a cookie and redirects to the
-  same address without it), or ``Authorization: Bearer <token>``, or the cookie.
-* The cookie holds an HMAC of the token, never the token; HttpOnly, SameSite=Strict.
-* Changes (replay, purge) are POSTs. With the cookie they need the CSRF token (an HMAC of the
-  access token, written into each page) in ``X-CSRF-Token`` and an Origin (or Referer) equal to
-  the page's own; with a Bearer header they need neither (a browser never adds that header by
-  itself, so another site cannot forge it).
+  path, static files included: ``?token=`` once (the page starts a session and redirects to the
+  same address without it, on this origin only), or ``Authorization: Bearer <token>``, or the
+  session cookie.
+* A session is random and signed: ``<id>.<issued>.<HMAC>`` under a key derived from the token
+  and a secret file in the state directory (``$LOGPIPE_HOME/ui-session.key``, 0600). It expires
+  ``--session-hours`` (default 12) after sign-in; ``logpipe ui --rotate-token`` writes a new
+  token and a new key, which revokes every session at once (a running ``logpipe ui`` notices the
+  changed files at its next request). The cookie is HttpOnly, SameSite=Strict.
+* Changes (replay, purge) are POSTs. With the cookie they need the CSRF token of that session
+  (an HMAC of its id and issue time, written into each page) in ``X-CSRF-Token`` and an Origin
+  (or Referer) equal to the page's own; with a Bearer header they need neither (a browser never
+  adds that header by itself, so another site cannot forge it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import os
 import secrets
 import stat
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from typing import Callable
+from urllib.parse import parse_qsl, quote_from_bytes, urlencode, urlsplit
+
+import orjson
 
 from logpipe.common.errors import ConfigError
 
 COOKIE = "logpipe_ui"
+SESSION_HOURS = 12.0
+KEY_FILE = "ui-session.key"      # in the state directory ($LOGPIPE_HOME)
+CLOCK_SKEW_S = 5                 # an issue time this far ahead of the clock is still accepted
 CSRF_HEADER = "x-csrf-token"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -64,40 +78,194 @@ def load_token(path: str) -> str:
     return token
 
 
-class Guard:
-    """The checks, bound to one token."""
+def load_key(path: str | os.PathLike) -> bytes:
+    """The session-signing secret kept in ``path`` (made, 0600, when missing; refused when
+    others can read it)."""
+    from logpipe.common.private import check_private, private_dir, write_private
 
-    def __init__(self, token: str):
+    file = Path(path).expanduser()
+    if not file.exists():
+        private_dir(file.parent)
+        write_private(file, secrets.token_hex(32) + "\n")
+    check_private(file, "session key file")
+    text = file.read_text(encoding="utf-8", errors="replace").strip()
+    if len(text) < 32:
+        raise ConfigError("the session key file holds no key of at least 32 characters; "
+                          "delete it (a new one is made) or run `logpipe ui --rotate-token`",
+                          path=str(file))
+    return text.encode()
+
+
+def rotate(token_file: str | os.PathLike, key_file: str | os.PathLike) -> str:
+    """A new token and a new session key, each replacing its file atomically (0600): every
+    session signed in before is revoked. Returns the new token."""
+    from logpipe.common.private import private_dir, write_private
+
+    token = new_token()
+    for path, text in ((Path(token_file).expanduser(), token),
+                       (Path(key_file).expanduser(), secrets.token_hex(32))):
+        private_dir(path.parent)
+        write_private(path, text + "\n")
+    return token
+
+
+class Secrets:
+    """The token and the key sessions are signed with, re-read when their files change (so
+    ``logpipe ui --rotate-token`` revokes the sessions of a running server)."""
+
+    def __init__(self, token: str, token_file: str | os.PathLike | None = None,
+                 key_file: str | os.PathLike | None = None):
+        self.token_file = Path(token_file).expanduser() if token_file else None
+        self.key_file = Path(key_file).expanduser() if key_file else None
+        self._key_secret = load_key(self.key_file) if self.key_file else \
+            secrets.token_hex(32).encode()
+        self._seen: tuple | None = self._stamp()
+        self._set(token)
+
+    def _set(self, token: str) -> None:
         self.token = token
-        self.cookie_value = self._mac("session")
-        self.csrf = self._mac("csrf")
+        # the token is part of the key: a new token (a restart without --token-file, or a
+        # rotation) alone already revokes every session
+        self.key = hmac.new(self._key_secret, b"logpipe-ui-session\0" + token.encode(),
+                            hashlib.sha256).digest()
 
-    def _mac(self, purpose: str) -> str:
-        return hmac.new(self.token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+    def _stamp(self) -> tuple:
+        out = []
+        for path in (self.token_file, self.key_file):
+            try:
+                st = path.stat() if path else None
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size) if st else None)
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def current(self) -> "Secrets":
+        stamp = self._stamp()
+        if stamp != self._seen:
+            self._seen = stamp
+            try:
+                token = load_token(str(self.token_file)) if self.token_file else self.token
+                if self.key_file:
+                    self._key_secret = load_key(self.key_file)
+            except (ConfigError, OSError):
+                # a file half-replaced or made unreadable: refuse everyone until it is right
+                # again rather than keep trusting what it said before
+                token = secrets.token_urlsafe(32)
+                self._key_secret = secrets.token_hex(32).encode()
+                self._seen = None
+            self._set(token)
+        return self
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    issued: int
+
+
+def same_origin_location(scope: dict, drop: str = "token") -> str:
+    """The address of this request without the ``drop`` parameter, as a Location on this
+    origin only: one leading slash, percent-encoded ASCII. A path that a browser would read as
+    another host (``//evil.example/x``, ``/\\evil``), or holding control characters, gives
+    ``/`` instead."""
+    raw = scope.get("raw_path")
+    if not isinstance(raw, (bytes, bytearray)):
+        raw = scope.get("path", "/").encode("utf-8", "surrogateescape")
+    path = scope.get("root_path", "").encode("utf-8", "surrogateescape") + bytes(raw)
+    unsafe = (not path.startswith(b"/") or path.startswith(b"//") or b"\\" in path
+              or any(b < 0x20 or b == 0x7F for b in path))
+    location = "/" if unsafe else quote_from_bytes(path, safe="/!$&'()*+,;=:@-._~%")
+    if urlsplit(location).scheme or urlsplit(location).netloc:
+        location = "/"
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
+                      encoding="latin-1")
+    rest = urlencode([(k, v) for k, v in pairs if k != drop], encoding="latin-1")
+    return location + (f"?{rest}" if rest else "")
+
+
+class Guard:
+    """The checks, bound to one token (or the :class:`Secrets` that follow its file)."""
+
+    def __init__(self, token: "str | Secrets", session_hours: float = SESSION_HOURS,
+                 clock: Callable[[], float] = time.time):
+        if not session_hours > 0:
+            raise ConfigError(f"--session-hours {session_hours}: give a number of hours above 0")
+        self.secrets = token if isinstance(token, Secrets) else Secrets(token)
+        self.lifetime = int(session_hours * 3600) or 1
+        self.clock = clock
+
+    @property
+    def token(self) -> str:
+        return self.secrets.current().token
+
+    def _mac(self, purpose: str, *parts) -> str:
+        text = ".".join([purpose, *map(str, parts)]).encode()
+        return hmac.new(self.secrets.current().key, text, hashlib.sha256).hexdigest()
 
     def token_ok(self, given: str | None) -> bool:
         if not given:
             return False
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        return hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode())
 
-    def identify(self, headers: dict, cookies: dict, query_token: str | None) -> str | None:
-        """How the request proved itself: 'bearer', 'cookie', 'query' or None."""
+    # ------------------------------------------------------------------ sessions
+    def new_session(self) -> str:
+        """A new session's cookie value: a random id, the issue time, their signature."""
+        sid, issued = secrets.token_urlsafe(18), int(self.clock())
+        return f"{sid}.{issued}.{self._mac('session', sid, issued)}"
+
+    def session(self, cookie: str | None) -> tuple[Session | None, str | None]:
+        """(the session, None) when the cookie is good; else (None, why not) (why is None when
+        there is no cookie at all)."""
+        if not cookie:
+            return None, None
+        sid, _, rest = cookie.partition(".")
+        issued_text, _, mac = rest.partition(".")
+        if not (sid and issued_text.isdigit() and len(issued_text) < 16 and mac):
+            return None, "not a session of this server"
+        issued = int(issued_text)
+        if not hmac.compare_digest(mac.encode("utf-8", "replace"),
+                                   self._mac("session", sid, issued).encode()):
+            return None, "a session of another token (revoked, or from another server)"
+        age = self.clock() - issued
+        if age >= self.lifetime or age < -CLOCK_SKEW_S:
+            return None, "the session expired"
+        return Session(sid, issued), None
+
+    def csrf_of(self, session: Session | None) -> str:
+        return self._mac("csrf", session.sid, session.issued) if session else ""
+
+    def csrf_for(self, scope) -> str:
+        """The CSRF token of the request's session ('' without one: Bearer needs none)."""
+        return self.csrf_of(scope.get("state", {}).get("session"))
+
+    def cookie_header(self, value: str, secure: bool, max_age: int | None = None) -> str:
+        age = self.lifetime if max_age is None else max_age
+        return (f"{COOKIE}={value}; Path=/; Max-Age={age}; HttpOnly; SameSite=Strict"
+                + ("; Secure" if secure else ""))
+
+    def identify(self, headers: dict, cookies: dict, query_token: str | None
+                 ) -> tuple[str | None, Session | None, str | None]:
+        """How the request proved itself ('bearer', 'cookie', 'query' or None), its session,
+        and why a cookie it carried was refused."""
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and self.token_ok(auth[7:].strip()):
-            return "bearer"
-        cookie = cookies.get(COOKIE)
-        if cookie and hmac.compare_digest(cookie.encode(), self.cookie_value.encode()):
-            return "cookie"
+            return "bearer", None, None
         if self.token_ok(query_token):
-            return "query"
-        return None
+            return "query", None, None
+        session, why = self.session(cookies.get(COOKIE))
+        if session:
+            return "cookie", session, None
+        return None, None, why
 
-    def change_allowed(self, how: str, headers: dict, scheme: str) -> str | None:
+    def change_allowed(self, how: str, headers: dict, scheme: str,
+                       session: Session | None = None) -> str | None:
         """None when a POST may change something; else why not."""
         if how == "bearer":
             return None
         given = headers.get(CSRF_HEADER, "")
-        if not given or not hmac.compare_digest(given.encode(), self.csrf.encode()):
+        want = self.csrf_of(session)
+        if not given or not want or not hmac.compare_digest(given.encode("utf-8", "replace"),
+                                                            want.encode()):
             return "missing or wrong CSRF token (reload the page)"
         own = f"{scheme}://{headers.get('host', '')}"
         origin = headers.get("origin")
@@ -146,38 +314,45 @@ class AuthMiddleware:
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                           keep_blank_values=True)
         query_token = next((v for k, v in query if k == "token"), None)
-        how = self.guard.identify(headers, _parse_cookies(headers.get("cookie", "")),
-                                  query_token)
+        how, session, why = self.guard.identify(
+            headers, _parse_cookies(headers.get("cookie", "")), query_token)
+        secure = scope.get("scheme") == "https"
         if how is None:
-            return await _unauthorized(scope, send_secure)
-        if how == "query" or query_token is not None:
-            # swap the token in the address for the cookie: the token stays out of the
-            # history, bookmarks and screenshots
-            rest = urlencode([(k, v) for k, v in query if k != "token"])
-            location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
-            cookie = (f"{COOKIE}={self.guard.cookie_value}; Path=/; HttpOnly; SameSite=Strict"
-                      + ("; Secure" if scope.get("scheme") == "https" else ""))
+            return await _unauthorized(scope, send_secure, why,
+                                       self.guard.cookie_header("", secure, 0) if why else None)
+        if query_token is not None:
+            # swap the token in the address for a session: the token stays out of the
+            # history, bookmarks and screenshots; the redirect stays on this origin
+            response = [(b"location", same_origin_location(scope).encode("ascii")),
+                        (b"content-length", b"0")]
+            if how == "query":
+                response.append((b"set-cookie", self.guard.cookie_header(
+                    self.guard.new_session(), secure).encode("latin-1")))
             await send_secure({"type": "http.response.start", "status": 303,
-                               "headers": [(b"location", location.encode("latin-1")),
-                                           (b"set-cookie", cookie.encode("latin-1")),
-                                           (b"content-length", b"0")]})
+                               "headers": response})
             await send_secure({"type": "http.response.body", "body": b""})
             return
-        scope.setdefault("state", {})["auth"] = how
+        state = scope.setdefault("state", {})
+        state["auth"], state["session"] = how, session
         return await self.app(scope, receive, send_secure)
 
 
-async def _unauthorized(scope, send):
+async def _unauthorized(scope, send, why: str | None = None, clear: str | None = None):
     api = scope["path"].startswith("/api/")
+    again = (f"{why}: sign in again" if why else "token required")
     if api:
-        body = b'{"error": "token required: Authorization: Bearer <token> or the session cookie"}'
+        body = orjson.dumps({"error": f"{again}: Authorization: Bearer <token> or the session "
+                                      "cookie from the address `logpipe ui` printed"})
         kind = b"application/json"
     else:
-        body = (b"<!doctype html><meta charset=utf-8><title>logpipe: token required</title>"
-                b"<p>This page needs the access token: open the address <code>logpipe ui</code> "
-                b"printed (<code>http://host:port/?token=...</code>).</p>")
+        body = ("<!doctype html><meta charset=utf-8><title>logpipe: token required</title>"
+                f"<p>{html.escape(again.capitalize())}. This page needs the access token: open "
+                "the address <code>logpipe ui</code> printed "
+                "(<code>http://host:port/?token=...</code>).</p>").encode()
         kind = b"text/html; charset=utf-8"
-    await send({"type": "http.response.start", "status": 401,
-                "headers": [(b"content-type", kind), (b"www-authenticate", b"Bearer"),
-                            (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", kind), (b"www-authenticate", b"Bearer"),
+               (b"content-length", str(len(body)).encode())]
+    if clear:
+        headers.append((b"set-cookie", clear.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
     await send({"type": "http.response.body", "body": body})

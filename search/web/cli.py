@@ -23,6 +23,12 @@ def ui(
                                         help="Seconds a page's or API call's store work may "
                                         "take before it answers 'query too expensive' "
                                         "(0: no limit)."),
+    session_hours: float = typer.Option(12.0, "--session-hours", help="A browser session "
+                                        "signed in with the token lasts this long."),
+    rotate_token: bool = typer.Option(False, "--rotate-token", help="Write a new token to "
+                                      "--token-file and a new session key, revoking every "
+                                      "session (a running ui notices), print the new sign-in "
+                                      "address and exit."),
 ) -> None:
     """Serve the web page: search, histogram, fields, mail trace, dead letters, health."""
     import os
@@ -35,7 +41,11 @@ def ui(
     except ImportError as exc:
         raise ConfigError(f"the web page needs the [ui] extra ({exc.name} is missing): "
                           "pip install 'logpipe[ui]'") from None
-    from logpipe.search.web.server import run
+    from logpipe.search.web.server import rotate_token as rotate, run
+
+    if rotate_token:
+        rotate(bind, token_file)
+        return
 
     broker_error = None
     try:
@@ -45,4 +55,4 @@ def ui(
     # No URL given: the broker is `logpipe up`'s, which `down` + `up` move to another port.
     follow = not (redis or os.environ.get(ENV_REDIS) or os.environ.get(ENV_REDIS_FILE))
     run(resolve_store_url(store), redis_url, bind, token_file, broker_error, query_timeout,
-        follow_state=follow)
+        follow_state=follow, session_hours=session_hours)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+import orjson
+
 from logpipe.common.errors import BrokerError, ConfigError, LogpipeError, QueryError
 from logpipe.query.datemath import MAX_BUCKETS, parse_interval, time_arg
 from logpipe.query.lucene import compile_query
@@ -21,12 +23,27 @@ from logpipe.store.base import Page, SearchRequest
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
+# what one answer sends at most: a value is cut at VALUE_MAX characters (the whole value comes
+# on demand: /api/event/ID?field=NAME), a hit keeps its first HIT_FIELDS_MAX fields (and a list
+# or object in it its first HIT_FIELDS_MAX items), one page of results stops at PAGE_BYTES of
+# hits (its cursor continues where it stopped)
+VALUE_MAX = 4096
+HIT_FIELDS_MAX = 500
+NEST_MAX = 32
+PAGE_BYTES = 2 * 1024 * 1024
+LETTER_PREVIEW = 64 * 1024    # bytes of a dead letter's record shown (the rest: download)
+LETTER_LIST_PREVIEW = 1024    # ... in the list of dead letters
+GROK_LINE_MAX = 8 * 1024      # the closest pattern is looked for on this much of the line
 HISTOGRAM_BARS = 100
 TRACE_HOPS = 8            # hand-offs followed at most (a loop in the data cannot run away)
 
 # bucket sizes the histogram picks from: the smallest giving at most ~100 bars
 _STEPS = ["1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m", "30m", "1h",
           "2h", "3h", "6h", "12h", "1d", "2d", "7d", "14d", "30d", "90d", "365d"]
+
+
+MIN_MS = int(datetime(1, 1, 2, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_MS = int(datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def _ms(value) -> int | None:
@@ -49,6 +66,16 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+def _time(value: str | None, option: str, now: datetime) -> datetime | None:
+    """``from``/``to`` as :func:`time_arg` reads them; a time past what a date can hold
+    (``0001-01-01`` minus an hour, ``now-1000000000000d``) is a QueryError too."""
+    try:
+        return time_arg(value, option, now)
+    except (OverflowError, ValueError) as exc:
+        raise QueryError(f"{option} {value!r}: out of range ({exc}); use a date from year "
+                         "1 to 9999") from None
+
+
 def iso(ms: int) -> str:
     dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
     text = dt.strftime("%Y-%m-%dT%H:%M:%S")
@@ -67,6 +94,56 @@ def refine(query: str, field_name: str, value: str, keep: bool) -> str:
     if base in ("", "*"):
         return term if keep else f"* AND NOT {term}"
     return f"({base}) AND {term}" if keep else f"({base}) AND NOT {term}"
+
+
+@dataclass
+class Results:
+    """One page of hits as the page and the API send it: bounded (see PAGE_BYTES)."""
+    total: int
+    hits: list[dict]
+    next: str | None
+    total_relation: str = "eq"
+    cut: dict[str, dict] = field(default_factory=dict)   # hit id -> what of it was cut
+    capped: bool = False          # the page stopped at PAGE_BYTES before its size
+
+    @property
+    def total_text(self) -> str:
+        return Page(self.total, [], None, self.total_relation).total_text
+
+
+def _bounded(value, depth: int = 0):
+    """(value cut to the bounds, whether anything was cut)."""
+    if isinstance(value, str):
+        return (value[:VALUE_MAX], True) if len(value) > VALUE_MAX else (value, False)
+    if isinstance(value, (list, tuple, dict)):
+        if depth >= NEST_MAX:
+            return "[nested too deep: download the event]", True
+        items = list(value.items() if isinstance(value, dict) else value)
+        cut = len(items) > HIT_FIELDS_MAX
+        out = []
+        for item in items[:HIT_FIELDS_MAX]:
+            key, v = item if isinstance(value, dict) else (None, item)
+            v, c = _bounded(v, depth + 1)
+            cut = cut or c
+            out.append((key, v))
+        return (dict(out) if isinstance(value, dict) else [v for _, v in out]), cut
+    return value, False
+
+
+def bounded_hit(h: dict) -> tuple[dict, dict | None]:
+    """A hit cut to the bounds, and what was cut ({"fields": [names whose value was cut],
+    "omitted_fields": how many fields were left out, "fields_total"}) or None."""
+    names = list(h)
+    out, cut_names = {}, []
+    for name in names[:HIT_FIELDS_MAX + 1]:          # + 1: "id" is the store's, not a field
+        value, cut = _bounded(h[name])
+        out[name] = value
+        if cut:
+            cut_names.append(name)
+    omitted = len(names) - len(out)
+    if not cut_names and not omitted:
+        return h, None
+    return out, {"fields": cut_names, "omitted_fields": omitted, "fields_total": len(names) - 1}
 
 
 @dataclass
@@ -147,7 +224,7 @@ class Data:
     def window(self, from_text: str | None, to_text: str | None,
                now: datetime | None = None) -> Window:
         now = now or datetime.now(timezone.utc)
-        window = Window(start=time_arg(from_text, "from", now), end=time_arg(to_text, "to", now),
+        window = Window(start=_time(from_text, "from", now), end=_time(to_text, "to", now),
                         from_text=(from_text or "").strip(), to_text=(to_text or "").strip())
         if window.start is not None and window.end is not None and window.start >= window.end:
             raise QueryError(f"from {window.from_text!r} is not before to {window.to_text!r}")
@@ -157,7 +234,14 @@ class Data:
     def check_query(q: str) -> str:
         """The query to run (``*`` when empty); QueryError with the position when it is bad."""
         text = (q or "").strip() or "*"
-        compile_query(text, datetime.now(timezone.utc))
+        try:
+            compile_query(text, datetime.now(timezone.utc))
+        except RecursionError:
+            raise QueryError("the query nests too deeply (parentheses or NOTs inside each "
+                             "other); write it flatter") from None
+        except (OverflowError, ValueError) as exc:
+            raise QueryError(f"the query holds a number or date out of range ({exc}); "
+                             "use a smaller one") from None
         return text
 
     def _request(self, q: str, window: Window, size: int = 0, order: str = "desc"):
@@ -166,11 +250,32 @@ class Data:
 
     # ------------------------------------------------------------------ search
     def search(self, q: str, window: Window, size: int = PAGE_SIZE, after: str | None = None,
-               order: str = "desc", with_total: bool = True) -> Page:
+               order: str = "desc", with_total: bool = True) -> Results:
+        """One page, bounded: values cut, and no more hits than fit in PAGE_BYTES (at least
+        one, so paging always moves on); ``next`` continues after the last hit sent."""
         size = max(0, min(int(size), MAX_PAGE_SIZE))
         request = self._request(q, window, size, "asc" if order == "asc" else "desc")
         page = self.sink.search_page(request, after or None, with_total)
-        return Page(page.total, [hit(e) for e in page.hits], page.next, page.total_relation)
+        hits: list[dict] = []
+        cut: dict[str, dict] = {}
+        used = 0
+        for event in page.hits:
+            h, what = bounded_hit(hit(event))
+            used += len(orjson.dumps(h, option=orjson.OPT_NON_STR_KEYS))
+            if hits and used > PAGE_BYTES:
+                break
+            hits.append(h)
+            if what:
+                cut[str(h["id"])] = what
+        if len(hits) == len(page.hits):
+            return Results(page.total, hits, page.next, page.total_relation, cut)
+        # stopped short: the cursor of the last hit kept is the store's to make, so ask for
+        # exactly that many (the same first hits, the same order)
+        shorter = self.sink.search_page(dataclasses.replace(request, limit=len(hits)),
+                                        after or None, False)
+        hits = [bounded_hit(hit(e))[0] for e in shorter.hits]
+        cut = {k: v for k, v in cut.items() if k in {str(h["id"]) for h in hits}}
+        return Results(page.total, hits, shorter.next, page.total_relation, cut, capped=True)
 
     def count(self, q: str, window: Window) -> int:
         return self.sink.count(self._request(q, window, 0))
@@ -192,7 +297,7 @@ class Data:
         return found[0], found[1]
 
     def histogram(self, q: str, window: Window, bars: int = HISTOGRAM_BARS,
-                  interval: str | None = None, page: Page | None = None,
+                  interval: str | None = None, page: "Page | Results | None" = None,
                   order: str = "desc") -> Histogram:
         """About ``bars`` buckets over the window (or over the matching data when the window
         is open), every bucket present, empty ones too. ``page``: the first page of the same
@@ -242,6 +347,7 @@ class Data:
                             "minus": refine(q, field_name, v, False)} for v, n in values]}
 
     def event(self, event_id: str) -> dict | None:
+        """The whole stored event (unbounded: for a download or one field's value)."""
         found = self.sink.get_event(event_id)
         return hit(found) if found else None
 
@@ -264,7 +370,7 @@ class Data:
         rows = [hit(e) for e in reversed(before)] + [hit(e) for e in after]
         # the event itself and up to `lines` after it (events sharing its millisecond included)
         idx = next((i for i, e in enumerate(rows) if e["id"] == event_id), len(before))
-        rows = rows[:idx + lines + 1]
+        rows = [bounded_hit(h)[0] for h in rows[:idx + lines + 1]]
         return {"query": q, "id": event_id, "hits": rows}
 
     def trace(self, qid: str) -> list[tuple[str, list[dict]]]:
@@ -394,7 +500,7 @@ class Data:
             for letter in dlq.iter(**filters):
                 matching += 1
                 if len(letters) < limit:
-                    letters.append(letter.to_dict())
+                    letters.append(letter_dict(letter, LETTER_LIST_PREVIEW))
             reasons = sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
             return {"by_stage": by_stage, "by_reason": reasons, "matching": matching,
                     "letters": letters, "total": sum(by_stage.values())}
@@ -404,15 +510,30 @@ class Data:
         dlq = self._dlq()
         return self._broker(lambda: sum(1 for _ in dlq.iter(**filters)))
 
+    def _get_letter(self, dlq, entry: str):
+        """The letter of a stream entry id; None when there is none, or when ``entry`` is not
+        an entry id at all (the broker would refuse it as an error)."""
+        ms, sep, seq = str(entry).partition("-")
+        if not (ms.isdigit() and (not sep or seq.isdigit()) and len(ms) <= 20 and len(seq) <= 20
+                and int(ms) < 2 ** 64 and int(seq or 0) < 2 ** 64 and ms.isascii()
+                and seq.isascii()):
+            return None
+        return self._broker(dlq.get, entry)
+
     def dlq_letter(self, entry: str) -> dict | None:
         dlq = self._dlq()
-        letter = self._broker(dlq.get, entry)
+        letter = self._get_letter(dlq, entry)
         if letter is None:
             return None
-        out = letter.to_dict()
+        out = letter_dict(letter, LETTER_PREVIEW)
         if letter.stage == "parse":
             out["closest"] = self.closest_pattern(letter.record, letter.record_id)
         return out
+
+    def dlq_raw(self, entry: str) -> bytes | None:
+        """A dead letter's record as it was queued (for a download)."""
+        letter = self._get_letter(self._dlq(), entry)
+        return None if letter is None else letter.record
 
     def _pipeline_config(self):
         from logpipe.indexer.pipeline import Pipeline
@@ -433,6 +554,8 @@ class Data:
             record = decode(raw, record_id)
         except LogpipeError:
             return None
+        if len(record.line) > GROK_LINE_MAX:      # a bounded answer for a huge line
+            record = dataclasses.replace(record, line=record.line[:GROK_LINE_MAX])
         pipeline = self._pipeline_config()
         tc = pipeline.config.for_type(record.type or pipeline.default_type)
         if not tc.patterns:
@@ -455,7 +578,7 @@ class Data:
 
     def _letters(self, dlq, entries: list[str] | None, filters: dict | None) -> list:
         if entries is not None:
-            letters = [self._broker(dlq.get, e) for e in entries]
+            letters = [self._get_letter(dlq, e) for e in entries]
             return [letter for letter in letters if letter is not None]
         return list(self._broker(lambda: list(dlq.iter(**(filters or {})))))
 
@@ -491,6 +614,16 @@ def _state_mark() -> tuple | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+def letter_dict(letter, preview: int) -> dict:
+    """A dead letter as the page shows it: the record's first ``preview`` bytes, its size."""
+    out = {"entry": letter.entry_id, "id": letter.record_id, "stage": letter.stage,
+           "reason": letter.reason, "type": letter.type, "time": letter.time,
+           "record": letter.record[:preview].decode("utf-8", "replace")}
+    out["record_bytes"] = len(letter.record)
+    out["record_cut"] = len(letter.record) > preview
+    return out
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -499,11 +632,14 @@ def shifted(window_start: int, window_end: int, how: str) -> tuple[int, int]:
     """The window zoomed out (twice as wide, same centre) or shifted by half its width."""
     width = max(1000, window_end - window_start)
     if how == "out":
-        return window_start - width // 2, window_end + width // 2
-    if how == "earlier":
-        return window_start - width // 2, window_end - width // 2
-    return window_start + width // 2, window_end + width // 2
+        lo, hi = window_start - width // 2, window_end + width // 2
+    elif how == "earlier":
+        lo, hi = window_start - width // 2, window_end - width // 2
+    else:
+        lo, hi = window_start + width // 2, window_end + width // 2
+    # inside the times a date can hold (years 1 to 9999), so the link can be written
+    return max(MIN_MS, min(lo, MAX_MS - 1000)), max(MIN_MS + 1000, min(hi, MAX_MS))
 
 
-__all__ = ["Data", "Window", "Page", "Histogram", "iso", "refine", "phrase", "shifted",
+__all__ = ["Data", "Window", "Page", "Results", "Histogram", "bounded_hit", "iso", "refine", "phrase", "shifted",
            "utc_now", "timedelta", "PAGE_SIZE"]

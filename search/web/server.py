@@ -50,15 +50,40 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def shown_address(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def rotate_token(bind: str, token_file: str | None) -> None:
+    """``logpipe ui --rotate-token``: a new token and session key; every session is revoked
+    (a running ``logpipe ui`` over the same token file notices at its next request)."""
+    from logpipe.common.config import home
+    from logpipe.search.web.auth import KEY_FILE, rotate
+
+    if not token_file:
+        raise ConfigError("--rotate-token needs --token-file FILE: without one the token lives "
+                          "only in the running `logpipe ui`; restart it to get a new token and "
+                          "revoke every session")
+    host, port = parse_bind(bind)
+    token = rotate(token_file, home() / KEY_FILE)
+    print("logpipe ui: new token written; every session signed in before is revoked",
+          file=sys.stderr, flush=True)
+    print(f"{shown_address(host, port)}/?token={token}", flush=True)
+
+
 def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None,
         broker_error: str | None = None, query_timeout: float | None = 10.0,
-        follow_state: bool = False) -> None:
+        follow_state: bool = False, session_hours: float = 12.0) -> None:
     """Print the address with the token, then serve until SIGTERM or ^C."""
     import uvicorn
 
     _Server = _server_class()
     from logpipe.search.web.app import create_app
-    from logpipe.search.web.auth import load_token, new_token
+    from logpipe.common.config import home
+    from logpipe.search.web.auth import KEY_FILE, Secrets, load_token, new_token
     from logpipe.search.web.data import Data
     from logpipe.search.web.gate import QueryGate
 
@@ -68,22 +93,22 @@ def run(store_url: str, redis_url: str | None, bind: str, token_file: str | None
         raise ConfigError(f"--bind {host}:{port} reaches beyond this machine: pass "
                           "--token-file FILE (0600) so the token is one you chose and keep; "
                           "anyone with it can read every stored log line")
+    if not session_hours > 0:
+        raise ConfigError(f"--session-hours {session_hours}: give a number of hours above 0")
     token = load_token(token_file) if token_file else new_token()
+    secrets = Secrets(token, token_file, home() / KEY_FILE)
     sock = listen(host, port)
     port = sock.getsockname()[1]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
-    if ":" in shown and not shown.startswith("["):
-        shown = f"[{shown}]"
     if query_timeout is not None and query_timeout < 0:
         raise ConfigError(f"--query-timeout {query_timeout:g}: give seconds, e.g. 10 (0: no limit)")
     app = create_app(Data(store_url, redis_url, broker_error=broker_error, follow_state=follow_state),
-                     token, QueryGate(timeout=query_timeout or None))
+                     secrets, session_hours, gate=QueryGate(timeout=query_timeout or None))
     if not loopback:
         print(f"logpipe ui: WARNING: listening on {host}:{port}, beyond loopback, over plain "
               "HTTP: the token and every log line shown cross the network unencrypted. Put "
               "it behind a TLS proxy or an SSH tunnel, and keep the token file private.",
               file=sys.stderr, flush=True)
-    print(f"http://{shown}:{port}/?token={token}", flush=True)
+    print(f"{shown_address(host, port)}/?token={token}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=3, proxy_headers=False)
     server = _Server(config)

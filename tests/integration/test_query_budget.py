@@ -135,7 +135,7 @@ def test_heavy_shapes():
 
 
 def test_api_and_page_answer_too_expensive_and_the_tail_does_not_hang(store_url):
-    app = create_app(Data(store_url), TOKEN, QueryGate(timeout=1))
+    app = create_app(Data(store_url), TOKEN, gate=QueryGate(timeout=1))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with TestClient(app) as web:
         r = web.get("/api/search", params={"q": hostile.HOSTILE_QUERY}, headers=auth)

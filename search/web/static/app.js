@@ -26,7 +26,7 @@ window.logpipe = (function () {
     const resp = await fetch(path, { credentials: "same-origin" });
     let data = {};
     try { data = await resp.json(); } catch (e) { data = { error: "HTTP " + resp.status }; }
-    return { ok: resp.ok, status: resp.status, data: data };
+    return { ok: resp.ok, status: resp.status, data: data, headers: resp.headers };
   }
 
   const help = document.getElementById("help");

@@ -110,17 +110,36 @@
     const r = await L.get("/api/event/" + encodeURIComponent(row.dataset.id));
     cell.replaceChildren();
     if (!r.ok) { cell.appendChild(L.el("span", { class: "bad" }, r.data.error)); return; }
+    // long values come cut (x-logpipe-cut names them): a link fetches the whole value
+    const eventPath = "/api/event/" + encodeURIComponent(row.dataset.id);
+    const cutHeader = r.headers.get("x-logpipe-cut");
+    const cut = cutHeader ? JSON.parse(cutHeader) : { fields: [], omitted_fields: 0 };
+    const whole = (k) => {
+      const a = L.el("a", { class: "whole", target: "_blank", rel: "noopener" }, "\u2026 whole value");
+      a.href = eventPath + "?field=" + encodeURIComponent(k);
+      return a;
+    };
     const fields = L.el("table", { class: "fields" });
     for (const [k, v] of Object.entries(r.data)) {
       if (k === "message") continue;
       const tr = L.el("tr");
       tr.appendChild(L.el("td", { class: "fname" }, k));
-      tr.appendChild(L.el("td", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : v));
+      const td = L.el("td", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : v);
+      if (cut.fields.includes(k)) td.appendChild(whole(k));
+      tr.appendChild(td);
       fields.appendChild(tr);
     }
     cell.appendChild(fields);
+    if (cut.omitted_fields) {
+      const more = L.el("div", { class: "dim" }, cut.omitted_fields + " more fields not shown: ");
+      const dl = L.el("a", { download: "" }, "download the whole event");
+      dl.href = eventPath + "?download=1";
+      more.appendChild(dl);
+      cell.appendChild(more);
+    }
     cell.appendChild(L.el("div", { class: "label" }, "raw line"));
     cell.appendChild(L.el("pre", { class: "raw" }, r.data.message));
+    if (cut.fields.includes("message")) cell.appendChild(whole("message"));
     const around = L.el("button", { type: "button", class: "ghost surround" }, "surrounding lines");
     cell.appendChild(around);
     around.addEventListener("click", async () => {
