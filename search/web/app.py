@@ -48,7 +48,7 @@ TAIL_POLL_S = 1.0
 TAIL_BUSY_S = 5.0         # a tail whose poll found the store busy tries again after this
 
 
-def _status(exc: Exception, default: int) -> int:
+def _status(exc: BaseException, default: int) -> int:
     """The HTTP status of an error: its own (query too expensive 422, store busy 503), else
     ``default``."""
     return getattr(exc, "http_status", default)
