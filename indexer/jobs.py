@@ -124,12 +124,15 @@ class BatchProcessor:
         for position, raw in enumerate(items):
             # Every record is judged alone: whatever one raises dead-letters that one only.
             fallback_id = f"{batch_id}:{position}"
+            record = None
             try:
                 check_item(raw, limits)
                 record = decode(raw, fallback_id)
                 bound_line(record, limits)
             except Exception as exc:
-                self.dlq.add(raw, fallback_id, "decode", _reason(exc))
+                rid = fallback_id if record is None else _text_id(record.id, fallback_id)
+                self.dlq.add(raw, rid, "decode", _reason(exc),
+                             "" if record is None else str(record.type))
                 result.dead_lettered += 1
                 continue
             try:
