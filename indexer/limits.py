@@ -61,17 +61,21 @@ def bound_event(event: Event, limits: Limits, item_size: int) -> None:
     text within it; for one over ``max_record_bytes`` in truncate mode, the whole): refused,
     or cut and tagged. ``item_size`` is the size of the item it came from."""
     doc = event.doc
+    most = limits.max_fields
+    if item_size <= limits.max_line_bytes and len(doc) <= most and _count(doc, most) <= most:
+        return  # (the usual case: nothing to measure further)
+    truncate = limits.oversize == "truncate"
     cut = False
     if item_size > limits.max_line_bytes:  # (a smaller item has no larger text to cut)
         cut = _bound_texts(doc, limits)
-    count = _count(doc, limits.max_fields)
-    if count > limits.max_fields:
-        if not limits.truncate:
+    count = _count(doc, most)
+    if count > most:
+        if not truncate:
             raise OversizeError(f"the event has {count:,} fields or more; the indexer takes at "
-                                f"most {limits.max_fields:,} ([limits] max_fields)")
-        _keep_fields(doc, limits.max_fields)
+                                f"most {most:,} ([limits] max_fields)")
+        _keep_fields(doc, most)
         cut = True
-    if limits.truncate and item_size > limits.max_record_bytes:
+    if truncate and item_size > limits.max_record_bytes:
         cut = _fit_bytes(doc, limits.max_record_bytes) or cut
     if cut:
         tags = doc.get("tags")
@@ -90,22 +94,24 @@ def _cut(text: str, most: int) -> str:
     return text.encode("utf-8", "surrogatepass")[:most].decode("utf-8", "ignore")
 
 
-def _count(value, budget: int) -> int:
+def _count(value: dict, budget: int) -> int:
     """The fields of an object, nested objects' (in lists too) included; stops counting once
     past ``budget``."""
     n = len(value)
     if n > budget:
         return n
     for item in value.values():
-        kind = type(item)
+        kind = item.__class__
         if kind is dict:
             n += _count(item, budget - n)
         elif kind is list:
             for element in item:
-                if type(element) is dict:
+                if element.__class__ is dict:
                     n += _count(element, budget - n)
                     if n > budget:
                         return n
+        else:
+            continue
         if n > budget:
             return n
     return n
