@@ -46,6 +46,20 @@ class DecodeError(LogpipeError):
         self.reason = reason
 
 
+class RecordRefused(LogpipeError):
+    """The indexer will not store one record as it is; it is dead-lettered with this reason
+    (the rest of its batch is stored)."""
+
+
+class OversizeError(RecordRefused):
+    """A record over one of the indexer's bounds (``[limits]`` of the pipeline config)."""
+
+
+class ReservedFieldError(RecordRefused):
+    """A record or filter sets a field the stores keep for themselves, and the name it would
+    be renamed to is taken."""
+
+
 class GrokError(LogpipeError):
     """A grok pattern cannot be compiled (unknown %{NAME}, bad regex, reference cycle)."""
 

@@ -200,13 +200,16 @@ def dlq_list(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt, stage: Op
 
 @dlq_app.command("show")
 def dlq_show(entry: str = typer.Argument(..., help="Entry id from `dlq list`."),
-             redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt) -> None:
-    """Show one dead letter in full."""
+             redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt,
+             full: bool = typer.Option(False, "--full",
+                                       help="The whole record, however large (default: its "
+                                            "first 16 KiB; record_bytes says its size).")) -> None:
+    """Show one dead letter."""
     letter = _dlq(redis, prefix).get(entry)
     if letter is None:
         typer.echo(f"no dead letter with id {entry}", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(letter.to_dict(), indent=2))
+    typer.echo(json.dumps(letter.to_dict(None) if full else letter.to_dict(), indent=2))
 
 
 @dlq_app.command("replay")

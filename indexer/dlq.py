@@ -23,6 +23,8 @@ from typing import Iterator
 from logpipe.common.broker import DLQ_ADD, Keys
 
 STAGES = ("decode", "parse", "index")
+# what a listing or a page shows of one record by default (the whole is in ``record``)
+PREVIEW_BYTES = 16 * 1024
 
 @dataclass
 class DeadLetter:
@@ -34,10 +36,34 @@ class DeadLetter:
     type: str
     time: float
 
-    def to_dict(self) -> dict:
+    def preview(self, limit: int = PREVIEW_BYTES) -> tuple[str, bool]:
+        """The record as text, at most ``limit`` bytes of it (never a cut character), and
+        whether it was cut."""
+        raw = self.record
+        if len(raw) <= limit:
+            return raw.decode("utf-8", "replace"), False
+        head = raw[:limit]
+        # back off over a UTF-8 character the cut split (up to 3 bytes of it)
+        for back in range(1, 4):
+            if len(head) >= back and head[-back] & 0xC0 == 0xC0:  # the split char's lead byte
+                need = 2 if head[-back] < 0xE0 else 3 if head[-back] < 0xF0 else 4
+                if back < need:
+                    head = head[:-back]
+                break
+            if len(head) < back or head[-back] & 0xC0 != 0x80:
+                break
+        return head.decode("utf-8", "replace"), True
+
+    def to_dict(self, preview: int | None = PREVIEW_BYTES) -> dict:
+        """The letter as JSON-ready data; the record as text, at most ``preview`` bytes of it
+        (None: whole). ``record_bytes`` is its full size, ``record_cut`` says it was cut."""
+        if preview is None:
+            text, cut = self.record.decode("utf-8", "replace"), False
+        else:
+            text, cut = self.preview(preview)
         return {"entry": self.entry_id, "id": self.record_id, "stage": self.stage,
                 "reason": self.reason, "type": self.type, "time": self.time,
-                "record": self.record.decode("utf-8", "replace")}
+                "record": text, "record_bytes": len(self.record), "record_cut": cut}
 
 
 def _text(value) -> str:

@@ -19,6 +19,7 @@ from logpipe.common.record import decode
 from logpipe.common.retry import store_write_policy
 from logpipe.indexer import stats
 from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.limits import bound_event, bound_line, check_item
 from logpipe.indexer.results import FAILURE_META, BatchResult, FailureKind
 from logpipe.indexer.store_write import write_isolated
 from logpipe.store.base import OutcomeMismatch, Status
@@ -119,17 +120,25 @@ class BatchProcessor:
             return result
         batch_id = Keys.batch_id(batch_key)
         events, sources = [], []
+        limits = self.pipeline.config.bounds
         for position, raw in enumerate(items):
             # Every record is judged alone: whatever one raises dead-letters that one only.
             fallback_id = f"{batch_id}:{position}"
+            record = None
             try:
+                check_item(raw, limits)
                 record = decode(raw, fallback_id)
+                bound_line(record, limits)
             except Exception as exc:
-                self.dlq.add(raw, fallback_id, "decode", _reason(exc))
+                rid = fallback_id if record is None else _text_id(record.id, fallback_id)
+                self.dlq.add(raw, rid, "decode", _reason(exc),
+                             "" if record is None else str(record.type))
                 result.dead_lettered += 1
                 continue
             try:
                 event = self.pipeline.process(record)
+                if event is not None:
+                    bound_event(event, limits, len(raw))
             except Exception as exc:  # a bug or a bad config must not lose the record
                 self.dlq.add(raw, _text_id(record.id, fallback_id), "parse", _reason(exc),
                              str(record.type))

@@ -12,9 +12,10 @@ from logpipe.indexer.enrich import (apply_edits, flat_key, from_syslog_input, pl
                             received_datetime, timestamp_for)
 from logpipe.indexer.filters import apply_filters
 from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
-from logpipe.common.errors import ConfigError
+from logpipe.common.errors import ConfigError, ReservedFieldError
 from logpipe.query.evaluate import matches
 from logpipe.store.base import Event
+from logpipe.store.fields import RESERVED_FIELDS, RESERVED_RENAMED
 
 
 # the syslog header a routed event hands to its new type: classic names, then ECS mode's
@@ -134,6 +135,24 @@ class Pipeline:
         apply_edits(doc, tc.fields, tags)
         if tc.filters and not apply_filters(tc.filters, doc, tags):
             return None
+        if not RESERVED_FIELDS.isdisjoint(doc):
+            rename_reserved(doc)
         doc["tags"] = tags
         return Event(record.id, doc)
+
+
+def rename_reserved(doc: dict) -> None:
+    """A field a record or a filter set under a name the stores keep for themselves
+    (store.fields.RESERVED_FIELDS: ``_id``, ``_malformed_source``, ...) is kept under
+    ``input<name>`` (``input_id``), so a search shows what was stored and finds it by that
+    name; when that name is taken too, :class:`ReservedFieldError` (the record is
+    dead-lettered with the reason, stage ``parse``)."""
+    for name in sorted(RESERVED_FIELDS.intersection(doc)):
+        target = RESERVED_RENAMED + name
+        if target in doc:
+            raise ReservedFieldError(
+                f"field {name!r} is kept for the store's own use, and {target!r}, the name it "
+                f"is stored under instead, is taken too: rename one of them ([types.T.fields] "
+                f"rename or a mutate filter)")
+        doc[target] = doc.pop(name)
 

@@ -22,6 +22,14 @@ literal strings ``'...'``). One table per type::
     remove = ['timestamp']
     add_tags = ['mail']
 
+The indexer's bounds on one record (optional; these are the defaults)::
+
+    [limits]
+    max_line_bytes = 1048576      # the line, and any one text value (the shipper cuts at 1 MiB)
+    max_fields = 1000             # fields of the event, nested ones included
+    max_record_bytes = 16777216   # the item as it was on the broker list
+    oversize = "dead-letter"      # or "truncate": cut, tagged _truncated, and stored
+
 Built-in types (syslog, mail, apache, sshd) ship as ``indexer/pipelines/*.toml``; a user file
 given with ``--config`` overrides them type by type.
 """
@@ -34,6 +42,7 @@ import tomllib
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
+from typing import Any
 
 from logpipe.common.errors import ConfigError
 from logpipe.indexer.filters import compile_when, config_tables, parse_filters
@@ -89,17 +98,44 @@ class TypeConfig:
     filters: list = dc_field(default_factory=list)  # indexer.filters.Filter, in order
 
 
+OVERSIZE_MODES = ("dead-letter", "truncate")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the indexer takes of one record (indexer/limits.py enforces it): a record over a
+    bound is dead-lettered with the bound in its reason, or, with ``oversize = "truncate"``,
+    cut to fit, tagged ``_truncated`` and stored. Records from logpipe's own shipper fit the
+    defaults (it cuts lines at 1 MiB); other clients may push anything."""
+
+    max_line_bytes: int = MIB
+    max_fields: int = 1000
+    max_record_bytes: int = 16 * MIB
+    oversize: str = "dead-letter"
+
+    @property
+    def truncate(self) -> bool:
+        return self.oversize == "truncate"
+
+
 @dataclass
 class PipelineConfig:
     types: dict[str, TypeConfig] = dc_field(default_factory=dict)
     default_type: str = "syslog"
+    limits: Limits | None = None  # None: Limits() (a file without [limits] keeps the base's)
+
+    @property
+    def bounds(self) -> Limits:
+        return self.limits or Limits()
 
     def for_type(self, name: str) -> TypeConfig:
         return self.types.get(name) or self.types.get(self.default_type) or TypeConfig(name)
 
     def merged(self, other: "PipelineConfig") -> "PipelineConfig":
         return PipelineConfig(types={**self.types, **other.types},
-                              default_type=other.default_type or self.default_type)
+                              default_type=other.default_type or self.default_type,
+                              limits=other.limits or self.limits)
 
 
 def read_pipeline(path: str | Path) -> PipelineConfig:
@@ -122,7 +158,9 @@ def parse_pipeline(text: str, source: str = "<config>") -> PipelineConfig:
     types = data.get("types", {})
     if not isinstance(types, dict):
         raise ConfigError("'types' must be a table of [types.NAME] sections", source)
-    config = PipelineConfig(default_type=str(data.get("default_type", "syslog")))
+    config = PipelineConfig(default_type=str(data.get("default_type", "syslog")),
+                            limits=_parse_limits(data["limits"], source)
+                            if "limits" in data else None)
     base = Path(source).parent if source and not source.startswith("<") else Path(".")
     for name, body in types.items():
         config.types[name] = _parse_type(name, body, source, base)
@@ -169,6 +207,29 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
                       filters=parse_filters(body.get("filter", []), where, source))
 
 
+def _parse_limits(body, source: str) -> Limits:
+    if not isinstance(body, dict):
+        raise ConfigError("[limits] must be a table", source)
+    known = ("max_line_bytes", "max_fields", "max_record_bytes", "oversize")
+    for key in body:
+        if key not in known:
+            raise ConfigError(f"[limits] unknown key {key!r} (known: {', '.join(known)})", source)
+    values: dict[str, Any] = {}
+    for key in known[:3]:
+        if key in body:
+            value = body[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"[limits] {key} must be a positive integer, got {value!r}",
+                                  source)
+            values[key] = value
+    if "oversize" in body:
+        if body["oversize"] not in OVERSIZE_MODES:
+            raise ConfigError(f"[limits] oversize must be \"dead-letter\" or \"truncate\", "
+                              f"got {body['oversize']!r}", source)
+        values["oversize"] = body["oversize"]
+    return Limits(**values)
+
+
 def _parse_routes(items, where: str, source: str) -> list[Route]:
     routes = []
     for k, item in enumerate(config_tables(items, "route", where, source), 1):
@@ -194,5 +255,6 @@ def load_pipeline(path: str | Path | None = None) -> PipelineConfig:
     """The built-in pipeline, overridden type by type by the config file at ``path`` if given."""
     base = builtin_pipeline()
     if not path:
-        return PipelineConfig(types=dict(base.types), default_type=base.default_type)
+        return PipelineConfig(types=dict(base.types), default_type=base.default_type,
+                              limits=base.limits)
     return base.merged(read_pipeline(path))

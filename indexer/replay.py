@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from logpipe.common.record import decode
 from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.limits import bound_event, bound_line, check_item
 from logpipe.indexer.store_write import write_isolated
 from logpipe.store.base import Status
 
@@ -21,14 +22,19 @@ def replay_letters(dlq: DeadLetterQueue, pipeline, sink, letters: list, chunk: i
     """Replay the given letters (the web page's "replay these"); :func:`replay` picks them by
     filter."""
     counts = {"replayed": 0, "indexed": 0, "duplicate": 0, "still_failing": 0}
+    limits = pipeline.config.bounds  # the same bounds as a batch job
     for start in range(0, len(letters), chunk):
         part = letters[start:start + chunk]
         done, events, owners = [], [], []
         for letter in part:
             counts["replayed"] += 1
             try:
+                check_item(letter.record, limits)
                 record = decode(letter.record, letter.record_id)
+                bound_line(record, limits)
                 event = pipeline.process(record)
+                if event is not None:
+                    bound_event(event, limits, len(letter.record))
                 if event is None:  # dropped by a drop filter: nothing to store
                     done.append(letter)
                     continue

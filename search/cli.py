@@ -278,7 +278,8 @@ def maintain(
         print(f"value counts: {sink.count_values():,} events counted", flush=True)
         waiting = sink.wanted_fields()
         print("value indexes built: " + (", ".join(built) if built else "none needed")
-              + (f"; still wanted (the limit of value indexes is reached): "
+              + (f"; still wanted (no event holds the field yet, or the limit of value "
+                 f"indexes is reached): "
                  f"{', '.join(waiting)}" if waiting else ""))
     finally:
         sink.close()

@@ -24,6 +24,20 @@ import orjson
 
 MALFORMED_TAG = "_malformed_field"
 MALFORMED_FIELD = "_malformed"
+# where the embedded store keeps malformed values, out of every query's reach (store.sqlite)
+HIDDEN_MALFORMED = "_malformed_source"
+# the event id's doc-value copy on Elasticsearch (store.elasticsearch.template)
+ID_COPY = "_logpipe_id"
+# Elasticsearch's metadata fields: a document holding one at its root is refused
+ES_METADATA = ("_id", "_index", "_source", "_routing", "_field_names", "_ignored",
+               "_ignored_source", "_doc_count", "_seq_no", "_primary_term", "_version", "_tier",
+               "_data_stream_timestamp", "_nested_path", "_size", "_feature")
+# Names the stores use themselves at the top of a document: the pipeline never hands one over
+# from a record or a filter (indexer.pipeline renames it: RESERVED_RENAMED + name), so what a
+# search shows is what was stored (the reader gives ``_id`` the event id, the embedded store
+# merges ``_malformed_source`` back into the document, a store writes ``_malformed``).
+RESERVED_FIELDS = frozenset((MALFORMED_FIELD, HIDDEN_MALFORMED, ID_COPY) + ES_METADATA)
+RESERVED_RENAMED = "input"  # _id -> input_id, _malformed_source -> input_malformed_source
 
 # Fields that hold IP addresses in the built-in pipelines (classic Logstash names).
 IP_FIELDS = ("clientip", "relayip", "rip", "lip", "ip", "src_ip", "dst_ip", "client_ip")

@@ -217,6 +217,8 @@ def test_a_record_that_breaks_the_pipeline_is_dead_lettered_alone(setup):
     client, settings, pipeline = setup
 
     class Broken:
+        config = pipeline.config  # (its bounds: [limits])
+
         def process(self, record):
             if record.line == "line 1":
                 raise KeyError("boom")

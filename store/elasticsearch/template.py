@@ -10,13 +10,13 @@ cannot be placed: it is refused and dead-lettered, as on the embedded store).
 
 from __future__ import annotations
 
-from logpipe.store.fields import IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
+from logpipe.store.fields import ID_COPY, IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
 
 TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
 # The event id, copied into the document by the writer: ``_id`` cannot be sorted on, and
 # paging needs a stable per-event tiebreak after @timestamp (store/elasticsearch/reader.py).
 # Doc values only (sorting), not indexed; the reader drops it from what it returns.
-ID_FIELD = "_logpipe_id"
+ID_FIELD = ID_COPY  # a record cannot set it (store.fields.RESERVED_FIELDS)
 
 __all__ = ["ID_FIELD", "IP_FIELDS", "LONG_FIELDS", "TEMPLATE_PREFIX", "index_template"]
 

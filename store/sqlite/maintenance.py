@@ -8,6 +8,13 @@ use, :mod:`store.sqlite.schema`) and the value counts of the indexed fields
 Building a value index holds the write lock while SQLite reads every event (seconds at a
 million events, about ten times that at ten million), which is why no search does it: a search
 notes the wish and reads the documents meanwhile.
+
+The JSON_INDEX_LIMIT slots are shared. A wish is granted only for a field some event holds
+(maintenance looks, rows above the last look only; a query naming forty fields that do not
+exist builds nothing), and never by evicting another index. An index asked for by name
+(``logpipe maintain --index FIELD``, :meth:`promote` with named fields) is pinned: no wish ever
+evicts it, and when the slots are full it takes the place of an automatic one (an empty one
+first, else the oldest).
 """
 
 from __future__ import annotations
@@ -20,13 +27,17 @@ from typing import TYPE_CHECKING, Iterable
 from logpipe.common.errors import QueryError, SinkError
 from logpipe.store.sqlite import rollup, value_counts
 from logpipe.store.sqlite.schema import (
+    ABSENT_PREFIX,
     JSON_INDEX_LIMIT,
     JSON_INDEX_PREFIX,
+    PINNED_PREFIX,
     WANTED_PREFIX,
     immediate,
     json_index_name,
     json_index_sql,
     json_indexable,
+    json_literal_path,
+    json_value_sql,
 )
 
 _PATH_IN_SQL = re.compile(r"""'\$\."([^"]+)"'""")
@@ -68,7 +79,7 @@ class SqliteMaintenance:
             if field in failed:
                 continue
             try:
-                built = self.promote([field])
+                built = self.promote([field], pin=False)
             except (SinkError, QueryError):
                 failed.add(field)  # not again from this process: maintain() must reach 0
                 continue
@@ -78,7 +89,7 @@ class SqliteMaintenance:
             if field in failed:
                 continue
             try:
-                self.promote([field])  # its index exists: this counts its values
+                self.promote([field], pin=False)  # its index exists: this counts its values
             except (SinkError, QueryError):
                 failed.add(field)
                 continue
@@ -173,13 +184,20 @@ class SqliteMaintenance:
                 fields.append(found.group(1))
         return fields
 
-    def promote(self, fields: Iterable[str] | None = None) -> list[str]:
+    def promote(self, fields: Iterable[str] | None = None,
+                pin: bool | None = None) -> list[str]:
         """Build the value index of each field (default: every wanted one, and the indexed
         fields not counted yet), each in its own write transaction, and count its values
         (value_counts.start) in the same transaction; returns the fields indexed now. Fields
-        already indexed and counted are skipped; past JSON_INDEX_LIMIT indexes the rest stay
-        wanted. QueryError for a field that cannot have one (a promoted column, message, a
-        name with other characters)."""
+        already indexed and counted are skipped. QueryError for a field that cannot have one
+        (a promoted column, message, a name with other characters).
+
+        ``pin`` (default: when ``fields`` are named) marks the indexes as asked for by name:
+        built even for a field no event holds yet, in the place of an automatic index when
+        the slots are full (QueryError when every slot is pinned), and never evicted.
+        Unpinned ones (what searches wanted) are built only for a field some event holds
+        and only into a free slot; past JSON_INDEX_LIMIT the rest stay wanted."""
+        pin = fields is not None if pin is None else pin
         todo = self.wanted_fields() if fields is None else list(fields)
         if fields is None:
             with self._lock:
@@ -197,17 +215,34 @@ class SqliteMaintenance:
                 self._add_value_counts(conn)  # (a store made before them)
             for field in todo:
                 name, old = json_index_name(field), json_index_name(field, "1")
-                names = {r[0] for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
-                    (JSON_INDEX_PREFIX + "%",))}
+                names = self._json_index_names(conn)
+                if name not in names and old not in names and not pin \
+                        and not self._held(conn, field):
+                    continue  # no event holds it (yet): stays wanted, costs no slot
+                evict = None
                 if name not in names and len(names - {old}) >= JSON_INDEX_LIMIT:
-                    continue  # stays wanted (a field indexed already may follow: counted)
+                    if not pin:
+                        continue  # stays wanted (a field indexed already may follow: counted)
+                    evict = self._evictable(conn)
+                    if evict is None:
+                        raise QueryError(
+                            f"cannot build the value index of {field!r}: all "
+                            f"{JSON_INDEX_LIMIT} value indexes are pinned (maintain --index); "
+                            f"unpin one first (SqliteSink.unpin)")
                 try:
                     with immediate(conn):
+                        if evict is not None:
+                            conn.execute(f"DROP INDEX IF EXISTS {json_index_name(evict)}")
+                            value_counts.stop(conn, evict)
                         if name not in names:
                             conn.execute(json_index_sql(field))
                         conn.execute(f"DROP INDEX IF EXISTS {old}")  # the layout before v2
-                        conn.execute("DELETE FROM meta WHERE key = ?", (WANTED_PREFIX + field,))
+                        conn.execute("DELETE FROM meta WHERE key IN (?, ?)",
+                                     (WANTED_PREFIX + field, ABSENT_PREFIX + field))
+                        if pin:
+                            conn.execute("INSERT INTO meta(key, value) VALUES (?, strftime("
+                                         "'%s', 'now')) ON CONFLICT(key) DO NOTHING",
+                                         (PINNED_PREFIX + field,))
                         value_counts.start(conn, field)  # (nothing when counted already)
                 except sqlite3.Error as exc:
                     raise SinkError(f"building the value index of {field!r} in {self.path} "
@@ -215,6 +250,78 @@ class SqliteMaintenance:
                 if name not in names:
                     built.append(field)
         return built
+
+    def pinned_fields(self) -> list[str]:
+        """The fields whose value index was asked for by name (never evicted)."""
+        with self._lock:
+            rows = self._reader().execute(
+                "SELECT substr(key, ?) FROM meta WHERE key LIKE ? ORDER BY key",
+                (len(PINNED_PREFIX) + 1, PINNED_PREFIX + "%")).fetchall()
+        return [r[0] for r in rows]
+
+    def unpin(self, field: str) -> bool:
+        """Let an index asked for by name be evicted by a later one asked for by name; the
+        index stays. Returns whether it was pinned."""
+        with self._lock:
+            conn = self._reader()
+            try:
+                with immediate(conn):
+                    gone = conn.execute("DELETE FROM meta WHERE key = ?",
+                                        (PINNED_PREFIX + field,)).rowcount
+            except sqlite3.Error as exc:
+                raise SinkError(f"unpinning {field!r} in {self.path} failed: {exc}") from None
+        return bool(gone)
+
+    @staticmethod
+    def _json_index_names(conn: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+            (JSON_INDEX_PREFIX + "%",))}
+
+    def _held(self, conn: sqlite3.Connection, field: str) -> bool:
+        """Whether some event holds a value (not null) of ``field``; looks only at the rows
+        added since the last look that found none (remembered under ABSENT_PREFIX), so a wish
+        for a field that does not exist costs one read of the new rows per idle moment."""
+        row = conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?",
+                           (ABSENT_PREFIX + field,)).fetchone()
+        after = row[0] if row and row[0] is not None else 0
+        top = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+        if top <= after:
+            return False
+        path = json_literal_path(field)
+        found = conn.execute(f"SELECT 1 FROM events WHERE rowid > ? AND rowid <= ? AND "
+                             f"COALESCE(json_type(doc, {path}), 'null') != 'null' LIMIT 1",
+                             (after, top)).fetchone()
+        if found:
+            return True
+        try:
+            with immediate(conn):
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                             "DO UPDATE SET value = excluded.value", (ABSENT_PREFIX + field, top))
+        except sqlite3.Error:
+            pass  # (looked again next time)
+        return False
+
+    def _evictable(self, conn: sqlite3.Connection) -> str | None:
+        """The automatic (not pinned) value index to give up for one asked for by name: one
+        whose field no event holds first, else the one counted longest ago."""
+        pinned = set(self.pinned_fields())
+        candidates = []
+        for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = "
+                                      "'index' AND name LIKE ?", (JSON_INDEX_PREFIX + "%",)):
+            found = _PATH_IN_SQL.search(sql or "")
+            if not found or name != json_index_name(found.group(1)):
+                continue  # (an older layout: replaced by maintenance anyway)
+            field = found.group(1)
+            if field in pinned:
+                continue
+            empty = conn.execute(f"SELECT 1 FROM events INDEXED BY {name} WHERE "
+                                 f"{json_value_sql(field)} IS NOT NULL LIMIT 1").fetchone() is None
+            since = conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?",
+                                 (value_counts.COUNTED_PREFIX + field,)).fetchone()
+            candidates.append((not empty, since[0] if since and since[0] is not None else 0,
+                               field))
+        return min(candidates)[2] if candidates else None
 
 
 __all__ = ["SqliteMaintenance"]

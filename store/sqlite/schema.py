@@ -32,7 +32,7 @@ import orjson
 
 from logpipe.common.errors import ConfigError
 from logpipe.query.analyzer import ANALYZER_VERSION, TOKEN_EXTRA_CHARS
-from logpipe.store.fields import MALFORMED_FIELD, mark_malformed
+from logpipe.store.fields import HIDDEN_MALFORMED, MALFORMED_FIELD, mark_malformed
 
 # Fields the embedded store keeps in real, indexed columns (fixed identifiers, never user text).
 # Everything else is read from the JSON document with a bound path.
@@ -136,6 +136,10 @@ JSON_INDEX_LIMIT = 32
 JSON_INDEX_VERSION = "2"
 JSON_INDEX_COVERS = ("host", "type", "program")
 WANTED_PREFIX = "want_index:"  # meta key prefix: a field a search wanted an index for
+# meta key prefix: a wanted field no event had up to this rowid (maintenance looked; a search
+# never spends one of the JSON_INDEX_LIMIT slots on a field the store does not hold)
+ABSENT_PREFIX = "want_absent_upto:"
+PINNED_PREFIX = "pinned_index:"  # meta key prefix: an index asked for by name (maintain --index)
 _NOT_PROMOTED = frozenset(("message", "@timestamp", "_id", "tags"))
 
 
@@ -170,7 +174,8 @@ def json_index_sql(field: str) -> str:
             f"events({json_value_sql(field)}, ts, {', '.join(JSON_INDEX_COVERS)})")
 
 
-HIDDEN_MALFORMED = "_malformed_source"  # field -> its malformed value, out of every query's reach
+# HIDDEN_MALFORMED (store.fields): field -> its malformed value, out of every query's reach;
+# a record cannot set it (store.fields.RESERVED_FIELDS)
 
 
 def stored_doc(doc: dict) -> dict:
@@ -229,6 +234,7 @@ __all__ = ["HIDDEN_MALFORMED", "returned_doc", "stored_doc",
            "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
            "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url",
            "JSON_INDEX_LIMIT", "JSON_INDEX_PREFIX", "JSON_INDEX_VERSION", "WANTED_PREFIX",
+           "ABSENT_PREFIX", "PINNED_PREFIX",
            "json_indexable", "json_index_name", "json_index_sql", "json_literal_path",
            "json_value_sql"]
 
