@@ -204,8 +204,9 @@ def password_refused(url: str | None, exc: BaseException) -> BrokerError:
     from logpipe.common.config import url_file_of
 
     where, source = (f"the broker at {redact(url)}" if url else "the broker"), url_file_of(url)
+    said = str(exc).rstrip(". ")
     if source is None:
-        return BrokerError(f"{where} refused the password: {exc} (check the password in the "
+        return BrokerError(f"{where} refused the password: {said} (check the password in the "
                            f"broker URL)")
     path, embedded = source
     if embedded:
@@ -214,7 +215,7 @@ def password_refused(url: str | None, exc: BaseException) -> BrokerError:
     else:
         fix = ("replace it with the one the latest `logpipe acl setup` wrote in its --dir (or "
                "run `logpipe acl setup --dir` again and copy the new files)")
-    return BrokerError(f"{where} refused the password in {path}: {exc}; the file is stale if "
+    return BrokerError(f"{where} refused the password in {path}: {said}; the file is stale if "
                        f"`logpipe acl setup` rotated the passwords after writing it: {fix}")
 
 
