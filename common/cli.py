@@ -124,7 +124,8 @@ def _access_refused(exc: Exception) -> str | None:
         return (f"the broker refused a command: {exc} (NOPERM: this URL's ACL user may not do "
                 f"this; use a URL with the right user, see `logpipe acl setup`)")
     if isinstance(exc, redis.exceptions.AuthenticationError):
-        return f"the broker refused the credentials: {exc}"
+        from logpipe.common.broker.connection import password_refused
+        return str(password_refused(None, exc))
     return None
 
 

@@ -54,24 +54,46 @@ def resolve_redis_url(explicit: str | None = None, role: str = "indexer") -> str
 
     A flag or variable naming a file (a path, no ``scheme://``) is read as a URL file, so the
     secret need not be in argv: the file must be private (0600)."""
-    from logpipe.common.private import read_secret
-
     url = explicit or os.environ.get(ENV_REDIS)
     if url and "://" not in url:
         if not os.path.exists(url):
             raise ConfigError(f"broker {url!r} is neither a URL (redis://[user:password@]host:"
                               f"port/db, rediss:// for TLS) nor an existing URL file")
-        return read_secret(url, "broker URL file")
+        return _read_url_file(url)
     if url:
         return url
     if os.environ.get(ENV_REDIS_FILE):
-        return read_secret(os.environ[ENV_REDIS_FILE], "broker URL file")
+        return _read_url_file(os.environ[ENV_REDIS_FILE])
     embedded = embedded_services().get("url_files", {}).get(role)
     if embedded:
-        return read_secret(embedded, "broker URL file")
+        return _read_url_file(embedded, embedded=True)
     raise ConfigError("no broker: pass --redis redis://[user:password@]host:port/db or a URL "
                       f"file, set {ENV_REDIS} or {ENV_REDIS_FILE}, or run `logpipe up` to start "
                       "the embedded one")
+
+
+# URL -> the file it was read from (and whether that file is `logpipe up`'s), so that a refused
+# password can name the file that holds it: the stale one after a rotation.
+_URL_FILES: dict[str, tuple[str, bool]] = {}
+
+
+def _read_url_file(path: str, embedded: bool = False) -> str:
+    from logpipe.common.private import read_secret
+
+    url = read_secret(path, "broker URL file")
+    for one in [url, *url.split()]:
+        _URL_FILES[one] = (str(path), embedded)
+    return url
+
+
+def url_file_of(url: str | None) -> tuple[str, bool] | None:
+    """The file a broker URL was read from in this process, and whether it is one of the
+    embedded broker's (``logpipe up``); None for a URL given as such. Without a URL: the one
+    file this process read URLs from, if it read exactly one."""
+    if url is None:
+        files = set(_URL_FILES.values())
+        return files.pop() if len(files) == 1 else None
+    return _URL_FILES.get(url.strip())
 
 
 def default_store_url() -> str:

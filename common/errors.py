@@ -33,6 +33,11 @@ class BrokerError(LogpipeError):
     """The Redis-protocol broker cannot be reached or refused a command."""
 
 
+class BrokerSetupError(BrokerError):
+    """The broker lacks what an admin sets up for logpipe (its function library, a user's
+    rules): the message names the command that fixes it (``logpipe acl setup``)."""
+
+
 class DecodeError(LogpipeError):
     """A raw item on the broker list is not a record logpipe understands.
 

@@ -17,10 +17,12 @@ import sys
 import time
 from dataclasses import dataclass
 
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from logpipe.common.broker import Keys, redact
+from logpipe.common.broker.connection import password_refused
 from logpipe.common.console import Progress, emit
 from logpipe.common.errors import SinkError
 from logpipe.indexer.startup import Outage, broker_when_up, store_when_up
@@ -72,7 +74,7 @@ def run(opts: IndexerOptions) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     # Start order never matters: a broker or store that is not up yet is waited for.
-    client = broker_when_up(redis_url, settings.keys)
+    client = broker_when_up(redis_url, settings.keys, functions=True)
     # the workers start (import, connect) while the store is checked and the first batches
     # are claimed: a burst's first job no longer waits for their start-up
     pool = WorkerPool(redis_url, settings.keys.queue, workers)
@@ -113,6 +115,10 @@ def run(opts: IndexerOptions) -> None:
                 idle = check and dispatcher.idle()
                 outage.ended()
             except (RedisConnectionError, RedisTimeoutError) as exc:  # a dead or unanswering broker
+                if isinstance(exc, RedisAuthenticationError):
+                    # the password was rotated while running: waiting cannot help, a restart
+                    # with the new URL file does (`logpipe up`'s supervisor or systemd does it)
+                    raise password_refused(redis_url, exc) from None
                 outage.wait(exc)
                 continue
             if idle and burst:

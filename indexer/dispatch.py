@@ -1,6 +1,6 @@
 """The dispatcher: raw list -> batch keys -> RQ jobs, and the janitor that keeps that loss-free.
 
-Claiming is one Lua script (see :mod:`common.broker`): items leave the raw list and enter a
+Claiming is one Lua function (see :mod:`common.broker.functions`): items leave the raw list and enter a
 registered batch key atomically. The job only names the key. The janitor walks the registered
 batches and re-enqueues those whose job is gone, failed, or was running on a worker that died
 (kill -9 included), with exponential backoff; after ``max_attempts`` the batch's records go to the

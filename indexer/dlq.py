@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from logpipe.common.broker import DLQ_ADD, Keys
+from logpipe.common.broker import Keys
+from logpipe.common.broker.functions import DLQ_ADD, fcall
 
 STAGES = ("decode", "parse", "index")
 # what a listing or a page shows of one record by default (the whole is in ``record``)
@@ -76,15 +77,14 @@ class DeadLetterQueue:
         self.keys = keys or Keys()
         self.ids_key = self.keys.dlq_ids
         self.counts_key = self.keys.dlq_stages  # kept with every add/delete: O(1) stats
-        self._add = client.register_script(DLQ_ADD)
 
     def add(self, raw: bytes | str, record_id: str, stage: str, reason: str,
             rtype: str = "", pipe=None) -> None:
         assert stage in STAGES, stage
         args = [record_id, stage, "record", raw, "id", record_id, "stage", stage,
                 "reason", reason[:4000], "type", rtype, "time", f"{time.time():.3f}"]
-        self._add(keys=[self.keys.dlq, self.ids_key, self.counts_key], args=args,
-                  client=pipe or self.client)
+        fcall(self.client, pipe or self.client, DLQ_ADD,
+              [self.keys.dlq, self.ids_key, self.counts_key], args)
 
     def __len__(self) -> int:
         return int(self.client.xlen(self.keys.dlq))

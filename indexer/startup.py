@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from logpipe.common.broker import Keys, connect, redact
+from logpipe.common.broker import Keys, connect, ensure_library, redact
+from logpipe.common.broker.connection import password_refused
 from logpipe.common.console import emit
 from logpipe.common.errors import BrokerError, SinkError
 from logpipe.common.retry import BROKER_OUTAGE, RetryPolicy
@@ -52,8 +53,7 @@ def broker_problem(url: str, exc: BaseException) -> BrokerError | None:
 
     where = redact(url)
     if isinstance(exc, (rx.AuthenticationError, rx.AuthenticationWrongNumberOfArgsError)):
-        return BrokerError(f"the broker at {where} refused the password: {exc} "
-                           "(check the password in the broker URL)")
+        return password_refused(url, exc)
     if isinstance(exc, getattr(rx, "NoPermissionError", ())):
         return BrokerError(f"the broker at {where} refused access (NOPERM): {exc}")
     if isinstance(exc, (rx.BusyLoadingError,)):
@@ -75,10 +75,12 @@ def broker_problem(url: str, exc: BaseException) -> BrokerError | None:
     return None
 
 
-def broker_when_up(url: str, keys: Keys | None = None):
+def broker_when_up(url: str, keys: Keys | None = None, functions: bool = False):
     """A client once the broker answers a PING and a read of the raw list (so a missing
-    permission shows now, not mid-way). Waits while the broker is away; raises BrokerError for
-    a configuration mistake."""
+    permission shows now, not mid-way), and with ``functions`` holds logpipe's function library
+    of this version (a missing or outdated one: :class:`BrokerSetupError` telling the admin to
+    run ``logpipe acl setup``). Waits while the broker is away; raises BrokerError for a
+    configuration mistake."""
     client = connect(url)  # a URL that cannot work raises BrokerError here
     keys = keys or Keys()
     outage = Outage("broker", broker=redact(url))
@@ -86,6 +88,10 @@ def broker_when_up(url: str, keys: Keys | None = None):
         try:
             client.ping()
             client.llen(keys.raw)
+            if functions:
+                ensure_library(client)
+        except BrokerError:
+            raise
         except Exception as exc:
             problem = broker_problem(url, exc)
             if problem is not None:

@@ -25,6 +25,7 @@ import time
 import redis
 
 from logpipe.common.broker import connect, redact, replica_wait
+from logpipe.common.broker.connection import password_refused
 from logpipe.common.broker.tls import tls_failure
 from logpipe.common.errors import BrokerError
 from logpipe.shipper.framing import Framed, Outgoing, frame
@@ -201,7 +202,7 @@ class Sender:
             return BrokerError(f"cannot connect to the broker at {where}: {tls}")
         if isinstance(exc, (redis.exceptions.AuthenticationError,
                             redis.exceptions.AuthenticationWrongNumberOfArgsError)):
-            return BrokerError(f"the broker at {where} refused the password: {exc}")
+            return password_refused(self.url, exc)
         if isinstance(exc, _NO_PERMISSION):
             return BrokerError(f"the broker at {where} refused access (NOPERM): {exc}; the user "
                                f"needs RPUSH and LLEN on {self.key!r}")

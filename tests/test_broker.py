@@ -29,6 +29,22 @@ def test_claim_moves_items_atomically_and_registers_the_batch(redis_client):
     assert not redis_client.exists(key) and redis_client.zcard(keys.batches) == 2
 
 
+def test_an_admin_client_loads_a_missing_or_outdated_function_library_itself(redis_client,
+                                                                              redis_url):
+    """A user allowed FUNCTION LOAD (here the server's admin) needs no `logpipe acl setup`: the
+    first call loads the library; one of another version is replaced."""
+    from logpipe.common.broker.functions import LIBRARY, LIBRARY_VERSION
+
+    for loaded in (None, LIBRARY.replace(LIBRARY_VERSION, "0ld0ld0ld0ld")):
+        redis_client.function_flush()
+        if loaded:
+            redis_client.function_load(loaded)
+        admin = connect(redis_url)  # a new client: the check is made once per client
+        admin.rpush(Keys().raw, b"one")
+        assert Broker(admin).claim_batch(10)[1] == 1
+        assert admin.fcall_ro("logpipe_version", 0) == LIBRARY_VERSION.encode()
+
+
 def test_keys_follow_the_prefix_and_the_raw_list_name():
     keys = Keys(prefix="mail", raw="filebeat")
     assert (keys.raw, keys.batches, keys.dlq, keys.queue) == \

@@ -3,11 +3,15 @@
 ``logpipe-shipper`` may only append to the raw list, read its length, and write its own figures
 into the shippers' status hash; it cannot read records, jobs or dead letters, delete keys or run
 admin commands. ``logpipe-indexer`` gets what the dispatcher, the RQ workers, replay and stats
-use, on logpipe's and RQ's keys only, and no admin or dangerous command.
+use, on logpipe's and RQ's keys only, and no admin or dangerous command. It cannot list the key
+names of other applications on the broker either (SCAN and RANDOMKEY are keyspace-wide: key
+patterns do not restrict them, so they are refused; nothing logpipe or RQ runs uses them), nor run
+Lua of its own (EVAL, EVALSHA, SCRIPT, FUNCTION refused): it calls logpipe's function library with
+FCALL, which the admin loads here (:mod:`common.broker.functions`).
 
 The rules are built from :class:`common.broker.Keys`, so a different prefix or raw list name
 gets matching rules. ``setup_users`` creates or updates both users with fresh passwords (it is
-also how a password is rotated) and returns one broker URL per user.
+also how a password is rotated), loads the function library and returns one broker URL per user.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from logpipe.common.broker.connection import redact
+from logpipe.common.broker.functions import load_library
 from logpipe.common.broker.keys import Keys
 from logpipe.common.errors import BrokerError
 from logpipe.common.private import private_dir, write_private
@@ -30,13 +35,14 @@ _CONNECT = ["+ping", "+hello", "+client|setinfo", "+client|setname", "+client|ge
             "+client|id", "+select"]
 
 # Denied to the indexer even though no category rule would grant them back: admin, whole-database
-# and server-state commands. (``-@admin -@dangerous`` already removes most; these are named so the
-# rule reads as the list of what must never happen.)
+# and server-state commands. (``-@admin -@dangerous -@scripting`` already removes most; these are
+# named so the rule reads as the list of what must never happen.) SCAN, KEYS and RANDOMKEY list
+# key names beyond the user's key patterns; EVAL & co. run any Lua (a loop stalls the server).
 FORBIDDEN = ["flushall", "flushdb", "config", "acl", "shutdown", "debug", "monitor", "module",
              "replicaof", "slaveof", "save", "bgsave", "bgrewriteaof", "failover", "swapdb",
-             "migrate", "sync", "psync", "keys", "script|flush", "script|kill", "function",
-             "client|kill", "client|pause", "client|list", "cluster", "restore", "latency",
-             "slowlog", "lastsave"]
+             "migrate", "sync", "psync", "keys", "scan", "randomkey", "eval", "eval_ro",
+             "evalsha", "evalsha_ro", "script", "function", "client|kill", "client|pause",
+             "client|list", "cluster", "restore", "latency", "slowlog", "lastsave"]
 
 
 def shipper_rules(keys: Keys) -> list[str]:
@@ -53,7 +59,8 @@ def shipper_rules(keys: Keys) -> list[str]:
 def indexer_rules(keys: Keys) -> list[str]:
     patterns = {f"~{keys.prefix}:*", f"~{keys.raw}", "~rq:*"}
     return ["resetkeys", "resetchannels", *sorted(patterns), "&rq:*",
-            "+@all", "-@admin", "-@dangerous",
+            "+@all", "-@admin", "-@dangerous", "-@scripting",
+            "+fcall", "+fcall_ro",  # logpipe's function library, loaded by the admin
             "+info",  # RQ reads the server version
             *_CONNECT, *(f"-{cmd}" for cmd in FORBIDDEN)]
 
@@ -92,8 +99,10 @@ def setup_users(admin_client, admin_url: str, keys: Keys | None = None,
     """Create or update the users with fresh passwords; returns role -> broker URL.
 
     The old passwords stop working at once (``resetpass``); connections already open stay
-    authenticated until they reconnect."""
+    authenticated until they reconnect. The function library the indexer calls is loaded (or
+    replaced by this version's) first."""
     keys = keys or Keys()
+    load_library(admin_client)
     urls = {}
     for role in roles:
         user, password = ROLES[role], secrets.token_hex(24)

@@ -197,6 +197,28 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
+def password_refused(url: str | None, exc: BaseException) -> BrokerError:
+    """The one-line error for a password the broker refused, naming the URL file it came from
+    (after a rotation by ``logpipe acl setup`` that file is the stale one). Without ``url``
+    (not known where the refusal surfaced): the one URL file this process read, if any."""
+    from logpipe.common.config import url_file_of
+
+    where, source = (f"the broker at {redact(url)}" if url else "the broker"), url_file_of(url)
+    said = str(exc).rstrip(". ")
+    if source is None:
+        return BrokerError(f"{where} refused the password: {said} (check the password in the "
+                           f"broker URL)")
+    path, embedded = source
+    if embedded:
+        fix = ("run `logpipe acl setup` (without --redis: it rotates the embedded broker's users "
+               "and rewrites that file) or restart with `logpipe down` and `logpipe up`")
+    else:
+        fix = ("replace it with the one the latest `logpipe acl setup` wrote in its --dir (or "
+               "run `logpipe acl setup --dir` again and copy the new files)")
+    return BrokerError(f"{where} refused the password in {path}: {said}; the file is stale if "
+                       f"`logpipe acl setup` rotated the passwords after writing it: {fix}")
+
+
 def connect_checked(url: str, **kwargs):
     """A client that has answered a PING: a broker that is not there fails here, clearly."""
     client = connect(url, **kwargs)

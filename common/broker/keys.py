@@ -1,5 +1,6 @@
-"""The broker protocol: every key name (one :class:`Keys`, built from the prefix) and every Lua
-script, in one place. The connection factory is :mod:`common.broker.connection`.
+"""The broker protocol: every key name (one :class:`Keys`, built from the prefix), in one place. logpipe's
+Lua is a function library, with its loading and version check, in :mod:`common.broker.functions`; the
+connection factory is :mod:`common.broker.connection`.
 
 Keys (``prefix`` defaults to ``logpipe``)::
 
@@ -18,9 +19,9 @@ Keys (``prefix`` defaults to ``logpipe``)::
     <prefix>:stats:shippers   hash   "host: inputs" -> JSON figures of each shipper agent
     rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
 
-A claim is atomic (one Lua script moves items from the raw list into a batch key and registers the
-batch), so no crash point loses a record: before the script the items are on the raw list, after
-it they are in a registered batch key.
+A claim is atomic (one Lua function, ``logpipe_claim_batch``, moves items from the raw list into a
+batch key and registers the batch), so no crash point loses a record: before the call the items are
+on the raw list, after it they are in a registered batch key.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 
 from logpipe.common.broker.connection import replica_wait
+from logpipe.common.broker.functions import CLAIM_BATCH, FINISH_BATCH, fcall
 
 DEFAULT_PREFIX = "logpipe"
 
@@ -96,63 +98,28 @@ class Keys:
         return batch_key.rsplit(":", 1)[-1]
 
 
-# KEYS[1]=raw list, KEYS[2]=batch key, KEYS[3]=batches zset; ARGV[1]=max items, ARGV[2]=now.
-# Moves up to N items from the head of the raw list into the batch key and registers it.
-CLAIM_BATCH = """
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-local n = #items
-if n == 0 then return 0 end
-for i = 1, n, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, n)))
-end
-redis.call('LTRIM', KEYS[1], n, -1)
-redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
-return n
-"""
-
-
-# KEYS[1]=stream, KEYS[2]=ids hash, KEYS[3]=counts by stage; ARGV[1]=record id, ARGV[2]=stage,
-# ARGV[3..]=field/value pairs. Adds a dead letter unless that record id is already in.
-DLQ_ADD = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return false end
-local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
-redis.call('HSET', KEYS[2], ARGV[1], entry)
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-return entry
-"""
-
-
-# KEYS[1]=batch key, KEYS[2]=batches zset: forget a batch (one script, so WAIT can follow it on the same connection).
-FINISH_BATCH = """
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], KEYS[1])
-return 1
-"""
-
-
 class Broker:
-    """Thin wrapper that binds a client to the key names and registers the Lua scripts. Claims and deletions
-    return only once the replicas the client's :class:`ReplicaWait` asks for hold them (``WAIT``)."""
+    """Thin wrapper that binds a client to the key names and calls logpipe's functions (the library is
+    checked on first use: :func:`common.broker.functions.ensure_library`). Claims and deletions return only
+    once the replicas the client's :class:`ReplicaWait` asks for hold them (``WAIT``)."""
 
     def __init__(self, client, keys: Keys | None = None):
         self.client = client
         self.keys = keys or Keys()
-        self._claim = client.register_script(CLAIM_BATCH)
-        self._finish = client.register_script(FINISH_BATCH)
         self._wait = replica_wait(client)
 
     def claim_batch(self, max_items: int) -> tuple[str, int] | None:
         """Atomically move up to ``max_items`` raw records into a new batch key."""
         key = self.keys.batch()
         pipe = self.client.pipeline(transaction=False)
-        self._claim(keys=[self.keys.raw, key, self.keys.batches], args=[max_items, time.time()], client=pipe)
+        fcall(self.client, pipe, CLAIM_BATCH, [self.keys.raw, key, self.keys.batches], [max_items, time.time()])
         n, = self._wait.confirm(self.client, pipe)
         return (key, int(n)) if n else None
 
     def finish_batch(self, batch_key: str) -> None:
         """Forget a batch once every record in it is indexed or dead-lettered."""
         pipe = self.client.pipeline(transaction=False)
-        self._finish(keys=[batch_key, self.keys.batches], client=pipe)
+        fcall(self.client, pipe, FINISH_BATCH, [batch_key, self.keys.batches], [])
         self._wait.confirm(self.client, pipe)
 
     def raw_length(self) -> int:
