@@ -14,6 +14,7 @@ import typer
 import typer.core
 import typer.main
 
+from logpipe.common.console import printable_lines
 from logpipe.common.errors import LogpipeError, QueryError
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         # instead of raising it (commands themselves return None).
         code = cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
     except (LogpipeError, QueryError) as exc:
-        typer.echo(f"logpipe: error: {exc}", err=True)
+        # a message may quote a query, a file name or a line: control characters shown escaped
+        typer.echo(f"logpipe: error: {printable_lines(str(exc))}", err=True)
         return 2
     except typer.Exit as exc:
         return getattr(exc, "exit_code", 0)

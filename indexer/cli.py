@@ -12,7 +12,7 @@ import typer
 
 from logpipe.common.broker import Keys, connect_checked
 from logpipe.common.config import resolve_redis_url, resolve_store_url
-from logpipe.common.console import emit, interactive
+from logpipe.common.console import emit, interactive, json_safe, printable
 
 index_app = typer.Typer(add_completion=False)
 dlq_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -86,7 +86,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
             return
     figures = stats.collect(client, keys)
     if as_json:
-        typer.echo(json.dumps(figures))
+        typer.echo(json_safe(json.dumps(figures)))
         return
     rows = [("raw list", figures["raw_list"]), ("batches in flight", figures["batches_pending"]),
             ("jobs queued", figures["jobs_queued"]), ("jobs running", figures["jobs_running"]),
@@ -98,12 +98,15 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
                                       f"lag {s.get('lag_bytes', 0)} bytes"
                                       + (f", SILENT for {s['age_s']:.0f} s" if s.get("silent") else ""))
              for s in figures["shippers"]]
+    # shipper names and figures come from the broker: shown as text, control characters escaped
+    rows = [(printable(str(name)), printable(str(value))) for name, value in rows]
     if interactive(sys.stdout):
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
         table = Table(title="logpipe stats", show_header=False)
         for name, value in rows:
-            table.add_row(name, str(value))
+            table.add_row(Text(name), Text(value))
         Console().print(table)
     else:
         for name, value in rows:
@@ -154,11 +157,11 @@ def dlq_list(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt, stage: Op
     dlq = _dlq(redis, prefix)
     for letter in dlq.iter(**_filters(stage, reason, rtype, since, until, count)):
         if as_json:
-            typer.echo(json.dumps(letter.to_dict()))
+            typer.echo(json_safe(json.dumps(letter.to_dict())))
         else:
             when = datetime.fromtimestamp(letter.time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            typer.echo(f"{letter.entry_id}\t{when}\t{letter.stage}\t{letter.type or '-'}\t"
-                       f"{letter.reason[:120]}")
+            typer.echo(f"{printable(letter.entry_id)}\t{when}\t{printable(letter.stage)}\t"
+                       f"{printable(letter.type or '-')}\t{printable(letter.reason[:120])}")
 
 
 @dlq_app.command("show")
@@ -169,7 +172,7 @@ def dlq_show(entry: str = typer.Argument(..., help="Entry id from `dlq list`."),
     if letter is None:
         typer.echo(f"no dead letter with id {entry}", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(letter.to_dict(), indent=2))
+    typer.echo(json_safe(json.dumps(letter.to_dict(), indent=2)))
 
 
 @dlq_app.command("replay")

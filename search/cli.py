@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import typer
 
+from logpipe.common.console import printable
 from logpipe.common.errors import ConfigError, QueryError
 from logpipe.query import datemath, lucene
 from logpipe.search import render
@@ -161,7 +162,7 @@ def trace(
     finally:
         sink.close()
     if not events:
-        print(f"no events with qid {qid}", file=sys.stderr)
+        print(f"no events with qid {printable(qid)}", file=sys.stderr)
         raise typer.Exit(1)
     summary = render.trace_summary(qid, events)
     tty = render.is_tty()
@@ -171,8 +172,9 @@ def trace(
         print(line, file=sys.stderr)
     elif tty:
         from rich.console import Console
+        from rich.text import Text
 
-        Console().print(f"[bold]{line}[/bold]", highlight=False)
+        Console().print(Text(line, style="bold"), highlight=False)
     else:
         print(line)
 
