@@ -40,7 +40,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           batch_size: int = typer.Option(5000, "--batch-size", min=1,
                                           help="Records per batch (one job, one bulk request)."),
           raw_list: str = ListOpt, prefix: str = PrefixOpt,
-          metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
+          metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
                                                      help="Expose Prometheus metrics here."),
           metrics_host: str = MetricsHostOpt,
           ) -> None:
@@ -66,7 +66,8 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
 def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: str = PrefixOpt,
               as_json: bool = typer.Option(False, "--json", help="One JSON object."),
               metrics_port: Optional[int] = typer.Option(
-                  None, "--metrics-port", help="Serve these figures for Prometheus until ^C."),
+                  None, "--metrics-port", min=1, max=65535,
+                  help="Serve these figures for Prometheus until ^C."),
               metrics_host: str = MetricsHostOpt,
               ) -> None:
     """Raw list length, jobs, workers, lines/s in and out, dead letters, lag."""
@@ -154,8 +155,9 @@ def dlq_list(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt, stage: Op
              count: Optional[int] = CountOpt,
              as_json: bool = typer.Option(False, "--json")) -> None:
     """List dead letters, oldest first."""
+    filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     dlq = _dlq(redis, prefix)
-    for letter in dlq.iter(**_filters(stage, reason, rtype, since, until, count)):
+    for letter in dlq.iter(**filters):
         if as_json:
             typer.echo(json_safe(json.dumps(letter.to_dict())))
         else:
@@ -168,9 +170,14 @@ def dlq_list(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt, stage: Op
 def dlq_show(entry: str = typer.Argument(..., help="Entry id from `dlq list`."),
              redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt) -> None:
     """Show one dead letter in full."""
+    from logpipe.indexer.dlq import valid_entry_id
+
+    if not valid_entry_id(entry):
+        raise typer.BadParameter(f"{printable(entry)!r} is not a dead-letter id: ids look like "
+                                 "1764312000000-0 (see `logpipe dlq list`)", param_hint="ENTRY")
     letter = _dlq(redis, prefix).get(entry)
     if letter is None:
-        typer.echo(f"no dead letter with id {entry}", err=True)
+        typer.echo(f"no dead letter with id {entry} (see `logpipe dlq list`)", err=True)
         raise typer.Exit(1)
     typer.echo(json_safe(json.dumps(letter.to_dict(), indent=2)))
 
@@ -187,16 +194,16 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     from logpipe.indexer.replay import replay
     from logpipe.store import open_sink
 
-    dlq = _dlq(redis, prefix)
+    filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     pipeline = Pipeline(load_pipeline(config))
     pipeline.compile_all()
+    dlq = _dlq(redis, prefix)
     from logpipe.indexer.startup import store_when_up
 
     sink = open_sink(resolve_store_url(store))
     store_when_up(sink)
     try:
-        counts = replay(dlq, pipeline, sink,
-                        **_filters(stage, reason, rtype, since, until, count))
+        counts = replay(dlq, pipeline, sink, **filters)
     finally:
         sink.close()
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
@@ -209,8 +216,8 @@ def dlq_purge(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt,
               until: Optional[str] = UntilOpt, count: Optional[int] = CountOpt,
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Delete dead letters for good."""
+    filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     dlq = _dlq(redis, prefix)
-    filters = _filters(stage, reason, rtype, since, until, count)
     if not yes:
         n = sum(1 for _ in dlq.iter(**filters))
         if not typer.confirm(f"delete {n} dead letters?"):
