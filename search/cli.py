@@ -62,7 +62,8 @@ def naming_the_store(sink):
         yield
     except SinkError as exc:
         where = redact(sink.url)
-        if where in str(exc) or sink.url in str(exc):
+        location = sink.url.split("://", 1)[-1].lstrip("/")  # host:port, or the file
+        if where in str(exc) or (location and location in str(exc)):
             raise
         raise SinkError(f"store {where}: {exc}", permanent=exc.permanent) from None
 
