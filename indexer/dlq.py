@@ -31,7 +31,9 @@ def valid_entry_id(text: str) -> bool:
     """Whether ``text`` is a stream entry id (``ms-seq`` or ``ms``, each below 2^64): anything
     else the broker refuses with an error rather than finding nothing."""
     m = _ENTRY_ID_RE.fullmatch(text or "")
-    return bool(m) and all(int(part) < 2 ** 64 for part in m.groups() if part is not None)
+    if m is None:
+        return False
+    return all(int(part) < 2 ** 64 for part in m.groups() if part is not None)
 
 
 @dataclass
