@@ -14,6 +14,7 @@ import typer
 import typer.core
 import typer.main
 
+from logpipe.common.console import printable, printable_lines
 from logpipe.common.errors import LogpipeError, QueryError
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         # instead of raising it (commands themselves return None).
         code = cli.main(args=argv, prog_name="logpipe", standalone_mode=False)
     except (LogpipeError, QueryError) as exc:
-        typer.echo(f"logpipe: error: {exc}", err=True)
+        # a message may quote a query, a file name or a line: control characters shown escaped
+        typer.echo(f"logpipe: error: {printable_lines(str(exc))}", err=True)
         return 2
     except typer.Exit as exc:
         return getattr(exc, "exit_code", 0)
@@ -106,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        if not exc.filename:  # not about a path: a bug or an outage, shown in full
+            raise
+        # a path given on the command line (or under LOGPIPE_HOME) that cannot be used: missing,
+        # not a directory, not writable. Commands name most themselves; this is the net.
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+        typer.echo(f"logpipe: error: {printable(where)}: {exc.strerror or exc}", err=True)
+        return 2
     except Exception as exc:  # noqa: BLE001 - only the broker's access refusals are mapped
         message = _access_refused(exc)
         if message is None:

@@ -12,7 +12,7 @@ import typer
 
 from logpipe.common.broker import Keys, connect_checked
 from logpipe.common.config import resolve_redis_url, resolve_store_url
-from logpipe.common.console import emit, interactive
+from logpipe.common.console import emit, interactive, json_safe, printable
 
 index_app = typer.Typer(add_completion=False)
 dlq_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -40,7 +40,7 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           batch_size: int = typer.Option(5000, "--batch-size", min=1,
                                           help="Records per batch (one job, one bulk request)."),
           raw_list: str = ListOpt, prefix: str = PrefixOpt,
-          metrics_port: Optional[int] = typer.Option(None, "--metrics-port",
+          metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
                                                      help="Expose Prometheus metrics here."),
           metrics_host: str = MetricsHostOpt,
           ) -> None:
@@ -66,7 +66,8 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
 def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: str = PrefixOpt,
               as_json: bool = typer.Option(False, "--json", help="One JSON object."),
               metrics_port: Optional[int] = typer.Option(
-                  None, "--metrics-port", help="Serve these figures for Prometheus until ^C."),
+                  None, "--metrics-port", min=1, max=65535,
+                  help="Serve these figures for Prometheus until ^C."),
               metrics_host: str = MetricsHostOpt,
               forget: Optional[str] = typer.Option(
                   None, "--forget", metavar="NAME",
@@ -94,7 +95,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
             return
     figures = stats.collect(client, keys)
     if as_json:
-        typer.echo(json.dumps(figures))
+        typer.echo(json_safe(json.dumps(figures)))
         return
     rows = [("raw list", figures["raw_list"]), ("batches in flight", figures["batches_pending"]),
             ("jobs queued", figures["jobs_queued"]), ("jobs running", figures["jobs_running"]),
@@ -106,12 +107,15 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     rows += [(f"shipper {s['name']}", f"INVALID entry: {s['reason']} (remove it with "
                                       f"`logpipe stats --forget NAME`)")
              for s in figures["shippers_invalid"]]
+    # shipper names and figures come from the broker: shown as text, control characters escaped
+    rows = [(printable(str(name)), printable(str(value))) for name, value in rows]
     if interactive(sys.stdout):
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
         table = Table(title="logpipe stats", show_header=False)
         for name, value in rows:
-            table.add_row(name, str(value))
+            table.add_row(Text(name), Text(value))
         Console().print(table)
     else:
         for name, value in rows:
@@ -188,14 +192,15 @@ def dlq_list(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt, stage: Op
              count: Optional[int] = CountOpt,
              as_json: bool = typer.Option(False, "--json")) -> None:
     """List dead letters, oldest first."""
+    filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     dlq = _dlq(redis, prefix)
-    for letter in dlq.iter(**_filters(stage, reason, rtype, since, until, count)):
+    for letter in dlq.iter(**filters):
         if as_json:
-            typer.echo(json.dumps(letter.to_dict()))
+            typer.echo(json_safe(json.dumps(letter.to_dict())))
         else:
             when = datetime.fromtimestamp(letter.time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            typer.echo(f"{letter.entry_id}\t{when}\t{letter.stage}\t{letter.type or '-'}\t"
-                       f"{letter.reason[:120]}")
+            typer.echo(f"{printable(letter.entry_id)}\t{when}\t{printable(letter.stage)}\t"
+                       f"{printable(letter.type or '-')}\t{printable(letter.reason[:120])}")
 
 
 @dlq_app.command("show")
@@ -205,11 +210,16 @@ def dlq_show(entry: str = typer.Argument(..., help="Entry id from `dlq list`."),
                                        help="The whole record, however large (default: its "
                                             "first 16 KiB; record_bytes says its size).")) -> None:
     """Show one dead letter."""
+    from logpipe.indexer.dlq import valid_entry_id
+
+    if not valid_entry_id(entry):
+        raise typer.BadParameter(f"{printable(entry)!r} is not a dead-letter id: ids look like "
+                                 "1764312000000-0 (see `logpipe dlq list`)", param_hint="ENTRY")
     letter = _dlq(redis, prefix).get(entry)
     if letter is None:
-        typer.echo(f"no dead letter with id {entry}", err=True)
+        typer.echo(f"no dead letter with id {entry} (see `logpipe dlq list`)", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(letter.to_dict(None) if full else letter.to_dict(), indent=2))
+    typer.echo(json_safe(json.dumps(letter.to_dict(None) if full else letter.to_dict(), indent=2)))
 
 
 @dlq_app.command("replay")
@@ -224,16 +234,16 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     from logpipe.indexer.replay import replay
     from logpipe.store import open_sink
 
-    dlq = _dlq(redis, prefix)
+    filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     pipeline = Pipeline(load_pipeline(config))
     pipeline.compile_all()
+    dlq = _dlq(redis, prefix)
     from logpipe.indexer.startup import store_when_up
 
     sink = open_sink(resolve_store_url(store))
     store_when_up(sink)
     try:
-        counts = replay(dlq, pipeline, sink,
-                        **_filters(stage, reason, rtype, since, until, count))
+        counts = replay(dlq, pipeline, sink, **filters)
     finally:
         sink.close()
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
@@ -246,8 +256,8 @@ def dlq_purge(redis: Optional[str] = RedisOpt, prefix: str = PrefixOpt,
               until: Optional[str] = UntilOpt, count: Optional[int] = CountOpt,
               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Delete dead letters for good."""
+    filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     dlq = _dlq(redis, prefix)
-    filters = _filters(stage, reason, rtype, since, until, count)
     if not yes:
         n = sum(1 for _ in dlq.iter(**filters))
         if not typer.confirm(f"delete {n} dead letters?"):

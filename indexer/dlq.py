@@ -16,6 +16,7 @@ batch processed twice does not dead-letter the same record twice.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -26,6 +27,19 @@ from logpipe.common.broker.functions import DLQ_ADD, fcall
 STAGES = ("decode", "parse", "index")
 # what a listing or a page shows of one record by default (the whole is in ``record``)
 PREVIEW_BYTES = 16 * 1024
+
+
+_ENTRY_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
+
+
+def valid_entry_id(text: str) -> bool:
+    """Whether ``text`` is a stream entry id (``ms-seq`` or ``ms``, each below 2^64): anything
+    else the broker refuses with an error rather than finding nothing."""
+    m = _ENTRY_ID_RE.fullmatch(text or "")
+    if m is None:
+        return False
+    return all(int(part) < 2 ** 64 for part in m.groups() if part is not None)
+
 
 @dataclass
 class DeadLetter:
@@ -99,8 +113,11 @@ class DeadLetterQueue:
              since: float | None = None, until: float | None = None,
              count: int | None = None) -> Iterator[DeadLetter]:
         """Entries oldest first, filtered; ``reason`` matches as a case-insensitive substring."""
-        start = f"{int(since * 1000)}-0" if since else "-"
-        end = f"{int(until * 1000)}" if until else "+"
+        # entry ids start at 0 (1970): a bound before that is the start of the stream
+        if until is not None and until < 0:
+            return
+        start = f"{int(since * 1000)}-0" if since and since > 0 else "-"
+        end = f"{int(until * 1000)}" if until is not None else "+"
         yielded = 0
         while True:
             chunk = self.client.xrange(self.keys.dlq, start, end, count=500)
@@ -123,6 +140,8 @@ class DeadLetterQueue:
             start = f"{ms}-{int(seq) + 1}"
 
     def get(self, entry_id: str) -> DeadLetter | None:
+        if not valid_entry_id(entry_id):
+            return None
         found = self.client.xrange(self.keys.dlq, entry_id, entry_id)
         return self._letter(*found[0]) if found else None
 

@@ -124,6 +124,7 @@ class _Parser:
         self.path = path
         self.plugins: list[Plugin] = []
         self.notes: list[str] = []
+        self.current = ""  # the section being read: input, filter or output
 
     def peek(self, k: int = 0) -> Token | None:
         j = self.i + k
@@ -133,14 +134,29 @@ class _Parser:
         self.notes.append(f"{self.path}:{line}: {msg}")
 
     def parse(self) -> list[Plugin]:
+        sections = 0
         while (tok := self.peek()) is not None:
             if tok.kind == "word" and tok.value in SECTIONS and self._is("{", 1):
                 self.i += 2
+                sections += 1
+                self.current = tok.value
                 self.section(tok.value, None, None)
             else:
                 self.note(tok.line, f"skipped unexpected {tok.value!r} at top level")
                 self.i += 1
+        if not sections:
+            raise ConfigError("not a Logstash config: no input { }, filter { } or output { } "
+                              "section in it", self.path)
         return self.plugins
+
+    def unclosed_at_end(self, what: str, line: int) -> None:
+        """A filter's block still open when the file ends: the file was cut short, or a brace
+        is missing. Its filters are what is imported, so this is an error (the repairs in
+        section() and settings() only close a block that a following section or plugin ends)."""
+        if self.current == "filter":
+            raise ConfigError(f"{what} opened here is not closed: the file ends inside it "
+                              "(add the missing closing brace or bracket, or check that the file "
+                              "is complete)", self.path, line)
 
     def _is(self, kind: str, k: int = 0) -> bool:
         tok = self.peek(k)
@@ -154,9 +170,12 @@ class _Parser:
                 when: str | None = None, when_error: str | None = None) -> None:
         """Plugins until '}' (or until the next section starts: an unclosed block)."""
         chain: list[str | None] = []   # the queries of the if / else if branches seen so far
+        opened = self.t[self.i - 1].line if self.i else 1   # the '{' just read
         while True:
             tok = self.peek()
             if tok is None:
+                self.unclosed_at_end(f"the '{{' of the {name} section" if condition is None
+                                     else f"the '{{' of '{condition}'", opened)
                 return
             if tok.kind == "}":
                 self.i += 1
@@ -172,6 +191,8 @@ class _Parser:
                 settings, closed = self.settings()
                 self.plugins.append(Plugin(name, tok.value, settings, tok.line, condition,
                                            cond_type, when, when_error))
+                if not closed and self.peek() is None:
+                    self.unclosed_at_end(f"the '{{' of '{tok.value}'", tok.line)
                 if not closed:
                     self.note(tok.line, f"'{tok.value}' block not closed (closed it)")
                 continue
@@ -256,6 +277,7 @@ class _Parser:
             while True:
                 t = self.peek()
                 if t is None:
+                    self.unclosed_at_end(f"the '[' of the array of '{key}'", tok.line)
                     self.note(tok.line, f"array of '{key}' not closed (closed it at end of file)")
                     return items
                 if t.kind == "]":
@@ -281,6 +303,8 @@ class _Parser:
             while True:
                 t = self.peek()
                 if t is None or self._starts_section():
+                    if t is None:
+                        self.unclosed_at_end(f"the '{{' of the hash of '{key}'", tok.line)
                     self.note(tok.line, f"hash of '{key}' not closed (closed it)")
                     return table
                 if t.kind == "}":
@@ -894,7 +918,11 @@ def import_logstash(
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the pipeline config: {exc.strerror}",
+                              output) from None
         typer.echo(f"wrote {output}", err=True)
     else:
         sys.stdout.write(text)

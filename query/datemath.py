@@ -31,6 +31,8 @@ _UNIT_ORDER = ["y", "M", "d", "h", "m", "s", "ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
+# the first millisecond after 9999-12-31T23:59:59.999Z: where a period reaching past it ends
+_END_OF_TIME_MS = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // _MS + 1
 
 
 def epoch_ms(dt: datetime) -> int:
@@ -41,14 +43,25 @@ def epoch_ms(dt: datetime) -> int:
     return (dt - _EPOCH) // _MS
 
 
+# Python's dates go from year 1 to year 9999: time values outside are refused (ValueError with
+# this text), never an OverflowError; the end of a period that reaches past 9999-12-31 is clamped.
+OUT_OF_RANGE = "out of range (dates go from 0001-01-01 to 9999-12-31)"
+
+
 def _add(dt: datetime, n: int, unit: str) -> datetime:
-    if unit in ("y", "M"):
-        months = dt.month - 1 + n * (12 if unit == "y" else 1)
-        year, month = dt.year + months // 12, months % 12 + 1
-        day = min(dt.day, calendar.monthrange(year, month)[1])
-        return dt.replace(year=year, month=month, day=day)
-    seconds = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}[unit]
-    return dt + timedelta(seconds=n * seconds)
+    try:
+        if unit in ("y", "M"):
+            months = dt.month - 1 + n * (12 if unit == "y" else 1)
+            year, month = dt.year + months // 12, months % 12 + 1
+            if not 1 <= year <= 9999:
+                raise OverflowError
+            day = min(dt.day, calendar.monthrange(year, month)[1])
+            return dt.replace(year=year, month=month, day=day)
+        seconds = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}[unit]
+        return dt + timedelta(seconds=n * seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{'+' if n >= 0 else '-'}{abs(n)}{unit} from "
+                         f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} is {OUT_OF_RANGE}") from None
 
 
 def _floor(dt: datetime, unit: str) -> datetime:
@@ -87,7 +100,10 @@ def _parse_iso(text: str) -> tuple[datetime, str]:
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
     dt = datetime(int(g["y"]), int(g["mo"] or 1), int(g["d"] or 1), int(g["h"] or 0),
                   int(g["mi"] or 0), int(g["s"] or 0), int(frac), tzinfo=tz)
-    return dt.astimezone(timezone.utc), unit
+    try:
+        return dt.astimezone(timezone.utc), unit
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text.strip()!r} is {OUT_OF_RANGE}") from None
 
 
 def time_period(text: str, now: datetime | None = None) -> tuple[int, int]:
@@ -109,7 +125,7 @@ def time_period(text: str, now: datetime | None = None) -> tuple[int, int]:
             raise ValueError(f"bad date math {rest[pos:]!r} (use e.g. now-1h, now-7d, now/d)")
         if m.group(4):
             unit = m.group(4)
-            base = _floor(base, unit)
+            base = _floor(base, unit)  # never before 0001-01-01: that day is a Monday
         else:
             n = int(m.group(2)) * (-1 if m.group(1) == "-" else 1)
             base = _add(base, n, m.group(3))
@@ -117,8 +133,13 @@ def time_period(text: str, now: datetime | None = None) -> tuple[int, int]:
     start = base
     if unit == "ms":
         return epoch_ms(start), epoch_ms(start) + 1
-    end = _add(start, 1, unit) if unit in ("y", "M", "w", "d", "h", "H", "m", "s") else start
-    return epoch_ms(start), epoch_ms(end)
+    if unit not in ("y", "M", "w", "d", "h", "H", "m", "s"):
+        return epoch_ms(start), epoch_ms(start)
+    try:
+        end = epoch_ms(_add(start, 1, unit))
+    except ValueError:  # the period of 9999-12-31 ends with time itself
+        end = _END_OF_TIME_MS
+    return epoch_ms(start), end
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
@@ -138,10 +159,15 @@ def parse_interval(text: str) -> int:
     if not m or int(m.group(1)) <= 0:
         raise QueryError(f"invalid interval {text!r}: use a number and a unit, e.g. 30s, 5m, "
                          "1h, 1d, 1w")
-    return int(m.group(1)) * _INTERVAL_MS[m.group(2)]
+    ms = int(m.group(1)) * _INTERVAL_MS[m.group(2)]
+    if ms > MAX_SPAN_MS:
+        raise QueryError(f"invalid interval {text!r}: longer than the whole calendar "
+                         "(at most 10000 years)")
+    return ms
 
 
 MAX_BUCKETS = 20000
+MAX_SPAN_MS = 10_000 * 366 * 86_400_000  # longer than 0001-01-01 .. 9999-12-31
 
 
 def fill_buckets(rows, step: int) -> list[tuple[datetime, int]]:
@@ -173,7 +199,11 @@ def parse_duration(text: str) -> timedelta:
     m = _DURATION_RE.fullmatch(str(text).strip())
     if not m:
         raise QueryError(f"invalid age {text!r}: use a number and a unit, e.g. 30d, 12h, 2w")
-    return timedelta(milliseconds=int(m.group(1)) * _INTERVAL_MS[m.group(2)])
+    ms = int(m.group(1)) * _INTERVAL_MS[m.group(2)]
+    if ms > MAX_SPAN_MS:
+        raise QueryError(f"invalid age {text!r}: longer than the whole calendar "
+                         "(at most 10000 years)")
+    return timedelta(milliseconds=ms)
 
 
 def time_arg(value: str | None, option: str, now: datetime) -> datetime | None:
@@ -184,7 +214,10 @@ def time_arg(value: str | None, option: str, now: datetime) -> datetime | None:
     text = value.strip()
     try:
         if text[0].isdigit() and text[-1] in "smhdw" and text[:-1].isdigit():
-            return now - parse_duration(text)
+            try:
+                return now - parse_duration(text)
+            except OverflowError:
+                raise ValueError(f"{text} ago is {OUT_OF_RANGE}") from None
         return parse_time(text, now)
     except (ValueError, QueryError) as exc:
         raise QueryError(f"{option} {value!r}: {exc}") from None

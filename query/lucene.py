@@ -51,7 +51,7 @@ from luqum.exceptions import IllegalCharacterError, ParseError, ParseSyntaxError
 from luqum.thread import parse as _luqum_parse
 
 from logpipe.query.analyzer import analyze
-from logpipe.query.datemath import time_period
+from logpipe.query.datemath import OUT_OF_RANGE, time_period
 from logpipe.query.errors import QueryError
 from logpipe.query.tree import (
     TEXT_FIELD,
@@ -69,6 +69,7 @@ from logpipe.query.tree import (
     TextWildcard,
     TimeRange,
     Wildcard,
+    numeric,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -77,6 +78,44 @@ from logpipe.query.tree import (
 
 _POSITION_RE = re.compile(r"position (\d+)")
 
+# How deeply a query may nest groups and operators: parentheses, NOT / - / +, boosts, fields.
+# Real queries stay far below; the bound keeps compiling (and each store's translation, which
+# recurses over the tree) clear of Python's recursion limit.
+MAX_DEPTH = 100
+# What spells a number (query.tree.numeric says whether a store can hold it: 64-bit, finite).
+_NUMBER_RE = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_NESTING = (T.Group, T.FieldGroup, T.Not, T.Prohibit, T.Plus, T.Boost, T.SearchField)
+
+
+def _unclosed_quote(text: str, pos: int) -> bool:
+    """Whether the '"' at ``pos`` opens a phrase that no later unescaped '"' closes."""
+    if text[pos:pos + 1] != '"':
+        return False
+    i = pos + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return False
+        i += 1
+    return True
+
+
+def _check_depth(tree, text: str) -> None:
+    """QueryError when the tree nests deeper than :data:`MAX_DEPTH` (walked without recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, _NESTING):
+            depth += 1
+            if depth > MAX_DEPTH:
+                pos = getattr(item, "pos", None)
+                where = f" at position {pos}" if pos is not None else ""
+                raise QueryError(f"invalid query: nested more than {MAX_DEPTH} levels deep "
+                                 f"(parentheses, NOT, -, +){where}")
+        stack.extend((child, depth) for child in getattr(item, "children", ()))
+
 
 def parse(query: str):
     """A luqum tree for a Lucene query; QueryError (with the position) when it is not valid."""
@@ -84,13 +123,18 @@ def parse(query: str):
     if not text.strip():
         text = "*"
     try:
-        return _luqum_parse(text)
+        tree = _luqum_parse(text)
     except (ParseSyntaxError, IllegalCharacterError, ParseError) as exc:
         msg = str(exc)
         m = _POSITION_RE.search(msg)
         pos = int(m.group(1)) if m else len(text)
         if "unexpected end" in msg:
             what = "the query ends too early (an unclosed parenthesis, quote or bracket?)"
+        elif isinstance(exc, IllegalCharacterError) and _unclosed_quote(text, pos):
+            what = "unclosed quote"
+        elif isinstance(exc, IllegalCharacterError) and text[pos:pos + 1] == "/":
+            what = ("'/' starts a regular expression /.../, which is not supported (escape it "
+                    "as \\/ or quote the value)")
         elif isinstance(exc, IllegalCharacterError):
             what = f"illegal character {text[pos:pos + 1]!r}"
         else:
@@ -98,7 +142,9 @@ def parse(query: str):
             what = f"unexpected {token.group(1)!r}" if token else "syntax error"
         raise QueryError(f"invalid query: {what} at position {pos}", text, pos) from None
     except RecursionError:
-        raise QueryError("invalid query: nested too deeply", text, 0) from None
+        raise QueryError(f"invalid query: nested more than {MAX_DEPTH} levels deep") from None
+    _check_depth(tree, text)
+    return tree
 
 
 class _Compiler:
@@ -237,8 +283,17 @@ class _Compiler:
         return Range(field, low, high, inc_low, inc_high)
 
     def bound(self, item) -> str | None:
+        value = self._bound(item)
+        if value is not None and _NUMBER_RE.fullmatch(value) and numeric(value) is None:
+            raise QueryError(f"invalid query: the number {value[:40]}{'...' if len(value) > 40 else ''} "
+                             f"in a range is out of range (a range compares 64-bit integers, "
+                             f"-2^63 to 2^63-1, or finite floats) at position "
+                             f"{getattr(item, 'pos', None)}")
+        return value
+
+    def _bound(self, item) -> str | None:
         if isinstance(item, T.Prohibit):  # a negative number: [-5 TO 5]
-            inner = self.bound(item.a)
+            inner = self._bound(item.a)
             return None if inner is None else "-" + inner
         if isinstance(item, T.Phrase):
             return _unescape(item.value[1:-1])
@@ -256,6 +311,9 @@ class _Compiler:
         try:
             return time_period(value, self.now)
         except ValueError as exc:
+            if OUT_OF_RANGE in str(exc):  # one line: the value says it all
+                raise QueryError(f"invalid time {value!r}: {exc} (position "
+                                 f"{getattr(item, 'pos', None)})") from None
             raise self.error(f"invalid time {value!r}: {exc}", item) from None
 
 
@@ -332,11 +390,16 @@ def _pattern(value: str) -> Pattern | None:
 
 
 def compile_query(query, now: datetime | None = None):
-    """The intermediate form of a query string or luqum tree."""
+    """The intermediate form of a query string or luqum tree. Any query, however wrong, gives
+    either that or a QueryError."""
     if isinstance(query, str) or query is None:
         text = query or "*"
         tree = parse(text)
     else:
         tree = query
+        _check_depth(tree, "")
         text = str(query)
-    return _Compiler(text, now).node(tree, None)
+    try:
+        return _Compiler(text, now).node(tree, None)
+    except RecursionError:  # the depth bound keeps clear of it; this is the last resort
+        raise QueryError(f"invalid query: nested more than {MAX_DEPTH} levels deep") from None

@@ -7,6 +7,7 @@ a WHERE clause), so the stores cannot drift apart on what a query means.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -130,10 +131,19 @@ class TimeRange:
     end: int | None
 
 
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
 def numeric(value: str) -> int | float | None:
-    """The number a query value spells, or None."""
+    """The number a query value spells, or None. Only numbers a store can hold count: a 64-bit
+    integer or a finite float (``99999999999999999999`` or ``1e999`` is text; the compiler
+    refuses such a range bound)."""
     if re.fullmatch(r"[+-]?\d+", value):
-        return int(value)
+        if len(value) > 20:
+            return None
+        n = int(value)
+        return n if _INT64_MIN <= n <= _INT64_MAX else None
     if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", value):
-        return float(value)
+        f = float(value)
+        return f if math.isfinite(f) else None
     return None

@@ -8,14 +8,17 @@ recorded in ``$LOGPIPE_HOME/services.json``, else the embedded SQLite store
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import List, Optional
 
 import typer
 
-from logpipe.common.errors import ConfigError, QueryError
+from logpipe.common.console import printable
+from logpipe.common.errors import ConfigError, QueryError, SinkError
 from logpipe.query import datemath, lucene
 from logpipe.search import render
 from logpipe.store.base import SearchRequest
@@ -94,6 +97,21 @@ class Budgeted:
         self.sink.close()
 
 
+@contextmanager
+def naming_the_store(sink):
+    """A store failure (cannot reach it, refused) says which store: its URL."""
+    from logpipe.common.broker import redact
+
+    try:
+        yield
+    except SinkError as exc:
+        where = redact(sink.url)
+        location = sink.url.split("://", 1)[-1].lstrip("/")  # host:port, or the file
+        if where in str(exc) or (location and location in str(exc)):
+            raise
+        raise SinkError(f"store {where}: {exc}", permanent=exc.permanent) from None
+
+
 def _fields(text: str | None) -> list[str]:
     if not text:
         return list(render.DEFAULT_FIELDS)
@@ -139,50 +157,128 @@ def search(
     request = SearchRequest(query=text, start=datemath.time_arg(from_, "--from", now),
                             end=datemath.time_arg(to, "--to", now), order="asc" if asc else "desc",
                             limit=None if every else 20 if limit is None else limit)
-    lucene.compile_query(text, now)  # a bad query fails here, before any store is opened
+    compiled = lucene.compile_query(text, now)  # a bad query fails here, before any store
     columns = _fields(fields)
     if histogram:
         datemath.parse_interval(histogram)
     sink = Budgeted(open_store(store), timeout)
     try:
-        if histogram:
-            buckets = sink.histogram(request, histogram)
-            render.print_histogram(buckets, plain=as_json, interval=histogram)
-        elif top:
-            values = sink.top(request, top, 10 if limit is None else max(1, limit))
-            total = None
-            if render.is_tty() and not as_json:
-                total = sink.count(request)
-            render.print_top(top, values, plain=as_json, total=total)
-        elif count:
-            print(sink.count(request))
-        else:
-            _print_matches(sink, request, columns, as_json)
+        with naming_the_store(sink):
+            # the fields the query names: when nothing matches, say which no event has
+            asked = _query_fields(compiled)
+            if histogram:
+                buckets = sink.histogram(request, histogram)
+                render.print_histogram(buckets, plain=as_json, interval=histogram)
+                empty = not any(n for _, n in buckets)
+            elif top:
+                values = sink.top(request, top, 10 if limit is None else max(1, limit))
+                total = None
+                if render.is_tty() and not as_json:
+                    total = sink.count(request)
+                render.print_top(top, values, plain=as_json, total=total)
+                empty = not values
+                asked = [top] + [f for f in asked if f != top]
+            elif count:
+                n = sink.count(request)
+                print(n)
+                empty = n == 0
+            else:
+                shown, blank = _print_matches(sink, request, columns, as_json)
+                empty = shown == 0
+                if not empty and not as_json and fields:  # -f columns no shown event has
+                    asked = [f for f in columns if f in blank]
+                    empty = bool(asked)
+            if empty and asked:
+                _hint_missing_fields(sink, asked)
     finally:
         sink.close()
 
 
-def _print_matches(sink, request: SearchRequest, columns: list[str], as_json: bool) -> None:
-    """The matches, streamed from the store page by page: any number of them in constant memory
-    into a pipe (JSON or tab-separated lines); a terminal gets a table and the total."""
-    tty = render.is_tty()
-    events = sink.stream(request)
-    if tty and not as_json:
-        render.print_events(list(events), columns, tty=True, total=sink.count(request))
-        return
-    shown = 0
+# fields every event has or that are not document fields: never "missing"
+_ALWAYS = {"@timestamp", "message", "_id", "*"}
 
-    def counted():
+
+def _query_fields(node) -> list[str]:
+    """The document fields a compiled query names (terms, wildcards, ranges, _exists_)."""
+    from logpipe.query import tree as T
+
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (T.And, T.Or)):
+            stack.extend(reversed(item.items))
+        elif isinstance(item, T.Not):
+            stack.append(item.item)
+        elif isinstance(item, (T.Term, T.Wildcard, T.Range, T.Exists)):
+            if item.field not in _ALWAYS and item.field not in found:
+                found.append(item.field)
+    return found
+
+
+def _lucene_escape(name: str) -> str:
+    return "".join("\\" + c if c in '+-=&|><!(){}[]^"~*?:\\/ ' else c for c in name)
+
+
+def _field_names(sink, sample: int = 200) -> set[str]:
+    """Field names (dotted for nested objects) of the newest events, for suggestions."""
+    names: set[str] = set()
+    for event in sink.stream(SearchRequest(query="*", limit=sample)):
+        stack = [("", event)]
+        while stack:
+            prefix, doc = stack.pop()
+            for key, value in doc.items():
+                name = prefix + str(key)
+                names.add(name)
+                if isinstance(value, dict):
+                    stack.append((name + ".", value))
+    return names - {"_id"}
+
+
+def _hint_missing_fields(sink, fields: list[str]) -> None:
+    """On stderr, for each field no stored event has: say so, with the closest names. The
+    answer stays what it was (an empty answer to a valid query is still an answer)."""
+    missing = []
+    for field in fields:
+        probe = SearchRequest(query=f"_exists_:{_lucene_escape(field)}", limit=1)
+        if not sink.search_page(probe, with_total=False).hits:
+            missing.append(field)
+    if not missing:
+        return
+    known = _field_names(sink)
+    for field in missing:
+        close = difflib.get_close_matches(field, sorted(known), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        print(f"logpipe: note: no event has field {printable(field)!r}{hint}", file=sys.stderr)
+
+
+def _print_matches(sink, request: SearchRequest, columns: list[str],
+                   as_json: bool) -> tuple[int, set[str]]:
+    """The matches, streamed from the store page by page: any number of them in constant memory
+    into a pipe (JSON or tab-separated lines); a terminal gets a table and the total. Returns
+    how many were shown and the columns none of them had."""
+    tty = render.is_tty()
+    shown = 0
+    blank = set(columns)
+
+    def counted(events):
         nonlocal shown
         for event in events:
             shown += 1
+            if blank:
+                blank.difference_update([c for c in blank if render.cell(event.get(c))])
             yield event
 
-    render.print_events(counted(), columns, as_json=as_json, tty=False)
+    if tty and not as_json:
+        events = list(counted(sink.stream(request)))
+        render.print_events(events, columns, tty=True, total=sink.count(request))
+        return shown, blank
+    render.print_events(counted(sink.stream(request)), columns, as_json=as_json, tty=False)
     if render.is_tty(sys.stderr):
         total = sink.count(request)
         more = f" (showing {shown})" if shown < total else ""
         print(f"{total} hits{more}", file=sys.stderr)
+    return shown, blank
 
 
 def _phrase(value: str) -> str:
@@ -204,12 +300,13 @@ def trace(
     columns = _fields(fields or "@timestamp,host,program,message")
     sink = open_store(store)
     try:
-        events = list(sink.stream(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
-                                                limit=limit)))
+        with naming_the_store(sink):
+            events = list(sink.stream(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
+                                                    limit=limit)))
     finally:
         sink.close()
     if not events:
-        print(f"no events with qid {qid}", file=sys.stderr)
+        print(f"no events with qid {printable(qid)}", file=sys.stderr)
         raise typer.Exit(1)
     summary = render.trace_summary(qid, events)
     tty = render.is_tty()
@@ -219,8 +316,9 @@ def trace(
         print(line, file=sys.stderr)
     elif tty:
         from rich.console import Console
+        from rich.text import Text
 
-        Console().print(f"[bold]{line}[/bold]", highlight=False)
+        Console().print(Text(line, style="bold"), highlight=False)
     else:
         print(line)
 
@@ -235,15 +333,21 @@ def prune(
     age = older_than or os.environ.get(ENV_RETENTION)
     if not age:
         raise ConfigError(f"how old? pass --older-than 30d or set {ENV_RETENTION}=30d")
+    source = "" if older_than else f" (from ${ENV_RETENTION})"
     try:
         cutoff = datetime.now(timezone.utc) - datemath.parse_duration(age)
-    except QueryError:
-        raise ConfigError(f"--older-than {age!r}: use a number and a unit, e.g. 30d, 12h, 2w"
-                          + ("" if older_than else f" (from ${ENV_RETENTION})")) from None
+    except QueryError as exc:
+        why = ("use a number and a unit, e.g. 30d, 12h, 2w" if "longer than" not in str(exc)
+               else "longer than the whole calendar")
+        raise ConfigError(f"--older-than {age!r}: {why}{source}") from None
+    except OverflowError:
+        raise ConfigError(f"--older-than {age!r}: that long ago is before the year 1"
+                          f"{source}") from None
     url = store_url(store)
     sink = open_store(store)
     try:
-        removed = sink.prune(cutoff)
+        with naming_the_store(sink):
+            removed = sink.prune(cutoff)
     finally:
         sink.close()
     what = "events" if url.lower().startswith("sqlite") else "indices"

@@ -14,6 +14,8 @@ from typing import IO, Iterable
 
 import orjson
 
+from logpipe.common.console import json_safe, printable
+
 DEFAULT_FIELDS = ["@timestamp", "host", "type", "message"]
 _BAR = "█"
 _PARTIAL = " ▏▎▍▌▋▊▉"
@@ -36,19 +38,24 @@ def stored_doc(event: dict) -> dict:
 
 
 def cell(value) -> str:
-    """One value as plain text on one line."""
+    """One value as plain text on one line, terminal-safe: every control character (tab, CR
+    and LF too, so a value keeps its column and its line) is escaped visibly, e.g. ``\\x1b``."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
         return ",".join(cell(v) for v in value)
     if isinstance(value, dict):
-        return orjson.dumps(value).decode()
+        return printable(orjson.dumps(value).decode())
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
-    if "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
-    return text
+    return printable(str(value))
+
+
+def _text(value: str):
+    """A table cell for rich: literal text, never markup (a log line may hold '[/x]')."""
+    from rich.text import Text
+
+    return Text(value)
 
 
 def time_text(dt: datetime) -> str:
@@ -61,8 +68,10 @@ def time_text(dt: datetime) -> str:
 # ------------------------------------------------------------------------------------ events
 
 def json_lines(events: Iterable[dict]) -> Iterable[str]:
+    """Exact JSON, one document a line; C0 controls are escaped by JSON itself, DEL and C1 as
+    ``\\u`` escapes too, so no line holds a raw control character."""
     for event in events:
-        yield orjson.dumps(stored_doc(event)).decode()
+        yield json_safe(orjson.dumps(stored_doc(event)).decode())
 
 
 def tsv_lines(events: Iterable[dict], fields: list[str]) -> Iterable[str]:
@@ -91,12 +100,12 @@ def print_events(events: Iterable[dict], fields: list[str], *, as_json: bool = F
                   title=title, title_justify="left")
     for f in fields:
         if f == "message":
-            table.add_column(f, overflow="fold", ratio=1)
+            table.add_column(_text(printable(f)), overflow="fold", ratio=1)
         else:
-            table.add_column(f, no_wrap=f == "@timestamp", overflow="fold")
+            table.add_column(_text(printable(f)), no_wrap=f == "@timestamp", overflow="fold")
     shown = 0
     for event in events:
-        table.add_row(*[cell(event.get(f)) for f in fields])
+        table.add_row(*[_text(cell(event.get(f))) for f in fields])
         shown += 1
     console.print(table)
     if total is not None:
@@ -153,17 +162,17 @@ def print_top(field: str, values: list[tuple[str, int]], *, plain: bool = False,
 
     console = Console(file=out)
     if not values:
-        console.print(f"[dim]no values for {field}[/dim]")
+        console.print(_text(f"no values for {printable(field)}"), style="dim")
         return
     peak = max(n for _, n in values)
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column(field, overflow="fold")
+    table.add_column(_text(printable(field)), overflow="fold")
     table.add_column("count", justify="right")
     if total:
         table.add_column("%", justify="right")
     table.add_column("", no_wrap=True)
     for value, n in values:
-        row = [cell(value), str(n)]
+        row = [_text(cell(value)), str(n)]
         if total:
             row.append(f"{100.0 * n / total:.1f}")
         row.append(f"[cyan]{_bar(n, peak, 30)}[/cyan]")
@@ -196,11 +205,11 @@ def trace_summary(qid: str, events: list[dict]) -> dict:
 
 
 def summary_line(summary: dict) -> str:
-    parts = [f"qid={summary['qid']}"]
+    parts = [f"qid={printable(str(summary['qid']))}"]
     for key in ("from", "to", "relay", "stat", "delay"):
         value = summary.get(key)
         if isinstance(value, list):
-            value = ",".join(value)
-        parts.append(f"{key}={value if value else '-'}")
+            value = ",".join(map(str, value))
+        parts.append(f"{key}={printable(str(value)) if value else '-'}")
     parts.append(f"events={summary['events']}")
     return " ".join(parts)

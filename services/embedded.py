@@ -28,7 +28,7 @@ import typer
 
 from logpipe.common.config import ENV_REDIS, ENV_REDIS_FILE, home, read_services, services_file
 from logpipe.common.console import emit
-from logpipe.common.errors import LogpipeError, ServiceError
+from logpipe.common.errors import ConfigError, LogpipeError, ServiceError
 from logpipe.common.private import (PRIVATE_UMASK, open_private_append, private_dir, read_secret,
                             write_private)
 
@@ -161,6 +161,13 @@ def _write(info: dict) -> None:
 
 def start(store: str = "sqlite", workers: int = 2, timeout: float = 300, es_nodes: int = 1) -> dict:
     """Start the supervisor in the background (if not running) and wait until it is ready."""
+    if store not in ("sqlite", "elasticsearch"):
+        from logpipe.store.registry import backend
+        try:
+            backend(store)  # a URL no store understands: refused before anything starts
+        except ConfigError as exc:
+            raise ConfigError(f"--store: {exc} (or sqlite / elasticsearch for an embedded "
+                              "one)") from None
     info = running()
     if info:
         return info

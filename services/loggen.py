@@ -26,6 +26,8 @@ from typing import Iterable, Iterator
 
 import typer
 
+from logpipe.common.errors import ConfigError
+
 KINDS = ("mail", "syslog", "sshd", "apache")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -64,7 +66,10 @@ class _Clock:
 
     @property
     def t(self) -> datetime:
-        return datetime.fromtimestamp(self.now, timezone.utc) + timedelta(seconds=self.offset)
+        try:
+            return datetime.fromtimestamp(self.now, timezone.utc) + timedelta(seconds=self.offset)
+        except (OverflowError, ValueError, OSError):
+            raise OverflowError("the timestamps ran past the year 9999") from None
 
     def tick(self, max_seconds: float = 2.0) -> None:
         self.now += self.rng.random() * max_seconds
@@ -81,7 +86,12 @@ class _Clock:
 
     def _refresh(self) -> None:
         self._sec = int(self.now)
-        t = time.gmtime(self._sec + self.offset)
+        try:
+            t = time.gmtime(self._sec + self.offset)
+        except (OverflowError, ValueError, OSError):
+            raise OverflowError("the timestamps ran past the year 9999") from None
+        if t.tm_year > 9999:
+            raise OverflowError("the timestamps ran past the year 9999")
         mon = _MONTHS[t.tm_mon - 1]
         hms = f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
         self._syslog = f"{mon} {t.tm_mday:2d} {hms}"
@@ -315,9 +325,15 @@ def gen_logs(
         when = datetime.fromisoformat(start) if start else None
     except ValueError:
         raise typer.BadParameter(f"not an ISO 8601 date: {start!r}", param_hint="--start") from None
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    except OSError as exc:
+        raise ConfigError(f"cannot write the generated log: {exc.strerror}", output) from None
     try:
         write_lines(generate(kind, lines, seed, when), out)
+    except OverflowError:  # the clock ran past the year 9999
+        raise ConfigError(f"--start {start}: {lines} lines from there run past the year 9999; "
+                          "pick an earlier --start") from None
     finally:
         if output:
             out.close()

@@ -137,14 +137,28 @@ def decode_cursor(text: str | None, tiebreak_ok: Callable[[Any], bool]
         raise damaged
     try:
         value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise damaged from None
     if not (isinstance(value, list) and len(value) == 2):
         raise damaged
     ts, tiebreak = value
     if (ts is not None and type(ts) is not int) or not tiebreak_ok(tiebreak):
         raise damaged
+    if not all(_INT64_MIN <= n <= _INT64_MAX for n in _ints([ts, tiebreak])):
+        raise damaged  # no store holds a position past 64 bits: never an OverflowError later
     return ts, tiebreak
+
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def _ints(value) -> Iterator[int]:
+    """Every integer in a decoded cursor (lists nest one level at most)."""
+    for item in value:
+        if isinstance(item, list):
+            yield from _ints(item)
+        elif type(item) is int:
+            yield item
 
 
 class Writer(Protocol):

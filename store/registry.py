@@ -23,14 +23,20 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def open_store(url: str, **options) -> Store:
-    """The store for a URL. Imports only the chosen store's dependencies."""
+def backend(url: str) -> str:
+    """The module of the store a URL names; ConfigError for a URL no store understands (checked
+    without connecting, so a command can refuse it before starting anything)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     module = BACKENDS.get(scheme)
     if module is None:
         raise ConfigError(f"unknown store URL {url!r}: use http(s)://host:9200 for Elasticsearch "
                           "or sqlite:///path/to/events.db for the embedded store")
-    return importlib.import_module(module).open(url, **options)
+    return module
+
+
+def open_store(url: str, **options) -> Store:
+    """The store for a URL. Imports only the chosen store's dependencies."""
+    return importlib.import_module(backend(url)).open(url, **options)
 
 
 # the name the indexer and the commands have always used

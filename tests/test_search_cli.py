@@ -90,8 +90,9 @@ def test_search_query_words_may_be_separate_arguments(store, capsys):
 
 
 def test_values_with_tabs_stay_on_one_line(store, capsys):
+    # a tab in a value is shown escaped (as every control character is): one column, one line
     code, out, _ = run(capsys, "search", "program:cron", "-f", "message")
-    assert out == "tab here\n"
+    assert out == "tab\\there\n"
 
 
 def test_search_json_is_the_stored_document_with_timestamp_first(store, capsys):

@@ -24,6 +24,7 @@ import orjson
 import regex
 import typer
 
+from logpipe.common.console import json_safe_bytes, printable
 from logpipe.common.errors import ConfigError, GrokError
 from logpipe.indexer.grok.compiler import compile_grok, split_pieces
 from logpipe.indexer.grok.matcher import FAILURE, Matcher
@@ -146,12 +147,14 @@ def parse(
 
 def _write(binary: BinaryIO | None, buf: list[bytes]) -> None:
     """The JSON lines, each ending in a newline: bytes to stdout's binary buffer, or decoded to
-    stdout itself when it has none."""
+    stdout itself when it has none. No raw control character: JSON escapes C0, DEL and C1 are
+    escaped here (the same JSON values)."""
+    data = json_safe_bytes(b"\n".join(buf) + b"\n")
     if binary is None:
-        sys.stdout.write("\n".join([b.decode() for b in buf]) + "\n")
+        sys.stdout.write(data.decode())
         sys.stdout.flush()
     else:
-        binary.write(b"\n".join(buf) + b"\n")
+        binary.write(data)
         binary.flush()
 
 
@@ -201,16 +204,16 @@ def _debug_records(matcher: Matcher, lines: Iterator[str]) -> Iterator[dict]:
 
 
 def _plain(rec: dict, write) -> None:
-    write(f"line {rec['line']}: {rec['message']}")
+    write(f"line {rec['line']}: {printable(rec['message'])}")
     if rec["matched"] is not None:
-        write(f"  matched pattern #{rec['matched'] + 1}: {rec['pattern']}")
+        write(f"  matched pattern #{rec['matched'] + 1}: {printable(rec['pattern'])}")
         for k, v in rec["captures"].items():
             write(f"    {k} = {v!r}")
         return
     write(f"  no pattern matched ({', '.join(rec['tags'])})")
     for i, a in enumerate(rec["attempts"], 1):
         good = "".join(a["pieces"][:a["matched"]])
-        write(f"  pattern #{i}: {a['pattern']}")
+        write(f"  pattern #{i}: {printable(a['pattern'])}")
         if a["failed_piece"] is None:
             write("    the whole pattern matches on its own (timeout?)")
             continue
@@ -223,8 +226,11 @@ def _plain(rec: dict, write) -> None:
 
 
 def _rich(rec: dict, console) -> None:
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
     from rich.table import Table
+
+    def escape(text: str) -> str:  # literal text: no markup, control characters visible
+        return markup_escape(printable(text))
     console.print(f"[bold]line {rec['line']}[/bold]: {escape(rec['message'])}")
     if rec["matched"] is not None:
         console.print(f"  [green]matched pattern #{rec['matched'] + 1}[/green]: "
