@@ -87,10 +87,12 @@ _RATES = ("lines_per_s",)
 
 
 def _shown_name(name: bytes) -> str:
+    """The name as written, cut when it is too long to be a shipper's; control characters stay
+    (``--json`` is exact): each output escapes them its own way (terminal, HTML, exposition)."""
     text = name.decode("utf-8", "replace")
     if len(name) > MAX_NAME_BYTES:
         text = text[:80] + f"... ({len(name)} bytes)"
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return text
 
 
 def _checked(name: bytes, blob: bytes, now: float) -> tuple[dict | None, str | None]:

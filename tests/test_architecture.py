@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ["logpipe"]
+# ruff does not follow the links in logpipe/: it is given the stage folders themselves
+FOLDERS = ["common", "shipper", "indexer", "query", "store", "search", "services", "logpipe"]
 
 
 def _tool(name: str) -> str:
@@ -39,7 +41,8 @@ def test_no_package_cycles_and_imports_go_one_way():
 
 
 def test_ruff_is_clean_on_the_packages():
-    run = _run(_tool("ruff"), "check", "--no-cache", *PACKAGES)
+    run = _run(_tool("ruff"), "check", "--no-cache", *FOLDERS)
+    assert "All checks passed" in run.stdout, run.stdout[-2000:]
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
 

@@ -15,7 +15,6 @@ import contextlib
 import shlex
 import time
 from pathlib import Path
-from html import escape as _escape_html
 from typing import Any, Callable
 from urllib.parse import urlencode
 
@@ -308,7 +307,8 @@ class Site:
         except LogpipeError as exc:
             return self.render(request, "letter.html", status=503, letter=None, error=str(exc),
                                entry=entry, command=f"logpipe dlq show {_quote(entry)}")
-        return self.render(request, "letter.html", preview=D.LETTER_PREVIEW, status=200 if letter else 404, letter=letter,
+        return self.render(request, "letter.html", preview=D.LETTER_PREVIEW,
+                           status=200 if letter else 404, letter=letter,
                            error=None, entry=entry,
                            command=f"logpipe dlq show {_quote(entry)}")
 
