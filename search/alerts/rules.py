@@ -21,6 +21,7 @@ from logpipe.query.lucene import compile_query
 
 KINDS = ("count", "silence", "ratio")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_WINDOW_MS = 3660 * 86400 * 1000   # ten years: a rule looks back at most this far
 MAX_GROUPS = 100          # a group_by rule judges at most this many values (the most frequent)
 
 
@@ -111,7 +112,8 @@ def parse_rule(raw: dict, source: str = "file") -> Rule:
         values.pop("group_by")
     rule = Rule(**values, source=source)
     try:
-        rule.window_ms
+        if rule.window_ms > MAX_WINDOW_MS:
+            raise QueryError(f"window {rule.window} is longer than {MAX_WINDOW_MS // 86400000}d")
         for q in (rule.query, rule.total_query):
             if q:
                 compile_query(q)
