@@ -55,8 +55,15 @@ class Notice:
                 "value": self.value, "message": self.message, "condition": self.condition}
 
 
+ENV_DB = "LOGPIPE_ALERTS_DB"
+
+
 def default_path() -> Path:
-    return home() / FILE
+    """``LOGPIPE_ALERTS_DB``, else ``$LOGPIPE_HOME/alerts.db`` (the page and the evaluator must
+    name the same file: under systemd, the alerts unit's state directory)."""
+    import os
+
+    return Path(os.environ.get(ENV_DB) or home() / FILE)
 
 
 class AlertBook:
