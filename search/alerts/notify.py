@@ -139,8 +139,9 @@ class MailChannel:
             raise DeliveryError(f"{where} refused the recipients {', '.join(exc.recipients)}: "
                                 "check [mail] to") from None
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"{where} answered {exc.smtp_code}: "
-                                f"{exc.smtp_error.decode(errors='replace')[:200]}") from None
+            said = exc.smtp_error
+            text = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
+            raise DeliveryError(f"{where} answered {exc.smtp_code}: {text[:200]}") from None
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(f"{where}: its certificate is not trusted ({exc.verify_message}); "
                                 "set [mail] ca_file to the CA that signed it") from None
