@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "Run the whole pipeline on a generated maillog and search it."),
     "acl": ("logpipe.common.acl_cli", "acl_app", "Set up least-privilege broker users (Redis ACLs)."),
     "gen-logs": ("logpipe.services.loggen", "app", "Write realistic sample logs (mail, syslog, apache)."),
+    "alerts": ("logpipe.search.alerts.cli", "alerts_app",
+               "Alert rules on searches: run the evaluator, list, test (mail, webhook)."),
     "ui": ("logpipe.search.web.cli", "ui_app", "Serve the web page (search, trace, dead letters, health)."),
 }
 

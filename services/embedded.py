@@ -40,6 +40,9 @@ down_app = typer.Typer(add_completion=False)
 demo_app = typer.Typer(add_completion=False)
 
 
+ALERTS_RESTART_S = 10.0   # `logpipe alerts run` that exited (a broken rules file) is restarted this often
+
+
 def _logpipe(*args: str) -> list[str]:
     return [sys.executable, "-m", "logpipe.common.cli", *args]
 
@@ -80,6 +83,7 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
                           appendonly=True)
     es_node: ElasticsearchNode | ElasticsearchCluster | None = None
     indexer: subprocess.Popen | None = None
+    alerts: subprocess.Popen | None = None
     stopping = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
     signal.signal(signal.SIGINT, lambda *_: stopping.update(now=True))
@@ -115,19 +119,41 @@ def supervise(store: str, workers: int, es_nodes: int = 1) -> None:
         args = _logpipe("index", "--store", store_url, "--workers", str(workers))
         indexer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    env=env)
-        info.update(ready=True, indexer_pid=indexer.pid, broker_pid=broker.pid,
+        # the alert rules' evaluator (rules: $LOGPIPE_HOME/alerts.toml and the page's); it reads
+        # the store only, so it gets no broker URL
+        alerts_log = open_private_append(state / "alerts.log")
+        alerts_env = {k: v for k, v in env.items() if k != ENV_REDIS_FILE}
+        alerts_args = _logpipe("alerts", "run", "--store", store_url)
+        alerts = subprocess.Popen(alerts_args, stdin=subprocess.DEVNULL, stdout=alerts_log,
+                                  stderr=alerts_log, env=alerts_env)
+        alerts_started = time.monotonic()
+        info.update(ready=True, indexer_pid=indexer.pid, alerts_pid=alerts.pid, broker_pid=broker.pid,
                     es_pid=getattr(es_node, "pid", None) if es_node else None)
         _write(info)
         while not stopping["now"]:
             if indexer.poll() is not None:  # keep the workers running
                 indexer = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                            stderr=log, env=env)
+            if alerts.poll() is not None and time.monotonic() - alerts_started > ALERTS_RESTART_S:
+                alerts_started = time.monotonic()   # a broken rules file: one try per interval
+                alerts = subprocess.Popen(alerts_args, stdin=subprocess.DEVNULL, stdout=alerts_log,
+                                          stderr=alerts_log, env=alerts_env)
+                info["alerts_pid"] = alerts.pid
+                _write(info)
             time.sleep(0.5)
     except Exception as exc:
         info["error"] = str(exc)
         _write(info)
         raise
     finally:
+        for child in (alerts, indexer):
+            if child and child.poll() is None:
+                child.terminate()
+        if alerts and alerts.poll() is None:
+            try:
+                alerts.wait(30)
+            except subprocess.TimeoutExpired:
+                alerts.kill()
         if indexer and indexer.poll() is None:
             indexer.terminate()
             try:

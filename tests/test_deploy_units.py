@@ -14,7 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = {"logpipe-shipper.service": ("logpipe-shipper", "shipper.url"),
-         "logpipe-indexer.service": ("logpipe-indexer", "indexer.url")}
+         "logpipe-indexer.service": ("logpipe-indexer", "indexer.url"),
+         "logpipe-alerts.service": ("logpipe-alerts", "smtp.auth")}
+CREDENTIAL_ENV = {"shipper.url": "LOGPIPE_REDIS_URL_FILE", "indexer.url": "LOGPIPE_REDIS_URL_FILE",
+                  "smtp.auth": "LOGPIPE_SMTP_AUTH_FILE"}
 
 
 def _settings(text: str) -> dict[str, list[str]]:
@@ -37,8 +40,8 @@ def test_units_are_sandboxed_with_dedicated_users_and_credentials(name):
     assert s["ReadWritePaths"] == [state] and s["StateDirectoryMode"] == ["0700"]
     assert s["UMask"] == ["0077"] and s["CapabilityBoundingSet"] == [""]
     assert f"{credential}:/etc/logpipe/credentials/{credential}" in s["LoadCredential"]
-    assert f"LOGPIPE_REDIS_URL_FILE=%d/{credential}" in s["Environment"]
-    assert "--redis" not in s["ExecStart"][0]
+    assert f"{CREDENTIAL_ENV[credential]}=%d/{credential}" in s["Environment"]
+    assert "--redis" not in s["ExecStart"][0] and "password" not in s["ExecStart"][0]
     assert not re.search(r"rediss?://[^\s]*:[^\s]*@", text), "a password in the unit"
 
 

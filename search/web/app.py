@@ -1,6 +1,7 @@
 """The web page's routes: HTML pages and the JSON API, on Starlette.
 
-Pages: ``/`` (search), ``/trace/<qid>``, ``/dlq`` (and ``/dlq/<entry>``), ``/health``.
+Pages: ``/`` (search), ``/trace/<qid>``, ``/dlq`` (and ``/dlq/<entry>``), ``/health``,
+``/alerts`` (search/web/alerts_view.py, with its ``/api/alerts/*`` changes).
 API: ``/api/search``, ``/api/histogram``, ``/api/top``, ``/api/trace/<qid>``,
 ``/api/event/<id>``, ``/api/surrounding/<id>``, ``/api/tail`` (server-sent events),
 ``/api/dlq/count``, and the two changes, ``POST /api/dlq/replay`` and ``POST /api/dlq/purge``.
@@ -566,13 +567,16 @@ def _selection_text(entries: list | None, filters: dict | None) -> str:
 
 def create_app(data: D.Data, token: "str | Secrets",
                session_hours: float = SESSION_HOURS,
-               clock: Callable[[], float] = time.time, gate: QueryGate | None = None) -> Starlette:
+               clock: Callable[[], float] = time.time, gate: QueryGate | None = None,
+               alerts_check: Callable | None = None) -> Starlette:
     """The app over ``data``; ``token`` is the access token, or the :class:`Secrets` that
     follow ``--token-file`` and the session key file (rotation revokes every session);
     ``gate``: how store work is bounded and budgeted (default: QueryGate(), a 10 s budget per
     request)."""
     guard = Guard(token, session_hours, clock)
     site = Site(data, guard, gate)
+    from logpipe.search.web.alerts_view import AlertsView, everyone
+    alerts = AlertsView(site, may_change=alerts_check or everyone)   # /alerts and /api/alerts/*
 
     async def not_found(request, exc):
         return Response("not found", status_code=404, media_type="text/plain")
@@ -607,12 +611,14 @@ def create_app(data: D.Data, token: "str | Secrets",
         Route("/api/dlq/count", site.api_dlq_count),
         Route("/api/dlq/replay", site.api_dlq_replay, methods=["POST"]),
         Route("/api/dlq/purge", site.api_dlq_purge, methods=["POST"]),
+        *alerts.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         site.gate.close()
+        alerts.close()
         data.close()
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

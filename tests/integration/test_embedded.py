@@ -58,7 +58,7 @@ def test_demo_runs_the_whole_pipeline_and_down_stops_it(tmp_path):
     down = subprocess.run(["sh", "-c", commands[2]], capture_output=True, text=True,
                           env=shell_env, cwd=tmp_path / "elsewhere", timeout=300)
     assert down.returncode == 0 and "stopped" in down.stdout, down.stderr
-    pids = [info["supervisor_pid"], info["broker_pid"], info["indexer_pid"]]
+    pids = [info["supervisor_pid"], info["broker_pid"], info["indexer_pid"], info["alerts_pid"]]
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().split()[2] == "Z"

@@ -70,7 +70,7 @@ def test_up_keeps_every_secret_out_of_argv_and_in_private_files(tmp_path):
         assert figures["totals"].get("indexed") == 1 and figures["workers"] == 2
 
         # 1. No process's command line holds a secret (the indexer and its workers included).
-        ours = {info["supervisor_pid"], info["broker_pid"], info["indexer_pid"]}
+        ours = {info["supervisor_pid"], info["broker_pid"], info["indexer_pid"], info["alerts_pid"]}
         lines = _cmdlines()
         assert ours <= set(lines), "the services should be running"
         workers = [pid for pid, line in lines.items() if "logpipe.indexer.worker" in line
@@ -95,7 +95,7 @@ def test_up_keeps_every_secret_out_of_argv_and_in_private_files(tmp_path):
                     if value.encode() in data:
                         holders[name].append(path.relative_to(home).as_posix())
         assert {"events.db", "indexer.log", "services.json", "valkey/valkey.conf",
-                "supervisor.log"} <= {p.relative_to(home).as_posix()
+                "supervisor.log", "alerts.log", "alerts.db"} <= {p.relative_to(home).as_posix()
                                       for p in home.rglob("*") if p.is_file()}
         assert sorted(holders["broker password"]) == ["admin.url", "broker.password",
                                                       "valkey/valkey.conf"]
