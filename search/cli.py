@@ -115,6 +115,9 @@ def search(
                                         help="Events to show (default 20; top values: 10)."),
     asc: bool = typer.Option(False, "--asc", help="Oldest first (default: newest first)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV of the --fields columns, with a "
+                                "header line (cells a spreadsheet would run as a formula get "
+                                "a leading ')."),
     fields: Optional[str] = typer.Option(None, "--fields", "-f",
                                          help="Columns, default @timestamp,host,type,message."),
     histogram: Optional[str] = typer.Option(None, "--histogram",
@@ -134,6 +137,8 @@ def search(
         raise QueryError("use either --count or --histogram/--top, not both")
     if every and limit is not None:
         raise QueryError("use either --all or --limit, not both")
+    if as_csv and (as_json or histogram or top or count):
+        raise QueryError("--csv prints events: not with --json, --histogram, --top or --count")
     text = " ".join(query) if query else "*"
     now = datetime.now(timezone.utc)
     request = SearchRequest(query=text, start=datemath.time_arg(from_, "--from", now),
@@ -156,6 +161,11 @@ def search(
             render.print_top(top, values, plain=as_json, total=total)
         elif count:
             print(sink.count(request))
+        elif as_csv:
+            from logpipe.search.export import csv_lines
+
+            for line in csv_lines(sink.stream(request), columns):
+                sys.stdout.write(line)
         else:
             _print_matches(sink, request, columns, as_json)
     finally:
