@@ -34,7 +34,7 @@ window.logpipeTime = (function () {
   // the value of an <input type=datetime-local> for a moment, and back
   function toInput(ms) {
     const p = parts(ms);
-    return pad(p.y, 4) + "-" + pad(p.mo + 1) + "-" + pad(p.d) + "T" + pad(p.h) + ":" + pad(p.mi) + ":" + pad(p.s);
+    return pad(p.y, 4) + "-" + pad(p.mo + 1) + "-" + pad(p.d) + "T" + pad(p.h) + ":" + pad(p.mi) + (p.s ? ":" + pad(p.s) : "");
   }
   function fromInput(text) {
     const m = /^(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?$/.exec(text || "");
