@@ -243,8 +243,8 @@ def test_own_host_first_and_received_at_as_a_time(page, site):
 
 def test_filter_for_out_and_exists_on_every_value(page, site):
     everything = total(page)
-    cell = page.locator("#hits tr.hit td.c-logsource[data-v]").first
-    value = cell.get_attribute("data-v")
+    cell = page.locator("#hits tr.hit td.c-logsource[data-whole]").first
+    value = cell.evaluate("td => td.firstChild.textContent")
     cell.hover()
     cell.locator("a.plus").click()
     page.wait_for_url(re.compile(r"q=logsource"))

@@ -39,7 +39,7 @@ window.logpipeValues = (function () {
     return box;
   }
 
-  // the table's cells (the server put each whole value in data-v)
+  // the table's cells (data-whole: the cell holds its whole value, not cut)
   const table = document.getElementById("hits");
   if (table) {
     const columns = table.dataset.columns.split(",");
@@ -47,7 +47,9 @@ window.logpipeValues = (function () {
       const cells = row.querySelectorAll("td");
       columns.forEach((c, i) => {
         const td = cells[i + 1];
+        // a time cell carries its stored value; any other whole value is the cell's text
         if (td && td.hasAttribute("data-v")) td.appendChild(actions(c, td.getAttribute("data-v")));
+        else if (td && td.hasAttribute("data-whole")) td.appendChild(actions(c, td.textContent));
       });
     }
   }
