@@ -10,6 +10,7 @@ from __future__ import annotations
 from logpipe.common.record import Record
 from logpipe.indexer.enrich import (apply_edits, flat_key, from_syslog_input, place_capture,
                             received_datetime, timestamp_for)
+from logpipe.indexer.hostnames import normalise_hostnames
 from logpipe.indexer.filters import apply_filters
 from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
 from logpipe.common.errors import ConfigError, ReservedFieldError
@@ -133,6 +134,7 @@ class Pipeline:
             doc["offset"] = record.offset
         doc["received_at"] = record.received_at
         apply_edits(doc, tc.fields, tags)
+        normalise_hostnames(doc)
         if tc.filters and not apply_filters(tc.filters, doc, tags):
             return None
         if not RESERVED_FIELDS.isdisjoint(doc):
