@@ -823,19 +823,29 @@ def toml_dumps(doc: dict, header_depth: int = 3) -> str:
     """Tables down to ``header_depth`` get [a.b.c] headers; deeper ones are inline tables."""
     lines: list[str] = []
 
-    def table(path: list[str], body: dict) -> None:
+    def is_tables(v) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    def table(path: list[str], body: dict, array: bool = False) -> None:
+        nested = len(path) < header_depth or array
         scalars = [(k, v) for k, v in body.items()
-                   if not (isinstance(v, dict) and len(path) < header_depth)]
+                   if not (isinstance(v, dict) and len(path) < header_depth)
+                   and not (nested and is_tables(v))]
         subtables = [(k, v) for k, v in body.items()
                      if isinstance(v, dict) and len(path) < header_depth]
-        if path and (scalars or not subtables):
+        arrays = [(k, v) for k, v in body.items() if nested and is_tables(v)]
+        if array or (path and (scalars or not (subtables or arrays))):
             if lines:
                 lines.append("")
-            lines.append("[" + ".".join(toml_key(p) for p in path) + "]")
+            name = ".".join(toml_key(p) for p in path)
+            lines.append(f"[[{name}]]" if array else f"[{name}]")
         for k, v in scalars:
             lines.append(f"{toml_key(str(k))} = {toml_value(v, multiline=isinstance(v, list) and len(v) > 1)}")
         for k, v in subtables:
             table(path + [str(k)], v)
+        for k, v in arrays:   # [[a.b]]: an array of tables (a chain's entries, then, else)
+            for item in v:
+                table(path + [str(k)], item, array=True)
 
     table([], doc)
     return "\n".join(lines) + "\n"

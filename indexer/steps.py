@@ -213,6 +213,8 @@ def kv_step(opts: dict, matched) -> Step:
             return True
         for key, value in defaults.items():
             found.setdefault(key, value)
+        if not found:   # as Logstash's kv: no pair, no target, no add_/remove_ actions
+            return True
         if target:
             node = fieldref.get(doc, target)
             if not isinstance(node, dict):
