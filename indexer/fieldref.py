@@ -38,6 +38,8 @@ def path(ref: str) -> tuple[str, ...]:
 
 
 def get(doc: dict, ref: str, default=None):
+    if ref[:1] != "[":   # a plain name: the common case, without walking
+        return doc.get(ref, default)
     keys = path(ref)
     node = doc
     for key in keys:
@@ -55,6 +57,9 @@ def has(doc: dict, ref: str) -> bool:
 
 def put(doc: dict, ref: str, value) -> None:
     """Set the field, making the objects on its way (a non-object on the way is replaced)."""
+    if ref[:1] != "[":
+        doc[ref.strip()] = value
+        return
     keys = path(ref)
     node = doc
     for key in keys[:-1]:

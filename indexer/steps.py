@@ -243,6 +243,11 @@ _INT_PREFIX = re.compile(r"\s*[+-]?\d+(?:\.\d*)?\s*$")
 
 def convert_value(value, kind: str):
     """mutate's convert of one value (a list: each element); ValueError when it cannot."""
+    if kind == "integer" and value.__class__ is str:
+        try:
+            return int(value)    # the common case: digits
+        except ValueError:
+            pass
     if isinstance(value, list):
         return [convert_value(v, kind) for v in value]
     if kind == "string":
@@ -305,7 +310,38 @@ def mutate_step(ops: dict, matched) -> Step:
     merge = list((ops.get("merge") or {}).items())
     copy = list((ops.get("copy") or {}).items())
 
+    present = (coerce or rename or update or replace, convert, gsub or cases,
+               split or join or merge or copy)
+
     def step(doc: dict, tags: list) -> bool:
+        if present[0]:
+            edit_first(doc)
+        for name, kind in convert:
+            if name[:1] != "[":
+                value = doc.get(name)
+                if value is None:
+                    continue
+                try:
+                    doc[name] = convert_value(value, kind)
+                except (TypeError, ValueError):
+                    _tag(tags, "_convertfailure")
+                continue
+            value = fieldref.get(doc, name)
+            if value is None:
+                continue
+            try:
+                fieldref.put(doc, name, convert_value(value, kind))
+            except (TypeError, ValueError):
+                _tag(tags, "_convertfailure")
+        if present[2]:
+            edit_text(doc, tags)
+        if present[3]:
+            edit_shape(doc)
+        if matched is not None:
+            matched(doc, tags)
+        return True
+
+    def edit_first(doc: dict) -> None:
         for name, default in coerce:
             if fieldref.has(doc, name) and fieldref.get(doc, name) is None:
                 fieldref.put(doc, name, fieldref.sprintf(doc, default)
@@ -342,6 +378,8 @@ def mutate_step(ops: dict, matched) -> Step:
                 value = fieldref.get(doc, name)
                 if isinstance(value, (str, list)):
                     fieldref.put(doc, name, _each_text(value, fn))
+
+    def edit_shape(doc: dict) -> None:
         for name, sep in split:
             value = fieldref.get(doc, name)
             if isinstance(value, str):
@@ -367,9 +405,6 @@ def mutate_step(ops: dict, matched) -> Step:
             if value is not _MISSING:
                 fieldref.put(doc, dst, orjson.loads(orjson.dumps(value))
                              if isinstance(value, (dict, list)) else value)
-        if matched is not None:
-            matched(doc, tags)
-        return True
     return step
 
 
