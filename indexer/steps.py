@@ -357,14 +357,8 @@ def mutate_step(ops: dict, matched) -> Step:
         for name, value in replace:
             fieldref.put(doc, name, fieldref.sprintf(doc, value)
                          if isinstance(value, str) else value)
-        for name, kind in convert:
-            value = fieldref.get(doc, name, _MISSING)
-            if value is _MISSING or value is None:
-                continue
-            try:
-                fieldref.put(doc, name, convert_value(value, kind))
-            except (TypeError, ValueError):
-                _tag(tags, "_convertfailure")
+
+    def edit_text(doc: dict, tags: list) -> None:
         for name, rx, repl in gsub:
             value = fieldref.get(doc, name)
             if isinstance(value, (str, list)):
