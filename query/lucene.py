@@ -35,8 +35,9 @@ Semantics (the same on both stores; ``tests/integration/test_store_equivalence.p
 * Not supported, a clear error on both stores: fuzzy ``foo~``, proximity ``"a b"~2``, regular
   expressions on ``message`` (tokens) or bare, ranges on ``message``, field-name wildcards. A boost ``^2`` is accepted
   and ignored (results are sorted by time, not by score).
-* Known divergence: a wildcard on a numeric or ip field is an error on Elasticsearch and a match
-  on the value's text on the embedded store.
+* Known divergences: a wildcard on a numeric or ip field is an error on Elasticsearch and a match
+  on the value's text on the embedded store; a regexp there is an error on Elasticsearch and
+  matches nothing on the embedded store.
 
 Nothing a query says reaches SQL text: field names become bound JSON paths (or one of a fixed set
 of column names), values are bound parameters, full-text terms go into a bound FTS5 expression in

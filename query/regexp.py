@@ -86,7 +86,11 @@ def translate(source: str, query: str | None = None, offset: int = 0) -> str:
                     else:
                         parts.append(short[1:-1])
                     j += 2
-                elif ch == "-" and len(parts) > body and j + 1 < n and source[j + 1] != "]":
+                elif ch == "-" and len(parts) > body:
+                    if j + 1 < n and source[j + 1] == "]":
+                        # Lucene reads "-]" as a range up to "]" and the class as not closed
+                        raise error("a - at the end of a [class] starts a range in Lucene; "
+                                    "write \\- for the character", j)
                     parts.append("-")
                     j += 1
                 elif ch == "[":

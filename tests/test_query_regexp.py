@@ -26,6 +26,7 @@ LONG_AS = "a" * 40 + "c"
     ("post", ["post"], ["postfix", "apost"]),                       # anchored on the whole value
     ("sm-.*|sendmail", ["sm-mta", "sendmail"], ["sendmail2", "xsm-mta"]),
     ("[a-c]+[^0-9]?", ["abc", "abcx"], ["abc1", "d"]),
+    (r"[-a.\-]+", ["-a.-"], ["b"]),
     (r"\d{2,3}", ["12", "123"], ["1", "1234", "ab"]),
     (r"\w+\s\S+", ["ab c!", "x_1\t?"], ["ab  c", "ab"]),
     ('"a.b"+', ["a.b", "a.ba.b"], ["axb"]),
@@ -56,6 +57,7 @@ def test_the_subset_means_what_lucene_means(source, yes, no):
     ("program:/a{3,1}/", "upper bound is below"),
     ("program:/a{5000}/", "at most 1000"),
     ("program:/a{x}/", "{n}, {n,} or {n,m}"),
+    ("program:/[a-z.-]+/", "starts a range in Lucene"),
 ])
 def test_what_the_subset_does_not_hold_is_a_clear_error_with_the_position(query, what):
     with pytest.raises(QueryError) as caught:

@@ -269,8 +269,8 @@ QUERIES = [
     "program:/sm-.*|sendmail/",
     "qid:/[a-z][0-9]{2}.*/",
     "status:/(sent|deferred) .*/",
-    r"relayip:/127\.0\.0\.\d+/",
-    "relay:/[a-z0-9.-]+\\.(com|org)/",
+    r"host:/[A-Z][a-z]+\d*/",
+    "relay:/[a-z0-9.\\-]+\\.(com|org)/",
     "stat:/Sent.*/ AND NOT relay:/local.*/",
     "message.keyword:/.*[Uu]ser unknown.*/",
 ]
