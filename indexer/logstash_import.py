@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from typing import List
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -891,10 +892,20 @@ def import_file(path: str) -> tuple[str, list[str]]:
 
 @app.command()
 def import_logstash(
-    file: str = typer.Argument(..., help="The Logstash config file to convert."),
+    file: str = typer.Argument(None, help="The Logstash config file to convert."),
     output: str = typer.Option(None, "--output", "-o", help="Write the TOML here (default: stdout)."),
+    tests_from: str = typer.Option(None, "--tests-from", help="Instead: a pattern project's YAML "
+                                   "test cases (pattern/data/results) as a `logpipe test` file."),
+    patterns_dir: List[str] = typer.Option(None, "--patterns-dir", help="With --tests-from: the "
+                                           "project's pattern files (repeatable)."),
 ) -> None:
     """Convert a Logstash config into a logpipe pipeline config (TOML); print what was skipped."""
+    if tests_from is not None:  # the test-case import lives in indexer/parse_tests.py
+        from logpipe.indexer.parse_tests import import_yaml_tests
+        import_yaml_tests(tests_from, output, list(patterns_dir or []))
+        return
+    if file is None:
+        raise ConfigError("give the Logstash config FILE to convert (or --tests-from DIR)")
     text, notes = import_file(file)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
