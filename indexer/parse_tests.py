@@ -351,8 +351,9 @@ def yaml_cases_to_toml(directory: str | Path, patterns_dir: list[str] | None = N
             lines = data if isinstance(data, list) else [data]
             for n, line in enumerate(lines):
                 count += 1
+                name = f"{path.relative_to(root)} #{k + 1}" + (f".{n + 1}" if len(lines) > 1 else "")
                 out += ["", "[[case]]",
-                        f"name = {_toml_string(f'{path.relative_to(root)} #{k + 1}' + (f'.{n + 1}' if len(lines) > 1 else ''))}",
+                        f"name = {_toml_string(name)}",
                         f"pattern = {_toml_string(pattern)}",
                         f"line = {_toml_string(str(line))}"]
                 # the pattern must match (no failure tag); a null result: the field is absent

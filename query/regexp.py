@@ -134,7 +134,7 @@ def translate(source: str, query: str | None = None, offset: int = 0) -> str:
                 raise error("a repetition is {n}, {n,} or {n,m}", i)
             if not can_repeat:
                 raise error(f"{m.group()} repeats nothing (or repeats a repetition: group it)", i)
-            low, comma, high = m.group(1), m.group(2), m.group(3)
+            low, high = m.group(1), m.group(3)
             if high and int(high) < int(low):
                 raise error(f"{m.group()}: the upper bound is below the lower", i)
             if int(low) > 1000 or (high and int(high) > 1000):

@@ -228,7 +228,6 @@ def _make_extract(c: Compiled):
     engines')."""
     caps = c.captures
     fields = tuple(cap.field for cap in caps)
-    convs = tuple((cap.field, cap.conv) for cap in caps if cap.conv)
     if _plain_captures(c):
         def extract_plain(m):
             return {f: v for f, v in zip(fields, m.groups()) if v is not None}
