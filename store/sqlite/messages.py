@@ -180,6 +180,7 @@ class SqliteMessages:
     """The message-record half of the embedded store (mixed into :class:`SqliteSink`)."""
 
     _messages_ready = False
+    path: str
 
     def _message_conn(self) -> sqlite3.Connection:
         conn = self._connect(create=True)  # type: ignore[attr-defined]
@@ -215,7 +216,7 @@ class SqliteMessages:
                             changed += 1
             except sqlite3.Error as exc:
                 raise SinkError(f"embedded store {self.path}: message records: {exc}") \
-                    from None  # type: ignore[attr-defined]
+                    from None
         return changed
 
     @staticmethod
@@ -268,7 +269,7 @@ class SqliteMessages:
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []
-            raise SinkError(f"embedded store {self.path}: {exc}") from None  # type: ignore[attr-defined]
+            raise SinkError(f"embedded store {self.path}: {exc}") from None
 
     def stream_messages(self, query: str = "*", start_ms: int | None = None,
                         end_ms: int | None = None, limit: int | None = None,
@@ -313,10 +314,10 @@ class SqliteMessages:
             sql = (f"SELECT r.{col}, COUNT(*) FROM message_rcpts r JOIN messages m ON "
                    f"m.rowid = r.mid WHERE {where} GROUP BY r.{col} ORDER BY 2 DESC, 1 LIMIT ?")
         else:
-            col = _COLUMNS.get(field)
-            if col is None:
+            column = _COLUMNS.get(field)
+            if column is None:
                 raise QueryError(f"no facet on {field!r} (status, from, host, domain)")
-            sql = (f"SELECT {col}, COUNT(*) FROM messages m WHERE {where} GROUP BY {col} "
+            sql = (f"SELECT {column}, COUNT(*) FROM messages m WHERE {where} GROUP BY {column} "
                    f"ORDER BY 2 DESC, 1 LIMIT ?")
         return [(str(v), n) for v, n in self._message_rows(sql, params + [size])
                 if v is not None]
