@@ -121,3 +121,29 @@ def messages(
 
 
 __all__ = ["messages_app", "open_messages", "row", "window_ms", "COLUMNS"]
+
+
+def trace_lines(sink, qid: str) -> list[str]:
+    """What the message records say about a queue id, for ``logpipe trace``: each recipient's
+    final state with its DSN and reason, and where the message went next (or that the queue id
+    it was handed to is not in the store)."""
+    if not hasattr(sink, "messages_by_qid"):
+        return []
+    out: list[str] = []
+    for record in sink.messages_by_qid(qid):
+        out.append(_safe(f"message {record['host']}/{record['qid']}: {record['status']}"
+                         f" (from {record.get('from') or '<>'}, delay {record.get('delay_s')}s)"))
+        for r in record.get("recipients") or ():
+            detail = ", ".join(x for x in (r.get("dsn") and f"dsn={r['dsn']}",
+                                            r.get("relay") and f"relay={r['relay']}",
+                                            r.get("reason")) if x)
+            out.append(_safe(f"  {r['to']}: {r['status']}" + (f" ({detail})" if detail else "")))
+        for link in record.get("prev") or ():
+            out.append(_safe(f"  came from {link['qid']} on {link.get('host') or '?'}"))
+        for link in record.get("next") or ():
+            known = sink.messages_by_qid(link["qid"])
+            where = f" on {link['host']}" if link.get("host") else ""
+            out.append(_safe(f"  handed to {link['qid']}{where}: " + (
+                f"logpipe trace {link['qid']}" if known else
+                "not in the store (that host's log is not shipped here, or not yet indexed)")))
+    return out

@@ -1,7 +1,8 @@
 """``logpipe report``: the mail admin's daily summary (what pflogsumm prints), from the message
 records of a period, so its figures are the records' figures.
 
-* messages received (a queue id), and by overall status; NOQUEUE rejects;
+* messages received (a queue id and an accepted envelope), and by overall status; NOQUEUE
+  rejects;
 * recipients delivered, deferred, bounced, rejected, expired, discarded;
 * bytes received (each message's size once) and delivered (size x recipients sent);
 * top senders, recipients, sender and recipient domains;
@@ -68,7 +69,7 @@ def summarise(records: Iterable[dict]) -> dict:
         hour = (r.get("first_seen") or "")[:13]
         if noq:
             noqueue += 1
-        else:
+        elif r.get("from") is not None:  # an envelope was accepted (a timeout alone is not)
             received += 1
             bytes_in += r.get("size") or 0
             received_hour[hour] += 1
