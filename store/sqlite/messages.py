@@ -261,15 +261,13 @@ class SqliteMessages:
 
     # ---------------------------------------------------------------- reading
     def _message_rows(self, sql: str, params: list):
-        try:
-            with self._reading() as conn:  # type: ignore[attr-defined]
+        with self._reading() as conn:  # type: ignore[attr-defined]
+            try:
                 return conn.execute(sql, params).fetchall()
-        except SinkError:
-            raise
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise SinkError(f"embedded store {self.path}: {exc}") from None
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # a store that has kept no records yet
+                    return []
+                raise
 
     def stream_messages(self, query: str = "*", start_ms: int | None = None,
                         end_ms: int | None = None, limit: int | None = None,
