@@ -8,8 +8,10 @@ already stored.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -41,7 +43,10 @@ class JobSettings:
     prefix: str = "logpipe"
     raw: str = "logpipe:raw"
     store_wait: float = 30.0   # how long one job waits for a store that is down
-    messages: bool = True      # keep the mail message records (indexer/messages.py)
+    # keep the mail message records (indexer/messages.py); LOGPIPE_MESSAGES=0 where the
+    # indexer starts turns them off (bench/messages_bench.py measures their cost so)
+    messages: bool = dataclasses.field(
+        default_factory=lambda: os.environ.get("LOGPIPE_MESSAGES", "1") != "0")
 
     @property
     def keys(self) -> Keys:

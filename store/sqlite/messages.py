@@ -224,7 +224,7 @@ class SqliteMessages:
         record = merge(host, qid, parts)
         spam = record.get("spam") or {}
         mid = conn.execute(_UPSERT, (
-            key, host, qid, _ms_of(record["first_seen"]), _ms_of(record["last_seen"]),
+            key, host, qid, _ms_of(record["first_seen"]) or 0, _ms_of(record["last_seen"]) or 0,
             record["status"], record["from"], record["size"], record["delay_s"],
             spam.get("score"), spam.get("verdict"), record["msgid"],
             summary_text(record).lower(), orjson.dumps(record).decode(),
@@ -282,11 +282,11 @@ class SqliteMessages:
             size = page_size if left is None else min(page_size, left)
             cond, extra = where, list(params)
             if after is not None:
-                cond += f" AND (COALESCE(m.first_ms, 0), m.rowid) {op} (?, ?)"
+                cond += f" AND (m.first_ms, m.rowid) {op} (?, ?)"
                 extra += list(after)
             rows = self._message_rows(
-                f"SELECT m.rowid, COALESCE(m.first_ms, 0), m.doc FROM messages m WHERE {cond} "
-                f"ORDER BY COALESCE(m.first_ms, 0) {direction}, m.rowid {direction} LIMIT ?",
+                f"SELECT m.rowid, m.first_ms, m.doc FROM messages m WHERE {cond} "
+                f"ORDER BY m.first_ms {direction}, m.rowid {direction} LIMIT ?",
                 extra + [size])
             yield from self._with_prev([orjson.loads(doc) for _, _, doc in rows])
             if len(rows) < size:
