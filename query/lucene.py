@@ -195,10 +195,10 @@ class _Compiler:
                 raise self.error("wildcards on _id are not supported", item)
             return Term("_id", _unescape(item.value))
         if pattern is None:
-            return Term(field, _unescape(item.value))
+            return _term(field, _unescape(item.value))
         if all(p[0] == "*" for p in pattern.parts):
             return Exists(field)
-        return Wildcard(field, pattern)
+        return _wildcard(field, pattern)
 
     def phrase(self, item, field):
         value = _unescape(item.value[1:-1])
@@ -207,7 +207,7 @@ class _Compiler:
             return Text(tuple(tokens), value) if tokens else Nothing()
         if field == TIME_FIELD:
             return self.time_point(value, item)
-        return Term(field, value)
+        return _term(field, value)
 
     def range(self, item, field):
         if field is None:
@@ -340,3 +340,33 @@ def compile_query(query, now: datetime | None = None):
         tree = query
         text = str(query)
     return _Compiler(text, now).node(tree, None)
+
+
+# Mail address fields as the logs write them: sendmail's ``to=<dave@example.org>``, postfix's
+# bare address. A query value matches either way (issue 23): ``to:dave@example.org`` also finds
+# ``<dave@example.org>``, and ``to:"<dave@example.org>"`` the bare one.
+ADDRESS_FIELDS = ("to", "from", "ctladdr", "orig_to")
+_ADDRESS = re.compile(r"<?([^<>\s,]*@[^<>\s,]+)>?")
+
+
+def _term(field: str, value: str):
+    if field in ADDRESS_FIELDS:
+        m = _ADDRESS.fullmatch(value)
+        if m:
+            bare = m.group(1)
+            return Or((Term(field, bare), Term(field, f"<{bare}>")))
+    return Term(field, value)
+
+
+def _wildcard(field: str, pattern: Pattern):
+    """``from:*@example.com`` also matches ``<bob@example.com>``: the bracketed spelling."""
+    parts = pattern.parts
+    if field not in ADDRESS_FIELDS or not parts:
+        return Wildcard(field, pattern)
+    head = parts if parts[0][0] != "lit" else (("lit", "<" + parts[0][1].lstrip("<")),) + parts[1:]
+    if head[-1][0] == "lit":
+        head = head[:-1] + (("lit", head[-1][1].rstrip(">") + ">"),)
+    variant = Pattern(tuple(head))
+    if variant == pattern:
+        return Wildcard(field, pattern)
+    return Or((Wildcard(field, pattern), Wildcard(field, variant)))

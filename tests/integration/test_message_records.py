@@ -302,3 +302,19 @@ def test_report_agrees_with_the_records(reference, tmp_path, redis_client, corpu
     page = (tmp_path / "r.html").read_text()
     assert "<h2>Bounce reasons</h2>" in page and "<script" not in page
     assert summarise([]) ["received"] == 0
+
+
+def test_line_search_matches_addresses_however_the_log_wrote_them(redis_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/lines.db"
+    lines = ("May 15 02:00:04 relay sendmail[76036]: p4F210QG076036: to=<dave@example.org>, "
+             "ctladdr=<ivan@gmail.com> (1000/1000), delay=00:00:49, xdelay=00:00:49, "
+             "mailer=esmtp, pri=212623, relay=smtp.example.com. [203.0.113.2], dsn=2.0.0, "
+             "stat=Sent (9C004AE545 Message accepted for delivery)\n"
+             "Nov 28 10:00:03 mx postfix/smtp[126]: 3F2A41C0A: to=<dave@example.org>, "
+             "relay=mx.example.org[192.0.2.8]:25, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, "
+             "status=sent (250 2.0.0 Ok: queued as 9ABCDEF12)")
+    index_in_order(redis_client, lines_to_records(lines, "shipper-a", "/var/log/mail.log"), url)
+    for query in ("to:dave@example.org", 'to:"<dave@example.org>"', "to:*@example.org"):
+        out = logpipe("search", "--store", url, "--count", query)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "2", query
