@@ -56,11 +56,20 @@ def record_key(host: str, qid: str, line_id: str = "") -> str:
     return f"{host}/{qid}"
 
 
+_seconds: dict[int, str] = {}
+
+
 def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    sec = ms // 1000
+    text = _seconds.get(sec)
+    if text is None:
+        if len(_seconds) > 100_000:
+            _seconds.clear()
+        text = _seconds[sec] = datetime.fromtimestamp(sec, timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S.")
+    return f"{text}{ms % 1000:03d}Z"
 
 
 def _order(item: tuple[str, dict]) -> tuple:

@@ -37,7 +37,6 @@ MESSAGE_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS messages_status_first ON messages(status, first_ms)",
     "CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender)",
     "CREATE INDEX IF NOT EXISTS messages_qid ON messages(qid)",
-    "CREATE INDEX IF NOT EXISTS messages_delay ON messages(delay_s)",
     """CREATE TABLE IF NOT EXISTS message_rcpts (
         mid INTEGER NOT NULL, addr TEXT, domain TEXT, status TEXT, relay TEXT)""",
     "CREATE INDEX IF NOT EXISTS message_rcpts_mid ON message_rcpts(mid)",
@@ -57,14 +56,11 @@ _RCPT = {"to": "addr", "recipients.to": "addr", "domain": "domain",
          "recipients.domain": "domain", "recipients.status": "status",
          "recipients.relay": "relay", "relay": "relay"}
 _NUMERIC = {"m.size", "m.delay_s", "m.spam_score"}
-_UPSERT = ("INSERT INTO messages(key, host, qid, first_ms, last_ms, status, sender, size, "
-           "delay_s, spam_score, spam_verdict, msgid, body, doc, parts) VALUES "
-           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-           "first_ms=excluded.first_ms, last_ms=excluded.last_ms, status=excluded.status, "
-           "sender=excluded.sender, size=excluded.size, delay_s=excluded.delay_s, "
-           "spam_score=excluded.spam_score, spam_verdict=excluded.spam_verdict, "
-           "msgid=excluded.msgid, body=excluded.body, doc=excluded.doc, parts=excluded.parts "
-           "RETURNING rowid")
+_FIELDS = ("first_ms", "last_ms", "status", "sender", "size", "delay_s", "spam_score",
+           "spam_verdict", "msgid", "body", "doc", "parts")
+_INSERT = (f"INSERT INTO messages(key, host, qid, {', '.join(_FIELDS)}) VALUES "
+           f"({', '.join('?' * (len(_FIELDS) + 3))})")
+_UPDATE = f"UPDATE messages SET {', '.join(f + ' = ?' for f in _FIELDS)} WHERE rowid = ?"
 
 
 def _ms_of(iso: str | None) -> int | None:
@@ -193,52 +189,75 @@ class SqliteMessages:
 
     def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
         """Merge parts into their records: {key: (host, qid, {line id: part})}. Returns how
-        many records changed. Raises SinkError when the store cannot be written (retry)."""
+        many records changed. Raises SinkError when the store cannot be written (retry).
+        The stored parts are read under the write lock (another worker may just have added
+        some), so the read, the merge and the writes of a chunk of records happen under it."""
         changed = 0
         keys = list(grouped)
         with self._lock:  # type: ignore[attr-defined]
             try:
                 conn = self._message_conn()
                 with immediate(conn):
-                    for start in range(0, len(keys), 400):
-                        chunk = keys[start:start + 400]
-                        rows = conn.execute(
-                            f"SELECT key, parts FROM messages WHERE key IN "
-                            f"({','.join('?' * len(chunk))})", chunk).fetchall()
-                        stored = {k: orjson.loads(p) for k, p in rows}
-                        for key in chunk:
-                            host, qid, new = grouped[key]
-                            parts = stored.get(key)
-                            if parts is not None and all(parts.get(i) == p for i, p in new.items()):
-                                continue  # a repeat: nothing new
-                            parts = {**(parts or {}), **new}
-                            self._put(conn, key, host, qid, parts)
-                            changed += 1
+                    for start in range(0, len(keys), 500):
+                        changed += self._write_chunk_of_records(conn, grouped,
+                                                                keys[start:start + 500])
             except sqlite3.Error as exc:
                 raise SinkError(f"embedded store {self.path}: message records: {exc}") \
                     from None
         return changed
 
     @staticmethod
-    def _put(conn: sqlite3.Connection, key: str, host: str, qid: str, parts: dict) -> None:
-        record = merge(host, qid, parts)
-        spam = record.get("spam") or {}
-        mid = conn.execute(_UPSERT, (
-            key, host, qid, _ms_of(record["first_seen"]) or 0, _ms_of(record["last_seen"]) or 0,
-            record["status"], record["from"], record["size"], record["delay_s"],
-            spam.get("score"), spam.get("verdict"), record["msgid"],
-            summary_text(record).lower(), orjson.dumps(record).decode(),
-            orjson.dumps(parts).decode())).fetchone()[0]
-        conn.execute("DELETE FROM message_rcpts WHERE mid = ?", (mid,))
-        rows = [(mid, r["to"], addr_domain(r["to"]), r["status"], r["relay"])
-                for r in record["recipients"]]
-        if rows:
+    def _write_chunk_of_records(conn: sqlite3.Connection, grouped: dict, chunk: list[str]) -> int:
+        rows = conn.execute(f"SELECT rowid, key, parts FROM messages WHERE key IN "
+                            f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        stored = {k: (rowid, orjson.loads(p)) for rowid, k, p in rows}
+        updates, inserts, records = [], [], {}
+        for key in chunk:
+            host, qid, new = grouped[key]
+            rowid, parts = stored.get(key, (None, None))
+            if parts is not None and all(parts.get(i) == p for i, p in new.items()):
+                continue  # a repeat: nothing new
+            parts = {**(parts or {}), **new}
+            record = merge(host, qid, parts)
+            spam = record.get("spam") or {}
+            stamps = [p["t"] for p in parts.values() if p.get("t") is not None]
+            values = (min(stamps, default=0), max(stamps, default=0),
+                      record["status"], record["from"], record["size"], record["delay_s"],
+                      spam.get("score"), spam.get("verdict"), record["msgid"],
+                      summary_text(record).lower(), orjson.dumps(record).decode(),
+                      orjson.dumps(parts).decode())
+            records[key] = record
+            if rowid is None:
+                inserts.append((key, host, qid) + values)
+            else:
+                updates.append(values + (rowid,))
+        if updates:
+            conn.executemany(_UPDATE, updates)
+            mids = [(u[-1],) for u in updates]
+            conn.executemany("DELETE FROM message_rcpts WHERE mid = ?", mids)
+            conn.executemany("DELETE FROM message_links WHERE mid = ?", mids)
+        if inserts:
+            conn.executemany(_INSERT, inserts)
+        if not records:
+            return 0
+        mid_of = {k: rowid for k, (rowid, _) in stored.items()}
+        fresh = [i[0] for i in inserts]
+        if fresh:
+            mid_of.update({k: rowid for rowid, k in conn.execute(
+                f"SELECT rowid, key FROM messages WHERE key IN ({','.join('?' * len(fresh))})",
+                fresh)})
+        rcpts, links = [], []
+        for key, record in records.items():
+            mid = mid_of[key]
+            rcpts += [(mid, r["to"], addr_domain(r["to"]), r["status"], r["relay"])
+                      for r in record["recipients"]]
+            links += [(mid, link["qid"]) for link in record["next"]]
+        if rcpts:
             conn.executemany("INSERT INTO message_rcpts(mid, addr, domain, status, relay) "
-                             "VALUES (?,?,?,?,?)", rows)
-        conn.execute("DELETE FROM message_links WHERE mid = ?", (mid,))
-        if record["next"]:
-            conn.executemany("INSERT INTO message_links(mid, qid) VALUES (?,?)",
-                             [(mid, link["qid"]) for link in record["next"]])
+                             "VALUES (?,?,?,?,?)", rcpts)
+        if links:
+            conn.executemany("INSERT INTO message_links(mid, qid) VALUES (?,?)", links)
+        return len(records)
 
     def _with_prev(self, records: list[dict]) -> list[dict]:
         """``prev`` of each record: the records whose ``next`` names its queue id (derived when
