@@ -8,8 +8,10 @@ already stored.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -41,6 +43,10 @@ class JobSettings:
     prefix: str = "logpipe"
     raw: str = "logpipe:raw"
     store_wait: float = 30.0   # how long one job waits for a store that is down
+    # keep the mail message records (indexer/messages.py); LOGPIPE_MESSAGES=0 where the
+    # indexer starts turns them off (bench/messages_bench.py measures their cost so)
+    messages: bool = dataclasses.field(
+        default_factory=lambda: os.environ.get("LOGPIPE_MESSAGES", "1") != "0")
 
     @property
     def keys(self) -> Keys:
@@ -150,7 +156,9 @@ class BatchProcessor:
                 continue
             events.append(event)
             sources.append((raw, record.type))
-        self._store(events, sources, result)
+        stored = self._store(events, sources, result)
+        if self.settings.messages:
+            self._keep_messages(stored)
         stats.record_out(self.client, self.keys, result.counts())
         # every record is accounted for (stored, present, dropped or dead-lettered): into the
         # ledger, then forget the batch (a crash between the two repeats it: the merge is idempotent)
@@ -159,11 +167,28 @@ class BatchProcessor:
         result.seconds = round(time.perf_counter() - started, 6)
         return result
 
-    def _store(self, events, sources, result: BatchResult) -> None:
+    def _keep_messages(self, stored: list) -> None:
+        """The message records of the stored events, before the batch is forgotten: a worker
+        that dies here leaves the batch to be repeated, and the merge ignores repeats."""
+        from logpipe.indexer.messages import keep
+
+        backoff = store_write_policy(self.settings.store_wait).start()
+        while True:
+            try:
+                keep(self.sink, stored)
+                return
+            except SinkError as exc:
+                if exc.permanent or backoff.exhausted():
+                    raise StoreUnavailable(f"message records not written after "
+                                           f"{self.settings.store_wait:.0f}s: {exc}") from None
+                backoff.wait()
+
+    def _store(self, events, sources, result: BatchResult) -> list:
         """Write the events, each judged by its own outcome: rejected ones are dead-lettered at
         once, the rest stored in the same pass; only RETRY outcomes (the store pushing back or
         away) are written again, with backoff, for at most ``store_wait`` seconds."""
         pending = list(range(len(events)))
+        stored: list = []
         backoff = store_write_policy(self.settings.store_wait).start()
         reason = ""
         while pending:
@@ -184,6 +209,8 @@ class BatchProcessor:
                     if outcome.status is Status.REJECTED:
                         raw, rtype = sources[i]
                         self.dlq.add(raw, events[i].id, "index", outcome.reason, rtype)
+                    else:
+                        stored.append(events[i])
                     result.count(outcome.status)
             else:
                 retry = pending
@@ -193,6 +220,7 @@ class BatchProcessor:
                     raise StoreUnavailable(f"{len(pending)} records not stored after "
                                            f"{self.settings.store_wait:.0f}s: {reason}")
                 backoff.wait()
+        return stored
 
 
 def _reason(exc: Exception) -> str:

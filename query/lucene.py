@@ -47,6 +47,7 @@ which every token is quoted.
 
 from __future__ import annotations
 
+import decimal
 import re
 from datetime import datetime, timezone
 
@@ -139,8 +140,8 @@ def parse(query: str):
         elif isinstance(exc, IllegalCharacterError) and _unclosed_quote(text, pos):
             what = "unclosed quote"
         elif isinstance(exc, IllegalCharacterError) and text[pos:pos + 1] == "/":
-            what = ("'/' starts a regular expression /.../, which is not supported (escape it "
-                    "as \\/ or quote the value)")
+            what = ("'/' starts a regular expression, which needs a field and a closing '/': "
+                    "program:/postfix.*/ (escape a plain slash as \\/ or quote the value)")
         elif isinstance(exc, IllegalCharacterError):
             what = f"illegal character {text[pos:pos + 1]!r}"
         else:
@@ -149,6 +150,9 @@ def parse(query: str):
         raise QueryError(f"invalid query: {what} at position {pos}", text, pos) from None
     except RecursionError:
         raise QueryError(f"invalid query: nested more than {MAX_DEPTH} levels deep") from None
+    except decimal.InvalidOperation:  # luqum reads a boost with Decimal: '0^.'
+        raise QueryError("invalid query: a boost (^) needs a number after it, e.g. ^2", text,
+                         text.find("^")) from None
     _check_depth(tree, text)
     return tree
 
@@ -247,10 +251,10 @@ class _Compiler:
                 raise self.error("wildcards on _id are not supported", item)
             return Term("_id", _unescape(item.value))
         if pattern is None:
-            return Term(field, _unescape(item.value))
+            return _term(field, _unescape(item.value))
         if all(p[0] == "*" for p in pattern.parts):
             return Exists(field)
-        return Wildcard(field, pattern)
+        return _wildcard(field, pattern)
 
     def regexp(self, item, field):
         source = item.value[1:-1]
@@ -270,7 +274,7 @@ class _Compiler:
             return Text(tuple(tokens), value) if tokens else Nothing()
         if field == TIME_FIELD:
             return self.time_point(value, item)
-        return Term(field, value)
+        return _term(field, value)
 
     def range(self, item, field):
         if field is None:
@@ -420,3 +424,33 @@ def compile_query(query, now: datetime | None = None):
         return _Compiler(text, now).node(tree, None)
     except RecursionError:  # the depth bound keeps clear of it; this is the last resort
         raise QueryError(f"invalid query: nested more than {MAX_DEPTH} levels deep") from None
+
+
+# Mail address fields as the logs write them: sendmail's ``to=<dave@example.org>``, postfix's
+# bare address. A query value matches either way (issue 23): ``to:dave@example.org`` also finds
+# ``<dave@example.org>``, and ``to:"<dave@example.org>"`` the bare one.
+ADDRESS_FIELDS = ("to", "from", "ctladdr", "orig_to")
+_ADDRESS = re.compile(r"<?([^<>\s,]*@[^<>\s,]+)>?")
+
+
+def _term(field: str, value: str):
+    if field in ADDRESS_FIELDS:
+        m = _ADDRESS.fullmatch(value)
+        if m:
+            bare = m.group(1)
+            return Or((Term(field, bare), Term(field, f"<{bare}>")))
+    return Term(field, value)
+
+
+def _wildcard(field: str, pattern: Pattern):
+    """``from:*@example.com`` also matches ``<bob@example.com>``: the bracketed spelling."""
+    parts = pattern.parts
+    if field not in ADDRESS_FIELDS or not parts:
+        return Wildcard(field, pattern)
+    head = parts if parts[0][0] != "lit" else (("lit", "<" + parts[0][1].lstrip("<")),) + parts[1:]
+    if head[-1][0] == "lit":
+        head = head[:-1] + (("lit", head[-1][1].rstrip(">") + ">"),)
+    variant = Pattern(tuple(head))
+    if variant == pattern:
+        return Wildcard(field, pattern)
+    return Or((Wildcard(field, pattern), Wildcard(field, variant)))

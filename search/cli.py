@@ -315,6 +315,8 @@ def trace(
         with naming_the_store(sink):
             events = list(sink.stream(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
                                                     limit=limit)))
+            from logpipe.search.messages import trace_lines
+            states = trace_lines(sink, qid)
     finally:
         sink.close()
     if not events:
@@ -333,6 +335,8 @@ def trace(
         Console().print(Text(line, style="bold"), highlight=False)
     else:
         print(line)
+    for text in states:  # the message records: each recipient's final state, the hand-offs
+        print(text, file=sys.stderr if as_json else sys.stdout)
 
 
 @prune_app.command()

@@ -6,8 +6,12 @@ Kinds:
   saw it. Each message gets a sendmail queue id (``r4F2abcD012345``: 8 characters from the time
   and a counter, then the 6-digit pid) shared by all its lines: an optional ``NOQUEUE: connect``,
   ``STARTTLS``, the ``from=`` line, milter lines (opendkim, milter-greylist, sendmail's own
-  ``Milter``), MailScanner's verdict, then ``to=`` lines with ``stat=Sent`` or ``Deferred``,
-  sometimes ``User unknown`` or an input timeout. Dovecot ``imap-login: Login:`` and
+  ``Milter``), MailScanner's verdict (one spam score per message, so the milter's
+  ``X-Spam-Status`` and MailScanner agree; some spam is refused with ``Milter: data,
+  reject=``), then ``to=`` lines: mostly ``stat=Sent``, some ``Deferred``, bounces (``User
+  unknown``, ``Host unknown`` with dsn 5.1.2), RCPT rejects (``ruleset=check_rcpt ...
+  reject=``) and expiries (a deferral after five days and the ``DSN: Cannot send message for
+  5 days`` hand-off to a new queue id); sometimes an input timeout. Dovecot ``imap-login: Login:`` and
   ``imap(user): Disconnected`` lines come in between.
 * ``syslog``: cron, kernel, systemd and sshd lines (SYSLOGLINE shapes).
 * ``sshd``: OpenSSH authentication lines (accepted, failed, invalid user, disconnects).
@@ -160,32 +164,56 @@ def _mail(rng: _Rand, clock: _Clock) -> Iterator[str]:
             clock.tick(0.5)
             yield f"{clock.syslog()} {host} milter-greylist: {qid}: addr {peer_ip} from " \
                   f"<{sender}> to <{_addr(rng)}> delayed for 00:15:00 (ACL 148)"
-        if rng.random() < 0.2:
+        # one spam score per message: the milter's header and MailScanner's verdict agree
+        score = round(rng.random() ** 1.6 * 12, 2)
+        spam = score >= 5
+        if rng.random() < 0.3:
             clock.tick(0.5)
-            yield f"{clock.syslog()}{base}{qid}: Milter add: header: X-Spam-Status: No, " \
-                  f"score={rng.random() * 4:.1f}"
+            yield f"{clock.syslog()}{base}{qid}: Milter add: header: X-Spam-Status: " \
+                  f"{'Yes' if spam else 'No'}, score={score:.1f}"
         if rng.random() < 0.4:
             clock.tick()
-            verdict = "is not spam" if rng.random() < 0.85 else "is spam"
+            verdict = "is spam" if spam else "is not spam"
             yield f"{clock.syslog()} {host} MailScanner[{rng.rint(3000, 9000)}]: Message " \
                   f"{qid} from {peer_ip} ({sender}) to {rng.pick(_DOMAINS)} {verdict}, " \
-                  f"SpamAssassin (score={rng.random() * 9:.2f}, required 5)"
+                  f"SpamAssassin (score={score:.2f}, required 5)"
+        if spam and rng.random() < 0.4:   # refused at the end of DATA
+            clock.tick(0.5)
+            yield f"{clock.syslog()}{base}{qid}: Milter: data, reject=550 5.7.1 Spam message " \
+                  f"rejected (score={score:.1f})"
+            continue
+        expired = rng.random() < 0.02
         for _ in range(nrcpts):
             rcpt = _addr(rng)
             clock.tick()
-            if rng.random() < 0.05:
+            roll = rng.random()
+            if roll < 0.04:
                 yield f"{clock.syslog()}{base}{qid}: <{rcpt}>... User unknown"
                 continue
+            if roll < 0.07:   # refused at RCPT TO: not a relay for that domain
+                yield f"{clock.syslog()}{base}{qid}: ruleset=check_rcpt, arg1=<{rcpt}>, " \
+                      f"relay={peer}, reject=550 5.7.1 <{rcpt}>... Relaying denied"
+                continue
             mx = rng.pick(_MX)
-            delay = f"00:00:{rng.rint(0, 60):02d}"
-            if rng.random() < 0.9:
+            delay = f"00:{rng.rint(0, 3):02d}:{rng.rint(0, 60):02d}"
+            if expired:
+                dsn, stat = "4.4.7", rng.pick(_STATS_DEFER).format(mx=mx)
+                delay = f"5+00:{rng.rint(0, 60):02d}:{rng.rint(0, 60):02d}"
+            elif roll < 0.10:
+                dsn, stat = "5.1.2", f"Host unknown (Name server: {rcpt.split('@')[1]}: " \
+                                     f"host not found)"
+            elif roll < 0.18:
+                dsn, stat = "4.0.0", rng.pick(_STATS_DEFER).format(mx=mx)
+            else:
                 dsn, stat = "2.0.0", f"Sent ({rng.getrandbits(40):010X} " \
                                      f"Message accepted for delivery)"
-            else:
-                dsn, stat = "4.0.0", rng.pick(_STATS_DEFER).format(mx=mx)
             yield f"{clock.syslog()}{base}{qid}: to=<{rcpt}>, ctladdr=<{sender}> (1000/1000), " \
                   f"delay={delay}, xdelay={delay}, mailer=esmtp, pri={rng.rint(30000, 400000)}, " \
                   f"relay={mx}. [{_ip(rng)}], dsn={dsn}, stat={stat}"
+        if expired:   # the queue lifetime is over: the sender gets a DSN from a new queue id
+            clock.tick(0.5)
+            dsn_qid = qid[:4] + _B62[rng.rint(0, 62)] + _B62[rng.rint(0, 62)] + qid[6:]
+            yield f"{clock.syslog()}{base}{qid}: {dsn_qid}: DSN: Cannot send message for 5 days"
 
 
 def _syslog(rng: _Rand, clock: _Clock) -> Iterator[str]:

@@ -128,6 +128,13 @@ CASES = [
     (["alerts", "test", "--rules", "PLAIN"], ["PLAIN", "not valid TOML"]),
     (["alerts", "run", "--rules", "MISSING"], ["MISSING", "does not exist"]),
     (["alerts", "test", "nosuchrule"], ["no rule named 'nosuchrule'"]),
+    # test, messages, report
+    (["test", "MISSING"], ["MISSING", "cannot read the test file"]),
+    (["test", "PLAIN"], ["PLAIN", "not valid TOML"]),
+    (["messages", "--store", "NOSTORE", "status:bounced"], ["no embedded store at", "events.db"]),
+    (["messages", "--store", "NOSTORE", "status:("], ["unclosed parenthesis", "position 8"]),
+    (["report", "--store", "NOSTORE"], ["no embedded store at", "events.db"]),
+    (["report", "--since", "bogus"], ["--since 'bogus'"]),
     # ui
     (["ui", "--bind", "nonsense"], ["--bind 'nonsense'"]),
     (["ui", "--bind", "127.0.0.1:99999"], ["--bind '127.0.0.1:99999'"]),

@@ -38,6 +38,7 @@ from logpipe.search.web.auth import SESSION_HOURS, AuthMiddleware, Guard, Secret
 from logpipe.search.web.gate import QueryGate, disconnected
 from logpipe.search.web.saved import SavedSearches
 from logpipe.search.web.timeline import story
+from logpipe.search.web.messages import message_routes, message_states
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_COLUMNS = ["@timestamp", "host", "type", "message"]   # as `logpipe search`
@@ -324,8 +325,10 @@ class Site:
             return self.render(request, "trace.html", status=_status(exc, 503), qid=qid, stories=[], error=str(exc),
                                command=f"logpipe trace {_quote(qid)}", url=self.url)
         stories = [story(q, events) for q, events in chain]
-        status = 200 if stories and stories[0]["steps"] else 404
-        return self.render(request, "trace.html", status=status, qid=qid, stories=stories, error=None,
+        records = message_states(self, qid)
+        status = 200 if (stories and stories[0]["steps"]) or records else 404
+        return self.render(request, "trace.html", status=status, qid=qid, stories=stories,
+                           error=None, records=records,
                            command=f"logpipe trace {_quote(qid)}", url=self.url)
 
     # ------------------------------------------------------------------ dead letters
@@ -726,6 +729,7 @@ def create_app(data: D.Data, token: "str | Secrets",
     routes = [
         Route("/", site.store(site.search_page, what="search page")),
         Route("/trace/{qid:path}", site.store(site.trace_page, key="path", what="trace")),
+        *message_routes(site),
         Route("/dlq", site.dlq_page),
         Route("/dlq/{entry}", site.letter_page),
         Route("/dlq/{entry}/raw", site.letter_raw),

@@ -22,12 +22,13 @@ from logpipe.common.errors import SinkError
 from logpipe.store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
 from logpipe.store.elasticsearch import reader, retention
 from logpipe.store.elasticsearch.errors import item_reason
+from logpipe.store.elasticsearch.messages import ElasticsearchMessages
 from logpipe.store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
 from logpipe.store.elasticsearch.url import es_client
 from logpipe.store.fields import mark_malformed
 
 
-class ElasticsearchSink:
+class ElasticsearchSink(ElasticsearchMessages):
     """Writes to daily indices ``logstash-%Y.%m.%d`` (configurable) on one cluster."""
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,

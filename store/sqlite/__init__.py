@@ -7,14 +7,16 @@ URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; see
 from __future__ import annotations
 
 from logpipe.store.sqlite.maintenance import SqliteMaintenance
+from logpipe.store.sqlite.messages import SqliteMessages
 from logpipe.store.sqlite.reader import SqliteReader
 from logpipe.store.sqlite.retention import SqliteRetention
 from logpipe.store.sqlite.schema import parse_url
 from logpipe.store.sqlite.writer import SqliteWriter, timestamp_ms
 
 
-class SqliteSink(SqliteMaintenance, SqliteReader, SqliteRetention, SqliteWriter):
-    """The embedded store: writes, reads, maintenance and retention on one SQLite file."""
+class SqliteSink(SqliteMessages, SqliteMaintenance, SqliteReader, SqliteRetention, SqliteWriter):
+    """The embedded store: writes, reads, maintenance, retention and message records on one
+    SQLite file."""
 
 
 __all__ = ["SqliteSink", "parse_url", "timestamp_ms"]

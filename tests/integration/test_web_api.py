@@ -129,8 +129,10 @@ def test_search_api_newest_first_with_fields(web, events):
     r = web.get("/api/search?q=program:sendmail&size=5")
     assert r.status_code == 200
     body = r.json()
-    expected = sorted((e for e in events if e.doc.get("program") == "sendmail"),
-                      key=lambda e: e.doc["@timestamp"], reverse=True)
+    # newest first; events of one millisecond in the store's tiebreak (the order written)
+    expected = [e for _, e in sorted(((n, e) for n, e in enumerate(events)
+                                      if e.doc.get("program") == "sendmail"),
+                                     key=lambda p: (p[1].doc["@timestamp"], p[0]), reverse=True)]
     assert body["total"] == len(expected)
     assert [h["id"] for h in body["hits"]] == [e.id for e in expected[:5]]
     first = body["hits"][0]

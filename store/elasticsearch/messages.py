@@ -1,0 +1,302 @@
+"""Message records on Elasticsearch: monthly indices ``logpipe-messages-YYYY.MM``.
+
+A record's document holds the record, the copies searches use (``to``, ``domain``: every
+recipient's address and domain; ``message``: the words free text matches; ``@timestamp``:
+``first_seen``) and every part it was derived from (``parts``, not indexed). It lives in the
+index of the month of its ``first_seen``.
+
+Writes are read-merge-write under optimistic concurrency: the documents that may hold a record
+(the months of its new lines, and the month seven days before: a message older than a week in
+the queue is expired by every MTA's default) are read in real time (mget), the parts are merged
+(``store/messages.py``), and the result is written with ``if_seq_no``/``if_primary_term`` (or
+``create`` when new); a copy in another month's index (two workers that began a record on both
+sides of a month boundary) is merged in and deleted the same way. Conflicts are read again.
+A record counts as written only when a read *after* the write finds it whole and alone, so two
+workers racing across indices always see each other's write (each reads after its own).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+
+from logpipe.common.errors import QueryError, SinkError
+from logpipe.query.lucene import compile_query
+from logpipe.query.tree import And, Not, Or, Term, Wildcard, Range, Exists
+from logpipe.store.messages import addr_domain, merge, normalise_query, summary_text
+
+PREFIX = "logpipe-messages-"
+PATTERN = PREFIX + "*"
+WEEK_MS = 7 * 86_400_000
+_ROUNDS = 40
+
+_KW = {"type": "keyword", "ignore_above": 1024}
+MAPPING = {
+    "dynamic": False,
+    "properties": {
+        "@timestamp": {"type": "date"}, "first_seen": {"type": "date"},
+        "last_seen": {"type": "date"}, "key": {"type": "keyword"},
+        "qid": _KW, "host": _KW, "status": _KW, "from": _KW, "from_raw": _KW, "msgid": _KW,
+        "size": {"type": "long"}, "delay_s": {"type": "double"}, "lines": {"type": "long"},
+        "to": _KW, "domain": _KW, "reason": _KW,
+        "message": {"type": "text"},
+        "spam": {"properties": {"verdict": _KW, "score": {"type": "double"}}},
+        "client": {"properties": {"hostname": _KW, "ip": _KW}},
+        "recipients": {"properties": {"to": _KW, "to_raw": _KW, "status": _KW, "dsn": _KW,
+                                      "relay": _KW, "reason": _KW, "delay": {"type": "double"}}},
+        "next": {"properties": {"qid": _KW, "host": _KW}},
+        "prev": {"properties": {"qid": _KW, "host": _KW}},
+        "parts": {"type": "object", "enabled": False},
+    },
+}
+_INTERNAL = ("@timestamp", "key", "to", "domain", "message", "parts")
+
+
+def _month(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y.%m")
+
+
+def _first_ms(parts: dict) -> int:
+    return min((p.get("t") or 0) for p in parts.values())
+
+
+def _record(source: dict) -> dict:
+    return {k: v for k, v in source.items() if k not in _INTERNAL}
+
+
+def _es_fields(q):
+    """Record field names to the document's: ``recipients.domain`` is ``domain``."""
+    if isinstance(q, (And, Or)):
+        return type(q)(tuple(_es_fields(i) for i in q.items))
+    if isinstance(q, Not):
+        return Not(_es_fields(q.item))
+    field = getattr(q, "field", None)
+    if field in ("recipients.domain", "recipients.to"):
+        new = {"recipients.domain": "domain", "recipients.to": "to"}[field]
+        if isinstance(q, Term):
+            return Term(new, q.value)
+        if isinstance(q, Wildcard):
+            return Wildcard(new, q.pattern)
+        if isinstance(q, Exists):
+            return Exists(new)
+        if isinstance(q, Range):
+            return Range(new, q.low, q.high, q.include_low, q.include_high)
+    if field in ("first_seen",) and isinstance(q, Range):
+        return Range("@timestamp", q.low, q.high, q.include_low, q.include_high)
+    return q
+
+
+def message_query(text: str, start_ms: int | None = None, end_ms: int | None = None) -> dict:
+    from logpipe.store.elasticsearch.reader import es_query
+
+    query = es_query(_es_fields(normalise_query(compile_query(text or "*"))))
+    window: dict = {}
+    if start_ms is not None:
+        window["gte"] = start_ms
+    if end_ms is not None:
+        window["lt"] = end_ms
+    if window:
+        window["format"] = "epoch_millis"
+        query = {"bool": {"filter": [query, {"range": {"@timestamp": window}}]}}
+    return query
+
+
+class ElasticsearchMessages:
+    """The message-record half of the Elasticsearch store (mixed into ElasticsearchSink)."""
+
+    _message_template = False
+
+    def _ensure_message_template(self) -> None:
+        if self._message_template:
+            return
+        try:
+            self.client.indices.put_index_template(  # type: ignore[attr-defined]
+                name="logpipe-messages", index_patterns=[PATTERN], priority=300,
+                template={"settings": {"number_of_shards": 1, "number_of_replicas": 0,
+                                       "refresh_interval": "1s"},
+                          "mappings": MAPPING})
+        except Exception as exc:
+            raise SinkError(f"cannot install the message records' template: {exc}") from None
+        self._message_template = True
+
+    def _mget(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+        """{(index, id): (source, seq_no, primary_term)} of the documents that exist."""
+        if not wanted:
+            return {}
+        try:
+            resp = self.client.mget(  # type: ignore[attr-defined]
+                docs=[{"_index": i, "_id": d} for i, d in wanted], realtime=True)
+        except Exception as exc:
+            raise SinkError(f"message records: cannot read from Elasticsearch: {exc}") from None
+        found = {}
+        for doc in resp["docs"]:
+            if doc.get("found"):
+                found[(doc["_index"], doc["_id"])] = (doc["_source"], doc["_seq_no"],
+                                                      doc["_primary_term"])
+            elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
+                raise SinkError(f"message records: Elasticsearch could not read "
+                                f"{doc['_id']}: {doc['error'].get('reason')}")
+        return found
+
+    def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
+        """Merge parts into their records (see the module). Returns how many were written."""
+        self._ensure_message_template()
+        pending = dict(grouped)
+        written = 0
+        for _ in range(_ROUNDS):
+            if not pending:
+                return written
+            months: dict[str, list[str]] = {}
+            wanted = []
+            for key, (_, _, new) in pending.items():
+                stamps = [p.get("t") or 0 for p in new.values()]
+                ms = sorted({_month(t) for t in stamps} | {_month(t - WEEK_MS) for t in stamps})
+                months[key] = ms
+                wanted += [(PREFIX + m, key) for m in ms]
+            found = self._mget(wanted)
+            lines: list[bytes] = []
+            owners: list[str] = []
+            for key, (host, qid, new) in list(pending.items()):
+                copies = [(i, found[(i, key)]) for i in (PREFIX + m for m in months[key])
+                          if (i, key) in found]
+                parts: dict = {}
+                for _, (source, _, _) in copies:
+                    parts.update(source.get("parts") or {})
+                complete = all(parts.get(i) == p for i, p in new.items())
+                parts.update(new)
+                target = PREFIX + _month(_first_ms(parts))
+                if complete and len(copies) == 1 and copies[0][0] == target:
+                    del pending[key]  # read back whole and alone: done
+                    continue
+                record = merge(host, qid, parts)
+                doc = {**record, "@timestamp": record["first_seen"], "key": key,
+                       "to": [r["to"] for r in record["recipients"]],
+                       "domain": sorted({addr_domain(r["to"]) for r in record["recipients"]}
+                                        - {""}),
+                       "message": summary_text(record), "parts": parts}
+                in_target = next((c for c in copies if c[0] == target), None)
+                if in_target is None:
+                    action = {"create": {"_index": target, "_id": key}}
+                else:
+                    action = {"index": {"_index": target, "_id": key,
+                                        "if_seq_no": in_target[1][1],
+                                        "if_primary_term": in_target[1][2]}}
+                lines += [orjson.dumps(action), orjson.dumps(doc)]
+                owners.append(key)
+                for index, (_, seq, term) in copies:
+                    if index != target:
+                        lines.append(orjson.dumps({"delete": {"_index": index, "_id": key,
+                                                              "if_seq_no": seq,
+                                                              "if_primary_term": term}}))
+                        owners.append(key)
+            if lines:
+                written += self._message_bulk(lines, owners)
+        raise SinkError(f"message records: {len(pending)} still contended after {_ROUNDS} "
+                        "rounds; the batch is retried")
+
+    def _message_bulk(self, lines: list[bytes], owners: list[str]) -> int:
+        try:
+            resp = self.client.perform_request(  # type: ignore[attr-defined]
+                "POST", "/_bulk", body=b"\n".join(lines) + b"\n",
+                headers={"content-type": "application/x-ndjson", "accept": "application/json"})
+        except Exception as exc:
+            raise SinkError(f"message records: bulk write failed: {exc}") from None
+        ok = 0
+        for item, key in zip(resp.body["items"], owners):
+            result = next(iter(item.values()))
+            status = result.get("status", 500)
+            if status in (200, 201):
+                ok += 1
+            elif status in (404, 409):
+                continue  # someone else got there first: read again next round
+            else:
+                raise SinkError(f"message record {key}: Elasticsearch answered {status}: "
+                                f"{result.get('error')}", permanent=400 <= status < 500
+                                and status != 429)
+        return ok
+
+    # ---------------------------------------------------------------- reading
+    def refresh_messages(self) -> None:
+        self.client.indices.refresh(index=PATTERN, allow_no_indices=True)  # type: ignore[attr-defined]
+
+    def _msearch(self, **kwargs) -> dict:
+        from logpipe.store.elasticsearch.reader import _call
+
+        return _call("message search", self.client.search,  # type: ignore[attr-defined]
+                     index=PATTERN, ignore_unavailable=True, allow_no_indices=True, **kwargs)
+
+    def _with_prev(self, records: list[dict]) -> list[dict]:
+        qids = sorted({r["qid"] for r in records if r.get("qid") and r["qid"] != "NOQUEUE"})
+        if not qids:
+            return records
+        resp = self._msearch(query={"terms": {"next.qid": qids}}, size=1000,
+                             source=["qid", "host", "next"])
+        found: dict[str, list[dict]] = {}
+        for hit in resp["hits"]["hits"]:
+            src = hit["_source"]
+            for link in src.get("next") or ():
+                if link.get("qid") in qids:
+                    found.setdefault(link["qid"], []).append({"qid": src["qid"],
+                                                              "host": src["host"]})
+        for r in records:
+            links = found.get(r.get("qid") or "")
+            if links:
+                r["prev"] = sorted(links, key=lambda x: (x["qid"], x["host"] or ""))
+        return records
+
+    def stream_messages(self, query: str = "*", start_ms: int | None = None,
+                        end_ms: int | None = None, limit: int | None = None,
+                        order: str = "desc", page_size: int = 1000):
+        q = message_query(query, start_ms, end_ms)
+        direction = "asc" if order == "asc" else "desc"
+        after = None
+        left = limit
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            kwargs: dict = {"query": q, "size": size,
+                            "sort": [{"@timestamp": direction}, {"key": direction}],
+                            "source_excludes": ["parts"]}
+            if after is not None:
+                kwargs["search_after"] = after
+            hits = self._msearch(**kwargs)["hits"]["hits"]
+            yield from self._with_prev([_record(h["_source"]) for h in hits])
+            if len(hits) < size:
+                return
+            after = hits[-1]["sort"]
+            if left is not None:
+                left -= len(hits)
+
+    def count_messages(self, query: str = "*", start_ms: int | None = None,
+                       end_ms: int | None = None) -> int:
+        from logpipe.store.elasticsearch.reader import _call
+
+        q = message_query(query, start_ms, end_ms)
+        return int(_call("message count", self.client.count,  # type: ignore[attr-defined]
+                         index=PATTERN, query=q, ignore_unavailable=True,
+                         allow_no_indices=True)["count"])
+
+    def facet_messages(self, field: str, query: str = "*", start_ms: int | None = None,
+                       end_ms: int | None = None, size: int = 10) -> list[tuple[str, int]]:
+        name = {"recipients.domain": "domain", "recipients.to": "to",
+                "recipients.status": "recipients.status"}.get(field, field)
+        if name not in ("status", "from", "host", "domain", "to", "recipients.status",
+                        "spam.verdict"):
+            raise QueryError(f"no facet on {field!r} (status, from, host, domain)")
+        q = message_query(query, start_ms, end_ms)
+        resp = self._msearch(query=q, size=0, aggs={"f": {"terms": {"field": name,
+                                                                    "size": size}}})
+        return [(str(b["key"]), b["doc_count"]) for b in resp["aggregations"]["f"]["buckets"]]
+
+    def get_message(self, key: str) -> dict | None:
+        resp = self._msearch(query={"term": {"key": key}}, size=1, source_excludes=["parts"])
+        hits = resp["hits"]["hits"]
+        return self._with_prev([_record(hits[0]["_source"])])[0] if hits else None
+
+    def messages_by_qid(self, qid: str) -> list[dict]:
+        resp = self._msearch(query={"term": {"qid": qid}}, size=100, source_excludes=["parts"],
+                             sort=[{"key": "asc"}])
+        return self._with_prev([_record(h["_source"]) for h in resp["hits"]["hits"]])
+
+
+__all__ = ["ElasticsearchMessages", "MAPPING", "PATTERN", "PREFIX", "message_query"]

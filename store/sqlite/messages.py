@@ -1,0 +1,362 @@
+"""Message records on the embedded store: their own tables beside ``events``.
+
+``messages`` holds one row per record (``host/qid``): the record's JSON (``doc``), every part it
+was derived from (``parts``, keyed by line id) and the columns searches use; ``message_rcpts``
+one row per recipient (address, domain, status, relay) so ``to:``/``recipients.to:`` read an
+index. A write merges the new parts into the stored ones and derives the record again
+(``store/messages.py``), all inside one ``BEGIN IMMEDIATE`` transaction: writers are serialised
+by SQLite's lock, each reads what the previous one committed, so any number of workers, any
+order and any repeat give the same record.
+
+Queries use the same language as line searches (``query/``), translated here to SQL on these
+tables: ``status:bounced AND from:*@example.com AND delay_s:>3600``, ``to:dave@example.org``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Iterator
+
+import orjson
+
+from logpipe.common.errors import QueryError, SinkError
+from logpipe.query.lucene import compile_query
+from logpipe.query.tree import (All, And, Exists, Not, Nothing, Or, Pattern, Range, Term, Text,
+                                TextWildcard, TimeRange, Wildcard, numeric)
+from logpipe.store.messages import (addr_domain, merge, normalise_query, summary_text)
+from logpipe.store.sqlite.schema import immediate
+
+MESSAGE_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS messages (
+        key TEXT NOT NULL, host TEXT, qid TEXT, first_ms INTEGER, last_ms INTEGER,
+        status TEXT, sender TEXT, size INTEGER, delay_s REAL, spam_score REAL,
+        spam_verdict TEXT, msgid TEXT, body TEXT, doc TEXT NOT NULL, parts TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key)",
+    "CREATE INDEX IF NOT EXISTS messages_first ON messages(first_ms)",
+    "CREATE INDEX IF NOT EXISTS messages_status_first ON messages(status, first_ms)",
+    "CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender)",
+    "CREATE INDEX IF NOT EXISTS messages_qid ON messages(qid)",
+    """CREATE TABLE IF NOT EXISTS message_rcpts (
+        mid INTEGER NOT NULL, addr TEXT, domain TEXT, status TEXT, relay TEXT)""",
+    "CREATE INDEX IF NOT EXISTS message_rcpts_mid ON message_rcpts(mid)",
+    "CREATE INDEX IF NOT EXISTS message_rcpts_addr ON message_rcpts(addr)",
+    "CREATE INDEX IF NOT EXISTS message_rcpts_domain ON message_rcpts(domain)",
+    # hand-offs: a record's ``next`` queue ids, so the record handed to fills its ``prev``
+    "CREATE TABLE IF NOT EXISTS message_links (mid INTEGER NOT NULL, qid TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS message_links_mid ON message_links(mid)",
+    "CREATE INDEX IF NOT EXISTS message_links_qid ON message_links(qid)",
+]
+
+# query field -> column of ``messages`` (m) or ``message_rcpts`` (r)
+_COLUMNS = {"qid": "m.qid", "host": "m.host", "status": "m.status", "from": "m.sender",
+            "size": "m.size", "delay_s": "m.delay_s", "spam.score": "m.spam_score",
+            "spam.verdict": "m.spam_verdict", "msgid": "m.msgid", "_id": "m.key"}
+_RCPT = {"to": "addr", "recipients.to": "addr", "domain": "domain",
+         "recipients.domain": "domain", "recipients.status": "status",
+         "recipients.relay": "relay", "relay": "relay"}
+_NUMERIC = {"m.size", "m.delay_s", "m.spam_score"}
+_FIELDS = ("first_ms", "last_ms", "status", "sender", "size", "delay_s", "spam_score",
+           "spam_verdict", "msgid", "body", "doc", "parts")
+_INSERT = (f"INSERT INTO messages(key, host, qid, {', '.join(_FIELDS)}) VALUES "
+           f"({', '.join('?' * (len(_FIELDS) + 3))})")
+_UPDATE = f"UPDATE messages SET {', '.join(f + ' = ?' for f in _FIELDS)} WHERE rowid = ?"
+
+
+def _ms_of(iso: str | None) -> int | None:
+    if not iso:
+        return None
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _json_path(field: str) -> str:
+    return "$." + ".".join('"' + p.replace('"', '') + '"' for p in field.split("."))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def message_sql(q, params: list) -> str:
+    """A WHERE condition on ``messages m`` for a query's intermediate form."""
+    if isinstance(q, All):
+        return "1"
+    if isinstance(q, Nothing):
+        return "0"
+    if isinstance(q, And):
+        return "(" + " AND ".join(message_sql(i, params) for i in q.items) + ")"
+    if isinstance(q, Or):
+        return "(" + " OR ".join(message_sql(i, params) for i in q.items) + ")"
+    if isinstance(q, Not):
+        return f"NOT {message_sql(q.item, params)}"
+    if isinstance(q, Text):
+        params.append("%" + _like_escape(" ".join(q.tokens).lower()) + "%")
+        return "m.body LIKE ? ESCAPE '\\'"
+    if isinstance(q, TextWildcard):
+        params.append("*" + q.pattern.lower().glob() + "*")
+        return "m.body GLOB ?"
+    if isinstance(q, TimeRange):
+        out = []
+        if q.start is not None:
+            params.append(q.start)
+            out.append("m.first_ms >= ?")
+        if q.end is not None:
+            params.append(q.end)
+            out.append("m.first_ms < ?")
+        return "(" + " AND ".join(out or ["1"]) + ")"
+    field = getattr(q, "field", None)
+    if field in ("@timestamp", "first_seen", "last_seen") and isinstance(q, Range):
+        col = "m.last_ms" if field == "last_seen" else "m.first_ms"
+        out = []
+        for bound, op in ((q.low, ">=" if q.include_low else ">"),
+                          (q.high, "<=" if q.include_high else "<")):
+            if bound is not None:
+                params.append(_ms_of(bound) if not bound.lstrip("-").isdigit() else int(bound))
+                out.append(f"{col} {op} ?")
+        return "(" + " AND ".join(out or ["1"]) + ")"
+    if field in _RCPT:
+        inner = _cond(f"r.{_RCPT[field]}", q, params)
+        return f"m.rowid IN (SELECT r.mid FROM message_rcpts r WHERE {inner})"
+    if field and field.startswith("recipients."):
+        sub = field.split(".", 1)[1]
+        inner = _cond(f"json_extract(je.value, {_quote(_json_path(sub))})", q, params)
+        return (f"EXISTS (SELECT 1 FROM json_each(m.doc, '$.recipients') je WHERE {inner})")
+    column = _COLUMNS.get(field or "") or f"json_extract(m.doc, {_quote(_json_path(field or ''))})"
+    return _cond(column, q, params)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _cond(column: str, q, params: list) -> str:
+    numeric_col = column in _NUMERIC
+    if isinstance(q, Term):
+        n = numeric(q.value)
+        if numeric_col and n is None:
+            return "0"
+        params.append(n if (numeric_col or (n is not None and column.startswith("json"))) else q.value)
+        if not numeric_col and n is not None and column.startswith("json"):
+            params.append(q.value)
+            return f"({column} = ? OR {column} = ?)"
+        return f"{column} = ?"
+    if isinstance(q, Wildcard):
+        params.append(q.pattern.glob())
+        return f"{column} GLOB ?"
+    if isinstance(q, Exists):
+        return f"{column} IS NOT NULL"
+    if isinstance(q, Range):
+        out = []
+        for bound, op in ((q.low, ">=" if q.include_low else ">"),
+                          (q.high, "<=" if q.include_high else "<")):
+            if bound is None:
+                continue
+            n = numeric(bound)
+            params.append(n if n is not None else bound)
+            out.append(f"{column} {op} ?")
+        return "(" + " AND ".join(out or [f"{column} IS NOT NULL"]) + ")"
+    raise QueryError(f"this query cannot be asked of message records: {q!r}"[:200])
+
+
+def compile_messages(text: str, start_ms: int | None, end_ms: int | None,
+                     now: datetime | None = None) -> tuple[str, list]:
+    tree = normalise_query(compile_query(text or "*", now))
+    params: list = []
+    where = message_sql(tree, params)
+    if start_ms is not None:
+        where += " AND m.first_ms >= ?"
+        params.append(start_ms)
+    if end_ms is not None:
+        where += " AND m.first_ms < ?"
+        params.append(end_ms)
+    return where, params
+
+
+class SqliteMessages:
+    """The message-record half of the embedded store (mixed into :class:`SqliteSink`)."""
+
+    _messages_ready = False
+    path: str
+
+    def _message_conn(self) -> sqlite3.Connection:
+        conn = self._connect(create=True)  # type: ignore[attr-defined]
+        if not self._messages_ready:
+            with immediate(conn):
+                for stmt in MESSAGE_SCHEMA:
+                    conn.execute(stmt)
+            self._messages_ready = True
+        return conn
+
+    def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
+        """Merge parts into their records: {key: (host, qid, {line id: part})}. Returns how
+        many records changed. Raises SinkError when the store cannot be written (retry).
+        The stored parts are read under the write lock (another worker may just have added
+        some), so the read, the merge and the writes of a chunk of records happen under it."""
+        changed = 0
+        keys = list(grouped)
+        with self._lock:  # type: ignore[attr-defined]
+            try:
+                conn = self._message_conn()
+                with immediate(conn):
+                    for start in range(0, len(keys), 500):
+                        changed += self._write_chunk_of_records(conn, grouped,
+                                                                keys[start:start + 500])
+            except sqlite3.Error as exc:
+                raise SinkError(f"embedded store {self.path}: message records: {exc}") \
+                    from None
+        return changed
+
+    @staticmethod
+    def _write_chunk_of_records(conn: sqlite3.Connection, grouped: dict, chunk: list[str]) -> int:
+        rows = conn.execute(f"SELECT rowid, key, parts FROM messages WHERE key IN "
+                            f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        stored = {k: (rowid, orjson.loads(p)) for rowid, k, p in rows}
+        updates, inserts, records = [], [], {}
+        for key in chunk:
+            host, qid, new = grouped[key]
+            rowid, parts = stored.get(key, (None, None))
+            if parts is not None and all(parts.get(i) == p for i, p in new.items()):
+                continue  # a repeat: nothing new
+            parts = {**(parts or {}), **new}
+            record = merge(host, qid, parts)
+            spam = record.get("spam") or {}
+            stamps = [p["t"] for p in parts.values() if p.get("t") is not None]
+            values = (min(stamps, default=0), max(stamps, default=0),
+                      record["status"], record["from"], record["size"], record["delay_s"],
+                      spam.get("score"), spam.get("verdict"), record["msgid"],
+                      summary_text(record).lower(), orjson.dumps(record).decode(),
+                      orjson.dumps(parts).decode())
+            records[key] = record
+            if rowid is None:
+                inserts.append((key, host, qid) + values)
+            else:
+                updates.append(values + (rowid,))
+        if updates:
+            conn.executemany(_UPDATE, updates)
+            mids = [(u[-1],) for u in updates]
+            conn.executemany("DELETE FROM message_rcpts WHERE mid = ?", mids)
+            conn.executemany("DELETE FROM message_links WHERE mid = ?", mids)
+        if inserts:
+            conn.executemany(_INSERT, inserts)
+        if not records:
+            return 0
+        mid_of = {k: rowid for k, (rowid, _) in stored.items()}
+        fresh = [i[0] for i in inserts]
+        if fresh:
+            mid_of.update({k: rowid for rowid, k in conn.execute(
+                f"SELECT rowid, key FROM messages WHERE key IN ({','.join('?' * len(fresh))})",
+                fresh)})
+        rcpts, links = [], []
+        for key, record in records.items():
+            mid = mid_of[key]
+            rcpts += [(mid, r["to"], addr_domain(r["to"]), r["status"], r["relay"])
+                      for r in record["recipients"]]
+            links += [(mid, link["qid"]) for link in record["next"]]
+        if rcpts:
+            conn.executemany("INSERT INTO message_rcpts(mid, addr, domain, status, relay) "
+                             "VALUES (?,?,?,?,?)", rcpts)
+        if links:
+            conn.executemany("INSERT INTO message_links(mid, qid) VALUES (?,?)", links)
+        return len(records)
+
+    def _with_prev(self, records: list[dict]) -> list[dict]:
+        """``prev`` of each record: the records whose ``next`` names its queue id (derived when
+        read, so neither side's order of arrival matters)."""
+        qids = sorted({r["qid"] for r in records if r.get("qid") and r["qid"] != "NOQUEUE"})
+        if not qids:
+            return records
+        found: dict[str, list[dict]] = {}
+        for start in range(0, len(qids), 500):
+            chunk = qids[start:start + 500]
+            for qid, pqid, phost in self._message_rows(
+                    f"SELECT l.qid, m.qid, m.host FROM message_links l JOIN messages m ON "
+                    f"m.rowid = l.mid WHERE l.qid IN ({','.join('?' * len(chunk))})", chunk):
+                found.setdefault(qid, []).append({"qid": pqid, "host": phost})
+        for r in records:
+            links = found.get(r.get("qid") or "")
+            if links:
+                r["prev"] = sorted(links, key=lambda x: (x["qid"], x["host"] or ""))
+        return records
+
+    # ---------------------------------------------------------------- reading
+    def _message_rows(self, sql: str, params: list):
+        with self._reading() as conn:  # type: ignore[attr-defined]
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # a store that has kept no records yet
+                    return []
+                raise
+
+    def stream_messages(self, query: str = "*", start_ms: int | None = None,
+                        end_ms: int | None = None, limit: int | None = None,
+                        order: str = "desc", page_size: int = 1000) -> Iterator[dict]:
+        """Records matching a query, newest (by first_seen) first, paged by keyset."""
+        where, params = compile_messages(query, start_ms, end_ms)
+        desc = order != "asc"
+        op, direction = ("<", "DESC") if desc else (">", "ASC")
+        after: tuple | None = None
+        left = limit
+        while left is None or left > 0:
+            size = page_size if left is None else min(page_size, left)
+            cond, extra = where, list(params)
+            if after is not None:
+                cond += f" AND (m.first_ms, m.rowid) {op} (?, ?)"
+                extra += list(after)
+            rows = self._message_rows(
+                f"SELECT m.rowid, m.first_ms, m.doc FROM messages m WHERE {cond} "
+                f"ORDER BY m.first_ms {direction}, m.rowid {direction} LIMIT ?",
+                extra + [size])
+            yield from self._with_prev([orjson.loads(doc) for _, _, doc in rows])
+            if len(rows) < size:
+                return
+            after = (rows[-1][1], rows[-1][0])
+            if left is not None:
+                left -= len(rows)
+
+    def count_messages(self, query: str = "*", start_ms: int | None = None,
+                       end_ms: int | None = None) -> int:
+        where, params = compile_messages(query, start_ms, end_ms)
+        rows = self._message_rows(f"SELECT COUNT(*) FROM messages m WHERE {where}", params)
+        return rows[0][0] if rows else 0
+
+    def facet_messages(self, field: str, query: str = "*", start_ms: int | None = None,
+                       end_ms: int | None = None, size: int = 10) -> list[tuple[str, int]]:
+        """Top values of ``status``, ``domain`` (recipients') or ``from`` among matches."""
+        where, params = compile_messages(query, start_ms, end_ms)
+        if field in ("domain", "recipients.domain", "to", "recipients.to",
+                     "recipients.status"):
+            col = {"domain": "domain", "recipients.domain": "domain", "to": "addr",
+                   "recipients.to": "addr", "recipients.status": "status"}[field]
+            sql = (f"SELECT r.{col}, COUNT(*) FROM message_rcpts r JOIN messages m ON "
+                   f"m.rowid = r.mid WHERE {where} GROUP BY r.{col} ORDER BY 2 DESC, 1 LIMIT ?")
+        else:
+            column = _COLUMNS.get(field)
+            if column is None:
+                raise QueryError(f"no facet on {field!r} (status, from, host, domain)")
+            sql = (f"SELECT {column}, COUNT(*) FROM messages m WHERE {where} GROUP BY {column} "
+                   f"ORDER BY 2 DESC, 1 LIMIT ?")
+        return [(str(v), n) for v, n in self._message_rows(sql, params + [size])
+                if v is not None]
+
+    def get_message(self, key: str) -> dict | None:
+        rows = self._message_rows("SELECT doc FROM messages WHERE key = ?", [key])
+        return self._with_prev([orjson.loads(rows[0][0])])[0] if rows else None
+
+    def messages_by_qid(self, qid: str) -> list[dict]:
+        """Every record with this queue id (one per host)."""
+        rows = self._message_rows("SELECT doc FROM messages WHERE qid = ? ORDER BY host", [qid])
+        return self._with_prev([orjson.loads(d) for (d,) in rows])
+
+    def prune_messages(self, older_than_ms: int) -> int:
+        with self._lock:  # type: ignore[attr-defined]
+            conn = self._message_conn()
+            with immediate(conn):
+                for table in ("message_rcpts", "message_links"):
+                    conn.execute(f"DELETE FROM {table} WHERE mid IN (SELECT rowid FROM "
+                                 "messages WHERE last_ms < ?)", (older_than_ms,))
+                return conn.execute("DELETE FROM messages WHERE last_ms < ?",
+                                    (older_than_ms,)).rowcount
+
+
+__all__ = ["SqliteMessages", "compile_messages", "message_sql", "MESSAGE_SCHEMA", "Pattern"]

@@ -1,0 +1,320 @@
+"""Message records (issue 23): one per mail transaction, the same whatever the number of
+workers, the batch sizes, the order of the lines and a worker killed half-way; on both stores.
+
+Real services only: Valkey, the embedded store, the Elasticsearch node, `logpipe index` with its
+RQ worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from logpipe.common.broker import Broker, Keys, connect
+from logpipe.common.record import Record, encode, record_id
+from logpipe.indexer.jobs import BatchProcessor, JobSettings
+from logpipe.indexer.pipeline import Pipeline
+from logpipe.indexer.pipeline_config import load_pipeline
+from logpipe.search.report import percentile, summarise
+from logpipe.services.loggen import generate
+from logpipe.store import open_sink
+
+pytestmark = pytest.mark.integration
+
+# Two hosts, a hand-off between them (amavis on mx, then the relay), a day boundary, a bounce
+# ("User unknown" with its DSN), an expiry, a NOQUEUE reject, a milter reject, dovecot LMTP.
+POSTFIX = """\
+Nov 27 23:59:58 mx postfix/smtpd[10]: 4A1B2C3D4E: client=mail.example.com[192.0.2.10]
+Nov 27 23:59:59 mx postfix/cleanup[11]: 4A1B2C3D4E: message-id=<m1@example.com>
+Nov 28 00:00:00 mx postfix/qmgr[12]: 4A1B2C3D4E: from=<Bob@Example.com>, size=4321, nrcpt=3 (queue active)
+Nov 28 00:00:01 mx amavis[13]: (01234-05) Passed CLEAN {RelayedInbound}, [192.0.2.10]:4123 <bob@example.com> -> <dave@example.org>, Queue-ID: 4A1B2C3D4E, Message-ID: <m1@example.com>, mail_id: abc, Hits: 1.5, size: 4321, queued_as: 5B6C7D8E9F, 120 ms
+Nov 28 00:00:02 mx postfix/smtp[14]: 4A1B2C3D4E: to=<dave@example.org>, relay=127.0.0.1[127.0.0.1]:10024, delay=4, delays=1/0/0/3, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5B6C7D8E9F)
+Nov 28 00:00:02 mx postfix/smtp[14]: 4A1B2C3D4E: to=<Eve@Example.net>, relay=mx.example.net[198.51.100.7]:25, delay=4, delays=1/0/1/2, dsn=5.1.1, status=bounced (host mx.example.net[198.51.100.7] said: 550 5.1.1 <eve@example.net>: User unknown (in reply to RCPT TO command))
+Nov 28 00:00:02 mx postfix/smtp[14]: 4A1B2C3D4E: to=<frank@example.org>, relay=none, delay=4, delays=1/0/3/0, dsn=4.4.1, status=deferred (connect to mx.example.org[203.0.113.5]:25: Connection timed out)
+Nov 28 00:00:03 mx postfix/bounce[15]: 4A1B2C3D4E: sender non-delivery notification: 6C7D8E9F0A
+Nov 28 05:00:02 mx postfix/smtp[14]: 4A1B2C3D4E: to=<frank@example.org>, relay=mx.example.org[203.0.113.5]:25, delay=18004, delays=1/0/3/18000, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ABCDEF0123)
+Nov 28 05:00:03 mx postfix/qmgr[12]: 4A1B2C3D4E: removed
+Nov 28 00:00:03 relay postfix/lmtp[20]: 5B6C7D8E9F: to=<dave@example.org>, relay=relay.example.org[private/dovecot-lmtp], delay=0.2, delays=0/0/0/0.2, dsn=2.0.0, status=sent (250 2.0.0 <dave@example.org> nGsvDk Saved)
+Nov 28 00:00:02 relay postfix/qmgr[21]: 5B6C7D8E9F: from=<bob@example.com>, size=4500, nrcpt=1 (queue active)
+Nov 28 01:00:00 mx postfix/smtpd[10]: NOQUEUE: reject: RCPT from unknown[203.0.113.99]: 554 5.7.1 <x@example.org>: Relay access denied; from=<spam@bad.example> to=<x@example.org> proto=ESMTP helo=<bad>
+Nov 28 01:00:05 mx postfix/smtpd[10]: 7D8E9F0A1B: client=unknown[203.0.113.98]
+Nov 28 01:00:06 mx postfix/cleanup[11]: 7D8E9F0A1B: milter-reject: END-OF-MESSAGE from unknown[203.0.113.98]: 5.7.1 Spam message rejected; from=<a@spam.example> to=<c@example.org> proto=ESMTP helo=<x>
+Nov 23 08:00:00 mx postfix/qmgr[12]: 8E9F0A1B2C: from=<carol@example.com>, size=999, nrcpt=1 (queue active)
+Nov 23 08:00:01 mx postfix/smtp[14]: 8E9F0A1B2C: to=<gone@example.net>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to example.net[192.0.2.1]:25: Connection refused)
+Nov 28 08:00:02 mx postfix/qmgr[12]: 8E9F0A1B2C: from=<carol@example.com>, status=expired, returned to sender
+"""
+
+
+def lines_to_records(text: str, host: str, path: str, start: int = 0) -> list[Record]:
+    out, offset = [], start
+    for line in text.splitlines():
+        out.append(Record(id=record_id(host, path, offset), line=line, host=host, path=path,
+                          offset=offset, type="mail", received_at=1764288000.0))
+        offset += len(line.encode()) + 1
+    return out
+
+
+def corpus_records(mail_lines: int = 1500) -> list[Record]:
+    generated = "\n".join(generate("mail", mail_lines, seed=23,
+                                   start="2026-11-27T22:00:00+00:00"))
+    return (lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log")
+            + lines_to_records(generated, "shipper-b", "/var/log/maillog"))
+
+
+def records_of(url: str) -> list[dict]:
+    sink = open_sink(url)
+    try:
+        if hasattr(sink, "refresh_messages"):
+            sink.refresh_messages()
+        found = list(sink.stream_messages("*", order="asc"))
+    finally:
+        sink.close()
+    return sorted(found, key=lambda r: (r["host"], r["qid"], r["first_seen"] or ""))
+
+
+def index_in_order(redis_client, records: list[Record], url: str) -> None:
+    """The reference: one worker, one batch, every line in order."""
+    keys = Keys()
+    redis_client.rpush(keys.raw, *[encode(r) for r in records])
+    key, n = Broker(redis_client, keys).claim_batch(100_000)
+    assert n == len(records)
+    sink = open_sink(url)
+    sink.prepare()
+    settings = JobSettings(redis_url="unused", store_url=url)
+    result = BatchProcessor(redis_client, settings, sink, Pipeline(load_pipeline(None))).run(key)
+    assert result.dead_lettered == 0
+    sink.close()
+
+
+def logpipe(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def shuffled_items(records: list[Record], seed: int) -> list[bytes]:
+    items = [encode(r) for r in records]
+    random.Random(seed).shuffle(items)
+    return items
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return corpus_records()
+
+
+@pytest.fixture
+def reference(redis_url, tmp_path, corpus):
+    url = f"sqlite:///{tmp_path}/reference.db"
+    client = connect(redis_url)
+    index_in_order(client, corpus, url)
+    client.flushall()
+    client.close()
+    return records_of(url)
+
+
+def by_key(records):
+    return {(r["host"], r["qid"] if r["qid"] != "NOQUEUE" else r["first_seen"]): r
+            for r in records}
+
+
+# ------------------------------------------------------------------------ what a record says
+
+def test_postfix_transactions_become_records(redis_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/one.db"
+    index_in_order(redis_client, lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log"), url)
+    recs = by_key(records_of(url))
+    m = recs[("mx", "4A1B2C3D4E")]  # host from the syslog header, not the shipper
+    assert m["from"] == "bob@example.com" and m["from_raw"] == "Bob@Example.com"
+    assert m["size"] == 4321 and m["msgid"] == "m1@example.com"
+    assert m["client"] == {"hostname": "mail.example.com", "ip": "192.0.2.10"}
+    rc = {r["to"]: r for r in m["recipients"]}
+    assert set(rc) == {"dave@example.org", "eve@example.net", "frank@example.org"}
+    assert rc["eve@example.net"]["to_raw"] == "Eve@Example.net"
+    assert rc["eve@example.net"]["status"] == "bounced" and rc["eve@example.net"]["dsn"] == "5.1.1"
+    assert "User unknown" in rc["eve@example.net"]["reason"]
+    # frank: deferred first, sent five hours later: the latest line wins
+    assert rc["frank@example.org"]["status"] == "sent"
+    assert rc["frank@example.org"]["delay"] == 18004.0
+    assert m["status"] == "partial" and m["delay_s"] == 18004.0
+    assert m["first_seen"].endswith("23:59:58.000Z") and m["last_seen"].endswith("05:00:03.000Z")
+    assert m["spam"] == {"verdict": "ham", "score": 1.5}
+    assert m["lines"] == 10
+    nxt = {(n["qid"], n["host"]) for n in m["next"]}
+    assert ("5B6C7D8E9F", "mx") in nxt and ("6C7D8E9F0A", "mx") in nxt
+    assert ("ABCDEF0123", "mx.example.org") in nxt
+    # the hand-off to the relay: its own record, linked back
+    r = recs[("relay", "5B6C7D8E9F")]
+    assert r["status"] == "delivered" and r["recipients"][0]["relay"] == "relay.example.org"
+    assert {"qid": "4A1B2C3D4E", "host": "mx"} in r["prev"]
+    noq = [x for x in recs.values() if x["qid"] == "NOQUEUE"]
+    assert len(noq) == 1 and noq[0]["status"] == "rejected"
+    assert noq[0]["recipients"][0] == {"to": "x@example.org", "to_raw": "x@example.org",
+                                       "status": "rejected", "dsn": "5.7.1", "relay": None,
+                                       "delay": None,
+                                       "reason": "554 5.7.1 <x@example.org>: Relay access denied"}
+    assert recs[("mx", "7D8E9F0A1B")]["status"] == "rejected"
+    exp = recs[("mx", "8E9F0A1B2C")]
+    assert exp["status"] == "expired" and exp["recipients"][0]["status"] == "expired"
+
+
+def test_messages_command_queries_record_fields(redis_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/cli.db"
+    index_in_order(redis_client, lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log"), url)
+
+    def qids(*query):
+        out = logpipe("messages", "--store", url, "--all", "--json", *query)
+        assert out.returncode == 0, out.stderr
+        return sorted(orjson.loads(line)["qid"] for line in out.stdout.splitlines())
+
+    assert qids("status:partial AND from:*@example.com AND delay_s:>3600") == ["4A1B2C3D4E"]
+    assert qids("recipients.to:dave@example.org") == ["4A1B2C3D4E", "5B6C7D8E9F"]
+    assert qids("to:\"<Eve@EXAMPLE.net>\"") == ["4A1B2C3D4E"]
+    assert qids("status:expired") == ["8E9F0A1B2C"]
+    assert qids("status:rejected") == ["7D8E9F0A1B", "NOQUEUE"]
+    assert qids("domain:example.net AND NOT status:delivered") == ["4A1B2C3D4E", "8E9F0A1B2C"]
+    assert qids('"relay access denied"') == ["NOQUEUE"]
+    counted = logpipe("messages", "--store", url, "--count", "size:[1000 TO 5000]")
+    assert counted.stdout.strip() == "2"  # 4321 and 4500; 999 is below
+
+
+# ------------------------------------------------------------------------ order independence
+
+def test_four_workers_on_shuffled_small_batches_give_identical_records(redis_url, tmp_path,
+                                                                       corpus, reference):
+    client = connect(redis_url)
+    client.rpush(Keys().raw, *shuffled_items(corpus, seed=5))
+    url = f"sqlite:///{tmp_path}/shuffled.db"
+    out = logpipe("index", "--redis", redis_url, "--store", url, "--workers", "4", "--burst",
+                  "--batch-size", "37")
+    assert out.returncode == 0, out.stderr
+    got = records_of(url)
+    assert len(got) == len(reference) > 300
+    assert got == reference
+
+
+def test_worker_killed_mid_run_gives_identical_records(redis_url, tmp_path, corpus, reference):
+    from rq import Queue, Worker
+    from rq.registry import StartedJobRegistry
+
+    client = connect(redis_url)
+    client.rpush(Keys().raw, *shuffled_items(corpus, seed=9))
+    url = f"sqlite:///{tmp_path}/killed.db"
+    log = tmp_path / "index.log"
+    with open(log, "wb") as sink_out:
+        proc = subprocess.Popen([sys.executable, "-m", "logpipe.common.cli", "index", "--redis",
+                                 redis_url, "--store", url, "--workers", "4", "--batch-size",
+                                 "29"], stdout=sink_out, stderr=subprocess.STDOUT)
+    try:
+        queue = Queue("logpipe", connection=client)
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline:
+            for job_id in StartedJobRegistry(queue=queue).get_job_ids():
+                job = queue.fetch_job(job_id)
+                worker = job and job.worker_name and Worker.find_by_key(
+                    Worker.redis_worker_namespace_prefix + job.worker_name, connection=client)
+                if worker and worker.pid:
+                    os.kill(worker.pid, signal.SIGKILL)
+                    killed = worker.pid
+                    break
+            time.sleep(0.002)
+        assert killed, "no job was seen running"
+        keys = Keys()
+        deadline = time.monotonic() + 300
+        while not (client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the pipeline did not drain"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert "worker_died" in log.read_text()
+    assert records_of(url) == reference
+
+
+def test_elasticsearch_records_equal_the_embedded_ones(redis_url, es_url, es_client, corpus,
+                                                       reference):
+    client = connect(redis_url)
+    client.rpush(Keys().raw, *shuffled_items(corpus, seed=11))
+    out = logpipe("index", "--redis", redis_url, "--store", es_url, "--workers", "4", "--burst",
+                  "--batch-size", "41")
+    assert out.returncode == 0, out.stderr
+    es_client.indices.refresh(index="logpipe-messages-*")
+    names = set(es_client.indices.get(index="logpipe-messages-*"))
+    assert names == {"logpipe-messages-2025.11", "logpipe-messages-2026.11"} or \
+        all(n.startswith("logpipe-messages-20") for n in names)
+    got = records_of(es_url)
+    assert got == reference
+    found = logpipe("messages", "--store", es_url, "--all", "--json",
+                    "status:partial AND from:*@example.com AND delay_s:>3600")
+    assert found.returncode == 0, found.stderr
+    assert [orjson.loads(x)["qid"] for x in found.stdout.splitlines()] == ["4A1B2C3D4E"]
+
+
+# ------------------------------------------------------------------------ the report
+
+def test_report_agrees_with_the_records(reference, tmp_path, redis_client, corpus):
+    url = f"sqlite:///{tmp_path}/report.db"
+    index_in_order(redis_client, corpus, url)
+    out = logpipe("report", "--store", url, "--since", "3650d", "--json",
+                  "--html", str(tmp_path / "r.html"))
+    assert out.returncode == 0, out.stderr
+    figures = orjson.loads(out.stdout)
+    # computed again here, the plain way, from the records
+    rcpts = [x for r in reference for x in r["recipients"]]
+    assert figures["received"] == sum(r["qid"] != "NOQUEUE" and r["from"] is not None
+                                      for r in reference)
+    assert figures["noqueue_rejected"] == sum(r["qid"] == "NOQUEUE" for r in reference)
+    for status in ("deferred", "bounced", "rejected", "expired"):
+        assert figures[status] == sum(x["status"] == status for x in rcpts), status
+    assert figures["delivered"] == sum(x["status"] == "sent" for x in rcpts)
+    assert figures["bytes_received"] == sum(r["size"] or 0 for r in reference
+                                            if r["qid"] != "NOQUEUE" and r["from"] is not None)
+    assert figures["bytes_delivered"] == sum((r["size"] or 0) for r in reference
+                                             for x in r["recipients"] if x["status"] == "sent")
+    delays = sorted(r["delay_s"] for r in reference if r["status"] in ("delivered", "partial"))
+    assert figures["delay_percentiles"]["p100"] == delays[-1]
+    assert figures["delay_percentiles"]["p50"] == percentile(delays, 50)
+    senders: dict = {}
+    for r in reference:
+        if r["qid"] != "NOQUEUE" and r["from"] is not None:
+            senders[r["from"] or "<>"] = senders.get(r["from"] or "<>", 0) + 1
+    top = max(senders.values())
+    assert figures["top_senders"][0][1] == top
+    assert sum(h["received"] for h in figures["per_hour"]) == figures["received"]
+    for status in ("expired", "rejected", "bounced", "deferred"):  # gen-logs shows them all
+        assert figures[status] > 0, status
+    assert sum(h["delivered"] for h in figures["per_hour"]) == figures["delivered"]
+    # the lines agree too: every "stat=Sent"/"status=sent" line is one delivered recipient
+    # (sendmail may list several recipients on one line)
+    sent_lines = sum(1 for r in corpus if "stat=Sent" in r.line or "status=sent" in r.line)
+    assert figures["delivered"] >= sent_lines - 1  # frank's deferral then delivery is one
+    page = (tmp_path / "r.html").read_text()
+    assert "<h2>Bounce reasons</h2>" in page and "<script" not in page
+    assert summarise([]) ["received"] == 0
+
+
+def test_line_search_matches_addresses_however_the_log_wrote_them(redis_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/lines.db"
+    lines = ("May 15 02:00:04 relay sendmail[76036]: p4F210QG076036: to=<dave@example.org>, "
+             "ctladdr=<ivan@gmail.com> (1000/1000), delay=00:00:49, xdelay=00:00:49, "
+             "mailer=esmtp, pri=212623, relay=smtp.example.com. [203.0.113.2], dsn=2.0.0, "
+             "stat=Sent (9C004AE545 Message accepted for delivery)\n"
+             "Nov 28 10:00:03 mx postfix/smtp[126]: 3F2A41C0A: to=<dave@example.org>, "
+             "relay=mx.example.org[192.0.2.8]:25, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, "
+             "status=sent (250 2.0.0 Ok: queued as 9ABCDEF12)")
+    index_in_order(redis_client, lines_to_records(lines, "shipper-a", "/var/log/mail.log"), url)
+    for query in ("to:dave@example.org", 'to:"<dave@example.org>"', "to:*@example.org"):
+        out = logpipe("search", "--store", url, "--count", query)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "2", query
