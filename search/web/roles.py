@@ -202,6 +202,7 @@ class Accounts:
         self.site = site
         self.guard = site.guard
         self._store = store
+        self._own_store = store is None      # a store handed in is its giver's to close
         self.audit = audit or AuditLog(clock=site.guard.clock)
 
     @property
@@ -211,8 +212,9 @@ class Accounts:
         return self._store
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and self._own_store:
             self._store.close()
+            self._store = None
 
     def routes(self) -> list[Route]:
         return [Route("/login", self.login, methods=["GET", "POST"]),
@@ -255,18 +257,18 @@ class Accounts:
             request.url.scheme == "https"))
         return response
 
-    def _page(self, request: Request, name: str, status: int = 200, **ctx) -> Response:
+    def _page(self, request: Request, template: str, status: int = 200, **ctx) -> Response:
         ctx.setdefault("command", "logpipe ui user list")
-        return self.site.render(request, name, status=status, **ctx)
+        return self.site.render(request, template, status=status, **ctx)
 
     # ------------------------------------------------------------------ sign-in
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return self._page(request, "login.html", error=None, name="")
+            return self._page(request, "login.html", error=None, typed_name="")
         form = await self._form(request)
         why = self._same_origin(request)
         if why:
-            return self._page(request, "login.html", status=403, error=why, name="")
+            return self._page(request, "login.html", status=403, error=why, typed_name="")
         name, password = form.get("name", "").strip(), form.get("password", "")
         try:
             account = await run_in_threadpool(self.store.authenticate, name, password)
@@ -278,7 +280,7 @@ class Accounts:
                                     known.name if known else "(unknown name)",
                                     ip=_client(request.scope), ok=False, how="password")
             return self._page(request, "login.html", status=401, error=str(exc),
-                              name=name if known else "")
+                              typed_name=name if known else "")
         await run_in_threadpool(self.audit.record, "sign_in", account.name, role=account.role,
                                 ip=_client(request.scope), how="password")
         return self._signed_in(request, account, "/")
