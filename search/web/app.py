@@ -325,14 +325,11 @@ class Site:
 
     # ------------------------------------------------------------------ health
     def health_page(self, request: Request) -> HTMLResponse:
-        try:
-            figures, error = self.data.health(), None
-        except LogpipeError as exc:
-            figures, error = None, str(exc)
-        except Exception as exc:  # rq or the broker client failing in an unforeseen way
-            figures, error = None, f"{type(exc).__name__}: {exc}"
+        from logpipe.search.web.health import figures_of
+        figures, store, error, store_error = figures_of(self.data)   # search/web/health.py
         return self.render(request, "health.html", status=200 if figures else 503, figures=figures,
-                           error=error, command="logpipe stats")
+                           error=error, store=store, store_error=store_error,
+                           command="logpipe stats")
 
     # ------------------------------------------------------------------ JSON API
     def _window(self, request: Request) -> D.Window:
