@@ -67,6 +67,14 @@ def user_of(request_or_scope) -> User | None:
     return scope.get("state", {}).get("user")
 
 
+def signed_in_user(request: Request) -> User:
+    """The user of a request past :class:`RoleMiddleware` on a path that is not public."""
+    user = user_of(request)
+    if user is None:
+        raise AccountError("this needs a signed-in user")
+    return user
+
+
 def alerts_check(request: Request, action: str) -> str | None:
     """The Alerts view's hook (``create_app(alerts_check=...)``): ack, mute and rule edits are an
     operator's."""
@@ -233,7 +241,7 @@ class Accounts:
     def _same_origin(self, request: Request) -> str | None:
         """Why a sign-in form's POST is refused (it comes from another page), or None."""
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        origin = _form_origin(request, own)
+        origin: str | None = _form_origin(request, own)
         if origin is None:
             referer = request.headers.get("referer")
             if not referer:
@@ -248,8 +256,9 @@ class Accounts:
         headers = {k.lower(): v for k, v in request.headers.items()}
         headers["x-csrf-token"] = form.get("csrf", "")
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if _form_origin(request, own) is not None:
-            headers["origin"] = _form_origin(request, own)
+        origin = _form_origin(request, own)
+        if origin is not None:
+            headers["origin"] = origin
         return self.guard.change_allowed(state.get("auth", ""), headers, request.url.scheme,
                                          state.get("session"))
 
@@ -329,13 +338,13 @@ class Accounts:
 
     async def password(self, request: Request) -> Response:
         form = await self._form(request)
-        user = user_of(request)
+        user = signed_in_user(request)
         why = self._form_allowed(request, form)
-        if not why and (not user or user.via != "account"):
+        if not why and user.via != "account":
             why = "the access token has no password: sign in with an account to set one"
         if not why and form.get("password", "") != form.get("again", ""):
             why = "the two passwords differ"
-        account = await run_in_threadpool(self.store.get, user.name) if user else None
+        account = await run_in_threadpool(self.store.get, user.name)
         if not why:
             try:
                 await run_in_threadpool(self.store.set_password, user.name,
@@ -361,7 +370,7 @@ class Accounts:
     async def change_account(self, request: Request) -> Response:
         action = request.path_params["action"]
         form = await self._form(request)
-        user = user_of(request)
+        user = signed_in_user(request)
         why = self._form_allowed(request, form)
         name, role = form.get("name", "").strip(), form.get("role", "")
         link = None
