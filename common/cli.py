@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "maintain": ("logpipe.search.cli", "maintain_app",
                  "Do the store's deferred work now (full text, counts, value indexes)."),
     "grok": ("logpipe.indexer.grok.cli", "app", "Parse lines with grok patterns; debug patterns."),
+    "test": ("logpipe.indexer.parse_tests_cli", "app",
+             "Run parsing test cases (lines and expected fields) against a pipeline config."),
     "import-logstash": ("logpipe.indexer.logstash_import", "app",
                         "Convert a Logstash config into a logpipe pipeline config."),
     "up": ("logpipe.services.embedded", "up_app", "Start the embedded broker, store and workers."),

@@ -5,6 +5,13 @@ On the broker list every record is one orjson object::
     {"id": "...", "host": "mail1", "path": "/var/log/maillog", "offset": 1234,
      "type": "mail", "fields": {}, "received_at": 1764288000.123, "line": "...", "tags": []}
 
+Two optional fields feed the indexer's loss ledger (``indexer/ledger.py``): ``seq``, the record's
+number within its source (0, 1, 2, ... with no hole: the shipper counts the records it makes from
+one file identity or one listener run, and stores the count with the offset), and ``src``, the
+source's name; without ``src`` a logpipe record's source is its id's prefix (the hash of host and
+file identity). Records without ``seq`` (other shippers', older logpipe's) are accepted as before and
+are simply not in the ledger.
+
 ``id`` is stable for the same source position (host, file identity, byte offset), so every later
 stage can be idempotent: the store writes with it, and a batch processed twice is a no-op.
 
@@ -38,6 +45,16 @@ class Record:
     fields: dict = field(default_factory=dict)
     received_at: float = 0.0
     tags: list = field(default_factory=list)
+    seq: int | None = None   # the ledger's sequence within the source (optional)
+    src: str = ""            # the ledger's source name (optional: the id's prefix otherwise)
+
+    @property
+    def ledger_source(self) -> str:
+        """The ledger's name for this record's source: ``src``, else the id up to its last ``-``."""
+        if self.src:
+            return self.src
+        head, sep, _ = self.id.rpartition("-")
+        return head if sep else self.id
 
     def to_dict(self) -> dict:
         out: dict[str, object] = {
@@ -47,6 +64,10 @@ class Record:
         }
         if self.tags:
             out["tags"] = self.tags
+        if self.seq is not None:
+            out["seq"] = self.seq
+        if self.src:
+            out["src"] = self.src
         return out
 
 
@@ -244,8 +265,12 @@ def _from_logpipe(obj: dict) -> Record:
             and (fields is None or type(fields) is dict)
             and type(received) is float and 0 <= received <= MAX_EPOCH
             and (tags is None or type(tags) is list and all(type(t) is str for t in tags))):
-        return Record(rid, line, host, path, offset, rtype, {} if fields is None else fields,
-                      received, [] if tags is None else list(tags))
+        seq = get("seq")
+        if seq is None or type(seq) is int and seq >= 0:
+            src = get("src")
+            if src is None or type(src) is str:
+                return Record(rid, line, host, path, offset, rtype, {} if fields is None else fields,
+                              received, [] if tags is None else list(tags), seq, src or "")
     return Record(
         id=_record_id(obj["id"]), line=_text(obj, "line", required=True),
         host=_text(obj, "host"), path=_text(obj, "path"),
@@ -253,6 +278,7 @@ def _from_logpipe(obj: dict) -> Record:
         fields=_fields(obj.get("fields"), "fields"),
         received_at=_received_at(obj.get("received_at")),
         tags=_tags(obj.get("tags"), "tags"),
+        seq=_offset(obj.get("seq"), "seq"), src=_text(obj, "src"),
     )
 
 

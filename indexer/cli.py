@@ -74,8 +74,12 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
                   help="Remove one shipper's entry (a host retired, an invalid entry), by the "
                        "name `logpipe stats` shows. Needs the indexer's or an admin's broker "
                        "user, not the shipper's."),
+              loss_after: float = typer.Option(
+                  300.0, "--loss-after", metavar="SECONDS",
+                  help="A ledger hole open this long is reported as lost (with its range)."),
               ) -> None:
-    """Raw list length, jobs, workers, lines/s in and out, dead letters, lag, shippers."""
+    """Raw list length, jobs, workers, lines/s in and out, dead letters, lag, shippers, and the
+    loss ledger per source (stored up to N, gaps G, lag L s; holes past --loss-after: LOST)."""
     from logpipe.indexer import stats
     from logpipe.indexer.startup import broker_when_up
 
@@ -93,7 +97,7 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
                 time.sleep(3600)
         except KeyboardInterrupt:
             return
-    figures = stats.collect(client, keys)
+    figures = stats.collect(client, keys, loss_after)
     if as_json:
         typer.echo(json_safe(json.dumps(figures)))
         return
@@ -107,6 +111,8 @@ def stats_cmd(redis: Optional[str] = RedisOpt, raw_list: str = ListOpt, prefix: 
     rows += [(f"shipper {s['name']}", f"INVALID entry: {s['reason']} (remove it with "
                                       f"`logpipe stats --forget NAME`)")
              for s in figures["shippers_invalid"]]
+    from logpipe.indexer.ledger import summary_line
+    rows += [("ledger", summary_line(e)) for e in figures["ledger"]]
     # shipper names and figures come from the broker: shown as text, control characters escaped
     rows = [(printable(str(name)), printable(str(value))) for name, value in rows]
     if interactive(sys.stdout):

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from logpipe.indexer.pipeline_config import DateSpec, FieldEdits
 from logpipe.common.errors import ConfigError
 
 # Keys the record owns; a capture with the same name is kept beside it as grok_<name>.
@@ -113,6 +112,8 @@ def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetim
                 parsed = datetime.fromisoformat(text.replace(",", "."))
             elif fmt == "UNIX":
                 parsed = datetime.fromtimestamp(float(text), timezone.utc)
+            elif fmt == "TAI64N":
+                parsed = _tai64n(text)
             elif fmt == "UNIX_MS":
                 parsed = datetime.fromtimestamp(float(text) / 1000, timezone.utc)
             elif fmt == "HTTPDATE":
@@ -132,40 +133,21 @@ def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetim
     return None
 
 
+def _tai64n(text: str) -> datetime | None:
+    """``@4000000052f9a5b4...``: a TAI64N label (seconds since 1970 plus 2**62, then
+    nanoseconds), read as daemontools' tai64nlocal reads it (no leap-second table)."""
+    label = text[1:] if text.startswith("@") else text
+    if len(label) != 24:
+        return None
+    seconds = int(label[:16], 16) - (1 << 62)
+    nanos = int(label[16:], 16)
+    return datetime.fromtimestamp(seconds + nanos / 1e9, timezone.utc)
+
+
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds, the way Elasticsearch and Kibana show it."""
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def convert(value, kind: str):
-    if kind == "int":
-        return int(float(value)) if not isinstance(value, int) else value
-    if kind == "float":
-        return float(value)
-    if kind == "bool":
-        return str(value).strip().lower() in ("true", "yes", "1", "on")
-    return str(value)
-
-
-def apply_edits(doc: dict, edits: FieldEdits, tags: list) -> None:
-    """Logstash mutate's order: rename, convert, add, remove, then tags."""
-    for old, new in edits.rename.items():
-        if old in doc:
-            doc[new] = doc.pop(old)
-    for name, kind in edits.convert.items():
-        if name in doc:
-            try:
-                doc[name] = convert(doc[name], kind)
-            except (TypeError, ValueError):
-                tags.append("_convertfailure")
-    for name, value in edits.add.items():
-        doc[name] = value
-    for name in edits.remove:
-        doc.pop(name, None)
-    for tag in edits.add_tags:
-        if tag not in tags:
-            tags.append(tag)
 
 
 def _syslog_utc(text: str, received: datetime) -> str | None:
@@ -234,8 +216,10 @@ def _latest(received: datetime) -> tuple[int, tuple]:
 _LATEST: list = [None, None]
 
 
-def timestamp_for(captures: dict, date: DateSpec | None, received: datetime,
+def timestamp_for(captures: dict, date, received: datetime,
                   tz_name: str | None, tags: list) -> str:
+    """The event's time from the type's date section (a pipeline_config.DateSpec: field,
+    formats, timezone), else the time the record was received."""
     if date is not None:
         raw = captures.get(date.field)
         if isinstance(raw, str):
@@ -331,6 +315,6 @@ def received_datetime(received_at: float) -> datetime:
         datetime.now(timezone.utc)
 
 
-__all__ = ["apply_edits", "flat_key", "from_syslog_input", "place_capture", "timestamp_for",
+__all__ = ["flat_key", "from_syslog_input", "place_capture", "timestamp_for",
            "format_timestamp", "parse_time", "parse_syslog_time", "received_datetime",
            "RESERVED", "zone"]

@@ -17,7 +17,7 @@ from logpipe.common.broker import Broker, Keys, connect
 from logpipe.common.errors import LogpipeError, SinkError
 from logpipe.common.record import decode
 from logpipe.common.retry import store_write_policy
-from logpipe.indexer import stats
+from logpipe.indexer import ledger, stats
 from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.limits import bound_event, bound_line, check_item
 from logpipe.indexer.results import FAILURE_META, BatchResult, FailureKind
@@ -120,6 +120,7 @@ class BatchProcessor:
             return result
         batch_id = Keys.batch_id(batch_key)
         events, sources = [], []
+        done = []  # decoded records the batch accounts for: the ledger's sequences
         limits = self.pipeline.config.bounds
         for position, raw in enumerate(items):
             # Every record is judged alone: whatever one raises dead-letters that one only.
@@ -135,6 +136,7 @@ class BatchProcessor:
                              "" if record is None else str(record.type))
                 result.dead_lettered += 1
                 continue
+            done.append(record)
             try:
                 event = self.pipeline.process(record)
                 if event is not None:
@@ -150,7 +152,10 @@ class BatchProcessor:
             sources.append((raw, record.type))
         self._store(events, sources, result)
         stats.record_out(self.client, self.keys, result.counts())
-        self.broker.finish_batch(batch_key)
+        # every record is accounted for (stored, present, dropped or dead-lettered): into the
+        # ledger, then forget the batch (a crash between the two repeats it: the merge is idempotent)
+        self.broker.finish_batch(batch_key, also=lambda pipe: ledger.note(self.client, self.keys, done,
+                                                                           target=pipe))
         result.seconds = round(time.perf_counter() - started, 6)
         return result
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from typing import List
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,73 +37,7 @@ SECTIONS = ("input", "filter", "output")
 
 # --- reading the Logstash config language ----------------------------------------------------
 
-@dataclass
-class Token:
-    kind: str   # 'str', 'word', 'num', or the punctuation itself: { } [ ] => , ( ) == != ...
-    value: str
-    line: int
-
-
-_PUNCT = ("=>", "==", "!=", "=~", "!~", "<=", ">=", "{", "}", "[", "]", ",", "(", ")", "<", ">",
-          "!")
-_WORD = re.compile(r"[A-Za-z_@][A-Za-z0-9_@.\-]*")
-_NUM = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-
-
-def tokenize(text: str, path: str) -> list[Token]:
-    tokens: list[Token] = []
-    i, n, line = 0, len(text), 1
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            line += 1
-            i += 1
-        elif c.isspace() or c == "\ufeff":   # includes U+00A0 (non-breaking space)
-            i += 1
-        elif c == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif c in "\"'":
-            start_line = line
-            j = i + 1
-            while j < n and text[j] != c:
-                if text[j] == "\\" and j + 1 < n:
-                    j += 1
-                if text[j] == "\n":
-                    line += 1
-                j += 1
-            if j >= n:
-                raise ConfigError(f"unterminated string starting with {c}", path, start_line)
-            tokens.append(Token("str", text[i + 1:j], start_line))
-            i = j + 1
-        elif c == "/" and tokens and tokens[-1].kind in ("=~", "!~"):
-            # a regular expression literal: /.../ with \/ inside
-            j = i + 1
-            while j < n and text[j] not in "/\n":
-                j += 2 if text[j] == "\\" else 1
-            if j >= n or text[j] != "/":
-                raise ConfigError("unterminated regular expression /.../", path, line)
-            tokens.append(Token("regex", text[i + 1:j], line))
-            i = j + 1
-        else:
-            for p in _PUNCT:
-                if text.startswith(p, i):
-                    tokens.append(Token(p, p, line))
-                    i += len(p)
-                    break
-            else:
-                m = _NUM.match(text, i) if (c.isdigit() or c == "-") else None
-                if m:
-                    tokens.append(Token("num", m.group(), line))
-                    i = m.end()
-                    continue
-                m = _WORD.match(text, i)
-                if m:
-                    tokens.append(Token("word", m.group(), line))
-                    i = m.end()
-                    continue
-                raise ConfigError(f"unexpected character {c!r}", path, line)
-    return tokens
+from logpipe.indexer.conditions import Token, tokenize  # noqa: E402  (shared reader)
 
 
 @dataclass
@@ -113,8 +48,21 @@ class Plugin:
     line: int
     condition: str | None = None   # the text of an enclosing `if`, if any
     cond_type: str | None = None   # the type an enclosing `if [type] == "x"` selects
-    when: str | None = None        # the enclosing conditions as a query (search syntax)
-    when_error: str | None = None  # why they could not be written as one
+
+
+@dataclass
+class Branch:
+    """One branch of an if / else if / else: its condition (None for else) and its body."""
+    condition: str | None
+    line: int
+    cond_type: str | None          # the type its `[type] == "x"` selects, if it does
+    body: list = field(default_factory=list)   # Plugin and Conditional, in order
+
+
+@dataclass
+class Conditional:
+    branches: list[Branch]
+    line: int
 
 
 class _Parser:
@@ -125,6 +73,8 @@ class _Parser:
         self.plugins: list[Plugin] = []
         self.notes: list[str] = []
         self.current = ""  # the section being read: input, filter or output
+        self.trees: dict[str, list] = {name: [] for name in SECTIONS}
+        self.body: list = []      # where the plugins being read go (a section's or a branch's)
 
     def peek(self, k: int = 0) -> Token | None:
         j = self.i + k
@@ -167,10 +117,18 @@ class _Parser:
         return tok is not None and tok.kind == "word" and tok.value in SECTIONS and self._is("{", 1)
 
     def section(self, name: str, condition: str | None, cond_type: str | None,
-                when: str | None = None, when_error: str | None = None) -> None:
+                body: list | None = None) -> None:
         """Plugins until '}' (or until the next section starts: an unclosed block)."""
-        chain: list[str | None] = []   # the queries of the if / else if branches seen so far
         opened = self.t[self.i - 1].line if self.i else 1   # the '{' just read
+        outer = self.body
+        self.body = self.trees[name] if body is None else body
+        try:
+            self._section(name, condition, cond_type, opened)
+        finally:
+            self.body = outer
+
+    def _section(self, name: str, condition: str | None, cond_type: str | None,
+                 opened: int) -> None:
         while True:
             tok = self.peek()
             if tok is None:
@@ -184,13 +142,14 @@ class _Parser:
                 self.note(tok.line, f"'{name}' block not closed before '{tok.value}' (closed it)")
                 return
             if tok.kind == "word" and tok.value in ("if", "else"):
-                self.conditional(name, condition, cond_type, when, when_error, chain)
+                self.conditional(name, condition, cond_type)
                 continue
             if tok.kind == "word" and self._is("{", 1):
                 self.i += 2
                 settings, closed = self.settings()
-                self.plugins.append(Plugin(name, tok.value, settings, tok.line, condition,
-                                           cond_type, when, when_error))
+                plugin = Plugin(name, tok.value, settings, tok.line, condition, cond_type)
+                self.plugins.append(plugin)
+                self.body.append(plugin)
                 if not closed and self.peek() is None:
                     self.unclosed_at_end(f"the '{{' of '{tok.value}'", tok.line)
                 if not closed:
@@ -199,47 +158,33 @@ class _Parser:
             self.note(tok.line, f"skipped unexpected {tok.value!r} in {name}")
             self.i += 1
 
-    def conditional(self, name: str, outer: str | None, outer_type: str | None,
-                    outer_when: str | None, outer_error: str | None,
-                    chain: list[str | None]) -> None:
+    def conditional(self, name: str, outer: str | None, outer_type: str | None) -> None:
         words: list[Token] = []   # from the 'if' / 'else' this is called on, up to '{'
         while (tok := self.peek()) is not None and tok.kind != "{":
             words.append(tok)
             self.i += 1
         self.i += 1  # '{'
-        text = " ".join(w.value if w.kind != "str" else f'"{w.value}"' for w in words)
-        # the branch as a query: its own test, and the negation of the earlier branches
         kind = [w.value for w in words[:2]]
-        own_tokens = words[2:] if kind == ["else", "if"] else ([] if kind[:1] == ["else"]
-                                                               else words[1:])
-        if kind[:1] != ["else"]:
-            chain.clear()
-        error = outer_error
-        own = None
-        if own_tokens:
-            own, why = condition_query(own_tokens)
-            error = error or why
-        parts = [outer_when] if outer_when else []
-        if kind[:1] == ["else"]:
-            if any(q is None for q in chain):
-                error = error or "an earlier branch's test cannot be written as a query"
-            parts += [f"NOT ({q})" for q in chain if q and q != "*"]
-        if own and own != "*":
-            parts.append(f"({own})")
-        chain.append(own)
-        when = " AND ".join(parts) or None
+        own = words[2:] if kind == ["else", "if"] else ([] if kind[:1] == ["else"] else words[1:])
+        text = _condition_text(own) if own else None
         cond_type = outer_type
-        vals = [w.value for w in words]
+        vals = [w.value for w in own]
         for k in range(len(vals) - 2):
-            if vals[k:k + 2] == ["[", "type"] and vals[k + 2] == "]" and k + 4 < len(vals) \
-                    and vals[k + 3] == "==" and words[k + 4].kind == "str":
-                cond_type = words[k + 4].value
-        if error and error != outer_error and cond_type == outer_type:
-            self.note(words[0].line, f"condition '{text}' in {name} cannot be written as a query "
-                                     f"({error}): grok and date inside apply to the whole type, "
-                                     f"other filters inside are skipped")
-        self.section(name, text if outer is None else f"{outer} and {text}", cond_type, when,
-                     error)
+            if vals[k:k + 3] == ["[", "type", "]"] and k + 4 < len(vals) \
+                    and vals[k + 3] == "==" and own[k + 4].kind == "str":
+                cond_type = own[k + 4].value
+        branch = Branch(text, words[0].line, cond_type if cond_type != outer_type else None)
+        last = self.body[-1] if self.body else None
+        if kind[:1] == ["else"] and isinstance(last, Conditional) and \
+                last.branches[-1].condition is not None:
+            last.branches.append(branch)
+        else:
+            if kind[:1] == ["else"]:
+                self.note(words[0].line, "'else' without an 'if' before it: read as an 'if'")
+            self.body.append(Conditional([branch], words[0].line))
+        full = " ".join(w.value if w.kind != "str" else f'"{w.value}"' for w in words)
+        self.section(name, full if outer is None else f"{outer} and {full}", cond_type,
+                     branch.body)
 
     def settings(self) -> tuple[dict[str, object], bool]:
         out: dict[str, object] = {}
@@ -323,139 +268,35 @@ class _Parser:
         return tok.value
 
 
-def _query_value(tok: Token) -> str:
-    return '"' + tok.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def condition_query(tokens: list[Token]) -> tuple[str | None, str | None]:
-    """A Logstash condition (``[program] == "sendmail" and ![relay]``) as a query in the search
-    syntax, or (None, why). ``[type] == "x"`` reads as '*': the type already selects."""
-    pos = 0
-
-    class Unsupported(Exception):
-        pass
-
-    def peek(k: int = 0):
-        return tokens[pos + k] if pos + k < len(tokens) else None
-
-    def take():
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def fieldref() -> str | None:
-        parts = []
-        while peek() is not None and peek().kind == "[" and peek(1) is not None and \
-                peek(2) is not None and peek(2).kind == "]":
-            take()
-            parts.append(take().value)
-            take()
-        return ".".join(parts) if parts else None
-
-    def operand():
-        tok = peek()
-        if tok is None:
-            raise Unsupported("the condition ends early")
-        if tok.kind == "[":
-            name = fieldref()
-            if name is not None:
-                return ("field", name)
-            take()
-            items = []
-            while peek() is not None and peek().kind != "]":
-                item = take()
-                if item.kind in ("str", "num", "word"):
-                    items.append(item)
-            take()
-            return ("list", items)
-        if tok.kind in ("str", "num"):
-            return ("value", take())
-        if tok.kind == "regex":
-            return ("regex", take())
-        raise Unsupported(f"cannot read {tok.value!r}")
-
-    def comparison() -> str:
-        left = operand()
-        op = peek()
-        if op is not None and op.kind in ("==", "!=", "=~", "!~", "<", ">", "<=", ">="):
-            take()
-            right = operand()
-            if op.kind in ("=~", "!~"):
-                raise Unsupported("regular expression tests (=~, !~) have no query equivalent")
-            if op.kind in ("<", ">", "<=", ">="):
-                if left[0] != "field" or right[0] != "value":
-                    raise Unsupported("a comparison needs [field] on the left")
-                v = right[1].value
-                return {"<": f"{left[1]}:<{v}", ">": f"{left[1]}:>{v}",
-                        "<=": f"{left[1]}:<={v}", ">=": f"{left[1]}:>={v}"}[op.kind]
-            if left[0] == "value" and right[0] == "field":
-                left, right = right, left
-            if left[0] != "field" or right[0] != "value":
-                raise Unsupported("== and != need a [field] and a value")
-            if left[1] == "type" and op.kind == "==":
-                return "*"
-            term = f"{left[1]}:{_query_value(right[1])}"
-            return term if op.kind == "==" else f"NOT {term}"
-        if op is not None and op.kind == "word" and op.value in ("in", "not"):
-            negate = take().value == "not"
-            if negate:
-                if peek() is None or peek().value != "in":
-                    raise Unsupported("expected 'in' after 'not'")
-                take()
-            right = operand()
-            if left[0] == "field" and right[0] == "list":
-                q = f"{left[1]}:(" + " OR ".join(_query_value(v) for v in right[1]) + ")"
-            elif left[0] == "value" and right[0] == "field":
-                q = f"{right[1]}:{_query_value(left[1])}"
-            else:
-                raise Unsupported("'in' needs a [field] and a list, or a value and a [field]")
-            return f"NOT {q}" if negate else q
-        if left[0] == "field":
-            return f"_exists_:{left[1]}"
-        raise Unsupported("a bare value is not a test")
-
-    def unary() -> str:
-        tok = peek()
-        if tok is not None and (tok.kind == "!" or (tok.kind == "word" and tok.value == "not")):
-            take()
-            return f"NOT ({unary()})"
-        if tok is not None and tok.kind == "(":
-            take()
-            inner = expr()
-            if peek() is None or peek().kind != ")":
-                raise Unsupported("')' missing")
-            take()
-            return f"({inner})"
-        return comparison()
-
-    def expr() -> str:
-        parts = [unary()]
-        joins = []
-        while peek() is not None and peek().kind == "word" and peek().value in ("and", "or",
-                                                                                 "xor", "nand"):
-            op = take().value
-            if op not in ("and", "or"):
-                raise Unsupported(f"'{op}' is not supported")
-            joins.append(op.upper())
-            parts.append(unary())
-        out = parts[0]
-        for op, part in zip(joins, parts[1:]):
-            out = f"{out} {op} {part}"
-        return out
-
-    try:
-        query = expr()
-        if pos != len(tokens):
-            raise Unsupported(f"cannot read {tokens[pos].value!r}")
-    except Unsupported as exc:
-        return None, str(exc)
-    return ("*" if query.replace("(", "").replace(")", "").strip() in ("*", "") else query), None
+def _condition_text(tokens: list[Token]) -> str:
+    """A condition's tokens written back as Logstash's text (strings in double quotes,
+    regular expressions between slashes), for the chain's ``if`` entries."""
+    out: list[str] = []
+    for k, tok in enumerate(tokens):
+        if tok.kind == "str":
+            piece = '"' + tok.value.replace('"', '\\"') + '"'
+        elif tok.kind == "regex":
+            piece = f"/{tok.value}/"
+        else:
+            piece = tok.value
+        prev = tokens[k - 1].kind if k else None
+        glue = out and not (tok.kind in ("]", ",", ")") or prev in ("[", "(", "!") or
+                            (tok.kind == "[" and prev == "]"))
+        out.append((" " if glue else "") + piece)
+    return "".join(out)
 
 
 def parse_logstash(text: str, path: str = "<logstash>") -> tuple[list[Plugin], list[str]]:
+    plugins, _, notes = parse_tree(text, path)
+    return plugins, notes
+
+
+def parse_tree(text: str, path: str = "<logstash>") -> tuple[list[Plugin], list, list[str]]:
+    """(every plugin, the filter section as a tree of Plugin and Conditional, notes)."""
     p = _Parser(tokenize(text, path), path)
-    plugins = p.parse()
-    return plugins, p.notes
+    plugins = PluginList(p.parse())
+    plugins.tree = p.trees["filter"]
+    return plugins, p.trees["filter"], p.notes
 
 
 # --- converting to logpipe's pipeline config -------------------------------------------------
@@ -468,6 +309,7 @@ _DATE_ALIASES = {
 _CONVERT = {"int": "int", "integer": "int", "float": "float", "string": "string",
             "boolean": "bool", "bool": "bool"}
 _COMMON_IGNORED = {"id", "enable_metric", "periodic_flush"}
+_COMMON = ("add_field", "add_tag", "remove_field", "remove_tag")
 
 
 @dataclass
@@ -482,8 +324,11 @@ class _Type:
     remove: list[str] = field(default_factory=list)
     add_tags: list[str] = field(default_factory=list)
     ecs_compatibility: str | None = None
-    filters: list[dict] = field(default_factory=list)   # [[types.X.filter]] entries, in order
-    routes: list[dict] = field(default_factory=list)    # [[types.X.route]] entries
+    filters: list[dict] = field(default_factory=list)   # the chain's entries, in order
+
+    def untouched(self) -> bool:
+        return not (self.patterns or self.date or self.convert or self.add or self.rename
+                    or self.remove or self.add_tags or self.filters)
 
 
 def _as_list(v) -> list:
@@ -500,89 +345,380 @@ def _pairs(v) -> list[tuple[str, object]]:
     return [(str(items[k]), items[k + 1]) for k in range(0, len(items) - 1, 2)]
 
 
+class PluginList(list):
+    """parse_logstash's plugins, carrying the filter section's tree for :func:`convert`."""
+    tree: list = []
+
+
+def _bool(v) -> bool:
+    return str(v).strip().lower() in ("true", "yes", "1")
+
+
+class _Converter:
+    """Walks the filter section's tree into each type's chain, in the config's order.
+
+    The first steps of a type may become its head (what the indexer runs on the line
+    first): the first grok, if it is a plain first-match grok on ``message`` and nothing came
+    before it; a mutate's rename/convert/remove/add before any other step (the type's
+    ``[fields]``); a date before any step that could make or change its field (``[date]``).
+    Everything else is a chain entry where the config has it: groks on any field, groks with
+    overwrite / break_on_match / tag_on_failure, kv, dissect, json, translate, drop, and
+    if / else if / else with Logstash's own condition (``if = '...'``)."""
+
+    def __init__(self, path: str, notes: list[str], default_type: str):
+        self.path = path
+        self.notes = notes
+        self.default_type = default_type
+        self.types: dict[str, _Type] = {}
+
+    def where(self, p: Plugin) -> str:
+        return f"{self.path}:{p.line}: {p.section} '{p.name}'"
+
+    def walk(self, nodes: list, tname: str, out: list | None) -> None:
+        """Nodes of the tree into type ``tname``: at its top level (out None; head steps
+        possible) or into a branch's entry list."""
+        for node in nodes:
+            if isinstance(node, Conditional):
+                self.conditional(node, tname, out)
+                continue
+            p = node
+            own_type = str(p.settings["type"]) if "type" in p.settings else None
+            if own_type and out is not None and own_type != tname:
+                self.notes.append(f"{self.where(p)}: its type => '{own_type}' inside a "
+                                  f"conditional is ignored (it runs where it is written)")
+            target = own_type if own_type and out is None else tname
+            t = self.types.setdefault(target, _Type())
+            s = dict(p.settings)
+            s.pop("type", None)
+            for key in list(s):
+                if key in _COMMON_IGNORED:
+                    s.pop(key)
+            if out is None and self.head(p, s, t):
+                continue
+            entries = self.entries(p, s)
+            (t.filters if out is None else out).extend(entries)
+
+    def conditional(self, node: Conditional, tname: str, out: list | None) -> None:
+        rest: list[Branch] = []
+        for b in node.branches:
+            if b.cond_type and out is None:
+                # `if [type] == "x"`: its body belongs to type x
+                pure = b.condition is not None and \
+                    re.fullmatch(r'\[type\] == "[^"]*"', b.condition) is not None
+                if pure:
+                    self.walk(b.body, b.cond_type, None)
+                else:
+                    entry = self.branch_entries([b], b.cond_type)
+                    self.types.setdefault(b.cond_type, _Type()).filters.extend(entry)
+                continue
+            rest.append(b)
+        if not rest:
+            return
+        if rest[0].condition is None:     # only an else is left: it always runs
+            self.walk(rest[0].body, tname, out)
+            return
+        entries = self.branch_entries(rest, tname)
+        self.types.setdefault(tname, _Type())
+        (self.types[tname].filters if out is None else out).extend(entries)
+
+    def branch_entries(self, branches: list[Branch], tname: str) -> list[dict]:
+        """if / else if / else branches as one ``if`` entry (else-if: an else holding one)."""
+        from logpipe.indexer.conditions import compile_condition
+        kept: list[tuple[str | None, list]] = []
+        for b in branches:
+            if b.condition is not None:
+                try:
+                    compile_condition(b.condition, self.path, b.line)
+                except ConfigError as exc:
+                    self.notes.append(f"{self.path}:{b.line}: condition skipped (its branch "
+                                      f"never runs): {exc}")
+                    continue
+            body: list = []
+            self.walk(b.body, tname, body)
+            kept.append((b.condition, body))
+        entry: list | None = None
+        for cond, body in reversed(kept):
+            if cond is None:
+                entry = body
+                continue
+            item: dict = {"if": cond, "then": body}
+            if entry is not None:
+                item["else"] = entry
+            entry = [item]
+        if entry is None:
+            return []
+        if kept and kept[0][0] is None:   # every condition was skipped: the else stays
+            return entry
+        return entry
+
+    # --- the head of a type -------------------------------------------------------------
+
+    def head(self, p: Plugin, s: dict, t: _Type) -> bool:
+        where = self.where(p)
+        if p.name == "grok" and t.untouched():
+            fields = {f for f, _ in _pairs(s.get("match"))}
+            plain = set(s) <= {"match", "pattern", "patterns_dir", "pattern_definitions",
+                               "ecs_compatibility", "add_tag", "add_field", "remove_field",
+                               "named_captures_only"}
+            if plain and fields <= {"message"}:
+                for pat in _as_list(s.pop("pattern", None)):
+                    _add_pattern(t.patterns, str(pat), self.notes, where)
+                for _, pats in _pairs(s.pop("match", None)):
+                    for x in _as_list(pats):
+                        _add_pattern(t.patterns, str(x), self.notes, where)
+                for d in _as_list(s.pop("patterns_dir", None)):
+                    if str(d) not in t.patterns_dir:
+                        t.patterns_dir.append(str(d))
+                for name, rx in _pairs(s.pop("pattern_definitions", None)):
+                    t.pattern_definitions[name] = str(rx)
+                if "ecs_compatibility" in s:
+                    mode = str(s.pop("ecs_compatibility"))
+                    if mode in ("disabled", "v1", "v8"):
+                        t.ecs_compatibility = mode
+                    else:
+                        self.notes.append(f"{where}: ecs_compatibility {mode!r} skipped: use "
+                                          f"disabled, v1 or v8")
+                s.pop("named_captures_only", None)
+                self.fields_common(s, t)
+                return True
+        if p.name == "date" and t.date is None and not s.get("tag_on_failure") and \
+                not any(k in s for k in _COMMON):
+            match = [str(x) for x in _as_list(s.get("match"))]
+            touched = match and (match[0] in t.rename or match[0] in t.remove
+                                 or any(set(e) != {"mutate"} or match[0] in repr(e)
+                                        for e in t.filters))
+            if match and not touched:
+                spec = _date_spec(s, self.notes, where)
+                if spec is not None:
+                    t.date = spec
+                self.leftover(s, where)
+                return True
+        if p.name == "mutate" and not t.filters:
+            simple = {f: str(k) for f, k in _pairs(s.get("convert"))}
+            if all(k in _CONVERT for k in simple.values()):
+                for f, kind in _pairs(s.pop("convert", None)):
+                    t.convert[f] = _CONVERT[str(kind)]
+                for old, new in _pairs(s.pop("rename", None)):
+                    t.rename[old] = str(new)
+                for key in ("remove", "remove_field"):
+                    for f in _as_list(s.pop(key, None)):
+                        if f not in t.remove:
+                            t.remove.append(str(f))
+                self.fields_common(s, t)
+                rest = self.entries(p, s) if s else []
+                t.filters.extend(e for e in rest if e.get("mutate"))
+                return True
+        return False
+
+    def fields_common(self, s: dict, t: _Type) -> None:
+        for f, v in _pairs(s.pop("add_field", None)):
+            t.add[f] = v
+        for tag in _as_list(s.pop("add_tag", None)):
+            if tag not in t.add_tags:
+                t.add_tags.append(str(tag))
+        for f in _as_list(s.pop("remove_field", None)):
+            if f not in t.remove:
+                t.remove.append(str(f))
+
+    # --- chain entries ------------------------------------------------------------------
+
+    def entries(self, p: Plugin, s: dict) -> list[dict]:
+        where = self.where(p)
+        name = p.name
+        opts: dict[str, object]
+        if name == "grok":
+            opts = self.grok(s, where)
+        elif name == "date":
+            spec = _date_spec(s, self.notes, where)
+            if spec is None:
+                return []
+            opts = {"match": [spec["field"], *spec["formats"]]}
+            for key in ("timezone", "target"):
+                if key in spec:
+                    opts[key] = spec[key]
+            if "locale" in s:
+                opts["locale"] = str(s.pop("locale"))
+            if "tag_on_failure" in s:
+                opts["tag_on_failure"] = [str(x) for x in _as_list(s.pop("tag_on_failure"))]
+        elif name == "mutate":
+            opts = self.mutate(s, where)
+        elif name == "kv":
+            opts = self.kv(s)
+        elif name == "dissect":
+            mapping = {f: str(v) for f, v in _pairs(s.pop("mapping", None))}
+            if not mapping:
+                self.notes.append(f"{where} skipped: no mapping => {{field => pattern}}")
+                return []
+            opts = {"mapping": mapping}
+            if "append_separator" in s:
+                opts["append_separator"] = str(s.pop("append_separator"))
+            if "tag_on_failure" in s:
+                opts["tag_on_failure"] = [str(x) for x in _as_list(s.pop("tag_on_failure"))]
+        elif name == "json":
+            opts = {"source": str(s.pop("source", "message"))}
+            if "target" in s:
+                opts["target"] = str(s.pop("target"))
+            if "skip_on_invalid_json" in s:
+                opts["skip_on_invalid_json"] = _bool(s.pop("skip_on_invalid_json"))
+            if "tag_on_failure" in s:
+                opts["tag_on_failure"] = [str(x) for x in _as_list(s.pop("tag_on_failure"))]
+        elif name == "translate":
+            opts = self.translate(s, where)
+        elif name == "drop":
+            opts = {}
+        else:
+            self.notes.append(f"{where} skipped: plugin not supported by logpipe")
+            return []
+        common = self.common(s)
+        if name != "drop":
+            opts.update(common)
+        elif common:
+            self.notes.append(f"{where}: {', '.join(common)} on drop skipped (the event is gone)")
+        self.leftover(s, where)
+        return [{name: opts}]
+
+    def leftover(self, s: dict, where: str) -> None:
+        for key in s:
+            self.notes.append(f"{where}: option '{key}' skipped: not supported")
+
+    def common(self, s: dict) -> dict:
+        out: dict[str, object] = {}
+        added = {str(f): v for f, v in _pairs(s.pop("add_field", None))}
+        if added:
+            out["add_field"] = added
+        for key in ("add_tag", "remove_field", "remove_tag"):
+            items = [str(x) for x in _as_list(s.pop(key, None))]
+            if items:
+                out[key] = items
+        return out
+
+    def grok(self, s: dict, where: str) -> dict:
+        match: dict[str, list[str]] = {}
+        for pat in _as_list(s.pop("pattern", None)):
+            match.setdefault("message", [])
+            _add_pattern(match["message"], str(pat), self.notes, where)
+        for fieldname, pats in _pairs(s.pop("match", None)):
+            match.setdefault(str(fieldname), [])
+            for x in _as_list(pats):
+                _add_pattern(match[str(fieldname)], str(x), self.notes, where)
+        opts: dict[str, object] = {"match": match}
+        for key in ("overwrite", "tag_on_failure", "patterns_dir"):
+            if key in s:
+                opts[key] = [str(x) for x in _as_list(s.pop(key))]
+        for key in ("break_on_match", "keep_empty_captures", "named_captures_only"):
+            if key in s:
+                opts[key] = _bool(s.pop(key))
+        defs = {str(n): str(rx) for n, rx in _pairs(s.pop("pattern_definitions", None))}
+        if defs:
+            opts["pattern_definitions"] = defs
+        if "timeout_millis" in s:
+            try:
+                opts["timeout_millis"] = int(str(s.pop("timeout_millis")))
+            except ValueError:
+                self.notes.append(f"{where}: timeout_millis skipped: not a number")
+        if "ecs_compatibility" in s:
+            mode = str(s.pop("ecs_compatibility"))
+            if mode in ("disabled", "v1", "v8"):
+                opts["ecs_compatibility"] = mode
+        return opts
+
+    def mutate(self, s: dict, where: str) -> dict:
+        ops: dict[str, object] = {}
+        for key in ("coerce", "rename", "update", "replace", "split", "join", "merge", "copy"):
+            pairs = {str(f): str(v) for f, v in _pairs(s.pop(key, None))}
+            if pairs:
+                ops[key] = pairs
+        conversions = {}
+        for f, kind in _pairs(s.pop("convert", None)):
+            if str(kind) in _MUTATE_CONVERT:
+                conversions[str(f)] = str(kind)
+            else:
+                self.notes.append(f"{where}: convert of '{f}' to '{kind}' skipped: unknown type")
+        if conversions:
+            ops["convert"] = conversions
+        gsub = [str(x) for x in _as_list(s.pop("gsub", None))]
+        if gsub:
+            if len(gsub) % 3:
+                self.notes.append(f"{where}: mutate 'gsub' skipped: needs field, regex, "
+                                  f"replacement triples")
+            else:
+                ops["gsub"] = gsub
+        for key in ("uppercase", "capitalize", "lowercase", "strip"):
+            fields = [str(f) for f in _as_list(s.pop(key, None))]
+            if fields:
+                ops[key] = fields
+        removed = [str(f) for f in _as_list(s.pop("remove", None))]
+        if removed:
+            ops["remove_field"] = removed
+        return ops
+
+    def kv(self, s: dict) -> dict:
+        opts: dict[str, object] = {}
+        for key in ("source", "target", "field_split", "value_split", "field_split_pattern",
+                    "value_split_pattern", "trim_value", "trim_key", "prefix", "transform_key",
+                    "transform_value"):
+            if key in s:
+                opts[key] = str(s.pop(key))
+        for key in ("include_keys", "exclude_keys"):
+            if key in s:
+                opts[key] = [str(x) for x in _as_list(s.pop(key))]
+        for key in ("include_brackets", "allow_duplicate_values"):
+            if key in s:
+                opts[key] = _bool(s.pop(key))
+        defaults = {str(k): v for k, v in _pairs(s.pop("default_keys", None))}
+        if defaults:
+            opts["default_keys"] = defaults
+        return opts
+
+    def translate(self, s: dict, where: str) -> dict:
+        opts: dict[str, object] = {}
+        for theirs, ours in (("source", "source"), ("field", "source"), ("target", "target"),
+                             ("destination", "target"), ("dictionary_path", "dictionary_path"),
+                             ("fallback", "fallback")):
+            if theirs in s:
+                opts[ours] = str(s.pop(theirs))
+        dictionary = {str(k): v for k, v in _pairs(s.pop("dictionary", None))}
+        if dictionary:
+            opts["dictionary"] = dictionary
+        for key in ("exact", "regex", "override"):
+            if key in s:
+                opts[key] = _bool(s.pop(key))
+        for key in ("refresh_interval", "refresh_behaviour"):
+            if key in s:
+                s.pop(key)
+                self.notes.append(f"{where}: translate '{key}' skipped: the dictionary is read "
+                                  f"when the config is loaded")
+        return opts
+
+
+_MUTATE_CONVERT = ("integer", "integer_eu", "float", "float_eu", "string", "boolean", "int",
+                   "bool")
+
+
 def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list[str]]:
-    """Plugins -> (pipeline config document for TOML, notes about what was skipped)."""
+    """Plugins (from :func:`parse_logstash`) -> (pipeline config document for TOML, notes
+    about what was skipped, each with file:line)."""
     notes: list[str] = []
     input_types = [str(p.settings["type"]) for p in plugins
                    if p.section == "input" and "type" in p.settings]
     default_type = input_types[0] if input_types else "default"
-    types: dict[str, _Type] = {}
-    routed: dict[tuple[str, str], str] = {}   # (type, condition) -> the type it routes to
-
-    def where(p: Plugin) -> str:
-        return f"{path}:{p.line}: {p.section} '{p.name}'"
-
+    conv = _Converter(path, notes, default_type)
     for p in plugins:
         if p.section == "input":
-            notes.append(f"{where(p)} skipped: inputs are logpipe's shipper's job "
+            notes.append(f"{conv.where(p)} skipped: inputs are logpipe's shipper's job "
                          f"(`logpipe ship`)" + (f"; its type '{p.settings['type']}' is used for "
                                                 f"filters without one" if "type" in p.settings
                                                 else ""))
-            continue
-        if p.section == "output":
-            notes.append(f"{where(p)} skipped: outputs are replaced by logpipe's store "
+        elif p.section == "output":
+            notes.append(f"{conv.where(p)} skipped: outputs are replaced by logpipe's store "
                          f"(--store / LOGPIPE_STORE_URL)")
-            continue
-        tname = str(p.settings.get("type") or p.cond_type or default_type)
-        t = types.setdefault(tname, _Type())
-        s = dict(p.settings)
-        s.pop("type", None)
-        when = p.when if p.when and p.when != "*" else None
-        if p.when_error and (p.name in _FILTERS or p.name == "mutate"):
-            notes.append(f"{where(p)} skipped: its condition '{p.condition}' cannot be written "
-                         f"as a query ({p.when_error})")
-            continue
-        if p.name in _FILTERS or (when and p.name == "mutate"):
-            _filter(p, s, t, notes, where(p), when)
-            for key in s:
-                if key not in _COMMON_IGNORED:
-                    notes.append(f"{where(p)}: option '{key}' skipped: not supported")
-            continue
-        if when and p.name == "grok":
-            # a grok under a field condition: a route to a type of its own, which parses the
-            # line with this grok's patterns (and the base type's date, edits and filters)
-            base = t
-            sub = routed.get((tname, when))
-            if sub is None:
-                m = re.fullmatch(r'\(?[A-Za-z0-9_.@]+:"([A-Za-z0-9_.-]+)"\)?', when)
-                sub = f"{tname}-{m.group(1)}" if m else f"{tname}-{len(routed) + 1}"
-                while sub in types:
-                    sub += "_"
-                routed[(tname, when)] = sub
-                base.routes.append({"when": when, "type": sub})
-                notes.append(f"{where(p)}: under '{p.condition}': imported as a route from "
-                             f"'{tname}' to type '{sub}' ('{tname}''s captures are kept, "
-                             f"this grok's added on top)")
-            t = types.setdefault(sub, _Type())
-            tname = sub
-        elif when and p.name == "date":
-            # a date under a condition: a filter that runs only under it
-            spec = _date_spec(s, notes, where(p))
-            if spec is not None:
-                t.filters.append({"date": spec, "when": when})
-            _common(s, t, notes, where(p))
-            for key in s:
-                if key not in _COMMON_IGNORED:
-                    notes.append(f"{where(p)}: option '{key}' skipped: not supported")
-            continue
-        if p.name == "grok":
-            _grok(p, s, t, notes, where(p))
-        elif p.name == "date":
-            _date(p, s, t, notes, where(p))
-        elif p.name == "mutate":
-            _mutate(s, t, notes, where(p))
-        else:
-            notes.append(f"{where(p)} skipped: plugin not supported by logpipe")
-            if not any(vars(t).values()):
-                types.pop(tname, None)
-            continue
-        _common(s, t, notes, where(p))
-        for key in s:
-            if key not in _COMMON_IGNORED:
-                notes.append(f"{where(p)}: option '{key}' skipped: not supported")
+    tree = getattr(plugins, "tree", None)
+    if tree is None:
+        tree = [p for p in plugins if p.section == "filter"]
+    conv.walk(tree, default_type, None)
 
     doc_types: dict[str, dict] = {}
-    for name, t in types.items():
+    for name, t in conv.types.items():
         body: dict[str, object] = {}
         if t.patterns:
             body["patterns"] = t.patterns
@@ -602,17 +738,8 @@ def convert(plugins: list[Plugin], path: str = "<logstash>") -> tuple[dict, list
             body["fields"] = fields
         if t.filters:
             body["filter"] = t.filters
-        if t.routes:
-            body["route"] = t.routes
-        doc_types[name] = body
-    for (base_name, _), sub in routed.items():
-        base, body = types[base_name], doc_types.setdefault(sub, {})
-        # the routed type dates, edits and filters its events as the type it comes from
-        if base.date and "date" not in body:
-            body["date"] = base.date
-        for key in ("fields", "filter"):
-            if key in doc_types[base_name] and key not in body:
-                body[key] = doc_types[base_name][key]
+        if body:
+            doc_types[name] = body
     doc: dict[str, object] = {}
     if default_type in doc_types:
         doc["default_type"] = default_type
@@ -631,48 +758,13 @@ def repair_named_groups(pattern: str) -> tuple[str, list[str]]:
     return (_MISSING_QMARK.sub(r"(?<\1>", pattern) if names else pattern), names
 
 
-def _add_pattern(t: _Type, pattern: str, notes: list[str], where: str) -> None:
+def _add_pattern(patterns: list[str], pattern: str, notes: list[str], where: str) -> None:
     fixed, names = repair_named_groups(pattern)
     for name in names:
-        notes.append(f"{where}: pattern {len(t.patterns) + 1}: '(<{name}>' read as the named "
+        notes.append(f"{where}: pattern {len(patterns) + 1}: '(<{name}>' read as the named "
                      f"group '(?<{name}>' (the '?' is missing; as written it would match the "
                      f"literal text '<{name}>' and stop the captures there)")
-    t.patterns.append(fixed)
-
-
-def _grok(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
-    for pat in _as_list(s.pop("pattern", None)):
-        _add_pattern(t, str(pat), notes, where)
-    if "match" in s:
-        for fieldname, pats in _pairs(s.pop("match")):
-            if fieldname != "message":
-                notes.append(f"{where}: match on field '{fieldname}' imported as a match on the "
-                             f"line (logpipe groks the message)")
-            for x in _as_list(pats):
-                _add_pattern(t, str(x), notes, where)
-    for d in _as_list(s.pop("patterns_dir", None)):
-        if str(d) not in t.patterns_dir:
-            t.patterns_dir.append(str(d))
-    for name, regex in _pairs(s.pop("pattern_definitions", None)):
-        t.pattern_definitions[name] = str(regex)
-    if "ecs_compatibility" in s:
-        mode = str(s.pop("ecs_compatibility"))
-        if mode in ("disabled", "v1", "v8"):
-            t.ecs_compatibility = mode
-        else:
-            notes.append(f"{where}: ecs_compatibility {mode!r} skipped: use disabled, v1 or v8")
-    for key in ("break_on_match", "named_captures_only", "keep_empty_captures", "overwrite",
-                "tag_on_failure", "tag_on_timeout", "timeout_millis", "patterns_files_glob"):
-        if key in s:
-            s.pop(key)
-            notes.append(f"{where}: option '{key}' skipped: logpipe's grok always breaks on the "
-                         f"first match, keeps named captures only, tags _grokparsefailure")
-
-
-def _date(p: Plugin, s: dict, t: _Type, notes: list[str], where: str) -> None:
-    spec = _date_spec(s, notes, where)
-    if spec is not None:
-        t.date = spec
+    patterns.append(fixed)
 
 
 def _date_spec(s: dict, notes: list[str], where: str) -> dict | None:
@@ -693,126 +785,6 @@ def _date_spec(s: dict, notes: list[str], where: str) -> dict | None:
         spec["target"] = str(s.pop("target"))
     s.pop("locale", None)
     return spec
-
-
-def _mutate(s: dict, t: _Type, notes: list[str], where: str) -> None:
-    for old, new in _pairs(s.pop("rename", None)):
-        t.rename[old] = str(new)
-    for key in ("remove", "remove_field"):
-        for f in _as_list(s.pop(key, None)):
-            if f not in t.remove:
-                t.remove.append(str(f))
-    for f, kind in _pairs(s.pop("convert", None)):
-        if str(kind) in _CONVERT:
-            t.convert[f] = _CONVERT[str(kind)]
-        else:
-            notes.append(f"{where}: convert of '{f}' to '{kind}' skipped: unknown type")
-    ops: dict[str, object] = {}
-    _mutate_ops(s, ops, notes, where)
-    if ops:
-        t.filters.append({"mutate": ops})
-    for key in list(s):
-        if key in ("replace", "update", "join", "merge", "copy", "capitalize", "coerce"):
-            s.pop(key)
-            notes.append(f"{where}: mutate '{key}' skipped: not supported by logpipe")
-
-
-_FILTERS = ("kv", "dissect", "json", "drop")
-_KV_OPTIONS = {"source": "source", "field_split": "field_split", "value_split": "value_split",
-               "target": "target", "prefix": "prefix"}
-_MUTATE_FILTER_OPS = ("gsub", "lowercase", "uppercase", "strip", "split")
-
-
-def _filter(p: Plugin, s: dict, t: _Type, notes: list[str], where: str,
-            when: str | None) -> None:
-    """kv, dissect, json, drop -- and mutate or add_tag under a condition -- become
-    [[types.X.filter]] entries, with the condition as `when`."""
-    def add(kind: str, options: object) -> None:
-        entry: dict[str, object] = {kind: options}
-        if when:
-            entry["when"] = when
-        t.filters.append(entry)
-
-    opts: dict[str, object]
-    if p.name == "kv":
-        opts = {ours: str(s.pop(theirs)) for theirs, ours in _KV_OPTIONS.items() if theirs in s}
-        add("kv", opts)
-    elif p.name == "dissect":
-        mapping = {f: str(v) for f, v in _pairs(s.pop("mapping", None))}
-        if not mapping:
-            notes.append(f"{where} skipped: no mapping => {{field => pattern}}")
-        else:
-            opts = {"mapping": mapping}
-            if "append_separator" in s:
-                opts["append_separator"] = str(s.pop("append_separator"))
-            add("dissect", opts)
-    elif p.name == "json":
-        opts = {"source": str(s.pop("source", "message"))}
-        if "target" in s:
-            opts["target"] = str(s.pop("target"))
-        add("json", opts)
-    elif p.name == "drop":
-        add("drop", {})
-    elif p.name == "mutate":
-        ops: dict[str, object] = {}
-        rename = {old: str(new) for old, new in _pairs(s.pop("rename", None))}
-        if rename:
-            ops["rename"] = rename
-        conversions = {f: _CONVERT[str(kind)] for f, kind in _pairs(s.pop("convert", None))
-                       if str(kind) in _CONVERT}
-        if conversions:
-            ops["convert"] = conversions
-        for key in ("remove", "remove_field"):
-            fields = [str(f) for f in _as_list(s.pop(key, None))]
-            if fields:
-                ops["remove_field"] = fields
-        mutate_added = {f: v for f, v in _pairs(s.pop("add_field", None))}
-        if mutate_added:
-            ops["add_field"] = mutate_added
-        _mutate_ops(s, ops, notes, where)
-        if ops:
-            add("mutate", ops)
-    tags = [str(x) for x in _as_list(s.pop("add_tag", None))]
-    if tags:
-        add("add_tag", tags)
-    added = {f: v for f, v in _pairs(s.pop("add_field", None))}
-    if added:
-        add("mutate", {"add_field": added})
-    removed = [str(f) for f in _as_list(s.pop("remove_field", None))]
-    if removed:
-        add("mutate", {"remove_field": removed})
-    if s.pop("remove_tag", None) is not None:
-        notes.append(f"{where}: option 'remove_tag' skipped: not supported")
-
-
-def _mutate_ops(s: dict, ops: dict, notes: list[str], where: str) -> None:
-    """mutate's gsub / lowercase / uppercase / strip / split into a mutate filter's options."""
-    gsub = [str(x) for x in _as_list(s.pop("gsub", None))]
-    if gsub:
-        if len(gsub) % 3:
-            notes.append(f"{where}: mutate 'gsub' skipped: needs field, regex, replacement triples")
-        else:
-            ops["gsub"] = gsub
-    for key in ("lowercase", "uppercase", "strip"):
-        fields = [str(f) for f in _as_list(s.pop(key, None))]
-        if fields:
-            ops[key] = fields
-    for f, sep in _pairs(s.pop("split", None)):
-        ops.setdefault("split", {})[f] = str(sep)
-
-
-def _common(s: dict, t: _Type, notes: list[str], where: str) -> None:
-    for f, v in _pairs(s.pop("add_field", None)):
-        t.add[f] = v
-    for tag in _as_list(s.pop("add_tag", None)):
-        if tag not in t.add_tags:
-            t.add_tags.append(str(tag))
-    for f in _as_list(s.pop("remove_field", None)):
-        if f not in t.remove:
-            t.remove.append(str(f))
-    if "remove_tag" in s:
-        s.pop("remove_tag")
-        notes.append(f"{where}: option 'remove_tag' skipped: not supported")
 
 
 # --- a small TOML writer ---------------------------------------------------------------------
@@ -877,19 +849,29 @@ def toml_dumps(doc: dict, header_depth: int = 3) -> str:
     """Tables down to ``header_depth`` get [a.b.c] headers; deeper ones are inline tables."""
     lines: list[str] = []
 
-    def table(path: list[str], body: dict) -> None:
+    def is_tables(v) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    def table(path: list[str], body: dict, array: bool = False) -> None:
+        nested = len(path) < header_depth or array
         scalars = [(k, v) for k, v in body.items()
-                   if not (isinstance(v, dict) and len(path) < header_depth)]
+                   if not (isinstance(v, dict) and len(path) < header_depth)
+                   and not (nested and is_tables(v))]
         subtables = [(k, v) for k, v in body.items()
                      if isinstance(v, dict) and len(path) < header_depth]
-        if path and (scalars or not subtables):
+        arrays = [(k, v) for k, v in body.items() if nested and is_tables(v)]
+        if array or (path and (scalars or not (subtables or arrays))):
             if lines:
                 lines.append("")
-            lines.append("[" + ".".join(toml_key(p) for p in path) + "]")
+            name = ".".join(toml_key(p) for p in path)
+            lines.append(f"[[{name}]]" if array else f"[{name}]")
         for k, v in scalars:
             lines.append(f"{toml_key(str(k))} = {toml_value(v, multiline=isinstance(v, list) and len(v) > 1)}")
         for k, v in subtables:
             table(path + [str(k)], v)
+        for k, v in arrays:   # [[a.b]]: an array of tables (a chain's entries, then, else)
+            for item in v:
+                table(path + [str(k)], item, array=True)
 
     table([], doc)
     return "\n".join(lines) + "\n"
@@ -910,10 +892,20 @@ def import_file(path: str) -> tuple[str, list[str]]:
 
 @app.command()
 def import_logstash(
-    file: str = typer.Argument(..., help="The Logstash config file to convert."),
+    file: str = typer.Argument(None, help="The Logstash config file to convert."),
     output: str = typer.Option(None, "--output", "-o", help="Write the TOML here (default: stdout)."),
+    tests_from: str = typer.Option(None, "--tests-from", help="Instead: a pattern project's YAML "
+                                   "test cases (pattern/data/results) as a `logpipe test` file."),
+    patterns_dir: List[str] = typer.Option(None, "--patterns-dir", help="With --tests-from: the "
+                                           "project's pattern files (repeatable)."),
 ) -> None:
     """Convert a Logstash config into a logpipe pipeline config (TOML); print what was skipped."""
+    if tests_from is not None:  # the test-case import lives in indexer/parse_tests.py
+        from logpipe.indexer.parse_tests import import_yaml_tests
+        import_yaml_tests(tests_from, output, list(patterns_dir or []))
+        return
+    if file is None:
+        raise ConfigError("give the Logstash config FILE to convert (or --tests-from DIR)")
     text, notes = import_file(file)
     for note in notes:
         typer.echo(f"note: {note}", err=True)

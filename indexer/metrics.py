@@ -64,6 +64,26 @@ class _Collector:
                                 "Entries in the shippers' status hash that are not a shipper's "
                                 "figures (remove with `logpipe stats --forget NAME`)",
                                 value=len(figures["shippers_invalid"]))
+        labels = ["source", "host", "path"]
+        upto = GaugeMetricFamily("logpipe_ledger_stored_upto",
+                                 "Highest sequence of the source stored with every one before it",
+                                 labels=labels)
+        gaps = GaugeMetricFamily("logpipe_ledger_gaps",
+                                 "Records of the source missing above stored_upto (holes)",
+                                 labels=labels)
+        lost = GaugeMetricFamily("logpipe_ledger_lost_records",
+                                 "Records in holes open longer than the loss timeout",
+                                 labels=labels)
+        llag = GaugeMetricFamily("logpipe_ledger_lag_seconds",
+                                 "The newest stored record's time from shipper to store",
+                                 labels=labels)
+        for e in figures["ledger"]:
+            key = [e["source"], e["host"], e["path"]]
+            upto.add_metric(key, float(e["stored_upto"]))
+            gaps.add_metric(key, float(e["gaps"]))
+            lost.add_metric(key, float(e["lost_records"]))
+            llag.add_metric(key, float(e["lag"] or 0.0))
+        yield from (upto, gaps, lost, llag)
         yield GaugeMetricFamily("logpipe_workers_stale",
                                 "RQ worker registrations without a live worker behind them",
                                 value=figures["workers_stale"])

@@ -1,4 +1,13 @@
-"""The per-record pipeline: record -> grok -> enrich -> event.
+"""The per-record pipeline: record -> the type's chain -> event.
+
+A type's chain is an ordered list of steps, run the way Logstash runs a filter block: first the
+type's own grok on the line (with its routes to other types) and its date, which build the
+event (captures, ``@timestamp``, ``message``, ``host``, ``path``, ``type``, ...), then
+:meth:`TypeConfig.chain`: the ``[fields]`` edits as a mutate step and the ``[[filter]]`` entries
+(grok on any field, kv, mutate, date, dissect, json, translate, drop, if / else if / else), in
+the config's order (:mod:`indexer.steps`, read by :mod:`indexer.filters`). The entry point for
+one line is :meth:`Pipeline.process` (a :class:`Record` in, an :class:`Event` or None out);
+:func:`event_for_line` wraps it for a config file and a line.
 
 Parsing failures are not errors: the event is stored with ``_grokparsefailure`` (as Logstash does)
 so nothing is lost and the line stays searchable. Only records that cannot become an event at all
@@ -8,9 +17,9 @@ raise, and the caller dead-letters them with stage ``parse``.
 from __future__ import annotations
 
 from logpipe.common.record import Record
-from logpipe.indexer.enrich import (apply_edits, flat_key, from_syslog_input, place_capture,
-                            received_datetime, timestamp_for)
-from logpipe.indexer.filters import apply_filters
+from logpipe.indexer.enrich import (flat_key, from_syslog_input, place_capture, received_datetime,
+                                    timestamp_for)
+from logpipe.indexer.hostnames import normalise_hostnames
 from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
 from logpipe.common.errors import ConfigError, ReservedFieldError
 from logpipe.query.evaluate import matches
@@ -46,6 +55,7 @@ class Pipeline:
         self.config = config
         self.default_type = default_type or config.default_type
         self._matchers: dict[str, object] = {}
+        self._chains: dict[str, list] = {}
         self._received: tuple = (None, None)  # the last (received_at, its datetime)
 
     def _matcher(self, tc: TypeConfig):
@@ -132,13 +142,33 @@ class Pipeline:
         if record.offset is not None:
             doc["offset"] = record.offset
         doc["received_at"] = record.received_at
-        apply_edits(doc, tc.fields, tags)
-        if tc.filters and not apply_filters(tc.filters, doc, tags):
-            return None
+        chain = self._chains.get(tc.name)
+        if chain is None:
+            chain = self._chains[tc.name] = tc.chain()
+        for step in chain:
+            if not step(doc, tags):
+                return None
+        if "@metadata" in doc:   # Logstash's [@metadata]: the pipeline's own, never stored
+            del doc["@metadata"]
+        normalise_hostnames(doc)   # after every step: a field any of them set counts
         if not RESERVED_FIELDS.isdisjoint(doc):
             rename_reserved(doc)
         doc["tags"] = tags
         return Event(record.id, doc)
+
+
+def event_for_line(line: str, config: str | PipelineConfig | None = None,
+                   type_name: str | None = None, received_at: float = 0.0,
+                   host: str = "", path: str = "") -> Event | None:
+    """One line through a pipeline config (a TOML file's path, a loaded config, or None for
+    the built-ins), as the indexer runs it: the event, or None when a drop step dropped it.
+    Errors (a config that cannot be read, a record that cannot be processed) raise."""
+    from logpipe.indexer.pipeline_config import load_pipeline
+    cfg = config if isinstance(config, PipelineConfig) else load_pipeline(config)
+    pipeline = Pipeline(cfg)
+    return pipeline.process(Record(id="line", line=line, host=host, path=path,
+                                   type=type_name or cfg.default_type,
+                                   received_at=received_at))
 
 
 def rename_reserved(doc: dict) -> None:

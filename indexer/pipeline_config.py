@@ -46,6 +46,7 @@ from typing import Any
 
 from logpipe.common.errors import ConfigError
 from logpipe.indexer.filters import compile_when, config_tables, parse_filters
+from logpipe.indexer.steps import mutate_step
 
 # ecs_compatibility of a type: classic grok field names, or the ECS ones (indexer/grok/ecs.py)
 ECS_MODES = ("disabled", "v1", "v8")
@@ -70,6 +71,28 @@ class FieldEdits:
     rename: dict[str, str] = dc_field(default_factory=dict)
     remove: list[str] = dc_field(default_factory=list)
     add_tags: list[str] = dc_field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.convert or self.add or self.rename or self.remove or self.add_tags)
+
+
+def edits_step(edits: FieldEdits):
+    """A type's ``[fields]`` as one mutate step (Logstash mutate's order: rename, convert, then
+    add -- which sets, replacing a value the event has --, remove, tags)."""
+    added = list(edits.add.items())
+    removed = list(edits.remove)
+    tags_added = list(edits.add_tags)
+
+    def then(doc: dict, tags: list) -> None:
+        for name, value in added:
+            doc[name] = value
+        for name in removed:
+            doc.pop(name, None)
+        for tag in tags_added:
+            if tag not in tags:
+                tags.append(tag)
+    return mutate_step({"rename": dict(edits.rename), "convert": dict(edits.convert)}, then)
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,13 @@ class TypeConfig:
     ecs_compatibility: str = "disabled"  # "v1"/"v8": ECS field names (indexer/grok/ecs.py)
     routes: list[Route] = dc_field(default_factory=list)
     filters: list = dc_field(default_factory=list)  # indexer.filters.Filter, in order
+
+    def chain(self) -> list:
+        """The steps that run on an event after the type's grok and date (the first steps,
+        which :class:`indexer.pipeline.Pipeline` runs on the line): the ``[fields]`` edits as
+        a mutate step, then the filters, in order."""
+        steps = [] if self.fields.empty else [edits_step(self.fields)]
+        return steps + [f.run for f in self.filters]
 
 
 OVERSIZE_MODES = ("dead-letter", "truncate")

@@ -282,8 +282,10 @@ def live_workers(queue) -> tuple[int, int]:
     return live, stale
 
 
-def collect(client, keys: Keys) -> dict:
-    """Everything ``logpipe stats`` shows, as one dict."""
+def collect(client, keys: Keys, loss_after: float | None = None) -> dict:
+    """Everything ``logpipe stats`` shows, as one dict (``ledger``: per source, stored up to,
+    gaps, lag, and the holes open past ``loss_after`` seconds as ``lost``: :mod:`indexer.ledger`)."""
+    from logpipe.indexer import ledger
     from rq import Queue
     from rq.registry import StartedJobRegistry
 
@@ -309,4 +311,6 @@ def collect(client, keys: Keys) -> dict:
         "totals": counters,
         "shippers": found,
         "shippers_invalid": invalid,
+        "ledger": ledger.report(client, keys, ledger.DEFAULT_LOSS_AFTER if loss_after is None
+                                else loss_after),
     }

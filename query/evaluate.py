@@ -11,8 +11,9 @@ import re
 from datetime import datetime
 
 from logpipe.query.analyzer import analyze
+from logpipe.query.regexp import fullmatch
 from logpipe.query.tree import (TEXT_FIELD, TIME_FIELD, All, And, Exists, Not, Nothing, Or, Pattern,
-                        Range, Term, Text, TextWildcard, TimeRange, Wildcard, numeric)
+                        Range, Regexp, Term, Text, TextWildcard, TimeRange, Wildcard, numeric)
 
 _MISSING = object()
 
@@ -94,6 +95,9 @@ def matches(node, doc: dict) -> bool:
     if isinstance(node, Wildcard):
         rx = _regex(node.pattern)
         return any(rx.fullmatch(_text(v)) for v in values(doc, node.field))
+    if isinstance(node, Regexp):
+        return any(isinstance(v, str) and fullmatch(node.python, v)
+                   for v in values(doc, node.field))
     if isinstance(node, Exists):
         return bool(values(doc, node.field))
     if isinstance(node, Range):

@@ -29,11 +29,15 @@ Semantics (the same on both stores; ``tests/integration/test_store_equivalence.p
 * ``AND``, ``OR``, ``NOT``, ``+``/``-``, parentheses, ``field:(a OR b)``. Words next to each other
   without an operator are joined with AND (the Lucene default is OR; AND is what one means when
   narrowing logs). ``AND`` binds tighter than ``OR``.
+* ``field:/regexp/``: a Lucene regular expression over the whole value, case-sensitive, on
+  string values (``program:/postfix.*\\/smtpd/``); the subset is in :mod:`query.regexp`, and a
+  regexp that backtracks without end on a value stops with a clear error.
 * Not supported, a clear error on both stores: fuzzy ``foo~``, proximity ``"a b"~2``, regular
-  expressions ``/.../``, ranges on ``message``, field-name wildcards. A boost ``^2`` is accepted
+  expressions on ``message`` (tokens) or bare, ranges on ``message``, field-name wildcards. A boost ``^2`` is accepted
   and ignored (results are sorted by time, not by score).
-* Known divergence: a wildcard on a numeric or ip field is an error on Elasticsearch and a match
-  on the value's text on the embedded store.
+* Known divergences: a wildcard on a numeric or ip field is an error on Elasticsearch and a match
+  on the value's text on the embedded store; a regexp there is an error on Elasticsearch and
+  matches nothing on the embedded store.
 
 Nothing a query says reaches SQL text: field names become bound JSON paths (or one of a fixed set
 of column names), values are bound parameters, full-text terms go into a bound FTS5 expression in
@@ -53,6 +57,7 @@ from luqum.thread import parse as _luqum_parse
 from logpipe.query.analyzer import analyze
 from logpipe.query.datemath import OUT_OF_RANGE, time_period
 from logpipe.query.errors import QueryError
+from logpipe.query.regexp import translate as translate_regexp
 from logpipe.query.tree import (
     TEXT_FIELD,
     TIME_FIELD,
@@ -64,6 +69,7 @@ from logpipe.query.tree import (
     Or,
     Pattern,
     Range,
+    Regexp,
     Term,
     Text,
     TextWildcard,
@@ -188,7 +194,7 @@ class _Compiler:
         if isinstance(item, T.Proximity):
             raise self.error('proximity queries ("a b"~N) are not supported', item)
         if isinstance(item, T.Regex):
-            raise self.error("regular expressions (/.../) are not supported", item)
+            return self.regexp(item, field)
         raise self.error(f"unsupported query element {str(item)!r}", item)
 
     def search_field(self, item):
@@ -245,6 +251,17 @@ class _Compiler:
         if all(p[0] == "*" for p in pattern.parts):
             return Exists(field)
         return Wildcard(field, pattern)
+
+    def regexp(self, item, field):
+        source = item.value[1:-1]
+        if field is None or field in (TEXT_FIELD, TIME_FIELD, "_id"):
+            where = "a bare /regexp/" if field is None else f"{field}:/regexp/"
+            raise self.error(f"{where} is not supported: a regular expression matches the whole "
+                             f"value of a field, e.g. program:/postfix.*/ (message.keyword:/.../ "
+                             f"for the whole message)", item)
+        pos = getattr(item, "pos", None)
+        python = translate_regexp(source, self.query, (pos or 0) + 1)
+        return Regexp(field, source, python)
 
     def phrase(self, item, field):
         value = _unescape(item.value[1:-1])

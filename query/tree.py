@@ -110,6 +110,16 @@ class Wildcard:
 
 
 @dataclass(frozen=True)
+class Regexp:
+    """A Lucene regular expression over the whole value of a field (``program:/post.*/``):
+    ``source`` as written (Elasticsearch's ``regexp`` query), ``python`` the same expression
+    for Python's ``regex`` module, to ``fullmatch`` with DOTALL (query/regexp.py)."""
+    field: str
+    source: str
+    python: str
+
+
+@dataclass(frozen=True)
 class Exists:
     field: str
 

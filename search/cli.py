@@ -133,6 +133,9 @@ def search(
                                         help="Events to show (default 20; top values: 10)."),
     asc: bool = typer.Option(False, "--asc", help="Oldest first (default: newest first)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV of the --fields columns, with a "
+                                "header line (cells a spreadsheet would run as a formula get "
+                                "a leading ')."),
     fields: Optional[str] = typer.Option(None, "--fields", "-f",
                                          help="Columns, default @timestamp,host,type,message."),
     histogram: Optional[str] = typer.Option(None, "--histogram",
@@ -152,6 +155,8 @@ def search(
         raise QueryError("use either --count or --histogram/--top, not both")
     if every and limit is not None:
         raise QueryError("use either --all or --limit, not both")
+    if as_csv and (as_json or histogram or top or count):
+        raise QueryError("--csv prints events: not with --json, --histogram, --top or --count")
     text = " ".join(query) if query else "*"
     now = datetime.now(timezone.utc)
     request = SearchRequest(query=text, start=datemath.time_arg(from_, "--from", now),
@@ -182,6 +187,13 @@ def search(
                 n = sink.count(request)
                 print(n)
                 empty = n == 0
+            elif as_csv:
+                from logpipe.search.export import csv_lines
+
+                written = 0
+                for written, line in enumerate(csv_lines(sink.stream(request), columns)):
+                    sys.stdout.write(line)
+                empty = written == 0  # the header alone
             else:
                 shown, blank = _print_matches(sink, request, columns, as_json)
                 empty = shown == 0

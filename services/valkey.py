@@ -73,7 +73,11 @@ class ValkeyServer:
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None,
                  password: str | None = None, appendonly: bool = False,
-                 tls: ServerTls | None = None, binary: str | None = None, extra_conf: list[str] | None = None):
+                 tls: ServerTls | None = None, binary: str | None = None, extra_conf: list[str] | None = None,
+                 host: str = "127.0.0.1", netns: str | None = None):
+        # ``host``/``netns``: the address to bind and the network namespace to run in (``ip netns exec``),
+        # for multi-host tests in namespaces (tests/fleet); loopback by default
+        self.host, self.netns = host, netns
         self.tls = tls
         self.binary = binary
         self._own_dir = data_dir is None
@@ -87,9 +91,9 @@ class ValkeyServer:
     @property
     def url(self) -> str:
         if self.tls:
-            return (f"rediss://:{self.password}@127.0.0.1:{self.port}/0"
+            return (f"rediss://:{self.password}@{self.host}:{self.port}/0"
                     f"?ssl_ca_certs={self.tls.ca}")
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     @property
     def log_path(self) -> Path:
@@ -105,13 +109,14 @@ class ValkeyServer:
         # The config holds the password: created 0600; the server's own files (log, AOF, RDB)
         # are created under umask 077.
         write_private(conf, "\n".join([
-            "bind 127.0.0.1", *self._port_lines(), f"dir {self.data_dir}",
+            f"bind {self.host}", *self._port_lines(), f"dir {self.data_dir}",
             f"requirepass {self.password}", "protected-mode yes", "daemonize no",
             f"logfile {self.log_path}", "save \"\"",
             f"appendonly {'yes' if self.appendonly else 'no'}", "appendfsync everysec",
             "databases 16", *self.extra_conf, "",
         ]))
-        self.process = subprocess.Popen([self.binary or server_binary(), str(conf)], stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen([*_in_netns(self.netns), self.binary or server_binary(), str(conf)],
+                                        stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                         start_new_session=True, umask=PRIVATE_UMASK)
         deadline = time.monotonic() + timeout
@@ -135,7 +140,7 @@ class ValkeyServer:
 
     def _ping(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as raw:
                 s = raw
                 if self.tls:  # readiness only: the server's certificate is checked by clients
                     context = ssl.create_default_context(cafile=str(self.tls.ca))
@@ -181,6 +186,11 @@ class ValkeyServer:
 SENTINEL_SERVICE = "logpipe"
 
 
+def _in_netns(netns: str | None) -> list[str]:
+    """The command prefix that runs a server inside network namespace ``netns`` (none: here)."""
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
     """SIGTERM (a clean shutdown saves the data), SIGKILL if it does not end in ``timeout``."""
     if process and process.poll() is None:
@@ -192,12 +202,12 @@ def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
             process.wait(5)
 
 
-def _command(port: int, password: str, *args: str, timeout: float = 2.0) -> Any:
+def _command(port: int, password: str, *args: str, timeout: float = 2.0, host: str = "127.0.0.1") -> Any:
     """One command on a short-lived connection; redis-py's parsed reply (None when the server cannot be reached)."""
     import redis
 
     try:
-        client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=timeout,
+        client = redis.Redis(host=host, port=port, password=password, socket_timeout=timeout,
                              socket_connect_timeout=timeout, decode_responses=True)
         try:
             return client.execute_command(*args)
@@ -211,11 +221,13 @@ class SentinelServer:
     """One ``valkey-server --sentinel`` process watching :data:`SENTINEL_SERVICE`."""
 
     def __init__(self, data_dir: Path, primary_port: int, password: str, quorum: int = 2,
-                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000):
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000, host: str = "127.0.0.1",
+                 netns: str | None = None, primary_host: str = "127.0.0.1", port: int | None = None):
         self.data_dir = Path(data_dir)
-        self.port = find_free_port()
+        self.host, self.netns = host, netns
+        self.port = port or find_free_port()
         self.password = password
-        self.lines = [f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary_port} {quorum}",
+        self.lines = [f"sentinel monitor {SENTINEL_SERVICE} {primary_host} {primary_port} {quorum}",
                       f"sentinel auth-pass {SENTINEL_SERVICE} {password}",
                       f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {down_after_ms}",
                       f"sentinel failover-timeout {SENTINEL_SERVICE} {failover_timeout_ms}",
@@ -229,17 +241,18 @@ class SentinelServer:
     def start(self, timeout: float = 20) -> None:
         private_dir(self.data_dir)
         conf = self.data_dir / "sentinel.conf"  # holds the password: 0600; the sentinel rewrites it (what it learnt)
-        write_private(conf, "\n".join(["bind 127.0.0.1", f"port {self.port}", f"dir {self.data_dir}",
+        write_private(conf, "\n".join([f"bind {self.host}", f"port {self.port}", f"dir {self.data_dir}",
                                        f"requirepass {self.password}", "daemonize no",
                                        f"logfile {self.log_path}", *self.lines, ""]))
-        self.process = subprocess.Popen([server_binary(), str(conf), "--sentinel"], stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen([*_in_netns(self.netns), server_binary(), str(conf), "--sentinel"],
+                                        stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                         start_new_session=True, umask=PRIVATE_UMASK)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServiceError(f"valkey sentinel exited with {self.process.returncode}:\n{self._log_tail()}")
-            if _command(self.port, self.password, "PING") is not None:
+            if _command(self.port, self.password, "PING", host=self.host) is not None:
                 return
             time.sleep(0.05)
         self.stop()
@@ -253,7 +266,7 @@ class SentinelServer:
 
     def master(self) -> dict:
         """``SENTINEL MASTER`` as a dict (empty when the sentinel cannot be asked)."""
-        reply = _command(self.port, self.password, "SENTINEL", "MASTER", SENTINEL_SERVICE)
+        reply = _command(self.port, self.password, "SENTINEL", "MASTER", SENTINEL_SERVICE, host=self.host)
         if isinstance(reply, dict):
             return reply
         if isinstance(reply, list):

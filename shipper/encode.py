@@ -74,6 +74,9 @@ class RecordEncoder:
         self.source = source
         self.max_bytes = max_bytes
         self.keep_empty = keep_empty
+        # the ledger's sequence: records made from this source so far (the next record's number);
+        # a reader starting at a stored offset starts it at the sequence stored with that offset
+        self.seq = 0
         self._idfmt = _pct(source_prefix(host, source).encode()) + b"%x"
         self.set_path(path)
 
@@ -82,11 +85,12 @@ class RecordEncoder:
         safe_path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         hp = _pct(orjson.dumps({"host": self.host, "path": safe_path})[1:-1])
         tf = _pct(orjson.dumps({"type": self.rtype, "fields": self.fields})[1:-1])
-        head = b'{"id":"%s",' + hp + b',"offset":%d,' + tf + b',"received_at":%s,"line":'
+        head = b'{"id":"%s",' + hp + b',"offset":%d,"seq":%d,' + tf + b',"received_at":%s,"line":'
         self._fmt_json = head + b'%s}'            # line given as a JSON string
         self._fmt_tags = head + b'%s,"tags":%s}'  # ... and tags
-        # the fast path's record head, RESP length first: (record length, offset for the id, offset)
-        self._frame_head = (b'$%d\r\n{"id":"' + self._idfmt + b'",' + hp + b',"offset":%d,' + tf
+        # the fast path's record head, RESP length first: (record length, offset for the id, offset,
+        # sequence)
+        self._frame_head = (b'$%d\r\n{"id":"' + self._idfmt + b'",' + hp + b',"offset":%d,"seq":%d,' + tf
                             + b',"received_at":')
 
     def ids(self, offsets) -> list[bytes]:
@@ -137,16 +141,20 @@ class RecordEncoder:
             if not elines:
                 return Framed(b"", 0)
         head = self._frame_head + orjson.dumps(time.time()) + b',"line":"'
-        heads = map(head.__mod__, zip(self._lengths(head, offs, sizes), offs, offs))
+        seq0 = self.seq
+        seqs = range(seq0, seq0 + len(elines))
+        self.seq = seq0 + len(elines)
+        heads = map(head.__mod__, zip(self._lengths(head, offs, sizes, seqs), offs, offs, seqs))
         blob = b"".join(chain.from_iterable(zip(heads, elines, repeat(_RECORD_TAIL))))
         return Framed(blob, len(elines))
 
     @staticmethod
-    def _lengths(head: bytes, offs: list[int], sizes: list[int]) -> list[int]:
-        """Each record's length: the head's constant part, the id's hex digits, the offset's decimal
-        digits, the escaped line (``sizes``) and the closing ``"}``. ``offs`` grows, so the digit counts
-        change only at a few powers of 16 and 10: the chunk is cut there and each run adds one constant."""
-        fixed = len(head % (0, 0, 0)) - len(b"$0\r\n") - 2 + 2  # two 1-digit numbers out, '"}' in
+    def _lengths(head: bytes, offs: list[int], sizes: list[int], seqs: range) -> list[int]:
+        """Each record's length: the head's constant part, the id's hex digits, the offset's and the
+        sequence's decimal digits, the escaped line (``sizes``) and the closing ``"}``. ``offs`` and
+        ``seqs`` grow, so the digit counts change only at a few powers of 16 and 10: the chunk is cut
+        there and each run adds one constant."""
+        fixed = len(head % (0, 0, 0, 0)) - len(b"$0\r\n") - 3 + 2  # three 1-digit numbers out, '"}' in
         first, last = offs[0], offs[-1]
         cuts = []
         for radix in (10, 16):
@@ -155,13 +163,18 @@ class RecordEncoder:
                 if p > first:
                     cuts.append(bisect_left(offs, p))
                 p *= radix
+        p = 10
+        while p <= seqs[-1]:
+            if p > seqs[0]:
+                cuts.append(p - seqs[0])
+            p *= 10
         if not cuts:
-            return list(map((fixed + len(b"%x%d" % (first, first))).__add__, sizes))
-        cuts = [0, *sorted(cuts), len(offs)]
+            return list(map((fixed + len(b"%x%d%d" % (first, first, seqs[0]))).__add__, sizes))
+        cuts = [0, *sorted(set(cuts)), len(offs)]
         out: list[int] = []
         for i, j in zip(cuts, cuts[1:]):
             if i < j:
-                k = fixed + len(b"%x%d" % (offs[i], offs[i]))
+                k = fixed + len(b"%x%d%d" % (offs[i], offs[i], seqs[i]))
                 out += map(k.__add__, sizes[i:j])
         return out
 
@@ -187,6 +200,8 @@ class RecordEncoder:
     def encode_text(self, off: int, text: str, tags=(), ts: bytes | None = None) -> bytes:
         ts = ts or orjson.dumps(time.time())
         rid = self._idfmt % off
+        seq = self.seq
+        self.seq = seq + 1
         if tags:
-            return self._fmt_tags % (rid, off, ts, orjson.dumps(text), orjson.dumps(list(tags)))
-        return self._fmt_json % (rid, off, ts, orjson.dumps(text))
+            return self._fmt_tags % (rid, off, seq, ts, orjson.dumps(text), orjson.dumps(list(tags)))
+        return self._fmt_json % (rid, off, seq, ts, orjson.dumps(text))

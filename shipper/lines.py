@@ -20,6 +20,7 @@ class LineStream:
         self.buf = b""
         self.pos = offset           # stream offset just after the last byte fed
         self.skip_start: int | None = None  # inside an over-long line that started here
+        self.skip_seq = 0                   # ... and the sequence its cut record got
         self.ml = Multiline(multiline) if multiline else None
 
     @property
@@ -30,6 +31,13 @@ class LineStream:
         if self.skip_start is not None:
             return self.skip_start
         return self.pos - len(self.buf)
+
+    @property
+    def resume_seq(self) -> int:
+        """The ledger sequence of the first record made again from :attr:`resume_offset`."""
+        if self.skip_start is not None and not (self.ml is not None and self.ml.pending):
+            return self.skip_seq
+        return self.encoder.seq
 
     @property
     def has_line(self) -> bool:
@@ -56,6 +64,7 @@ class LineStream:
         if not parts:
             if len(buf) > self.encoder.max_bytes:  # no newline within max_bytes: cut and skip
                 start = self.pos - len(buf)
+                self.skip_seq = self.encoder.seq
                 rec = self.encoder.encode_raw(start, cut_utf8(buf, self.encoder.max_bytes),
                                               ("truncated",))
                 self.buf = b""

@@ -145,7 +145,8 @@ class Registry:
 
     def _save_offsets(self) -> None:
         data = orjson.dumps({"generation": self.generation,
-                             "offsets": {key: e["offset"] for key, e in self.files.items()}})
+                             "offsets": {key: e["offset"] for key, e in self.files.items()},
+                             "seqs": {key: e.get("seq", 0) for key, e in self.files.items()}})
         if self._offsets_fd is None:
             self._offsets_fd = os.open(self.offsets_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
             self._offsets_len = os.fstat(self._offsets_fd).st_size
@@ -199,10 +200,15 @@ class Registry:
         self.dirty = self._layout_changed = True
         return key
 
-    def set_offset(self, key: str, offset: int, path: str | None = None) -> None:
+    def set_offset(self, key: str, offset: int, path: str | None = None,
+                   seq: int | None = None) -> None:
+        """``seq``: the ledger sequence of the next record from ``offset`` (records confirmed so far)."""
         e = self.files.get(key)
         if e is None:
             return
+        if seq is not None and e.get("seq") != seq:
+            e["seq"] = seq
+            self.dirty = True
         if e["offset"] != offset or (path and e["path"] != path):
             e["offset"] = offset
             if path and e["path"] != path:
@@ -234,6 +240,9 @@ def apply_offsets(files: dict, generation: int, path: Path) -> None:
     for key, offset in data["offsets"].items():
         if key in files and isinstance(offset, int):
             files[key]["offset"] = offset
+    for key, seq in (data.get("seqs") or {}).items():  # the ledger's sequences (absent before them)
+        if key in files and isinstance(seq, int):
+            files[key]["seq"] = seq
 
 
 def read_registry(path: Path | str) -> dict:

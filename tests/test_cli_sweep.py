@@ -123,6 +123,11 @@ CASES = [
     (["gen-logs", "--start", "notadate"], ["not an ISO 8601 date: 'notadate'"]),
     (["gen-logs", "--start", "9999-12-31T23:59:59", "-n", "1000", "-o", "DIR.log"],
      ["--start 9999-12-31T23:59:59", "past the year 9999"]),
+    # alerts
+    (["alerts", "list", "--rules", "MISSING"], ["MISSING", "does not exist"]),
+    (["alerts", "test", "--rules", "PLAIN"], ["PLAIN", "not valid TOML"]),
+    (["alerts", "run", "--rules", "MISSING"], ["MISSING", "does not exist"]),
+    (["alerts", "test", "nosuchrule"], ["no rule named 'nosuchrule'"]),
     # ui
     (["ui", "--bind", "nonsense"], ["--bind 'nonsense'"]),
     (["ui", "--bind", "127.0.0.1:99999"], ["--bind '127.0.0.1:99999'"]),

@@ -3,7 +3,8 @@ from datetime import datetime, timezone
 import pytest
 
 from logpipe.indexer.pipeline_config import DateSpec, FieldEdits
-from logpipe.indexer.enrich import (apply_edits, format_timestamp, joda_to_strptime, parse_syslog_time,
+from logpipe.indexer.pipeline_config import edits_step
+from logpipe.indexer.enrich import (format_timestamp, joda_to_strptime, parse_syslog_time,
                             parse_time, timestamp_for, zone)
 
 UTC = timezone.utc
@@ -74,8 +75,8 @@ def test_unparseable_date_falls_back_to_receive_time_and_tags():
 def test_field_edits_follow_mutate_order():
     doc = {"pid": "42", "size": "x", "logsource": "mx1", "timestamp": "t"}
     tags = []
-    apply_edits(doc, FieldEdits(convert={"pid": "int", "size": "int"}, add={"env": "prod"},
+    edits_step(FieldEdits(convert={"pid": "int", "size": "int"}, add={"env": "prod"},
                                 rename={"logsource": "source_host"}, remove=["timestamp"],
-                                add_tags=["mail"]), tags)
+                                add_tags=["mail"]))(doc, tags)
     assert doc == {"pid": 42, "size": "x", "source_host": "mx1", "env": "prod"}
     assert tags == ["_convertfailure", "mail"]

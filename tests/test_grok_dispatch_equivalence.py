@@ -1,6 +1,6 @@
 """The fast matcher (generated literal dispatch, captures built in C) gives exactly what the plain
 rule gives: each pattern in order searched with the regex module, first match wins, a field
-captured by several groups takes the group that ended last, conversions applied -- on corpus and
+captured by several groups keeps every value (a list), conversions applied -- on corpus and
 generated lines for every built-in type."""
 
 from __future__ import annotations
@@ -22,19 +22,16 @@ def reference(matcher: Matcher, line: str):
         m = c.regex.search(line)
         if m is None:
             continue
-        out: dict = {}
-        ends: dict = {}
+        values: dict = {}
         for cap in c.captures:
             value = m.group(cap.group)
             if value is None:
                 continue
-            end = m.end(cap.group)
-            if cap.field not in out or end > ends[cap.field]:
-                out[cap.field], ends[cap.field] = value, end
-        for cap in c.captures:
-            if cap.conv and cap.field in out and isinstance(out[cap.field], str):
-                out[cap.field] = to_int(out[cap.field]) if cap.conv == "int" else \
-                    to_float(out[cap.field])
+            if cap.conv:
+                value = to_int(value) if cap.conv == "int" else to_float(value)
+            values.setdefault(cap.field, []).append(value)
+        # a field several groups took part in keeps every value, in the pattern's order
+        out = {f: v[0] if len(v) == 1 else v for f, v in values.items()}
         return out
     return None
 

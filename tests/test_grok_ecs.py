@@ -46,6 +46,7 @@ def test_every_definition_compiles_in_ecs_mode():
     ("%{BIND9}", "02-Jan-2024 10:00:00.123 queries: info: client 192.0.2.1#53001 (example.org): "
      "query: example.org IN A + (192.0.2.53)",
      {"[client][ip]": "192.0.2.1", "[client][port]": 53001, "[dns][question][name]": "example.org",
+      "[bind][log][question][name]": "example.org",
       "[dns][question][type]": "A", "[server][ip]": "192.0.2.53", "[log][level]": "info"}),
     ("%{NAGIOSLOGLINE}", "[1427925600] SERVICE ALERT: web1;HTTP;CRITICAL;HARD;3;refused",
      {"timestamp": "1427925600", "[host][hostname]": "web1", "[service][name]": "HTTP",

@@ -1,7 +1,7 @@
 """import-logstash beyond grok: kv, dissect, json, drop, mutate (lowercase, gsub, split, ...),
-add_tag and if / else if / else on fields become [[types.X.filter]] entries (a condition becomes
-`when`, a query in the search syntax) that run in the indexer; what cannot be carried over is
-listed with the reason."""
+add_tag and if / else if / else become the type's chain ([[types.X.filter]] entries, a
+conditional one `if` entry with Logstash's own condition, `then` and `else`) that runs in the
+indexer in the config's order; what cannot be carried over is listed with the reason."""
 
 from __future__ import annotations
 
@@ -58,13 +58,18 @@ def event(cfg, line: str):
 def test_filters_and_conditions_are_carried_over(imported):
     cfg, text, notes = imported
     filters = cfg.types["app"].filters
-    assert [f.kind for f in filters] == ["kv", "mutate", "add_tag", "dissect", "mutate", "drop",
-                                         "json", "mutate"]
-    assert filters[0].when == '(component:"http")'
-    assert filters[5].when == ('NOT (component:"http") AND NOT (component:"job") AND '
-                               '(level:("TRACE" OR "DEBUG"))')
-    assert filters[6].when.startswith('NOT (component:"http") AND NOT (component:"job") AND NOT')
-    assert any("=~" in n or "regular expression" in n for n in notes), notes
+    # the if / else if / else is one entry, the regex conditional another, the split last
+    assert [f.kind for f in filters] == ["if", "if", "mutate"]
+    branches = filters[0].options["branches"]
+    assert [c for c, _ in branches] == ['[component] == "http"', '[component] == "job"',
+                                        '[level] in ["TRACE", "DEBUG"]']
+    assert [[f.kind for f in then] for _, then in branches] == [["kv", "mutate"],
+                                                                ["dissect", "mutate"], ["drop"]]
+    assert [f.kind for f in filters[0].options["else"]] == ["json"]
+    # kv made the fields the mutate's lowercase and add_tag work on: it stays first
+    assert branches[0][1][1].options["lowercase"] == ["level"]
+    assert filters[1].options["branches"][0][0] == "[message] =~ /secret/"
+    assert not any("regular expression" in n for n in notes), notes
     assert any("inputs are logpipe's shipper's job" in n for n in notes)
 
 
@@ -94,7 +99,9 @@ def test_a_filter_kind_the_config_does_not_know_is_an_error():
         parse_pipeline("[types.a]\n[[types.a.filter]]\nruby = {}\n", "p.toml")
 
 
-def test_grok_under_a_field_condition_becomes_a_route_to_a_type_of_its_own():
+def test_a_grok_under_a_field_condition_runs_under_it_in_order():
+    """Logstash runs the second grok only on events whose program the first one captured as
+    postfix, on the same event: the type stays, both groks' captures are kept."""
     conf = ('filter {\n  grok { match => { "message" => "%{SYSLOGBASE} %{GREEDYDATA:msg}" } }\n'
             '  if [program] == "postfix" {\n'
             '    grok { match => { "message" => "%{SYSLOGBASE} %{WORD:qid}: %{GREEDYDATA:rest}" } }\n'
@@ -104,30 +111,34 @@ def test_grok_under_a_field_condition_becomes_a_route_to_a_type_of_its_own():
     doc, notes = convert(plugins, "c.conf")
     cfg = parse_pipeline(toml_dumps(doc), "p.toml")
     base = cfg.types["default"]
-    assert [(r.when, r.type) for r in base.routes] == [('(program:"postfix")', "default-postfix")]
-    assert cfg.types["default-postfix"].patterns == ["%{SYSLOGBASE} %{WORD:qid}: %{GREEDYDATA:rest}"]
-    assert any("route from 'default' to type 'default-postfix'" in n for n in notes)
+    assert list(cfg.types) == ["default"] and base.routes == []
+    assert base.patterns == ["%{SYSLOGBASE} %{GREEDYDATA:msg}"]
+    assert [f.kind for f in base.filters] == ["if", "date"]
+    (cond, then), = base.filters[0].options["branches"]
+    assert cond == '[program] == "postfix"' and then[0].kind == "grok"
     pipeline = Pipeline(cfg)
     pipeline.compile_all()
     doc = pipeline.process(Record(id="r", line="Nov 28 11:59:59 mx2 postfix[3]: 4BC1D2A0F3: sent",
                                   host="h", type="default", received_at=RECEIVED)).doc
-    assert (doc["type"], doc["qid"], doc["rest"]) == ("default-postfix", "4BC1D2A0F3", "sent")
+    assert (doc["type"], doc["qid"], doc["rest"]) == ("default", "4BC1D2A0F3", "sent")
+    # the second grok captured timestamp, logsource, program, pid again: Logstash keeps both
+    assert doc["program"] == ["postfix", "postfix"] and doc["msg"] == "4BC1D2A0F3: sent"
+    assert doc["@timestamp"] == "2026-11-28T11:59:59.000Z" and doc["tags"] == []
     other = pipeline.process(Record(id="r2", line="Nov 28 11:59:59 mx2 cron[3]: hello",
                                     host="h", type="default", received_at=RECEIVED)).doc
-    assert other["type"] == "default" and other["msg"] == "hello"
+    assert other["type"] == "default" and other["msg"] == "hello" and "qid" not in other
 
 
-def test_an_imported_route_keeps_the_source_types_captures():
+def test_a_conditional_grok_sees_the_first_groks_fields():
     conf = ('filter {\n  grok { match => { "message" => "%{SYSLOGBASE} %{GREEDYDATA:msg}" } }\n'
             '  if [program] == "postfix" {\n'
-            '    grok { match => { "message" => "%{WORD:qid}: %{GREEDYDATA:rest}" } }\n  }\n}\n')
+            '    grok { match => { "msg" => "%{WORD:qid}: %{GREEDYDATA:rest}" } }\n  }\n}\n')
     plugins, _ = parse_logstash(conf, "c.conf")
     doc, notes = convert(plugins, "c.conf")
-    assert any("captures are kept" in n for n in notes)
     pipeline = Pipeline(parse_pipeline(toml_dumps(doc), "p.toml"))
     got = pipeline.process(Record(id="r", line="Nov 28 11:59:59 mx2 postfix[3]: 4BC1D2A0F3: sent",
                                   host="h", type="default", received_at=RECEIVED)).doc
-    assert got["type"] == "default-postfix" and got["tags"] == []
+    assert got["type"] == "default" and got["tags"] == []
     assert {k: got.get(k) for k in ("program", "pid", "logsource", "msg", "qid", "rest")} == {
         "program": "postfix", "pid": "3", "logsource": "mx2", "msg": "4BC1D2A0F3: sent",
         "qid": "4BC1D2A0F3", "rest": "sent"}
@@ -151,7 +162,9 @@ def test_a_date_under_a_condition_applies_only_under_it():
     assert not [n for n in notes if "not applied" in n]
     cfg = parse_pipeline(toml_dumps(doc), "p.toml")
     body = cfg.types["default"]
-    assert body.date is None and [f.kind for f in body.filters] == ["date", "date"]
+    assert body.date is None and [f.kind for f in body.filters] == ["if"]
+    assert [[f.kind for f in then] for _, then in body.filters[0].options["branches"]] == [
+        ["date"], ["date"]]
 
     def run(line):
         return Pipeline(cfg).process(Record(id="r", line=line, host="h", type="default",

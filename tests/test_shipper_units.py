@@ -28,7 +28,8 @@ def test_records_follow_the_wire_format_and_stable_ids():
     recs = _encode(b'plain line\nwith "quotes" and \\ and \ttab\r\n')
     assert [r["line"] for r in recs] == ["plain line", 'with "quotes" and \\ and \ttab']
     assert [r["offset"] for r in recs] == [1000, 1011]
-    assert list(recs[0]) == ["id", "host", "path", "offset", "type", "fields", "received_at", "line"]
+    assert list(recs[0]) == ["id", "host", "path", "offset", "seq", "type", "fields", "received_at", "line"]
+    assert [r["seq"] for r in recs] == [0, 1]  # the ledger sequence, contiguous per source
     assert recs[0]["id"] == record_id("mail1", "7:42:abcd", 1000)
     assert recs[1]["id"] == record_id("mail1", "7:42:abcd", 1011)
     assert recs[0]["host"] == "mail1" and recs[0]["type"] == "mail"

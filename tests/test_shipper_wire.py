@@ -34,8 +34,11 @@ def test_framed_records_are_byte_for_byte_those_of_the_exact_path(monkeypatch, b
     lines = [b"a", b'q"uote', b"back\\slash", b"tab\there", b"cr\r", b"", b"caf\xc3\xa9 \xe2\x82\xac",
              b"x" * 3] * 4
     parts, region = _region(lines)
+    enc.seq = 95  # the ledger's sequence crosses a power of 10 as well
     framed = enc.encode_lines(parts, region, base)
     assert isinstance(framed, Framed)
+    assert enc.seq == 95 + len(lines) - 4
+    enc.seq = 95
     got = list(framed)  # iterating checks every RESP length against the record
     offs, off = [], base
     for line in parts:
@@ -46,6 +49,7 @@ def test_framed_records_are_byte_for_byte_those_of_the_exact_path(monkeypatch, b
     assert len(framed) == len(got) == len(lines) - 4  # the empty lines are skipped
     rec = decode(got[3], "x")
     assert rec.line == "tab\there" and rec.offset == offs[3] and rec.fields == {"env": "p%d"}
+    assert [decode(r, "x").seq for r in got] == list(range(95, 95 + len(got)))
 
 
 def test_unusual_chunks_take_the_exact_path_and_are_framed_too():

@@ -3,8 +3,9 @@
 URLs: ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS), ``unix://``, and Sentinel's
 ``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/db]`` / ``rediss+sentinel://``. Several
 brokers are several URLs separated by spaces (the shipper spreads over them, ``index`` runs one indexer each).
-Every client carries a :class:`ReplicaWait` (``?wait_replicas=N&wait_timeout_ms=T``): when the primary has
-replicas, writes that are relied on (a shipper's push, a claim, a batch deletion) are followed by ``WAIT``.
+Every client carries a :class:`ReplicaWait` (``?wait_replicas=majority|N&wait_timeout_ms=T``, majority by
+default): when the primary has replicas, writes that are relied on (a shipper's push, a claim, a batch deletion)
+are followed by ``WAIT``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import redis.sentinel
 from logpipe.common.errors import BrokerError
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-DEFAULT_WAIT_REPLICAS = 1
+MAJORITY = -1                # wait_replicas=majority: more than half of the primary's replicas
+DEFAULT_WAIT_REPLICAS = MAJORITY
 DEFAULT_WAIT_TIMEOUT_MS = 2000  # below redis-py's 5 s socket timeout: WAIT blocks the reply that long
 _REPLICA_RECHECK_SECONDS = 5.0
 
@@ -35,19 +37,28 @@ class NotReplicated(redis.exceptions.ConnectionError):
 
 @dataclass
 class ReplicaWait:
-    """How many replicas must hold a write before it is relied on (``WAIT``). ``replicas`` is an upper bound:
-    a broker with fewer replicas connected (none, or one lost) needs that many, so a lone server works as
-    before. Set per URL with ``?wait_replicas=N&wait_timeout_ms=T`` (``wait_replicas=0`` turns it off)."""
+    """How many replicas must hold a write before it is relied on (``WAIT``). Set per URL with
+    ``?wait_replicas=majority|N&wait_timeout_ms=T`` (``wait_replicas=0`` turns it off).
+
+    ``majority`` (the default): more than half of the replicas the primary has had connected since this
+    client first saw it (``INFO replication``; the count is a high-water mark, reset only when the primary
+    changes, i.e. its replication id), so a replica that drops away does not lower the bar: with two
+    replicas both must confirm, and whichever of them Sentinel promotes holds every confirmed write; a
+    primary cut off with one of them cannot confirm anything (the shipper keeps its offsets and retries).
+    A number N is an upper bound instead: min(N, connected), so a lone server works as before."""
 
     replicas: int = DEFAULT_WAIT_REPLICAS
     timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
     explicit: bool = False  # the URL asked for it (then a user that may not check is worth a warning)
     _connected: int = 0
+    _seen: int = 0          # most replicas connected to this primary while this client watched it
+    _replid: str = ""
     _checked_at: float = float("-inf")
 
     def needed(self, client) -> int:
-        """Replicas to wait for now: min(wanted, connected), the count re-read every few seconds."""
-        if self.replicas <= 0:
+        """Replicas to wait for now (the count re-read every few seconds): min(wanted, connected), or for
+        ``majority`` more than half of the most seen connected."""
+        if self.replicas == 0 or self.replicas < MAJORITY:
             return 0
         now = time.monotonic()
         if now - self._checked_at > _REPLICA_RECHECK_SECONDS:
@@ -61,7 +72,13 @@ class ReplicaWait:
                 self.replicas = 0
                 return 0
             self._connected = int(info.get("connected_slaves", 0)) if info.get("role") == "master" else 0
+            replid = str(info.get("master_replid", ""))
+            if replid != self._replid:  # another primary (a failover): count its replicas afresh
+                self._replid, self._seen = replid, 0
+            self._seen = max(self._seen, self._connected)
             self._checked_at = now
+        if self.replicas == MAJORITY:
+            return self._seen // 2 + 1 if self._seen else 0
         return min(self.replicas, self._connected)
 
     def check(self, acked: int, needed: int) -> None:
@@ -164,7 +181,8 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
     base, query = _split_query(url)
     try:
         explicit = "wait_replicas" in query
-        wait = ReplicaWait(int(query.pop("wait_replicas", DEFAULT_WAIT_REPLICAS)),
+        wanted = query.pop("wait_replicas", "majority").strip().lower()
+        wait = ReplicaWait(MAJORITY if wanted == "majority" else int(wanted),
                            int(query.pop("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS)), explicit)
         # WAIT holds its reply for up to its timeout: the socket must wait longer than that
         kwargs.setdefault("socket_timeout", max(5.0, wait.timeout_ms / 1000 + 2))

@@ -1,7 +1,7 @@
 """logpipe's Lua, as one Valkey/Redis function library, and the one place that loads and checks it.
 
 The library ``logpipe`` holds every script logpipe runs on the broker: the atomic batch claim, the
-batch deletion and the idempotent dead-letter add. An admin loads it (FUNCTION LOAD): ``logpipe
+batch deletion, the idempotent dead-letter add and the loss ledger's merge. An admin loads it (FUNCTION LOAD): ``logpipe
 acl setup``, or ``logpipe up`` for the embedded broker. Clients call it with FCALL, which is all the
 ``logpipe-indexer`` ACL user may run of Lua: EVAL, EVALSHA, SCRIPT and FUNCTION are refused to it, so
 it cannot run a script of its own (an endless loop in one would stall the broker for every client).
@@ -58,7 +58,69 @@ local function dlq_add(keys, args)
   return entry
 end
 
+-- KEYS[1]=ledger hash; ARGV[1]=now, then per source: name, meta JSON {host, path, newest}, runs
+-- "a-b,a-b,..." (seqs accounted for: stored, already present, dropped or dead-lettered).
+-- Idempotent merge: a source's state is the highest contiguous seq from 0 (upto), the runs held
+-- above it and the holes between, each hole with the time it was first seen (kept by the
+-- pieces a late record splits it into); records counts each seq once.
+local function ledger_merge(keys, args)
+  local now = tonumber(args[1])
+  for i = 2, #args, 3 do
+    local src, meta = args[i], cjson.decode(args[i + 1])
+    local raw = redis.call('HGET', keys[1], src)
+    local st = raw and cjson.decode(raw) or {upto = -1, runs = {}, holes = {}, records = 0}
+    local runs = {}
+    local before = st.upto + 1
+    for _, r in ipairs(st.runs) do
+      runs[#runs + 1] = {r[1], r[2]}
+      before = before + r[2] - r[1] + 1
+    end
+    for a, b in string.gmatch(args[i + 2], '(%d+)-(%d+)') do
+      runs[#runs + 1] = {tonumber(a), tonumber(b)}
+    end
+    table.sort(runs, function(x, y) return x[1] < y[1] end)
+    local upto, merged = st.upto, {}
+    for _, r in ipairs(runs) do
+      if r[2] > upto then
+        if r[1] <= upto + 1 and #merged == 0 then
+          upto = r[2]
+        else
+          local last = merged[#merged]
+          if last and r[1] <= last[2] + 1 then
+            if r[2] > last[2] then last[2] = r[2] end
+          else
+            merged[#merged + 1] = {math.max(r[1], upto + 1), r[2]}
+          end
+        end
+      end
+    end
+    local after = upto + 1
+    for _, r in ipairs(merged) do after = after + r[2] - r[1] + 1 end
+    local holes, lo = {}, upto + 1
+    for _, r in ipairs(merged) do
+      local seen = now
+      for _, h in ipairs(st.holes) do
+        if h[1] <= r[1] - 1 and h[2] >= lo and h[3] < seen then seen = h[3] end
+      end
+      holes[#holes + 1] = {lo, r[1] - 1, seen}
+      lo = r[2] + 1
+    end
+    st.upto, st.runs, st.holes = upto, merged, holes
+    st.records = (st.records or 0) + after - before
+    if meta.host then st.host = meta.host end
+    if meta.path then st.path = meta.path end
+    if meta.newest and meta.newest >= (st.newest or 0) then
+      st.newest = meta.newest
+      st.lag = now - meta.newest
+    end
+    st.updated = now
+    redis.call('HSET', keys[1], src, cjson.encode(st))
+  end
+  return 1
+end
+
 redis.register_function('logpipe_claim_batch', claim_batch)
+redis.register_function('logpipe_ledger_merge', ledger_merge)
 redis.register_function('logpipe_finish_batch', finish_batch)
 redis.register_function('logpipe_dlq_add', dlq_add)
 """
@@ -75,6 +137,7 @@ LIBRARY = (f"#!lua name={LIBRARY_NAME}\n{_LIBRARY_BODY}"
 CLAIM_BATCH = "logpipe_claim_batch"
 FINISH_BATCH = "logpipe_finish_batch"
 DLQ_ADD = "logpipe_dlq_add"
+LEDGER_MERGE = "logpipe_ledger_merge"
 VERSION_FUNCTION = "logpipe_version"
 
 

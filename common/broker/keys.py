@@ -19,6 +19,7 @@ Keys (``prefix`` defaults to ``logpipe``)::
     <prefix>:stats:minute:<in|out>:<epoch minute>  string  per-minute counts (the last hour)
     <prefix>:stats:depth:<epoch minute>  string  the raw list's depth sampled in that minute
     <prefix>:stats:shippers   hash   "host: inputs" -> JSON figures of each shipper agent
+    <prefix>:ledger           hash   source -> JSON: the loss ledger (stored up to, runs, holes)
     rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
 
 A claim is atomic (one Lua function, ``logpipe_claim_batch``, moves items from the raw list into a
@@ -80,6 +81,11 @@ class Keys:
         """Each shipper agent's figures (host:status-file -> JSON), read by ``logpipe stats``."""
         return self.stats("shippers")
 
+    @property
+    def ledger(self) -> str:
+        """The loss ledger: per source, the sequences stored (``indexer/ledger.py``)."""
+        return f"{self.prefix}:ledger"
+
     def rate(self, direction: str, second: int) -> str:
         """The per-second rate bucket of records in or out."""
         return self.stats(f"rate:{direction}:{second}")
@@ -126,9 +132,13 @@ class Broker:
         n, = self._wait.confirm(self.client, pipe)
         return (key, int(n)) if n else None
 
-    def finish_batch(self, batch_key: str) -> None:
-        """Forget a batch once every record in it is indexed or dead-lettered."""
+    def finish_batch(self, batch_key: str, also=None) -> None:
+        """Forget a batch once every record in it is indexed or dead-lettered. ``also(pipe)`` queues
+        writes to send first on the same connection (the loss ledger's merge), so the same ``WAIT``
+        confirms them."""
         pipe = self.client.pipeline(transaction=False)
+        if also is not None:
+            also(pipe)
         fcall(self.client, pipe, FINISH_BATCH, [batch_key, self.keys.batches], [])
         self._wait.confirm(self.client, pipe)
 

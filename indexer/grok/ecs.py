@@ -372,6 +372,7 @@ FAMILIES = {
 DEFINITIONS = {
     # the port of a URI's host (ELB's request URL)
     "URIHOST": {"port": "[url][port]"},
+    "BIND9_CLIENTQUERY": {"query": "[bind][log][question][name]"},
     "S3_ACCESS_LOG": {"clientip": "[client][ip]", "bytes": "[aws][s3access][bytes_sent]"},
     "BRO_FILES": {name: name for name in (
         "uid", "source", "depth", "analyzers", "mime_type", "filename", "duration", "local_orig",

@@ -217,149 +217,58 @@ def _plain_captures(c: Compiled) -> bool:
             and not any(cap.conv for cap in c.captures))
 
 
-def _later_group_wins(c: Compiled) -> bool:
-    """Whether, for every field captured by several groups, the group written later in the
-    pattern always ends later in the line whenever both took part -- so a dict built in group
-    order gives the value of the group that matched last (the rule _extract_by_position applies
-    by comparing ends). True when no two groups of a field are nested, sit inside one repetition
-    (iterations can take them in either order) or inside a lookaround."""
-    if c.fast is None or c.groups != len(c.captures):
-        return False
-    by_field: dict[str, list[int]] = {}
-    for number, cap in enumerate(c.captures, 1):
-        by_field.setdefault(cap.field, []).append(number)
-    shared = {g for gs in by_field.values() if len(gs) > 1 for g in gs}
-    if not shared:
-        return True
-    try:
-        # re._parser is the stdlib's own parser since 3.11; typeshed stubs only its deprecated
-        # alias sre_parse (whose import warns), not the private module itself
-        from re import _parser  # type: ignore[attr-defined]
-        tree = _parser.parse(c.pattern, c.fast.flags)
-    except Exception:
-        return False
-    enclosing: dict[int, tuple[frozenset, frozenset, bool]] = {}
-    repeats = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, _parser.POSSESSIVE_REPEAT}
-    looks = {_parser.ASSERT, _parser.ASSERT_NOT}
-
-    def walk(items, groups: frozenset, reps: frozenset, in_look: bool) -> None:
-        for op, av in items:
-            if op is _parser.SUBPATTERN:
-                gid = av[0]
-                if gid is not None:
-                    enclosing[gid] = (groups, reps, in_look)
-                walk(av[3], groups | {gid} if gid else groups, reps, in_look)
-            elif op in repeats:
-                walk(av[2], groups, reps | {id(av)}, in_look)
-            elif op in looks:
-                walk(av[1], groups, reps, True)
-            elif op is _parser.BRANCH:
-                for branch in av[1]:
-                    walk(branch, groups, reps, in_look)
-            elif op is _parser.ATOMIC_GROUP:
-                walk(av, groups, reps, in_look)
-            elif op is _parser.GROUPREF_EXISTS:
-                walk(av[1], groups, reps, in_look)
-                if av[2] is not None:
-                    walk(av[2], groups, reps, in_look)
-
-    walk(tree.data if hasattr(tree, "data") else tree, frozenset(), frozenset(), False)
-    for gs in by_field.values():
-        if len(gs) < 2:
-            continue
-        for k, a in enumerate(gs):
-            ga, ra, la = enclosing.get(a, (frozenset(), frozenset(), True))
-            if la:
-                return False
-            for b in gs[k + 1:]:
-                gb, rb, lb = enclosing.get(b, (frozenset(), frozenset(), True))
-                if lb or a in gb or b in ga or (ra & rb):
-                    return False
-    return True
-
-
 def _make_extract(c: Compiled):
-    """A function m -> dict of non-empty captures, specialised for this pattern."""
+    """A function m -> dict of non-empty captures, specialised for this pattern.
+
+    A field captured by several groups of one pattern keeps every value, as Logstash's grok
+    does: one group that took part gives its value, several give a list in the pattern's order
+    (``%{WORD:x} %{WORD:x}`` on "a b" gives ``x: ["a", "b"]``); branches of an alternation never
+    take part together, so ``(?:%{IP:relay}|%{HOSTNAME:relay})`` gives one value. A group inside
+    a repetition gives the value of its last iteration (Oniguruma's rule, and the regex
+    engines')."""
     caps = c.captures
     fields = tuple(cap.field for cap in caps)
-    convs = tuple((cap.field, cap.conv) for cap in caps if cap.conv)
     if _plain_captures(c):
         def extract_plain(m):
             return {f: v for f, v in zip(fields, m.groups()) if v is not None}
         return extract_plain
-    if _later_group_wins(c):
-        # the dict is built in C: the (field, value) pairs of the groups that took part, in
-        # group order, a later group of the same field overwriting an earlier one
-        nones = (None,) * len(fields)
-        conversions = tuple((f, to_int if kind == "int" else to_float) for f, kind in convs)
-
-        def extract_in_group_order(m):
-            values = m.groups()
-            out = dict(compress(zip(fields, values), map(is_not, values, nones)))
-            for f, conv in conversions:
-                if f in out:
-                    out[f] = conv(out[f])
-            return out
-        return extract_in_group_order
-    groups = tuple(cap.group for cap in caps)
     by_field: dict[str, list[str]] = {}
     for cap in caps:
         by_field.setdefault(cap.field, []).append(cap.group)
-    multi = {f: g for f, g in by_field.items() if len(g) > 1}
-    conv_of = {f: k for f, k in convs}
+    # conversions per group: %{NUMBER:x:int} %{NUMBER:x} converts the first value only
+    conv_of_group = {cap.group: cap.conv for cap in caps if cap.conv}
     index = c.groupindex
-    if c.fast is None or c.fast.groupindex == index:
-        return _extract_by_position(by_field, index, conv_of)
-
-    def extract(m):
-        out = {}
-        for f, g in zip(fields, groups):
-            if f in out and f not in multi:
-                continue
-            v = m.group(g)
-            if v is None:
-                continue
-            if f in multi and f in out:
-                # several groups with this name took part: the one that matched last wins
-                # (a later branch or a later iteration of a repeated group)
-                best = max((x for x in multi[f] if m.group(x) is not None), key=m.end)
-                v = m.group(best)
-            out[f] = v
-        for f, kind in conv_of.items():
-            if f in out:
-                out[f] = to_int(out[f]) if kind == "int" else to_float(out[f])
-        return out
-    return extract
+    return _extract_by_position(by_field, index, conv_of_group)
 
 
-def _extract_by_position(by_field: dict[str, list[str]], index, conv_of: dict[str, str]):
-    """The same result as looking up each group by name, from one ``m.groups()`` tuple: the
-    mail patterns have dozens of groups, and one C call beats a ``group()`` call per group."""
-    plan = tuple((f, index[gs[0]] - 1) if len(gs) == 1 else (f, tuple(index[g] - 1 for g in gs))
-                 for f, gs in by_field.items())
-    conversions = tuple(conv_of.items())
+def _convert(value: str, kind: str | None):
+    if kind is None:
+        return value
+    return to_int(value) if kind == "int" else to_float(value)
+
+
+def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: dict[str, str]):
+    """The captures from one ``m.groups()`` tuple (the mail patterns have dozens of groups, and
+    one C call beats a ``group()`` call per group): per field, the value of its group, or the
+    values of its groups that took part (a list when there are several). The fields of one
+    group without a conversion are picked in C; the others one by one."""
+    singles = [(f, index[gs[0]] - 1) for f, gs in by_field.items()
+               if len(gs) == 1 and gs[0] not in conv_of_group]
+    others = tuple((f, tuple((index[g] - 1, conv_of_group.get(g)) for g in gs))
+                   for f, gs in by_field.items() if len(gs) > 1 or gs[0] in conv_of_group)
+    single_fields = tuple(f for f, _ in singles)
+    single_at = tuple(i for _, i in singles)
+    nones = (None,) * len(singles)
 
     def extract(m):
         values = m.groups()
-        out = {}
-        for f, at in plan:
-            if at.__class__ is int:
-                v = values[at]
-                if v is not None:
-                    out[f] = v
-                continue
-            best = -1
-            for i in at:
-                if values[i] is not None:
-                    # several groups with this name took part: the one that matched last wins
-                    # (a later branch or a later iteration of a repeated group)
-                    if best < 0 or m.end(i + 1) > m.end(best + 1):
-                        best = i
-            if best >= 0:
-                out[f] = values[best]
-        for f, kind in conversions:
-            if f in out:
-                out[f] = to_int(out[f]) if kind == "int" else to_float(out[f])
+        picked = [values[i] for i in single_at]
+        out = dict(compress(zip(single_fields, picked), map(is_not, picked, nones)))
+        for f, at in others:
+            found = [v if kind is None else _convert(v, kind)
+                     for v, kind in ((values[i], kind) for i, kind in at) if v is not None]
+            if found:
+                out[f] = found[0] if len(found) == 1 else found
         return out
     return extract
 

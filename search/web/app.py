@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import shlex
 import time
 from pathlib import Path
@@ -29,21 +30,29 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from logpipe.common.console import emit
-from logpipe.common.errors import (BrokerError, LogpipeError, QueryCancelled, QueryError,
-                                   QueryTooExpensive, StoreBusy)
+from logpipe.common.errors import (BrokerError, ConfigError, LogpipeError, QueryCancelled,
+                                   QueryError, QueryTooExpensive, StoreBusy)
+from logpipe.search import export as E
 from logpipe.search.web import data as D
 from logpipe.search.web.auth import SESSION_HOURS, AuthMiddleware, Guard, Secrets
 from logpipe.search.web.gate import QueryGate, disconnected
+from logpipe.search.web.saved import SavedSearches
 from logpipe.search.web.timeline import story
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_COLUMNS = ["@timestamp", "host", "type", "message"]   # as `logpipe search`
+# ... on the page, when the hits name the host that logged them (a syslog header's `logsource`),
+# that host comes first, the shipper's `host` after it
+OWN_HOST_COLUMNS = ["@timestamp", "logsource", "host", "type", "message"]
+TIME_FIELDS = ("@timestamp", "received_at")   # shown as times in the viewer's zone
+REFRESH = ("10s", "1m", "5m")                 # auto-refresh choices (off: none)
 CELL_CHARS = 300          # a table cell shows this much of a value; the row expands to all
 FIELD_LIST = 50           # the sidebar lists this many fields (the page's columns first, then
 FIELD_LIST_MORE = 450     # those most hits have); "more" opens this many more
 MAX_COLUMNS = 50
 QUICK_RANGES = [("15m", "Last 15 minutes"), ("1h", "Last hour"), ("4h", "Last 4 hours"),
                 ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+EXPORT_CHUNK = 500        # lines of an export made per store call (each under its own budget)
 TAIL_POLL_S = 1.0
 TAIL_BUSY_S = 5.0         # a tail whose poll found the store busy tries again after this
 
@@ -118,6 +127,21 @@ def _segments(text: str, qid: str | None) -> list[tuple[str, bool]]:
     return out
 
 
+def _time_value(value) -> str | None:
+    """A time field's value as ISO UTC (an ISO string as it is, epoch seconds converted), or
+    None when it is neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return D.iso(int(round(float(value) * 1000)))
+        except (OverflowError, ValueError, OSError):
+            return None
+    if isinstance(value, str) and D._ms(value) is not None:
+        return value
+    return None
+
+
 def _quote(value: str) -> str:
     return shlex.quote(value)
 
@@ -139,8 +163,10 @@ def search_command(q: str, window: D.Window, columns: list[str], order: str) -> 
 class Site:
     """The pages and API of one ``logpipe ui``."""
 
-    def __init__(self, data: D.Data, guard: Guard, gate: QueryGate | None = None):
+    def __init__(self, data: D.Data, guard: Guard, gate: QueryGate | None = None,
+                 saved: SavedSearches | None = None):
         self.data = data
+        self.saved = saved
         self.guard = guard
         self.gate = gate or QueryGate()
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
@@ -174,8 +200,10 @@ class Site:
         columns = [c.strip() for c in (p.get("columns") or "").split(",")
                    if c.strip()][:MAX_COLUMNS]
         return {"q": p.get("q", ""), "from": p.get("from", ""), "to": p.get("to", ""),
-                "columns": columns or list(DEFAULT_COLUMNS),
+                "columns": columns or list(DEFAULT_COLUMNS), "chosen": bool(columns),
+                "default_columns": list(DEFAULT_COLUMNS),
                 "sort": "asc" if p.get("sort") == "asc" else "desc",
+                "refresh": p.get("refresh") if p.get("refresh") in REFRESH else "",
                 "after": p.get("after") or None}
 
     @staticmethod
@@ -185,27 +213,37 @@ class Site:
 
     def _state(self, params: dict, **changes) -> dict:
         state = {"q": params["q"], "from": params["from"], "to": params["to"],
-                 "columns": ",".join(params["columns"]) if params["columns"] != DEFAULT_COLUMNS
-                 else "", "sort": params["sort"] if params["sort"] == "asc" else ""}
+                 "columns": ",".join(params["columns"])
+                 if params["columns"] != params["default_columns"] else "",
+                 "sort": params["sort"] if params["sort"] == "asc" else "",
+                 "refresh": params.get("refresh", "")}
         state.update(changes)
         return state
 
     def _search_context(self, params: dict) -> dict[str, Any]:
         return {"params": params, "error": None, "page": None, "histogram": None, "rows": [],
                 "fields": [], "links": {}, "quick": QUICK_RANGES, "url": self.url,
-                "state": lambda **c: self._state(params, **c)}
+                "state": lambda **c: self._state(params, **c), "refresh_choices": REFRESH}
 
     def search_page(self, request: Request) -> HTMLResponse:
         params = self._params(request)
         ctx = self._search_context(params)
         window = self.data.window(params["from"], params["to"])
-        ctx["command"] = search_command(params["q"], window, params["columns"], params["sort"])
         page = self.data.search(params["q"], window, D.PAGE_SIZE, params["after"],
                                 params["sort"])
+        if not params["chosen"] and any("logsource" in h for h in page.hits):
+            # the event's own host first (the type's syslog header names it)
+            params["columns"] = list(OWN_HOST_COLUMNS)
+            params["default_columns"] = list(OWN_HOST_COLUMNS)
         first_page = page if not params["after"] else None
         histogram = self.data.histogram(params["q"], window, page=first_page,
                                         order=params["sort"])
         ctx["page"], ctx["histogram"] = page, histogram
+        ctx["command"] = search_command(params["q"], window, params["columns"], params["sort"])
+        ctx["export"] = self.url("/api/export", **{
+            "q": params["q"], "from": params["from"], "to": params["to"],
+            "columns": ",".join(params["columns"]),
+            "sort": params["sort"] if params["sort"] == "asc" else ""})
         ctx["rows"] = [self._row(h, params["columns"]) for h in page.hits]
         have: dict[str, int] = {}
         for h in page.hits:
@@ -233,13 +271,22 @@ class Site:
     def _row(self, h: dict, columns: list[str]) -> dict:
         cells = []
         for name in columns:
-            text, cut = _cut(_cell(h.get(name)))
+            value = h.get(name)
+            when = _time_value(value) if name in TIME_FIELDS else None
+            if when is not None:
+                cells.append({"name": name, "segments": [(when, False)], "cut": False,
+                              "qid": None, "time": when, "raw": _cell(value)})
+                continue
+            text, cut = _cut(_cell(value))
             if name == "qid" and text:
-                cells.append({"name": name, "qid": text, "segments": [], "cut": cut})
+                cells.append({"name": name, "qid": text, "segments": [], "cut": cut,
+                              "value": None if cut else text})
             else:
                 qid = h.get("qid") if name == "message" and isinstance(h.get("qid"), str) else None
                 cells.append({"name": name, "segments": _segments(text, qid), "cut": cut,
-                              "qid": None})
+                              "qid": None,
+                              "value": text if not cut and isinstance(value, (str, int, float))
+                              and not isinstance(value, bool) else None})
         return {"id": h["id"], "cells": cells, "qid": h.get("qid")}
 
     def _bars(self, histogram: D.Histogram, params: dict) -> list[dict]:
@@ -532,6 +579,85 @@ class Site:
              **counts)
         return _json(counts)
 
+    # ------------------------------------------------------------------ export, saved searches
+    async def api_export(self, request: Request) -> Response:
+        """The whole result as CSV (the columns) or NDJSON (the documents), streamed by the
+        store's no-cap cursor (Reader.stream, as ``logpipe search --all``), a chunk of lines at
+        a time on the gate's threads, each under its own budget; the client going away (the
+        page's cancel) ends the stream and cancels the chunk in work. ``x-logpipe-total``:
+        the count, for the page's progress."""
+        p = request.query_params
+        fmt = p.get("format") or "csv"
+        if fmt not in ("csv", "ndjson"):
+            raise QueryError("format must be csv or ndjson")
+        q = self.data.check_query(p.get("q", ""))
+        window = self._window(request)
+        columns = [c.strip() for c in (p.get("columns") or "").split(",")
+                   if c.strip()][:MAX_COLUMNS] or list(DEFAULT_COLUMNS)
+        order = "asc" if p.get("sort") == "asc" else "desc"
+        try:
+            total = await self.gate.run(self.data.count, q, window, key="export " + q,
+                                        query=q, what="export's count",
+                                        gone=lambda: disconnected(request.receive))
+        except (StoreBusy, QueryCancelled, QueryTooExpensive) as exc:
+            return self._refused(request, exc)
+        lines = E.csv_lines(self.data.every(q, window, order), columns) if fmt == "csv" \
+            else E.ndjson_lines(self.data.every(q, window, order))
+        gate, who = self.gate, self._who(request)
+
+        def take() -> str:
+            return "".join(itertools.islice(lines, EXPORT_CHUNK))
+
+        async def body():
+            sent = 0
+            while True:
+                try:
+                    chunk = await gate.run(take, key="export " + q, query=q, what="export")
+                except LogpipeError as exc:
+                    # the body is under way: a cut-off transfer is how the page learns it
+                    emit("ui_export_stopped", who=who, error=str(exc), bytes=sent)
+                    raise
+                if not chunk:
+                    return
+                sent += len(chunk)
+                yield chunk.encode()
+
+        media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+        return StreamingResponse(body(), media_type=media, headers={
+            "content-disposition": _attachment("logpipe-export", "." + fmt),
+            "x-logpipe-total": str(total), "x-accel-buffering": "no"})
+
+    def _saved(self) -> SavedSearches:
+        if self.saved is None:
+            raise ConfigError("saved searches need a state directory")
+        return self.saved
+
+    async def api_saved(self, request: Request) -> Response:
+        if request.method == "GET":
+            return _json({"searches": await run_in_threadpool(self._saved().list)})
+        body, refused = await self._change(request)
+        if refused:
+            return refused
+        action = request.path_params.get("action", "save")
+        try:
+            if action == "save":
+                entry = await run_in_threadpool(self._saved().save, body.get("name"), body,
+                                                bool(body.get("replace")))
+                what = entry["name"]
+            elif action == "rename":
+                entry = await run_in_threadpool(self._saved().rename, body.get("name"),
+                                                body.get("new_name"))
+                what = f"{body.get('name')} -> {entry['name']}"
+            elif action == "delete":
+                await run_in_threadpool(self._saved().delete, body.get("name"))
+                entry, what = {"deleted": body.get("name")}, str(body.get("name"))
+            else:
+                return _json({"error": "no such action"}, 404)
+        except LookupError as exc:
+            return _json({"error": str(exc.args[0])}, 404)
+        emit("ui_saved_search", who=self._who(request), action=action, what=what)
+        return _json(entry)
+
     async def api_dlq_purge(self, request: Request) -> Response:
         body, refused = await self._change(request)
         if refused:
@@ -566,7 +692,8 @@ def _selection_text(entries: list | None, filters: dict | None) -> str:
 def create_app(data: D.Data, token: "str | Secrets",
                session_hours: float = SESSION_HOURS,
                clock: Callable[[], float] = time.time, gate: QueryGate | None = None,
-               alerts_check: Callable | None = None, accounts_store=None,
+               alerts_check: Callable | None = None,
+               saved: SavedSearches | None = None, accounts_store=None,
                audit_log=None) -> Starlette:
     """The app over ``data``; ``token`` is the access token, or the :class:`Secrets` that
     follow ``--token-file`` and the session key file (rotation revokes every session);
@@ -574,7 +701,10 @@ def create_app(data: D.Data, token: "str | Secrets",
     request); ``accounts_store``, ``audit_log``: the accounts and the audit log (default: in
     the state directory; search/web/roles.py)."""
     guard = Guard(token, session_hours, clock)
-    site = Site(data, guard, gate)
+    if saved is None:
+        from logpipe.common.config import home
+        saved = SavedSearches(home())
+    site = Site(data, guard, gate, saved)
     from logpipe.search.web import roles
     from logpipe.search.web.alerts_view import AlertsView
     accounts = roles.Accounts(site, accounts_store, audit_log)   # sign-in, /account, /audit
@@ -615,6 +745,9 @@ def create_app(data: D.Data, token: "str | Secrets",
         Route("/api/dlq/purge", site.api_dlq_purge, methods=["POST"]),
         *alerts.routes(),
         *accounts.routes(),
+        Route("/api/export", site.api_export),
+        Route("/api/saved", site.api_saved, methods=["GET", "POST"]),
+        Route("/api/saved/{action}", site.api_saved, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     @contextlib.asynccontextmanager

@@ -277,6 +277,13 @@ class Data:
         cut = {k: v for k, v in cut.items() if k in {str(h["id"]) for h in hits}}
         return Results(page.total, hits, shorter.next, page.total_relation, cut, capped=True)
 
+    def every(self, q: str, window: Window, order: str = "desc"):
+        """Every match, streamed by the store's no-cap cursor (Reader.stream, what
+        ``logpipe search --all`` reads): a lazy iterator of stored events."""
+        request = SearchRequest(query=self.check_query(q), start=window.start, end=window.end,
+                                limit=None, order="asc" if order == "asc" else "desc")
+        return self.sink.stream(request)
+
     def count(self, q: str, window: Window) -> int:
         return self.sink.count(self._request(q, window, 0))
 

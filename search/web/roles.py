@@ -28,8 +28,10 @@ from logpipe.search.web.accounts import (ROLES, AccountError, AccountStore, Sign
 from logpipe.search.web.audit import AuditLog
 from logpipe.search.web.auth import COOKIE, _unauthorized
 
-# POSTs a viewer may make (everything else that changes something is an operator's or more)
+# POSTs a viewer may make (everything else that changes something is an operator's or more):
+# signing in and out, the own password, and saved searches (part of searching)
 VIEWER_CHANGES = frozenset({"/login", "/signin", "/signout", "/account/password"})
+VIEWER_CHANGE_PREFIXES = ("/api/saved",)
 ADMIN_PREFIXES = ("/accounts", "/audit", "/api/accounts", "/api/audit")
 # POSTs that write their own audit entry (with what the generic one cannot know, and never a
 # password or a link's token)
@@ -57,7 +59,8 @@ class User:
 def required_role(method: str, path: str) -> str:
     if path.startswith(ADMIN_PREFIXES):
         return "admin"
-    if method in ("GET", "HEAD") or path in VIEWER_CHANGES:
+    if method in ("GET", "HEAD") or path in VIEWER_CHANGES \
+            or path.startswith(VIEWER_CHANGE_PREFIXES):
         return "viewer"
     return "operator"
 

@@ -48,6 +48,7 @@ class Reader:
         spec = inp.spec
         self.encoder = RecordEncoder(inp.ctx.host, path, spec.type, spec.fields, key,
                                      spec.max_bytes, spec.keep_empty)
+        self.encoder.seq = int(e.get("seq", 0) or 0)
         self.stream = LineStream(self.encoder, offset, spec.multiline)
         self.acked = offset
         self.size = st.st_size
@@ -70,14 +71,14 @@ class Reader:
 
     def _chunk(self, values: list[bytes] | Framed, before: int) -> Chunk:
         after = self.stream.resume_offset
-        return Chunk(values, max(0, after - before), partial(self._confirm, after, len(values)),
-                     self.path)
+        return Chunk(values, max(0, after - before),
+                     partial(self._confirm, after, len(values), self.stream.resume_seq), self.path)
 
-    def _confirm(self, offset: int, lines: int) -> None:
+    def _confirm(self, offset: int, lines: int, seq: int | None = None) -> None:
         self.lines += lines
         self.bytes += max(0, offset - self.acked)
         self.acked = offset
-        self.inp.ctx.registry.set_offset(self.key, offset, self.path)
+        self.inp.ctx.registry.set_offset(self.key, offset, self.path, seq)
 
     def poll(self, max_lines: int, now: float) -> Chunk | None:
         if self.finished:

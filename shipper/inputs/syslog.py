@@ -344,6 +344,7 @@ class SyslogInput(Input):
                 "host": header.get("hostname") or peer,
                 "path": f"syslog+{proto}://{peer}",
                 "offset": self.seq,
+                "seq": self.seq - 1,  # the ledger's sequence of this listener's run, from 0
                 "type": spec.type or "syslog",
                 "fields": {**spec.fields, "syslog": {
                     **{k: v for k, v in header.items() if k != "message"},

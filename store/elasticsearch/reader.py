@@ -38,6 +38,7 @@ from logpipe.query.tree import (
     Term,
     Text,
     TextWildcard,
+    Regexp,
     TimeRange,
     Wildcard,
     numeric,
@@ -85,6 +86,10 @@ def es_query(q) -> dict:
         return {"match": {q.field: {"query": q.value, "lenient": True}}}
     if isinstance(q, Wildcard):
         return {"wildcard": {q.field: {"value": q.pattern.es()}}}
+    if isinstance(q, Regexp):
+        # Lucene's regexp over the whole keyword value; the syntax was checked to be the subset
+        # both stores read alike (query/regexp.py), so Lucene's optional operators never occur
+        return {"regexp": {q.field: {"value": q.source, "flags": "ALL"}}}
     if isinstance(q, Exists):
         return {"exists": {"field": q.field}}
     if isinstance(q, TimeRange):

@@ -53,6 +53,7 @@ from logpipe.query.tree import (
     Nothing,
     Or,
     Range,
+    Regexp,
     Term,
     Text,
     TextWildcard,
@@ -69,7 +70,7 @@ from logpipe.store.base import (
     decode_cursor,
     encode_cursor,
 )
-from logpipe.store.sqlite import rollup, value_counts
+from logpipe.store.sqlite import functions, rollup, value_counts
 from logpipe.store.sqlite.schema import (
     FTS_TABLE,
     FTS_VOCAB,
@@ -220,6 +221,10 @@ def sql_query(q, params: list, indexed: frozenset = frozenset(),
         return _value_cond(q.field, "{v} GLOB ?", [q.pattern.glob()], params, indexed)
     if isinstance(q, Range):
         return _range_cond(q, params, indexed)
+    if isinstance(q, Regexp):
+        # every value read and matched by lp_regexp (store/sqlite/functions.py), string values
+        # only; no value index serves a regexp
+        return _value_cond(q.field, "lp_regexp(?, {v})", [q.python], params)
     raise TypeError(f"unknown query node {q!r}")
 
 
@@ -424,6 +429,7 @@ class SqliteReader:
             else:
                 yield self._open_read_conn()
         except sqlite3.OperationalError as exc:
+            functions.raise_failure(exc)
             budget = budgets.current()
             if "interrupted" in str(exc) and budget is not None and budget.stopped:
                 raise budget.error() from None
@@ -445,6 +451,7 @@ class SqliteReader:
         except sqlite3.Error as exc:
             raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
         conn.set_progress_handler(_progress, PROGRESS_STEPS)
+        functions.register(conn)
         local.conn = conn
         with self._lock:
             conns.append(conn)
@@ -465,6 +472,7 @@ class SqliteReader:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
+                functions.raise_failure(exc)
                 text = str(exc)
                 if "fts5" in text or "syntax error" in text:
                     raise QueryError(f"the embedded store cannot run this query: {text}") \

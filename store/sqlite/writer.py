@@ -232,6 +232,8 @@ class SqliteWriter:
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         if not memory:
             self._set_wal(conn)
+        from logpipe.store.sqlite import functions
+        functions.register(conn)  # an in-memory store reads on this connection
         self._conn = conn
         return conn
 

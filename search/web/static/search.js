@@ -122,13 +122,15 @@
     const fields = L.el("table", { class: "fields" });
     for (const [k, v] of Object.entries(r.data)) {
       if (k === "message") continue;
-      const tr = L.el("tr");
+      const tr = L.el("tr", { "data-field": k });
+      if (v !== null && typeof v !== "object" && !cut.fields.includes(k)) tr.dataset.raw = String(v);
       tr.appendChild(L.el("td", { class: "fname" }, k));
-      const td = L.el("td", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : v);
+      const td = L.el("td", { class: "fvalue" }, typeof v === "object" && v !== null ? JSON.stringify(v) : v);
       if (cut.fields.includes(k)) td.appendChild(whole(k));
       tr.appendChild(td);
       fields.appendChild(tr);
     }
+    if (window.logpipeValues) window.logpipeValues.decorate(fields);
     cell.appendChild(fields);
     if (cut.omitted_fields) {
       const more = L.el("div", { class: "dim" }, cut.omitted_fields + " more fields not shown: ");
