@@ -54,6 +54,7 @@ class Dispatcher:
         self.janitor_batch = janitor_batch
         self.attempts_key = self.keys.batch_attempts
         self._hostname = socket.gethostname()
+        self._depth_minute = -1
 
     # -- moving work -------------------------------------------------------------------------
     def enqueue(self, batch_key: str) -> None:
@@ -68,6 +69,10 @@ class Dispatcher:
     def dispatch_once(self) -> int:
         """Claim batches while the queue has room. Returns how many records were claimed."""
         moved = 0
+        minute = int(time.time()) // 60
+        if minute != self._depth_minute:   # the health page's depth history, once a minute
+            stats.sample_depth(self.client, self.keys)
+            self._depth_minute = minute
         # While batches pile up (the store is down and jobs keep failing), records stay on the
         # raw list, where the shippers' high-water mark sees them and pauses reading.
         if self.client.zcard(self.keys.batches) >= 2 * self.max_queued_jobs:

@@ -15,30 +15,83 @@ from logpipe.common.broker import Keys
 
 RATE_TTL = 120
 WINDOW = 10
+HISTORY_MINUTES = 60                       # the health page's sparklines: the last hour
+MINUTE_TTL = (HISTORY_MINUTES + 2) * 60    # so at most 62 per-minute keys of each kind live
 
 
-def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None) -> None:
-    now = int(time.time())
+def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None,
+          now: float | None = None) -> None:
+    now = int(time.time() if now is None else now)
     pipe = client.pipeline(transaction=False)
     key = keys.rate(direction, now)
     pipe.incrby(key, n)
     pipe.expire(key, RATE_TTL)
+    minute = keys.minute(direction, now // 60)
+    pipe.incrby(minute, n)
+    pipe.expire(minute, MINUTE_TTL)
     for name, value in (counters or {}).items():
         if value:
             pipe.hincrby(keys.counters, name, value)
     pipe.execute()
 
 
-def record_in(client, keys: Keys, n: int) -> None:
+def record_in(client, keys: Keys, n: int, now: float | None = None) -> None:
     """Records claimed from the raw list by a dispatcher."""
-    _bump(client, keys, "in", n, {"claimed": n})
+    _bump(client, keys, "in", n, {"claimed": n}, now)
 
 
-def record_out(client, keys: Keys, counts: dict) -> None:
+def record_out(client, keys: Keys, counts: dict, now: float | None = None) -> None:
     """Records a job finished with (indexed, already present or dead-lettered)."""
     done = counts["indexed"] + counts["duplicate"] + counts["dead_lettered"]
     _bump(client, keys, "out", done, {k: counts[k] for k in ("indexed", "duplicate",
-                                                            "dead_lettered")})
+                                                            "dead_lettered")}, now)
+
+
+def sample_depth(client, keys: Keys, now: float | None = None) -> int:
+    """Note the raw list's depth for this minute (the first sample of a minute stays: the
+    dispatcher samples at each new minute, and whoever reads the figures fills a minute no
+    dispatcher saw, e.g. while the indexer is down). Returns the depth."""
+    minute = int(time.time() if now is None else now) // 60
+    depth = int(client.llen(keys.raw))
+    client.set(keys.depth(minute), depth, ex=MINUTE_TTL, nx=True)
+    return depth
+
+
+def history(client, keys: Keys, now: float | None = None,
+            minutes: int = HISTORY_MINUTES) -> dict:
+    """The last ``minutes`` minutes, oldest first: ``minutes`` (each minute's start, epoch
+    seconds), ``in_per_s`` and ``out_per_s`` (records per second over that minute; the current
+    one over its elapsed seconds) and ``depth`` (the raw list's sampled depth, None where no
+    sample was taken)."""
+    now = time.time() if now is None else now
+    current = int(now) // 60
+    span = range(current - minutes + 1, current + 1)
+    names = ([keys.minute("in", m) for m in span] + [keys.minute("out", m) for m in span]
+             + [keys.depth(m) for m in span])
+    values = client.mget(names)
+    n = len(span)
+    elapsed = max(1.0, now - current * 60)
+
+    def per_s(raw, m):
+        count = int(raw) if raw else 0
+        return round(count / (elapsed if m == current else 60.0), 2)
+
+    return {"minutes": [m * 60 for m in span],
+            "in_per_s": [per_s(v, m) for v, m in zip(values[:n], span)],
+            "out_per_s": [per_s(v, m) for v, m in zip(values[n:2 * n], span)],
+            "depth": [int(v) if v is not None else None for v in values[2 * n:]]}
+
+
+def broker_memory(client) -> dict:
+    """The broker's memory (INFO memory): ``used`` and ``peak`` bytes, ``max`` (maxmemory, 0:
+    no limit set), ``policy`` (what the broker does at the limit: noeviction refuses writes),
+    ``system`` (the machine's memory, when the server tells)."""
+    info = client.info("memory")
+    return {"used": int(info.get("used_memory", 0)),
+            "peak": int(info.get("used_memory_peak", 0)),
+            "max": int(info.get("maxmemory", 0)),
+            "policy": str(info.get("maxmemory_policy", "")),
+            "system": int(info.get("total_system_memory", 0))}
 
 
 def totals(client, keys: Keys) -> dict[str, int]:
@@ -243,8 +296,9 @@ def collect(client, keys: Keys, loss_after: float | None = None) -> dict:
     found, invalid = shipper_entries(client, keys)
     oldest = oldest_waiting(client, keys)
     counters = totals(client, keys)
+    depth = sample_depth(client, keys)
     return {
-        "raw_list": int(client.llen(keys.raw)),
+        "raw_list": depth,
         "batches_pending": int(client.zcard(keys.batches)),
         "jobs_queued": queue.count,
         "jobs_running": StartedJobRegistry(queue=queue).count,

@@ -16,6 +16,8 @@ Keys (``prefix`` defaults to ``logpipe``)::
     <prefix>:dlq:stages       hash   stage -> number of dead letters (O(1) stats)
     <prefix>:stats:counters   hash   totals for ``logpipe stats``
     <prefix>:stats:rate:<in|out>:<epoch second>  string  per-second rate buckets
+    <prefix>:stats:minute:<in|out>:<epoch minute>  string  per-minute counts (the last hour)
+    <prefix>:stats:depth:<epoch minute>  string  the raw list's depth sampled in that minute
     <prefix>:stats:shippers   hash   "host: inputs" -> JSON figures of each shipper agent
     <prefix>:ledger           hash   source -> JSON: the loss ledger (stored up to, runs, holes)
     rq:queue:<prefix>         RQ's own keys for the job queue named ``<prefix>``
@@ -87,6 +89,14 @@ class Keys:
     def rate(self, direction: str, second: int) -> str:
         """The per-second rate bucket of records in or out."""
         return self.stats(f"rate:{direction}:{second}")
+
+    def minute(self, direction: str, minute: int) -> str:
+        """The per-minute count of records in or out (``minute``: epoch seconds // 60)."""
+        return self.stats(f"minute:{direction}:{minute}")
+
+    def depth(self, minute: int) -> str:
+        """The raw list's depth sampled in that minute."""
+        return self.stats(f"depth:{minute}")
 
     @property
     def queue(self) -> str:

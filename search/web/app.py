@@ -178,6 +178,7 @@ class Site:
     def render(self, request: Request, name: str, status: int = 200,
                **context: Any) -> HTMLResponse:
         context.setdefault("csrf", self.guard.csrf_for(request.scope))
+        context.setdefault("user", request.scope.get("state", {}).get("user"))  # search/web/roles
         html = self.env.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status)
 
@@ -374,14 +375,11 @@ class Site:
 
     # ------------------------------------------------------------------ health
     def health_page(self, request: Request) -> HTMLResponse:
-        try:
-            figures, error = self.data.health(), None
-        except LogpipeError as exc:
-            figures, error = None, str(exc)
-        except Exception as exc:  # rq or the broker client failing in an unforeseen way
-            figures, error = None, f"{type(exc).__name__}: {exc}"
+        from logpipe.search.web.health import figures_of
+        figures, store, error, store_error = figures_of(self.data)   # search/web/health.py
         return self.render(request, "health.html", status=200 if figures else 503, figures=figures,
-                           error=error, command="logpipe stats")
+                           error=error, store=store, store_error=store_error,
+                           command="logpipe stats")
 
     # ------------------------------------------------------------------ JSON API
     def _window(self, request: Request) -> D.Window:
@@ -698,18 +696,22 @@ def create_app(data: D.Data, token: "str | Secrets",
                session_hours: float = SESSION_HOURS,
                clock: Callable[[], float] = time.time, gate: QueryGate | None = None,
                alerts_check: Callable | None = None,
-               saved: SavedSearches | None = None) -> Starlette:
+               saved: SavedSearches | None = None, accounts_store=None,
+               audit_log=None) -> Starlette:
     """The app over ``data``; ``token`` is the access token, or the :class:`Secrets` that
     follow ``--token-file`` and the session key file (rotation revokes every session);
     ``gate``: how store work is bounded and budgeted (default: QueryGate(), a 10 s budget per
-    request)."""
+    request); ``accounts_store``, ``audit_log``: the accounts and the audit log (default: in
+    the state directory; search/web/roles.py)."""
     guard = Guard(token, session_hours, clock)
     if saved is None:
         from logpipe.common.config import home
         saved = SavedSearches(home())
     site = Site(data, guard, gate, saved)
-    from logpipe.search.web.alerts_view import AlertsView, everyone
-    alerts = AlertsView(site, may_change=alerts_check or everyone)   # /alerts and /api/alerts/*
+    from logpipe.search.web import roles
+    from logpipe.search.web.alerts_view import AlertsView
+    accounts = roles.Accounts(site, accounts_store, audit_log)   # sign-in, /account, /audit
+    alerts = AlertsView(site, may_change=alerts_check or roles.alerts_check)
 
     async def not_found(request, exc):
         return Response("not found", status_code=404, media_type="text/plain")
@@ -746,6 +748,7 @@ def create_app(data: D.Data, token: "str | Secrets",
         Route("/api/dlq/replay", site.api_dlq_replay, methods=["POST"]),
         Route("/api/dlq/purge", site.api_dlq_purge, methods=["POST"]),
         *alerts.routes(),
+        *accounts.routes(),
         Route("/api/export", site.api_export),
         Route("/api/saved", site.api_saved, methods=["GET", "POST"]),
         Route("/api/saved/{action}", site.api_saved, methods=["POST"]),
@@ -756,9 +759,11 @@ def create_app(data: D.Data, token: "str | Secrets",
         yield
         site.gate.close()
         alerts.close()
+        accounts.close()
         data.close()
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.add_middleware(roles.RoleMiddleware, accounts=accounts)   # inside AuthMiddleware
     app.add_middleware(AuthMiddleware, guard=guard)
     app.state.site = site
     return app

@@ -39,6 +39,8 @@ SESSION_HOURS = 12.0
 KEY_FILE = "ui-session.key"      # in the state directory ($LOGPIPE_HOME)
 CLOCK_SKEW_S = 5                 # an issue time this far ahead of the clock is still accepted
 CSRF_HEADER = "x-csrf-token"
+# served without the token: the sign-in pages of accounts (search/web/roles.py) and their style
+PUBLIC_PATHS = frozenset({"/login", "/signin", "/static/app.css"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = [
@@ -161,6 +163,8 @@ class Secrets:
 class Session:
     sid: str
     issued: int
+    account: str | None = None   # None: signed in with the access token (the admin)
+    generation: int = 0          # the account's generation when signed in (search/web/accounts)
 
 
 def same_origin_location(scope: dict, drop: str = "token") -> str:
@@ -208,28 +212,40 @@ class Guard:
         return hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode())
 
     # ------------------------------------------------------------------ sessions
-    def new_session(self) -> str:
-        """A new session's cookie value: a random id, the issue time, their signature."""
+    def new_session(self, account: str | None = None, generation: int = 0) -> str:
+        """A new session's cookie value: a random id, the issue time, their signature; an
+        account's session also names the account and its generation (signed with them)."""
         sid, issued = secrets.token_urlsafe(18), int(self.clock())
-        return f"{sid}.{issued}.{self._mac('session', sid, issued)}"
+        if account is None:
+            return f"{sid}.{issued}.{self._mac('session', sid, issued)}"
+        mac = self._mac("session", sid, issued, account, generation)
+        return f"{sid}.{issued}.{account}.{generation}.{mac}"
 
     def session(self, cookie: str | None) -> tuple[Session | None, str | None]:
         """(the session, None) when the cookie is good; else (None, why not) (why is None when
         there is no cookie at all)."""
         if not cookie:
             return None, None
-        sid, _, rest = cookie.partition(".")
-        issued_text, _, mac = rest.partition(".")
+        parts = cookie.split(".")
+        account, generation = None, 0
+        if len(parts) == 5 and parts[3].isdigit() and len(parts[3]) < 16:
+            sid, issued_text, account, _, mac = parts
+            generation = int(parts[3])
+        elif len(parts) == 3:
+            sid, issued_text, mac = parts
+        else:
+            return None, "not a session of this server"
         if not (sid and issued_text.isdigit() and len(issued_text) < 16 and mac):
             return None, "not a session of this server"
         issued = int(issued_text)
+        signed = (sid, issued) if account is None else (sid, issued, account, generation)
         if not hmac.compare_digest(mac.encode("utf-8", "replace"),
-                                   self._mac("session", sid, issued).encode()):
+                                   self._mac("session", *signed).encode()):
             return None, "a session of another token (revoked, or from another server)"
         age = self.clock() - issued
         if age >= self.lifetime or age < -CLOCK_SKEW_S:
             return None, "the session expired"
-        return Session(sid, issued), None
+        return Session(sid, issued, account, generation), None
 
     def csrf_of(self, session: Session | None) -> str:
         return self._mac("csrf", session.sid, session.issued) if session else ""
@@ -317,6 +333,11 @@ class AuthMiddleware:
         how, session, why = self.guard.identify(
             headers, _parse_cookies(headers.get("cookie", "")), query_token)
         secure = scope.get("scheme") == "https"
+        if how is None and scope["path"] in PUBLIC_PATHS and query_token is None:
+            # the sign-in pages (search/web/roles.py): nothing of the logs is on them
+            state = scope.setdefault("state", {})
+            state["auth"], state["session"] = None, None
+            return await self.app(scope, receive, send_secure)
         if how is None:
             return await _unauthorized(scope, send_secure, why,
                                        self.guard.cookie_header("", secure, 0) if why else None)
@@ -348,7 +369,8 @@ async def _unauthorized(scope, send, why: str | None = None, clear: str | None =
         body = ("<!doctype html><meta charset=utf-8><title>logpipe: token required</title>"
                 f"<p>{html.escape(again.capitalize())}. This page needs the access token: open "
                 "the address <code>logpipe ui</code> printed "
-                "(<code>http://host:port/?token=...</code>).</p>").encode()
+                "(<code>http://host:port/?token=...</code>), or "
+                "<a href=\"/login\">sign in</a> with your account.</p>").encode()
         kind = b"text/html; charset=utf-8"
     headers = [(b"content-type", kind), (b"www-authenticate", b"Bearer"),
                (b"content-length", str(len(body)).encode())]

@@ -606,9 +606,20 @@ class Data:
         return self._broker(dlq.delete, letters)
 
     def health(self) -> dict:
-        """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``)."""
+        """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``), the
+        last hour minute by minute (``history``) and the broker's memory (``memory``)."""
         from logpipe.indexer import stats
-        return self._broker(stats.collect, self.client, self._keys())
+
+        def collect(client, keys):
+            figures = stats.collect(client, keys)
+            figures["history"] = stats.history(client, keys)
+            figures["memory"] = stats.broker_memory(client)
+            return figures
+        return self._broker(collect, self.client, self._keys())
+
+    def store_size(self) -> dict:
+        """Events and bytes on disk of the store (``size()`` of its sink)."""
+        return self.sink.size()
 
 
 def _state_mark() -> tuple | None:

@@ -183,6 +183,15 @@ class ElasticsearchSink(ElasticsearchMessages):
         return int(self.client.count(index=self.index_pattern,
                                      allow_no_indices=True)["count"])
 
+    def size(self) -> dict:
+        """What the indices hold (``_cat/indices``): ``events`` (documents in the primaries),
+        ``bytes`` (store size, replicas included) and ``parts``, each index's bytes."""
+        rows = self.client.cat.indices(index=self.index_pattern, format="json", bytes="b",
+                                       h="index,docs.count,store.size", expand_wildcards="open")
+        parts = sorted((r["index"], int(r.get("store.size") or 0)) for r in rows)
+        return {"events": sum(int(r.get("docs.count") or 0) for r in rows),
+                "bytes": sum(b for _, b in parts), "parts": parts}
+
     def prune(self, older_than: datetime) -> int:
         """Delete whole daily indices whose day ends before ``older_than``."""
         return retention.prune(self.client, self.index_pattern, self.index_format, older_than,

@@ -921,6 +921,21 @@ class SqliteReader:
     def count(self, request: SearchRequest) -> int:
         return self._count_upto(request, None)
 
+    def size(self) -> dict:
+        """What the store holds: ``events`` and ``bytes`` on disk (the database, its WAL and
+        shared-memory files), ``parts`` each file's size (the health page)."""
+        import os
+
+        parts = []
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                parts.append((os.path.basename(self.path) + suffix,
+                              os.stat(self.path + suffix).st_size))
+            except OSError:
+                continue
+        events = self._run("SELECT count(*) FROM events", [])[0][0]
+        return {"events": int(events), "bytes": sum(b for _, b in parts), "parts": parts}
+
     # single events, for the web page (search/web/data.py)
     def get_event(self, event_id: str) -> dict | None:
         """The stored document with this id (``_id`` added), or None."""
