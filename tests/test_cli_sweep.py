@@ -136,6 +136,8 @@ CASES = [
     (["report", "--store", "NOSTORE"], ["no embedded store at", "events.db"]),
     (["report", "--since", "bogus"], ["--since 'bogus'"]),
     # ui
+    (["ui", "user", "add", "bob", "--role", "king"], ["role 'king' is not one of"]),
+    (["ui", "user", "remove", "nosuch"], ["no account 'nosuch'"]),
     (["ui", "--bind", "nonsense"], ["--bind 'nonsense'"]),
     (["ui", "--bind", "127.0.0.1:99999"], ["--bind '127.0.0.1:99999'"]),
     (["ui", "--bind", "127.0.0.1:0", "--store", "sqlite:///x.db", "--token-file", "FILE/sub/tok"],
