@@ -387,6 +387,7 @@ class Agent:
             "broker_url": redact(self.url), "list": self.key, "paused": self.paused,
             "list_length": self.list_length,
             "totals": {"lines": self.lines, "bytes": self.bytes,
+                       "dropped": sum(s.get("dropped", 0) for s in sources),
                        "lines_per_s": round(self.rates[0], 1),
                        "bytes_per_s": round(self.rates[1], 1)},
             "rss_peak_kb": _vm_hwm(),
@@ -401,6 +402,9 @@ class Agent:
                                               "lines_per_s": 0.0 if final else
                                               round(self.rates[0], 1),
                                               "lag_bytes": lag, "sources": len(sources),
+                                              "dropped": sum(s.get("dropped", 0) for s in sources),
+                                              "spool_bytes": sum(s.get("spool_bytes", 0)
+                                                                 for s in sources),
                                               "paused": self.paused}))
         si = self.cfg.status_interval
         if si and now >= self._next_status_log:

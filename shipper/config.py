@@ -70,6 +70,9 @@ class InputSpec:
     rotate_grace: float = 5.0
     listen: list[str] = field(default_factory=list)
     queue_size: int = 100_000
+    spool_dir: str = ""         # syslog: the on-disk spool (default: beside the registry)
+    spool_max_bytes: int = 256 * 1024 * 1024  # ... its size cap (UDP beyond it is dropped, counted)
+    spool_fsync: str = "batch"  # ... "batch" (per TCP/TLS read), "interval" (1 s) or "off"
     tls_cert: str = ""          # syslog tls:// listener: server certificate (PEM)
     tls_key: str = ""           # ... its private key (a 0600 file)
     tls_client_ca: str = ""     # ... verify senders' certificates against this CA
@@ -119,6 +122,7 @@ _TYPES: dict[str, Any] = {
     "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),
     "rotate_grace": (int, float), "listen": list, "queue_size": int, "multiline": dict,
+    "spool_dir": str, "spool_max_bytes": int, "spool_fsync": str,
     "tls_cert": str, "tls_key": str, "tls_client_ca": str, "tls_client_auth": str,
     "pattern": str, "negate": bool, "match": str, "max_lines": int, "timeout": (int, float),
 }
@@ -256,6 +260,10 @@ def validate_input(spec: InputSpec, src: str | None = None, line: int | None = N
         raise ConfigError(f"{where}: start_at must be 'beginning' or 'end'", src, line)
     if spec.max_bytes < 16:
         raise ConfigError(f"{where}: max_bytes must be at least 16", src, line)
+    if spec.spool_fsync not in ("batch", "interval", "off"):
+        raise ConfigError(f"{where}: spool_fsync must be 'batch', 'interval' or 'off'", src, line)
+    if spec.spool_max_bytes < 4096:
+        raise ConfigError(f"{where}: spool_max_bytes must be at least 4096", src, line)
     for name, value in spec.fields.items():
         if not isinstance(name, str):
             raise ConfigError(f"{where}: field names must be strings", src, line)
