@@ -189,6 +189,8 @@ class Agent:
             self.log.warning("broker_down", broker=redact(self.url), error=str(exc)[:200],
                              held_lines=held_lines, action="retrying with backoff; offsets held")
             self._write_status(now)
+        elif time.monotonic() >= self._next_status:
+            self._write_status(time.monotonic())  # the figures (the syslog spool's) go on
 
     def _broker_up(self) -> None:
         if self.broker_down_since is not None:
