@@ -32,6 +32,7 @@ import orjson
 
 from logpipe.common.broker import DEFAULT_PREFIX, Keys, redact
 from logpipe.common.retry import SHIPPER_PUSH
+from logpipe.common.wire import DEFAULT_RECORDS_PER_ITEM, pack, split_frames
 from logpipe.shipper.inputs.base import Chunk, Context, Input, input_class
 from logpipe.shipper.framing import Outgoing
 from logpipe.shipper.registry import Registry
@@ -60,6 +61,19 @@ class Batch:
         self.values = Outgoing()
         self.chunks: list[Chunk] = []
         self.started = 0.0
+        self._packed: Outgoing | None = None
+
+    def packed(self) -> Outgoing:
+        """The batch as compressed items (``common/wire.py``), made once (a resend reuses them)."""
+        if self._packed is None:
+            out = Outgoing()
+            items = []
+            for part in self.values.parts:
+                for blob, n in split_frames(part.blob, part.count, DEFAULT_RECORDS_PER_ITEM):
+                    items.append(pack(blob, n))
+            out.add(items)
+            self._packed = out
+        return self._packed
 
     def add(self, chunks: list[Chunk], now: float) -> int:
         n = 0
@@ -287,7 +301,7 @@ class Agent:
         if not batch.values:
             return "empty"
         try:
-            return self.sender.start(batch.values)
+            return self.sender.start(self._wire(batch))
         except BrokerUnavailable:
             return None  # _complete retries it
 
@@ -312,7 +326,7 @@ class Agent:
         while True:
             try:
                 if batch.values:
-                    self.list_length = self.sender.push(batch.values)
+                    self.list_length = self.sender.push(self._wire(batch))
                 break
             except BrokerUnavailable as exc:
                 now = time.monotonic()
@@ -324,6 +338,10 @@ class Agent:
                 backoff.wait(self._sleep)
         self._confirmed(batch)
         return True
+
+    def _wire(self, batch: Batch) -> Outgoing:
+        """What goes on the list: the records, or (``compress = "zlib"``) compressed runs of them."""
+        return batch.packed() if getattr(self.cfg, "compress", "none") == "zlib" else batch.values
 
     def _confirmed(self, batch: Batch) -> None:
         """The broker has every record of ``batch``: move offsets, save the registry."""

@@ -95,6 +95,7 @@ class ShipperConfig:
     status_interval: float = 0.0
     shutdown_timeout: float = 10.0
     fsync: bool = True
+    compress: str = "none"      # "zlib": records batched and compressed into one list item each
     once: bool = False
     log_level: str = "info"
     inputs: list[InputSpec] = field(default_factory=list)
@@ -102,6 +103,8 @@ class ShipperConfig:
     def validate(self, source: str | None = None) -> "ShipperConfig":
         if self.batch_lines < 1:
             raise ConfigError("batch_lines must be at least 1", source)
+        if self.compress not in ("none", "zlib"):
+            raise ConfigError(f"compress must be 'none' or 'zlib', got {self.compress!r}", source)
         if self.high_water and self.low_water >= self.high_water:
             raise ConfigError(f"low_water ({self.low_water}) must be below high_water "
                               f"({self.high_water})", source)
@@ -111,7 +114,8 @@ class ShipperConfig:
 
 
 _SHIPPER_KEYS = {"redis", "list", "prefix", "registry", "host", "batch_lines", "batch_wait",
-                 "high_water", "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level"}
+                 "high_water", "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level",
+                 "compress"}
 _INPUT_KEYS = {f.name for f in dc_fields(InputSpec)} - {"where"}
 _ML_KEYS = {f.name for f in dc_fields(MultilineSpec)}
 
@@ -119,7 +123,7 @@ _TYPES: dict[str, Any] = {
     "redis": str, "list": str, "prefix": str, "registry": str, "host": str,
     "batch_lines": int, "batch_wait": (int, float), "high_water": int, "low_water": int,
     "status_interval": (int, float), "shutdown_timeout": (int, float), "fsync": bool,
-    "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
+    "log_level": str, "compress": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),
     "rotate_grace": (int, float), "listen": list, "queue_size": int, "multiline": dict,
     "spool_dir": str, "spool_max_bytes": int, "spool_fsync": str,
@@ -302,6 +306,7 @@ class ShipperFlags:
     fsync: bool = True
     once: bool = False
     log_level: str | None = None
+    compress: str | None = None
 
 
 def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
@@ -312,7 +317,7 @@ def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
     cfg = load_config(flags.config) if flags.config else ShipperConfig()
     given = {name: getattr(flags, name) for name in (
         "redis", "list_key", "prefix", "host", "batch_lines", "batch_wait", "high_water",
-        "low_water", "status_interval", "log_level")}
+        "low_water", "status_interval", "log_level", "compress")}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None},
                               registry=Path(flags.registry or cfg.registry or flags.default_registry
                                             or "registry.json").expanduser().absolute(),
