@@ -42,7 +42,7 @@ def split_frames(blob: bytes, count: int, per: int) -> list[tuple[bytes, int]]:
     """``blob`` (``count`` RESP bulk strings) cut into runs of at most ``per`` records."""
     if count <= per:
         return [(blob, count)]
-    out = []
+    out: list[tuple[bytes, int]] = []
     start = pos = n = 0
     find = blob.index
     while n < count:
