@@ -31,6 +31,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
                                        "--lines", "2000"]),
     "ship": (["bench/ship_bench.py"], ["bench/ship_bench.py", "--lines", "50000",
                                        "--files", "5", "--lines-per-file", "200"]),
+    "wire": (["bench/wire_bench.py"], ["bench/wire_bench.py", "--lines", "20000", "--rounds", "1"]),
     "index": (["bench/index_bench.py", "--runs", "3"],
               ["bench/index_bench.py", "--runs", "1", "--lines", "10000"]),
     "index-es": (["bench/index_bench.py", "--store", "es"],

@@ -134,8 +134,12 @@ def _shipper_row(s: dict) -> str:
         text += f", {s['lines_per_s']}/s, lag {s['lag_bytes']} bytes"
         if s["silent"]:
             text += f", SILENT for {s['age_s']:.0f} s"
+        if s.get("spool_bytes"):
+            text += f", spooled {s['spool_bytes']} bytes"
     else:  # finished (a `ship --once` that ended) or stopped
         text += f", {s['state']} {s['age_s']:.0f} s ago"
+    if s.get("dropped"):
+        text += f", DROPPED {s['dropped']} UDP syslog datagrams (spool full)"
     return text
 
 

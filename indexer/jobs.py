@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from logpipe.common.broker import Broker, Keys, connect
 from logpipe.common.errors import LogpipeError, SinkError
 from logpipe.common.record import decode
+from logpipe.common.wire import is_packed, unpack
 from logpipe.common.retry import store_write_policy
 from logpipe.indexer import ledger, stats
 from logpipe.indexer.dlq import DeadLetterQueue
@@ -125,6 +126,7 @@ class BatchProcessor:
             self.broker.finish_batch(batch_key)
             return result
         batch_id = Keys.batch_id(batch_key)
+        items = self._expand(items, batch_id, result)  # compressed items -> their records
         events, sources = [], []
         done = []  # decoded records the batch accounts for: the ledger's sequences
         limits = self.pipeline.config.bounds
@@ -182,6 +184,26 @@ class BatchProcessor:
                     raise StoreUnavailable(f"message records not written after "
                                            f"{self.settings.store_wait:.0f}s: {exc}") from None
                 backoff.wait()
+
+    def _expand(self, items: list, batch_id: str, result: BatchResult) -> list:
+        """Each compressed item (``common/wire.py``) replaced by its records, in place and in order
+        (so a batch processed again gives every record the same position); one that cannot be
+        expanded is dead-lettered whole (stage decode, with the reason)."""
+        if not any(map(is_packed, items)):
+            return items
+        out, bad = [], 0
+        for position, raw in enumerate(items):
+            if not is_packed(raw):
+                out.append(raw)
+                continue
+            try:
+                out.extend(unpack(raw))
+            except Exception as exc:
+                self.dlq.add(raw, f"{batch_id}:z{position}", "decode", _reason(exc), "")
+                result.dead_lettered += 1
+                bad += 1
+        result.records += len(out) + bad - len(items)
+        return out
 
     def _store(self, events, sources, result: BatchResult) -> list:
         """Write the events, each judged by its own outcome: rejected ones are dead-lettered at

@@ -46,6 +46,9 @@ class _Collector:
                                  labels=labels)
         lag = GaugeMetricFamily("logpipe_shipper_lag_bytes", "Bytes written but not shipped yet",
                                 labels=labels)
+        dropped = CounterMetricFamily("logpipe_shipper_dropped",
+                                      "Syslog UDP datagrams dropped because the spool was full",
+                                      labels=labels)
         silent = GaugeMetricFamily("logpipe_shipper_silent_seconds",
                                    "Seconds since the shipper last reported", labels=labels)
         running = GaugeMetricFamily("logpipe_shipper_running",
@@ -58,8 +61,9 @@ class _Collector:
             sent.add_metric(key, float(s["bytes"]))
             rate.add_metric(key, float(s["lines_per_s"]))
             lag.add_metric(key, float(s["lag_bytes"]))
+            dropped.add_metric(key, float(s.get("dropped", 0)))
             running.add_metric(key, 1.0 if s["state"] == "running" else 0.0)
-        yield from (lines, sent, rate, lag, silent, running)
+        yield from (lines, sent, rate, lag, dropped, silent, running)
         yield GaugeMetricFamily("logpipe_shipper_invalid_entries",
                                 "Entries in the shippers' status hash that are not a shipper's "
                                 "figures (remove with `logpipe stats --forget NAME`)",

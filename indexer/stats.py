@@ -135,7 +135,8 @@ MAX_NAME_BYTES = 256        # shippers cap their names below this (shipper.statu
 # What a shipper writes (shipper/agent.py); anything else in an entry is dropped, a wrong type
 # makes the whole entry invalid. The hash is written by every shipper host (the least-trusted
 # user of the broker), so nothing in it is taken on trust by stats, the exporter or the page.
-_COUNTS = ("lines", "bytes", "lag_bytes", "sources")
+# dropped: syslog UDP datagrams dropped with the spool full; spool_bytes: spooled, not confirmed
+_COUNTS = ("lines", "bytes", "lag_bytes", "sources", "dropped", "spool_bytes")
 _RATES = ("lines_per_s",)
 
 

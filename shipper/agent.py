@@ -32,6 +32,7 @@ import orjson
 
 from logpipe.common.broker import DEFAULT_PREFIX, Keys, redact
 from logpipe.common.retry import SHIPPER_PUSH
+from logpipe.common.wire import DEFAULT_RECORDS_PER_ITEM, pack, split_frames
 from logpipe.shipper.inputs.base import Chunk, Context, Input, input_class
 from logpipe.shipper.framing import Outgoing
 from logpipe.shipper.registry import Registry
@@ -60,6 +61,19 @@ class Batch:
         self.values = Outgoing()
         self.chunks: list[Chunk] = []
         self.started = 0.0
+        self._packed: Outgoing | None = None
+
+    def packed(self) -> Outgoing:
+        """The batch as compressed items (``common/wire.py``), made once (a resend reuses them)."""
+        if self._packed is None:
+            out = Outgoing()
+            items = []
+            for part in self.values.parts:
+                for blob, n in split_frames(part.blob, part.count, DEFAULT_RECORDS_PER_ITEM):
+                    items.append(pack(blob, n))
+            out.add(items)
+            self._packed = out
+        return self._packed
 
     def add(self, chunks: list[Chunk], now: float) -> int:
         n = 0
@@ -189,6 +203,8 @@ class Agent:
             self.log.warning("broker_down", broker=redact(self.url), error=str(exc)[:200],
                              held_lines=held_lines, action="retrying with backoff; offsets held")
             self._write_status(now)
+        elif time.monotonic() >= self._next_status:
+            self._write_status(time.monotonic())  # the figures (the syslog spool's) go on
 
     def _broker_up(self) -> None:
         if self.broker_down_since is not None:
@@ -285,7 +301,7 @@ class Agent:
         if not batch.values:
             return "empty"
         try:
-            return self.sender.start(batch.values)
+            return self.sender.start(self._wire(batch))
         except BrokerUnavailable:
             return None  # _complete retries it
 
@@ -310,7 +326,7 @@ class Agent:
         while True:
             try:
                 if batch.values:
-                    self.list_length = self.sender.push(batch.values)
+                    self.list_length = self.sender.push(self._wire(batch))
                 break
             except BrokerUnavailable as exc:
                 now = time.monotonic()
@@ -322,6 +338,10 @@ class Agent:
                 backoff.wait(self._sleep)
         self._confirmed(batch)
         return True
+
+    def _wire(self, batch: Batch) -> Outgoing:
+        """What goes on the list: the records, or (``compress = "zlib"``) compressed runs of them."""
+        return batch.packed() if getattr(self.cfg, "compress", "none") == "zlib" else batch.values
 
     def _confirmed(self, batch: Batch) -> None:
         """The broker has every record of ``batch``: move offsets, save the registry."""
@@ -387,6 +407,7 @@ class Agent:
             "broker_url": redact(self.url), "list": self.key, "paused": self.paused,
             "list_length": self.list_length,
             "totals": {"lines": self.lines, "bytes": self.bytes,
+                       "dropped": sum(s.get("dropped", 0) for s in sources),
                        "lines_per_s": round(self.rates[0], 1),
                        "bytes_per_s": round(self.rates[1], 1)},
             "rss_peak_kb": _vm_hwm(),
@@ -401,6 +422,9 @@ class Agent:
                                               "lines_per_s": 0.0 if final else
                                               round(self.rates[0], 1),
                                               "lag_bytes": lag, "sources": len(sources),
+                                              "dropped": sum(s.get("dropped", 0) for s in sources),
+                                              "spool_bytes": sum(s.get("spool_bytes", 0)
+                                                                 for s in sources),
                                               "paused": self.paused}))
         si = self.cfg.status_interval
         if si and now >= self._next_status_log:

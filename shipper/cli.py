@@ -82,6 +82,8 @@ def ship(
     status_interval: Optional[float] = typer.Option(
         None, "--status-interval", help="Log a status line every N seconds."),
     no_fsync: bool = typer.Option(False, "--no-fsync", help="Skip fsync on registry saves."),
+    compress: bool = typer.Option(False, "--compress", help="Batch and compress records on the wire "
+                                  "(zlib; one list item per run of records; indexers expand them)."),
     log_level: Optional[str] = typer.Option(None, "--log-level"),
 ) -> None:
     """Tail files, stdin or syslog and push one record per line onto the broker."""
@@ -107,7 +109,7 @@ def ship(
         tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
         batch_lines=batch_lines, batch_wait=batch_wait, high_water=high_water,
         low_water=low_water, status_interval=status_interval, fsync=not no_fsync, once=once,
-        log_level=log_level))
+        log_level=log_level, compress="zlib" if compress else None))
 
     from logpipe.common.broker import Keys
     from logpipe.common.config import resolve_redis_url

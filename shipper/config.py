@@ -70,6 +70,9 @@ class InputSpec:
     rotate_grace: float = 5.0
     listen: list[str] = field(default_factory=list)
     queue_size: int = 100_000
+    spool_dir: str = ""         # syslog: the on-disk spool (default: beside the registry)
+    spool_max_bytes: int = 256 * 1024 * 1024  # ... its size cap (UDP beyond it is dropped, counted)
+    spool_fsync: str = "batch"  # ... "batch" (per TCP/TLS read), "interval" (1 s) or "off"
     tls_cert: str = ""          # syslog tls:// listener: server certificate (PEM)
     tls_key: str = ""           # ... its private key (a 0600 file)
     tls_client_ca: str = ""     # ... verify senders' certificates against this CA
@@ -92,6 +95,7 @@ class ShipperConfig:
     status_interval: float = 0.0
     shutdown_timeout: float = 10.0
     fsync: bool = True
+    compress: str = "none"      # "zlib": records batched and compressed into one list item each
     once: bool = False
     log_level: str = "info"
     inputs: list[InputSpec] = field(default_factory=list)
@@ -99,6 +103,8 @@ class ShipperConfig:
     def validate(self, source: str | None = None) -> "ShipperConfig":
         if self.batch_lines < 1:
             raise ConfigError("batch_lines must be at least 1", source)
+        if self.compress not in ("none", "zlib"):
+            raise ConfigError(f"compress must be 'none' or 'zlib', got {self.compress!r}", source)
         if self.high_water and self.low_water >= self.high_water:
             raise ConfigError(f"low_water ({self.low_water}) must be below high_water "
                               f"({self.high_water})", source)
@@ -108,7 +114,8 @@ class ShipperConfig:
 
 
 _SHIPPER_KEYS = {"redis", "list", "prefix", "registry", "host", "batch_lines", "batch_wait",
-                 "high_water", "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level"}
+                 "high_water", "low_water", "status_interval", "shutdown_timeout", "fsync", "log_level",
+                 "compress"}
 _INPUT_KEYS = {f.name for f in dc_fields(InputSpec)} - {"where"}
 _ML_KEYS = {f.name for f in dc_fields(MultilineSpec)}
 
@@ -116,9 +123,10 @@ _TYPES: dict[str, Any] = {
     "redis": str, "list": str, "prefix": str, "registry": str, "host": str,
     "batch_lines": int, "batch_wait": (int, float), "high_water": int, "low_water": int,
     "status_interval": (int, float), "shutdown_timeout": (int, float), "fsync": bool,
-    "log_level": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
+    "log_level": str, "compress": str, "input": str, "paths": list, "exclude": list, "type": str, "fields": dict,
     "max_bytes": int, "keep_empty": bool, "start_at": str, "scan_interval": (int, float),
     "rotate_grace": (int, float), "listen": list, "queue_size": int, "multiline": dict,
+    "spool_dir": str, "spool_max_bytes": int, "spool_fsync": str,
     "tls_cert": str, "tls_key": str, "tls_client_ca": str, "tls_client_auth": str,
     "pattern": str, "negate": bool, "match": str, "max_lines": int, "timeout": (int, float),
 }
@@ -256,6 +264,10 @@ def validate_input(spec: InputSpec, src: str | None = None, line: int | None = N
         raise ConfigError(f"{where}: start_at must be 'beginning' or 'end'", src, line)
     if spec.max_bytes < 16:
         raise ConfigError(f"{where}: max_bytes must be at least 16", src, line)
+    if spec.spool_fsync not in ("batch", "interval", "off"):
+        raise ConfigError(f"{where}: spool_fsync must be 'batch', 'interval' or 'off'", src, line)
+    if spec.spool_max_bytes < 4096:
+        raise ConfigError(f"{where}: spool_max_bytes must be at least 4096", src, line)
     for name, value in spec.fields.items():
         if not isinstance(name, str):
             raise ConfigError(f"{where}: field names must be strings", src, line)
@@ -294,6 +306,7 @@ class ShipperFlags:
     fsync: bool = True
     once: bool = False
     log_level: str | None = None
+    compress: str | None = None
 
 
 def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
@@ -304,7 +317,7 @@ def config_from_flags(flags: ShipperFlags) -> ShipperConfig:
     cfg = load_config(flags.config) if flags.config else ShipperConfig()
     given = {name: getattr(flags, name) for name in (
         "redis", "list_key", "prefix", "host", "batch_lines", "batch_wait", "high_water",
-        "low_water", "status_interval", "log_level")}
+        "low_water", "status_interval", "log_level", "compress")}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None},
                               registry=Path(flags.registry or cfg.registry or flags.default_registry
                                             or "registry.json").expanduser().absolute(),

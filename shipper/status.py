@@ -121,6 +121,8 @@ def render(info: dict, console=None) -> None:
                       f"{t.get('lines_per_s', 0):,.0f} lines/s, "
                       f"{_size(t.get('bytes_per_s', 0))}/s over the last interval; "
                       f"list length {agent.get('list_length', '?')}")
+        if t.get("dropped"):
+            console.print(f"[bold]DROPPED {t['dropped']:,} UDP syslog datagrams[/bold] (the spool was full)")
     table = Table("path", "offset", "size", "lag", "lines", "lines/s", "state")
     for f in info["files"]:
         table.add_row(str(f.get("path")), f"{f.get('offset', '')}",

@@ -24,11 +24,9 @@ def events_for(frames: list[bytes]) -> list[dict]:
     ctx = SimpleNamespace(host="collector", log=None)
     syslog_input = SyslogInput(spec, ctx)
     now = time.time()
-    for frame in frames:
-        syslog_input.queue.append(("udp", "127.0.0.1", frame, now, None))  # no TLS peer
-    chunk, = syslog_input.poll(1000, now)
+    values = [syslog_input.encode("udp", "127.0.0.1", frame, now) for frame in frames]  # no TLS peer
     pipeline = Pipeline(load_pipeline(None))
-    return [pipeline.process(decode(value, "x")).doc for value in chunk.values]
+    return [pipeline.process(decode(value, "x")).doc for value in values]
 
 
 FRAMES = [

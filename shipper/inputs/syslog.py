@@ -11,9 +11,14 @@ listener asks senders for a certificate signed by that CA and refuses those with
 (``tls_client_auth = "required"``, the default) or accepts them without (``"optional"``). A
 verified sender's certificate subject CN is recorded in ``fields.syslog.tls_peer``.
 
-A background thread receives messages into a bounded queue; when the queue is full it stops
-reading, so TCP senders are slowed down by TCP itself (UDP has no such thing: the kernel drops
-what does not fit its buffer).
+A background thread receives messages, makes each one a record and appends it to an on-disk
+spool (``shipper/spool.py``) *before it reads that socket again*; the agent reads the spool in
+order and confirms records back to it once the broker has them. So lines arriving while the
+broker is away or the list is above the high-water mark wait on disk, and a kill -9 of the agent
+loses no frame it has read (an incomplete frame at the end of a read, not yet a message, is the
+exception). When the spool is at its cap (``spool_max_bytes``) TCP/TLS connections are not read
+(TCP slows their senders) and UDP datagrams are read and dropped: counted in ``dropped``, in the
+status figures and ``logpipe stats``, and said in a ``syslog_udp_dropped`` warning.
 
 Each message becomes one record: ``line`` is the message without its ``<PRI>`` (an RFC 3164
 message then reads like a line of /var/log/syslog), ``host`` the sender's hostname (or address),
@@ -23,7 +28,7 @@ timestamp, hostname, appname, procid, msgid) and ``frame``, the message as recei
 
 from __future__ import annotations
 
-import collections
+import hashlib
 import os
 import re
 import selectors
@@ -40,6 +45,10 @@ from logpipe.common.errors import ConfigError
 from logpipe.common.record import record_id
 from logpipe.shipper.encode import decode_line
 from logpipe.shipper.inputs.base import Chunk, Input
+from logpipe.shipper.spool import Spool
+
+DROP_REPORT_EVERY = 10.0  # seconds between two syslog_udp_dropped warnings while drops go on
+FLUSH_LINES = 100_000     # a clean stop sends at most this many spooled lines; the rest wait on disk
 
 FACILITIES = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
               "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
@@ -151,10 +160,7 @@ class SyslogInput(Input):
     def __init__(self, spec, ctx):
         super().__init__(spec, ctx)
         self.run_id = uuid.uuid4().hex[:12]
-        self.queue: collections.deque = collections.deque()
-        self.lock = threading.Lock()
-        self.space = threading.Condition(self.lock)
-        self.max_queue = spec.queue_size
+        self.spool: Spool | None = None
         self.max_bytes = spec.max_bytes
         self.sel = selectors.DefaultSelector()
         self.sockets: list[socket.socket] = []
@@ -165,9 +171,32 @@ class SyslogInput(Input):
         self.seq = 0
         self.received = 0
         self.lines = 0
+        self.dropped = 0           # UDP datagrams dropped because the spool was full
+        self._dropped_said = 0     # ... of which a warning already told
+        self._drop_said_at = 0.0
+        self._held: list[_Conn] = []  # TCP/TLS connections not read while the spool is full
+        self._holding = False
+
+    def spool_dir(self):
+        """Where this listener's spool lives: ``spool_dir``, else beside the agent's registry, named
+        after the listen addresses (the same listener finds its spool again after a restart)."""
+        from pathlib import Path
+
+        if getattr(self.spec, "spool_dir", ""):
+            return Path(self.spec.spool_dir).expanduser()
+        key = hashlib.blake2b("\x1f".join(sorted(self.spec.listen)).encode(), digest_size=6).hexdigest()
+        reg = Path(self.ctx.registry.path)
+        return reg.parent / f"{reg.name}.spool" / f"syslog-{key}"
 
     def start(self) -> None:
         from logpipe.common.listen import warn_if_exposed
+
+        self.spool = Spool(self.spool_dir(), getattr(self.spec, "spool_max_bytes", 256 << 20),
+                           getattr(self.spec, "spool_fsync", "batch")).open()
+        if self.spool.recovered or self.spool.cut:
+            self.ctx.log.info("syslog_spool_recovered", spool=str(self.spool.dir),
+                              unconfirmed_lines=self.spool.recovered, torn_bytes_cut=self.spool.cut,
+                              action="sent before newer lines")
 
         for url in self.spec.listen:
             proto, host, port = parse_listen(url, self.spec.where)
@@ -204,27 +233,111 @@ class SyslogInput(Input):
         self._thread.start()
 
     # -- receiving (background thread) ----------------------------------------------------------
-    def _put(self, proto: str, peer: str, raw: bytes, tls_peer: str | None = None) -> None:
+    def encode(self, proto: str, peer: str, raw: bytes, received: float,
+               tls_peer: str | None = None) -> bytes:
+        """One message as a record (its id and ledger sequence taken now: a record read back from
+        the spool after a restart keeps both, so sending it again is harmless)."""
+        tags: list[str] = []
+        text = decode_line(raw, self.max_bytes, tags)
+        header = parse(text)
+        m = _PRI.match(text)
+        line = text[m.end():] if m else text
+        if header.get("format") == "rfc3164" and "timestamp" not in header:
+            line = header.get("message", line)
+        self.seq += 1
+        spec = self.spec
+        rec = {
+            "id": record_id(self.ctx.host, f"syslog:{self.run_id}", self.seq),
+            "host": header.get("hostname") or peer,
+            "path": f"syslog+{proto}://{peer}",
+            "offset": self.seq,
+            "seq": self.seq - 1,  # the ledger's sequence of this listener's run, from 0
+            "type": spec.type or "syslog",
+            "fields": {**spec.fields, "syslog": {
+                **{k: v for k, v in header.items() if k != "message"},
+                "frame": text,  # the message as received, <PRI> included
+                **({"tls_peer": tls_peer} if tls_peer else {})}},
+            "received_at": received,
+            "line": line,
+        }
+        if tags:
+            rec["tags"] = tags
+        return orjson.dumps(rec)
+
+    @staticmethod
+    def _clean(raw: bytes) -> bytes:
         if raw.endswith(b"\n"):
             raw = raw[:-1]
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if not raw:
+        return raw
+
+    def _spool_frames(self, conn: _Conn, frames: list[bytes]) -> None:
+        """Every complete frame of one read, spooled (and by the policy synced) before the socket is
+        read again: what the agent consumed is what it keeps."""
+        now = time.time()
+        records = [self.encode(conn.proto, conn.peer, f, now, conn.tls_peer)
+                   for f in map(self._clean, frames) if f]
+        assert self.spool is not None
+        self.spool.append(records, durable=True)
+        self.received += len(records)
+
+    def _udp(self, sock) -> None:
+        data, addr = sock.recvfrom(65535)
+        assert self.spool is not None
+        if self.spool.full():
+            self.dropped += 1
+            self._say_dropped(time.monotonic())
             return
-        with self.space:
-            while len(self.queue) >= self.max_queue and not self._stop.is_set():
-                self.space.wait(0.5)
-            self.queue.append((proto, peer, raw, time.time(), tls_peer))
+        raw = self._clean(data)
+        if raw:
+            self.spool.append([self.encode("udp", addr[0], raw, time.time())])
             self.received += 1
 
+    def _say_dropped(self, now: float) -> None:
+        new = self.dropped - self._dropped_said
+        if new and (not self._dropped_said or now - self._drop_said_at >= DROP_REPORT_EVERY):
+            assert self.spool is not None
+            self.ctx.log.warning("syslog_udp_dropped", dropped=new, dropped_total=self.dropped,
+                                 spool_bytes=self.spool.size, spool_max_bytes=self.spool.max_bytes,
+                                 reason="the spool is full (broker away or list above high_water)")
+            self._dropped_said = self.dropped
+            self._drop_said_at = now
+
+    def _flow(self) -> None:
+        """Hold TCP/TLS connections while the spool is full; read them again once it has room."""
+        assert self.spool is not None
+        full = self.spool.full()
+        if full and not self._holding:
+            self._holding = True
+            self.ctx.log.warning("syslog_spool_full", spool_bytes=self.spool.size,
+                                 spool_max_bytes=self.spool.max_bytes,
+                                 action="TCP/TLS senders wait; UDP datagrams are dropped and counted")
+        elif not full and self._holding:
+            self._holding = False
+            held, self._held = self._held, []
+            self.ctx.log.info("syslog_spool_room", spool_bytes=self.spool.size)
+            for conn in held:
+                try:
+                    self.sel.register(conn.sock, selectors.EVENT_READ, ("tcp", conn))
+                    self._receive(conn)  # TLS may hold decrypted bytes select() cannot see
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                        ssl.SSLWantWriteError):
+                    continue
+                except OSError:
+                    self._close(conn)
+
     def _run(self) -> None:
+        assert self.spool is not None
         while not self._stop.is_set():
+            self._flow()
+            self.spool.tick()
+            self._say_dropped(time.monotonic())
             for key, _ in self.sel.select(0.5):
                 what, conn = key.data
                 try:
                     if what == "udp":
-                        data, addr = key.fileobj.recvfrom(65535)
-                        self._put("udp", addr[0], data)
+                        self._udp(key.fileobj)
                     elif what == "accept-tcp":
                         sock, addr = key.fileobj.accept()
                         sock.setblocking(False)
@@ -265,6 +378,10 @@ class SyslogInput(Input):
 
     def _receive(self, conn: _Conn) -> None:
         while True:
+            if self._holding:  # the spool is full: this connection waits (TCP slows its sender)
+                self.sel.unregister(conn.sock)
+                self._held.append(conn)
+                return
             try:
                 data = conn.sock.recv(256 * 1024)
             except ssl.SSLWantReadError:
@@ -288,6 +405,7 @@ class SyslogInput(Input):
 
     def _frames(self, conn: _Conn, final: bool = False) -> None:
         buf = conn.buf
+        out: list[bytes] = []
         while buf:
             if buf[:1].isdigit():  # octet counting: "<len> <msg>"
                 sp = buf.find(b" ", 0, 12)
@@ -299,84 +417,61 @@ class SyslogInput(Input):
                     n = int(buf[:sp])
                     if len(buf) < sp + 1 + n:
                         if n > self.max_bytes + 64 and len(buf) > self.max_bytes:
-                            self._put(conn.proto, conn.peer, buf[sp + 1:sp + 1 + self.max_bytes],
-                                      conn.tls_peer)
+                            out.append(buf[sp + 1:sp + 1 + self.max_bytes])
                             buf = b""  # the rest of that frame is lost with the connection
                             conn.sock.close()
                         break
-                    self._put(conn.proto, conn.peer, buf[sp + 1:sp + 1 + n], conn.tls_peer)
+                    out.append(buf[sp + 1:sp + 1 + n])
                     buf = buf[sp + 1 + n:]
                     continue
             i = buf.find(b"\n")
             if i < 0:
                 if final or len(buf) > self.max_bytes:
-                    self._put(conn.proto, conn.peer, buf, conn.tls_peer)
+                    out.append(buf)
                     buf = b""
                 break
-            self._put(conn.proto, conn.peer, buf[:i], conn.tls_peer)
+            out.append(buf[:i])
             buf = buf[i + 1:]
         conn.buf = buf
+        self._spool_frames(conn, out)
 
     # -- the agent's side -----------------------------------------------------------------------
     def poll(self, max_lines: int, now: float) -> list[Chunk]:
-        with self.space:
-            n = min(max_lines, len(self.queue))
-            if not n:
-                return []
-            items = [self.queue.popleft() for _ in range(n)]
-            self.space.notify_all()
-        host = self.ctx.host
-        spec = self.spec
-        values: list[bytes] = []
-        nbytes = 0
-        for proto, peer, raw, received, tls_peer in items:
-            nbytes += len(raw)
-            tags: list[str] = []
-            text = decode_line(raw, self.max_bytes, tags)
-            header = parse(text)
-            m = _PRI.match(text)
-            line = text[m.end():] if m else text
-            if header.get("format") == "rfc3164" and "timestamp" not in header:
-                line = header.get("message", line)
-            self.seq += 1
-            rec = {
-                "id": record_id(host, f"syslog:{self.run_id}", self.seq),
-                "host": header.get("hostname") or peer,
-                "path": f"syslog+{proto}://{peer}",
-                "offset": self.seq,
-                "seq": self.seq - 1,  # the ledger's sequence of this listener's run, from 0
-                "type": spec.type or "syslog",
-                "fields": {**spec.fields, "syslog": {
-                    **{k: v for k, v in header.items() if k != "message"},
-                    "frame": text,  # the message as received, <PRI> included
-                    **({"tls_peer": tls_peer} if tls_peer else {})}},
-                "received_at": received,
-                "line": line,
-            }
-            if tags:
-                rec["tags"] = tags
-            values.append(orjson.dumps(rec))
-        return [Chunk(values, nbytes, partial(self._ack, len(values)), "syslog")]
+        if self.spool is None:
+            return []
+        values, pos = self.spool.read(max_lines)
+        if not values:
+            return []
+        return [Chunk(values, sum(map(len, values)), partial(self._ack, len(values), pos), "syslog")]
 
-    def _ack(self, n: int) -> None:
+    def _ack(self, n: int, pos) -> None:
+        assert self.spool is not None
+        self.spool.ack(pos)
         self.lines += n
 
     def flush(self, now: float) -> list[Chunk]:
-        return self.poll(1 << 30, now)
+        return self.poll(FLUSH_LINES, now)
 
     def stop(self) -> None:
         self._stop.set()
-        with self.space:
-            self.space.notify_all()
         if self._thread is not None:
-            self._thread.join(2)
+            self._thread.join(5)
         for key in list(self.sel.get_map().values()):
             try:
                 key.fileobj.close()
             except OSError:
                 pass
         self.sel.close()
+        if self.spool is not None and (self._thread is None or not self._thread.is_alive()):
+            self.spool.close()
 
     def status(self) -> list[dict]:
-        return [{"path": addr, "lines": self.lines, "queued": len(self.queue),
-                 "received": self.received, "state": "listening"} for addr in self.addresses]
+        spool = self.spool
+        queued = spool.size if spool is not None else 0
+        return [{"path": addr, "lines": self.lines, "received": self.received,
+                 # the spool is the listener's, not one address's: its figures go on the first
+                 "lag": queued if k == 0 else 0, "spool_bytes": queued if k == 0 else 0,
+                 "spool_max_bytes": spool.max_bytes if spool else 0,
+                 "dropped": self.dropped if k == 0 else 0,
+                 "state": "spool full" if self._holding else "listening"}
+                for k, addr in enumerate(self.addresses)]
