@@ -60,3 +60,226 @@ def test_xor_with_parentheses(a, b, c):
     assert compile_condition("([a] xor [b]) or [c]")(doc, []) is ((a != b) or c)
     assert compile_condition("[a] xor ([b] or [c])")(doc, []) is (a != (b or c))
     assert compile_condition("[a] nand [b]")(doc, []) is (not (a and b))
+
+
+# --- the importer's first grok: its common options on success only ---------------------------
+
+from datetime import datetime, timezone  # noqa: E402
+
+from logpipe.common.record import Record  # noqa: E402
+from logpipe.indexer.logstash_import import convert, parse_logstash, toml_dumps  # noqa: E402
+from logpipe.indexer.pipeline import Pipeline, event_for_line  # noqa: E402
+from logpipe.indexer.pipeline_config import parse_pipeline, read_pipeline  # noqa: E402
+
+RECEIVED = datetime(2024, 3, 20, 12, 0, tzinfo=timezone.utc).timestamp()
+RECEIVED_ISO = "2024-03-20T12:00:00.000Z"
+
+HEAD_GROK = r'''
+input { file { path => "/var/log/app.log" type => "app" } }
+filter {
+  grok {
+    match => { "message" => "^%{WORD:level}: %{GREEDYDATA:rest}$" }
+    add_tag => [ "parsed_%{level}" ]
+    add_field => { "origin" => "app-%{level}" }
+    remove_field => [ "rest" ]
+  }
+}
+'''
+
+
+def _imported(text: str, name: str = "app.conf"):
+    plugins, parse_notes = parse_logstash(text, name)
+    doc, notes = convert(plugins, name)
+    return parse_pipeline(toml_dumps(doc), "pipeline.toml"), toml_dumps(doc), parse_notes + notes
+
+
+def _event(cfg, line: str, type_name: str = "app"):
+    return Pipeline(cfg).process(Record(id="r", line=line, host="h", path="/var/log/app.log",
+                                        type=type_name, received_at=RECEIVED))
+
+
+def test_the_first_groks_common_options_apply_when_it_matched():
+    cfg, text, _ = _imported(HEAD_GROK)
+    assert cfg.types["app"].patterns == ["^%{WORD:level}: %{GREEDYDATA:rest}$"]  # fast path kept
+    doc = _event(cfg, "WARN: disk almost full").doc
+    assert doc["tags"] == ["parsed_WARN"]
+    assert doc["origin"] == "app-WARN" and "rest" not in doc and doc["level"] == "WARN"
+
+
+def test_the_first_groks_common_options_do_not_apply_when_it_failed():
+    cfg, _, _ = _imported(HEAD_GROK)
+    doc = _event(cfg, "no level here").doc
+    assert doc["tags"] == ["_grokparsefailure"]
+    assert "origin" not in doc and "level" not in doc
+
+
+def test_a_date_after_the_first_groks_add_field_reads_the_added_field():
+    text = r'''
+filter {
+  grok { match => { "message" => "^%{DATE_EU:d} %{TIME:t} %{GREEDYDATA:rest}$" }
+         add_field => { "ts" => "%{d} %{t}" } }
+  date { match => [ "ts", "dd.MM.yy HH:mm:ss" ] }
+}
+'''
+    cfg, _, _ = _imported(text)
+    doc = _event(cfg, "05.03.24 10:11:12 started", "default").doc
+    assert doc["@timestamp"] == "2024-03-05T10:11:12.000Z" and doc["tags"] == []
+
+
+# --- the date filter on a list (a name grok captured twice) ----------------------------------
+# Logstash's date filter (logstash-filter-date's DateFilter.java) hands the field's value to
+# each format's executor; a text executor refuses anything but a string, a numeric one anything
+# but a string or a number: an array fails every format and the event is tagged.
+
+TWICE = """
+[types.twice]
+patterns = ['^%{SYSLOGTIMESTAMP:ts} %{SYSLOGTIMESTAMP:ts} %{GREEDYDATA:rest}$']
+[types.twice.date]
+field = 'ts'
+formats = ['syslog']
+"""
+
+
+def _cfg(tmp_path, text: str, name: str = "p.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_type_date_on_a_list_is_a_date_parse_failure(tmp_path):
+    path = _cfg(tmp_path, TWICE)
+    event = event_for_line("Mar  5 10:11:12 Mar  5 10:11:13 two stamps", str(path), "twice",
+                           received_at=RECEIVED)
+    assert event.doc["ts"] == ["Mar  5 10:11:12", "Mar  5 10:11:13"]
+    assert event.doc["@timestamp"] == RECEIVED_ISO
+    assert event.doc["tags"] == ["_dateparsefailure"]
+
+
+def test_a_date_filter_on_a_list_is_a_date_parse_failure(tmp_path):
+    path = _cfg(tmp_path, """
+[types.twice]
+patterns = ['^%{SYSLOGTIMESTAMP:ts} %{SYSLOGTIMESTAMP:ts} %{GREEDYDATA:rest}$']
+[[types.twice.filter]]
+date = { match = ['ts', 'MMM  d HH:mm:ss', 'MMM dd HH:mm:ss'], add_tag = ['dated'] }
+""")
+    event = event_for_line("Mar  5 10:11:12 Mar  5 10:11:13 two stamps", str(path), "twice",
+                           received_at=RECEIVED)
+    assert event.doc["@timestamp"] == RECEIVED_ISO
+    assert event.doc["tags"] == ["_dateparsefailure"]
+
+
+def test_a_number_is_read_by_unix_formats_only(tmp_path):
+    path = _cfg(tmp_path, """
+[types.epoch]
+patterns = ['^%{NUMBER:epoch:int} %{GREEDYDATA:rest}$']
+[types.epoch.date]
+field = 'epoch'
+formats = ['UNIX']
+[types.joda]
+patterns = ['^%{NUMBER:year:int} %{GREEDYDATA:rest}$']
+[types.joda.date]
+field = 'year'
+formats = ['yyyy']
+""")
+    event = event_for_line("1709633472 x", str(path), "epoch", received_at=RECEIVED)
+    assert event.doc["@timestamp"] == "2024-03-05T10:11:12.000Z" and event.doc["tags"] == []
+    event = event_for_line("2023 x", str(path), "joda", received_at=RECEIVED)
+    assert event.doc["@timestamp"] == RECEIVED_ISO and event.doc["tags"] == ["_dateparsefailure"]
+
+
+def test_a_missing_date_field_is_not_a_failure(tmp_path):
+    path = _cfg(tmp_path, TWICE.replace("^%{SYSLOGTIMESTAMP:ts} %{SYSLOGTIMESTAMP:ts} ",
+                                        "^(?:%{SYSLOGTIMESTAMP:ts} )?"))
+    event = event_for_line("no stamp", str(path), "twice", received_at=RECEIVED)
+    assert event.doc["@timestamp"] == RECEIVED_ISO and event.doc["tags"] == []
+
+
+# --- date locales ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("locale,text,fmt", [
+    ("en_US", "Tuesday, 5 March 2024 10:11:12", "EEEE, d MMMM yyyy HH:mm:ss"),
+    ("de_DE", "Dienstag, 5. März 2024 10:11:12", "EEEE, d. MMMM yyyy HH:mm:ss"),
+    ("de", "Di., 05. Mär. 2024 10:11:12", "EEE, dd. MMM yyyy HH:mm:ss"),
+    ("fr_FR", "mardi 5 mars 2024 10:11:12", "EEEE d MMMM yyyy HH:mm:ss"),
+    ("fr", "mar. 05 mars 2024 10:11:12", "EEE dd MMM yyyy HH:mm:ss"),
+    ("es_ES", "martes, 5 de marzo de 2024 10:11:12", "EEEE, d 'de' MMMM 'de' yyyy HH:mm:ss"),
+    ("es", "mar 05 mar 2024 10:11:12", "EEE dd MMM yyyy HH:mm:ss"),       # martes, marzo
+    ("it_IT", "martedì 5 marzo 2024 10:11:12", "EEEE d MMMM yyyy HH:mm:ss"),
+    ("it", "05/mar/2024:10:11:12", "dd/MMM/yyyy:HH:mm:ss"),
+    ("nl_NL", "dinsdag 5 maart 2024 10:11:12", "EEEE d MMMM yyyy HH:mm:ss"),
+    ("nl", "05-mrt-2024 10:11:12", "dd-MMM-yyyy HH:mm:ss"),
+    ("pt_BR", "terça-feira, 5 de março de 2024 10:11:12",
+     "EEEE, d 'de' MMMM 'de' yyyy HH:mm:ss"),
+    ("pt", "05 mar 2024 10:11:12", "dd MMM yyyy HH:mm:ss"),
+])
+def test_date_locales(tmp_path, locale, text, fmt):
+    path = _cfg(tmp_path, f"""
+[types.loc]
+patterns = ['^<%{{DATA:when}}> %{{GREEDYDATA:rest}}$']
+[[types.loc.filter]]
+date = {{ match = ['when', "{fmt}"], locale = '{locale}', target = 'at' }}
+""")
+    event = event_for_line(f"<{text}> x", str(path), "loc", received_at=RECEIVED)
+    assert event.doc.get("at") == "2024-03-05T10:11:12.000Z", event.doc
+    assert event.doc["tags"] == []
+
+
+def test_a_locales_names_are_not_read_in_another_locale(tmp_path):
+    path = _cfg(tmp_path, """
+[types.loc]
+patterns = ['^<%{DATA:when}> %{GREEDYDATA:rest}$']
+[[types.loc.filter]]
+date = { match = ['when', 'd MMMM yyyy'], locale = 'it', target = 'at' }
+""")
+    event = event_for_line("<5 maart 2024> x", str(path), "loc", received_at=RECEIVED)
+    assert "at" not in event.doc and event.doc["tags"] == ["_dateparsefailure"]
+
+
+def test_a_type_date_takes_a_locale_too(tmp_path):
+    path = _cfg(tmp_path, """
+[types.loc]
+patterns = ['^%{NOTSPACE:when} %{GREEDYDATA:rest}$']
+[types.loc.date]
+field = 'when'
+formats = ['d/MMMM/yyyy']
+locale = 'fr'
+""")
+    event = event_for_line("5/janvier/2024 x", str(path), "loc", received_at=RECEIVED)
+    assert event.doc["tags"] == [] and event.doc["@timestamp"] == "2024-01-05T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("body,line", [
+    ("""[types.loc]
+patterns = ['%{GREEDYDATA:x}']
+[[types.loc.filter]]
+[types.loc.filter.date]
+match = ['x', 'MMM']
+locale = 'xx_YY'
+""", 6),
+    ("""[types.loc]
+patterns = ['%{GREEDYDATA:x}']
+
+[types.loc.date]
+field = 'x'
+locale = "tlh"
+""", 6),
+])
+def test_an_unknown_locale_is_refused_at_load_with_file_and_line(tmp_path, body, line):
+    path = _cfg(tmp_path, body)
+    with pytest.raises(ConfigError, match=rf"{path}:{line}: .*locale .*known for en, de, fr"):
+        read_pipeline(path)
+
+
+def test_the_importer_keeps_a_known_locale_and_lists_an_unknown_one():
+    text = r'''
+filter {
+  grok { match => { "message" => "^<%{DATA:when}> %{GREEDYDATA:rest}$" } }
+  date { match => [ "when", "d MMMM yyyy" ] locale => "fr_FR" target => "day" }
+  date { match => [ "when", "d MMMM yyyy" ] locale => "tlh" target => "other" }
+}
+'''
+    cfg, toml, notes = _imported(text, "loc.conf")
+    assert "locale = 'fr_FR'" in toml
+    assert any(n.startswith("loc.conf:5:") and "'tlh'" in n for n in notes), notes
+    doc = _event(cfg, "<5 mars 2024> x", "default").doc
+    assert doc["day"] == "2024-03-05T00:00:00.000Z"
