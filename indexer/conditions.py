@@ -123,17 +123,21 @@ def _regex(source: str, text: str, path: str | None, line: int | None):
 
 
 def compile_condition(text: str, path: str | None = None, line: int | None = None,
-                      timeout: float = REGEX_TIMEOUT) -> Test:
+                      timeout: float = REGEX_TIMEOUT, label: str | None = None) -> Test:
     """A condition's text (what follows ``if``) as a test on (doc, tags); a condition that
-    cannot be read is a :class:`ConfigError` naming the file and line."""
+    cannot be read is a :class:`ConfigError` naming the file and line. ``label`` (``[types.x]
+    filter 2``) joins the file and line in a :class:`ConditionTimeout`'s message."""
     return compile_tokens(tokenize(text, path or "<condition>", line or 1), text, path, line,
-                          timeout)
+                          timeout, label)
 
 
 def compile_tokens(tokens: list[Token], text: str, path: str | None = None,
-                   line: int | None = None, timeout: float = REGEX_TIMEOUT) -> Test:
+                   line: int | None = None, timeout: float = REGEX_TIMEOUT,
+                   label: str | None = None) -> Test:
     pos = 0
     where = f"{path}:{line}" if path and line else (path or "<condition>")
+    if label:
+        where += f" {label}"
 
     def fail(msg: str):
         raise ConfigError(f"condition {text!r}: {msg}", path, line)

@@ -262,9 +262,11 @@ def _parse_if(item: dict, at: str, source: str) -> Filter:
         if not isinstance(cond, str):
             raise ConfigError(f"{here}: if must be a condition (a string)", source)
         try:
-            test = compile_condition(cond)
+            test = compile_condition(cond, source, line_of(source, "if", cond), label=here)
         except ConfigError as exc:
-            raise ConfigError(f"{here}: {exc}", source) from None
+            prefix = f"{source}:{exc.line}: " if exc.line else f"{source}: "
+            raise ConfigError(f"{here}: {str(exc).removeprefix(prefix)}", source,
+                              exc.line) from None
         then = [_parse_one(x, f"{here} then {k}", source)
                 for k, x in enumerate(config_tables(node.get("then", []), "then", here,
                                                     source), 1)]

@@ -283,3 +283,53 @@ filter {
     assert any(n.startswith("loc.conf:5:") and "'tlh'" in n for n in notes), notes
     doc = _event(cfg, "<5 mars 2024> x", "default").doc
     assert doc["day"] == "2024-03-05T00:00:00.000Z"
+
+
+# --- a condition that runs out of time, through the real worker path -------------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import orjson  # noqa: E402
+
+SLOW = """[types.app]
+patterns = ['^%{WORD:level} %{GREEDYDATA:body}$']
+
+[[types.app.filter]]
+if = '[body] =~ /^(a|aa)+$/'
+then = [ { add_tag = ['only_a'] } ]
+"""
+
+
+def _cli(*args):
+    done = subprocess.run([sys.executable, "-m", "logpipe.common.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.integration
+def test_a_condition_that_runs_out_of_time_dead_letters_its_record_only(redis_url, tmp_path):
+    """Shipped to Valkey, `logpipe index --burst` into the embedded store: the line whose body
+    sends the condition's regex into catastrophic backtracking is dead-lettered (stage parse,
+    the reason naming the condition, its file:line and entry); its neighbours are indexed."""
+    config = _cfg(tmp_path, SLOW, "pipeline.toml")
+    log = tmp_path / "app.log"
+    log.write_text("INFO first line\n" + "WARN " + "a" * 64 + "b\n" + "INFO aaaa\n"
+                   + "ERROR last line\n")
+    store = f"sqlite:///{tmp_path}/events.db"
+    _cli("ship", "--redis", redis_url, "--type", "app", "--once", str(log))
+    _cli("index", "--redis", redis_url, "--store", store, "--config", str(config),
+         "--workers", "1", "--burst")
+    docs = [orjson.loads(x) for x in _cli("search", "--store", store, "--json", "--limit",
+                                          "100", "*").splitlines()]
+    assert sorted((d["level"], d["body"], d["tags"]) for d in docs) == [
+        ("ERROR", "last line", []), ("INFO", "aaaa", ["only_a"]), ("INFO", "first line", [])]
+    letters = [orjson.loads(x) for x in _cli("dlq", "list", "--redis", redis_url,
+                                             "--json").splitlines()]
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["stage"] == "parse" and letter["type"] == "app"
+    assert "condition '[body] =~ /^(a|aa)+$/'" in letter["reason"]
+    assert f"{config}:5 [types.app] filter 1" in letter["reason"]
+    assert "ran out of its 0.25 s" in letter["reason"]
