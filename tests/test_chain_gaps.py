@@ -333,3 +333,57 @@ def test_a_condition_that_runs_out_of_time_dead_letters_its_record_only(redis_ur
     assert "condition '[body] =~ /^(a|aa)+$/'" in letter["reason"]
     assert f"{config}:5 [types.app] filter 1" in letter["reason"]
     assert "ran out of its 0.25 s" in letter["reason"]
+
+
+# --- routes: a pre-chain dispatch, equivalent to a leading conditional -----------------------
+
+from pathlib import Path  # noqa: E402
+
+from logpipe.indexer.pipeline import handoff_line  # noqa: E402
+from logpipe.indexer.pipeline_config import load_pipeline  # noqa: E402
+
+MAIL_PROGRAMS = ("sendmail|sm-mta|sm-msp-queue|postfix.*|dovecot|opendkim|opendmarc|"
+                 "milter-greylist|spamass-milter|clamav-milter|amavis|MailScanner")
+OTHER_LINES = [
+    "Mar  5 10:11:12 gw sshd[811]: Accepted publickey for ops from 192.0.2.7 port 50522 ssh2",
+    "Mar  5 10:11:13 gw CRON[900]: (root) CMD (run-parts /etc/cron.hourly)",
+    "Mar  5 10:11:14 gw kernel: eth0: link up",
+    "<34>1 2024-03-05T10:11:15.000Z mx1 postfix/smtpd 4242 - - connect from a[192.0.2.1]",
+    "Mar  5 10:11:16 mx1 dovecot: imap-login: Login: user=<bob>, method=PLAIN",
+    "Mar  5 10:11:17 mx1 Postfix/smtpd[1]: not a mail program: names are case-sensitive",
+]
+
+
+def test_the_built_in_routes_are_a_leading_conditional_on_the_syslog_captures():
+    """What `[[types.syslog.route]]` does is what this Logstash chain would do, written first:
+    `if [program] =~ /^(mail programs)$/ { <the mail type's chain on the bare message> } else
+    if [program] == "sshd" { <the sshd type's> }` -- the same events are selected, and a routed
+    event is the target type's event for the line rebuilt from the header, the syslog captures
+    beneath."""
+    cfg = load_pipeline()
+    syslog = cfg.types["syslog"]
+    pipeline = Pipeline(cfg)
+    to_mail = compile_condition(f"[program] =~ /^({MAIL_PROGRAMS})$/")
+    to_sshd = compile_condition('[program] == "sshd"')
+    lines = (Path(__file__).parent / "data" / "postfix_two_stage" / "mail.log").read_text()
+    seen = set()
+    for line in lines.splitlines() + OTHER_LINES:
+        captures, _ = pipeline._grok(syslog, line)
+        doc = {k: v for k, v in captures.items() if "[" not in k}
+        want = "mail" if to_mail(doc, []) else "sshd" if to_sshd(doc, []) else "syslog"
+        record = Record(id="r", line=line, host="h", path="/var/log/syslog", type="syslog",
+                        received_at=RECEIVED)
+        event = pipeline.process(record)
+        assert event.doc["type"] == want, line
+        seen.add(want)
+        if want != "syslog":
+            # the target type on the rebuilt line: its own fields, as a branch would give them
+            own, tags = pipeline._grok(cfg.types[want], handoff_line(line, captures))
+            assert not tags, line
+            for name, value in own.items():
+                if "[" not in name and name not in ("message", "timestamp", "pid"):
+                    # the target's [fields] convert ran after, and hostnames lose their
+                    # trailing dot once every step has run (for every type alike)
+                    got = event.doc.get(name)
+                    assert got == value or str(got) == str(value).rstrip("."), (line, name)
+    assert seen == {"mail", "sshd", "syslog"}
