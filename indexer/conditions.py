@@ -1,8 +1,9 @@
 """Logstash's condition language (``if [program] =~ /^postfix/ and "x" in [tags] { ... }``):
 reading it (the tokenizer the config reader shares) and evaluating it on an event.
 
-    condition  := term (("or" | "xor") term)*          # "and"/"nand" bind tighter than "or"/"xor"
-    term       := unary (("and" | "nand") unary)*
+    condition  := unary (("and" | "or" | "xor" | "nand") unary)*
+                  # combined as Logstash's compiler does: "and" before "or" (a shunting yard
+                  # that pops one operator at a time, see chain()); "xor"/"nand" only alone
     unary      := "!" unary | "(" condition ")" | test
     test       := value (op value)? | value "in" value | value "not in" value
                   | value ("=~" | "!~") (/regex/ | "string")
@@ -122,17 +123,21 @@ def _regex(source: str, text: str, path: str | None, line: int | None):
 
 
 def compile_condition(text: str, path: str | None = None, line: int | None = None,
-                      timeout: float = REGEX_TIMEOUT) -> Test:
+                      timeout: float = REGEX_TIMEOUT, label: str | None = None) -> Test:
     """A condition's text (what follows ``if``) as a test on (doc, tags); a condition that
-    cannot be read is a :class:`ConfigError` naming the file and line."""
+    cannot be read is a :class:`ConfigError` naming the file and line. ``label`` (``[types.x]
+    filter 2``) joins the file and line in a :class:`ConditionTimeout`'s message."""
     return compile_tokens(tokenize(text, path or "<condition>", line or 1), text, path, line,
-                          timeout)
+                          timeout, label)
 
 
 def compile_tokens(tokens: list[Token], text: str, path: str | None = None,
-                   line: int | None = None, timeout: float = REGEX_TIMEOUT) -> Test:
+                   line: int | None = None, timeout: float = REGEX_TIMEOUT,
+                   label: str | None = None) -> Test:
     pos = 0
     where = f"{path}:{line}" if path and line else (path or "<condition>")
+    if label:
+        where += f" {label}"
 
     def fail(msg: str):
         raise ConfigError(f"condition {text!r}: {msg}", path, line)
@@ -249,27 +254,44 @@ def compile_tokens(tokens: list[Token], text: str, path: str | None = None,
             return inner
         return test()
 
-    def term() -> Test:
-        out = unary()
-        while peek() is not None and peek().kind == "word" and peek().value in ("and", "nand"):
-            op = take().value
-            a, b = out, unary()
-            if op == "and":
-                out = (lambda a, b: lambda doc, tags: a(doc, tags) and b(doc, tags))(a, b)
+    def chain() -> Test:
+        """Operands joined by boolean operators, combined as Logstash's compiler combines them
+        (logstash-core/lib/logstash/compiler/lscl.rb, ``Condition#join_conditions``): its
+        shunting yard, with ``and`` above ``or``; ``xor`` and ``nand`` have no precedence there,
+        so Logstash refuses a chain mixing them with another operator (write parentheses)."""
+        operands = [unary()]
+        ops: list[str] = []
+        while peek() is not None and peek().kind == "word" and \
+                peek().value in ("and", "or", "xor", "nand"):
+            ops.append(take().value)
+            operands.append(unary())
+        if not ops:
+            return operands[0]
+        if len(ops) > 1 and any(op in ("xor", "nand") for op in ops):
+            fail(f"Logstash cannot order {' / '.join(dict.fromkeys(ops))} without parentheses "
+                 f"('xor' and 'nand' have no precedence in its compiler, which refuses the "
+                 f"pipeline): write ( ) around each part")
+        # the shunting yard as Logstash runs it: an operator pops at most one operator, and
+        # only one of strictly higher precedence, before it is pushed
+        precedence = {"and": 2, "or": 1, "xor": 1, "nand": 2}
+        out: list = [operands[0]]
+        stack: list[str] = []
+        for op, operand in zip(ops, operands[1:]):
+            if stack and precedence[stack[-1]] > precedence[op]:
+                out.append(stack.pop())
+            stack.append(op)
+            out.append(operand)
+        out.extend(reversed(stack))
+        values: list = []
+        for item in out:
+            if isinstance(item, str):
+                b, a = values.pop(), values.pop()
+                values.append(_combine(item, a, b))
             else:
-                out = (lambda a, b: lambda doc, tags: not (a(doc, tags) and b(doc, tags)))(a, b)
-        return out
+                values.append(item)
+        return values[0]
 
-    def expr() -> Test:
-        out = term()
-        while peek() is not None and peek().kind == "word" and peek().value in ("or", "xor"):
-            op = take().value
-            a, b = out, term()
-            if op == "or":
-                out = (lambda a, b: lambda doc, tags: a(doc, tags) or b(doc, tags))(a, b)
-            else:
-                out = (lambda a, b: lambda doc, tags: a(doc, tags) != b(doc, tags))(a, b)
-        return out
+    expr = chain
 
     if not tokens:
         fail("it is empty")
@@ -277,6 +299,16 @@ def compile_tokens(tokens: list[Token], text: str, path: str | None = None,
     if pos != len(tokens):
         fail(f"cannot read {tokens[pos].value!r}")
     return result
+
+
+def _combine(op: str, a: Test, b: Test) -> Test:
+    if op == "and":
+        return lambda doc, tags: a(doc, tags) and b(doc, tags)
+    if op == "or":
+        return lambda doc, tags: a(doc, tags) or b(doc, tags)
+    if op == "nand":
+        return lambda doc, tags: not (a(doc, tags) and b(doc, tags))
+    return lambda doc, tags: a(doc, tags) != b(doc, tags)
 
 
 def _number(text: str):

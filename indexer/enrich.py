@@ -102,27 +102,56 @@ def _english_month(m: re.Match) -> str:
     return _ENGLISH_MONTHS[number - 1] if number else m.group(1)
 
 
-def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetime | None:
+_NAME_DIRECTIVE = re.compile(r"%[aAbB]")
+_FIXED_NAMES = {"syslog": ["month"], "HTTPDATE": ["month"], "apache_error": ["day", "month"]}
+
+
+@lru_cache(maxsize=256)
+def _names_in(fmt: str) -> tuple[str, tuple[str, ...]]:
+    """(the strptime format, the month/day names it reads in order), for a locale's names
+    rewritten into English abbreviations (so %B/%A read as %b/%a)."""
+    if fmt in _FIXED_NAMES:
+        return fmt, tuple(_FIXED_NAMES[fmt])
+    if fmt in ("ISO8601", "UNIX", "UNIX_MS", "TAI64N"):
+        return fmt, ()
+    strf = joda_to_strptime(fmt)
+    kinds = tuple("month" if d[1] in "bB" else "day" for d in _NAME_DIRECTIVE.findall(strf))
+    return strf.replace("%B", "%b").replace("%A", "%a"), kinds
+
+
+def parse_time(text: str, formats: list[str], received: datetime, tz,
+               locale: str | None = None) -> datetime | None:
+    """``text`` read with the first of ``formats`` that reads it. ``locale``: a language of
+    :mod:`indexer.date_locales` (``fr``, ...) whose month and day names the text carries;
+    None or ``en``: English (and German month names in syslog and HTTPDATE times)."""
     text = text.strip()
+    foreign = locale is not None and locale != "en"
     for fmt in formats:
+        strf = None
+        source = text
+        if foreign:
+            strf, kinds = _names_in(fmt)
+            if kinds and locale is not None:
+                from logpipe.indexer.date_locales import to_english
+                source = to_english(text, list(kinds), locale)
         try:
             if fmt == "syslog":
-                parsed = parse_syslog_time(text, received, tz)
+                parsed = parse_syslog_time(source, received, tz)
             elif fmt == "ISO8601":
-                parsed = datetime.fromisoformat(text.replace(",", "."))
+                parsed = datetime.fromisoformat(source.replace(",", "."))
             elif fmt == "UNIX":
-                parsed = datetime.fromtimestamp(float(text), timezone.utc)
+                parsed = datetime.fromtimestamp(float(source), timezone.utc)
             elif fmt == "TAI64N":
-                parsed = _tai64n(text)
+                parsed = _tai64n(source)
             elif fmt == "UNIX_MS":
-                parsed = datetime.fromtimestamp(float(text) / 1000, timezone.utc)
+                parsed = datetime.fromtimestamp(float(source) / 1000, timezone.utc)
             elif fmt == "HTTPDATE":
-                parsed = datetime.strptime(_HTTPDATE_MONTH.sub(_english_month, text, count=1),
+                parsed = datetime.strptime(_HTTPDATE_MONTH.sub(_english_month, source, count=1),
                                            "%d/%b/%Y:%H:%M:%S %z")
             elif fmt == "apache_error":
-                parsed = datetime.strptime(_FRACTION.sub("", text), "%a %b %d %H:%M:%S %Y")
+                parsed = datetime.strptime(_FRACTION.sub("", source), "%a %b %d %H:%M:%S %Y")
             else:
-                parsed = datetime.strptime(text, joda_to_strptime(fmt))
+                parsed = datetime.strptime(source, strf or joda_to_strptime(fmt))
         except (ValueError, OverflowError, OSError):
             continue
         if parsed is None:
@@ -130,6 +159,23 @@ def parse_time(text: str, formats: list[str], received: datetime, tz) -> datetim
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=tz)
         return parsed
+    return None
+
+
+_NUMERIC_FORMATS = ("UNIX", "UNIX_MS")
+
+
+def parse_value(raw, formats: list[str], received: datetime, tz,
+                locale: str | None = None) -> datetime | None:
+    """Logstash's date filter on a field's value (its DateFilter: a text executor takes only
+    text, a numeric one text or a number): text with every format; a number with UNIX and
+    UNIX_MS only; anything else -- a list (a name grok captured twice), an object, a boolean --
+    with none of them: None, a failure the caller tags."""
+    if isinstance(raw, str):
+        return parse_time(raw, formats, received, tz, locale)
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        numeric = [f for f in formats if f in _NUMERIC_FORMATS]
+        return parse_time(repr(raw), numeric, received, tz) if numeric else None
     return None
 
 
@@ -219,16 +265,21 @@ _LATEST: list = [None, None]
 def timestamp_for(captures: dict, date, received: datetime,
                   tz_name: str | None, tags: list) -> str:
     """The event's time from the type's date section (a pipeline_config.DateSpec: field,
-    formats, timezone), else the time the record was received."""
+    formats, timezone), else the time the record was received. A field that is there but
+    cannot be read -- text no format reads, or a value that is not text or a number, such as
+    the list of a name grok captured twice -- is tagged ``_dateparsefailure``, as Logstash's
+    date filter tags it; a missing field is not."""
     if date is not None:
         raw = captures.get(date.field)
-        if isinstance(raw, str):
-            if date.formats and date.formats[0] == "syslog" and \
-                    zone(tz_name or date.timezone) is timezone.utc:
+        if raw is not None:
+            locale = getattr(date, "locale", None)
+            if isinstance(raw, str) and date.formats and date.formats[0] == "syslog" and \
+                    zone(tz_name or date.timezone) is timezone.utc and locale in (None, "en"):
                 fast = _syslog_utc(raw, received)
                 if fast is not None:
                     return fast
-            parsed = parse_time(raw, date.formats, received, zone(tz_name or date.timezone))
+            parsed = parse_value(raw, date.formats, received, zone(tz_name or date.timezone),
+                                 locale)
             if parsed is not None:
                 return format_timestamp(parsed)
             tags.append("_dateparsefailure")

@@ -262,9 +262,11 @@ def _parse_if(item: dict, at: str, source: str) -> Filter:
         if not isinstance(cond, str):
             raise ConfigError(f"{here}: if must be a condition (a string)", source)
         try:
-            test = compile_condition(cond)
+            test = compile_condition(cond, source, line_of(source, "if", cond), label=here)
         except ConfigError as exc:
-            raise ConfigError(f"{here}: {exc}", source) from None
+            prefix = f"{source}:{exc.line}: " if exc.line else f"{source}: "
+            raise ConfigError(f"{here}: {str(exc).removeprefix(prefix)}", source,
+                              exc.line) from None
         then = [_parse_one(x, f"{here} then {k}", source)
                 for k, x in enumerate(config_tables(node.get("then", []), "then", here,
                                                     source), 1)]
@@ -338,17 +340,34 @@ def _date(options: dict, at: str, source: str):
             zone(str(timezone))
         except ConfigError as exc:
             raise ConfigError(f"{at}: {exc}", source) from None
-    locale = str(options.get("locale", "en"))
-    if not (locale.lower().startswith("en") or locale.lower().startswith("de")
-            or locale.lower() in ("c", "posix", "root")):
-        raise ConfigError(f"{at}: date locale {locale!r}: month and day names are read in "
-                          f"English (and German month names); use locale = 'en'", source)
+    language = None
+    if "locale" in options:
+        from logpipe.indexer.date_locales import language as locale_language
+        try:
+            language = locale_language(str(options["locale"]))
+        except ValueError as exc:
+            raise ConfigError(f"{at}: date {exc}", source,
+                              line_of(source, "locale", str(options["locale"]))) from None
     return st.date_step(field_name, [str(f) for f in formats or ["syslog", "ISO8601"]],
                         None if timezone is None else str(timezone),
                         str(options.get("target", "@timestamp")),
                         _strings(options.get("tag_on_failure", ["_dateparsefailure"]), at,
                                  "tag_on_failure", source),
-                        _matched(options, at, source))
+                        _matched(options, at, source), language)
+
+
+def line_of(source: str, key: str, value: str) -> int | None:
+    """The line of the config file where ``key = 'value'`` is written (TOML's reader gives no
+    positions), for an error that names file:line; None when it cannot be found."""
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    written = re.compile(rf"(?<![\w-]){re.escape(key)}\s*=\s*(['\"]){re.escape(value)}\1")
+    for n, line in enumerate(text.splitlines(), 1):
+        if written.search(line):
+            return n
+    return None
 
 
 def _grok(options: dict, at: str, source: str):

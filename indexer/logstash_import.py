@@ -310,6 +310,8 @@ _CONVERT = {"int": "int", "integer": "int", "float": "float", "string": "string"
             "boolean": "bool", "bool": "bool"}
 _COMMON_IGNORED = {"id", "enable_metric", "periodic_flush"}
 _COMMON = ("add_field", "add_tag", "remove_field", "remove_tag")
+# the condition under which a type's patterns (its first grok) matched the line
+HEAD_GROK_MATCHED = '"_grokparsefailure" not in [tags] and "_groktimeout" not in [tags]'
 
 
 @dataclass
@@ -459,7 +461,7 @@ class _Converter:
             fields = {f for f, _ in _pairs(s.get("match"))}
             plain = set(s) <= {"match", "pattern", "patterns_dir", "pattern_definitions",
                                "ecs_compatibility", "add_tag", "add_field", "remove_field",
-                               "named_captures_only"}
+                               "remove_tag", "named_captures_only"}
             if plain and fields <= {"message"}:
                 for pat in _as_list(s.pop("pattern", None)):
                     _add_pattern(t.patterns, str(pat), self.notes, where)
@@ -479,14 +481,18 @@ class _Converter:
                         self.notes.append(f"{where}: ecs_compatibility {mode!r} skipped: use "
                                           f"disabled, v1 or v8")
                 s.pop("named_captures_only", None)
-                self.fields_common(s, t)
+                # Logstash applies a grok's add_field/add_tag/remove_field/remove_tag when it
+                # matched only: the entry that follows the patterns runs them on that condition
+                # (the patterns tag a line none of them read _grokparsefailure, or _groktimeout)
+                common = self.common(s)
+                if common:
+                    t.filters.append({"if": HEAD_GROK_MATCHED, "then": [{"mutate": common}]})
                 return True
         if p.name == "date" and t.date is None and not s.get("tag_on_failure") and \
-                not any(k in s for k in _COMMON):
+                not any(k in s for k in _COMMON) and "locale" not in s:
             match = [str(x) for x in _as_list(s.get("match"))]
             touched = match and (match[0] in t.rename or match[0] in t.remove
-                                 or any(set(e) != {"mutate"} or match[0] in repr(e)
-                                        for e in t.filters))
+                                 or any(_may_touch(e, match[0]) for e in t.filters))
             if match and not touched:
                 spec = _date_spec(s, self.notes, where)
                 if spec is not None:
@@ -537,7 +543,14 @@ class _Converter:
                 if key in spec:
                     opts[key] = spec[key]
             if "locale" in s:
-                opts["locale"] = str(s.pop("locale"))
+                locale = str(s.pop("locale"))
+                try:
+                    from logpipe.indexer.date_locales import language
+                    language(locale)
+                    opts["locale"] = locale
+                except ValueError as exc:
+                    self.notes.append(f"{where}: {exc}: skipped (its dates are read in "
+                                      f"English)")
             if "tag_on_failure" in s:
                 opts["tag_on_failure"] = [str(x) for x in _as_list(s.pop("tag_on_failure"))]
         elif name == "mutate":
@@ -767,6 +780,17 @@ def _add_pattern(patterns: list[str], pattern: str, notes: list[str], where: str
     patterns.append(fixed)
 
 
+def _may_touch(entry: dict, name: str) -> bool:
+    """Whether a chain entry before a date could make or change its field (or read the
+    @timestamp the date would set first): then the date stays a chain entry after it."""
+    text = repr(entry)
+    if name in text or "@timestamp" in text or "%{+" in text:
+        return True
+    if entry.get("if") == HEAD_GROK_MATCHED:   # the first grok's common options
+        return False
+    return set(entry) != {"mutate"}
+
+
 def _date_spec(s: dict, notes: list[str], where: str) -> dict | None:
     """A date filter's options as logpipe's date section (field, formats, timezone, target)."""
     match = _as_list(s.pop("match", None))
@@ -783,7 +807,6 @@ def _date_spec(s: dict, notes: list[str], where: str) -> dict | None:
         spec["timezone"] = str(s.pop("timezone"))
     if "target" in s:
         spec["target"] = str(s.pop("target"))
-    s.pop("locale", None)
     return spec
 
 

@@ -62,6 +62,7 @@ class DateSpec:
     formats: list[str] = dc_field(default_factory=lambda: ["syslog", "ISO8601"])
     timezone: str = "UTC"
     target: str = "@timestamp"
+    locale: str | None = None   # a language of indexer.date_locales (None: English)
 
 
 @dataclass
@@ -215,9 +216,19 @@ def _parse_type(name: str, body: dict, source: str, base: Path) -> TypeConfig:
         d = body["date"]
         if not isinstance(d, dict):
             raise ConfigError(f"{where}.date must be a table", source)
+        locale = None
+        if "locale" in d:
+            from logpipe.indexer.date_locales import language
+            try:
+                locale = language(str(d["locale"]))
+            except ValueError as exc:
+                from logpipe.indexer.filters import line_of
+                raise ConfigError(f"{where}.date: {exc}", source,
+                                  line_of(source, "locale", str(d["locale"]))) from None
         date = DateSpec(field=d.get("field", "timestamp"),
                         formats=list(d.get("formats", ["syslog", "ISO8601"])),
-                        timezone=d.get("timezone", "UTC"), target=d.get("target", "@timestamp"))
+                        timezone=d.get("timezone", "UTC"), target=d.get("target", "@timestamp"),
+                        locale=locale)
     f = body.get("fields", {})
     edits = FieldEdits(convert=dict(f.get("convert", {})), add=dict(f.get("add", {})),
                        rename=dict(f.get("rename", {})), remove=list(f.get("remove", [])),

@@ -26,7 +26,8 @@ import orjson
 import regex
 
 from logpipe.indexer import fieldref
-from logpipe.indexer.enrich import format_timestamp, parse_time, received_datetime, zone
+from logpipe.indexer.enrich import (format_timestamp, parse_value, received_datetime,
+                                    zone)
 
 Step = Callable[[dict, list], bool]
 REGEX_TIMEOUT = 0.25
@@ -416,22 +417,20 @@ def _ruby_replacement(repl: str) -> str:
 # --- date ------------------------------------------------------------------------------------
 
 def date_step(field: str, formats: list[str], timezone: str | None, target: str,
-              tag_on_failure: list[str], matched) -> Step:
+              tag_on_failure: list[str], matched, locale: str | None = None) -> Step:
     """The date filter: the field's time read with the formats (Joda patterns, ISO8601,
     UNIX, UNIX_MS, TAI64N, syslog) in the timezone (the record's own ``timezone`` field first,
-    as for the type's date) into ``target``, as ISO 8601 UTC; a value none of the formats reads
-    gets the failure tags."""
+    as for the type's date) and the locale's month and day names into ``target``, as ISO 8601
+    UTC. A missing field does nothing; a value none of the formats reads gets the failure tags,
+    and so does a value that is not text or a number (a list, as grok makes of a name captured
+    twice: Logstash's date filter does not read arrays)."""
     def step(doc: dict, tags: list) -> bool:
         raw = fieldref.get(doc, field)
-        if isinstance(raw, list) and raw:
-            raw = raw[0]
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            raw = str(raw)
-        if not isinstance(raw, str):
+        if raw is None:
             return True
         received = received_datetime(doc.get("received_at") or 0)
         tz = zone(str(doc.get("timezone") or timezone or "UTC"))
-        parsed = parse_time(raw, formats, received, tz)
+        parsed = parse_value(raw, formats, received, tz, locale)
         if parsed is None:
             for tag in tag_on_failure:
                 _tag(tags, tag)

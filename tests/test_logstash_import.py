@@ -128,7 +128,9 @@ def test_tolerant_parsing_and_conversions():
     web, mail = cfg.types["web"], cfg.types["mail"]
     assert web.patterns == ["%{COMBINEDAPACHELOG}", "%{COMMONAPACHELOG}"]
     assert web.date.formats == ["HTTPDATE"] and web.date.timezone == "Europe/Paris"
-    assert web.fields.add_tags == ["web"]
+    # the grok's add_tag applies when it matched (a conditional entry after the patterns)
+    assert web.fields.add_tags == [] and [f.kind for f in web.filters] == ["if"]
+    assert web.filters[0].options["branches"][0][1][0].options == {"add_tag": ["web"]}
     assert mail.patterns == ["%{SYSLOGBASE} %{GREEDYDATA:msg}"]
     assert mail.date.formats == ["syslog", "ISO8601"]
     assert mail.fields.rename == {"logsource": "host_name"} and mail.fields.remove == ["msg"]
