@@ -1,4 +1,4 @@
-"""Run a real Elasticsearch node on loopback, built from Maven Central artifacts (no docker).
+"""Run a real Elasticsearch node (loopback unless given host=/netns=), built from Maven Central (no docker).
 
 The launcher's sources ship inside the package, ``es_launcher/`` beside this module (a Maven project:
 ``org.elasticsearch:elasticsearch`` plus the ``transport-netty4`` HTTP/transport module, and a tiny ``EmbeddedNode``
@@ -217,7 +217,12 @@ class ElasticsearchNode:
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None, heap: str = "512m",
                  log_path: Path | None = None, transport_port: int | None = None, cluster_name: str = "logpipe",
-                 node_name: str | None = None, settings: dict[str, str] | None = None):
+                 node_name: str | None = None, settings: dict[str, str] | None = None,
+                 host: str = "127.0.0.1", netns: str | None = None):
+        # ``host``/``netns``: the address the node binds (HTTP and transport) and the network namespace it runs in
+        # (``ip netns exec``), for multi-host tests in namespaces (tests/fleet); loopback by default, as
+        # services/valkey.py's ValkeyServer. The node's ports are then those of its own namespace.
+        self.host, self.netns = host, netns
         self._own_dir = data_dir is None
         self._data_dir_arg = Path(data_dir) if data_dir is not None else None
         self.data_dir: Path | None = self._data_dir_arg
@@ -307,7 +312,7 @@ class ElasticsearchNode:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -316,12 +321,16 @@ class ElasticsearchNode:
     def command(self) -> list[str]:
         java = java_home() / "bin" / "java"
         extra = os.environ.get("LOGPIPE_ES_JAVA_OPTS", "").split()
-        return [str(java), f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_FLAGS, *extra,
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        settings = dict(self.settings)
+        if self.host != "127.0.0.1":  # the launcher binds 127.0.0.1 unless told otherwise
+            settings.setdefault("network.host", self.host)
+        return [*prefix, str(java), f"-Xms{self.heap}", f"-Xmx{self.heap}", *_JVM_FLAGS, *extra,
                 "-cp", self.classpath(), MAIN_CLASS,
                 "--http-port", str(self.port), "--transport-port", str(self.transport_port),
                 "--data-dir", str(self.data_dir), "--cluster-name", self.cluster_name,
                 "--node-name", self.node_name, "--exit-on-stdin-eof",
-                *(arg for key, value in self.settings.items() for arg in ("--setting", f"{key}={value}"))]
+                *(arg for key, value in settings.items() for arg in ("--setting", f"{key}={value}"))]
 
     def start(self, timeout: float = 240) -> str:
         """Start the node; returns its URL once ``GET /`` answers and cluster health is yellow or green."""
@@ -434,21 +443,31 @@ class ElasticsearchCluster:
     node's HTTP address, comma-separated (the store URL form for a cluster)."""
 
     def __init__(self, nodes: int = 3, data_dir: Path | None = None, heap: str = "512m",
-                 cluster_name: str | None = None):
+                 cluster_name: str | None = None, hosts: list[str] | None = None,
+                 netns: list[str | None] | None = None, settings: dict[str, str] | None = None):
+        # ``hosts``/``netns``: one address and one network namespace per node (tests/fleet: each node a host of
+        # its own), the nodes then on the standard ports 9200/9300 of their namespaces; loopback by default
         if nodes < 1:
             raise ServiceError("a cluster needs at least one node")
+        if (hosts is not None and len(hosts) != nodes) or (netns is not None and len(netns) != nodes):
+            raise ServiceError(f"a cluster of {nodes} node(s) needs as many hosts and namespaces")
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="logpipe-esc-"))
         self.cluster_name = cluster_name or f"logpipe-{find_free_port()}"  # never joins another test's cluster
-        transports = [find_free_port() for _ in range(nodes)]
+        addresses = list(hosts) if hosts is not None else ["127.0.0.1"] * nodes
+        spaces = list(netns) if netns is not None else [None] * nodes
+        own_hosts = hosts is not None
+        transports = [9300 if own_hosts else find_free_port() for _ in range(nodes)]
         names = [f"{self.cluster_name}-n{i + 1}" for i in range(nodes)]
         discovery = {"discovery.type": "multi-node",
-                     "discovery.seed_hosts": ",".join(f"127.0.0.1:{p}" for p in transports),
+                     "discovery.seed_hosts": ",".join(f"{h}:{p}" for h, p in zip(addresses, transports)),
                      "cluster.initial_master_nodes": ",".join(names)} if nodes > 1 else {}
         self.nodes = [ElasticsearchNode(data_dir=self.data_dir / name, heap=heap, transport_port=port,
+                                        port=9200 if own_hosts else None,
                                         log_path=self.data_dir / f"{name}.log", cluster_name=self.cluster_name,
-                                        node_name=name, settings=discovery)
-                      for name, port in zip(names, transports)]
+                                        node_name=name, settings={**discovery, **(settings or {})},
+                                        host=host, netns=space)
+                      for name, port, host, space in zip(names, transports, addresses, spaces)]
 
     @property
     def url(self) -> str:

@@ -1,6 +1,7 @@
 """A fleet of test hosts in network namespaces: one bridge, one veth pair per host, partitions by
-setting links down (a host alone) or by moving hosts onto an island bridge (a group that still sees
-itself but nothing else), healed by the reverse. Needs root and ``ip netns``.
+setting links down (a host alone), by moving hosts onto an island bridge (a group that still sees
+itself but nothing else) or by blocking the paths between given hosts only (neighbour entries to a
+MAC no host has), healed by the reverse. Needs root and ``ip netns``.
 
 Everything made is named with one random tag and removed by :meth:`Net.close`, which the fixture
 runs even when the test fails: every process still in one of the namespaces is killed (they are
@@ -95,6 +96,23 @@ class Net:
     def rejoin(self, *names: str) -> None:
         for name in names:
             _ip("link", "set", self.hosts[name][1], "master", self.bridge)
+
+    # a MAC no host has: frames to it are flooded by the bridge and dropped by every host (a silent drop)
+    NOWHERE = "02:00:00:00:26:26"
+
+    def block(self, name: str, *others: str) -> None:
+        """``name`` and each of ``others`` stop reaching each other (both ways), every other path stays: each
+        side's neighbour entry for the other points at a MAC no host has, so packets vanish silently as on a
+        real partition (no reset, no error; the machine has no iptables and no tc netem)."""
+        for other in others:
+            for a, b in ((name, other), (other, name)):
+                _ip("-n", self.ns(a), "neigh", "replace", self.addr(b), "lladdr", self.NOWHERE, "dev", "eth0",
+                    "nud", "permanent")
+
+    def unblock(self, name: str, *others: str) -> None:
+        for other in others:
+            for a, b in ((name, other), (other, name)):
+                _ip("-n", self.ns(a), "neigh", "del", self.addr(b), "dev", "eth0", check=False)
 
     def exec_prefix(self, name: str) -> list[str]:
         return ["ip", "netns", "exec", self.ns(name)]
