@@ -184,7 +184,7 @@ def browser():
 
 @pytest.mark.slow
 def test_browser_viewer_and_operator_by_one_time_links_and_the_audit(any_store, redis_url,
-                                                                     tmp_path, browser):
+                                                                     tmp_path, browser, events):
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     dlq = _letter(redis_url)
@@ -209,6 +209,10 @@ def test_browser_viewer_and_operator_by_one_time_links_and_the_audit(any_store, 
             page.goto(f"{base}/dlq")
             assert "mapper_parsing_exception" in page.inner_text("#letters")
             if name == "vic":
+                page.goto(f"{base}/?q=*")                    # a viewer searches the store
+                shown = page.locator("#total b").inner_text().replace(",", "")
+                assert shown == str(len(events))
+                page.goto(f"{base}/dlq")
                 assert page.locator("button.replay-one").count() == 0
                 assert page.locator("#replay-all").count() == 0
                 assert page.locator("#nav-audit").count() == 0
