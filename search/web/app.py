@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -161,6 +162,15 @@ def search_command(q: str, window: D.Window, columns: list[str], order: str) -> 
     return " ".join(parts)
 
 
+def time_tag(value: Any) -> Markup:
+    """A moment (epoch seconds or ISO text) as ``<time class="t">``: ISO UTC in the markup,
+    shown in the viewer's zone (or UTC) by static/time.js on every page."""
+    if value is None or value == "":
+        return Markup("")
+    text = D.iso(int(float(value) * 1000)) if isinstance(value, (int, float)) else str(value)
+    return Markup('<time class="t" datetime="{0}">{0}</time>').format(text)
+
+
 class Site:
     """The pages and API of one ``logpipe ui``."""
 
@@ -174,6 +184,7 @@ class Site:
                                autoescape=select_autoescape(default=True,
                                                             default_for_string=True))
         self.env.filters["isotime"] = lambda seconds: D.iso(int(float(seconds) * 1000))
+        self.env.filters["timetag"] = time_tag
 
     def render(self, request: Request, name: str, status: int = 200,
                **context: Any) -> HTMLResponse:

@@ -1,7 +1,8 @@
 """The page's Alerts view in Debian's chromium (Playwright, executable_path): an alert fired by
 the evaluator (injected clock, real embedded store) arrives in a real local SMTP server's
 mailbox and shows on the page, which acknowledges it, mutes its rule, adds a rule and shows the
-history; a change without the page's CSRF token is refused."""
+history; a change without the page's CSRF token is refused. On each store in turn: the embedded
+one, then the session's Elasticsearch node (cleaned before and after: it is shared)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,30 @@ def browser():
         b.close()
 
 
-def test_alert_mail_arrives_and_the_page_acknowledges_mutes_and_adds(tmp_path, browser):
+EVENTS = [bounce(i, 20 * i) for i in range(5)] + [sent(i, 20 * i + 3) for i in range(5)]
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = "sqlite:///" + str(tmp_path / "events.db")
+        sink = open_store(url)
+        sink.prepare()
+        assert all(o.done for o in sink.write(EVENTS))
+        sink.close()
+        yield url
+        return
+    from tests.fixtures.elasticsearch import es_loaded
+    with es_loaded(request.getfixturevalue("es_url"), EVENTS) as url:
+        yield url
+
+
+def test_alert_mail_arrives_and_the_page_acknowledges_mutes_and_adds(tmp_path, browser,
+                                                                     store_url):
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    url = "sqlite:///" + str(tmp_path / "events.db")
+    url = store_url
     sink = open_store(url)
-    sink.prepare()
-    sink.write([bounce(i, 20 * i) for i in range(5)] + [sent(i, 20 * i + 3) for i in range(5)])
     with smtp_server() as (port, box):
         (home / "alerts.toml").write_text(
             '[evaluate]\npage_url = "http://127.0.0.1:5601/alerts"\n'
@@ -115,6 +133,7 @@ def test_alert_mail_arrives_and_the_page_acknowledges_mutes_and_adds(tmp_path, b
         for event in ("firing", "delivered", "acknowledged", "muted", "rule_saved"):
             assert event in history, event
         page.screenshot(path=str(tmp_path / "alerts.png"))
+        assert "5 events of [dsn:5*]" in page.locator("#incidents").inner_text()
 
         # the same change without the page's CSRF token: refused, nothing changed
         forged = page.request.post(address.split("/?")[0] + "/api/alerts/mute",
@@ -124,6 +143,7 @@ def test_alert_mail_arrives_and_the_page_acknowledges_mutes_and_adds(tmp_path, b
     finally:
         context.close()
         stop_ui(proc)
+        sink.close()
     check = AlertBook(home / "alerts.db")
     assert check.muted_until("bounce-spike", T0) is None and check.muted_until("quiet-mx9", T0)
     assert [r.name for r in check.page_rules()] == ["deferred"]

@@ -146,6 +146,54 @@ def test_times_show_in_the_viewers_zone_and_utc_is_remembered(page, site):
     assert page.locator("#hits tr.hit td.c-timestamp time").first.inner_text() == local(iso, 5.5)
 
 
+def shown(iso: str, zone_hours: float) -> str:
+    """What time.js shows for ``iso`` (milliseconds only when there are some)."""
+    t = datetime.fromisoformat(iso.replace("Z", "+00:00")) + timedelta(hours=zone_hours)
+    ms = t.microsecond // 1000
+    return t.strftime("%Y-%m-%d %H:%M:%S") + (f".{ms:03d}" if ms else "")
+
+
+def test_every_page_follows_the_same_zone_setting(page, site, valkey_server):
+    """time.js comes from base.html: the trace and dead-letter pages show their times in the
+    viewer's zone, each page has the zone switch, and the choice made on one page holds on all."""
+    from logpipe.common.broker import Keys, connect
+    from logpipe.indexer.dlq import DeadLetterQueue
+
+    client = connect(valkey_server.url)
+    dlq = DeadLetterQueue(client, Keys())
+    dlq.add(b'{"id": "zone-1"}', "zone-1", "index", "mapper_parsing_exception: zone test")
+    try:
+        qid = next(e.doc["qid"] for e in site["events"] if e.doc.get("qid"))
+        page.goto(site["base"] + "/trace/" + qid)
+        step = page.locator(".timeline .when time.t").first
+        iso = step.get_attribute("datetime")
+        assert step.inner_text() == shown(iso, 5.5)               # not the raw ISO UTC text
+        switch = page.locator("#tz-switch")
+        assert switch.count() == 1 and switch.inner_text().startswith("zone: Asia/")
+        switch.click()
+        assert step.inner_text() == shown(iso, 0) and switch.inner_text() == "zone: UTC"
+
+        open_(page, site, q="program:sendmail")                   # the setting holds on search
+        assert page.locator("#tz-switch").count() == 1            # its own switch, not two
+        cell = page.locator("#hits tr.hit td.c-timestamp time").first
+        assert cell.inner_text() == shown(cell.get_attribute("datetime"), 0)
+
+        page.goto(site["base"] + "/dlq")
+        when = page.locator("#letters time.t").first
+        assert when.inner_text() == shown(when.get_attribute("datetime"), 0)
+        page.click("#tz-switch")                                  # back to the zone, here
+        assert when.inner_text() == shown(when.get_attribute("datetime"), 5.5)
+        page.goto(site["base"] + "/trace/" + qid)
+        assert page.locator(".timeline .when time.t").first.inner_text() == shown(iso, 5.5)
+
+        page.goto(site["base"] + "/health")                       # a page without times
+        assert page.locator("#tz-switch").inner_text().startswith("zone: Asia/")
+        shot(page, "zone-health")
+    finally:
+        dlq.purge()
+        client.close()
+
+
 @pytest.mark.parametrize("window,pattern,at_least", [
     (("2013-05-15T02:10:00Z", "2013-05-15T02:11:00Z"), r"^(May 15 )?\d\d:\d\d:\d\d$", 4),
     (("2013-05-15T02:10:00Z", "2013-05-15T02:20:00Z"), r"^(May 15 )?\d\d:\d\d$", 4),

@@ -2,7 +2,7 @@
 letter a viewer may not; the health page's broker memory, last-hour history and store size are
 the broker's and the store's own figures; and the same in Debian's chromium (Playwright,
 executable_path): a viewer signed in by a one-time link sees no replay button, an operator
-replays, the admin's Audit view shows both."""
+replays, the admin's Audit view shows both; the browser tests run on each store in turn."""
 
 from __future__ import annotations
 
@@ -183,15 +183,15 @@ def browser():
 
 
 @pytest.mark.slow
-def test_browser_viewer_and_operator_by_one_time_links_and_the_audit(sqlite_url, redis_url,
-                                                                     tmp_path, browser):
+def test_browser_viewer_and_operator_by_one_time_links_and_the_audit(any_store, redis_url,
+                                                                     tmp_path, browser, events):
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     dlq = _letter(redis_url)
     accounts = AccountStore(home / "accounts.db")
     viewer_link, operator_link = accounts.add("vic", "viewer"), accounts.add("ola", "operator")
     accounts.close()
-    proc, address = start_ui("--store", sqlite_url,
+    proc, address = start_ui("--store", any_store,
                              env={"LOGPIPE_HOME": str(home), "LOGPIPE_REDIS_URL": redis_url})
     base = address.split("/?")[0]
     errors: list[str] = []
@@ -209,6 +209,10 @@ def test_browser_viewer_and_operator_by_one_time_links_and_the_audit(sqlite_url,
             page.goto(f"{base}/dlq")
             assert "mapper_parsing_exception" in page.inner_text("#letters")
             if name == "vic":
+                page.goto(f"{base}/?q=*")                    # a viewer searches the store
+                shown = page.locator("#total b").inner_text().replace(",", "")
+                assert shown == str(len(events))
+                page.goto(f"{base}/dlq")
                 assert page.locator("button.replay-one").count() == 0
                 assert page.locator("#replay-all").count() == 0
                 assert page.locator("#nav-audit").count() == 0

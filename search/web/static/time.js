@@ -1,5 +1,6 @@
-// Time on the search page: the viewer's zone (or UTC, remembered by this browser), every
-// <time class="t"> shown in it, the histogram's axis, the time picker and auto-refresh.
+// Time on every page (base.html loads it): the viewer's zone (or UTC, remembered by this
+// browser), every <time class="t"> shown in it; on the search page also the histogram's axis,
+// the time picker and auto-refresh.
 // The server speaks ISO UTC only; what a person reads is made here.
 "use strict";
 window.logpipeTime = (function () {
@@ -160,7 +161,7 @@ window.logpipeTime = (function () {
       input.value = isNaN(ms) ? "" : toInput(ms);
     }
     const m = /^now-(\d+)([mhd])$/.exec(params.get("from") || "");
-    if (m && !params.get("to")) {
+    if (m && !params.get("to") && document.getElementById("rel-n")) {   // the search page's picker
       document.getElementById("rel-n").value = m[1];
       document.getElementById("rel-unit").value = m[2];
     }
