@@ -185,7 +185,8 @@ def run_rsyslog(node: Node, log: str, n: int, tmp: str) -> dict:
 def run_logpipe(node: Node, broker, log: str, n: int, workers: int) -> dict:
     from logpipe.common.broker import connect
 
-    node.es.indices.delete(index=LP_INDEX + "-*", ignore_unavailable=True, allow_no_indices=True)
+    for name in node.es.indices.get(index=LP_INDEX + "-*"):  # no wildcard deletes on ES 9
+        node.es.indices.delete(index=name)
     connect(broker.url).flushall()
     store = f"{node.url.rstrip('/')}/?index={LP_INDEX}-%Y"  # one index (one year of lines)
     cli = [sys.executable, "-m", "logpipe.common.cli"]
