@@ -25,6 +25,7 @@ rsyslog-elasticsearch's omelasticsearch are not installed (``apt-get install rsy
 rsyslog-elasticsearch``; mmnormalize ships inside Debian 12's ``rsyslog`` package).
 """
 
+# ruff: noqa: E501, W291 -- the rulebase is liblognorm text: one rule a line, trailing spaces meant
 from __future__ import annotations
 
 import argparse
