@@ -35,6 +35,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
               ["bench/index_bench.py", "--runs", "1", "--lines", "10000"]),
     "index-es": (["bench/index_bench.py", "--store", "es"],
                  ["bench/index_bench.py", "--store", "es", "--lines", "5000"]),
+    "peer-rsyslog": (["bench/peer_rsyslog_es.py"],
+                     ["bench/peer_rsyslog_es.py", "--lines", "5000", "--runs", "1"]),
     "store": (["bench/store_bench.py", "--sizes", "1000000,10000000", "--with-es",
                "--es-events", "1000000"],
               ["bench/store_bench.py", "--events", "20000", "--runs", "3"]),
