@@ -1,8 +1,8 @@
 """One RQ worker process: ``python -m indexer.worker QUEUE`` (broker URL in LOGPIPE_REDIS_URL or
 LOGPIPE_REDIS_URL_FILE: never in argv, where any local user could read it).
 
-A :class:`rq.SimpleWorker` runs jobs in its own process instead of forking a work horse per job:
-a batch takes tens of milliseconds, a fork would be a large share of that, and the sink's
+A :class:`rq.SimpleWorker` (:func:`worker_class`) runs jobs in its own process instead of forking
+a work horse per job: a batch takes tens of milliseconds, a fork would be a large share of that, and the sink's
 connection and the compiled patterns stay warm across jobs. A worker killed mid-batch loses
 nothing: the batch key stays until the dispatcher's janitor enqueues it again.
 """
@@ -13,10 +13,46 @@ import logging
 import sys
 
 WORKER_TTL = 30  # seconds without a heartbeat before other hosts consider this worker dead
+# How long the pub/sub thread (RQ's command channel: `rq` CLI's shutdown, kill-horse, stop-job)
+# blocks in one read before it looks at its stop flag again; RQ's own 60 s is what a stop waited.
+PUBSUB_POLL_S = 0.2
+
+
+def worker_class():
+    """RQ's :class:`rq.SimpleWorker` with a pub/sub thread that stops at once.
+
+    RQ 3.0 subscribes each worker to its command channel in a thread that blocks in
+    ``get_message(timeout=60)``; at teardown it sends UNSUBSCRIBE and then calls the thread's
+    ``stop()``, which since redis-py 8.2 *joins* the thread with no timeout. When the thread
+    reads the UNSUBSCRIBE reply before ``stop()`` clears its flag, it loops and waits again,
+    now on "subscribed" (a threading.Event nothing sets) for the full 60 s: the worker, and
+    with it ``logpipe index --burst`` (whose pool stop gave up after 30 s), lingered ~30 s in
+    about half the runs under load (issue 27). Here the flag is cleared first, the thread
+    never blocks longer than :data:`PUBSUB_POLL_S`, and the thread closes its own connection
+    (the server drops the subscription with it), so no UNSUBSCRIBE races it."""
+    from rq import SimpleWorker
+
+    class Worker(SimpleWorker):
+        def subscribe(self):
+            self.pubsub = self.connection.pubsub()
+            self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+            self.pubsub_thread = self.pubsub.run_in_thread(
+                sleep_time=PUBSUB_POLL_S, daemon=True,
+                exception_handler=self._pubsub_exception_handler)
+
+        def unsubscribe(self):
+            thread, self.pubsub_thread = self.pubsub_thread, None
+            if thread is None:
+                return
+            # clears the run flag, then waits for the loop to close the connection (at most
+            # one poll); a daemon thread still stuck after that (a dead broker) ends with us
+            thread.stop(timeout=5 * PUBSUB_POLL_S)
+
+    return Worker
 
 
 def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from logpipe.common.broker import connect
 
@@ -27,11 +63,15 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
     logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
     logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     connection = connect(redis_url)
-    worker = SimpleWorker([Queue(queue_name, connection=connection)], connection=connection,
-                          worker_ttl=WORKER_TTL, log_job_description=False,
-                          job_monitoring_interval=10, exception_handlers=[_one_line],
-                          disable_default_exception_handler=True)
+    worker = worker_class()([Queue(queue_name, connection=connection)], connection=connection,
+                            worker_ttl=WORKER_TTL, log_job_description=False,
+                            job_monitoring_interval=10, exception_handlers=[_one_line],
+                            disable_default_exception_handler=True)
     worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+    # what is alive now stays out of the shutdown collections (as in common.cli.run)
+    import gc
+    gc.disable()
+    gc.freeze()
 
 
 def tune_gc() -> None:

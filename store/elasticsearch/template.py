@@ -25,8 +25,13 @@ def index_template(pattern: str, replicas: int = 0) -> dict:
     properties = {
         "@timestamp": {"type": "date", "ignore_malformed": False},
         "received_at": {"type": "double"},
-        "message": {"type": "text", "fields": {"keyword": {"type": "keyword",
-                                                           "ignore_above": 8191}}},
+        # full text: positions kept (phrase queries); no norms (results are sorted by time,
+        # never scored by length). The keyword copy serves `top message` (a terms aggregation
+        # reads doc values) and is not indexed: a whole line is a term no query looks up,
+        # and each was one more entry in a terms dictionary as large as the log.
+        "message": {"type": "text", "norms": False,
+                    "fields": {"keyword": {"type": "keyword", "ignore_above": 8191,
+                                           "index": False, "doc_values": True}}},
         "tags": {"type": "keyword"},
         MALFORMED_FIELD: {"type": "keyword"},
         ID_FIELD: {"type": "keyword", "index": False, "doc_values": True},
