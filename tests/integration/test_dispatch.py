@@ -6,12 +6,13 @@ import time
 
 import orjson
 import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from logpipe.common.broker import Broker, Keys, connect
 from logpipe.common.record import Record, encode, record_id
 from logpipe.indexer.dispatch import Dispatcher
 from logpipe.indexer.dlq import DeadLetterQueue
+from logpipe.indexer.worker import worker_class
 from logpipe.indexer.jobs import JobSettings
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,8 @@ def records(n: int) -> list[bytes]:
 
 def work(redis_url: str) -> None:
     client = connect(redis_url)
-    SimpleWorker([Queue("logpipe", connection=client)], connection=client).work(burst=True)
+    # the indexer's own worker class: RQ's SimpleWorker may linger 60 s at teardown (issue 27)
+    worker_class()([Queue("logpipe", connection=client)], connection=client).work(burst=True)
 
 
 def test_batches_become_jobs_and_documents(redis_url, tmp_path):

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from logpipe.common.broker import Keys, connect
 from logpipe.common.record import Record
 from logpipe.indexer import ledger
 from logpipe.indexer.dispatch import Dispatcher
+from logpipe.indexer.worker import worker_class
 from logpipe.indexer.jobs import JobSettings
 from tests.integration.test_shipper_helpers import ship_cmd
 
@@ -61,7 +62,8 @@ def _index(redis_url: str, store: str, raw: str) -> None:
                             batch_size=150, max_queued_jobs=1000)
     while dispatcher.dispatch_once():
         pass
-    SimpleWorker([Queue("logpipe", connection=client)], connection=client).work(burst=True)
+    # the indexer's own worker class: RQ's SimpleWorker may linger 60 s at teardown (issue 27)
+    worker_class()([Queue("logpipe", connection=client)], connection=client).work(burst=True)
     assert dispatcher.idle()
 
 
