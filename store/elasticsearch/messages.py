@@ -298,5 +298,17 @@ class ElasticsearchMessages:
                              sort=[{"key": "asc"}])
         return self._with_prev([_record(h["_source"]) for h in resp["hits"]["hits"]])
 
+    def prune_messages(self, older_than_ms: int) -> int:
+        """Delete the records whose last line is older than the cut-off (as the embedded store
+        does: a record a late line kept alive stays, whatever month's index holds it)."""
+        from logpipe.store.elasticsearch.reader import _call
+
+        found = _call("message prune", self.client.delete_by_query,  # type: ignore[attr-defined]
+                      index=PATTERN, ignore_unavailable=True, allow_no_indices=True,
+                      conflicts="proceed", refresh=True,
+                      query={"range": {"last_seen": {"lt": older_than_ms,
+                                                     "format": "epoch_millis"}}})
+        return int(found.get("deleted") or 0)
+
 
 __all__ = ["ElasticsearchMessages", "MAPPING", "PATTERN", "PREFIX", "message_query"]
