@@ -1,6 +1,6 @@
 """What message records cost and how fast they answer (issue 23).
 
-    python bench/messages_bench.py [--lines 100000] [--runs 3] [--messages 1000000]
+    python bench/messages_bench.py [--lines 100000,200000] [--runs 3] [--messages 1000000]
 
 1. Indexing: ``logpipe index --burst --workers 2`` into a fresh embedded store over the same
    generated maillog, with the records kept and without (``LOGPIPE_MESSAGES=0``), alternated
@@ -53,23 +53,35 @@ def index_once(redis_url: str, items: list[bytes], keep: bool, workdir: Path, n:
     return n / seconds
 
 
-def bench_indexing(lines: int, runs: int) -> None:
-    items = make_records(lines)
+def bench_indexing(sizes: list[int], runs: int) -> None:
+    """Each size with and without records, the arms and sizes interleaved run after run so a
+    change of the machine's load falls on both."""
+    items = {n: make_records(n) for n in sizes}
+    with_: dict[int, list[float]] = {n: [] for n in sizes}
+    without: dict[int, list[float]] = {n: [] for n in sizes}
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         server = ValkeyServer(data_dir=Path(tmp) / "valkey")
         server.start()
         try:
-            with_, without = [], []
-            for _ in range(runs):
-                without.append(index_once(server.url, items, False, Path(tmp), lines))
-                with_.append(index_once(server.url, items, True, Path(tmp), lines))
+            for run in range(runs):
+                for n in sizes:
+                    arms = (False, True) if run % 2 == 0 else (True, False)
+                    for keep in arms:
+                        rate = index_once(server.url, items[n], keep, Path(tmp), n)
+                        (with_ if keep else without)[n].append(rate)
+                        loads.append(os.getloadavg()[0])
         finally:
             server.cleanup()
-    a, b = statistics.median(with_), statistics.median(without)
-    print(f"indexing {lines:,} mail lines, 2 workers, median of {runs}:")
-    print(f"  without message records  {b:10,.0f} lines/s")
-    print(f"  with message records     {a:10,.0f} lines/s")
-    print(f"  ratio with/without       {a / b:10.2f}  (target >= 0.70)")
+    print(f"load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f} "
+          f"on {os.cpu_count()} cores")
+    for n in sizes:
+        a, b = statistics.median(with_[n]), statistics.median(without[n])
+        print(f"indexing {n:,} mail lines, 2 workers, median of {runs}:")
+        print(f"  without message records  {b:10,.0f} lines/s")
+        print(f"  with message records     {a:10,.0f} lines/s")
+        print(f"  ratio with/without       {a / b:10.2f}  (target >= 0.70)  "
+              f"runs: {' '.join(f'{x / y:.2f}' for x, y in zip(with_[n], without[n]))}")
 
 
 def synthetic(i: int, rng: random.Random) -> tuple[str, tuple[str, str, dict]]:
@@ -122,6 +134,7 @@ def bench_search(messages: int, repeats: int = 25) -> None:
             return statistics.median(times) * 1000
 
         reference = p50("*")
+        print(f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"message search on the embedded store, {messages:,} records "
               f"(built in {built:.0f}s), first page of 20, p50 of {repeats}:")
         print(f"  reference (no condition)  {reference:8.2f} ms")
@@ -134,14 +147,15 @@ def bench_search(messages: int, repeats: int = 25) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--lines", default="100000,200000",
+                    help="comma-separated sizes, run interleaved")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--skip-index", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
     args = ap.parse_args()
     if not args.skip_index:
-        bench_indexing(args.lines, args.runs)
+        bench_indexing([int(x) for x in args.lines.split(",")], args.runs)
     if not args.skip_search:
         bench_search(args.messages)
 

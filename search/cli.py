@@ -364,10 +364,13 @@ def prune(
     try:
         with naming_the_store(sink):
             removed = sink.prune(cutoff)
+            prune_messages = getattr(sink, "prune_messages", None)
+            records = prune_messages(int(cutoff.timestamp() * 1000)) if prune_messages else 0
     finally:
         sink.close()
     what = "events" if url.lower().startswith("sqlite") else "indices"
-    print(f"pruned {removed} {what} older than {render.time_text(cutoff)} from {url}")
+    print(f"pruned {removed} {what} and {records} message records older than "
+          f"{render.time_text(cutoff)} from {url}")
 
 
 @maintain_app.command()

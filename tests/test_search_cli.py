@@ -165,7 +165,7 @@ def test_prune(store, capsys, monkeypatch):
     assert code == 0 and out.startswith("pruned 0 events")
     monkeypatch.setenv("LOGPIPE_RETENTION", "30d")
     code, out, _ = run(capsys, "prune")
-    assert code == 0 and out.startswith("pruned 2 events older than ")
+    assert code == 0 and out.startswith("pruned 2 events and 0 message records older than ")
     sink = SqliteSink(store)
     assert sink.search(SearchRequest()).total == 5
     assert sink.search(SearchRequest(query="old")).total == 0

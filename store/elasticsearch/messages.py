@@ -298,5 +298,27 @@ class ElasticsearchMessages:
                              sort=[{"key": "asc"}])
         return self._with_prev([_record(h["_source"]) for h in resp["hits"]["hits"]])
 
+    def prune_messages(self, older_than_ms: int) -> int:
+        """Delete the records whose last line is older than the cut-off (as the embedded store
+        does: a record a late line kept alive stays, whatever month's index holds it). By
+        search and bulk delete, a page at a time: the node may lack delete-by-query (the
+        reindex module)."""
+        from logpipe.store.elasticsearch.reader import _call
+
+        self.refresh_messages()
+        query = {"range": {"last_seen": {"lt": older_than_ms, "format": "epoch_millis"}}}
+        deleted = 0
+        while True:
+            hits = self._msearch(query=query, size=1000, source=False,
+                                 sort=[{"key": "asc"}])["hits"]["hits"]
+            if not hits:
+                return deleted
+            body = [{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits]
+            resp = _call("message prune", self.client.bulk,  # type: ignore[attr-defined]
+                         operations=body, refresh=True)
+            deleted += sum(1 for item in resp["items"]
+                           if item["delete"].get("result") == "deleted")
+
+
 
 __all__ = ["ElasticsearchMessages", "MAPPING", "PATTERN", "PREFIX", "message_query"]

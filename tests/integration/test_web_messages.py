@@ -11,23 +11,38 @@ from logpipe.search.web.data import Data
 from logpipe.store.sqlite import SqliteSink
 from starlette.testclient import TestClient
 
+from tests.fixtures.elasticsearch import es_loaded
 from tests.support.web import HOSTILE, mail_events
 
 pytestmark = pytest.mark.integration
 TOKEN = "messages-view-token-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    url = "sqlite:///" + str(tmp_path_factory.mktemp("msgweb") / "events.db")
+@pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
+def store(request, tmp_path_factory):
+    """The same mail events and their records on each store (the real ES node: the view and
+    its facets must read both stores the same way)."""
     events = mail_events(1500, hostile=True)
-    sink = SqliteSink(url)
-    sink.prepare()
-    assert all(o.done for o in sink.write(events))
-    keep(sink, events)
-    records = list(sink.stream_messages("*"))
-    sink.close()
-    return url, records
+    if request.param == "sqlite":
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("msgweb") / "events.db")
+        sink = SqliteSink(url)
+        sink.prepare()
+        assert all(o.done for o in sink.write(events))
+        keep(sink, events)
+        records = list(sink.stream_messages("*"))
+        sink.close()
+        yield url, records
+        return
+    from logpipe.store.elasticsearch import ElasticsearchSink
+
+    url = request.getfixturevalue("es_url")
+    with es_loaded(url, events):
+        sink = ElasticsearchSink(url)
+        keep(sink, events)
+        sink.refresh_messages()
+        records = list(sink.stream_messages("*"))
+        sink.close()
+        yield url, records
 
 
 @pytest.fixture
