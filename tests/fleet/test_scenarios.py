@@ -1,4 +1,4 @@
-"""Issue 26's fleet scenarios 1, 3, 4 and 5 (files): the whole fleet, each part a host of its own.
+"""Issue 26's fleet scenarios 1, 3, 4 and 5 (file inputs; syslog inputs, ``test_s5s``): the whole fleet, each part a host of its own.
 
 Hosts (network namespaces on one bridge, tests/fleet/net.py): the broker group ``b0`` (primary), ``b1``, ``b2``
 (replicas) and sentinels ``s0``-``s2`` (the launchers of services/valkey.py, as scenario 2); two shipper hosts
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -651,6 +652,8 @@ def test_s5s_a_shipper_cut_off_longer_than_its_buffers_with_syslog_inputs(fleet,
     host.start_agent()
     s.clock.until("the restarted agent to recover its spool", lambda: "event=syslog_spool_recovered" in s.output("ship1"))
     host.all_received("rsyslogd's held lines spooled by the restarted agent")
+    recovered = int(re.search(r"event=syslog_spool_recovered.*?unconfirmed_lines=(\d+)", s.output("ship1")).group(1))
+    assert recovered == first_run - 1000, "the kill -9 lost spooled lines (all but the 1,000 confirmed before the cut)"
     host.send("tcp", 8000)
     host.send_udp(3000)
     host.all_received("every line sent while cut off spooled")
@@ -675,7 +678,8 @@ def test_s5s_a_shipper_cut_off_longer_than_its_buffers_with_syslog_inputs(fleet,
     s.finish(expected=host.expected(), ledger_upto=[first_run - 1, second_run - 1],
              **{"TCP lines (rsyslogd)": host.sent["tcp"], "UDP lines": host.sent["udp"],
                 "lines sent while cut": lines_cut, "ship1 cut for s": f"{cut_for:.1f}",
-                "spool bytes at the kill -9": spool_at_kill, "spool bytes at peak": peak,
+                "spool bytes at the kill -9": spool_at_kill, "lines recovered from the spool at restart": recovered,
+                "spool bytes at peak": peak,
                 "caught up after healing s": f"{catch_up:.1f}", "UDP dropped (agent)": udp_dropped,
                 "UDP receive-buffer errors (kernel)": kernel_drops})
     assert udp_dropped == 0 and kernel_drops == 0
