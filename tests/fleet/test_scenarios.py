@@ -1,4 +1,4 @@
-"""Issue 26's fleet scenarios 1, 3, 4 and 5 (files): the whole fleet, each part a host of its own.
+"""Issue 26's fleet scenarios 1, 3, 4 and 5 (file inputs; syslog inputs, ``test_s5s``): the whole fleet, each part a host of its own.
 
 Hosts (network namespaces on one bridge, tests/fleet/net.py): the broker group ``b0`` (primary), ``b1``, ``b2``
 (replicas) and sentinels ``s0``-``s2`` (the launchers of services/valkey.py, as scenario 2); two shipper hosts
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,6 +157,7 @@ class Scenario:
         self.written: dict[str, int] = {}
         self.shippers: dict[str, subprocess.Popen] = {}
         self.indexers: dict[str, subprocess.Popen] = {}
+        self.others: list[subprocess.Popen] = []   # senders (rsyslogd) the scenario started
         self.clock = Clock(SCENARIO_DEADLINE)
 
     # -- the log files and the shippers ----------------------------------------------------------------------
@@ -213,16 +215,20 @@ class Scenario:
 
     def messages(self) -> list[str]:
         """Every stored document's message (a scroll over the scenario's indices)."""
+        return [h["_source"].get("message", "") for h in self.hits(["message"])]
+
+    def hits(self, fields: list[str]) -> list[dict]:
+        """Every stored document (its ``_id`` and these ``_source`` fields): a scroll over the scenario's indices."""
         client = self.es()
         try:
             client.indices.refresh(index=f"{self.index_name}-*", ignore_unavailable=True, allow_no_indices=True)
-            found: list[str] = []
+            found: list[dict] = []
             page = client.search(index=f"{self.index_name}-*", scroll="2m", size=5000, sort=["_doc"],
-                                 source_includes=["message"], query={"match_all": {}},
+                                 source_includes=fields, query={"match_all": {}},
                                  ignore_unavailable=True, allow_no_indices=True)
             try:
                 while page["hits"]["hits"]:
-                    found.extend(h["_source"].get("message", "") for h in page["hits"]["hits"])
+                    found.extend(page["hits"]["hits"])
                     page = client.scroll(scroll_id=page["_scroll_id"], scroll="2m")
             finally:
                 if page.get("_scroll_id"):
@@ -254,18 +260,24 @@ class Scenario:
         return json.loads(r.stdout)
 
     # -- the common ending -----------------------------------------------------------------------------------
-    def finish(self, **figures) -> dict:
-        """Everything confirmed, stored exactly once, the pipeline drained and the ledger without gaps."""
+    def finish(self, expected: set[str] | None = None, ledger_upto: list[int] | None = None, **figures) -> dict:
+        """Everything confirmed, stored exactly once, the pipeline drained and the ledger without gaps.
+        ``expected``: the messages (default: every line appended to the files); ``ledger_upto``: each ledger
+        source's last record (default: one source per file, up to its last line)."""
         for host in self.shippers:
-            self.clock.until(f"{host}'s lines all confirmed", lambda h=host: self.confirmed(h))
-        total = self.total()
+            if host in self.logs:
+                self.clock.until(f"{host}'s lines all confirmed", lambda h=host: self.confirmed(h))
+        if expected is None:
+            expected = {f"{self.name} {host} line {i}" for host, n in self.written.items() for i in range(n)}
+        if ledger_upto is None:
+            ledger_upto = [n - 1 for n in self.written.values()]
+        total = len(expected)
         self.clock.until(f"all {total} lines in Elasticsearch", lambda: self.stored() >= total, step=0.5)
         stats = self.clock.until("the raw list and the batches drained", lambda: (
             lambda s: s if s["raw_list"] == 0 and s["batches_pending"] == 0 else None)(self.stats()), step=0.5)
         for proc in [*self.shippers.values(), *self.indexers.values()]:
             self.fleet.stop(proc)
         messages = self.messages()
-        expected = {f"{self.name} {host} line {i}" for host, n in self.written.items() for i in range(n)}
         twice = len(messages) - len(set(messages))
         ledger = {e["source"]: e for e in stats["ledger"]}
         print(f"\nscenario {self.name}: lines written {total}, documents {len(messages)}, distinct "
@@ -276,13 +288,13 @@ class Scenario:
         assert twice == 0, "a line was stored twice"
         assert set(messages) == expected, (f"missing {len(expected - set(messages))}, "
                                            f"unexpected {len(set(messages) - expected)}")
-        assert len(ledger) == len(self.written), stats["ledger"]
-        assert sorted(e["stored_upto"] for e in ledger.values()) == sorted(n - 1 for n in self.written.values())
+        assert len(ledger) == len(ledger_upto), stats["ledger"]
+        assert sorted(e["stored_upto"] for e in ledger.values()) == sorted(ledger_upto), stats["ledger"]
         assert all(e["gaps"] == 0 and not e.get("lost") for e in ledger.values()), stats["ledger"]
         return stats
 
     def close(self) -> None:
-        for proc in [*self.shippers.values(), *self.indexers.values()]:
+        for proc in [*self.shippers.values(), *self.indexers.values(), *self.others]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
@@ -474,3 +486,210 @@ def test_s5_a_shipper_cut_off_longer_than_its_buffers_with_file_inputs(fleet, sc
     s.finish(**{"ship1 cut for s": f"{cut_for:.1f}", "ship1 bytes behind at healing": behind,
                 "ship1 caught up after s": f"{catch_up:.1f}",
                 "ship2 paused at offset": f"{paused_offset} of {s.logs['ship2'].stat().st_size}"})
+
+
+# -- scenario 5, syslog inputs ---------------------------------------------------------------------------------
+RSYSLOGD = next((p for p in ("/usr/sbin/rsyslogd", "/sbin/rsyslogd") if Path(p).exists()), None)
+SYSLOG_PORT, RSYSLOG_IN = 5514, 5601   # on ship1's loopback: the agent's listeners, rsyslogd's imtcp input
+# an application on ship1: RFC 5424 lines to ``proto``://127.0.0.1:PORT, one connection (TCP) or one
+# datagram per line (UDP); the stored message is the bare text ("<tag> <proto> line <i>")
+SENDER = """
+import socket, sys
+from datetime import datetime, timezone
+stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+proto, port, tag, start, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+lines = [f"<13>1 {stamp} ship1 app{proto} 7 - - {tag} {proto} line {i}\\n".encode()
+         for i in range(start, start + n)]
+if proto == "tcp":
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"".join(lines))
+else:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for line in lines:
+            s.sendto(line, ("127.0.0.1", port))
+"""
+
+
+def rsyslog_conf(work: Path) -> str:
+    """rsyslogd on ship1: imtcp in, omfwd TCP (octet-counted) to the agent. One worker on the main queue and
+    on the action queue (lines leave in the order they came); while the agent is unreachable the action is
+    retried for ever (``resumeRetryCount -1``) with the lines held in its queue, not discarded."""
+    return "\n".join([
+        f'global(workDirectory="{work}")',
+        'main_queue(queue.type="LinkedList" queue.size="200000" queue.workerThreads="1")',
+        'module(load="imtcp")',
+        f'input(type="imtcp" address="127.0.0.1" port="{RSYSLOG_IN}" ruleset="fwd")',
+        'ruleset(name="fwd") {',
+        f'  action(type="omfwd" target="127.0.0.1" port="{SYSLOG_PORT}" protocol="tcp" '
+        'template="RSYSLOG_ForwardFormat" TCP_Framing="octet-counted" action.resumeRetryCount="-1" '
+        'action.resumeInterval="1" queue.type="LinkedList" queue.size="200000" queue.workerThreads="1")',
+        '}', ""])
+
+
+class SyslogHost:
+    """ship1 as a syslog host: ``logpipe ship`` listening on TCP and UDP 127.0.0.1:5514 (its spool on by
+    default), rsyslogd forwarding an application's TCP lines to it, a Python application sending UDP."""
+
+    def __init__(self, s: Scenario):
+        self.s, self.net = s, s.fleet.net
+        self.sent = {"tcp": 0, "udp": 0}
+        self.base = 0        # lines the current agent run has not received (sent before it started)
+        self.runs = 0
+        self.script = s.tmp / "sender.py"
+        self.script.write_text(SENDER)
+
+    def status(self) -> dict:
+        return _status(self.s.home("ship1"))
+
+    def received(self) -> int:
+        """Lines the agent's current run has spooled (every listener of the input counts them)."""
+        src = [x for x in self.status().get("sources", []) if x.get("path", "").startswith(("udp://", "tcp://"))]
+        return int(src[0]["received"]) if src else -1
+
+    def spool_bytes(self) -> int:
+        return sum(int(x.get("spool_bytes", 0)) for x in self.status().get("sources", []))
+
+    def start_agent(self) -> None:
+        s = self.s
+        s.shippers["ship1"] = s.fleet.spawn(
+            "ship1", ["ship", "--list", s.raw, "--prefix", s.prefix, "--host", "ship1", "--batch-lines", "100",
+                      "--syslog-tcp", f"127.0.0.1:{SYSLOG_PORT}", "--syslog-udp", f"127.0.0.1:{SYSLOG_PORT}"],
+            {"LOGPIPE_HOME": str(s.home("ship1")), "LOGPIPE_REDIS_URL": s.fleet.url}, s.tmp / "ship1.out")
+        self.runs += 1
+        s.clock.until("the agent listening (TCP and UDP)",
+                      lambda: s.output("ship1").count("event=syslog_listening") >= 2 * self.runs
+                      or self._died())
+
+    def _died(self):
+        proc = self.s.shippers["ship1"]
+        assert proc.poll() is None, f"the agent exited:\n{self.s.output('ship1')[-3000:]}"
+        return False
+
+    def start_rsyslog(self) -> None:
+        work = self.s.tmp / "rsyslog"
+        work.mkdir()
+        (work / "rsyslog.conf").write_text(rsyslog_conf(work))
+        proc = subprocess.Popen([*self.net.exec_prefix("ship1"), RSYSLOGD, "-n", "-f", str(work / "rsyslog.conf"),
+                                 "-i", str(work / "pid")], stdin=subprocess.DEVNULL,
+                                stdout=open(work / "rsyslogd.out", "ab"), stderr=subprocess.STDOUT)
+        self.s.others.append(proc)
+
+        def listening():
+            assert proc.poll() is None, (work / "rsyslogd.out").read_text(errors="replace")
+            r = subprocess.run([*self.net.exec_prefix("ship1"), "ss", "-Hltn", f"sport = :{RSYSLOG_IN}"],
+                               capture_output=True, text=True, timeout=30)
+            return str(RSYSLOG_IN) in r.stdout
+        self.s.clock.until("rsyslogd listening", listening)
+
+    def send(self, proto: str, n: int) -> None:
+        """``n`` more lines from the application: TCP through rsyslogd, UDP straight to the agent."""
+        port = RSYSLOG_IN if proto == "tcp" else SYSLOG_PORT
+        r = subprocess.run([*self.net.exec_prefix("ship1"), sys.executable, str(self.script), proto, str(port),
+                            self.s.name, str(self.sent[proto]), str(n)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        self.sent[proto] += n
+
+    def total(self) -> int:
+        return self.sent["tcp"] + self.sent["udp"]
+
+    def all_received(self, what: str) -> None:
+        """Until the agent's run has spooled every line sent (the ready signal: its status file)."""
+        self.s.clock.until(what, lambda: self.received() == self.total() - self.base or self._died(), step=0.25)
+
+    def send_udp(self, n: int, chunk: int = 1000) -> None:
+        """UDP in chunks, each spooled before the next is sent: the kernel's receive buffer never overflows
+        (its drops would be the kernel's, before the agent could see or count them)."""
+        while n > 0:
+            self.send("udp", min(chunk, n))
+            n -= min(chunk, n)
+            self.all_received("the agent to spool the UDP chunk")
+
+    def kernel_udp_drops(self) -> int:
+        r = subprocess.run([*self.net.exec_prefix("ship1"), "cat", "/proc/net/snmp"], capture_output=True, text=True,
+                           timeout=30)
+        head, values = [line.split() for line in r.stdout.splitlines() if line.startswith("Udp:")][:2]
+        return int(values[head.index("RcvbufErrors")])
+
+    def expected(self) -> set[str]:
+        return {f"{self.s.name} {proto} line {i}" for proto, n in self.sent.items() for i in range(n)}
+
+
+@pytest.mark.skipif(RSYSLOGD is None, reason="rsyslogd is not installed (Debian's rsyslog: ./run tests installs it)")
+def test_s5s_a_shipper_cut_off_longer_than_its_buffers_with_syslog_inputs(fleet, scenario):
+    """ship1 runs ``logpipe ship`` with syslog TCP and UDP listeners (the spool on, as by default; two batches of
+    100 lines in memory); rsyslogd on ship1 forwards an application's lines over TCP (omfwd, octet-counted) and a
+    Python application sends UDP datagrams. ship1's link goes down while both send many times what the agent
+    holds in memory: every line goes to the spool. During the cut the agent is killed with -9 once everything
+    sent so far is spooled (plain TCP has no acknowledgement: "acknowledged" is "read off the socket"); rsyslogd
+    holds what comes while the agent is gone and sends it to the restarted agent, which sends its recovered
+    spool first. After healing every line is stored exactly once, the TCP lines in the order they were sent,
+    and the ledger (one source per listener run) shows zero gaps."""
+    s, net = scenario, fleet.net
+    fleet.settled(s.clock)
+    host = SyslogHost(s)
+    host.start_agent()
+    host.start_rsyslog()
+    s.index("ix1")
+    drops_before = host.kernel_udp_drops()
+    host.send("tcp", 500)
+    host.send_udp(500)
+    host.all_received("the first lines spooled")
+    s.clock.until("the first lines confirmed (the spool empty)", lambda: host.spool_bytes() == 0, step=0.25)
+
+    net.cut("ship1")
+    cut_at = time.monotonic()
+    host.send("tcp", 8000)
+    host.send_udp(3000)
+    host.all_received("the agent to spool every line sent while cut off")
+    s.clock.until("ship1 to see the broker down", lambda: host.status().get("broker") == "down")
+    first_run = host.received()    # the first run's records: ledger source one, 0..first_run-1
+    spool_at_kill = host.spool_bytes()
+    s.shippers["ship1"].kill()
+    s.shippers["ship1"].wait(10)
+
+    host.base = first_run          # the restarted run receives only what comes after
+    host.send("tcp", 4000)         # the agent away: rsyslogd holds these (action retried) until it is back
+    host.start_agent()
+    s.clock.until("the restarted agent to recover its spool", lambda: "event=syslog_spool_recovered" in s.output("ship1"))
+    host.all_received("rsyslogd's held lines spooled by the restarted agent")
+    recovered = int(re.search(r"event=syslog_spool_recovered.*?unconfirmed_lines=(\d+)", s.output("ship1")).group(1))
+    assert recovered == first_run - 1000, "the kill -9 lost spooled lines (all but the 1,000 confirmed before the cut)"
+    host.send("tcp", 8000)
+    host.send_udp(3000)
+    host.all_received("every line sent while cut off spooled")
+    s.clock.until("a status written after the last line", lambda: host.received() == host.total() - host.base)
+    peak = host.spool_bytes()
+    assert host.status().get("broker") == "down" and peak > spool_at_kill
+    lines_cut = host.total() - 1000
+
+    net.heal("ship1")
+    healed_at = time.monotonic()
+    wall = time.time()
+    s.clock.until("ship1's spool drained to the broker", lambda: (
+        lambda st: st.get("updated", 0) > wall and host.spool_bytes() == 0)(host.status()), step=0.25)
+    catch_up = time.monotonic() - healed_at
+    cut_for = healed_at - cut_at
+    host.send("tcp", 500)
+    host.send_udp(500)
+    second_run = host.total() - first_run
+    udp_dropped = int(host.status().get("totals", {}).get("dropped", 0))
+    kernel_drops = host.kernel_udp_drops() - drops_before
+
+    s.finish(expected=host.expected(), ledger_upto=[first_run - 1, second_run - 1],
+             **{"TCP lines (rsyslogd)": host.sent["tcp"], "UDP lines": host.sent["udp"],
+                "lines sent while cut": lines_cut, "ship1 cut for s": f"{cut_for:.1f}",
+                "spool bytes at the kill -9": spool_at_kill, "lines recovered from the spool at restart": recovered,
+                "spool bytes at peak": peak,
+                "caught up after healing s": f"{catch_up:.1f}", "UDP dropped (agent)": udp_dropped,
+                "UDP receive-buffer errors (kernel)": kernel_drops})
+    assert udp_dropped == 0 and kernel_drops == 0
+
+    # the TCP lines in the order sent: by listener run (in the order the runs began), then by the run's sequence
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for hit in s.hits(["message", "offset"]):
+        text = hit["_source"]["message"]
+        if " tcp line " in text:
+            runs.setdefault(hit["_id"].rpartition("-")[0], []).append((int(hit["_source"]["offset"]),
+                                                                      int(text.rsplit(" ", 1)[1])))
+    order = [line for run in sorted(runs.values(), key=lambda run: min(line for _, line in run)) for _, line in sorted(run)]
+    assert len(runs) == 2 and order == list(range(host.sent["tcp"])), "TCP lines out of order"
