@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import smtplib
 import socket
 import ssl
@@ -26,6 +25,7 @@ from email.utils import formatdate, make_msgid
 import orjson
 
 from logpipe.common.errors import ConfigError, LogpipeError
+from logpipe.common.listen import is_loopback
 from logpipe.common.private import read_secret
 from logpipe.search.alerts.book import Notice
 from logpipe.search.alerts.config import MailSettings, WebhookSettings
@@ -64,15 +64,6 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -105,7 +96,7 @@ class MailChannel:
         self.page_url = page_url
         self.credentials = read_credentials(settings.credentials_file) \
             if settings.credentials_file else None
-        if self.credentials and settings.security == "none" and not _is_loopback(settings.host):
+        if self.credentials and settings.security == "none" and not is_loopback(settings.host):
             raise ConfigError(f"[mail] security = 'none' would send the SMTP password to "
                               f"{settings.host} in clear text: use starttls or tls")
 

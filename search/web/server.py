@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import sys
 
+from logpipe.common.listen import is_loopback as _stays_local
 from logpipe.common.errors import ConfigError
 
 DEFAULT_BIND = "127.0.0.1:5601"
@@ -28,12 +28,8 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Whether a bind address stays on this machine ("" binds every interface)."""
+    return host != "" and _stays_local(host)
 
 
 def listen(host: str, port: int) -> socket.socket:
