@@ -46,8 +46,8 @@ RSYSLOG_MODULES = Path("/usr/lib/x86_64-linux-gnu/rsyslog")
 C_INDEX, LP_INDEX = "peer-rsyslog", "peer-logpipe"
 BULK = 5000
 
-# liblognorm v2: one rule per line shape of the built-in mail type (the generated maillog's 15
-# shapes); "%.:@type%" merges a shared part's fields into the document.
+# liblognorm v2: one rule per line shape of the built-in mail type (the generated maillog's 17
+# shapes, and sendmail's catch-all `QID: text` as the grok type has it); "%.:@type%" merges a shared part's fields into the document.
 RULEBASE = r"""version=2
 type=@hdr:%timestamp:date-rfc3164% %logsource:word% 
 type=@relay:%relay:char-to{"extradata":" "}% [%relayip:char-to{"extradata":"]"}%]
@@ -57,6 +57,9 @@ rule=:%.:@sm%%qid:char-to{"extradata":":"}%: from=%from:char-to{"extradata":","}
 rule=:%.:@sm%%qid:char-to{"extradata":":"}%: to=%to:char-to{"extradata":","}%, ctladdr=%ctladdr:char-to{"extradata":","}%, delay=%delay:char-to{"extradata":","}%, xdelay=%xdelay:char-to{"extradata":","}%, mailer=%mailer:char-to{"extradata":","}%, pri=%pri:char-to{"extradata":","}%, relay=%.:@relay%, dsn=%dsn:char-to{"extradata":","}%, stat=%stat:rest%
 rule=:%.:@sm%STARTTLS=%starttls:char-to{"extradata":","}%, relay=%.:@relay%, version=%version:char-to{"extradata":","}%, verify=%verify:char-to{"extradata":","}%, cipher=%cipher:char-to{"extradata":","}%, bits=%bits:rest%
 rule=:%.:@sm%%qid:char-to{"extradata":":"}%: Milter %milterAction:char-to{"extradata":":"}%: %milterMsg:rest%
+rule=:%.:@sm%%qid:char-to{"extradata":":"}%: Milter: %milterMsg:rest%
+rule=:%.:@sm%%qid:char-to{"extradata":":"}%: ruleset=%ruleset:char-to{"extradata":","}%, arg1=%arg1:char-to{"extradata":","}%, relay=%.:@relay%, reject=%reject:rest%
+rule=:%.:@sm%%qid:char-to{"extradata":":"}%: %sendmailMsg:rest%
 rule=:%.:@sm%%qid:char-to{"extradata":":"}%: <%unknownUser:char-to{"extradata":">"}%>... User unknown
 rule=:%.:@sm%%qid:char-to{"extradata":":"}%: connect from %host:word% [%ip:char-to{"extradata":"]"}%]
 rule=:%.:@sm%%qid:char-to{"extradata":":"}%: connect from [%ip:char-to{"extradata":"]"}%]
