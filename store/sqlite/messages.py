@@ -24,7 +24,8 @@ from logpipe.common.errors import QueryError, SinkError
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (All, And, Exists, Not, Nothing, Or, Pattern, Range, Term, Text,
                                 TextWildcard, TimeRange, Wildcard, numeric)
-from logpipe.store.messages import (addr_domain, merge, normalise_query, summary_text)
+from logpipe.store.messages import (addr_domain, is_held, merge, normalise_query,
+                                     summary_text)
 from logpipe.store.sqlite.schema import immediate
 
 MESSAGE_SCHEMA = [
@@ -37,6 +38,12 @@ MESSAGE_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS messages_status_first ON messages(status, first_ms)",
     "CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender)",
     "CREATE INDEX IF NOT EXISTS messages_qid ON messages(qid)",
+    "CREATE INDEX IF NOT EXISTS messages_msgid ON messages(msgid, host)",
+    # held parts: lines that name their message by message-id only (dovecot LMTP deliveries),
+    # merged into the records of their host with that msgid whichever side is written first
+    """CREATE TABLE IF NOT EXISTS message_held (
+        host TEXT NOT NULL, msgid TEXT NOT NULL, line TEXT NOT NULL, part TEXT NOT NULL,
+        PRIMARY KEY (msgid, host, line))""",
     """CREATE TABLE IF NOT EXISTS message_rcpts (
         mid INTEGER NOT NULL, addr TEXT, domain TEXT, status TEXT, relay TEXT)""",
     "CREATE INDEX IF NOT EXISTS message_rcpts_mid ON message_rcpts(mid)",
@@ -206,7 +213,8 @@ class SqliteMessages:
         from what it committed. So any number of workers, any order and any repeat still give
         the same record."""
         changed = 0
-        keys = list(grouped)
+        keys = [k for k, v in grouped.items() if not is_held(v[1])]
+        held = [k for k, v in grouped.items() if is_held(v[1])]
         with self._lock:  # type: ignore[attr-defined]
             try:
                 conn = self._message_conn()
@@ -215,6 +223,9 @@ class SqliteMessages:
                     planned = self._plan_chunk(conn, grouped, chunk)
                     with immediate(conn):
                         changed += self._write_chunk_of_records(conn, grouped, chunk, planned)
+                for start in range(0, len(held), 500):
+                    with immediate(conn):
+                        changed += self._write_held(conn, grouped, held[start:start + 500])
             except sqlite3.Error as exc:
                 raise SinkError(f"embedded store {self.path}: message records: {exc}") \
                     from None
@@ -227,16 +238,19 @@ class SqliteMessages:
         return {k: (rowid, len(p), p) for rowid, k, p in rows}
 
     @staticmethod
-    def _merged(host: str, qid: str, stored: str | None, new: dict) -> tuple | None:
-        """(record, row values) of a record's stored parts (JSON text) and new ones; None when
-        the new parts are all there already (a repeat)."""
+    def _merged(host: str, qid: str, stored: str | None, new: dict, held: dict | None = None,
+                force: bool = False) -> tuple | None:
+        """(record, row values) of a record's stored parts (JSON text), new ones and the held
+        parts of its msgid; None when the new parts are all there already (a repeat) unless
+        ``force``. The row keeps the record's own parts; held ones stay in ``message_held``."""
         parts = orjson.loads(stored) if stored is not None else None
-        if parts is not None and all(parts.get(i) == p for i, p in new.items()):
+        if not force and parts is not None and all(parts.get(i) == p for i, p in new.items()):
             return None
         parts = {**(parts or {}), **new}
-        record = merge(host, qid, parts)
+        everything = {**held, **parts} if held else parts
+        record = merge(host, qid, everything)
         spam = record.get("spam") or {}
-        stamps = [p["t"] for p in parts.values() if p.get("t") is not None]
+        stamps = [p["t"] for p in everything.values() if p.get("t") is not None]
         return record, (min(stamps, default=0), max(stamps, default=0),
                         record["status"], record["from"], record["size"], record["delay_s"],
                         spam.get("score"), spam.get("verdict"), record["msgid"],
@@ -251,8 +265,66 @@ class SqliteMessages:
         for key in chunk:
             host, qid, new = grouped[key]
             _, length, text = stored.get(key, (None, -1, None))
-            planned[key] = (length, self._merged(host, qid, text, new))
+            planned[key] = (length, self._merged(host, qid, text, new), text)
         return planned
+
+    @staticmethod
+    def _held_parts(conn: sqlite3.Connection, pairs: list[tuple[str, str]]) -> dict:
+        """{(host, msgid): {line id: part}} of the held parts of these pairs."""
+        wanted = set(pairs)
+        msgids = sorted({m for _, m in pairs})
+        found: dict = {}
+        for start in range(0, len(msgids), 500):
+            chunk = msgids[start:start + 500]
+            for host, msgid, line, part in conn.execute(
+                    f"SELECT host, msgid, line, part FROM message_held WHERE msgid IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                if (host, msgid) in wanted:
+                    found.setdefault((host, msgid), {})[line] = orjson.loads(part)
+        return found
+
+    def _write_held(self, conn: sqlite3.Connection, grouped: dict, chunk: list[str]) -> int:
+        """Keep held parts (under the write lock) and merge again every record of their host
+        and msgid already stored: the other half of the join, so neither order loses one."""
+        rows, pairs = [], set()
+        for key in chunk:
+            host, spelled, parts = grouped[key]
+            msgid = spelled[1:-1]
+            pairs.add((host, msgid))
+            rows += [(host, msgid, line, orjson.dumps(p).decode()) for line, p in parts.items()]
+        conn.executemany("INSERT OR REPLACE INTO message_held(host, msgid, line, part) "
+                         "VALUES (?,?,?,?)", rows)
+        msgids = sorted({m for _, m in pairs})
+        targets = [(k, h, q) for k, h, q, m in conn.execute(
+            f"SELECT key, host, qid, msgid FROM messages WHERE msgid IN "
+            f"({','.join('?' * len(msgids))})", msgids) if (h, m) in pairs]
+        if not targets:
+            return 0
+        again = {key: (host, qid, {}) for key, host, qid in targets}
+        keys = list(again)
+        stored = self._stored_parts(conn, keys)
+        planned = {key: (stored[key][1], self._merged(again[key][0], again[key][1],
+                                                      stored[key][2], {}, force=True),
+                         stored[key][2]) for key in keys}
+        return self._write_chunk_of_records(conn, again, keys, planned)
+
+    def _join_held(self, conn: sqlite3.Connection, grouped: dict, chunk: list[str],
+                   planned: dict) -> None:
+        """Under the write lock: the records about to be written merged again with the held
+        parts of their host and msgid, if there are any (a delivery line seen before them)."""
+        pairs: dict[tuple[str, str], list[str]] = {}
+        for key in chunk:
+            done = planned[key][1]
+            if done is not None and done[0].get("msgid"):
+                pairs.setdefault((grouped[key][0], done[0]["msgid"]), []).append(key)
+        if not pairs:
+            return
+        for pair, parts in self._held_parts(conn, list(pairs)).items():
+            for key in pairs[pair]:
+                host, qid, new = grouped[key]
+                length, _, text = planned[key]
+                planned[key] = (length, self._merged(host, qid, text, new, parts, force=True),
+                                text)
 
     def _write_chunk_of_records(self, conn: sqlite3.Connection, grouped: dict,
                                 chunk: list[str], planned: dict) -> int:
@@ -264,7 +336,9 @@ class SqliteMessages:
             again = self._stored_parts(conn, stale)
             for key in stale:
                 host, qid, new = grouped[key]
-                planned[key] = (again[key][1], self._merged(host, qid, again[key][2], new))
+                planned[key] = (again[key][1], self._merged(host, qid, again[key][2], new),
+                                again[key][2])
+        self._join_held(conn, grouped, chunk, planned)
         updates, inserts, records = [], [], {}
         for key in chunk:
             done = planned[key][1]
@@ -402,6 +476,8 @@ class SqliteMessages:
                 for table in ("message_rcpts", "message_links"):
                     conn.execute(f"DELETE FROM {table} WHERE mid IN (SELECT rowid FROM "
                                  "messages WHERE last_ms < ?)", (older_than_ms,))
+                conn.execute("DELETE FROM message_held WHERE json_extract(part, '$.t') < ?",
+                             (older_than_ms,))
                 return conn.execute("DELETE FROM messages WHERE last_ms < ?",
                                     (older_than_ms,)).rowcount
 
