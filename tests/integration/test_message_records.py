@@ -394,3 +394,43 @@ def test_line_search_matches_addresses_however_the_log_wrote_them(redis_client, 
         out = logpipe("search", "--store", url, "--count", query)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "2", query
+
+
+def test_recipient_search_plan_follows_how_common_the_address_is(tmp_path, monkeypatch):
+    """A common address is checked per record while reading newest first; a rare one is read
+    through the address index; both give the records the plain index plan gives, in order."""
+    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import messages as sqlite_messages
+
+    monkeypatch.setattr(sqlite_messages, "COMMON", 30)
+    sink = SqliteSink(f"sqlite:///{tmp_path}/plan.db")
+    sink.prepare()
+    grouped = {}
+    for i in range(400):
+        qid = f"Q{i:08d}"
+        to = "postmaster@example.org" if i % 100 == 7 else f"<U{i % 4}@Example.org>"
+        grouped[f"mx/{qid}"] = ("mx", qid, {f"{qid}-1": {
+            "t": 1_764_000_000_000 + (i * 7919 % 400) * 1000, "o": 1,
+            "rcpt": [{"to": to, "status": "sent", "dsn": "2.0.0", "relay": "r", "delay": 1.0,
+                      "reason": None}]}})
+    sink.write_messages(grouped)
+    plans = {}
+    for address, expected in (("u1@example.org", 100), ("postmaster@example.org", 4)):
+        query = f"recipients.to:{address}"
+        where, params = sqlite_messages.compile_messages(query, None, None,
+                                                         common=sink._common_value)
+        plans[address] = " ".join(str(row[-1]) for row in sink._message_rows(
+            f"EXPLAIN QUERY PLAN SELECT m.rowid FROM messages m WHERE {where} "
+            f"ORDER BY m.first_ms DESC, m.rowid DESC LIMIT 20", params))
+        got = [r["qid"] for r in sink.stream_messages(query, page_size=7)]
+        plain, plain_params = sqlite_messages.compile_messages(query, None, None)
+        want = [row[0] for row in sink._message_rows(
+            f"SELECT m.qid FROM messages m WHERE {plain} ORDER BY m.first_ms DESC, "
+            f"m.rowid DESC", plain_params)]
+        assert got == want and len(got) == expected, address
+        assert sink.count_messages(query) == expected
+    assert "messages_first" in plans["u1@example.org"]
+    assert "message_rcpts_mid" in plans["u1@example.org"]
+    assert "message_rcpts_addr" in plans["postmaster@example.org"]
+    assert "messages_first" not in plans["postmaster@example.org"]
+    sink.close()
