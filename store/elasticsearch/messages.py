@@ -241,7 +241,7 @@ class ElasticsearchMessages:
                                 "_index": index, "_id": key, "if_seq_no": seq,
                                 "if_primary_term": term}}))
                             owners.append(key)
-                if not registered:  # msgid is set here
+                if not registered and msgid:
                     lines += self._holder_write(held_key(host, msgid), holder, {
                         "host": host, "msgid": msgid, "parts": held,
                         "records": {**((holder[0].get("records") or {}) if holder else {}),

@@ -311,7 +311,8 @@ class SqliteMessages:
             f"({','.join('?' * len(msgids))})", msgids) if (h, m) in pairs]
         if not targets:
             return 0
-        again = {key: (host, qid, {}) for key, host, qid in targets}
+        again: dict[str, tuple[str, str, dict]] = {key: (host, qid, {})
+                                                   for key, host, qid in targets}
         keys = list(again)
         stored = self._stored_parts(conn, keys)
         planned = {key: (stored[key][1], self._merged(again[key][0], again[key][1],
