@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from typing import Iterable
 
-from logpipe.store.messages import NOQUEUE, record_key
+from logpipe.store.messages import NOQUEUE, held_key, record_key
 
 log = logging.getLogger("logpipe.indexer.messages")
 
@@ -31,6 +31,7 @@ _PF_NDR = re.compile(r"sender (?:non-delivery|delivery status|delay) notificatio
                      r"([0-9A-Za-z]{5,20})")
 _AMAVIS = re.compile(r"\b(Passed|Blocked) ([A-Z-]+)\b.*?Queue-ID: ([0-9A-Za-z]{5,20})")
 _AMAVIS_NEXT = re.compile(r"queued_as: ([0-9A-Za-z]{5,20})")
+_MAILBOX = re.compile(r"(?:saved mail to|stored mail into mailbox) '?([^']+?)'?$")
 _LOCAL_RELAYS = ("127.0.0.1", "localhost", "::1", "local", "none", "")
 _ts_cache: dict[str, int] = {}
 
@@ -111,6 +112,8 @@ def part_of(doc: dict) -> tuple[str, str, str, dict] | None:
     program = str(doc.get("program") or "")
     line = doc.get("message") or ""
     if not qid:
+        if program.startswith("dovecot") and doc.get("service") == "lmtp" and doc.get("msgid"):
+            return _lmtp(doc)
         if program.startswith("amavis") and "Queue-ID" in line:
             m = _AMAVIS.search(line)
             if not m:
@@ -168,6 +171,24 @@ def part_of(doc: dict) -> tuple[str, str, str, dict] | None:
             part["flag"] = "rejected"
             part["reason"] = msg
     return host, qid, record_key(host, qid), part
+
+
+def _lmtp(doc: dict) -> tuple[str, str, str, dict] | None:
+    """A dovecot LMTP delivery: a held part of the record with this msgid on this host."""
+    msgid = str(doc["msgid"]).strip("<>")
+    user = doc.get("user")
+    if not msgid or not user:
+        return None
+    host = str(doc.get("logsource") or doc.get("host") or "")
+    offset = doc.get("offset") or 0
+    if isinstance(offset, str):
+        offset = int(offset) if offset.isdigit() else 0
+    text = str(doc.get("dovecotMsg") or "").strip()
+    m = _MAILBOX.search(text)
+    part = {"t": _ms(doc.get("@timestamp")), "o": offset,
+            "mbox": {"user": str(user), "saved": m is not None,
+                     "mailbox": m.group(1) if m else None, "text": text or None}}
+    return host, f"<{msgid}>", held_key(host, msgid), part
 
 
 def _spam_header(text: str, part: dict) -> None:

@@ -15,6 +15,14 @@ A part is a small dict: ``t`` (epoch ms), ``o`` (offset or 0), plus what the lin
 ``size``, ``msgid``, ``nrcpts``, ``client``, ``rcpt`` (list of recipient states), ``spam``,
 ``next``, ``prev``, ``flag`` (expired, rejected, discarded) and ``reason``). The indexer builds
 them (``indexer/messages.py``); this module only merges and describes.
+
+A line with no queue id that names its message by message-id (dovecot's LMTP delivery
+``lmtp(bob): msgid=<...>: saved mail to INBOX``) gives a *held* part: keyed by (host, msgid)
+(:func:`held_key`, its qid spelled ``<msgid>``), kept by the store apart from the records and
+merged into every record of the same host with that ``msgid`` whenever either side is written;
+so the record is the same whichever of the two lines came first. Such a part carries ``mbox``
+(``user``, ``saved``, ``mailbox``, ``text``) and sets the matching recipient's final state after
+every other line (see :func:`merge`).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Iterable
 
 __all__ = ["MESSAGE_STATUSES", "RECIPIENT_STATUSES", "merge", "record_key", "norm_addr",
            "addr_domain", "iso_ms", "NOQUEUE", "ADDRESS_FIELDS", "summary_text",
-           "normalise_query"]
+           "normalise_query", "held_key", "is_held", "msgid_of"]
 
 NOQUEUE = "NOQUEUE"
 RECIPIENT_STATUSES = ("sent", "deferred", "bounced", "rejected", "expired", "discarded")
@@ -54,6 +62,22 @@ def record_key(host: str, qid: str, line_id: str = "") -> str:
     if qid == NOQUEUE:
         return f"{host}/{NOQUEUE}/{line_id}"
     return f"{host}/{qid}"
+
+
+def held_key(host: str, msgid: str) -> str:
+    """The key of the held parts of a message-id on a host (a dovecot LMTP delivery)."""
+    return f"{host}/<{msgid}>"
+
+
+def is_held(qid: str) -> bool:
+    """Whether a grouped entry's qid is a held message-id (``<msgid>``), not a queue id."""
+    return qid.startswith("<")
+
+
+def msgid_of(parts: dict[str, dict]) -> str | None:
+    """The ``msgid`` :func:`merge` gives a record of these parts (from its earliest carrier)."""
+    found = [item for item in parts.items() if item[1].get("msgid") is not None]
+    return min(found, key=_order)[1]["msgid"] if found else None
 
 
 _seconds: dict[int, str] = {}
@@ -126,7 +150,11 @@ def merge(host: str, qid: str, parts: dict[str, dict]) -> dict:
     reasons: dict[str, str] = {}
     nexts: list[dict] = []
     prevs: list[dict] = []
+    mboxes: list[dict] = []
     for _, part in ordered:
+        if part.get("mbox"):
+            mboxes.append(part["mbox"])
+            continue
         if "from" in part and record["from_raw"] is None:
             record["from_raw"] = part["from"]
             record["from"] = norm_addr(part["from"])
@@ -157,6 +185,8 @@ def merge(host: str, qid: str, parts: dict[str, dict]) -> dict:
         nexts.extend(part.get("next") or ())
         prevs.extend(part.get("prev") or ())
     record.pop("nrcpts", None)
+    for box in mboxes:
+        _deliver(rcpts, box)
     recipients = []
     for to in sorted(rcpts):
         r = rcpts[to]
@@ -189,6 +219,34 @@ def merge(host: str, qid: str, parts: dict[str, dict]) -> dict:
     record["next"] = _links(nexts)
     record["prev"] = _links(prevs)
     return record
+
+
+def _deliver(rcpts: dict[str, dict], box: dict) -> None:
+    """A mailbox delivery (dovecot LMTP) on its recipient: the one with this address, else the
+    first (by address) with this local part, else a new recipient when the user is an address,
+    else the only recipient (a system user behind an alias), else none. It is the recipient's final
+    state: saved is ``sent`` whatever an MTA line said; a failed save gives its reason."""
+    user = norm_addr(box.get("user"))
+    if not user:
+        return
+    target = rcpts.get(user)
+    if target is None:
+        local = user.split("@", 1)[0]
+        target = next((rcpts[to] for to in sorted(rcpts) if to.split("@", 1)[0] == local),
+                      None)
+    if target is None and "@" in user:  # no MTA line for it: the delivery is its only line
+        target = rcpts[user] = {"to": user, "to_raw": box.get("user"), "status": None,
+                                "dsn": None, "relay": None, "delay": None, "reason": None}
+    if target is None and len(rcpts) == 1:  # a system user behind an alias
+        target = next(iter(rcpts.values()))
+    if target is None:
+        return
+    if box.get("saved"):
+        target["status"] = "sent"
+        target["mailbox"] = box.get("mailbox")
+        target["reason"] = box.get("text")
+    elif target.get("status") != "sent":
+        target["reason"] = box.get("text") or target.get("reason")
 
 
 def summary_text(record: dict) -> str:

@@ -73,3 +73,24 @@ def test_debug_shows_match_and_how_far_failures_got():
     assert "matches up to: '%{SYSLOGBASE} oops '" in out
     assert "then fails at: '%{INT:n:int}'" in out
     assert "stopped at char 32: 'x'" in out
+
+
+def test_parse_builtin_mail_reads_dovecot_lmtp_delivery_with_its_msgid():
+    lines = ("Dec  7 10:00:05 mail1 dovecot: lmtp(bob)<12345><AbCdEf>: "
+             "msgid=<20261207100001.ABC@example.org>: saved mail to INBOX\n"
+             "Dec  7 10:00:06 mail1 dovecot: lmtp(4242, carol@example.org): Xy12ab: "
+             "msgid=<m2@example.org>: saved mail to INBOX\n"
+             "Dec  7 10:00:07 mail1 dovecot: lmtp(bob)<12345><AbCdEf>: sieve: "
+             "msgid=<m3@example.org>: stored mail into mailbox 'Junk'\n")
+    r = runner.invoke(app, ["parse", "--type", "mail"], input=lines)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in r.output.splitlines()]
+    got = [(x["logsource"], x["program"], x["service"], x["user"], x["msgid"], x["dovecotMsg"])
+           for x in rows]
+    assert got == [
+        ("mail1", "dovecot", "lmtp", "bob", "20261207100001.ABC@example.org",
+         "saved mail to INBOX"),
+        ("mail1", "dovecot", "lmtp", "carol@example.org", "m2@example.org",
+         "saved mail to INBOX"),
+        ("mail1", "dovecot", "lmtp", "bob", "m3@example.org", "stored mail into mailbox 'Junk'")]
+    assert [x["session"] for x in rows] == ["AbCdEf", "Xy12ab", "AbCdEf"]

@@ -13,6 +13,13 @@ the queue is expired by every MTA's default) are read in real time (mget), the p
 sides of a month boundary) is merged in and deleted the same way. Conflicts are read again.
 A record counts as written only when a read *after* the write finds it whole and alone, so two
 workers racing across indices always see each other's write (each reads after its own).
+
+Held parts (dovecot LMTP deliveries, keyed by host and msgid, see ``store/messages.py``) live in
+``logpipe-held-parts``, one document per (host, msgid): the parts and the keys of the records
+with that msgid (``records``, each with its index). Both sides write that document under the same
+optimistic concurrency, so it orders them: a record registers itself there and is done only when
+a read finds it merged with every held part the document lists; a held part is done when a read
+finds it in the document, and the records listed there are then merged again.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import orjson
 from logpipe.common.errors import QueryError, SinkError
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import And, Not, Or, Term, Wildcard, Range, Exists
-from logpipe.store.messages import addr_domain, merge, normalise_query, summary_text
+from logpipe.store.messages import (addr_domain, held_key, is_held, merge, msgid_of,
+                                     normalise_query, summary_text)
 
 PREFIX = "logpipe-messages-"
 PATTERN = PREFIX + "*"
@@ -50,7 +58,12 @@ MAPPING = {
         "parts": {"type": "object", "enabled": False},
     },
 }
-_INTERNAL = ("@timestamp", "key", "to", "domain", "message", "parts")
+_INTERNAL = ("@timestamp", "key", "to", "domain", "message", "parts", "held")
+HELD_INDEX = "logpipe-held-parts"
+HELD_MAPPING = {"dynamic": False,
+                "properties": {"host": _KW, "msgid": _KW,
+                               "parts": {"type": "object", "enabled": False},
+                               "records": {"type": "object", "enabled": False}}}
 
 
 def _month(ms: int) -> str:
@@ -118,6 +131,14 @@ class ElasticsearchMessages:
                           "mappings": MAPPING})
         except Exception as exc:
             raise SinkError(f"cannot install the message records' template: {exc}") from None
+        try:
+            if not self.client.indices.exists(index=HELD_INDEX):  # type: ignore[attr-defined]
+                self.client.indices.create(  # type: ignore[attr-defined]
+                    index=HELD_INDEX, mappings=HELD_MAPPING,
+                    settings={"number_of_shards": 1, "number_of_replicas": 0})
+        except Exception as exc:
+            if "resource_already_exists" not in str(exc):
+                raise SinkError(f"cannot create {HELD_INDEX}: {exc}") from None
         self._message_template = True
 
     def _mget(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
@@ -142,58 +163,138 @@ class ElasticsearchMessages:
     def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
         """Merge parts into their records (see the module). Returns how many were written."""
         self._ensure_message_template()
+        records = {k: v for k, v in grouped.items() if not is_held(v[1])}
+        held = {k: v for k, v in grouped.items() if is_held(v[1])}
+        written = self._write_records(records, {}) if records else 0
+        if held:
+            written += self._write_held(held)
+        return written
+
+    def _write_records(self, grouped: dict, hints: dict[str, str]) -> int:
+        """The records' read-merge-write rounds; ``hints``: an index a record is known to be in
+        (a record merged again for a held part has no new line to name its months)."""
         pending = dict(grouped)
         written = 0
         for _ in range(_ROUNDS):
             if not pending:
                 return written
-            months: dict[str, list[str]] = {}
+            indices: dict[str, list[str]] = {}
             wanted = []
             for key, (_, _, new) in pending.items():
                 stamps = [p.get("t") or 0 for p in new.values()]
                 ms = sorted({_month(t) for t in stamps} | {_month(t - WEEK_MS) for t in stamps})
-                months[key] = ms
-                wanted += [(PREFIX + m, key) for m in ms]
+                names = [PREFIX + m for m in ms]
+                if key in hints and hints[key] not in names:
+                    names.append(hints[key])
+                indices[key] = names
+                wanted += [(i, key) for i in names]
             found = self._mget(wanted)
-            lines: list[bytes] = []
-            owners: list[str] = []
+            seen = {}
             for key, (host, qid, new) in list(pending.items()):
-                copies = [(i, found[(i, key)]) for i in (PREFIX + m for m in months[key])
-                          if (i, key) in found]
+                copies = [(i, found[(i, key)]) for i in indices[key] if (i, key) in found]
                 parts: dict = {}
                 for _, (source, _, _) in copies:
                     parts.update(source.get("parts") or {})
                 complete = all(parts.get(i) == p for i, p in new.items())
                 parts.update(new)
+                if not parts:
+                    del pending[key]  # merged again for a held part, but gone (pruned)
+                    continue
+                msgid = msgid_of(parts)
+                seen[key] = (copies, parts, complete, msgid)
+            holders = self._mget(sorted({(HELD_INDEX, held_key(pending[k][0], v[3]))
+                                         for k, v in seen.items() if v[3]}))
+            lines: list[bytes] = []
+            owners: list[str] = []
+            for key, (copies, parts, complete, msgid) in seen.items():
+                host, qid, _ = pending[key]
                 target = PREFIX + _month(_first_ms(parts))
-                if complete and len(copies) == 1 and copies[0][0] == target:
+                holder = holders.get((HELD_INDEX, held_key(host, msgid))) if msgid else None
+                held = (holder[0].get("parts") or {}) if holder else {}
+                in_target = next((c for c in copies if c[0] == target), None)
+                whole = complete and len(copies) == 1 and in_target is not None and \
+                    sorted(in_target[1][0].get("held") or []) == sorted(held)
+                registered = not msgid or (holder is not None and (
+                    holder[0].get("records") or {}).get(key) == [target, host, qid])
+                if whole and registered:
                     del pending[key]  # read back whole and alone: done
                     continue
-                record = merge(host, qid, parts)
-                doc = {**record, "@timestamp": record["first_seen"], "key": key,
-                       "to": [r["to"] for r in record["recipients"]],
-                       "domain": sorted({addr_domain(r["to"]) for r in record["recipients"]}
-                                        - {""}),
-                       "message": summary_text(record), "parts": parts}
-                in_target = next((c for c in copies if c[0] == target), None)
-                if in_target is None:
-                    action = {"create": {"_index": target, "_id": key}}
-                else:
-                    action = {"index": {"_index": target, "_id": key,
-                                        "if_seq_no": in_target[1][1],
-                                        "if_primary_term": in_target[1][2]}}
-                lines += [orjson.dumps(action), orjson.dumps(doc)]
-                owners.append(key)
-                for index, (_, seq, term) in copies:
-                    if index != target:
-                        lines.append(orjson.dumps({"delete": {"_index": index, "_id": key,
-                                                              "if_seq_no": seq,
-                                                              "if_primary_term": term}}))
-                        owners.append(key)
+                if not whole:
+                    record = merge(host, qid, {**held, **parts})
+                    doc = {**record, "@timestamp": record["first_seen"], "key": key,
+                           "to": [r["to"] for r in record["recipients"]],
+                           "domain": sorted({addr_domain(r["to"])
+                                             for r in record["recipients"]} - {""}),
+                           "message": summary_text(record), "parts": parts,
+                           "held": sorted(held)}
+                    if in_target is None:
+                        action = {"create": {"_index": target, "_id": key}}
+                    else:
+                        action = {"index": {"_index": target, "_id": key,
+                                            "if_seq_no": in_target[1][1],
+                                            "if_primary_term": in_target[1][2]}}
+                    lines += [orjson.dumps(action), orjson.dumps(doc)]
+                    owners.append(key)
+                    for index, (_, seq, term) in copies:
+                        if index != target:
+                            lines.append(orjson.dumps({"delete": {
+                                "_index": index, "_id": key, "if_seq_no": seq,
+                                "if_primary_term": term}}))
+                            owners.append(key)
+                if not registered and msgid:
+                    lines += self._holder_write(held_key(host, msgid), holder, {
+                        "host": host, "msgid": msgid, "parts": held,
+                        "records": {**((holder[0].get("records") or {}) if holder else {}),
+                                    key: [target, host, qid]}})
+                    owners.append(key)
             if lines:
                 written += self._message_bulk(lines, owners)
         raise SinkError(f"message records: {len(pending)} still contended after {_ROUNDS} "
                         "rounds; the batch is retried")
+
+    @staticmethod
+    def _holder_write(doc_id: str, holder: tuple | None, source: dict) -> list[bytes]:
+        if holder is None:
+            action = {"create": {"_index": HELD_INDEX, "_id": doc_id}}
+        else:
+            action = {"index": {"_index": HELD_INDEX, "_id": doc_id, "if_seq_no": holder[1],
+                                "if_primary_term": holder[2]}}
+        return [orjson.dumps(action), orjson.dumps(source)]
+
+    def _write_held(self, grouped: dict) -> int:
+        """Held parts into their (host, msgid) document; then every record it lists merged
+        again (see the module)."""
+        pending = dict(grouped)
+        again: dict[str, tuple[str, str, str]] = {}
+        written = 0
+        for _ in range(_ROUNDS):
+            if not pending:
+                break
+            found = self._mget([(HELD_INDEX, key) for key in pending])
+            lines: list[bytes] = []
+            owners: list[str] = []
+            for key, (host, spelled, new) in list(pending.items()):
+                holder = found.get((HELD_INDEX, key))
+                parts = dict((holder[0].get("parts") or {}) if holder else {})
+                records = (holder[0].get("records") or {}) if holder else {}
+                if all(parts.get(i) == p for i, p in new.items()):
+                    for rkey, (index, rhost, rqid) in records.items():
+                        again[rkey] = (rhost, rqid, index)
+                    del pending[key]  # read back in the document: done
+                    continue
+                parts.update(new)
+                lines += self._holder_write(key, holder, {"host": host, "msgid": spelled[1:-1],
+                                                          "parts": parts, "records": records})
+                owners.append(key)
+            if lines:
+                written += self._message_bulk(lines, owners)
+        else:
+            raise SinkError(f"message records: {len(pending)} held parts still contended "
+                            f"after {_ROUNDS} rounds; the batch is retried")
+        if again:
+            written += self._write_records({k: (h, q, {}) for k, (h, q, _) in again.items()},
+                                           {k: i for k, (_, _, i) in again.items()})
+        return written
 
     def _message_bulk(self, lines: list[bytes], owners: list[str]) -> int:
         try:

@@ -28,6 +28,21 @@ from logpipe.store import open_sink
 
 pytestmark = pytest.mark.integration
 
+# Delivery into mailboxes by dovecot LMTP: dovecot's lines carry no queue id, only the msgid; one
+# recipient also has postfix's lmtp line, the other only dovecot's. The same msgid on another host
+# is another message's record, which the deliveries do not touch.
+DOVECOT = """\
+Nov 28 09:00:00 relay postfix/smtpd[22]: 9F0A1B2C3D: client=ext.example.com[192.0.2.20]
+Nov 28 09:00:00 relay postfix/cleanup[23]: 9F0A1B2C3D: message-id=<20261128090000.ABC@example.org>
+Nov 28 09:00:01 relay postfix/qmgr[21]: 9F0A1B2C3D: from=<alice@example.com>, size=20480, nrcpt=2 (queue active)
+Nov 28 09:00:02 relay dovecot: lmtp(heidi)<12345><AbCdEf>: sieve: msgid=<20261128090000.ABC@example.org>: stored mail into mailbox 'Junk'
+Nov 28 09:00:02 relay dovecot: lmtp(ivan@example.org)<12346><BcDeFg>: msgid=<20261128090000.ABC@example.org>: saved mail to INBOX
+Nov 28 09:00:02 relay postfix/lmtp[20]: 9F0A1B2C3D: to=<heidi@example.org>, relay=relay.example.org[private/dovecot-lmtp], delay=1.1, delays=0.1/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 <heidi@example.org> AbCdEf Saved)
+Nov 28 09:00:03 relay postfix/qmgr[21]: 9F0A1B2C3D: removed
+Nov 28 09:10:00 mx postfix/cleanup[11]: 0A1B2C3D4F: message-id=<20261128090000.ABC@example.org>
+Nov 28 09:10:01 mx postfix/qmgr[12]: 0A1B2C3D4F: from=<alice@example.com>, size=20480, nrcpt=1 (queue active)
+"""
+
 # Two hosts, a hand-off between them (amavis on mx, then the relay), a day boundary, a bounce
 # ("User unknown" with its DSN), an expiry, a NOQUEUE reject, a milter reject, dovecot LMTP.
 POSTFIX = """\
@@ -49,7 +64,8 @@ Nov 28 01:00:06 mx postfix/cleanup[11]: 7D8E9F0A1B: milter-reject: END-OF-MESSAG
 Nov 23 08:00:00 mx postfix/qmgr[12]: 8E9F0A1B2C: from=<carol@example.com>, size=999, nrcpt=1 (queue active)
 Nov 23 08:00:01 mx postfix/smtp[14]: 8E9F0A1B2C: to=<gone@example.net>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to example.net[192.0.2.1]:25: Connection refused)
 Nov 28 08:00:02 mx postfix/qmgr[12]: 8E9F0A1B2C: from=<carol@example.com>, status=expired, returned to sender
-"""
+""" + DOVECOT
+
 
 
 def lines_to_records(text: str, host: str, path: str, start: int = 0) -> list[Record]:
@@ -162,6 +178,66 @@ def test_postfix_transactions_become_records(redis_client, tmp_path):
     assert recs[("mx", "7D8E9F0A1B")]["status"] == "rejected"
     exp = recs[("mx", "8E9F0A1B2C")]
     assert exp["status"] == "expired" and exp["recipients"][0]["status"] == "expired"
+
+
+def index_batches(redis_client, batches: list[list[Record]], url: str) -> None:
+    """One worker, the batches one after the other, each line in the order given."""
+    for batch in batches:
+        index_in_order(redis_client, batch, url)
+        redis_client.flushall()
+
+
+def dovecot_orders() -> dict[str, list[list[Record]]]:
+    lines = lines_to_records(DOVECOT, "shipper-a", "/var/log/mail.log")
+    lmtp = [r for r in lines if "dovecot:" in r.line]
+    rest = [r for r in lines if "dovecot:" not in r.line]
+    return {"in order, one batch": [lines],
+            "deliveries first": [lmtp, rest],
+            "deliveries last": [rest, lmtp],
+            "one line a batch, reversed": [[r] for r in reversed(lines)]}
+
+
+def assert_dovecot_joined(recs: dict) -> None:
+    m = recs[("relay", "9F0A1B2C3D")]
+    assert m["msgid"] == "20261128090000.ABC@example.org" and m["status"] == "delivered"
+    rc = {r["to"]: r for r in m["recipients"]}
+    assert rc["heidi@example.org"]["status"] == "sent"
+    assert rc["heidi@example.org"]["mailbox"] == "Junk"  # sieve's, from dovecot's line
+    assert rc["heidi@example.org"]["relay"] == "relay.example.org"  # postfix's line
+    assert rc["ivan@example.org"]["status"] == "sent"  # dovecot's line only
+    assert rc["ivan@example.org"]["mailbox"] == "INBOX"
+    assert m["lines"] == 7 and m["last_seen"].endswith("09:00:03.000Z")
+    other = recs[("mx", "0A1B2C3D4F")]  # same msgid, another host: not joined
+    assert other["recipients"] == [] and other["lines"] == 2 and other["status"] == "queued"
+
+
+def test_dovecot_lmtp_lines_join_their_message_in_any_order(redis_client, tmp_path):
+    got = {}
+    for i, (name, batches) in enumerate(dovecot_orders().items()):
+        url = f"sqlite:///{tmp_path}/order{i}.db"
+        index_batches(redis_client, batches, url)
+        got[name] = records_of(url)
+        assert_dovecot_joined(by_key(got[name]))
+    first = got["in order, one batch"]
+    assert all(records == first for records in got.values())
+    out = logpipe("messages", "--store", f"sqlite:///{tmp_path}/order1.db", "--json",
+                  "msgid:20261128090000.ABC@example.org AND host:relay")
+    assert out.returncode == 0, out.stderr
+    assert [orjson.loads(x)["qid"] for x in out.stdout.splitlines()] == ["9F0A1B2C3D"]
+
+
+def test_dovecot_lmtp_lines_join_on_elasticsearch_in_any_order(redis_client, es_url,
+                                                               es_client, tmp_path):
+    reference_url = f"sqlite:///{tmp_path}/reference.db"
+    index_batches(redis_client, dovecot_orders()["in order, one batch"], reference_url)
+    reference = records_of(reference_url)
+    for name, batches in dovecot_orders().items():
+        index_batches(redis_client, batches, es_url)
+        got = records_of(es_url)
+        assert_dovecot_joined(by_key(got))
+        assert got == reference, name
+        from tests.fixtures.elasticsearch import _clean
+        _clean(es_client)
 
 
 def test_messages_command_queries_record_fields(redis_client, tmp_path):
@@ -318,3 +394,43 @@ def test_line_search_matches_addresses_however_the_log_wrote_them(redis_client, 
         out = logpipe("search", "--store", url, "--count", query)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "2", query
+
+
+def test_recipient_search_plan_follows_how_common_the_address_is(tmp_path, monkeypatch):
+    """A common address is checked per record while reading newest first; a rare one is read
+    through the address index; both give the records the plain index plan gives, in order."""
+    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import messages as sqlite_messages
+
+    monkeypatch.setattr(sqlite_messages, "COMMON", 30)
+    sink = SqliteSink(f"sqlite:///{tmp_path}/plan.db")
+    sink.prepare()
+    grouped = {}
+    for i in range(400):
+        qid = f"Q{i:08d}"
+        to = "postmaster@example.org" if i % 100 == 7 else f"<U{i % 4}@Example.org>"
+        grouped[f"mx/{qid}"] = ("mx", qid, {f"{qid}-1": {
+            "t": 1_764_000_000_000 + (i * 7919 % 400) * 1000, "o": 1,
+            "rcpt": [{"to": to, "status": "sent", "dsn": "2.0.0", "relay": "r", "delay": 1.0,
+                      "reason": None}]}})
+    sink.write_messages(grouped)
+    plans = {}
+    for address, expected in (("u1@example.org", 100), ("postmaster@example.org", 4)):
+        query = f"recipients.to:{address}"
+        where, params = sqlite_messages.compile_messages(query, None, None,
+                                                         common=sink._common_value)
+        plans[address] = " ".join(str(row[-1]) for row in sink._message_rows(
+            f"EXPLAIN QUERY PLAN SELECT m.rowid FROM messages m WHERE {where} "
+            f"ORDER BY m.first_ms DESC, m.rowid DESC LIMIT 20", params))
+        got = [r["qid"] for r in sink.stream_messages(query, page_size=7)]
+        plain, plain_params = sqlite_messages.compile_messages(query, None, None)
+        want = [row[0] for row in sink._message_rows(
+            f"SELECT m.qid FROM messages m WHERE {plain} ORDER BY m.first_ms DESC, "
+            f"m.rowid DESC", plain_params)]
+        assert got == want and len(got) == expected, address
+        assert sink.count_messages(query) == expected
+    assert "messages_first" in plans["u1@example.org"]
+    assert "message_rcpts_mid" in plans["u1@example.org"]
+    assert "message_rcpts_addr" in plans["postmaster@example.org"]
+    assert "messages_first" not in plans["postmaster@example.org"]
+    sink.close()
