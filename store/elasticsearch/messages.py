@@ -61,7 +61,7 @@ MAPPING = {
 _INTERNAL = ("@timestamp", "key", "to", "domain", "message", "parts", "held")
 HELD_INDEX = "logpipe-held-parts"
 HELD_MAPPING = {"dynamic": False,
-                "properties": {"host": _KW, "msgid": _KW,
+                "properties": {"host": _KW, "msgid": _KW, "last_t": {"type": "long"},
                                "parts": {"type": "object", "enabled": False},
                                "records": {"type": "object", "enabled": False}}}
 
@@ -259,7 +259,9 @@ class ElasticsearchMessages:
         else:
             action = {"index": {"_index": HELD_INDEX, "_id": doc_id, "if_seq_no": holder[1],
                                 "if_primary_term": holder[2]}}
-        return [orjson.dumps(action), orjson.dumps(source)]
+        # the newest held line's time: what the prune reads (the parts themselves are not indexed)
+        stamps = [p.get("t") or 0 for p in (source.get("parts") or {}).values()]
+        return [orjson.dumps(action), orjson.dumps({**source, "last_t": max(stamps, default=0)})]
 
     def _write_held(self, grouped: dict) -> int:
         """Held parts into their (host, msgid) document; then every record it lists merged
@@ -413,12 +415,32 @@ class ElasticsearchMessages:
             hits = self._msearch(query=query, size=1000, source=False,
                                  sort=[{"key": "asc"}])["hits"]["hits"]
             if not hits:
+                self._prune_held(older_than_ms)
                 return deleted
             body = [{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits]
             resp = _call("message prune", self.client.bulk,  # type: ignore[attr-defined]
                          operations=body, refresh=True)
             deleted += sum(1 for item in resp["items"]
                            if item["delete"].get("result") == "deleted")
+
+    def _prune_held(self, older_than_ms: int) -> None:
+        """The held parts (dovecot deliveries by message-id) whose newest line is older than the
+        cut-off, as the embedded store drops its old ``message_held`` rows."""
+        from logpipe.store.elasticsearch.reader import _call
+
+        # what was written just before is searched too (the held index's own refresh)
+        _call("held parts prune", self.client.indices.refresh,  # type: ignore[attr-defined]
+              index=HELD_INDEX, ignore_unavailable=True, allow_no_indices=True)
+        while True:
+            hits = _call("held parts prune", self.client.search,  # type: ignore[attr-defined]
+                         index=HELD_INDEX, ignore_unavailable=True, allow_no_indices=True,
+                         query={"range": {"last_t": {"lt": older_than_ms}}}, size=1000,
+                         source=False)["hits"]["hits"]
+            if not hits:
+                return
+            body = [{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits]
+            _call("held parts prune", self.client.bulk,  # type: ignore[attr-defined]
+                  operations=body, refresh=True)
 
 
 
