@@ -121,24 +121,24 @@ class ElasticsearchMessages:
     _message_template = False
 
     def _ensure_message_template(self) -> None:
+        """Templates for the monthly record indices and the held-parts index, both made by their
+        first write (no existence probe: a HEAD answering 404 is a failure to a strict proxy).
+        A copy of every shard on a second node once there is one, as the events' template
+        does: a node lost mid-burst loses no record and stops no batch."""
         if self._message_template:
             return
         try:
+            data_nodes = self.client.cluster.health()["number_of_data_nodes"]  # type: ignore[attr-defined]
+            settings = {"number_of_shards": 1, "number_of_replicas": 1 if data_nodes > 1 else 0,
+                        "refresh_interval": "1s"}
             self.client.indices.put_index_template(  # type: ignore[attr-defined]
                 name="logpipe-messages", index_patterns=[PATTERN], priority=300,
-                template={"settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                                       "refresh_interval": "1s"},
-                          "mappings": MAPPING})
+                template={"settings": settings, "mappings": MAPPING})
+            self.client.indices.put_index_template(  # type: ignore[attr-defined]
+                name="logpipe-held-parts", index_patterns=[HELD_INDEX], priority=300,
+                template={"settings": settings, "mappings": HELD_MAPPING})
         except Exception as exc:
-            raise SinkError(f"cannot install the message records' template: {exc}") from None
-        try:
-            if not self.client.indices.exists(index=HELD_INDEX):  # type: ignore[attr-defined]
-                self.client.indices.create(  # type: ignore[attr-defined]
-                    index=HELD_INDEX, mappings=HELD_MAPPING,
-                    settings={"number_of_shards": 1, "number_of_replicas": 0})
-        except Exception as exc:
-            if "resource_already_exists" not in str(exc):
-                raise SinkError(f"cannot create {HELD_INDEX}: {exc}") from None
+            raise SinkError(f"cannot install the message records' templates: {exc}") from None
         self._message_template = True
 
     def _mget(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
