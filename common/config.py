@@ -81,9 +81,16 @@ def _read_url_file(path: str, embedded: bool = False) -> str:
     from logpipe.common.private import read_secret
 
     url = read_secret(path, "broker URL file")
-    for one in [url, *url.split()]:
-        _URL_FILES[one] = (str(path), embedded)
+    remember_url_file(url, path, embedded)
     return url
+
+
+def remember_url_file(url: str, path: str, embedded: bool = False) -> None:
+    """Say that ``url`` came from the URL file ``path`` (a child process given the URL by its
+    parent, which read the file): a reconnect then reads the file's current password, and a
+    refused password names the file."""
+    for one in [url, *url.split()]:
+        _URL_FILES[one.strip()] = (str(path), embedded)
 
 
 def url_file_of(url: str | None) -> tuple[str, bool] | None:

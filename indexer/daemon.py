@@ -10,6 +10,7 @@ back: :mod:`indexer.startup`); ``--burst`` ends once everything is stored.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -156,10 +157,19 @@ class WorkerPool:
         self.procs: list[subprocess.Popen] = []
 
     def _spawn(self) -> subprocess.Popen:
-        # The URL (and its password) goes through the environment, never argv.
+        from logpipe.common.config import url_file_of
+        from logpipe.indexer.worker import ENV_URL_FILE
+
+        # The URL (and its password) goes through the environment, never argv; the file it was
+        # read from goes too, so that a worker reconnecting after a password rotation reads the
+        # new one, and one restarted by supervise() as well.
+        env = {**os.environ, "LOGPIPE_REDIS_URL": self.redis_url}
+        env.pop(ENV_URL_FILE, None)
+        source = url_file_of(self.redis_url)
+        if source:
+            env[ENV_URL_FILE] = json.dumps(source)
         return subprocess.Popen([sys.executable, "-m", "logpipe.indexer.worker", self.queue],
-                                stdin=subprocess.DEVNULL,
-                                env={**os.environ, "LOGPIPE_REDIS_URL": self.redis_url})
+                                stdin=subprocess.DEVNULL, env=env)
 
     def start(self) -> None:
         self.procs = [self._spawn() for _ in range(self.size)]

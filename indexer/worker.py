@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 
+# set by the daemon: ["path", embedded] of the URL file LOGPIPE_REDIS_URL was read from
+ENV_URL_FILE = "LOGPIPE_REDIS_URL_SOURCE"
 WORKER_TTL = 30  # seconds without a heartbeat before other hosts consider this worker dead
 # How long the pub/sub thread (RQ's command channel: `rq` CLI's shutdown, kill-horse, stop-job)
 # blocks in one read before it looks at its stop flag again; RQ's own 60 s is what a stop waited.
@@ -98,6 +100,18 @@ def _one_line(job, exc_type, exc_value, traceback) -> bool:
     return False
 
 
+def _broker_url() -> str:
+    import json
+    import os
+
+    from logpipe.common.config import remember_url_file, resolve_redis_url
+
+    url = resolve_redis_url()
+    if os.environ.get(ENV_URL_FILE):
+        path, embedded = json.loads(os.environ[ENV_URL_FILE])
+        remember_url_file(url, path, embedded)
+    return url
+
+
 if __name__ == "__main__":
-    from logpipe.common.config import resolve_redis_url
-    run(resolve_redis_url(), sys.argv[1], burst="--burst" in sys.argv[2:])
+    run(_broker_url(), sys.argv[1], burst="--burst" in sys.argv[2:])

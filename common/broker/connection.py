@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.credentials
 import redis.sentinel
 
 from logpipe.common.errors import BrokerError
@@ -135,6 +136,46 @@ class _LoggedSentinelPool(redis.sentinel.SentinelConnectionPool):
         self.connection_kwargs["connection_pool"] = self.proxy
 
 
+class UrlFileCredentials(redis.credentials.CredentialProvider):
+    """The user and password of a broker URL read from a URL file, read again for every new
+    connection: after ``logpipe acl setup`` rotates the passwords and rewrites the file, a
+    long-running process (a worker, the dispatcher, a shipper) that has to reconnect (a socket
+    timeout, a broker restart) authenticates with the new password instead of retrying the old
+    one forever. A file that cannot be read any more leaves the credentials it started with."""
+
+    def __init__(self, path: str, url: str):
+        self.path, self.address = path, _address(url)
+        self.initial = _credentials(url)
+
+    def get_credentials(self) -> tuple[str, str] | tuple[str]:
+        from logpipe.common.errors import ConfigError
+        from logpipe.common.private import read_secret
+
+        try:
+            urls = read_secret(self.path, "broker URL file").split()
+        except ConfigError:
+            return self.initial
+        for one in urls:
+            if _address(one) == self.address:
+                return _credentials(one)
+        return self.initial
+
+
+def _address(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+
+
+def _credentials(url: str) -> tuple[str, str] | tuple[str]:
+    parts = urllib.parse.urlsplit(url)
+    password = urllib.parse.unquote(parts.password or "")
+    return (urllib.parse.unquote(parts.username), password) if parts.username else (password,)
+
+
+def _without_credentials(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=_address(url)))
+
+
 def _split_query(url: str) -> tuple[str, dict[str, str]]:
     base, _, query = url.partition("?")
     return base, dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
@@ -191,12 +232,23 @@ def connect(url: str, decode_responses: bool = False, **kwargs):
         else:
             if query:
                 base += "?" + urllib.parse.urlencode(query)
+            source = _url_file(url)
+            if source and "@" in base.split("://", 1)[-1]:
+                kwargs.setdefault("credential_provider", UrlFileCredentials(source, base))
+                base = _without_credentials(base)
             client = redis.Redis.from_url(base, decode_responses=decode_responses,
                                           health_check_interval=30, **kwargs)
     except ValueError as exc:
         raise BrokerError(f"invalid broker URL {redact(url)!r}: {exc}") from None
     client.logpipe_replica_wait = wait
     return client
+
+
+def _url_file(url: str) -> str | None:
+    from logpipe.common.config import url_file_of
+
+    source = url_file_of(url)
+    return source[0] if source else None
 
 
 def redact(url: str) -> str:

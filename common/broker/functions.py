@@ -148,7 +148,9 @@ SETUP_HINT = ("an admin loads it with `logpipe acl setup --redis ADMIN_URL_FILE 
 def _where(client) -> str:
     """user@host:port of a client, for messages (never the password)."""
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {}) or {}
-    user = kwargs.get("username") or "default"
+    provider = kwargs.get("credential_provider")  # a URL file's, read on each connect
+    initial = getattr(provider, "initial", ())
+    user = kwargs.get("username") or (initial[0] if len(initial) == 2 else "") or "default"
     host = kwargs.get("host") or kwargs.get("path") or "the broker"
     port = kwargs.get("port")
     return f"{user}@{host}:{port}" if port else f"{user}@{host}"

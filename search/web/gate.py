@@ -218,13 +218,23 @@ class QueryGate:
             if future in done:
                 return future.result()
             job.budget.cancel()
+            future.add_done_callback(_settled)
             raise job.budget.error()
         except asyncio.CancelledError:
             job.budget.cancel()
+            future.add_done_callback(_settled)
             raise
         finally:
             if watch is not None:
                 watch.cancel()
+
+
+def _settled(future: asyncio.Future) -> None:
+    """The end of work nobody waits for any more (its client went away): its error, the
+    cancellation it was stopped with, is expected. Unread, asyncio would log it with a traceback
+    for every abandoned request (a flood of them, on a pipe nobody reads, blocked the server)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def disconnected(receive) -> None:

@@ -340,6 +340,18 @@ def test_acl_setup_on_the_embedded_broker_rewrites_its_url_files_and_a_stale_fil
             assert stat.S_IMODE((home / f"{role}.url").stat().st_mode) == 0o600
             assert str(home / f"{role}.url") in setup.stdout
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        # Every connection the running indexer holds is dropped (as a socket timeout or a broker
+        # restart would): its dispatcher and workers reconnect with the rewritten file's password.
+        services = json.loads((home / "services.json").read_text())
+        admin = redis.Redis.from_url(f"redis://:{(home / 'broker.password').read_text().strip()}"
+                                     f"@{services['broker']}/0")
+        deadline = time.monotonic() + 120  # the worker is up: it waits for jobs
+        while time.monotonic() < deadline and not any(
+                c["user"] == "logpipe-indexer" and c["cmd"] in ("blpop", "blmove")
+                for c in admin.client_list()):
+            time.sleep(0.2)
+        assert admin.client_kill_filter(user="logpipe-indexer") >= 2  # dispatcher + worker
+        admin.close()
 
         # Later commands (their default: the state directory's files) and the running indexer
         # keep working: a line shipped now is indexed.

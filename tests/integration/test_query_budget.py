@@ -151,12 +151,14 @@ def test_api_and_page_answer_too_expensive_and_the_tail_does_not_hang(store_url)
 
 @pytest.mark.slow
 def test_health_and_term_search_stay_fast_under_a_hostile_load(store_url, redis_url):
-    """The issue's load: the 363-character AND of 80 wildcards, and 50 requests of ``*a* *e*``
-    each abandoned by its client after a second, against ``logpipe ui`` (default 10 s
-    budget); /health and a term search stay under 500 ms p95 meanwhile."""
-    proc, address = start_ui("--store", store_url, "--redis", redis_url)
+    """The issue's load: the 363-character AND of 80 wildcards, and 100 requests of ``*a* *e*``
+    each abandoned by its client after a second, against ``logpipe ui`` (a 2 s budget);
+    /health and a term search stay under 500 ms p95 meanwhile."""
+    # A budget well under what the hostile query needs here (5-10 s): how long a query takes
+    # depends on the machine, so the test gives the page a budget it cannot meet.
+    proc, address = start_ui("--store", store_url, "--redis", redis_url, "--query-timeout", "2")
     try:
-        figures = hostile.run(address, abandoned=50, abandon_after=1.0)
+        figures = hostile.run(address, abandoned=100, abandon_after=1.0, spread=5.0)
     finally:
         stop_ui(proc)
     print("\n" + hostile.report(figures))
@@ -167,8 +169,10 @@ def test_health_and_term_search_stay_fast_under_a_hostile_load(store_url, redis_
         p95 = hostile.pct(figures["load"][name], 95)
         assert p95 < BOUND_MS, f"{name} p95 {p95:.0f} ms under load\n{hostile.report(figures)}"
     answer = figures["hostile"]
-    assert answer["status"] == 422 and "query too expensive" in answer["body"]
-    assert answer["seconds"] < 10 + 10  # the budget, and generous slack: never a hang
+    # stopped by its budget, or (a machine fast enough) answered within it: never longer
+    assert ((answer["status"] == 422 and "query too expensive" in answer["body"])
+            or (answer["status"] == 200 and answer["seconds"] < 2 + 1)), answer
+    assert answer["seconds"] < 2 + 10  # the budget, and generous slack: never a hang
 
 
 def test_elasticsearch_searches_carry_the_budget(es_url):

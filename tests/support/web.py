@@ -51,10 +51,27 @@ def start_ui(*args: str, env: dict | None = None, timeout: float = 60):
             break
         m = re.match(r"(http://\S+/\?token=\S+)", line.strip())
         if m:
+            _drain(proc)
             return proc, m.group(1)
     proc.kill()
     out, err = proc.communicate(timeout=10)
     raise RuntimeError(f"logpipe ui did not print its address: {err[-2000:]}")
+
+
+def _drain(proc) -> None:
+    """Read the process's output for as long as it runs (its last lines kept in ``proc.tail``):
+    a pipe nobody reads fills up, and the server then blocks in its next write to it."""
+    import collections
+    import threading
+
+    proc.tail = collections.deque(maxlen=200)
+
+    def pump(stream):
+        for line in stream:
+            proc.tail.append(line)
+
+    for stream in (proc.stdout, proc.stderr):
+        threading.Thread(target=pump, args=(stream,), daemon=True).start()
 
 
 def stop_ui(proc) -> None:
