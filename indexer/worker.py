@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 # set by the daemon: ["path", embedded] of the URL file LOGPIPE_REDIS_URL was read from
 ENV_URL_FILE = "LOGPIPE_REDIS_URL_SOURCE"
@@ -35,6 +36,8 @@ def worker_class():
     from rq import SimpleWorker
 
     class Worker(SimpleWorker):
+        pubsub_thread: Any
+
         def subscribe(self):
             self.pubsub = self.connection.pubsub()
             self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})

@@ -339,7 +339,7 @@ class _Compiler:
 
 
 def _and(items):
-    flat = []
+    flat: list = []
     for it in items:
         if isinstance(it, All):
             continue
@@ -352,7 +352,7 @@ def _and(items):
 
 
 def _or(items):
-    flat = []
+    flat: list = []
     for it in items:
         if isinstance(it, Nothing):
             continue

@@ -26,7 +26,7 @@ import re
 import signal
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from logpipe.common.errors import GrokError
 from logpipe.indexer.grok.compiler import Compiled, compile_grok, required_literals
@@ -66,7 +66,7 @@ class _Timeout(Exception):
 
 
 # Shared state of the watchdog: [calls so far, the count seen at the last tick, main thread id]
-_ST = [0, -1, threading.main_thread().ident]
+_ST: list[int] = [0, -1, threading.main_thread().ident or 0]
 _MATCH_CODES: set = set()   # code objects of the match functions a tick may interrupt
 
 
@@ -280,12 +280,13 @@ class _LazySearch:
 
     def __init__(self, compiled: Compiled):
         self.compiled = compiled
-        self.search = None
+        self.search: Callable[..., Any] | None = None
 
     def __call__(self, line, timeout=None):
-        if self.search is None:
-            self.search = self.compiled.regex.search
-        return self.search(line, timeout=timeout)
+        search = self.search
+        if search is None:
+            search = self.search = self.compiled.regex.search
+        return search(line, timeout=timeout)
 
 
 def _locate(path: str | None, pattern: str) -> int | None:

@@ -146,7 +146,8 @@ class RoleMiddleware:
         if not audited:
             return await self.app(scope, receive, send)
         request_body = bytearray()
-        answer = {"status": 500, "body": bytearray()}
+        answer_body = bytearray()
+        answer = {"status": 500}
 
         async def receive_seen():
             message = await receive()
@@ -157,15 +158,15 @@ class RoleMiddleware:
         async def send_seen(message):
             if message["type"] == "http.response.start":
                 answer["status"] = message["status"]
-            elif message["type"] == "http.response.body" and len(answer["body"]) < BODY_MAX:
-                answer["body"].extend(message.get("body", b"")[:BODY_MAX - len(answer["body"])])
+            elif message["type"] == "http.response.body" and len(answer_body) < BODY_MAX:
+                answer_body.extend(message.get("body", b"")[:BODY_MAX - len(answer_body)])
             await send(message)
 
         try:
             await self.app(scope, receive_seen, send_seen)
         finally:
             await self._audit(scope, user, answer["status"], bytes(request_body),
-                              bytes(answer["body"]))
+                              bytes(answer_body))
 
     async def _audit(self, scope, user: User, status: int, body: bytes, answer: bytes,
                      denied: str | None = None) -> None:

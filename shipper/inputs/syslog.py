@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from functools import partial
+from typing import cast
 
 import orjson
 
@@ -339,11 +340,11 @@ class SyslogInput(Input):
                     if what == "udp":
                         self._udp(key.fileobj)
                     elif what == "accept-tcp":
-                        sock, addr = key.fileobj.accept()
+                        sock, addr = _listener(key).accept()
                         sock.setblocking(False)
                         self.sel.register(sock, selectors.EVENT_READ, ("tcp", _Conn(sock, addr[0])))
                     elif what == "accept-tls":
-                        sock, addr = key.fileobj.accept()
+                        sock, addr = _listener(key).accept()
                         sock.setblocking(False)
                         # start() made the context before it registered a tls:// listener
                         assert self.tls_context is not None
@@ -408,8 +409,8 @@ class SyslogInput(Input):
         out: list[bytes] = []
         while buf:
             if buf[:1].isdigit():  # octet counting: "<len> <msg>"
-                sp = buf.find(b" ", 0, 12)
-                if sp < 0:
+                sp: int | None = buf.find(b" ", 0, 12)
+                if sp is not None and sp < 0:
                     if len(buf) < 12:
                         break
                     sp = None
@@ -458,7 +459,7 @@ class SyslogInput(Input):
             self._thread.join(5)
         for key in list(self.sel.get_map().values()):
             try:
-                key.fileobj.close()
+                _listener(key).close()
             except OSError:
                 pass
         self.sel.close()
@@ -475,3 +476,8 @@ class SyslogInput(Input):
                  "dropped": self.dropped if k == 0 else 0,
                  "state": "spool full" if self._holding else "listening"}
                 for k, addr in enumerate(self.addresses)]
+
+
+def _listener(key: selectors.SelectorKey) -> socket.socket:
+    """The socket a selector key was registered with (every key here holds one of ours)."""
+    return cast(socket.socket, key.fileobj)
