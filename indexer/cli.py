@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from logpipe.common.broker import Keys, connect_checked
+from logpipe.common.broker import Keys
 from logpipe.common.config import resolve_redis_url, resolve_store_url
 from logpipe.common.console import emit, interactive, json_safe, printable
 
@@ -29,8 +29,6 @@ MetricsHostOpt = typer.Option("127.0.0.1", "--metrics-host",
                                    "loopback unless told otherwise).")
 
 
-_client = connect_checked
-
 
 @index_app.command("index")
 def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
@@ -40,8 +38,10 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
           batch_size: int = typer.Option(5000, "--batch-size", min=1,
                                           help="Records per batch (one job, one bulk request)."),
           raw_list: str = ListOpt, prefix: str = PrefixOpt,
-          metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
-                                                     help="Expose Prometheus metrics here."),
+          metrics_port: Optional[int] = typer.Option(
+              None, "--metrics-port", min=1, max=65535,
+              help="Expose Prometheus metrics here. With several brokers, one indexer (and one "
+                   "port) each: PORT for the first broker, PORT+1 for the second, ..."),
           metrics_host: str = MetricsHostOpt,
           ) -> None:
     """Move raw records into batches, run RQ workers that parse and store them."""
@@ -50,10 +50,16 @@ def index(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     redis_url, store_url = resolve_redis_url(redis), resolve_store_url(store)
     if len(redis_url.split()) > 1:  # several brokers (space-separated URLs): one indexer each
         from logpipe.indexer.fanout import run_per_broker
+        urls = redis_url.split()
+        if metrics_port and metrics_port + len(urls) - 1 > 65535:
+            raise typer.BadParameter(
+                f"{metrics_port} leaves no room for one port per broker ({len(urls)} brokers "
+                f"need {metrics_port} to {metrics_port + len(urls) - 1}): choose a lower one",
+                param_hint="--metrics-port")
         args = ["--store", store_url, "--workers", str(workers), "--batch-size", str(batch_size),
                 "--list", raw_list, "--prefix", prefix, *(["--burst"] if burst else []),
-                *(["--config", config] if config else [])]
-        raise typer.Exit(run_per_broker(redis_url.split(), args))
+                *(["--config", config] if config else []), "--metrics-host", metrics_host]
+        raise typer.Exit(run_per_broker(urls, args, metrics_port=metrics_port))
     daemon.run(daemon.IndexerOptions(
         redis_url=redis_url, store_url=store_url, config=config,
         workers=workers, burst=burst, batch_size=batch_size, prefix=prefix, raw_list=raw_list,

@@ -1,9 +1,9 @@
 """The indexer daemon behind ``logpipe index``: the dispatcher's run loop, the worker pool and
 the broker-outage tracker. ``indexer/cli.py`` parses the options and calls :func:`run`.
 
-One loop: claim batches while the queue has room, every two seconds supervise the workers and
-run the janitor, report progress every second, and while nothing waits let the store do its
-deferred work (the embedded store's full-text catch-up). A broker or store that is not up yet
+One loop of named steps (:class:`IndexerLoop`): claim batches while the queue has room, every two
+seconds supervise the workers and run the janitor, report progress every second, and while nothing
+waits let the store do its deferred work (the embedded store's full-text catch-up). A broker or store that is not up yet
 at start, or a broker that goes away later, is waited for (one line when it goes, one when it is
 back: :mod:`indexer.startup`); ``--burst`` ends once everything is stored.
 """
@@ -26,11 +26,16 @@ from logpipe.common.broker import Keys, redact
 from logpipe.common.broker.connection import password_refused
 from logpipe.common.console import Progress, emit
 from logpipe.common.errors import SinkError
+from logpipe.common.loop import AGAIN, SKIP, SYSTEM_CLOCK, Clock, Step, Ticker
 from logpipe.indexer.startup import Outage, broker_when_up, store_when_up
 
 
+SUPERVISE_EVERY_S = 2.0   # workers checked, failed batches retried
+REPORT_EVERY_S = 1.0      # the progress line
+MAINTAIN_EVERY_S = 1.0    # is the pipeline idle? then the store's deferred work
 # how often a pipeline that is never idle still gives the store one short maintenance step
 BUSY_MAINTAIN_EVERY_S = 10.0
+IDLE_NAP_S = 0.05         # the pause after a tick that claimed nothing
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class IndexerOptions:
     metrics_host: str = "127.0.0.1"
 
 
-def run(opts: IndexerOptions) -> None:
+def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     """Dispatch, supervise workers and keep the store maintained until stopped (or, with
     ``burst``, until everything queued is stored)."""
     from logpipe.indexer.dispatch import Dispatcher
@@ -65,12 +70,12 @@ def run(opts: IndexerOptions) -> None:
     sink = open_sink(store_url)  # a store URL that cannot work fails here
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=opts.prefix, raw=opts.raw_list)
-    stopping = {"now": False, "running": False}
+    loop: IndexerLoop | None = None
 
     def _stop(signum, frame):
-        if not stopping["running"]:  # still starting: leave now (the workers are stopped)
+        if loop is None:  # still starting: leave now (the workers are stopped)
             raise SystemExit(128 + signum)
-        stopping["now"] = True
+        loop.ticker.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -92,54 +97,12 @@ def run(opts: IndexerOptions) -> None:
         raise
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
-    last_janitor = last_report = last_maintain = 0.0
-    last_busy_maintain = time.monotonic()
-    outage = Outage("broker", broker=redact(redis_url))  # the same lines as at start-up
     progress = Progress("index_progress")
-    stopping["running"] = True
     try:
-        while not stopping["now"]:
-            now = time.monotonic()
-            if now - last_janitor > 2:
-                pool.supervise()
-            try:
-                moved = dispatcher.dispatch_once()
-                if now - last_janitor > 2:
-                    dispatcher.janitor()
-                    last_janitor = now
-                if now - last_report > 1:
-                    progress.update(**_figures(client, settings.keys))
-                    last_report = now
-                # Deferred store work (the embedded store's full-text catch-up) runs only when
-                # nothing waits, so it never takes the store's write lock from the workers.
-                check = not moved and (burst or now - last_maintain > 1)
-                idle = check and dispatcher.idle()
-                outage.ended()
-            except (RedisConnectionError, RedisTimeoutError) as exc:  # a dead or unanswering broker
-                if isinstance(exc, RedisAuthenticationError):
-                    # the password was rotated while running: waiting cannot help, a restart
-                    # with the new URL file does (`logpipe up`'s supervisor or systemd does it)
-                    raise password_refused(redis_url, exc) from None
-                outage.wait(exc)
-                continue
-            if idle and burst:
-                while sink.maintain():  # a burst ends fully searchable
-                    pass
-                break
-            if check:
-                last_maintain = 0.0 if idle and sink.maintain() else now
-            if idle:
-                last_busy_maintain = now
-            elif now - last_busy_maintain > BUSY_MAINTAIN_EVERY_S:
-                # never idle (a steady stream): the counts and the full text still move on,
-                # one short step now and then
-                last_busy_maintain = now
-                try:
-                    sink.maintain(busy=True)
-                except SinkError:
-                    pass  # the store is busy or away: the writes say so; next time
-            if not moved:
-                time.sleep(0.05)
+        loop = IndexerLoop(dispatcher=dispatcher, pool=pool, sink=sink, client=client,
+                           keys=settings.keys, redis_url=redis_url, burst=burst,
+                           progress=progress, clock=clock)
+        loop.run()
     finally:
         pool.stop()
         sink.close()
@@ -147,6 +110,84 @@ def run(opts: IndexerOptions) -> None:
             progress.close("index_done", **_figures(client, settings.keys))
         except RedisConnectionError:
             progress.close("index_done", broker="unreachable")
+
+
+class IndexerLoop:
+    """The dispatcher's loop as named steps on one clock (:mod:`common.loop`):
+
+    * ``supervise`` (every 2 s): restart workers that died;
+    * ``dispatch`` (every tick): claim raw records into batch jobs while the queue has room;
+    * ``janitor`` (every 2 s): retry or dead-letter batches whose job failed or vanished;
+    * ``report`` (every second): the progress line;
+    * ``maintain`` (every second, every tick with ``burst``, only when nothing moved): once the
+      pipeline is idle, the store's deferred work (the embedded store's full-text catch-up),
+      step after step while it has some; it runs only when nothing waits, so it never takes the
+      store's write lock from the workers. A burst ends here, fully searchable;
+    * ``busy-maintain`` (every 10 s without an idle moment): one short maintenance step, so the
+      counts and the full text still move on under a steady stream.
+
+    A broker that goes away is waited for (one line when it goes, one when it is back); a refused
+    password ends the loop with BrokerError (a restart with the new URL file helps, waiting not).
+    """
+
+    def __init__(self, *, dispatcher, pool, sink, client, keys: Keys, redis_url: str,
+                 burst: bool, progress: Progress, clock: Clock = SYSTEM_CLOCK):
+        self.dispatcher, self.pool, self.sink = dispatcher, pool, sink
+        self.client, self.keys, self.redis_url = client, keys, redis_url
+        self.burst, self.progress, self.clock = burst, progress, clock
+        self.moved = 0  # what the last dispatch claimed
+        self.outage = Outage("broker", broker=redact(redis_url))  # the same lines as at start-up
+        self.ticker = Ticker([
+            Step("supervise", pool.supervise, every=SUPERVISE_EVERY_S),
+            Step("dispatch", self.dispatch),
+            Step("janitor", dispatcher.janitor, every=SUPERVISE_EVERY_S),
+            Step("report", self.report, every=REPORT_EVERY_S),
+            Step("maintain", self.maintain, every=0.0 if burst else MAINTAIN_EVERY_S),
+            Step("busy-maintain", self.busy_maintain, every=BUSY_MAINTAIN_EVERY_S,
+                 due_at_start=False),
+        ], clock)
+
+    def run(self) -> None:
+        self.ticker.run(rest=self.rest, errors=(RedisConnectionError, RedisTimeoutError),
+                        on_error=self.broker_error)
+
+    def dispatch(self) -> None:
+        self.moved = self.dispatcher.dispatch_once()
+
+    def report(self) -> None:
+        self.progress.update(**_figures(self.client, self.keys))
+
+    def maintain(self) -> str | None:
+        if self.moved:
+            return SKIP  # records are moving: the store's write lock is the workers'
+        if not self.dispatcher.idle():
+            return None
+        if self.burst:
+            while self.sink.maintain():  # a burst ends fully searchable
+                pass
+            self.ticker.stop()
+            return None
+        self.ticker.restart("busy-maintain")  # idle: no need for the busy step
+        return AGAIN if self.sink.maintain() else None
+
+    def busy_maintain(self) -> None:
+        try:
+            self.sink.maintain(busy=True)
+        except SinkError:
+            pass  # the store is busy or away: the writes say so; next time
+
+    def rest(self) -> float:
+        """After a tick the broker answered: it is back if it was away; a short nap unless
+        records are moving."""
+        self.outage.ended()
+        return 0.0 if self.moved else IDLE_NAP_S
+
+    def broker_error(self, exc: BaseException) -> None:
+        if isinstance(exc, RedisAuthenticationError):
+            # the password was rotated while running: waiting cannot help, a restart with the
+            # new URL file does (`logpipe up`'s supervisor or systemd does it)
+            raise password_refused(self.redis_url, exc) from None
+        self.outage.wait(exc, self.clock.sleep)
 
 
 class WorkerPool:

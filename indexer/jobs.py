@@ -19,6 +19,7 @@ from logpipe.common.broker import Broker, Keys, connect
 from logpipe.common.errors import LogpipeError, SinkError
 from logpipe.common.record import decode
 from logpipe.common.wire import is_packed, unpack
+from logpipe.common.loop import SYSTEM_CLOCK, Clock
 from logpipe.common.retry import store_write_policy
 from logpipe.indexer import ledger, stats
 from logpipe.indexer.dlq import DeadLetterQueue
@@ -108,8 +109,10 @@ def _mark_failure(kind: FailureKind) -> None:
 
 
 class BatchProcessor:
-    def __init__(self, client, settings: JobSettings, sink=None, pipeline=None):
+    def __init__(self, client, settings: JobSettings, sink=None, pipeline=None,
+                 clock: Clock = SYSTEM_CLOCK):
         self.client = client
+        self.clock = clock  # what the store-write retries wait on (tests inject a fake one)
         self.settings = settings
         self.keys = settings.keys
         self.broker = Broker(client, self.keys)
@@ -174,7 +177,7 @@ class BatchProcessor:
         that dies here leaves the batch to be repeated, and the merge ignores repeats."""
         from logpipe.indexer.messages import keep
 
-        backoff = store_write_policy(self.settings.store_wait).start()
+        backoff = store_write_policy(self.settings.store_wait).start(self.clock.now)
         while True:
             try:
                 keep(self.sink, stored)
@@ -183,7 +186,7 @@ class BatchProcessor:
                 if exc.permanent or backoff.exhausted():
                     raise StoreUnavailable(f"message records not written after "
                                            f"{self.settings.store_wait:.0f}s: {exc}") from None
-                backoff.wait()
+                backoff.wait(self.clock.sleep)
 
     def _expand(self, items: list, batch_id: str, result: BatchResult) -> list:
         """Each compressed item (``common/wire.py``) replaced by its records, in place and in order
@@ -211,7 +214,7 @@ class BatchProcessor:
         away) are written again, with backoff, for at most ``store_wait`` seconds."""
         pending = list(range(len(events)))
         stored: list = []
-        backoff = store_write_policy(self.settings.store_wait).start()
+        backoff = store_write_policy(self.settings.store_wait).start(self.clock.now)
         reason = ""
         while pending:
             try:
@@ -241,7 +244,7 @@ class BatchProcessor:
                 if backoff.exhausted():
                     raise StoreUnavailable(f"{len(pending)} records not stored after "
                                            f"{self.settings.store_wait:.0f}s: {reason}")
-                backoff.wait()
+                backoff.wait(self.clock.sleep)
         return stored
 
 

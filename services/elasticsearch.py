@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 from logpipe.common.errors import ServiceError
+from logpipe.services.ready import ProcessExited, wait_until_ready
 
 MAIN_CLASS = "logpipe.esnode.EmbeddedNode"
 MIN_JAVA = 21
@@ -361,15 +362,12 @@ class ElasticsearchNode:
         process = self.process
         if process is None:
             self._fail("the Elasticsearch node was never launched")
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            code = process.poll()
-            if code is not None:
-                self._fail(f"the Elasticsearch node exited with status {code} while starting")
-            if self._ready():
+        try:
+            if wait_until_ready(process, self._ready, began + timeout, every=0.25):
                 self.startup_seconds = time.monotonic() - began
                 return self.url
-            time.sleep(0.25)
+        except ProcessExited as exc:
+            self._fail(f"the Elasticsearch node exited with status {exc.code} while starting")
         self._fail(f"the Elasticsearch node was not ready on {self.url} within {timeout:.0f}s")
 
     def _fail(self, what: str) -> NoReturn:

@@ -22,6 +22,7 @@ from typing import Any
 
 from logpipe.common.errors import ServiceError
 from logpipe.common.private import PRIVATE_UMASK, private_dir, write_private
+from logpipe.services.ready import ProcessExited, wait_until_ready
 
 
 def find_free_port() -> int:
@@ -119,14 +120,11 @@ class ValkeyServer:
                                         stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                         start_new_session=True, umask=PRIVATE_UMASK)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceError(f"valkey-server exited with {self.process.returncode}:\n"
-                                   + self._log_tail())
-            if self._ping():
+        try:
+            if wait_until_ready(self.process, self._ping, time.monotonic() + timeout, every=0.05):
                 return self.url
-            time.sleep(0.05)
+        except ProcessExited as exc:
+            raise ServiceError(f"valkey-server exited with {exc.code}:\n" + self._log_tail()) from None
         self.stop()
         raise ServiceError(f"valkey-server did not answer on port {self.port} within {timeout}s:\n"
                            + self._log_tail())
@@ -248,13 +246,14 @@ class SentinelServer:
                                         stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                         start_new_session=True, umask=PRIVATE_UMASK)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceError(f"valkey sentinel exited with {self.process.returncode}:\n{self._log_tail()}")
-            if _command(self.port, self.password, "PING", host=self.host) is not None:
+        def answers() -> bool:
+            return _command(self.port, self.password, "PING", host=self.host) is not None
+
+        try:
+            if wait_until_ready(self.process, answers, time.monotonic() + timeout, every=0.05):
                 return
-            time.sleep(0.05)
+        except ProcessExited as exc:
+            raise ServiceError(f"valkey sentinel exited with {exc.code}:\n{self._log_tail()}") from None
         self.stop()
         raise ServiceError(f"valkey sentinel did not answer on port {self.port} within {timeout}s")
 

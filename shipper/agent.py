@@ -31,6 +31,7 @@ from collections import deque
 import orjson
 
 from logpipe.common.broker import DEFAULT_PREFIX, Keys, redact
+from logpipe.common.loop import DONE, SKIP, SYSTEM_CLOCK, Clock, Step, Ticker
 from logpipe.common.retry import SHIPPER_PUSH
 from logpipe.common.wire import DEFAULT_RECORDS_PER_ITEM, pack, split_frames
 from logpipe.shipper.inputs.base import Chunk, Context, Input, input_class
@@ -89,8 +90,18 @@ class Batch:
 
 
 class Agent:
-    def __init__(self, config, url: str, log, key: str):
+    def __init__(self, config, url: str, log, key: str, clock: Clock = SYSTEM_CLOCK):
         self.cfg = config
+        self.clock = clock
+        # the shipping loop's steps (see _loop), stopped by a signal at any time
+        self.ticker = Ticker([
+            Step("status", self._status_step),
+            Step("backpressure", self._backpressure_step),
+            Step("read", self._read_step),
+            Step("confirm", self._confirm_step),
+            Step("send", self._send_step),
+            Step("nap", self._nap_step),
+        ], clock)
         self.log = log
         self.url = url
         self.key = key
@@ -112,7 +123,7 @@ class Agent:
         self.list_length = 0
         self.lines = 0
         self.bytes = 0
-        self._rate_mark = (time.monotonic(), 0, 0)
+        self._rate_mark = (self.clock.now(), 0, 0)
         self.rates = (0.0, 0.0)
         self._next_status = 0.0
         self._next_status_log = 0.0
@@ -122,16 +133,17 @@ class Agent:
     def _on_signal(self, signum, frame) -> None:
         if not self.stopping:
             self.stopping = True
-            self.stop_time = time.monotonic()
+            self.stop_time = self.clock.now()
+            self.ticker.stop()
             self.log.info("stopping", signal=signal.Signals(signum).name)
 
     def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not self.stopping:
-            left = end - time.monotonic()
+        end = self.clock.now() + seconds
+        while not self.stopping:  # a stop request is heard within a tenth of a second
+            left = end - self.clock.now()
             if left <= 0:
                 return
-            time.sleep(min(left, 0.1))
+            self.clock.sleep(min(left, 0.1))
 
     # -- main -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -161,7 +173,7 @@ class Agent:
             finally:
                 # the last report says how it ended: a --once run that read everything is
                 # "finished" (not a shipper gone silent), anything else "stopped"
-                self._write_status(time.monotonic(), final="finished" if self.cfg.once
+                self._write_status(self.clock.now(), final="finished" if self.cfg.once
                                    and not self.stopping else "stopped")
                 self.registry.unlock()
                 self.sender.close()
@@ -176,14 +188,14 @@ class Agent:
             inp.start()
             self.inputs.append(inp)
         recover_and_prune([i for i in self.inputs if isinstance(i, FileInput)], self.registry,
-                          time.monotonic())
+                          self.clock.now())
 
     def _wait_for_broker(self) -> bool:
         """Reach the broker before reading anything: a broker that is not up yet is waited for
         exactly like one that goes away later (backoff, one line when down, one when back); a
         wrong password, missing permission or a key that is not a list raise BrokerError.
         False: stopped by a signal while waiting."""
-        backoff = self.retry_policy.start()
+        backoff = self.retry_policy.start(self.clock.now)
         while not self.stopping:
             try:
                 self.list_length = self.sender.check()
@@ -198,85 +210,124 @@ class Agent:
     def _broker_down(self, exc: Exception, held_lines: int) -> None:
         """Note an outage once (its first failure), not at every retry."""
         if self.broker_down_since is None:
-            now = time.monotonic()
+            now = self.clock.now()
             self.broker_down_since = now
             self.log.warning("broker_down", broker=redact(self.url), error=str(exc)[:200],
                              held_lines=held_lines, action="retrying with backoff; offsets held")
             self._write_status(now)
-        elif time.monotonic() >= self._next_status:
-            self._write_status(time.monotonic())  # the figures (the syslog spool's) go on
+        elif self.clock.now() >= self._next_status:
+            self._write_status(self.clock.now())  # the figures (the syslog spool's) go on
 
     def _broker_up(self) -> None:
         if self.broker_down_since is not None:
             self.log.info("broker_up", broker=redact(self.url),
-                          down_for=round(time.monotonic() - self.broker_down_since, 1))
+                          down_for=round(self.clock.now() - self.broker_down_since, 1))
             self.broker_down_since = None
 
     def _loop(self) -> None:
-        cfg = self.cfg
-        batch = Batch()
+        """Ship until stopped or (every input done) finished, as named steps on the agent's clock:
+
+        * ``status``: the status file and the broker's shipper entry, every ``STATUS_EVERY``;
+        * ``backpressure`` (while paused): confirm what is out, wait for the list to fall below
+          the low mark (``--once``: finish once everything read is on the broker);
+        * ``read``: poll the inputs into the batch being filled;
+        * ``confirm``: nothing more to read right now: have what is out confirmed (offsets move);
+        * ``send``: a full, drained or old enough batch goes out (pipelined when there is room);
+        * ``nap``: nothing read: sleep, a little longer each time (up to ``IDLE_MAX``).
+        """
+        self._batch = Batch()
         # (batch, handle), oldest first: written to the broker, replies not read yet
-        inflight: deque[tuple[Batch, object]] = deque()
-        idle = IDLE_MIN
-        while not self.stopping:
-            now = time.monotonic()
-            if now >= self._next_status:
-                self._write_status(now)
-            if self.paused:
-                if not self._settle(inflight, 0):
-                    return
-                if not self._check_resume():
-                    if cfg.once:
-                        if self._once_finished(batch, now):
-                            if batch:  # only offset moves (skipped empty lines): no push
-                                self._confirmed(batch)
-                                batch = Batch()
-                            break  # every line read is on the broker: a full list is no reason
-                        self._say_waiting(batch)
-                    self._sleep(0.5)
-                    continue
-            got = 0
-            for inp in self.inputs:
-                room = cfg.batch_lines - len(batch.values)
-                if room <= 0:
-                    break
-                got += batch.add(inp.poll(room, now), now)
-                got += batch.add(inp.expire(now), now)
-            full = len(batch.values) >= cfg.batch_lines
-            if inflight and not got:
-                # nothing more to read right now: have what is out confirmed (offsets move)
-                if not self._settle(inflight, 0):
-                    return
-            # Nothing more to read right now: a batch waits up to batch_wait for company,
-            # unless every input is finished (--once), when there is nothing to wait for.
-            drained = not got and (now - batch.started >= cfg.batch_wait
-                                   or all(inp.done for inp in self.inputs))
-            if batch and (full or drained or now - batch.started >= max(cfg.batch_wait, 1.0)):
-                # this batch is written before the replies of the one before are read, unless the
-                # list may reach the high mark: then only after them (pause at most one batch over)
-                if not self._settle(inflight, IN_FLIGHT - 1 if self._may_pipeline(inflight, batch) else 0):
-                    return
-                if self.paused:
-                    continue  # held until the list is below the low mark
-                inflight.append((batch, self._start(batch)))
-                batch = Batch()
-                continue
-            if not got:
-                if all(inp.done for inp in self.inputs) and not batch:
-                    break
-                self._sleep(idle)
-                idle = min(idle * 2, IDLE_MAX)
-            else:
-                idle = IDLE_MIN
-        # clean stop (signal, or every input done): send what is held
-        if not self._settle(inflight, 0):
+        self._inflight: deque[tuple[Batch, object]] = deque()
+        self._idle, self._got, self._gave_up = IDLE_MIN, 0, False
+        self.ticker.run()
+        if self._gave_up:  # stopping while the broker is down: offsets stay where they are
             return
-        now = time.monotonic()
+        # clean stop (signal, or every input done): send what is held
+        if not self._settle(self._inflight, 0):
+            return
+        now = self.clock.now()
+        batch = self._batch
         for inp in self.inputs:
             batch.add(inp.flush(now), now)
         if batch:
             self._send(batch)
         self.log.info("stopped", lines=self.lines, bytes=self.bytes)
+
+    def _give_up(self) -> str:
+        self._gave_up = True
+        self.ticker.stop()
+        return DONE
+
+    def _status_step(self) -> str | None:
+        now = self.ticker.now
+        if now < self._next_status:  # written since by a broker outage or a pause
+            return SKIP
+        self._write_status(now)
+        return None
+
+    def _backpressure_step(self) -> str | None:
+        if not self.paused:
+            return SKIP
+        if not self._settle(self._inflight, 0):
+            return self._give_up()
+        if self._check_resume():
+            return None  # below the low mark: reading goes on in this tick
+        if self.cfg.once:
+            if self._once_finished(self._batch, self.ticker.now):
+                if self._batch:  # only offset moves (skipped empty lines): no push
+                    self._confirmed(self._batch)
+                    self._batch = Batch()
+                self.ticker.stop()  # every line read is on the broker: a full list is no reason
+                return DONE
+            self._say_waiting(self._batch)
+        self._sleep(0.5)
+        return DONE
+
+    def _read_step(self) -> None:
+        now, batch, got = self.ticker.now, self._batch, 0
+        for inp in self.inputs:
+            room = self.cfg.batch_lines - len(batch.values)
+            if room <= 0:
+                break
+            got += batch.add(inp.poll(room, now), now)
+            got += batch.add(inp.expire(now), now)
+        self._got = got
+
+    def _confirm_step(self) -> str | None:
+        if not self._inflight or self._got:
+            return SKIP
+        # nothing more to read right now: have what is out confirmed (offsets move)
+        return None if self._settle(self._inflight, 0) else self._give_up()
+
+    def _send_step(self) -> str | None:
+        cfg, batch, now = self.cfg, self._batch, self.ticker.now
+        full = len(batch.values) >= cfg.batch_lines
+        # Nothing more to read right now: a batch waits up to batch_wait for company,
+        # unless every input is finished (--once), when there is nothing to wait for.
+        drained = not self._got and (now - batch.started >= cfg.batch_wait
+                                     or all(inp.done for inp in self.inputs))
+        if not (batch and (full or drained or now - batch.started >= max(cfg.batch_wait, 1.0))):
+            return SKIP
+        # this batch is written before the replies of the one before are read, unless the
+        # list may reach the high mark: then only after them (pause at most one batch over)
+        keep = IN_FLIGHT - 1 if self._may_pipeline(self._inflight, batch) else 0
+        if not self._settle(self._inflight, keep):
+            return self._give_up()
+        if self.paused:
+            return DONE  # held until the list is below the low mark
+        self._inflight.append((batch, self._start(batch)))
+        self._batch = Batch()
+        return DONE
+
+    def _nap_step(self) -> None:
+        if self._got:
+            self._idle = IDLE_MIN
+            return
+        if all(inp.done for inp in self.inputs) and not self._batch:
+            self.ticker.stop()  # every input finished (--once) and everything sent
+            return
+        self._sleep(self._idle)
+        self._idle = min(self._idle * 2, IDLE_MAX)
 
     def _may_pipeline(self, inflight: deque, batch: Batch) -> bool:
         """``batch`` may be written before the batches in flight are confirmed: none of them failed to
@@ -322,14 +373,14 @@ class Agent:
         """Push until confirmed, then run the acks and save the registry. False: gave up
         (stopping while the broker is down; offsets were not moved)."""
         self._resent = True
-        backoff = self.retry_policy.start()
+        backoff = self.retry_policy.start(self.clock.now)
         while True:
             try:
                 if batch.values:
                     self.list_length = self.sender.push(self._wire(batch))
                 break
             except BrokerUnavailable as exc:
-                now = time.monotonic()
+                now = self.clock.now()
                 self._broker_down(exc, held_lines=len(batch.values))
                 if self.stopping and now - self.stop_time >= self.cfg.shutdown_timeout:
                     self.log.warning("gave_up_on_shutdown", held_lines=len(batch.values),
@@ -357,7 +408,7 @@ class Agent:
             self.paused = True
             self.log.warning("backpressure_pause", list_length=self.list_length, high_water=hw,
                              low_water=self.cfg.low_water)
-            self._write_status(time.monotonic())
+            self._write_status(self.clock.now())
 
     def _once_finished(self, batch: Batch, now: float) -> bool:
         """--once: every input is at its end and nothing read is unsent (pending multiline

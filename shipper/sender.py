@@ -21,6 +21,7 @@ anything else (wrong password, the key holds a non-list) is a :class:`BrokerErro
 from __future__ import annotations
 
 import time
+from typing import Callable, TypeVar
 
 import redis
 
@@ -41,6 +42,9 @@ _RETRYABLE_KINDS = tuple(getattr(redis.exceptions, name) for name in (
     "BusyLoadingError") if hasattr(redis.exceptions, name))
 _NO_PERMISSION = tuple(getattr(redis.exceptions, name) for name in ("NoPermissionError",)
                        if hasattr(redis.exceptions, name))
+
+
+T = TypeVar("T")
 
 
 class BrokerUnavailable(Exception):
@@ -279,17 +283,21 @@ class BrokerSet:
         self._delay[i] = 0.0
         self._down_until[i] = 0.0
 
-    def start(self, values: list[bytes] | Outgoing):
+    def _first_that_takes(self, order: list[int], attempt: Callable[[Sender], T]) -> tuple[int, T]:
+        """Try ``attempt`` on each broker of ``order`` in turn until one takes it (an unavailable one is left
+        out for a while); returns that broker's index and its answer."""
         error: Exception | None = None
-        for i in self._order():
+        for i in order:
             try:
-                handle = self.senders[i].start(values)
+                return i, attempt(self.senders[i])
             except BrokerUnavailable as exc:
                 self._failed(i, exc)
                 error = exc
-                continue
-            return i, handle, values
         raise BrokerUnavailable(f"every broker is down; last error: {error}")
+
+    def start(self, values: list[bytes] | Outgoing):
+        i, handle = self._first_that_takes(self._order(), lambda sender: sender.start(values))
+        return i, handle, values
 
     def finish(self, handle) -> int:
         i, inner, values = handle
@@ -306,17 +314,10 @@ class BrokerSet:
     def push(self, values: list[bytes] | Outgoing) -> int:
         """The retry path: write and confirm ``values`` on the first broker that takes them (one with no
         batch in flight first: a retry on another's connection makes that one's batches go again)."""
-        error: Exception | None = None
-        for i in sorted(self._order(), key=lambda i: self.senders[i].in_flight > 0):
-            try:
-                length = self.senders[i].push(values)
-            except BrokerUnavailable as exc:
-                self._failed(i, exc)
-                error = exc
-                continue
-            self._worked(i)
-            return length
-        raise BrokerUnavailable(f"every broker is down; last error: {error}")
+        order = sorted(self._order(), key=lambda i: self.senders[i].in_flight > 0)
+        i, length = self._first_that_takes(order, lambda sender: sender.push(values))
+        self._worked(i)
+        return length
 
     def length(self) -> int:
         """The shortest list among the brokers that answer (backpressure resumes when any has room)."""

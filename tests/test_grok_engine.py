@@ -175,3 +175,11 @@ def test_split_pieces_round_trips():
     pieces = split_pieces(expr)
     assert "".join(pieces) == expr
     assert pieces[0] == "%{SYSLOGBASE}" and "(?<qid>\\S+)" in pieces and "\\(" in pieces
+
+
+def test_pieces_and_required_literals_step_over_a_class_the_same_way():
+    """One class skipper: POSIX classes inside a class, and a half-typed ``[:`` that runs to the
+    end (the debugger splits it; the literal scan keeps only what comes before it)."""
+    assert split_pieces(r"abcd[[:alpha:]x]+efgh[[:") == [*"abcd", "[[:alpha:]x]+", *"efgh", "[[:"]
+    assert required_literals(r"abcd[[:alpha:]x]efgh") == [("abcd",), ("efgh",)]
+    assert required_literals(r"abcd[[:efgh") == [("abcd",)]

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from logpipe.common.broker import Broker, Keys
+from logpipe.common.loop import FakeClock
 from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
 from logpipe.common.record import Record, encode, record_id
 from logpipe.indexer.dlq import DeadLetterQueue
@@ -115,16 +116,21 @@ def test_store_down_waits_then_succeeds(setup):
     client, settings, pipeline = setup
     key = claim(client, [encode(r) for r in make_records(4)])
     sink = ScriptedSink(down=2)
-    counts = BatchProcessor(client, settings, sink, pipeline).run(key)
+    clock = FakeClock()
+    counts = BatchProcessor(client, settings, sink, pipeline, clock=clock).run(key)
     assert counts.indexed == 4 and sink.calls == 3
+    assert len(clock.sleeps) == 2 and clock.sleeps[1] > 0  # backed off twice, on the clock
     assert not client.exists(key)
 
 
 def test_store_down_too_long_keeps_the_batch(setup):
     client, settings, pipeline = setup
     key = claim(client, [encode(r) for r in make_records(4)])
-    with pytest.raises(StoreUnavailable, match="not stored"):
-        BatchProcessor(client, settings, ScriptedSink(down=10**6), pipeline).run(key)
+    clock = FakeClock()
+    with pytest.raises(StoreUnavailable, match="4 records not stored after 2s: store unreachable"):
+        BatchProcessor(client, settings, ScriptedSink(down=10**6), pipeline, clock=clock).run(key)
+    waited = clock.now() - 1000.0  # FakeClock starts at 1000: time moved only by the backoff
+    assert waited - clock.sleeps[-1] < settings.store_wait <= waited  # gave up at store_wait
     assert client.llen(key) == 4
     assert client.zscore(Keys().batches, key) is not None
 
@@ -230,3 +236,25 @@ def test_a_record_that_breaks_the_pipeline_is_dead_lettered_alone(setup):
     assert (result.indexed, result.dead_lettered) == (2, 1)
     [letter] = DeadLetterQueue(client).iter()
     assert letter.stage == "parse" and "KeyError" in letter.reason and sink.calls == 1
+
+
+def test_each_brokers_indexer_gets_a_metrics_port_of_its_own():
+    from logpipe.indexer.fanout import per_broker_args
+
+    args = ["--store", "sqlite:///x.db", "--metrics-host", "127.0.0.1"]
+    assert per_broker_args(args, 3, 9100) == [[*args, "--metrics-port", port]
+                                              for port in ("9100", "9101", "9102")]
+    assert per_broker_args(args, 2, None) == [args, args]
+
+
+def test_several_brokers_refuse_a_metrics_port_with_no_room_for_one_each():
+    from typer.testing import CliRunner
+
+    from logpipe.indexer.cli import index_app
+
+    result = CliRunner().invoke(index_app, ["--redis", "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0",
+                                            "--store", "sqlite:////nonexistent/x.db",
+                                            "--metrics-port", "65535"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
+    assert "65535 leaves no room for one port per broker (2 brokers need 65535 to 65536)" in said

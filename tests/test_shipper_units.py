@@ -215,3 +215,43 @@ def test_the_shipped_sample_config_loads():
     mail = next(i for i in cfg.inputs if i.type == "mail")
     assert mail.fields["timezone"] == "Europe/Paris"
     assert any(i.multiline for i in cfg.inputs)
+
+
+def test_agent_waits_for_an_absent_broker_with_backoff_on_its_clock(tmp_path):
+    """The agent's loops read time from one injected clock: an outage of a minute is waited out
+    (with growing delays, one log line) in no real time, and a stop request ends the wait."""
+    import socket
+
+    from logpipe.common.loop import FakeClock
+    from logpipe.shipper.agent import Agent
+    from logpipe.shipper.config import ShipperConfig
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class Log:
+        def __init__(self):
+            self.events = []
+
+        def info(self, event, **fields):
+            self.events.append(event)
+
+        warning = info
+
+    class StopAfterAMinute(FakeClock):
+        def sleep(self, seconds):
+            super().sleep(seconds)
+            if self.time - 1000.0 >= 60:
+                agent.stopping = True
+
+    log, clock = Log(), StopAfterAMinute()
+    agent = Agent(ShipperConfig(registry=tmp_path / "registry", host="h").validate(),
+                  f"redis://127.0.0.1:{port}/0", log, "logpipe:raw", clock=clock)
+    try:
+        assert agent._wait_for_broker() is False  # stopped while the broker was away
+    finally:
+        agent.sender.close()
+    assert log.events == ["broker_down"]  # once, not at every retry
+    assert 60 <= clock.time - 1000.0 < 61
+    assert all(s <= 0.1 for s in clock.sleeps)  # a stop is heard within a tenth of a second

@@ -505,19 +505,7 @@ class _Req:
                 return None, i + 2   # \d \w \s \b \1 ...
             return _Lit(d), i + 2
         if c == "[":
-            j = i + 1
-            if j < n and t[j] == "^":
-                j += 1
-            if j < n and t[j] == "]":
-                j += 1
-            while j < n and t[j] != "]":
-                if t[j] == "\\":
-                    j += 2
-                elif t.startswith("[:", j):
-                    j = t.index(":]", j) + 2
-                else:
-                    j += 1
-            return None, j + 1
+            return None, _skip_set(t, i)
         if c in ".^$":
             return None, i + 1
         if c == "(":
@@ -619,6 +607,10 @@ def split_pieces(expr: str) -> list[str]:
 
 
 def _skip_set(text: str, i: int) -> int:
+    """The end of the character class starting at ``text[i] == "["``: the one way the pieces
+    splitter and the required-literals scan step over a class (escapes, POSIX ``[:name:]``,
+    nested classes). Tolerant: an unterminated class or ``[:`` runs to the end of ``text`` (the
+    debugger splits half-typed expressions; a scan that swallows more only knows fewer literals)."""
     n = len(text)
     j = i + 1
     if j < n and text[j] == "^":
