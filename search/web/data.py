@@ -467,9 +467,9 @@ class Data:
         return Keys(prefix=self.prefix, raw=self.raw_list)
 
     def _dlq(self):
-        from logpipe.indexer.dlq import DeadLetterQueue
+        from logpipe.indexer.api import dead_letters
         try:
-            return DeadLetterQueue(self.client, self._keys())
+            return dead_letters(self.client, self._keys())
         except LogpipeError:
             raise
         except Exception as exc:  # the client's connection errors
@@ -486,7 +486,7 @@ class Data:
 
     @staticmethod
     def dlq_filters(stage: str | None, reason: str | None, rtype: str | None) -> dict:
-        from logpipe.indexer.dlq import STAGES
+        from logpipe.indexer.api import STAGES
         stage = (stage or "").strip() or None
         if stage and stage not in STAGES:
             raise QueryError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
@@ -543,45 +543,17 @@ class Data:
         return None if letter is None else letter.record
 
     def _pipeline_config(self):
-        from logpipe.indexer.pipeline import Pipeline
-        from logpipe.indexer.pipeline_config import load_pipeline
+        from logpipe.indexer.api import load_parse_pipeline
         if self._pipeline is None:
-            pipeline = Pipeline(load_pipeline(self.config_path))
-            pipeline.compile_all()
-            self._pipeline = pipeline
+            self._pipeline = load_parse_pipeline(self.config_path)
         return self._pipeline
 
     def closest_pattern(self, raw: bytes, record_id: str) -> dict | None:
         """Which of the record type's patterns got furthest on its line (``grok debug``'s
-        answer): {type, pattern, matched, pieces, good, failed_piece, line, end}."""
-        from logpipe.common.record import decode
-        from logpipe.indexer.grok.cli import explain
-        from logpipe.indexer.grok.matcher import matcher_for
-        try:
-            record = decode(raw, record_id)
-        except LogpipeError:
-            return None
-        if len(record.line) > GROK_LINE_MAX:      # a bounded answer for a huge line
-            record = dataclasses.replace(record, line=record.line[:GROK_LINE_MAX])
-        pipeline = self._pipeline_config()
-        tc = pipeline.config.for_type(record.type or pipeline.default_type)
-        if not tc.patterns:
-            return None
-        matcher = matcher_for(tc)
-        best = None
-        for expr in matcher.patterns:
-            found = explain(expr, matcher, record.line)
-            score = (found["matched"] / max(1, len(found["pieces"])), found["end"])
-            if best is None or score > best[0]:
-                best = (score, expr, found)
-        if best is None:
-            return None
-        _, expr, found = best
-        return {"type": tc.name, "pattern": expr, "matched": found["matched"],
-                "pieces": len(found["pieces"]),
-                "good": "".join(found["pieces"][:found["matched"]]),
-                "failed_piece": found["failed_piece"], "line": record.line,
-                "end": found["end"], "start": found["start"]}
+        answer, indexer.api.closest_pattern): {type, pattern, matched, pieces, good,
+        failed_piece, line, end, start}; the line cut at GROK_LINE_MAX."""
+        from logpipe.indexer.api import closest_pattern
+        return closest_pattern(self._pipeline_config(), raw, record_id, GROK_LINE_MAX)
 
     def _letters(self, dlq, entries: list[str] | None, filters: dict | None) -> list:
         if entries is not None:
@@ -591,8 +563,8 @@ class Data:
 
     def dlq_replay(self, entries: list[str] | None = None, filters: dict | None = None) -> dict:
         """Replay the given entries, or all matching the filter: the code of `logpipe dlq
-        replay` (indexer.replay), into this page's store."""
-        from logpipe.indexer.replay import replay_letters
+        replay` (indexer.api.replay_letters), into this page's store."""
+        from logpipe.indexer.api import replay_letters
         dlq = self._dlq()
         letters = self._letters(dlq, entries, filters)
         sink = self.sink
@@ -608,14 +580,8 @@ class Data:
     def health(self) -> dict:
         """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``), the
         last hour minute by minute (``history``) and the broker's memory (``memory``)."""
-        from logpipe.indexer import stats
-
-        def collect(client, keys):
-            figures = stats.collect(client, keys)
-            figures["history"] = stats.history(client, keys)
-            figures["memory"] = stats.broker_memory(client)
-            return figures
-        return self._broker(collect, self.client, self._keys())
+        from logpipe.indexer.api import health_figures
+        return self._broker(health_figures, self.client, self._keys())
 
     def store_size(self) -> dict:
         """Events and bytes on disk of the store (``size()`` of its sink)."""
