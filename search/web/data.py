@@ -18,7 +18,8 @@ import orjson
 from logpipe.common.errors import BrokerError, ConfigError, LogpipeError, QueryError
 from logpipe.query.datemath import MAX_BUCKETS, parse_interval, time_arg
 from logpipe.query.lucene import compile_query
-from logpipe.store import open_store
+from logpipe.query.phrase import field_phrase, phrase
+from logpipe.search.stores import open_store_url
 from logpipe.store.base import Page, SearchRequest
 
 PAGE_SIZE = 100
@@ -35,7 +36,6 @@ LETTER_PREVIEW = 64 * 1024    # bytes of a dead letter's record shown (the rest:
 LETTER_LIST_PREVIEW = 1024    # ... in the list of dead letters
 GROK_LINE_MAX = 8 * 1024      # the closest pattern is looked for on this much of the line
 HISTOGRAM_BARS = 100
-TRACE_HOPS = 8            # hand-offs followed at most (a loop in the data cannot run away)
 
 # bucket sizes the histogram picks from: the smallest giving at most ~100 bars
 _STEPS = ["1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m", "30m", "1h",
@@ -62,10 +62,6 @@ def _ms(value) -> int | None:
     return int(dt.timestamp() * 1000)
 
 
-def _number(value) -> float:
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
 def _time(value: str | None, option: str, now: datetime) -> datetime | None:
     """``from``/``to`` as :func:`time_arg` reads them; a time past what a date can hold
     (``0001-01-01`` minus an hour, ``now-1000000000000d``) is a QueryError too."""
@@ -82,14 +78,9 @@ def iso(ms: int) -> str:
     return text + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
 
 
-def phrase(value: str) -> str:
-    """A value as a quoted term of the query language (as ``logpipe trace`` builds one)."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def refine(query: str, field_name: str, value: str, keep: bool) -> str:
     """The query with ``field:"value"`` ANDed in (keep) or out (not keep)."""
-    term = f"{field_name}:{phrase(value)}"
+    term = field_phrase(field_name, value)
     base = (query or "").strip()
     if base in ("", "*"):
         return term if keep else f"* AND NOT {term}"
@@ -208,11 +199,7 @@ class Data:
     def sink(self):
         with self._lock:
             if self._sink is None:
-                try:
-                    self._sink = open_store(self.store_url)
-                except ImportError as exc:
-                    raise ConfigError(f"the store {self.store_url} needs a module that is not "
-                                      f"available ({exc}); install logpipe[indexer]") from None
+                self._sink = open_store_url(self.store_url)
             return self._sink
 
     def close(self) -> None:
@@ -366,7 +353,7 @@ class Data:
         ts = _ms(event.get("@timestamp"))
         if ts is None:
             return {"query": "", "id": event_id, "hits": [hit(event)]}
-        parts = [f"{name}:{phrase(event[name])}" for name in ("host", "program")
+        parts = [field_phrase(name, event[name]) for name in ("host", "program")
                  if isinstance(event.get(name), (str, int))]
         q = " AND ".join(parts) or "*"
         at = datetime.fromtimestamp(ts / 1000, timezone.utc)
@@ -382,32 +369,9 @@ class Data:
 
     def trace(self, qid: str) -> list[tuple[str, list[dict]]]:
         """Every event of a message, and of the queue ids it was handed to (when stored):
-        [(qid, events oldest first), ...]."""
-        from logpipe.search.web.timeline import handoffs
-
-        out: list[tuple[str, list[dict]]] = []
-        seen: set[str] = set()
-        todo = [qid]
-        while todo and len(out) < TRACE_HOPS:
-            current = todo.pop(0)
-            if current in seen:
-                continue
-            seen.add(current)
-            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=None)
-            # events of one second keep their order in the log file (a store orders by time
-            # only, and Elasticsearch's order within one timestamp is arbitrary)
-            events = sorted((hit(e) for e in self._every(request)),
-                            key=lambda e: (_ms(e.get("@timestamp")) or 0, str(e.get("path", "")),
-                                           _number(e.get("offset"))))
-            if not events and out:
-                continue
-            out.append((current, events))
-            todo.extend(n for n in handoffs(events) if n not in seen)
-        return out
-
-    def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
-        """Every match (up to ``at_most``), streamed by the store's keyset (the CLI's code)."""
-        return list(self.sink.stream(dataclasses.replace(request, limit=at_most)))
+        [(qid, hits oldest first), ...] (search/trace.py, as ``logpipe trace``)."""
+        from logpipe.search.trace import trace
+        return [(q, [hit(e) for e in events]) for q, events in trace(self.sink, qid)]
 
     def tail_start(self, q: str) -> tuple[int, set]:
         """Where a live tail begins: the newest matching event's time and the ids there."""
