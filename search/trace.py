@@ -87,4 +87,16 @@ def trace(sink, qid: str, at_most: int = TRACE_EVENTS,
     return out
 
 
-__all__ = ["trace", "handoffs", "TRACE_HOPS", "TRACE_EVENTS"]
+def message_records(sink, qid: str) -> list[dict]:
+    """The message records of a queue id (one per host that logged it), each ``next`` link
+    marked ``known`` when its queue id has a record here too; [] when the store keeps none."""
+    if not hasattr(sink, "messages_by_qid"):
+        return []
+    records = sink.messages_by_qid(qid)
+    for record in records:
+        for link in record.get("next") or ():
+            link["known"] = bool(sink.messages_by_qid(link["qid"]))
+    return records
+
+
+__all__ = ["trace", "handoffs", "message_records", "TRACE_HOPS", "TRACE_EVENTS"]
