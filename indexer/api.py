@@ -3,7 +3,8 @@ module, so that the import contracts allow one import from search/ into indexer/
 ``ignore_imports``) and the indexer's modules can move behind it.
 
 - dead letters: :func:`dead_letters` (the queue: ``iter``/``get``/``delete``/``counts_by_stage``),
-  :data:`STAGES`, :func:`replay_letters` (what ``logpipe dlq replay`` does);
+  :data:`STAGES`, :func:`valid_entry_id` (an id the broker would not refuse),
+  :func:`replay_letters` (what ``logpipe dlq replay`` does);
 - health: :func:`health_figures` (``logpipe stats``'s figures, the last hour, broker memory);
 - parsing: :func:`load_parse_pipeline` (the parse pipeline of a config, compiled),
   :func:`closest_pattern` (which grok pattern of a record's type got furthest on its line) and
@@ -21,7 +22,7 @@ from logpipe.common.broker import Keys
 from logpipe.common.errors import LogpipeError
 from logpipe.common.record import decode
 from logpipe.indexer import stats as _stats
-from logpipe.indexer.dlq import STAGES, DeadLetter, DeadLetterQueue
+from logpipe.indexer.dlq import STAGES, DeadLetter, DeadLetterQueue, valid_entry_id
 from logpipe.indexer.grok import explain as _explain
 from logpipe.indexer.grok.matcher import matcher_for
 from logpipe.indexer.pipeline import Pipeline
@@ -72,6 +73,6 @@ def closest_pattern(pipeline: Pipeline, raw: bytes, record_id: str,
     return None if found is None else {"type": tc.name, **found}
 
 
-__all__ = ["STAGES", "DeadLetter", "DeadLetterQueue", "Pipeline", "dead_letters",
+__all__ = ["STAGES", "DeadLetter", "DeadLetterQueue", "Pipeline", "dead_letters", "valid_entry_id",
            "replay_letters", "health_figures", "load_parse_pipeline", "closest_pattern",
            "explain"]

@@ -36,3 +36,11 @@ def test_closest_pattern_tries_only_the_first_line_max_characters():
 
 def test_a_record_that_does_not_decode_has_no_closest_pattern():
     assert api.closest_pattern(api.load_parse_pipeline(None), b"\xff not a record", "h-3") is None
+
+
+def test_a_dead_letter_id_is_what_the_broker_takes_ascii_digits_below_2_64():
+    for good in ("1764312000000-0", "1764312000000", "18446744073709551615-18446744073709551615"):
+        assert api.valid_entry_id(good), good
+    # the broker would answer an error, not "no such letter": the page and `dlq show` say so
+    for bad in ("", "5-", "a-1", "1-1-1", "18446744073709551616-0", "\u0661\u0662\u0663-0"):
+        assert not api.valid_entry_id(bad), bad

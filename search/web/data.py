@@ -484,10 +484,8 @@ class Data:
     def _get_letter(self, dlq, entry: str):
         """The letter of a stream entry id; None when there is none, or when ``entry`` is not
         an entry id at all (the broker would refuse it as an error)."""
-        ms, sep, seq = str(entry).partition("-")
-        if not (ms.isdigit() and (not sep or seq.isdigit()) and len(ms) <= 20 and len(seq) <= 20
-                and int(ms) < 2 ** 64 and int(seq or 0) < 2 ** 64 and ms.isascii()
-                and seq.isascii()):
+        from logpipe.indexer.api import valid_entry_id
+        if not valid_entry_id(str(entry)):
             return None
         return self._broker(dlq.get, entry)
 
