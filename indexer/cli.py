@@ -245,14 +245,12 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
                rtype: Optional[str] = TypeOpt, since: Optional[str] = SinceOpt,
                until: Optional[str] = UntilOpt, count: Optional[int] = CountOpt) -> None:
     """Send dead letters through the pipeline again; remove those now stored."""
-    from logpipe.indexer.pipeline import Pipeline
-    from logpipe.indexer.pipeline_config import load_pipeline
+    from logpipe.indexer.api import load_parse_pipeline
     from logpipe.indexer.replay import replay
     from logpipe.store import open_sink
 
     filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
-    pipeline = Pipeline(load_pipeline(config))
-    pipeline.compile_all()
+    pipeline = load_parse_pipeline(config)
     dlq = _dlq(redis, prefix)
     from logpipe.indexer.startup import store_when_up
 

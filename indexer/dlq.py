@@ -29,7 +29,7 @@ STAGES = ("decode", "parse", "index")
 PREVIEW_BYTES = 16 * 1024
 
 
-_ENTRY_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
+_ENTRY_ID_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?", re.ASCII)   # 0-9 only
 
 
 def valid_entry_id(text: str) -> bool:

@@ -44,14 +44,10 @@ def store_url(explicit: str | None = None) -> str:
 
 
 def open_store(explicit: str | None):
-    from logpipe.store import open_sink
+    """The store ``--store`` names (or the default one, see :func:`store_url`)."""
+    from logpipe.search.stores import open_store_url
 
-    url = store_url(explicit)
-    try:
-        return open_sink(url)
-    except ImportError as exc:
-        raise ConfigError(f"the store {url} needs a module that is not available ({exc}); "
-                          "install logpipe[indexer]") from None
+    return open_store_url(store_url(explicit))
 
 
 class Budgeted:
@@ -293,10 +289,6 @@ def _print_matches(sink, request: SearchRequest, columns: list[str],
     return shown, blank
 
 
-def _phrase(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 @trace_app.command()
 def trace(
     qid: str = typer.Argument(..., help="Queue id of one message (sendmail or postfix)."),
@@ -306,26 +298,38 @@ def trace(
         None, "--fields", "-f", help="Columns, default @timestamp,host,program,message."),
     limit: int = typer.Option(10000, "--limit", "-n", min=1, help="At most this many events."),
 ) -> None:
-    """Every event of one mail message in time order, and what happened to it."""
+    """Every event of one mail message in time order, and what happened to it; then the
+    events of each queue id it was handed off to ("queued as", "Message accepted"), on this host
+    or another, as the page's trace shows them."""
     if not qid.strip():
         raise QueryError("trace needs a queue id, e.g. logpipe trace j061bW9V000809")
     columns = _fields(fields or "@timestamp,host,program,message")
     sink = open_store(store)
     try:
         with naming_the_store(sink):
-            events = list(sink.stream(SearchRequest(query=f"qid:{_phrase(qid)}", order="asc",
-                                                    limit=limit)))
             from logpipe.search.messages import trace_lines
+            from logpipe.search.trace import trace as trace_chain
+
+            chain = trace_chain(sink, qid, at_most=limit)
             states = trace_lines(sink, qid)
     finally:
         sink.close()
-    if not events:
+    if not chain or not chain[0][1]:
         print(f"no events with qid {printable(qid)}", file=sys.stderr)
         raise typer.Exit(1)
-    summary = render.trace_summary(qid, events)
     tty = render.is_tty()
-    render.print_events(events, columns, as_json=as_json, tty=tty)
-    line = render.summary_line(summary)
+    for hop, (current, events) in enumerate(chain):
+        if hop:  # the next MTA's queue id (as JSON: the events only, the headings on stderr)
+            _trace_note(f"handed off to {printable(current)}", as_json, tty)
+        render.print_events(events, columns, as_json=as_json, tty=tty)
+        _trace_note(render.summary_line(render.trace_summary(current, events)), as_json, tty)
+    for text in states:  # the message records: each recipient's final state, the hand-offs
+        print(text, file=sys.stderr if as_json else sys.stdout)
+
+
+def _trace_note(line: str, as_json: bool, tty: bool) -> None:
+    """A line of ``logpipe trace`` that is not an event: bold on a terminal, on stderr beside
+    JSON (stdout stays one document per line)."""
     if as_json:
         print(line, file=sys.stderr)
     elif tty:
@@ -335,8 +339,6 @@ def trace(
         Console().print(Text(line, style="bold"), highlight=False)
     else:
         print(line)
-    for text in states:  # the message records: each recipient's final state, the hand-offs
-        print(text, file=sys.stderr if as_json else sys.stdout)
 
 
 @prune_app.command()

@@ -127,10 +127,10 @@ def trace_lines(sink, qid: str) -> list[str]:
     """What the message records say about a queue id, for ``logpipe trace``: each recipient's
     final state with its DSN and reason, and where the message went next (or that the queue id
     it was handed to is not in the store)."""
-    if not hasattr(sink, "messages_by_qid"):
-        return []
+    from logpipe.search.trace import message_records
+
     out: list[str] = []
-    for record in sink.messages_by_qid(qid):
+    for record in message_records(sink, qid):
         out.append(_safe(f"message {record['host']}/{record['qid']}: {record['status']}"
                          f" (from {record.get('from') or '<>'}, delay {record.get('delay_s')}s)"))
         for r in record.get("recipients") or ():
@@ -141,7 +141,7 @@ def trace_lines(sink, qid: str) -> list[str]:
         for link in record.get("prev") or ():
             out.append(_safe(f"  came from {link['qid']} on {link.get('host') or '?'}"))
         for link in record.get("next") or ():
-            known = sink.messages_by_qid(link["qid"])
+            known = link["known"]
             where = f" on {link['host']}" if link.get("host") else ""
             out.append(_safe(f"  handed to {link['qid']}{where}: " + (
                 f"logpipe trace {link['qid']}" if known else

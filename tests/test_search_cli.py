@@ -133,6 +133,44 @@ def test_trace_shows_the_message_and_a_summary(store, capsys):
                          "events=3")
 
 
+def _hand_off(url):
+    """j061bW9V000809's mail handed to relay2 (queue id m0000000000042), delivered there."""
+    sink = SqliteSink(url)
+    sink.write([
+        Event("h1", {"@timestamp": "2026-11-28T10:00:04.000Z", "host": "mail1",
+                     "program": "sendmail", "qid": "j061bW9V000809", "to": "<e@w.org>",
+                     "relay": "relay2", "stat": "Sent (m0000000000042 Message accepted for delivery)",
+                     "message": "j061bW9V000809: to=<e@w.org>, stat=Sent (m0000000000042 Message "
+                                "accepted for delivery)"}),
+        Event("h2", {"@timestamp": "2026-11-28T10:00:05.000Z", "host": "relay2",
+                     "program": "sendmail", "qid": "m0000000000042", "to": "<e@w.org>",
+                     "relay": "mx.w.org", "stat": "Sent (ok)",
+                     "message": "m0000000000042: to=<e@w.org>, relay=mx.w.org, stat=Sent (ok)"}),
+    ])
+    sink.close()
+
+
+def test_trace_follows_the_hand_off_to_the_next_queue_id(store, capsys):
+    _hand_off(store)
+    code, out, _ = run(capsys, "trace", "j061bW9V000809")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[4].startswith("qid=j061bW9V000809 ") and lines[4].endswith(" events=4")
+    assert lines[5] == "handed off to m0000000000042"
+    assert lines[6].startswith("2026-11-28T10:00:05.000Z\trelay2\tsendmail\t")
+    assert lines[7] == ("qid=m0000000000042 from=- to=<e@w.org> relay=mx.w.org stat=Sent (ok) "
+                        "delay=- events=1")
+
+
+def test_trace_json_is_every_event_of_the_chain_one_per_line(store, capsys):
+    _hand_off(store)
+    code, out, err = run(capsys, "trace", "j061bW9V000809", "--json")
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [d["qid"] for d in docs] == ["j061bW9V000809"] * 4 + ["m0000000000042"]
+    assert "handed off to m0000000000042" in err.splitlines()
+
+
 def test_trace_of_an_unknown_id(store, capsys):
     code, out, err = run(capsys, "trace", "nosuchqid")
     assert code == 1 and out == "" and "no events with qid nosuchqid" in err

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, List, Optional
 
 import orjson
-import regex
 import typer
 
 from logpipe.common.console import json_safe_bytes, printable
-from logpipe.common.errors import ConfigError, GrokError
-from logpipe.indexer.grok.compiler import compile_grok, split_pieces
+from logpipe.common.errors import ConfigError
+from logpipe.indexer.grok.explain import explain
 from logpipe.indexer.grok.matcher import FAILURE, Matcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -159,35 +158,6 @@ def _write(binary: BinaryIO | None, buf: list[bytes]) -> None:
 
 
 # --- debug ------------------------------------------------------------------------------------
-
-def explain(expr: str, matcher: Matcher, line: str) -> dict:
-    """How far ``expr`` gets on ``line``: the longest leading run of pieces that matches.
-
-    Returns {pieces, matched (count of pieces), start, end (span in the line of that prefix's
-    match), failed_piece (the first piece that did not fit, or None)}."""
-    pieces = split_pieces(expr)
-
-    def attempt(k: int):
-        if k == 0:
-            return (0, 0)
-        try:
-            c = compile_grok("".join(pieces[:k]), matcher.library)
-            m = c.regex.search(line, timeout=matcher.timeout or 1.0)
-        except (GrokError, TimeoutError, regex.error):
-            return None
-        return m.span() if m else None
-
-    lo, hi, best = 0, len(pieces), (0, 0)
-    while lo < hi:                 # a longer prefix matching implies the shorter ones do
-        mid = (lo + hi + 1) // 2
-        span = attempt(mid)
-        if span is not None:
-            lo, best = mid, span
-        else:
-            hi = mid - 1
-    return {"pieces": pieces, "matched": lo, "start": best[0], "end": best[1],
-            "failed_piece": pieces[lo] if lo < len(pieces) else None}
-
 
 def _debug_records(matcher: Matcher, lines: Iterator[str]) -> Iterator[dict]:
     for number, line in enumerate(lines, 1):

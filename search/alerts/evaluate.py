@@ -7,15 +7,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from logpipe.common.errors import LogpipeError, QueryError
+from logpipe.query.phrase import field_phrase
 from logpipe.search.alerts.book import AlertBook, Notice
 from logpipe.search.alerts.rules import MAX_GROUPS, Rule
 from logpipe.store.base import SearchRequest
 
 Breaches = dict[str, tuple[float | None, str]]
-
-
-def _phrase(value: str) -> str:
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class Evaluator:
@@ -33,7 +30,7 @@ class Evaluator:
         for a ``group_by`` rule, {} when all is well."""
         now = self.clock() if now is None else now
         if rule.kind == "silence":
-            query = f"{rule.host_field}:{_phrase(rule.host or '')}"
+            query = field_phrase(rule.host_field, rule.host or "")
             n = self.reader.count(self._request(query, rule, now))
             return {"": (0, f"no event from {rule.host_field}:{rule.host} in the last "
                             f"{rule.window}")} if n == 0 else {}

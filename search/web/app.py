@@ -470,15 +470,10 @@ class Site:
 
     async def api_tail(self, request: Request) -> Response:
         q = request.query_params.get("q", "")
-        try:
-            self.data.check_query(q)
-            since, seen = await self.gate.run(self.data.tail_start, q, key="tail " + q,
-                                              query=q, gone=lambda: disconnected(request.receive),
-                                              what="live tail's query")
-        except QueryError as exc:
-            return _error(exc)
-        except LogpipeError as exc:
-            return _error(exc, 503)
+        self.data.check_query(q)
+        since, seen = await self.gate.run(self.data.tail_start, q, key="tail " + q,
+                                          query=q, gone=lambda: disconnected(request.receive),
+                                          what="live tail's query")
 
         async def events():
             # one poll at a time (the next starts a pause after the last has finished, the
@@ -528,14 +523,12 @@ class Site:
                 name, hint = f"{request.url.path} {query}", query
             else:
                 name, hint = f"{request.url.path}", None
-            try:
-                return await self.gate.run(handler, request, key=name, query=hint, what=what,
-                                           gone=lambda: disconnected(request.receive))
-            except (StoreBusy, QueryCancelled, QueryTooExpensive) as exc:
-                return self._refused(request, exc)
+            # busy, out of budget or cancelled: the error handlers answer (error_handlers)
+            return await self.gate.run(handler, request, key=name, query=hint, what=what,
+                                       gone=lambda: disconnected(request.receive))
         return endpoint
 
-    def _refused(self, request: Request, exc: LogpipeError) -> Response:
+    def refused_work(self, request: Request, exc: LogpipeError) -> Response:
         """The answer to a request whose store work was not done: busy, out of budget while
         waiting, or cancelled (then nobody reads it)."""
         status = _status(exc, 503)
@@ -609,12 +602,9 @@ class Site:
         columns = [c.strip() for c in (p.get("columns") or "").split(",")
                    if c.strip()][:MAX_COLUMNS] or list(DEFAULT_COLUMNS)
         order = "asc" if p.get("sort") == "asc" else "desc"
-        try:
-            total = await self.gate.run(self.data.count, q, window, key="export " + q,
-                                        query=q, what="export's count",
-                                        gone=lambda: disconnected(request.receive))
-        except (StoreBusy, QueryCancelled, QueryTooExpensive) as exc:
-            return self._refused(request, exc)
+        total = await self.gate.run(self.data.count, q, window, key="export " + q,
+                                    query=q, what="export's count",
+                                    gone=lambda: disconnected(request.receive))
         lines = E.csv_lines(self.data.every(q, window, order), columns) if fmt == "csv" \
             else E.ndjson_lines(self.data.every(q, window, order))
         gate, who = self.gate, self._who(request)
@@ -703,6 +693,38 @@ def _selection_text(entries: list | None, filters: dict | None) -> str:
     return " ".join(parts) or "all"
 
 
+def error_handlers(site: Site) -> dict:
+    """The one mapping of failures to answers (Starlette's ``exception_handlers``; the most
+    specific class wins). For the API a JSON ``{"error": message}``, for a page the page (or
+    problem.html) with the message (:meth:`Site.problem`); a 503 says ``retry-after: 2``.
+
+    - the request's fault (a bad query, time, cursor, paging parameter; anything nested or
+      sized past what can be computed): 400 with the message (QueryError, RecursionError,
+      OverflowError; see :func:`bad_input`);
+    - store work not done (search/web/gate.py): StoreBusy 503, QueryTooExpensive 422,
+      QueryCancelled 499 (their ``http_status``), ``retry-after`` on the page too;
+    - any other LogpipeError (a store or broker that cannot answer: SinkError,
+      BrokerError, ConfigError): its ``http_status``, else 503;
+    - no such route: 404 "not found" as text.
+    The HTML pages whose errors belong in the page itself (trace, dead letters, a letter)
+    still catch them where they render."""
+    async def not_found(request, exc):
+        return Response("not found", status_code=404, media_type="text/plain")
+
+    async def refused(request, exc):
+        return site.problem(request, bad_input(exc), 400)
+
+    async def not_done(request, exc):
+        return site.refused_work(request, exc)
+
+    async def unavailable(request, exc):
+        return site.problem(request, exc, _status(exc, 503))
+
+    return {404: not_found, QueryError: refused, RecursionError: refused,
+            OverflowError: refused, StoreBusy: not_done, QueryTooExpensive: not_done,
+            QueryCancelled: not_done, LogpipeError: unavailable}
+
+
 def create_app(data: D.Data, token: "str | Secrets",
                session_hours: float = SESSION_HOURS,
                clock: Callable[[], float] = time.time, gate: QueryGate | None = None,
@@ -724,21 +746,7 @@ def create_app(data: D.Data, token: "str | Secrets",
     accounts = roles.Accounts(site, accounts_store, audit_log)   # sign-in, /account, /audit
     alerts = AlertsView(site, may_change=alerts_check or roles.alerts_check)
 
-    async def not_found(request, exc):
-        return Response("not found", status_code=404, media_type="text/plain")
-
-    # the one mapping of failures to answers: the request's fault (a bad query, time, cursor,
-    # paging parameter; anything nested or sized past what can be computed) is a 400 with
-    # the message; a store or broker that cannot answer is a 503
-    async def refused(request, exc):
-        return site.problem(request, bad_input(exc), 400)
-
-    async def unavailable(request, exc):
-        return site.problem(request, exc, _status(exc, 503))
-
-    handlers = {404: not_found, QueryError: refused, RecursionError: refused,
-                OverflowError: refused, LogpipeError: unavailable}
-
+    handlers = error_handlers(site)
     routes = [
         Route("/", site.store(site.search_page, what="search page")),
         Route("/trace/{qid:path}", site.store(site.trace_page, key="path", what="trace")),

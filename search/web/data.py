@@ -18,7 +18,8 @@ import orjson
 from logpipe.common.errors import BrokerError, ConfigError, LogpipeError, QueryError
 from logpipe.query.datemath import MAX_BUCKETS, parse_interval, time_arg
 from logpipe.query.lucene import compile_query
-from logpipe.store import open_store
+from logpipe.query.phrase import field_phrase, phrase
+from logpipe.search.stores import open_store_url
 from logpipe.store.base import Page, SearchRequest
 
 PAGE_SIZE = 100
@@ -35,7 +36,6 @@ LETTER_PREVIEW = 64 * 1024    # bytes of a dead letter's record shown (the rest:
 LETTER_LIST_PREVIEW = 1024    # ... in the list of dead letters
 GROK_LINE_MAX = 8 * 1024      # the closest pattern is looked for on this much of the line
 HISTOGRAM_BARS = 100
-TRACE_HOPS = 8            # hand-offs followed at most (a loop in the data cannot run away)
 
 # bucket sizes the histogram picks from: the smallest giving at most ~100 bars
 _STEPS = ["1s", "2s", "5s", "10s", "15s", "30s", "1m", "2m", "5m", "10m", "15m", "30m", "1h",
@@ -62,10 +62,6 @@ def _ms(value) -> int | None:
     return int(dt.timestamp() * 1000)
 
 
-def _number(value) -> float:
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
 def _time(value: str | None, option: str, now: datetime) -> datetime | None:
     """``from``/``to`` as :func:`time_arg` reads them; a time past what a date can hold
     (``0001-01-01`` minus an hour, ``now-1000000000000d``) is a QueryError too."""
@@ -82,14 +78,9 @@ def iso(ms: int) -> str:
     return text + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
 
 
-def phrase(value: str) -> str:
-    """A value as a quoted term of the query language (as ``logpipe trace`` builds one)."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def refine(query: str, field_name: str, value: str, keep: bool) -> str:
     """The query with ``field:"value"`` ANDed in (keep) or out (not keep)."""
-    term = f"{field_name}:{phrase(value)}"
+    term = field_phrase(field_name, value)
     base = (query or "").strip()
     if base in ("", "*"):
         return term if keep else f"* AND NOT {term}"
@@ -208,11 +199,7 @@ class Data:
     def sink(self):
         with self._lock:
             if self._sink is None:
-                try:
-                    self._sink = open_store(self.store_url)
-                except ImportError as exc:
-                    raise ConfigError(f"the store {self.store_url} needs a module that is not "
-                                      f"available ({exc}); install logpipe[indexer]") from None
+                self._sink = open_store_url(self.store_url)
             return self._sink
 
     def close(self) -> None:
@@ -366,7 +353,7 @@ class Data:
         ts = _ms(event.get("@timestamp"))
         if ts is None:
             return {"query": "", "id": event_id, "hits": [hit(event)]}
-        parts = [f"{name}:{phrase(event[name])}" for name in ("host", "program")
+        parts = [field_phrase(name, event[name]) for name in ("host", "program")
                  if isinstance(event.get(name), (str, int))]
         q = " AND ".join(parts) or "*"
         at = datetime.fromtimestamp(ts / 1000, timezone.utc)
@@ -382,32 +369,9 @@ class Data:
 
     def trace(self, qid: str) -> list[tuple[str, list[dict]]]:
         """Every event of a message, and of the queue ids it was handed to (when stored):
-        [(qid, events oldest first), ...]."""
-        from logpipe.search.web.timeline import handoffs
-
-        out: list[tuple[str, list[dict]]] = []
-        seen: set[str] = set()
-        todo = [qid]
-        while todo and len(out) < TRACE_HOPS:
-            current = todo.pop(0)
-            if current in seen:
-                continue
-            seen.add(current)
-            request = SearchRequest(query=f"qid:{phrase(current)}", order="asc", limit=None)
-            # events of one second keep their order in the log file (a store orders by time
-            # only, and Elasticsearch's order within one timestamp is arbitrary)
-            events = sorted((hit(e) for e in self._every(request)),
-                            key=lambda e: (_ms(e.get("@timestamp")) or 0, str(e.get("path", "")),
-                                           _number(e.get("offset"))))
-            if not events and out:
-                continue
-            out.append((current, events))
-            todo.extend(n for n in handoffs(events) if n not in seen)
-        return out
-
-    def _every(self, request: SearchRequest, at_most: int = 100000) -> list[dict]:
-        """Every match (up to ``at_most``), streamed by the store's keyset (the CLI's code)."""
-        return list(self.sink.stream(dataclasses.replace(request, limit=at_most)))
+        [(qid, hits oldest first), ...] (search/trace.py, as ``logpipe trace``)."""
+        from logpipe.search.trace import trace
+        return [(q, [hit(e) for e in events]) for q, events in trace(self.sink, qid)]
 
     def tail_start(self, q: str) -> tuple[int, set]:
         """Where a live tail begins: the newest matching event's time and the ids there."""
@@ -467,9 +431,9 @@ class Data:
         return Keys(prefix=self.prefix, raw=self.raw_list)
 
     def _dlq(self):
-        from logpipe.indexer.dlq import DeadLetterQueue
+        from logpipe.indexer.api import dead_letters
         try:
-            return DeadLetterQueue(self.client, self._keys())
+            return dead_letters(self.client, self._keys())
         except LogpipeError:
             raise
         except Exception as exc:  # the client's connection errors
@@ -486,7 +450,7 @@ class Data:
 
     @staticmethod
     def dlq_filters(stage: str | None, reason: str | None, rtype: str | None) -> dict:
-        from logpipe.indexer.dlq import STAGES
+        from logpipe.indexer.api import STAGES
         stage = (stage or "").strip() or None
         if stage and stage not in STAGES:
             raise QueryError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
@@ -520,10 +484,8 @@ class Data:
     def _get_letter(self, dlq, entry: str):
         """The letter of a stream entry id; None when there is none, or when ``entry`` is not
         an entry id at all (the broker would refuse it as an error)."""
-        ms, sep, seq = str(entry).partition("-")
-        if not (ms.isdigit() and (not sep or seq.isdigit()) and len(ms) <= 20 and len(seq) <= 20
-                and int(ms) < 2 ** 64 and int(seq or 0) < 2 ** 64 and ms.isascii()
-                and seq.isascii()):
+        from logpipe.indexer.api import valid_entry_id
+        if not valid_entry_id(str(entry)):
             return None
         return self._broker(dlq.get, entry)
 
@@ -543,45 +505,17 @@ class Data:
         return None if letter is None else letter.record
 
     def _pipeline_config(self):
-        from logpipe.indexer.pipeline import Pipeline
-        from logpipe.indexer.pipeline_config import load_pipeline
+        from logpipe.indexer.api import load_parse_pipeline
         if self._pipeline is None:
-            pipeline = Pipeline(load_pipeline(self.config_path))
-            pipeline.compile_all()
-            self._pipeline = pipeline
+            self._pipeline = load_parse_pipeline(self.config_path)
         return self._pipeline
 
     def closest_pattern(self, raw: bytes, record_id: str) -> dict | None:
         """Which of the record type's patterns got furthest on its line (``grok debug``'s
-        answer): {type, pattern, matched, pieces, good, failed_piece, line, end}."""
-        from logpipe.common.record import decode
-        from logpipe.indexer.grok.cli import explain
-        from logpipe.indexer.grok.matcher import matcher_for
-        try:
-            record = decode(raw, record_id)
-        except LogpipeError:
-            return None
-        if len(record.line) > GROK_LINE_MAX:      # a bounded answer for a huge line
-            record = dataclasses.replace(record, line=record.line[:GROK_LINE_MAX])
-        pipeline = self._pipeline_config()
-        tc = pipeline.config.for_type(record.type or pipeline.default_type)
-        if not tc.patterns:
-            return None
-        matcher = matcher_for(tc)
-        best = None
-        for expr in matcher.patterns:
-            found = explain(expr, matcher, record.line)
-            score = (found["matched"] / max(1, len(found["pieces"])), found["end"])
-            if best is None or score > best[0]:
-                best = (score, expr, found)
-        if best is None:
-            return None
-        _, expr, found = best
-        return {"type": tc.name, "pattern": expr, "matched": found["matched"],
-                "pieces": len(found["pieces"]),
-                "good": "".join(found["pieces"][:found["matched"]]),
-                "failed_piece": found["failed_piece"], "line": record.line,
-                "end": found["end"], "start": found["start"]}
+        answer, indexer.api.closest_pattern): {type, pattern, matched, pieces, good,
+        failed_piece, line, end, start}; the line cut at GROK_LINE_MAX."""
+        from logpipe.indexer.api import closest_pattern
+        return closest_pattern(self._pipeline_config(), raw, record_id, GROK_LINE_MAX)
 
     def _letters(self, dlq, entries: list[str] | None, filters: dict | None) -> list:
         if entries is not None:
@@ -591,8 +525,8 @@ class Data:
 
     def dlq_replay(self, entries: list[str] | None = None, filters: dict | None = None) -> dict:
         """Replay the given entries, or all matching the filter: the code of `logpipe dlq
-        replay` (indexer.replay), into this page's store."""
-        from logpipe.indexer.replay import replay_letters
+        replay` (indexer.api.replay_letters), into this page's store."""
+        from logpipe.indexer.api import replay_letters
         dlq = self._dlq()
         letters = self._letters(dlq, entries, filters)
         sink = self.sink
@@ -608,14 +542,8 @@ class Data:
     def health(self) -> dict:
         """``logpipe stats``'s figures (each shipper carries ``age_s`` and ``silent``), the
         last hour minute by minute (``history``) and the broker's memory (``memory``)."""
-        from logpipe.indexer import stats
-
-        def collect(client, keys):
-            figures = stats.collect(client, keys)
-            figures["history"] = stats.history(client, keys)
-            figures["memory"] = stats.broker_memory(client)
-            return figures
-        return self._broker(collect, self.client, self._keys())
+        from logpipe.indexer.api import health_figures
+        return self._broker(health_figures, self.client, self._keys())
 
     def store_size(self) -> dict:
         """Events and bytes on disk of the store (``size()`` of its sink)."""

@@ -16,6 +16,7 @@ from logpipe.common.errors import LogpipeError, QueryError
 from logpipe.query import datemath, lucene
 from logpipe.search.messages import row
 from logpipe.search.report import summarise
+from logpipe.search.trace import message_records
 
 PAGE = 100
 _STATUSES = ("delivered", "partial", "deferred", "bounced", "rejected", "expired", "discarded",
@@ -48,16 +49,8 @@ def _query(p) -> str:
 
 
 def message_states(site, qid: str) -> list[dict]:
-    """The records of a queue id for the trace page, each ``next`` link marked as in the store
-    or not; [] when the store keeps none."""
-    sink = site.data.sink
-    if not hasattr(sink, "messages_by_qid"):
-        return []
-    records = sink.messages_by_qid(qid)
-    for record in records:
-        for link in record.get("next") or ():
-            link["known"] = bool(sink.messages_by_qid(link["qid"]))
-    return records
+    """The records of a queue id for the trace page (search/trace.py, as ``logpipe trace``)."""
+    return message_records(site.data.sink, qid)
 
 
 def message_routes(site) -> list[Route]:

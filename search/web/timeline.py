@@ -7,12 +7,8 @@ Pure functions over stored events (the field names of the mail pipeline: ``from`
 
 from __future__ import annotations
 
-import re
+from logpipe.search.trace import handoffs
 
-# sendmail: stat=Sent (9C004AE545 Message accepted for delivery); postfix: ... (250 2.0.0 Ok:
-# queued as 3F2A1B)
-_HANDOFF_RES = [re.compile(r"\(([0-9A-Za-z]{6,24}) Message accepted"),
-                re.compile(r"queued as ([0-9A-Za-z]{6,24})")]
 _MILTER_PROGRAMS = {"milter-greylist", "opendkim", "opendmarc", "mailscanner", "spamd",
                     "amavis", "amavisd", "clamav-milter", "spamass-milter", "postgrey"}
 
@@ -21,19 +17,6 @@ def _text(value) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return "" if value is None else str(value)
-
-
-def handoffs(events: list[dict]) -> list[str]:
-    """Queue ids the message was handed to (next hop's id), in order, without repeats."""
-    found: list[str] = []
-    for event in events:
-        for text in (_text(event.get("stat")), _text(event.get("status")),
-                     _text(event.get("message"))):
-            for pattern in _HANDOFF_RES:
-                for qid in pattern.findall(text):
-                    if qid not in found and qid != event.get("qid"):
-                        found.append(qid)
-    return found
 
 
 def classify(event: dict) -> str:
