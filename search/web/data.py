@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 
@@ -192,7 +193,7 @@ class Data:
         self._sink = None
         self._client = None
         self._lock = threading.Lock()
-        self._pipeline = None
+        self._pipeline: Any = None  # the parse pipeline, loaded on first use
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -464,7 +465,8 @@ class Data:
         def read():
             by_stage = dlq.counts_by_stage()
             by_reason: dict[str, int] = {}
-            letters, matching = [], 0
+            letters: list[dict] = []
+            matching = 0
             for letter in dlq.iter():
                 key = letter.reason.split("\n", 1)[0][:120]
                 by_reason[key] = by_reason.get(key, 0) + 1
