@@ -15,7 +15,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from logpipe.common.broker import Broker, Keys, connect
+from logpipe.common.broker import Keys, connect
+from logpipe.common.broker.ledgers import PendingBatches
 from logpipe.common.errors import LogpipeError, SinkError
 from logpipe.common.record import decode
 from logpipe.common.wire import is_packed, unpack
@@ -112,18 +113,18 @@ class BatchProcessor:
         self.client = client
         self.settings = settings
         self.keys = settings.keys
-        self.broker = Broker(client, self.keys)
+        self.pending = PendingBatches(client, self.keys)
         self.dlq = DeadLetterQueue(client, self.keys)
         self.sink = sink or _sink(settings.store_url)
         self.pipeline = pipeline or _pipeline(settings.config_path)
 
     def run(self, batch_key: str) -> BatchResult:
         started = time.perf_counter()
-        items = self.client.lrange(batch_key, 0, -1)
+        items = self.pending.items(batch_key)
         result = BatchResult(records=len(items))
         if not items:
             # Already finished by another attempt; make sure it is not tracked any more.
-            self.broker.finish_batch(batch_key)
+            self.pending.finish(batch_key)
             return result
         batch_id = Keys.batch_id(batch_key)
         items = self._expand(items, batch_id, result)  # compressed items -> their records
@@ -164,8 +165,8 @@ class BatchProcessor:
         stats.record_out(self.client, self.keys, result.counts())
         # every record is accounted for (stored, present, dropped or dead-lettered): into the
         # ledger, then forget the batch (a crash between the two repeats it: the merge is idempotent)
-        self.broker.finish_batch(batch_key, also=lambda pipe: ledger.note(self.client, self.keys, done,
-                                                                           target=pipe))
+        self.pending.finish(batch_key, also=lambda pipe: ledger.note(self.client, self.keys, done,
+                                                                      target=pipe))
         result.seconds = round(time.perf_counter() - started, 6)
         return result
 
