@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from logpipe.common.broker import Keys, connect
 from logpipe.common.broker.ledgers import PendingBatches
-from logpipe.common.errors import LogpipeError, SinkError
+from logpipe.common.errors import LogpipeError, SinkError, StoreUnreachable
 from logpipe.common.record import decode
 from logpipe.common.wire import is_packed, unpack
 from logpipe.common.retry import store_write_policy
@@ -31,8 +31,9 @@ from logpipe.store.base import OutcomeMismatch, Status
 log = logging.getLogger("logpipe.indexer")
 
 
-class StoreUnavailable(LogpipeError):
-    """The store kept refusing or failing for longer than the job waits; the batch is retried."""
+class StoreUnavailable(StoreUnreachable):
+    """The store kept refusing or failing for longer than the job waits; the batch is retried
+    (transient: the janitor retries it without spending its attempts)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class BatchProcessor:
                 keep(self.sink, stored)
                 return
             except SinkError as exc:
-                if exc.permanent or backoff.exhausted():
+                if not backoff.policy.retries(exc) or backoff.exhausted():
                     raise StoreUnavailable(f"message records not written after "
                                            f"{self.settings.store_wait:.0f}s: {exc}") from None
                 backoff.wait()
@@ -218,7 +219,7 @@ class BatchProcessor:
             try:
                 outcomes = write_isolated(self.sink, [events[i] for i in pending])
             except SinkError as exc:
-                if exc.permanent:
+                if not backoff.policy.retries(exc):
                     raise
                 outcomes = None
                 reason = str(exc)

@@ -110,7 +110,7 @@ def store_when_up(sink) -> None:
         try:
             sink.prepare()
         except SinkError as exc:
-            if exc.permanent:
+            if not outage.backoff.policy.retries(exc):
                 raise
             outage.wait(exc)
             continue

@@ -14,7 +14,8 @@ confirmed to the registry once that many replicas hold it, so a failover never l
 confirmations is retried like an outage (the repeat is harmless: records carry their id).
 
 Errors are classified: :class:`BrokerUnavailable` (connection refused or lost, timeouts, the
-server loading its data, out of memory, read-only replica) is retried by the agent with backoff;
+server loading its data, out of memory, read-only replica: a transient error of
+:mod:`common.errors`) is retried by the agent with backoff;
 anything else (wrong password, the key holds a non-list) is a :class:`BrokerError` for the user.
 """
 
@@ -27,7 +28,7 @@ import redis
 from logpipe.common.broker import connect, redact, replica_wait
 from logpipe.common.broker.connection import password_refused
 from logpipe.common.broker.tls import tls_failure
-from logpipe.common.errors import BrokerError
+from logpipe.common.errors import BrokerError, BrokerUnavailable
 from logpipe.shipper.framing import Framed, Outgoing, frame
 
 _BULK = b"$%d\r\n%s\r\n"
@@ -41,10 +42,6 @@ _RETRYABLE_KINDS = tuple(getattr(redis.exceptions, name) for name in (
     "BusyLoadingError") if hasattr(redis.exceptions, name))
 _NO_PERMISSION = tuple(getattr(redis.exceptions, name) for name in ("NoPermissionError",)
                        if hasattr(redis.exceptions, name))
-
-
-class BrokerUnavailable(Exception):
-    pass
 
 
 class RepliesLost(BrokerUnavailable):
