@@ -89,11 +89,8 @@ def process_batch(batch_key: str, settings: dict) -> BatchResult:
         client = job.connection
     try:
         return BatchProcessor(client, s).run(batch_key)
-    except StoreUnavailable:
-        _mark_failure(FailureKind.STORE_UNAVAILABLE)
-        raise
-    except SinkError:
-        _mark_failure(FailureKind.STORE_ERROR)
+    except SinkError as exc:
+        _mark_failure(FailureKind.of_error(exc))
         raise
     except OutcomeMismatch:
         log.error("%s: the store broke its contract; the batch is kept", batch_key)

@@ -230,3 +230,16 @@ def test_a_record_that_breaks_the_pipeline_is_dead_lettered_alone(setup):
     assert (result.indexed, result.dead_lettered) == (2, 1)
     [letter] = DeadLetterQueue(client).iter()
     assert letter.stage == "parse" and "KeyError" in letter.reason and sink.calls == 1
+
+
+def test_the_failure_a_job_records_follows_the_error_type():
+    from logpipe.common.errors import SinkError
+    from logpipe.indexer.results import FailureKind
+
+    assert FailureKind.of_error(StoreUnavailable("not stored after 30s")) is \
+        FailureKind.STORE_UNAVAILABLE
+    assert FailureKind.of_error(SinkError("store unreachable: 503")) is \
+        FailureKind.STORE_UNAVAILABLE
+    assert FailureKind.of_error(SinkError("wrong password", permanent=True)) is \
+        FailureKind.STORE_ERROR
+    assert FailureKind.of_error(KeyError("a bug")) is FailureKind.ERROR
