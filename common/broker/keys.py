@@ -143,6 +143,3 @@ class Broker:
             also(pipe)
         fcall(self.client, pipe, FINISH_BATCH, [batch_key, self.keys.batches], [])
         self._wait.confirm(self.client, pipe)
-
-    def raw_length(self) -> int:
-        return int(self.client.llen(self.keys.raw))
