@@ -25,7 +25,8 @@ import time
 
 import redis
 
-from logpipe.common.broker import connect, redact, replica_wait
+from logpipe.common.broker import Keys, connect, redact, replica_wait
+from logpipe.common.broker.ledgers import ShipperStatus
 from logpipe.common.broker.connection import password_refused
 from logpipe.common.broker.tls import tls_failure
 from logpipe.common.errors import BrokerError, BrokerUnavailable
@@ -221,10 +222,10 @@ class Sender:
             return BrokerError(f"the broker at {where} refused RPUSH: {text}")
         return exc
 
-    def publish(self, hash_key: str, field: str, blob: bytes) -> None:
+    def publish(self, keys: Keys, name: str, figures: bytes) -> None:
         """Best effort: the agent's figures for ``logpipe stats`` and Prometheus."""
         try:
-            self.client.hset(hash_key, field, blob)
+            ShipperStatus(self.client, keys).publish(name, figures)
         except Exception:  # noqa: BLE001 - figures must never stop the shipping
             pass
 
@@ -342,10 +343,10 @@ class BrokerSet:
             raise BrokerUnavailable("every broker is down")
         return min(lengths)
 
-    def publish(self, hash_key: str, field: str, blob: bytes) -> None:
+    def publish(self, keys: Keys, name: str, figures: bytes) -> None:
         for i, sender in enumerate(self.senders):
             if self._down_until[i] <= time.monotonic():
-                sender.publish(hash_key, field, blob)
+                sender.publish(keys, name, figures)
 
     def close(self) -> None:
         for sender in self.senders:

@@ -6,7 +6,7 @@ command does it.
 * :class:`PendingBatches`: claimed batch keys, their claim times, failed attempts and retry times.
 * :class:`DeadLetters`: the dead-letter stream, its record-id index and its counts by stage
   (``indexer/dlq.py`` reads and filters them as :class:`DeadLetter` s).
-* :class:`ShipperStatus`: the shippers' status hash (written by the shippers, read here).
+* :class:`ShipperStatus`: the shippers' status hash (each shipper writes its entry, stats read).
 * :class:`Counters`: the totals, the per-second and per-minute rate buckets, the depth samples.
 
 A change that takes more than one command is one function of the library
@@ -182,6 +182,10 @@ class ShipperStatus:
     def __init__(self, client, keys: Keys | None = None):
         self.client = client
         self.keys = keys or Keys()
+
+    def publish(self, name: str, figures: bytes) -> None:
+        """A shipper's own entry (the one command its broker user may run on the hash)."""
+        self.client.hset(self.keys.shippers, name, figures)
 
     def names(self) -> list[bytes]:
         return self.client.hkeys(self.keys.shippers)
