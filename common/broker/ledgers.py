@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from logpipe.common.broker.connection import replica_wait
 from logpipe.common.broker.functions import DEAD_LETTER_BATCH, DLQ_ADD, fcall
 from logpipe.common.broker.keys import Broker, Keys
 from logpipe.common.errors import BrokerError
@@ -56,6 +57,7 @@ class PendingBatches:
         self.client = client
         self.keys = keys or Keys()
         self._broker = Broker(client, self.keys)
+        self._wait = replica_wait(client)
 
     def claim(self, max_items: int) -> tuple[str, int] | None:
         """Move up to ``max_items`` raw records into a new registered batch (atomic)."""
@@ -103,15 +105,18 @@ class PendingBatches:
     def dead_letter(self, batch_key: str, reason: str, now: float,
                     identify: Callable[[bytes, int], tuple[str, str]]) -> int:
         """Dead-letter every item of the batch (stage ``index``) and forget the batch, as one
-        function call. ``identify(item, position)`` names an item's record id and type. Returns
-        the number of items."""
+        function call, confirmed by the replicas the client's ``WAIT`` policy asks for (as the
+        batch's deletion by a job). ``identify(item, position)`` names an item's record id and
+        type. Returns the number of items."""
         items = self.items(batch_key)
         args: list = [reason[:4000], f"{now:.3f}"]
         for position, raw in enumerate(items):
             args += identify(raw, position)
         keys = [batch_key, self.keys.batches, self.keys.batch_attempts, self.keys.batch_due,
                 self.keys.dlq, self.keys.dlq_ids, self.keys.dlq_stages]
-        n = int(fcall(self.client, self.client, DEAD_LETTER_BATCH, keys, args))
+        pipe = self.client.pipeline(transaction=False)
+        fcall(self.client, pipe, DEAD_LETTER_BATCH, keys, args)
+        n = int(self._wait.confirm(self.client, pipe)[0])
         if n < 0:  # a batch key is written once, at its claim: this is not logpipe's doing
             raise BrokerError(f"batch {batch_key} changed while it was dead-lettered (it had "
                               f"{len(items)} items); something other than logpipe writes to "
