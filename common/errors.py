@@ -2,6 +2,11 @@
 
 Each error carries a message a person can act on: what went wrong, where (file and line when a
 file is involved), and what to do about it. The CLI prints ``str(error)`` without a traceback.
+
+Whether trying again can help is decided by type, in one place: a :class:`Transient` error (a
+broker or store away or pushing back) is retried under a :class:`common.retry.RetryPolicy`; a
+:class:`Permanent` one (a configuration, a password, a refused request) stops at once, and so does
+any error that is not Transient.
 """
 
 # A query error is defined by the query language, which imports no other logpipe package;
@@ -13,11 +18,25 @@ class LogpipeError(Exception):
     """Base class: a failure the user can understand and fix."""
 
 
+class Transient(LogpipeError):
+    """Worth another try: what failed may be back (an outage, back-pressure)."""
+
+
+class Permanent(LogpipeError):
+    """Trying again cannot help until someone changes something (a setting, a password, a
+    request the other side refuses)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The one retry decision: whether ``exc`` is worth another try."""
+    return isinstance(exc, Transient)
+
+
 class ServiceError(LogpipeError):
     """An embedded service (Valkey, the Elasticsearch node) failed to start or stop."""
 
 
-class ConfigError(LogpipeError):
+class ConfigError(Permanent):
     """A configuration file or option is wrong; the message names the file, line and key."""
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None):
@@ -33,7 +52,12 @@ class BrokerError(LogpipeError):
     """The Redis-protocol broker cannot be reached or refused a command."""
 
 
-class BrokerSetupError(BrokerError):
+class BrokerUnavailable(BrokerError, Transient):
+    """The broker is away, not answering, or pushing back (loading, read-only replica, out of
+    memory): the command is sent again once it answers."""
+
+
+class BrokerSetupError(BrokerError, Permanent):
     """The broker lacks what an admin sets up for logpipe (its function library, a user's
     rules): the message names the command that fixes it (``logpipe acl setup``)."""
 
@@ -86,11 +110,31 @@ class GrokError(LogpipeError):
 
 
 class SinkError(LogpipeError):
-    """The store refused or could not be reached; retryable unless ``permanent`` is set."""
+    """The store refused or could not be reached. The type says which: :class:`StoreUnreachable`
+    (transient, retried) or :class:`StoreRefused` (permanent). ``SinkError(message,
+    permanent=...)``, as the stores say it, makes the matching one."""
 
-    def __init__(self, message: str, permanent: bool = False):
+    def __new__(cls, message: str = "", permanent: bool = False):
+        if cls is SinkError:
+            cls = StoreRefused if permanent else StoreUnreachable
+        return super().__new__(cls, message)
+
+    def __init__(self, message: str = "", permanent: bool = False):
         super().__init__(message)
-        self.permanent = permanent
+
+    @property
+    def permanent(self) -> bool:
+        """Derived from the type (kept for callers that ask it so)."""
+        return not is_transient(self)
+
+
+class StoreUnreachable(SinkError, Transient):
+    """The store is down, not answering or pushing back (429, 5xx): the write is retried."""
+
+
+class StoreRefused(SinkError, Permanent):
+    """The store refuses for good (bad credentials, no permission, a store that cannot be
+    opened): retrying cannot help until its setting is fixed."""
 
 
 class QueryTooExpensive(LogpipeError):

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from logpipe.common.errors import Transient
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -26,7 +28,8 @@ class RetryPolicy:
     jitter: float = 0.5                # 0: exact delays; 0.5: +-50 %
     give_up_after: float | None = None  # seconds since the first failure; None: never
     max_attempts: int | None = None    # retries; None: unlimited
-    retry_on: tuple[type[BaseException], ...] = (Exception,)  # what is worth another try
+    # what is worth another try: by default the transient errors (common/errors.py)
+    retry_on: tuple[type[BaseException], ...] = (Transient,)
 
     def __post_init__(self):
         if self.first < 0 or self.cap < self.first or self.factor < 1 or \

@@ -235,10 +235,6 @@ class WorkerPool:
 
 
 def _figures(client, keys: Keys) -> dict:
-    from logpipe.indexer.stats import totals
+    from logpipe.indexer.stats import progress
 
-    counters = totals(client, keys)
-    return dict(raw=client.llen(keys.raw), batches=client.zcard(keys.batches),
-                claimed=counters.get("claimed", 0), indexed=counters.get("indexed", 0),
-                duplicate=counters.get("duplicate", 0),
-                dead_lettered=counters.get("dead_lettered", 0))
+    return progress(client, keys)

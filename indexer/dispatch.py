@@ -16,12 +16,12 @@ import socket
 import time
 from dataclasses import asdict
 
-from logpipe.common.broker import Broker, Keys
+from logpipe.common.broker import Keys
+from logpipe.common.broker.ledgers import PendingBatches, RawList
 from logpipe.common.errors import DecodeError
 from logpipe.common.record import decode
 from logpipe.common.retry import BATCH_RETRY, STORE_DOWN_RETRY
 from logpipe.indexer import stats
-from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.jobs import JobSettings
 from logpipe.indexer.results import FailureKind
 
@@ -43,7 +43,8 @@ class Dispatcher:
         self.client = client
         self.settings = settings
         self.keys = settings.keys
-        self.broker = Broker(client, self.keys)
+        self.pending = PendingBatches(client, self.keys)
+        self.raw = RawList(client, self.keys)
         self.queue = Queue(self.keys.queue, connection=client)
         self.batch_size = batch_size
         self.max_queued_jobs = max_queued_jobs
@@ -52,7 +53,6 @@ class Dispatcher:
         self.grace = grace
         self.job_timeout = job_timeout
         self.janitor_batch = janitor_batch
-        self.attempts_key = self.keys.batch_attempts
         self._hostname = socket.gethostname()
         self._depth_minute = -1
 
@@ -75,10 +75,10 @@ class Dispatcher:
             self._depth_minute = minute
         # While batches pile up (the store is down and jobs keep failing), records stay on the
         # raw list, where the shippers' high-water mark sees them and pauses reading.
-        if self.client.zcard(self.keys.batches) >= 2 * self.max_queued_jobs:
+        if self.pending.count() >= 2 * self.max_queued_jobs:
             return 0
         while self.queue.count < self.max_queued_jobs:
-            claimed = self.broker.claim_batch(self.batch_size)
+            claimed = self.pending.claim(self.batch_size)
             if claimed is None:
                 break
             key, n = claimed
@@ -97,10 +97,8 @@ class Dispatcher:
         now = time.time()
         # The oldest batches past the grace period, a bounded number per pass: during a long
         # store outage thousands may wait, and each look costs a job fetch.
-        for raw_key, claimed_at in self.client.zrangebyscore(
-                self.keys.batches, "-inf", now - self.grace, start=0, num=self.janitor_batch,
-                withscores=True):
-            batch_key = raw_key.decode()
+        for batch_key, claimed_at in self.pending.claimed_before(now - self.grace,
+                                                                 self.janitor_batch):
             try:
                 job = Job.fetch(job_id_for(batch_key), connection=self.client)
                 status = job.get_status(refresh=False)
@@ -111,15 +109,14 @@ class Dispatcher:
                     continue  # waiting for a worker (or just popped by one)
             elif status == JobStatus.STARTED and self._worker_alive(job):
                 continue
-            if not self._due(batch_key, now):
+            if not self.pending.is_due(batch_key, now):
                 continue
             error = _last_error(job) if job else "job missing (dispatcher or worker died)"
             # Waiting for a store that is down is not the batch's fault: retry it for as long as
             # the outage lasts without using up its attempts.
             store_down = job is not None and \
                 FailureKind.of_job(job) is FailureKind.STORE_UNAVAILABLE
-            attempts = int(self.client.hincrby(self.attempts_key, batch_key,
-                                               0 if store_down else 1))
+            attempts = self.pending.attempts(batch_key) + (0 if store_down else 1)
             if self.retry_policy.gives_up(attempts, 0.0):
                 self.dead_letter_batch(batch_key, f"gave up after {self.max_attempts} attempts: "
                                                   f"{error}")
@@ -130,14 +127,12 @@ class Dispatcher:
             if job is not None:
                 job.delete()
             wait = STORE_DOWN_RETRY.delay(1) if store_down else self.retry_policy.delay(attempts)
-            self.client.hset(self.keys.batch_due, batch_key, now + wait)
+            # attempts and due time together, then the job: a crash before the enqueue leaves
+            # the batch registered and its job missing, which the next pass retries when due
+            self.pending.schedule_retry(batch_key, attempts, now + wait)
             self.enqueue(batch_key)
             result["requeued"] += 1
         return result
-
-    def _due(self, batch_key: str, now: float) -> bool:
-        due = self.client.hget(self.keys.batch_due, batch_key)
-        return due is None or float(due) <= now
 
     def _in_queue(self, job_id: str) -> bool:
         return self.client.lpos(self.queue.key, job_id) is not None
@@ -161,25 +156,24 @@ class Dispatcher:
         return True
 
     def dead_letter_batch(self, batch_key: str, reason: str) -> int:
-        dlq = DeadLetterQueue(self.client, self.keys)
+        """Every record of the batch into the dead-letter queue (stage index) and the batch
+        forgotten, in one step on the broker."""
         batch_id = Keys.batch_id(batch_key)
-        items = self.client.lrange(batch_key, 0, -1)
-        for position, raw in enumerate(items):
+
+        def identify(raw: bytes, position: int) -> tuple[str, str]:
             try:
                 record = decode(raw, f"{batch_id}:{position}")
-                rid, rtype = record.id, record.type
+                return str(record.id), str(record.type)
             except DecodeError:
-                rid, rtype = f"{batch_id}:{position}", ""
-            dlq.add(raw, rid, "index", reason, rtype)
-        self.broker.finish_batch(batch_key)
-        self.client.hdel(self.attempts_key, batch_key)
-        self.client.hdel(self.keys.batch_due, batch_key)
-        log.error("dead-lettered batch=%s records=%d reason=%s", batch_key, len(items), reason)
-        return len(items)
+                return f"{batch_id}:{position}", ""
+
+        n = self.pending.dead_letter(batch_key, reason, time.time(), identify)
+        log.error("dead-lettered batch=%s records=%d reason=%s", batch_key, n, reason)
+        return n
 
     def idle(self) -> bool:
         """Nothing waiting anywhere: raw list empty and no batch in flight."""
-        return self.broker.raw_length() == 0 and self.client.zcard(self.keys.batches) == 0
+        return self.raw.length() == 0 and self.pending.count() == 0
 
 
 def _last_error(job) -> str:

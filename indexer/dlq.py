@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from logpipe.common.broker import Keys
-from logpipe.common.broker.functions import DLQ_ADD, fcall
+from logpipe.common.broker.ledgers import DeadLetters
 
 STAGES = ("decode", "parse", "index")
 # what a listing or a page shows of one record by default (the whole is in ``record``)
@@ -85,29 +85,29 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
+def _entry(letter: DeadLetter) -> tuple[str, str, str]:
+    """What deleting a letter needs: its entry id, record id and stage."""
+    return letter.entry_id, letter.record_id, letter.stage
+
+
 class DeadLetterQueue:
     def __init__(self, client, keys: Keys | None = None):
         self.client = client
         self.keys = keys or Keys()
-        self.ids_key = self.keys.dlq_ids
-        self.counts_key = self.keys.dlq_stages  # kept with every add/delete: O(1) stats
+        # the stream, its record-id index and its counts by stage (kept with every add and
+        # delete: O(1) stats), and the commands on them
+        self.letters = DeadLetters(client, self.keys)
 
     def add(self, raw: bytes | str, record_id: str, stage: str, reason: str,
             rtype: str = "", pipe=None) -> None:
         assert stage in STAGES, stage
-        args = [record_id, stage, "record", raw, "id", record_id, "stage", stage,
-                "reason", reason[:4000], "type", rtype, "time", f"{time.time():.3f}"]
-        fcall(self.client, pipe or self.client, DLQ_ADD,
-              [self.keys.dlq, self.ids_key, self.counts_key], args)
+        self.letters.add(raw, record_id, stage, reason, rtype, time.time(), pipe=pipe)
 
     def __len__(self) -> int:
-        return int(self.client.xlen(self.keys.dlq))
+        return self.letters.length()
 
     def counts_by_stage(self) -> dict[str, int]:
-        counts = {stage: 0 for stage in STAGES}
-        for stage, n in self.client.hgetall(self.counts_key).items():
-            counts[_text(stage)] = int(n)
-        return counts
+        return {**{stage: 0 for stage in STAGES}, **self.letters.counts()}
 
     def iter(self, stage: str | None = None, reason: str | None = None, rtype: str | None = None,
              since: float | None = None, until: float | None = None,
@@ -120,7 +120,7 @@ class DeadLetterQueue:
         end = f"{int(until * 1000)}" if until is not None else "+"
         yielded = 0
         while True:
-            chunk = self.client.xrange(self.keys.dlq, start, end, count=500)
+            chunk = self.letters.range(start, end, count=500)
             if not chunk:
                 return
             for entry_id, fields in chunk:
@@ -142,27 +142,18 @@ class DeadLetterQueue:
     def get(self, entry_id: str) -> DeadLetter | None:
         if not valid_entry_id(entry_id):
             return None
-        found = self.client.xrange(self.keys.dlq, entry_id, entry_id)
+        found = self.letters.range(entry_id, entry_id)
         return self._letter(*found[0]) if found else None
 
     def delete(self, letters: list[DeadLetter]) -> int:
-        if not letters:
-            return 0
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xdel(self.keys.dlq, *[letter.entry_id for letter in letters])
-        pipe.hdel(self.ids_key, *[letter.record_id for letter in letters])
-        for stage in STAGES:
-            n = sum(1 for letter in letters if letter.stage == stage)
-            if n:
-                pipe.hincrby(self.counts_key, stage, -n)
-        return int(pipe.execute()[0])
+        return self.letters.delete([_entry(letter) for letter in letters])
 
     def set_reason(self, letter: DeadLetter, reason: str) -> None:
-        """Streams cannot update an entry: replace it (a new entry id, the same record)."""
+        """Streams cannot update an entry: replace it (a new entry id, the same record), in one
+        step, so a crash never leaves the record out of the queue."""
         if not reason or reason == letter.reason:
             return
-        self.delete([letter])
-        self.add(letter.record, letter.record_id, letter.stage, reason, letter.type)
+        self.letters.replace(_entry(letter), letter.record, reason, letter.type, time.time())
 
     def purge(self, **filters) -> int:
         total = 0

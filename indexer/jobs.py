@@ -15,8 +15,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from logpipe.common.broker import Broker, Keys, connect
-from logpipe.common.errors import LogpipeError, SinkError
+from logpipe.common.broker import Keys, connect
+from logpipe.common.broker.ledgers import PendingBatches
+from logpipe.common.errors import LogpipeError, SinkError, StoreUnreachable
 from logpipe.common.record import decode
 from logpipe.common.wire import is_packed, unpack
 from logpipe.common.loop import SYSTEM_CLOCK, Clock
@@ -31,8 +32,9 @@ from logpipe.store.base import OutcomeMismatch, Status
 log = logging.getLogger("logpipe.indexer")
 
 
-class StoreUnavailable(LogpipeError):
-    """The store kept refusing or failing for longer than the job waits; the batch is retried."""
+class StoreUnavailable(StoreUnreachable):
+    """The store kept refusing or failing for longer than the job waits; the batch is retried
+    (transient: the janitor retries it without spending its attempts)."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,8 @@ def process_batch(batch_key: str, settings: dict) -> BatchResult:
         client = job.connection
     try:
         return BatchProcessor(client, s).run(batch_key)
-    except StoreUnavailable:
-        _mark_failure(FailureKind.STORE_UNAVAILABLE)
-        raise
-    except SinkError:
-        _mark_failure(FailureKind.STORE_ERROR)
+    except SinkError as exc:
+        _mark_failure(FailureKind.of_error(exc))
         raise
     except OutcomeMismatch:
         log.error("%s: the store broke its contract; the batch is kept", batch_key)
@@ -115,18 +114,18 @@ class BatchProcessor:
         self.clock = clock  # what the store-write retries wait on (tests inject a fake one)
         self.settings = settings
         self.keys = settings.keys
-        self.broker = Broker(client, self.keys)
+        self.pending = PendingBatches(client, self.keys)
         self.dlq = DeadLetterQueue(client, self.keys)
         self.sink = sink or _sink(settings.store_url)
         self.pipeline = pipeline or _pipeline(settings.config_path)
 
     def run(self, batch_key: str) -> BatchResult:
         started = time.perf_counter()
-        items = self.client.lrange(batch_key, 0, -1)
+        items = self.pending.items(batch_key)
         result = BatchResult(records=len(items))
         if not items:
             # Already finished by another attempt; make sure it is not tracked any more.
-            self.broker.finish_batch(batch_key)
+            self.pending.finish(batch_key)
             return result
         batch_id = Keys.batch_id(batch_key)
         items = self._expand(items, batch_id, result)  # compressed items -> their records
@@ -167,8 +166,8 @@ class BatchProcessor:
         stats.record_out(self.client, self.keys, result.counts())
         # every record is accounted for (stored, present, dropped or dead-lettered): into the
         # ledger, then forget the batch (a crash between the two repeats it: the merge is idempotent)
-        self.broker.finish_batch(batch_key, also=lambda pipe: ledger.note(self.client, self.keys, done,
-                                                                           target=pipe))
+        self.pending.finish(batch_key, also=lambda pipe: ledger.note(self.client, self.keys, done,
+                                                                      target=pipe))
         result.seconds = round(time.perf_counter() - started, 6)
         return result
 
@@ -183,7 +182,7 @@ class BatchProcessor:
                 keep(self.sink, stored)
                 return
             except SinkError as exc:
-                if exc.permanent or backoff.exhausted():
+                if not backoff.policy.retries(exc) or backoff.exhausted():
                     raise StoreUnavailable(f"message records not written after "
                                            f"{self.settings.store_wait:.0f}s: {exc}") from None
                 backoff.wait(self.clock.sleep)
@@ -220,7 +219,7 @@ class BatchProcessor:
             try:
                 outcomes = write_isolated(self.sink, [events[i] for i in pending])
             except SinkError as exc:
-                if exc.permanent:
+                if not backoff.policy.retries(exc):
                     raise
                 outcomes = None
                 reason = str(exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass
 
+from logpipe.common.errors import SinkError, is_transient
 from logpipe.store.base import Status
 
 FAILURE_META = "failure"  # the job.meta key holding a FailureKind value
@@ -20,6 +21,14 @@ class FailureKind(str, enum.Enum):
     STORE_UNAVAILABLE = "store_unavailable"  # the store kept refusing for the whole job
     STORE_ERROR = "store_error"              # the store refused permanently (e.g. bad auth)
     ERROR = "error"                          # anything else (a bug, a lost worker)
+
+    @classmethod
+    def of_error(cls, exc: BaseException) -> "FailureKind":
+        """What kind of failure an error that ended a job is, by its type: a transient store error
+        (the store kept refusing for the whole job) spends none of the batch's attempts."""
+        if isinstance(exc, SinkError):
+            return cls.STORE_UNAVAILABLE if is_transient(exc) else cls.STORE_ERROR
+        return cls.ERROR
 
     @classmethod
     def of_job(cls, job) -> "FailureKind":

@@ -15,6 +15,7 @@ from typing import Callable
 
 from logpipe.common.broker import Keys, connect, ensure_library, redact
 from logpipe.common.broker.connection import password_refused
+from logpipe.common.broker.ledgers import RawList
 from logpipe.common.console import emit
 from logpipe.common.errors import BrokerError, SinkError
 from logpipe.common.retry import BROKER_OUTAGE, RetryPolicy
@@ -87,7 +88,7 @@ def broker_when_up(url: str, keys: Keys | None = None, functions: bool = False):
     while True:
         try:
             client.ping()
-            client.llen(keys.raw)
+            RawList(client, keys).length()
             if functions:
                 ensure_library(client)
         except BrokerError:
@@ -110,7 +111,7 @@ def store_when_up(sink) -> None:
         try:
             sink.prepare()
         except SinkError as exc:
-            if exc.permanent:
+            if not outage.backoff.policy.retries(exc):
                 raise
             outage.wait(exc)
             continue

@@ -2,6 +2,9 @@
 
 Rates are per-second buckets (``<prefix>:stats:rate:<in|out>:<epoch second>``, expiring after two
 minutes), so any number of workers and dispatchers add to the same figures without coordination.
+The keys and the commands on them belong to the broker's ledgers (:mod:`common.broker.ledgers`);
+this module computes the figures from them, for ``logpipe stats``, the page, the exporter and the
+indexer's progress line alike.
 """
 
 from __future__ import annotations
@@ -12,27 +15,17 @@ import time
 import orjson
 
 from logpipe.common.broker import Keys
+from logpipe.common.broker.ledgers import HISTORY_MINUTES as HISTORY_MINUTES
+from logpipe.common.broker.ledgers import MINUTE_TTL as MINUTE_TTL
+from logpipe.common.broker.ledgers import RATE_TTL as RATE_TTL
+from logpipe.common.broker.ledgers import Counters, PendingBatches, RawList, ShipperStatus
 
-RATE_TTL = 120
 WINDOW = 10
-HISTORY_MINUTES = 60                       # the health page's sparklines: the last hour
-MINUTE_TTL = (HISTORY_MINUTES + 2) * 60    # so at most 62 per-minute keys of each kind live
 
 
 def _bump(client, keys: Keys, direction: str, n: int, counters: dict | None = None,
           now: float | None = None) -> None:
-    now = int(time.time() if now is None else now)
-    pipe = client.pipeline(transaction=False)
-    key = keys.rate(direction, now)
-    pipe.incrby(key, n)
-    pipe.expire(key, RATE_TTL)
-    minute = keys.minute(direction, now // 60)
-    pipe.incrby(minute, n)
-    pipe.expire(minute, MINUTE_TTL)
-    for name, value in (counters or {}).items():
-        if value:
-            pipe.hincrby(keys.counters, name, value)
-    pipe.execute()
+    Counters(client, keys).add(direction, n, counters or {}, int(time.time() if now is None else now))
 
 
 def record_in(client, keys: Keys, n: int, now: float | None = None) -> None:
@@ -51,10 +44,7 @@ def sample_depth(client, keys: Keys, now: float | None = None) -> int:
     """Note the raw list's depth for this minute (the first sample of a minute stays: the
     dispatcher samples at each new minute, and whoever reads the figures fills a minute no
     dispatcher saw, e.g. while the indexer is down). Returns the depth."""
-    minute = int(time.time() if now is None else now) // 60
-    depth = int(client.llen(keys.raw))
-    client.set(keys.depth(minute), depth, ex=MINUTE_TTL, nx=True)
-    return depth
+    return Counters(client, keys).sample_depth(int(time.time() if now is None else now) // 60)
 
 
 def history(client, keys: Keys, now: float | None = None,
@@ -66,20 +56,16 @@ def history(client, keys: Keys, now: float | None = None,
     now = time.time() if now is None else now
     current = int(now) // 60
     span = range(current - minutes + 1, current + 1)
-    names = ([keys.minute("in", m) for m in span] + [keys.minute("out", m) for m in span]
-             + [keys.depth(m) for m in span])
-    values = client.mget(names)
-    n = len(span)
+    ins, outs, depths = Counters(client, keys).per_minute(span)
     elapsed = max(1.0, now - current * 60)
 
-    def per_s(raw, m):
-        count = int(raw) if raw else 0
+    def per_s(count, m):
         return round(count / (elapsed if m == current else 60.0), 2)
 
     return {"minutes": [m * 60 for m in span],
-            "in_per_s": [per_s(v, m) for v, m in zip(values[:n], span)],
-            "out_per_s": [per_s(v, m) for v, m in zip(values[n:2 * n], span)],
-            "depth": [int(v) if v is not None else None for v in values[2 * n:]]}
+            "in_per_s": [per_s(v, m) for v, m in zip(ins, span)],
+            "out_per_s": [per_s(v, m) for v, m in zip(outs, span)],
+            "depth": depths}
 
 
 def broker_memory(client) -> dict:
@@ -96,22 +82,22 @@ def broker_memory(client) -> dict:
 
 def totals(client, keys: Keys) -> dict[str, int]:
     """Records claimed, indexed, duplicate and dead-lettered since the counters began."""
-    return {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
+    return Counters(client, keys).totals()
 
 
 def rate(client, keys: Keys, direction: str, window: int = WINDOW) -> float:
     now = int(time.time())
-    names = [keys.rate(direction, t) for t in range(now - window, now)]
-    return sum(int(v) for v in client.mget(names) if v) / window
+    return sum(Counters(client, keys).per_second(direction, range(now - window, now))) / window
 
 
 def oldest_waiting(client, keys: Keys) -> float | None:
     """Receive time of the oldest record not yet stored (raw list head or oldest batch)."""
     candidates = []
-    head = client.lindex(keys.raw, 0)
-    oldest_batch = client.zrange(keys.batches, 0, 0)
+    head = RawList(client, keys).head()
+    pending = PendingBatches(client, keys)
+    oldest_batch = pending.oldest()
     if oldest_batch:
-        first = client.lindex(oldest_batch[0], 0)
+        first = pending.first_item(oldest_batch)
         if first is not None:
             candidates.append(first)
     if head is not None:
@@ -202,25 +188,23 @@ def shipper_entries(client, keys: Keys) -> tuple[list[dict], list[dict]]:
     apart as ``{"name", "reason"}``, never passed on. Values are sized before they are read, so
     a huge one is never fetched."""
     now = time.time()
-    names = client.hkeys(keys.shippers)
+    status = ShipperStatus(client, keys)
+    names = status.names()
     if not names:
         return [], []
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.hstrlen(keys.shippers, name)
-    sizes = pipe.execute()
-    small = [n for n, size in zip(names, sizes) if size <= MAX_ENTRY_BYTES]
-    blobs = dict(zip(small, client.hmget(keys.shippers, small))) if small else {}
+    sizes = status.sizes(names)
+    blobs = status.values([n for n, size in zip(names, sizes) if size <= MAX_ENTRY_BYTES])
     found: list[dict] = []
     invalid: list[dict] = []
     for name, size in zip(names, sizes):
         reason: str | None
+        blob = blobs.get(name)
         if name not in blobs:
             reason = f"{size} bytes, more than {MAX_ENTRY_BYTES}"
-        elif blobs[name] is None:
+        elif blob is None:
             continue  # removed between the two reads
         else:
-            figures, reason = _checked(name, blobs[name], now)
+            figures, reason = _checked(name, blob, now)
             if figures is not None:
                 age = max(0.0, now - figures["updated"])
                 if age <= SHIPPER_FORGOTTEN:
@@ -243,9 +227,17 @@ def shippers(client, keys: Keys) -> list[dict]:
 def forget_shipper(client, keys: Keys, name: str) -> int:
     """Remove the entry named ``name`` (as given, or as ``logpipe stats`` shows a long or
     unprintable name); the number of entries removed."""
-    fields = [n for n in client.hkeys(keys.shippers)
-              if n == name.encode("utf-8", "surrogateescape") or _shown_name(n) == name]
-    return int(client.hdel(keys.shippers, *fields)) if fields else 0
+    status = ShipperStatus(client, keys)
+    return status.remove([n for n in status.names()
+                          if n == name.encode("utf-8", "surrogateescape") or _shown_name(n) == name])
+
+
+def progress(client, keys: Keys) -> dict:
+    """The indexer's progress line: the raw list, the batches pending and the totals."""
+    counters = totals(client, keys)
+    return dict(raw=RawList(client, keys).length(), batches=PendingBatches(client, keys).count(),
+                **{name: counters.get(name, 0)
+                   for name in ("claimed", "indexed", "duplicate", "dead_lettered")})
 
 
 def live_workers(queue) -> tuple[int, int]:
@@ -300,7 +292,7 @@ def collect(client, keys: Keys, loss_after: float | None = None) -> dict:
     depth = sample_depth(client, keys)
     return {
         "raw_list": depth,
-        "batches_pending": int(client.zcard(keys.batches)),
+        "batches_pending": PendingBatches(client, keys).count(),
         "jobs_queued": queue.count,
         "jobs_running": StartedJobRegistry(queue=queue).count,
         "workers": workers,

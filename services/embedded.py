@@ -334,15 +334,16 @@ def _step(*args: str) -> None:
 
 def _wait_indexed(redis_url: str, expected: int, timeout: float = 300) -> None:
     from logpipe.common.broker import Keys, connect
+    from logpipe.common.broker.ledgers import Counters, PendingBatches, RawList
 
     client, keys = connect(redis_url), Keys()
+    counters, pending, raw = Counters(client, keys), PendingBatches(client, keys), RawList(client, keys)
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        counters = {k.decode(): int(v) for k, v in client.hgetall(keys.counters).items()}
-        done = counters.get("indexed", 0) + counters.get("duplicate", 0) + \
-            counters.get("dead_lettered", 0)
-        if client.llen(keys.raw) == 0 and client.zcard(keys.batches) == 0 and done >= expected:
+        totals = counters.totals()
+        done = totals.get("indexed", 0) + totals.get("duplicate", 0) + totals.get("dead_lettered", 0)
+        if raw.length() == 0 and pending.count() == 0 and done >= expected:
             emit("indexed", records=done)
             return
         time.sleep(0.3)

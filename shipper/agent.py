@@ -108,8 +108,7 @@ class Agent:
         self.retry_policy = SHIPPER_PUSH
         # the figures `logpipe stats --prefix P` reads: "host: inputs" -> JSON
         self.status_name = shipper_name(config.host, config.inputs)
-        self.shippers_key = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX,
-                                 raw=key).shippers
+        self.status_keys = Keys(prefix=getattr(config, "prefix", "") or DEFAULT_PREFIX, raw=key)
         self.registry = Registry(config.registry, fsync=config.fsync, log=log)
         self.sender = open_sender(url, key, log=log)
         self.ctx = Context(host=config.host, registry=self.registry, log=log, once=config.once)
@@ -466,7 +465,7 @@ class Agent:
         })
         if self.broker_down_since is None:
             lag = sum(s.get("lag", 0) or 0 for s in sources)
-            self.sender.publish(self.shippers_key, self.status_name,
+            self.sender.publish(self.status_keys, self.status_name,
                                 orjson.dumps({"host": self.cfg.host, "updated": time.time(),
                                               "state": final or "running",
                                               "lines": self.lines, "bytes": self.bytes,

@@ -14,7 +14,8 @@ confirmed to the registry once that many replicas hold it, so a failover never l
 confirmations is retried like an outage (the repeat is harmless: records carry their id).
 
 Errors are classified: :class:`BrokerUnavailable` (connection refused or lost, timeouts, the
-server loading its data, out of memory, read-only replica) is retried by the agent with backoff;
+server loading its data, out of memory, read-only replica: a transient error of
+:mod:`common.errors`) is retried by the agent with backoff;
 anything else (wrong password, the key holds a non-list) is a :class:`BrokerError` for the user.
 """
 
@@ -25,10 +26,11 @@ from typing import Callable, TypeVar
 
 import redis
 
-from logpipe.common.broker import connect, redact, replica_wait
+from logpipe.common.broker import Keys, connect, redact, replica_wait
+from logpipe.common.broker.ledgers import ShipperStatus
 from logpipe.common.broker.connection import password_refused
 from logpipe.common.broker.tls import tls_failure
-from logpipe.common.errors import BrokerError
+from logpipe.common.errors import BrokerError, BrokerUnavailable
 from logpipe.shipper.framing import Framed, Outgoing, frame
 
 _BULK = b"$%d\r\n%s\r\n"
@@ -45,10 +47,6 @@ _NO_PERMISSION = tuple(getattr(redis.exceptions, name) for name in ("NoPermissio
 
 
 T = TypeVar("T")
-
-
-class BrokerUnavailable(Exception):
-    pass
 
 
 class RepliesLost(BrokerUnavailable):
@@ -228,10 +226,10 @@ class Sender:
             return BrokerError(f"the broker at {where} refused RPUSH: {text}")
         return exc
 
-    def publish(self, hash_key: str, field: str, blob: bytes) -> None:
+    def publish(self, keys: Keys, name: str, figures: bytes) -> None:
         """Best effort: the agent's figures for ``logpipe stats`` and Prometheus."""
         try:
-            self.client.hset(hash_key, field, blob)
+            ShipperStatus(self.client, keys).publish(name, figures)
         except Exception:  # noqa: BLE001 - figures must never stop the shipping
             pass
 
@@ -346,10 +344,10 @@ class BrokerSet:
             raise BrokerUnavailable("every broker is down")
         return min(lengths)
 
-    def publish(self, hash_key: str, field: str, blob: bytes) -> None:
+    def publish(self, keys: Keys, name: str, figures: bytes) -> None:
         for i, sender in enumerate(self.senders):
             if self._down_until[i] <= time.monotonic():
-                sender.publish(hash_key, field, blob)
+                sender.publish(keys, name, figures)
 
     def close(self) -> None:
         for sender in self.senders:

@@ -76,3 +76,26 @@ def test_logpipe_loops_keep_their_pace():
     store = store_write_policy(30)
     assert store.give_up_after == 30 and store.nominal_delay(1) == 0.5
     assert dataclasses.replace(BATCH_RETRY, max_attempts=2).gives_up(3, 0)
+
+
+def test_transient_or_permanent_is_decided_by_type_and_the_default_policy_follows_it():
+    import pickle
+
+    from logpipe.common.errors import (BrokerSetupError, BrokerUnavailable, LogpipeError,
+                                       Permanent, StoreRefused, StoreUnreachable, Transient,
+                                       is_transient)
+    from logpipe.indexer.jobs import StoreUnavailable
+
+    policy = RetryPolicy()
+    down, refused = SinkError("store unreachable: 503"), SinkError("bad password", permanent=True)
+    assert isinstance(down, StoreUnreachable) and isinstance(down, Transient)
+    assert isinstance(refused, StoreRefused) and isinstance(refused, Permanent)
+    assert (down.permanent, refused.permanent) == (False, True)  # derived from the type
+    assert str(refused) == "bad password"
+    assert type(pickle.loads(pickle.dumps(refused))) is StoreRefused  # crosses RQ as it is
+    assert policy.retries(down) and not policy.retries(refused)
+    assert issubclass(BrokerUnavailable, LogpipeError) and policy.retries(BrokerUnavailable("x"))
+    assert policy.retries(StoreUnavailable("not stored after 30s"))
+    for permanent in (BrokerSetupError("load the library"), ConfigError("bad url"),
+                      BrokerError("NOPERM"), ValueError("a bug")):
+        assert not is_transient(permanent) and not policy.retries(permanent)

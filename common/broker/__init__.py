@@ -1,6 +1,7 @@
 """The broker protocol both sides share: key names (:mod:`common.broker.keys`), logpipe's Lua
 function library (:mod:`common.broker.functions`), the connection factory
-(:mod:`common.broker.connection`)."""
+(:mod:`common.broker.connection`), and the ledger types that own the keys and every command on
+them (:mod:`common.broker.ledgers`)."""
 
 from logpipe.common.broker.connection import NotReplicated, ReplicaWait, connect, connect_checked, redact, replica_wait
 from logpipe.common.broker.functions import CLAIM_BATCH, DLQ_ADD, ensure_library, load_library

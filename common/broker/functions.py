@@ -1,8 +1,9 @@
 """logpipe's Lua, as one Valkey/Redis function library, and the one place that loads and checks it.
 
 The library ``logpipe`` holds every script logpipe runs on the broker: the atomic batch claim, the
-batch deletion, the idempotent dead-letter add and the loss ledger's merge. An admin loads it (FUNCTION LOAD): ``logpipe
-acl setup``, or ``logpipe up`` for the embedded broker. Clients call it with FCALL, which is all the
+batch deletion, the idempotent dead-letter add, a whole batch's dead-lettering (with the
+batch's deletion) and the loss ledger's merge. An admin loads it (FUNCTION LOAD): ``logpipe acl
+setup``, or ``logpipe up`` for the embedded broker. Clients call it with FCALL, which is all the
 ``logpipe-indexer`` ACL user may run of Lua: EVAL, EVALSHA, SCRIPT and FUNCTION are refused to it, so
 it cannot run a script of its own (an endless loop in one would stall the broker for every client).
 
@@ -56,6 +57,33 @@ local function dlq_add(keys, args)
   redis.call('HSET', keys[2], args[1], entry)
   redis.call('HINCRBY', keys[3], args[2], 1)
   return entry
+end
+
+-- KEYS[1]=batch key, KEYS[2]=batches zset, KEYS[3]=attempts hash, KEYS[4]=due hash,
+-- KEYS[5]=dlq stream, KEYS[6]=dlq ids hash, KEYS[7]=dlq counts by stage; ARGV[1]=reason,
+-- ARGV[2]=time, then per item of the batch, in order: record id, type.
+-- Dead-letters every item of a batch (stage index, idempotent per record id as dlq_add) and
+-- forgets the batch, in one step: a crash leaves the batch either pending or wholly
+-- dead-lettered. Returns the number of items; -1 (nothing done) when the ids given are not one
+-- per item of the batch.
+local function dead_letter_batch(keys, args)
+  local items = redis.call('LRANGE', keys[1], 0, -1)
+  if #items * 2 ~= #args - 2 then return -1 end
+  for i = 1, #items do
+    local rid = args[2 * i + 1]
+    if redis.call('HEXISTS', keys[6], rid) == 0 then
+      local entry = redis.call('XADD', keys[5], '*', 'record', items[i], 'id', rid,
+                               'stage', 'index', 'reason', args[1], 'type', args[2 * i + 2],
+                               'time', args[2])
+      redis.call('HSET', keys[6], rid, entry)
+      redis.call('HINCRBY', keys[7], 'index', 1)
+    end
+  end
+  redis.call('DEL', keys[1])
+  redis.call('ZREM', keys[2], keys[1])
+  redis.call('HDEL', keys[3], keys[1])
+  redis.call('HDEL', keys[4], keys[1])
+  return #items
 end
 
 -- KEYS[1]=ledger hash; ARGV[1]=now, then per source: name, meta JSON {host, path, newest}, runs
@@ -123,6 +151,7 @@ redis.register_function('logpipe_claim_batch', claim_batch)
 redis.register_function('logpipe_ledger_merge', ledger_merge)
 redis.register_function('logpipe_finish_batch', finish_batch)
 redis.register_function('logpipe_dlq_add', dlq_add)
+redis.register_function('logpipe_dead_letter_batch', dead_letter_batch)
 """
 
 LIBRARY_VERSION = hashlib.sha256(_LIBRARY_BODY.encode()).hexdigest()[:12]
@@ -137,6 +166,7 @@ LIBRARY = (f"#!lua name={LIBRARY_NAME}\n{_LIBRARY_BODY}"
 CLAIM_BATCH = "logpipe_claim_batch"
 FINISH_BATCH = "logpipe_finish_batch"
 DLQ_ADD = "logpipe_dlq_add"
+DEAD_LETTER_BATCH = "logpipe_dead_letter_batch"
 LEDGER_MERGE = "logpipe_ledger_merge"
 VERSION_FUNCTION = "logpipe_version"
 

@@ -24,7 +24,9 @@ Keys (``prefix`` defaults to ``logpipe``)::
 
 A claim is atomic (one Lua function, ``logpipe_claim_batch``, moves items from the raw list into a
 batch key and registers the batch), so no crash point loses a record: before the call the items are
-on the raw list, after it they are in a registered batch key.
+on the raw list, after it they are in a registered batch key. Giving up on a batch is one function
+too (``logpipe_dead_letter_batch``: its records into the dead-letter stream and the batch
+forgotten). The commands on these keys belong to the ledger types of :mod:`common.broker.ledgers`.
 """
 
 from __future__ import annotations
@@ -141,6 +143,3 @@ class Broker:
             also(pipe)
         fcall(self.client, pipe, FINISH_BATCH, [batch_key, self.keys.batches], [])
         self._wait.confirm(self.client, pipe)
-
-    def raw_length(self) -> int:
-        return int(self.client.llen(self.keys.raw))
