@@ -45,9 +45,9 @@ def store_url(explicit: str | None = None) -> str:
 
 def open_store(explicit: str | None):
     """The store ``--store`` names (or the default one, see :func:`store_url`)."""
-    from logpipe.search.stores import open_store_url
+    from logpipe.search.stores import open_store as open_named
 
-    return open_store_url(store_url(explicit))
+    return open_named(explicit)
 
 
 class Budgeted:

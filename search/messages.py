@@ -32,7 +32,7 @@ COLUMNS = ("first_seen", "host", "qid", "from", "recipients", "status", "relay",
 
 def open_messages(store: str | None):
     """The store, checked to keep message records."""
-    from logpipe.search.cli import open_store
+    from logpipe.search.stores import open_store
 
     sink = open_store(store)
     if not hasattr(sink, "stream_messages"):

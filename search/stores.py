@@ -18,4 +18,12 @@ def open_store_url(url: str):
                           "install logpipe[indexer]") from None
 
 
-__all__ = ["open_store_url"]
+def open_store(explicit: str | None = None):
+    """The store ``--store`` names, else the default one (:func:`common.config.resolve_store_url`:
+    ``LOGPIPE_STORE_URL``, the store ``logpipe up`` started, ``$LOGPIPE_HOME/events.db``)."""
+    from logpipe.common.config import resolve_store_url
+
+    return open_store_url(resolve_store_url(explicit))
+
+
+__all__ = ["open_store", "open_store_url"]

@@ -40,6 +40,72 @@ def test_no_package_cycles_and_imports_go_one_way():
     assert "broken" in run.stdout and "0 broken" in run.stdout
 
 
+def module_cycles(package: str = "logpipe") -> list[list[str]]:
+    """Groups of modules that import each other round in a circle (strongly connected parts of
+    the import graph, imports inside functions included: a lazy import is still an arrow)."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    modules = sorted(graph.modules)
+    edges = {m: sorted(set(graph.find_modules_directly_imported_by(m)) & set(modules))
+             for m in modules}
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in modules:  # Tarjan's algorithm, iteratively (no recursion limit)
+        if root in order:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                order[node] = low[node] = len(order)
+                stack.append(node)
+                on_stack.add(node)
+            if i < len(edges[node]):
+                work.append((node, i + 1))
+                nxt = edges[node][i]
+                if nxt not in order:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], order[nxt])
+                continue
+            if low[node] == order[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    cycles.append(sorted(group))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return cycles
+
+
+def test_no_module_imports_itself_round_a_circle():
+    """Inside a package too (import-linter's contracts look between packages): no two modules
+    import each other, directly or round a longer circle."""
+    assert module_cycles() == []
+
+
+def test_the_cycle_finder_finds_a_circle(tmp_path, monkeypatch):
+    pkg = tmp_path / "circ"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from circ import b\n")
+    (pkg / "b.py").write_text("def f():\n    from circ import c\n")
+    (pkg / "c.py").write_text("import circ.a\n")
+    (pkg / "d.py").write_text("import circ.a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert module_cycles("circ") == [["circ.a", "circ.b", "circ.c"]]
+
+
 def test_ruff_is_clean_on_the_packages():
     run = _run(_tool("ruff"), "check", "--no-cache", *FOLDERS)
     assert "All checks passed" in run.stdout, run.stdout[-2000:]

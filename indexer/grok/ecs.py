@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import re
 
-from logpipe.indexer.grok.library import Definition, builtin_definitions
+from logpipe.indexer.grok.definitions import Definition, builtin_definitions
 
 # names shared by the syslog-shaped patterns of every family
 COMMON = {
