@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 from logpipe.common.errors import LogpipeError, QueryError
+from logpipe.query.tree import INT64_MAX, INT64_MIN
 
 
 @dataclass(slots=True)
@@ -144,12 +145,10 @@ def decode_cursor(text: str | None, tiebreak_ok: Callable[[Any], bool]
     ts, tiebreak = value
     if (ts is not None and type(ts) is not int) or not tiebreak_ok(tiebreak):
         raise damaged
-    if not all(_INT64_MIN <= n <= _INT64_MAX for n in _ints([ts, tiebreak])):
+    if not all(INT64_MIN <= n <= INT64_MAX for n in _ints([ts, tiebreak])):
         raise damaged  # no store holds a position past 64 bits: never an OverflowError later
     return ts, tiebreak
 
-
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 def _ints(value) -> Iterator[int]:

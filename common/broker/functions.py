@@ -149,7 +149,7 @@ def _where(client) -> str:
     """user@host:port of a client, for messages (never the password)."""
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {}) or {}
     provider = kwargs.get("credential_provider")  # a URL file's, read on each connect
-    initial = getattr(provider, "initial", ())
+    initial: tuple = getattr(provider, "initial", ())
     user = kwargs.get("username") or (initial[0] if len(initial) == 2 else "") or "default"
     host = kwargs.get("host") or kwargs.get("path") or "the broker"
     port = kwargs.get("port")

@@ -24,7 +24,7 @@ from logpipe.store.elasticsearch import reader, retention
 from logpipe.store.elasticsearch.errors import item_reason
 from logpipe.store.elasticsearch.messages import ElasticsearchMessages
 from logpipe.store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
-from logpipe.store.elasticsearch.url import es_client
+from logpipe.store.elasticsearch.client import es_client
 from logpipe.store.fields import mark_malformed
 
 _BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"

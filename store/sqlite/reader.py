@@ -70,6 +70,7 @@ from logpipe.store.base import (
     decode_cursor,
     encode_cursor,
 )
+from logpipe.query.tree import INT64_MAX, INT64_MIN
 from logpipe.store.sqlite import functions, rollup, value_counts
 from logpipe.store.sqlite.schema import (
     FTS_TABLE,
@@ -542,8 +543,8 @@ class SqliteReader:
         an index that orders them)."""
         if matches <= TRACK_TOTAL_HITS or _index_friendly(compile_query(request.query or "*")):
             return None
-        window = [epoch_ms(request.start) if request.start is not None else -_I64,
-                  epoch_ms(request.end) - 1 if request.end is not None else _I64 - 1]
+        window = [epoch_ms(request.start) if request.start is not None else INT64_MIN,
+                  epoch_ms(request.end) - 1 if request.end is not None else INT64_MAX]
         return request, window
 
     def _keyset_rows(self, where: str, params: list, desc: bool,
@@ -715,8 +716,8 @@ class SqliteReader:
         """A histogram of everything or of one host, type or program, in buckets of whole
         hours, from the per-hour counts (rollup.counted_histogram), all in one snapshot of
         the store; None when the counts cannot serve it."""
-        w_lo = epoch_ms(start) if start is not None else -_I64
-        w_hi = epoch_ms(end) if end is not None else _I64 - 1
+        w_lo = epoch_ms(start) if start is not None else INT64_MIN
+        w_hi = epoch_ms(end) if end is not None else INT64_MAX
         with self._reading() as conn:
             try:
                 conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
@@ -757,8 +758,8 @@ class SqliteReader:
         a time range): one index range count per bucket. GROUP BY on a computed bucket would
         sort every matching row instead (7x slower on a million events). The window
         [start, end) bounds the buckets' ranges (``where`` holds no time window)."""
-        w_lo = epoch_ms(start) if start is not None else -_I64
-        w_hi = epoch_ms(end) if end is not None else _I64 - 1
+        w_lo = epoch_ms(start) if start is not None else INT64_MIN
+        w_hi = epoch_ms(end) if end is not None else INT64_MAX
         bounds = self._data_bounds(where, params, step, w_lo, w_hi)
         if bounds is None:
             return []
@@ -946,8 +947,6 @@ class SqliteReader:
         event["_id"] = rows[0][0]
         return event
 
-
-_I64 = 2 ** 63
 
 # the budget is checked every this many SQLite instructions (well under a millisecond; a
 # full-text index lookup is one instruction, so a check may come later in those)

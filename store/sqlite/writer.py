@@ -59,6 +59,7 @@ from logpipe.common.errors import ConfigError, SinkError
 from logpipe.query.analyzer import ANALYZER_VERSION, fts_text
 from logpipe.query.datemath import epoch_ms, time_period
 from logpipe.store.base import Event, Outcome, Status
+from logpipe.query.tree import INT64_MAX, INT64_MIN
 from logpipe.store.sqlite.schema import (
     FTS_AUTOMERGE,
     FTS_MARK,
@@ -137,12 +138,10 @@ _MIDNIGHT_MS: dict[str, int] = {}
 def _scalar(value):
     """A promoted column's value: scalars only; an integer SQLite cannot hold as one becomes a
     float (as SQLite's JSON functions make it)."""
-    if isinstance(value, int) and not -_I64 <= value < _I64:
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
         return float(value)
     return value if isinstance(value, (str, int, float)) else None
 
-
-_I64 = 2 ** 63
 
 
 def _switch_fast():
@@ -342,7 +341,7 @@ class SqliteWriter:
                 ts = ts_cached(stamp) if type(stamp) is str else None
                 if ts is None:
                     ts = ts_of(stamp)
-                if ts is not None and not -_I64 <= ts < _I64:
+                if ts is not None and not INT64_MIN <= ts <= INT64_MAX:
                     raise ValueError(f"{get('@timestamp')!r} is out of range")
             except (ValueError, OverflowError) as exc:
                 outcomes[i] = Outcome(Status.REJECTED, f"bad @timestamp: {exc}")
@@ -358,7 +357,7 @@ class SqliteWriter:
             # (the common case tested cheaply; anything else goes through _scalar)
             if not (type(host) is str and type(type_) is str and type(program) is str
                     and (qid is None or type(qid) is str)
-                    and (size is None or type(size) is int and -_I64 <= size < _I64)):
+                    and (size is None or type(size) is int and INT64_MIN <= size <= INT64_MAX)):
                 host, type_, program, qid, size = map(_scalar, (host, type_, program, qid, size))
             add_row((None, ev.id, ts, host, type_, program, qid, size, data))
             add_where(i)
