@@ -16,6 +16,7 @@ from logpipe.common.errors import LogpipeError, QueryError
 from logpipe.query import datemath, lucene
 from logpipe.search.messages import row
 from logpipe.search.report import summarise
+from logpipe.store.base import MessageRecords
 
 PAGE = 100
 _STATUSES = ("delivered", "partial", "deferred", "bounced", "rejected", "expired", "discarded",
@@ -32,11 +33,8 @@ def _window(p) -> tuple[int | None, int | None]:
     return out[0], out[1]
 
 
-def _sink(site):
-    sink = site.data.sink
-    if not hasattr(sink, "stream_messages"):
-        raise QueryError("this store keeps no message records")
-    return sink
+def _sink(site) -> MessageRecords:
+    return site.data.sink
 
 
 def _query(p) -> str:
@@ -50,9 +48,7 @@ def _query(p) -> str:
 def message_states(site, qid: str) -> list[dict]:
     """The records of a queue id for the trace page, each ``next`` link marked as in the store
     or not; [] when the store keeps none."""
-    sink = site.data.sink
-    if not hasattr(sink, "messages_by_qid"):
-        return []
+    sink: MessageRecords = site.data.sink
     records = sink.messages_by_qid(qid)
     for record in records:
         for link in record.get("next") or ():

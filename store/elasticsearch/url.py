@@ -13,12 +13,13 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from logpipe.common.errors import ConfigError
+from logpipe.store.base import Store
 from logpipe.store.elasticsearch.client import node_urls
 
 
-def open(url: str, **options):
+def open(url: str, **options) -> Store:
     from logpipe.store.elasticsearch.connection import URL_OPTIONS, client_options
-    from logpipe.store.elasticsearch.writer import ElasticsearchSink
+    from logpipe.store.elasticsearch.writer import ElasticsearchStore
 
     nodes, _, query = url.partition("?")
     tls = {}
@@ -37,4 +38,4 @@ def open(url: str, **options):
     # credentials and TLS; every node is checked (none may carry credentials), they share the settings
     connection = [client_options(node, tls) for node in node_urls(nodes)][0]
     options.setdefault("connection", connection)
-    return ElasticsearchSink(base, **options)
+    return ElasticsearchStore(base, **options)
