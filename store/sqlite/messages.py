@@ -26,6 +26,7 @@ from logpipe.query.tree import (All, And, Exists, Not, Nothing, Or, Pattern, Ran
                                 TextWildcard, TimeRange, Wildcard, numeric)
 from logpipe.store.messages import (addr_domain, is_held, merge, normalise_query,
                                      summary_text)
+from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.schema import immediate
 
 MESSAGE_SCHEMA = [
@@ -197,13 +198,14 @@ def compile_messages(text: str, start_ms: int | None, end_ms: int | None,
 
 
 class SqliteMessages:
-    """The message-record half of the embedded store (mixed into :class:`SqliteSink`)."""
+    """The message-record part of the embedded store (:class:`store.sqlite.SqliteStore`)."""
 
-    _messages_ready = False
-    path: str
+    def __init__(self, db: Database):
+        self.db = db
+        self._messages_ready = False   # the message tables are there (made on first use)
 
     def _message_conn(self) -> sqlite3.Connection:
-        conn = self._connect(create=True)  # type: ignore[attr-defined]
+        conn = self.db.connect(create=True)
         if not self._messages_ready:
             with immediate(conn):
                 for stmt in MESSAGE_SCHEMA:
@@ -226,7 +228,7 @@ class SqliteMessages:
         changed = 0
         keys = [k for k, v in grouped.items() if not is_held(v[1])]
         held = [k for k, v in grouped.items() if is_held(v[1])]
-        with self._lock:  # type: ignore[attr-defined]
+        with self.db.lock:
             try:
                 conn = self._message_conn()
                 for start in range(0, len(keys), 500):
@@ -238,7 +240,7 @@ class SqliteMessages:
                     with immediate(conn):
                         changed += self._write_held(conn, grouped, held[start:start + 500])
             except sqlite3.Error as exc:
-                raise SinkError(f"embedded store {self.path}: message records: {exc}") \
+                raise SinkError(f"embedded store {self.db.path}: message records: {exc}") \
                     from None
         return changed
 
@@ -413,7 +415,7 @@ class SqliteMessages:
 
     # ---------------------------------------------------------------- reading
     def _message_rows(self, sql: str, params: list):
-        with self._reading() as conn:  # type: ignore[attr-defined]
+        with self.db.reading() as conn:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
@@ -493,7 +495,7 @@ class SqliteMessages:
         return self._with_prev([orjson.loads(d) for (d,) in rows])
 
     def prune_messages(self, older_than_ms: int) -> int:
-        with self._lock:  # type: ignore[attr-defined]
+        with self.db.lock:
             conn = self._message_conn()
             with immediate(conn):
                 for table in ("message_rcpts", "message_links"):

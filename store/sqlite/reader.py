@@ -1,9 +1,5 @@
-"""The embedded store's reader: the query's intermediate form as SQL, search, histogram, top
-values, count.
-
-Nothing a query says reaches SQL text: field names become bound JSON paths (or one of a fixed set
-of column names), values are bound parameters, full-text terms go into a bound FTS5 expression in
-which every token is quoted.
+"""The embedded store's reader: search, keyset pages, histogram, top values, count. The query's
+translation to SQL is :mod:`store.sqlite.translate`'s.
 
 Histograms of queries that an index serves in time order (everything, host/program/qid values,
 time ranges) count each bucket over an index range instead of sorting every matching row; those
@@ -25,35 +21,26 @@ Reads do not queue behind one lock: each thread reads on a connection of its own
 readers run side by side, and beside the writer), and every read statement runs under the
 calling thread's :class:`store.budget.Budget`: a progress handler checks it every
 PROGRESS_STEPS SQLite instructions and interrupts the statement when the budget is spent or
-cancelled (then the budget's error is raised: "query too expensive: ...").
+cancelled (then the budget's error is raised: "query too expensive: ..."). The connections are
+:mod:`store.sqlite.database`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import threading
 from datetime import datetime
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 
 from logpipe.common.errors import QueryError, SinkError
-from logpipe.store import budget as budgets
-from logpipe.query.analyzer import analyze
 from logpipe.query.datemath import MAX_BUCKETS, epoch_ms, fill_buckets, parse_interval
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (
     TEXT_FIELD,
     TEXT_KEYWORD,
-    TIME_FIELD,
     All,
     And,
-    Exists,
-    Not,
-    Nothing,
-    Or,
     Range,
-    Regexp,
     Term,
     Text,
     TextWildcard,
@@ -74,7 +61,6 @@ from logpipe.query.tree import INT64_MAX, INT64_MIN
 from logpipe.store.sqlite import functions, rollup, value_counts
 from logpipe.store.sqlite.schema import (
     FTS_TABLE,
-    FTS_VOCAB,
     JSON_INDEX_PREFIX,
     SQL_COLUMNS,
     WANTED_PREFIX,
@@ -86,266 +72,27 @@ from logpipe.store.sqlite.schema import (
 )
 
 
-def json_path(field: str) -> str:
-    """The SQLite JSON path of a top-level key (names may contain '.', '@', spaces...)."""
-    if '"' in field:
-        raise QueryError(f"invalid field name {field!r}")
-    return '$."' + field + '"'
-
-
-def fts_phrase(tokens) -> str:
-    """A safe FTS5 phrase expression: every token double-quoted."""
-    return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
-
-
-def to_sql(tree, now: datetime | None = None,
-           indexed: frozenset = frozenset()) -> tuple[str, list]:
-    """``(where_sql, params)`` for the embedded store's ``events`` table; ``indexed`` names the
-    JSON fields that have a promoted-by-use index (schema.json_index_sql)."""
-    params: list = []
-    sql = sql_query(compile_query(tree, now), params, indexed)
-    return sql, params
-
-
-def value_fields(q) -> set[str]:
-    """The JSON document fields whose values a compiled query compares (term, wildcard,
-    range): the ones an index on the value would serve."""
-    if isinstance(q, (And, Or)):
-        return set().union(*(value_fields(i) for i in q.items)) if q.items else set()
-    if isinstance(q, Not):
-        return value_fields(q.item)
-    if isinstance(q, (Term, Wildcard, Range)) and q.field != "_id":
-        return {_doc_field(q.field)}
-    return set()
-
-
-def fts_match(q, params: list) -> str:
-    """The right-hand side of ``events_fts MATCH`` for a full-text node (its parameters
-    appended to ``params``)."""
-    if isinstance(q, Text):
-        params.append(fts_phrase(q.tokens))
-        return "?"
-    pat = q.pattern
-    prefix = pat.prefix()
-    if pat.is_prefix_only() and analyze(prefix) == [prefix]:
-        params.append(fts_phrase([prefix]) + "*")
-        return "?"
-    # expand the pattern over the index's vocabulary, inside SQLite
-    params.append(pat.glob())
-    return (f"(SELECT COALESCE(group_concat('\"' || term || '\"', ' OR '), '\"\"') "
-            f"FROM {FTS_VOCAB} WHERE term GLOB ?)")
-
-
-def fts_match_all(items, params: list) -> str:
-    """The right-hand side of ``events_fts MATCH`` for all of several full-text nodes."""
-    if len(items) == 1:
-        return fts_match(items[0], params)
-    start = len(params)
-    matches = [fts_match(i, params) for i in items]
-    if all(m == "?" for m in matches):
-        params[start:] = ["(" + ") AND (".join(params[start:]) + ")"]
-        return "?"
-    return "('(' || " + " || ') AND (' || ".join(matches) + " || ')')"
-
-
-def fts_membership(match: str, params: list, rowids: tuple[int, int] | None,
-                   column: str = "events.rowid") -> str:
-    """``column IN`` the full-text matches (only those in the rowid range ``rowids``)."""
-    if rowids is None:
-        return f"{column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match})"
-    params.extend(rowids)
-    return (f"{column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} "
-            f"AND rowid >= ? AND rowid <= ?)")
-
-
-def sql_query(q, params: list, indexed: frozenset = frozenset(),
-              rowids: tuple[int, int] | None = None) -> str:
-    """``rowids``: (lo, hi), the events the condition is checked on lie in that rowid range (a
-    walk along the time index): full-text conditions then read only that part of the index."""
-    if isinstance(q, All):
-        return "1"
-    if isinstance(q, Nothing):
-        return "0"
-    if isinstance(q, And):
-        texts = [i for i in q.items if isinstance(i, (Text, TextWildcard))]
-        if len(texts) < 2:
-            return "(" + " AND ".join(sql_query(i, params, indexed, rowids) for i in q.items) + ")"
-        # the full-text parts as one FTS5 expression: the index intersects them itself, where
-        # one IN (...) each would collect every part's matches
-        parts = [fts_membership(fts_match_all(texts, params), params, rowids)]
-        parts += [sql_query(i, params, indexed, rowids) for i in q.items if i not in texts]
-        return "(" + " AND ".join(parts) + ")"
-    if isinstance(q, Or):
-        return "(" + " OR ".join(sql_query(i, params, indexed, rowids) for i in q.items) + ")"
-    if isinstance(q, Not):
-        # two-valued logic: a missing field makes a comparison NULL, and NOT NULL is NULL
-        return f"(NOT COALESCE({sql_query(q.item, params, indexed, rowids)}, 0))"
-    if isinstance(q, (Text, TextWildcard)):
-        return fts_membership(fts_match(q, params), params, rowids)
-    if isinstance(q, TimeRange):
-        parts = []
-        if q.start is not None:
-            parts.append("events.ts >= ?")
-            params.append(q.start)
-        if q.end is not None:
-            parts.append("events.ts < ?")
-            params.append(q.end)
-        return "(" + " AND ".join(parts) + ")" if parts else "events.ts IS NOT NULL"
-    if isinstance(q, Exists):
-        if q.field == TIME_FIELD:
-            return "events.ts IS NOT NULL"
-        if q.field in SQL_COLUMNS:
-            return f"events.{SQL_COLUMNS[q.field]} IS NOT NULL"
-        path = json_path(_doc_field(q.field))
-        params.extend([path, path, path])
-        return ("(COALESCE(json_type(events.doc, ?), 'null') <> 'null' AND NOT "
-                "(json_type(events.doc, ?) = 'array' AND json_array_length(events.doc, ?) = 0))")
-    if isinstance(q, Term):
-        if q.field == "_id":
-            params.append(q.value)
-            return "events.id = ?"
-        n = numeric(q.value)
-        if n is None:
-            return _value_cond(q.field, "{v} = ?", [q.value], params, indexed)
-        return _value_cond(q.field, "{v} IN (?, ?)", [q.value, n], params, indexed)
-    if isinstance(q, Wildcard) and q.field not in SQL_COLUMNS and _doc_field(q.field) in indexed:
-        return _indexed_wildcard(_doc_field(q.field), q.pattern, params)
-    if isinstance(q, Wildcard):
-        prefix = q.pattern.prefix()
-        # a range on the literal prefix lets SQLite use the column's (or value) index; on a JSON
-        # value only when no number can match (a number's text starts with a digit or sign)
-        if prefix and (q.field in SQL_COLUMNS or _doc_field(q.field) in indexed
-                       and prefix[0] not in "0123456789+-."):
-            upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            return _value_cond(q.field, "({v} >= ? AND {v} < ? AND {v} GLOB ?)",
-                               [prefix, upper, q.pattern.glob()], params, indexed)
-        return _value_cond(q.field, "{v} GLOB ?", [q.pattern.glob()], params, indexed)
-    if isinstance(q, Range):
-        return _range_cond(q, params, indexed)
-    if isinstance(q, Regexp):
-        # every value read and matched by lp_regexp (store/sqlite/functions.py), string values
-        # only; no value index serves a regexp
-        return _value_cond(q.field, "lp_regexp(?, {v})", [q.python], params)
-    raise TypeError(f"unknown query node {q!r}")
-
-
-def _doc_field(field: str) -> str:
-    return TEXT_FIELD if field == TEXT_KEYWORD else field
-
-
-def _value_cond(field: str, template: str, values: list, params: list,
-                indexed: frozenset = frozenset()) -> str:
-    """A condition on a field's value; for a JSON field that holds a list, any element.
-
-    ``json_each`` on a scalar yields that one value, on a list its elements, on a missing key
-    nothing: one bound path serves every case. A field with a value index is looked up there
-    (:func:`_indexed_cond`), with the same meaning."""
-    if field in SQL_COLUMNS:
-        params.extend(values)
-        return template.format(v=f"events.{SQL_COLUMNS[field]}")
-    if _doc_field(field) in indexed:
-        return _indexed_cond(_doc_field(field), [(template, values)], template, values, params)
-    params.append(json_path(_doc_field(field)))
-    params.extend(values)
-    return (f"EXISTS (SELECT 1 FROM json_each(events.doc, ?) AS je "
-            f"WHERE {template.format(v='je.value')})")
-
-
-_PART_HEAD = "SELECT rowid FROM events INDEXED BY "
-
-
-def _indexed_cond(field: str, scalar: list[tuple[str, list]], template: str, values: list,
-                  params: list) -> str:
-    """``_value_cond`` over the field's value index. ``scalar``: (condition, values) pairs on
-    the indexed value, each a range the index answers alone (SQLite 3.40 reads the document
-    again for any other test of an indexed expression); they hold for the scalar values
-    (below every BLOB). Lists and objects (BLOBs in the index) are read element by element
-    with ``template``, as json_each does."""
-    x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
-        json_index_name(field)
-    parts = []
-    for cond, vals in scalar:
-        parts.append(f"{_PART_HEAD}{index} WHERE {cond.format(v=x)}")
-        params.extend(vals)
-    parts.append(f"{_PART_HEAD}{index} WHERE {x} >= x'' AND EXISTS "
-                 f"(SELECT 1 FROM json_each(events.doc, {path}) AS je WHERE "
-                 f"{template.format(v='je.value')})")
-    params.extend(values)
-    return "events.rowid IN (" + " UNION ALL ".join(parts) + ")"
-
-
-def _indexed_wildcard(field: str, pattern, params: list) -> str:
-    """A wildcard over a value index: the strings that start with the literal prefix are an
-    index range (the whole answer when the pattern is ``prefix*``; else the glob is checked in
-    that range only); numbers are checked by their text when the prefix can start one."""
-    prefix, glob = pattern.prefix(), pattern.glob()
-    scalar: list[tuple[str, list]] = []
-    if prefix and ord(prefix[-1]) < 0x10FFFF:
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        if pattern.is_prefix_only():
-            scalar.append(("{v} >= ? AND {v} < ?", [prefix, upper]))
-        else:
-            scalar.append(("{v} >= ? AND {v} < ? AND {v} GLOB ?", [prefix, upper, glob]))
-        if prefix[0] in "0123456789+-.":
-            scalar.append(("{v} < '' AND {v} GLOB ?", [glob]))
-    else:
-        scalar.append(("{v} < x'' AND {v} GLOB ?", [glob]))
-    return _indexed_cond(field, scalar, "{v} GLOB ?", [glob], params)
-
-
-def _range_cond(q: Range, params: list, indexed: frozenset = frozenset()) -> str:
-    # numbers compare with numbers, strings with strings (SQLite orders numbers < text < blob)
-    branches: list[tuple[str, list]] = []
-    conds: list[str]
-    vals: list[object]
-    nlow = numeric(q.low) if q.low is not None else None
-    nhigh = numeric(q.high) if q.high is not None else None
-    if (q.low is None or nlow is not None) and (q.high is None or nhigh is not None):
-        conds, vals = ["{v} < ''"], []
-        if q.low is not None:
-            conds.append("{v} >= ?" if q.include_low else "{v} > ?")
-            vals.append(nlow)
-        if q.high is not None:
-            conds.append("{v} <= ?" if q.include_high else "{v} < ?")
-            vals.append(nhigh)
-        branches.append((" AND ".join(conds), vals))
-    conds, vals = ["{v} >= ''", "{v} < x''"], []
-    if q.low is not None:
-        conds.append("{v} >= ?" if q.include_low else "{v} > ?")
-        vals.append(q.low)
-    if q.high is not None:
-        conds.append("{v} <= ?" if q.include_high else "{v} < ?")
-        vals.append(q.high)
-    branches.append((" AND ".join(conds), vals))
-    template = "(" + " OR ".join(f"({b})" for b, _ in branches) + ")"
-    values = [v for _, vs in branches for v in vs]
-    if _doc_field(q.field) in indexed and q.field not in SQL_COLUMNS:
-        # over the index: each branch as one lower and one upper bound, nothing left to check
-        # row by row (a bound the other makes redundant goes)
-        bounded = []
-        for conds_text, vals in branches:
-            conds = conds_text.split(" AND ")
-            lower = [c for c in conds[len(conds) - len(vals):] if ">" in c]
-            upper = [c for c in conds[len(conds) - len(vals):] if "<" in c]
-            fixed = conds[:len(conds) - len(vals)]
-            keep = [c for c in fixed if not (">" in c and lower or "<" in c and upper)]
-            bounded.append((" AND ".join(keep + conds[len(conds) - len(vals):]), vals))
-        return _indexed_cond(_doc_field(q.field), bounded, template, values, params)
-    return _value_cond(q.field, template, values, params, indexed)
+from logpipe.store.sqlite.database import Database
+from logpipe.store.sqlite.writer import SqliteWriter
+from logpipe.store.sqlite.translate import (
+    PART_HEAD,
+    doc_field,
+    fts_match_all,
+    fts_membership,
+    json_path,
+    sql_query,
+    value_fields,
+)
 
 
 class SqliteReader:
-    """Reading methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter's
-    connection)."""
+    """The reading part of the embedded store: search, keyset pages, histograms, top values,
+    count, on the database's reading connections."""
 
-    if TYPE_CHECKING:  # provided by SqliteWriter
-        path: str
-        timeout: float
-        _lock: threading.RLock
-
-        def _reader(self) -> sqlite3.Connection: ...
-
-        def refresh(self) -> int: ...
+    def __init__(self, db: Database, full_text: SqliteWriter):
+        self.db = db
+        self.full_text = full_text   # its refresh() indexes what a full-text search needs
+        self._wanted_noted: set[str] = set()   # value-index wishes already recorded
 
     def _where(self, request: SearchRequest, also: tuple = (), documents: bool = False,
                q=None, rowids: tuple[int, int] | None = None) -> tuple[str, list]:
@@ -362,7 +109,7 @@ class SqliteReader:
         params: list = []
         where = sql_query(q, params, indexed, rowids)
         if FTS_TABLE in where:  # bare words, phrases, message: (also the vocabulary)
-            self.refresh()
+            self.full_text.refresh()
         if request.start is not None:
             where += " AND events.ts >= ?"
             params.append(epoch_ms(request.start))
@@ -388,12 +135,12 @@ class SqliteReader:
         """Record that searches want value indexes on ``fields`` (meta rows WANTED_PREFIX +
         field) for maintenance to build. Never waits for the write lock: when another
         connection holds it, or the store is read-only, the wish is noted by a later search."""
-        noted: set = self.__dict__.setdefault("_wanted_noted", set())
+        noted = self._wanted_noted
         new = sorted(fields - noted)
         if not new:
             return
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             keys = [WANTED_PREFIX + f for f in new]
             present = {r[0] for r in conn.execute(
                 f"SELECT key FROM meta WHERE key IN ({', '.join('?' * len(keys))})", keys)}
@@ -409,67 +156,10 @@ class SqliteReader:
                 pass
             finally:
                 if todo:
-                    conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """This thread's read connection (opened on first use), under the thread's budget:
-        checked before the block, and an interrupted statement raises the budget's error. An
-        in-memory store has one connection only: it is shared, behind the lock."""
-        budget = budgets.current()
-        if budget is not None:
-            budget.check()
-        local = self.__dict__.get("_read_local")
-        conn = getattr(local, "conn", None) if local is not None else None
-        try:
-            if conn is not None:
-                yield conn
-            elif self.path == ":memory:":
-                with self._lock:
-                    yield self._reader()
-            else:
-                yield self._open_read_conn()
-        except sqlite3.OperationalError as exc:
-            functions.raise_failure(exc)
-            budget = budgets.current()
-            if "interrupted" in str(exc) and budget is not None and budget.stopped:
-                raise budget.error() from None
-            raise SinkError(f"embedded store {self.path}: {exc}") from None
-
-    def _open_read_conn(self) -> sqlite3.Connection:
-        with self._lock:
-            self._reader()  # the store exists and holds events (checked once, said plainly)
-            local = self.__dict__.setdefault("_read_local", threading.local())
-            conns: list = self.__dict__.setdefault("_read_conns", [])
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute(f"PRAGMA cache_size = {-1024 * READ_CACHE_MB}")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            conn.execute("PRAGMA mmap_size = 1073741824")
-            conn.execute("PRAGMA query_only = 1")
-        except sqlite3.Error as exc:
-            raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
-        conn.set_progress_handler(_progress, PROGRESS_STEPS)
-        functions.register(conn)
-        local.conn = conn
-        with self._lock:
-            conns.append(conn)
-        return conn
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self.__dict__.pop("_read_conns", []):
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self.__dict__.pop("_read_local", None)
-        super().close()  # type: ignore[misc]
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.db.timeout * 1000)}")
 
     def _run(self, sql: str, params: list):
-        with self._reading() as conn:
+        with self.db.reading() as conn:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
@@ -480,7 +170,7 @@ class SqliteReader:
                         from None
                 if "interrupted" in text:
                     raise
-                raise SinkError(f"embedded store {self.path}: {text}") from None
+                raise SinkError(f"embedded store {self.db.path}: {text}") from None
 
     def _on_value_index(self, request: SearchRequest) -> tuple[str, list] | None:
         """For a query that is one term, wildcard or range on a field with a value index (and
@@ -492,8 +182,8 @@ class SqliteReader:
         if not isinstance(q, (Term, Wildcard, Range)) or q.field in SQL_COLUMNS \
                 or q.field == "_id":
             return None
-        indexed = self._value_indexes({_doc_field(q.field)})
-        if _doc_field(q.field) not in indexed:
+        indexed = self._value_indexes({doc_field(q.field)})
+        if doc_field(q.field) not in indexed:
             return None
         params: list = []
         where = sql_query(q, params, indexed)
@@ -501,7 +191,7 @@ class SqliteReader:
         if not (where.startswith(head) and where.endswith(tail)):
             return None
         parts = where[len(head):-len(tail)]
-        return parts.replace(_PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
+        return parts.replace(PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
 
     def search(self, request: SearchRequest) -> SearchResult:
         if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
@@ -526,7 +216,7 @@ class SqliteReader:
             match = fts_match_all(driven[0], params)
             where, rest = self._where(request, q=driven[1])
             params += rest
-            self.refresh()
+            self.full_text.refresh()
             rows = (f"SELECT 1 FROM {FTS_TABLE} CROSS JOIN events WHERE {FTS_TABLE} MATCH "
                     f"{match} AND events.rowid = {FTS_TABLE}.rowid AND {where}")
         else:
@@ -718,7 +408,7 @@ class SqliteReader:
         the store; None when the counts cannot serve it."""
         w_lo = epoch_ms(start) if start is not None else INT64_MIN
         w_hi = epoch_ms(end) if end is not None else INT64_MAX
-        with self._reading() as conn:
+        with self.db.reading() as conn:
             try:
                 conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
                 try:
@@ -732,7 +422,7 @@ class SqliteReader:
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     raise
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
+                raise SinkError(f"embedded store {self.db.path}: {exc}") from None
         return None if counts is None else fill_buckets(sorted(counts.items()), step)
 
     def _data_bounds(self, where: str, params: list, step: int, w_lo: int, w_hi: int,
@@ -821,7 +511,7 @@ class SqliteReader:
     def _in_snapshot(self, read, *args):
         """``read(conn, *args)`` in one read transaction: the counts, their mark and the rows
         above it seen as of one moment."""
-        with self._reading() as conn:
+        with self.db.reading() as conn:
             try:
                 conn.execute("BEGIN")
                 try:
@@ -831,18 +521,18 @@ class SqliteReader:
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     raise
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
+                raise SinkError(f"embedded store {self.db.path}: {exc}") from None
 
     def _many_values(self, field: str) -> bool:
         """More distinct values than _TOP_DISTINCT_WALK by the value counts (False when the
         field's values are not counted: the walk finds out)."""
-        with self._reading() as conn:
+        with self.db.reading() as conn:
             try:
                 return bool(value_counts.more_values_than(conn, field, _TOP_DISTINCT_WALK))
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     raise
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
+                raise SinkError(f"embedded store {self.db.path}: {exc}") from None
 
     def _top_by_counts(self, field: str, size: int,
                        dim: tuple[str, list] = ("", [""])) -> list[tuple] | None:
@@ -930,8 +620,8 @@ class SqliteReader:
         parts = []
         for suffix in ("", "-wal", "-shm"):
             try:
-                parts.append((os.path.basename(self.path) + suffix,
-                              os.stat(self.path + suffix).st_size))
+                parts.append((os.path.basename(self.db.path) + suffix,
+                              os.stat(self.db.path + suffix).st_size))
             except OSError:
                 continue
         events = self._run("SELECT count(*) FROM events", [])[0][0]
@@ -946,20 +636,6 @@ class SqliteReader:
         event = returned_doc(rows[0][1])
         event["_id"] = rows[0][0]
         return event
-
-
-# the budget is checked every this many SQLite instructions (well under a millisecond; a
-# full-text index lookup is one instruction, so a check may come later in those)
-PROGRESS_STEPS = 20_000
-# page cache of each reading thread's connection (the writer's is cache_mb); the file is
-# memory-mapped, so the cache holds little more than what mmap does not
-READ_CACHE_MB = 32
-
-
-def _progress() -> int:
-    """The read connections' progress handler: nonzero interrupts the running statement."""
-    budget = budgets.current()
-    return 1 if budget is not None and budget.tick() else 0
 
 
 def _indexed_top(field: str, where: str, params: list, size: int,

@@ -6,6 +6,6 @@ from logpipe.store.base import Store
 
 
 def open(url: str, **options) -> Store:
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
-    return SqliteSink(url, **options)
+    return SqliteStore(url, **options)
