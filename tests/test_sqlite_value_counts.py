@@ -262,12 +262,14 @@ def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
 
 def as_made_before(sink: SqliteSink, table: str, meta_keys: str) -> SqliteSink:
     """The store as a version without ``table`` left it (its meta keys LIKE ``meta_keys``
-    gone too), opened again."""
+    gone too; no schema version recorded: such versions came before the numbered migrations),
+    opened again."""
     sink.close()
     db = sqlite3.connect(sink.path)
     with db:
         db.execute(f"DROP TABLE {table}")
         db.execute("DELETE FROM meta WHERE key LIKE ?", (meta_keys,))
+    db.execute("PRAGMA user_version = 0")
     db.close()
     return SqliteSink("sqlite:///" + sink.path)
 
@@ -299,6 +301,7 @@ def test_logpipe_maintain_counts_the_indexed_fields_of_an_old_store(tmp_path, mo
     with db:
         db.execute("DROP TABLE value_counts")
         db.execute("DELETE FROM meta WHERE key LIKE 'value_count%'")
+    db.execute("PRAGMA user_version = 0")  # (made before the numbered migrations)
     db.close()
     monkeypatch.setenv("LOGPIPE_STORE_URL", "sqlite:///" + sink.path)
     assert main(["maintain"]) == 0

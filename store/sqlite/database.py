@@ -19,15 +19,9 @@ from pathlib import Path
 from typing import Iterator
 
 from logpipe.common.errors import ConfigError, SinkError
-from logpipe.query.analyzer import ANALYZER_VERSION
 from logpipe.store import budget as budgets
-from logpipe.store.sqlite import functions
+from logpipe.store.sqlite import functions, migrations
 from logpipe.store.sqlite.schema import (
-    FTS_AUTOMERGE,
-    FTS_MARK,
-    FTS_TABLE,
-    SCHEMA,
-    SCHEMA_VERSION,
     immediate,
     parse_url,
 )
@@ -64,6 +58,7 @@ class Database:
                               "(use full or normal)")
         self.conn: sqlite3.Connection | None = None   # the writing connection, opened on first use
         self.ready = False    # the tables are there (checked or made)
+        self.migrated = False   # this process brought the schema up to date (prepare)
         self.wrote = False    # something was written: worth a PRAGMA optimize at close
         self.lock = threading.RLock()
         # each reading thread's own connection (opened on first use), all of them for close()
@@ -122,31 +117,18 @@ class Database:
             time.sleep(0.05)
 
     def prepare(self) -> None:
-        """Create the tables and indexes; safe to call from several processes at once."""
+        """Create the tables and indexes, or bring an older store's up to date (the numbered
+        steps of :mod:`store.sqlite.migrations`); safe to call from several processes at
+        once."""
         with self.lock:
             conn = self.connect(create=True)
             try:
                 with immediate(conn):
-                    fresh = conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = "
-                                         f"'{FTS_TABLE}'").fetchone() is None
-                    for stmt in SCHEMA:
-                        conn.execute(stmt)
-                    if fresh:
-                        conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) "
-                                     f"VALUES ('automerge', {FTS_AUTOMERGE})")
-                    conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
-                                 "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
-                    conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
-                                 "ON CONFLICT(key) DO NOTHING", (ANALYZER_VERSION,))
-                    # a store made before the catch-up existed indexed every row as it was
-                    # written ("WHERE true": an upsert after SELECT ... FROM needs it to parse)
-                    conn.execute(f"INSERT INTO meta(key, value) SELECT '{FTS_MARK}', "
-                                 "COALESCE(MAX(rowid), 0) FROM events WHERE true "
-                                 "ON CONFLICT(key) DO NOTHING")
+                    migrations.migrate(conn, self.path)
             except sqlite3.Error as exc:
                 raise SinkError(f"cannot create the embedded store at {self.path}: {exc}") \
                     from None
-            self.ready = True
+            self.ready = self.migrated = True
 
     def connection(self) -> sqlite3.Connection:
         """The writing connection of a store that exists and holds the events table (a plain
@@ -223,7 +205,7 @@ class Database:
                     pass
                 self.conn.close()
                 self.conn = None
-                self.ready = False
+                self.ready = self.migrated = False
 
 
 def _progress() -> int:

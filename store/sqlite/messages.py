@@ -29,33 +29,6 @@ from logpipe.store.messages import (addr_domain, is_held, merge, normalise_query
 from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.schema import immediate
 
-MESSAGE_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS messages (
-        key TEXT NOT NULL, host TEXT, qid TEXT, first_ms INTEGER, last_ms INTEGER,
-        status TEXT, sender TEXT, size INTEGER, delay_s REAL, spam_score REAL,
-        spam_verdict TEXT, msgid TEXT, body TEXT, doc TEXT NOT NULL, parts TEXT NOT NULL)""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key)",
-    "CREATE INDEX IF NOT EXISTS messages_first ON messages(first_ms)",
-    "CREATE INDEX IF NOT EXISTS messages_status_first ON messages(status, first_ms)",
-    "CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender)",
-    "CREATE INDEX IF NOT EXISTS messages_qid ON messages(qid)",
-    "CREATE INDEX IF NOT EXISTS messages_msgid ON messages(msgid, host)",
-    # held parts: lines that name their message by message-id only (dovecot LMTP deliveries),
-    # merged into the records of their host with that msgid whichever side is written first
-    """CREATE TABLE IF NOT EXISTS message_held (
-        host TEXT NOT NULL, msgid TEXT NOT NULL, line TEXT NOT NULL, part TEXT NOT NULL,
-        PRIMARY KEY (msgid, host, line))""",
-    """CREATE TABLE IF NOT EXISTS message_rcpts (
-        mid INTEGER NOT NULL, addr TEXT, domain TEXT, status TEXT, relay TEXT)""",
-    "CREATE INDEX IF NOT EXISTS message_rcpts_mid ON message_rcpts(mid)",
-    "CREATE INDEX IF NOT EXISTS message_rcpts_addr ON message_rcpts(addr)",
-    "CREATE INDEX IF NOT EXISTS message_rcpts_domain ON message_rcpts(domain)",
-    # hand-offs: a record's ``next`` queue ids, so the record handed to fills its ``prev``
-    "CREATE TABLE IF NOT EXISTS message_links (mid INTEGER NOT NULL, qid TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS message_links_mid ON message_links(mid)",
-    "CREATE INDEX IF NOT EXISTS message_links_qid ON message_links(qid)",
-]
-
 # query field -> column of ``messages`` (m) or ``message_rcpts`` (r)
 _COLUMNS = {"qid": "m.qid", "host": "m.host", "status": "m.status", "from": "m.sender",
             "size": "m.size", "delay_s": "m.delay_s", "spam.score": "m.spam_score",
@@ -202,16 +175,12 @@ class SqliteMessages:
 
     def __init__(self, db: Database):
         self.db = db
-        self._messages_ready = False   # the message tables are there (made on first use)
 
     def _message_conn(self) -> sqlite3.Connection:
-        conn = self.db.connect(create=True)
-        if not self._messages_ready:
-            with immediate(conn):
-                for stmt in MESSAGE_SCHEMA:
-                    conn.execute(stmt)
-            self._messages_ready = True
-        return conn
+        """The writing connection, the message tables made (by the schema migrations)."""
+        if not self.db.migrated:
+            self.db.prepare()
+        return self.db.connect(create=True)
 
     def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
         """Merge parts into their records: {key: (host, qid, {line id: part})}. Returns how
@@ -507,4 +476,4 @@ class SqliteMessages:
                                     (older_than_ms,)).rowcount
 
 
-__all__ = ["SqliteMessages", "compile_messages", "message_sql", "MESSAGE_SCHEMA", "Pattern"]
+__all__ = ["SqliteMessages", "compile_messages", "message_sql", "Pattern"]
