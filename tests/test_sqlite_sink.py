@@ -141,7 +141,7 @@ def test_histogram_by_index_ranges_equals_group_by(store, query, interval):
     request = SearchRequest(query=query)
     step = datemath.parse_interval(interval)
     where, params = store.reader._where(request)
-    by_range = store.reader._histogram_by_range(where, params, step)
+    by_range = store.aggregations._histogram_by_range(where, params, step)
     rows = store.reader._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, count(*) FROM events "
                       f"WHERE {where} AND events.ts IS NOT NULL GROUP BY b ORDER BY b",
                       [step, step, step] + params)
@@ -474,7 +474,7 @@ def _top_both_ways(sink, field: str, query: str, size: int) -> list:
 
 
 def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypatch):
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import aggregations as R
 
     plain = _mixed_store(str(tmp_path / "plain.db"))  # never maintained: no value index
     expected = {q: sorted(e["_id"] for e in plain.search(SearchRequest(query=q, limit=500))
@@ -512,7 +512,7 @@ def _value_index_names(path: str) -> list[str]:
 def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypatch):
     """The one-pass top (GROUP BY along the value index, groups named by a rowid) gives what
     reading the documents gives, ties at the cut ordered by value (numbers first)."""
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import aggregations as R
 
     values = ["b", "a", "c", "a", 7, "d", "b", 7, "e", 3, "f", "a", "zz", "0", 2.5, "b", "y"]
     events = [ev(i, i % 60, relay=v, host="mail1" if i % 3 else "mail2")
@@ -525,15 +525,15 @@ def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypat
     monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # along the field's index
     monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 0)    # by groups, not value by value
     # (not from the value counts, which serve everything and one term on host)
-    monkeypatch.setattr(R.SqliteReader, "_top_by_counts", lambda self, *a: None)
+    monkeypatch.setattr(R.SqliteAggregations, "_top_by_counts", lambda self, *a: None)
     calls = []
-    real = R.SqliteReader._top_by_groups
+    real = R.SqliteAggregations._top_by_groups
 
     def spy(self, *args):
         calls.append(args[0])
         return real(self, *args)
 
-    monkeypatch.setattr(R.SqliteReader, "_top_by_groups", spy)
+    monkeypatch.setattr(R.SqliteAggregations, "_top_by_groups", spy)
     for query in ("*", "host:mail1", "host:mail2"):
         for size in (1, 2, 3, 4, 5, 8, 50):
             want = plain.top(SearchRequest(query=query), "relay", size)
@@ -647,7 +647,7 @@ def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
 def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
     """Per-hour counts (maintenance) + the rows not counted yet + the window's partial hours
     give what counting the events gives, after duplicates, more writes and retention."""
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import aggregations as R
 
     def events(start: int, n: int) -> list[Event]:
         out = []

@@ -13,7 +13,7 @@ import pytest
 
 from logpipe.store.base import Event, SearchRequest
 from logpipe.store.sqlite import SqliteSink, value_counts
-from logpipe.store.sqlite import reader as R
+from logpipe.store.sqlite import aggregations as R
 from logpipe.store.sqlite.schema import json_index_name, json_value_sql
 
 FIELDS = ("relay", "nrcpts", "stat")   # free-form, typed (long: malformed values), few values
@@ -95,11 +95,11 @@ def check(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
 
 
 def _top_over_index(sink: SqliteSink, field: str, size: int) -> list:
-    sink.reader._top_by_counts = lambda *a: None  # type: ignore[method-assign]
+    sink.aggregations._top_by_counts = lambda *a: None  # type: ignore[method-assign]
     try:
         return sink.top(SearchRequest(query="*"), field, size)
     finally:
-        del sink.reader._top_by_counts
+        del sink.aggregations._top_by_counts
 
 
 def both(tmp_path, batch: list[Event]) -> tuple[SqliteSink, SqliteSink]:
@@ -484,11 +484,11 @@ def check_dims(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
                 if served is not None and before is not None:
                     used = served["counts"] - before["counts"]
                     assert used == (field in counted), (query, field, size, served)
-                sink.reader._top_by_counts = lambda *a: None  # type: ignore[method-assign]
+                sink.aggregations._top_by_counts = lambda *a: None  # type: ignore[method-assign]
                 try:
                     assert sink.top(request, field, size) == want, (query, field, size)
                 finally:
-                    del sink.reader._top_by_counts
+                    del sink.aggregations._top_by_counts
 
 
 def states(sink: SqliteSink) -> dict:
@@ -671,8 +671,8 @@ def test_a_dense_query_on_a_field_of_many_values_is_not_walked_value_by_value(tm
     monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # every query counts as dense
     monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 5)    # relay has more values than this
     walked = []
-    real = R.SqliteReader._top_by_values
-    monkeypatch.setattr(R.SqliteReader, "_top_by_values",
+    real = R.SqliteAggregations._top_by_values
+    monkeypatch.setattr(R.SqliteAggregations, "_top_by_values",
                         lambda self, field, *a: walked.append(field) or real(self, field, *a))
     for query in ("host:mail*", "stat:Sent OR stat:Deferred", "NOT host:mail1"):
         for field in FIELDS:

@@ -4,8 +4,9 @@ URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; see
 :mod:`store.sqlite.writer` for the options and how writes and full text work.
 
 :class:`SqliteStore` is a composition: the :class:`~store.sqlite.database.Database` owns the file,
-its options and connections; the parts (writer, reader, maintenance, retention, message records)
-are made here with what each needs, and the store's public methods hand over to them.
+its options and connections; the parts (writer, reader, aggregations, maintenance, retention,
+message records) are made here with what each needs, and the store's public methods hand over
+to them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
 from logpipe.store.base import Event, Outcome, Page, SearchRequest, SearchResult
+from logpipe.store.sqlite.aggregations import SqliteAggregations
 from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.maintenance import SqliteMaintenance
 from logpipe.store.sqlite.messages import SqliteMessages
@@ -32,6 +34,7 @@ class SqliteStore:
         self.url, self.path = self.db.url, self.db.path
         self.writer = SqliteWriter(self.db)
         self.reader = SqliteReader(self.db, full_text=self.writer)
+        self.aggregations = SqliteAggregations(self.db, self.reader)
         self.maintenance = SqliteMaintenance(self.db, self.writer)
         self.retention = SqliteRetention(self.db)
         self.messages = SqliteMessages(self.db)
@@ -75,10 +78,10 @@ class SqliteStore:
         return self.reader.count(request)
 
     def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
-        return self.reader.histogram(request, interval)
+        return self.aggregations.histogram(request, interval)
 
     def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]:
-        return self.reader.top(request, field, size)
+        return self.aggregations.top(request, field, size)
 
     def size(self) -> dict:
         return self.reader.size()
