@@ -151,7 +151,7 @@ def insert_fts(rows: int) -> str:
 
 # Fields promoted by use: a term, wildcard or range query (or top) on a field of the JSON
 # document that has no index yet records the wish (meta key WANTED_PREFIX + field) and reads
-# the documents; the store's idle maintenance (SqliteSink.maintain, or promote() when asked)
+# the documents; the store's idle maintenance (SqliteStore.maintain, or promote() when asked)
 # builds the index on its value (json_value_sql), so no search ever builds one under the write
 # lock. A list or an object is indexed as a
 # BLOB of its JSON text: blobs sort after every number and string, so the index alone tells
