@@ -619,7 +619,7 @@ def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
 def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
     """Past TRACK_TOTAL_HITS a page says "at least" (Elasticsearch's default); count() is
     exact; the page itself is the same whichever plan finds it (walking the time index)."""
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import paging as R
 
     store.write([ev(i, i % 60, stat="Sent" if i % 3 else "Deferred") for i in range(120)])
     store.promote(["stat"])
@@ -768,7 +768,7 @@ def test_full_text_pages_and_totals_equal_a_plain_reading(tmp_path, monkeypatch)
     FTS5 expression): the same events in the same order as reading every event in Python, with
     times out of rowid order, several spans needed, and after retention."""
     import random
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import paging as R
 
     rnd = random.Random(7)
     texts = ["User unknown", "unknown user here", "deferred refused", "refused, deferred later",

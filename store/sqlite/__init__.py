@@ -4,8 +4,8 @@ URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; see
 :mod:`store.sqlite.writer` for the options and how writes and full text work.
 
 :class:`SqliteStore` is a composition: the :class:`~store.sqlite.database.Database` owns the file,
-its options and connections; the parts (writer, reader, aggregations, maintenance, retention,
-message records) are made here with what each needs, and the store's public methods hand over
+its options and connections; the parts (writer, reader, paging, aggregations, maintenance,
+retention, message records) are made here with what each needs, and the store's public methods hand over
 to them.
 """
 
@@ -19,6 +19,7 @@ from logpipe.store.sqlite.aggregations import SqliteAggregations
 from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.maintenance import SqliteMaintenance
 from logpipe.store.sqlite.messages import SqliteMessages
+from logpipe.store.sqlite.paging import SqlitePaging
 from logpipe.store.sqlite.reader import SqliteReader
 from logpipe.store.sqlite.retention import SqliteRetention
 from logpipe.store.sqlite.schema import parse_url
@@ -34,6 +35,7 @@ class SqliteStore:
         self.url, self.path = self.db.url, self.db.path
         self.writer = SqliteWriter(self.db)
         self.reader = SqliteReader(self.db, full_text=self.writer)
+        self.paging = SqlitePaging(self.db, self.reader)
         self.aggregations = SqliteAggregations(self.db, self.reader)
         self.maintenance = SqliteMaintenance(self.db, self.writer)
         self.retention = SqliteRetention(self.db)
@@ -62,14 +64,14 @@ class SqliteStore:
 
     # ---------------------------------------------------------------- Reader
     def search(self, request: SearchRequest) -> SearchResult:
-        return self.reader.search(request)
+        return self.paging.search(request)
 
     def search_page(self, request: SearchRequest, after: str | None = None,
                     with_total: bool = True) -> Page:
-        return self.reader.search_page(request, after, with_total)
+        return self.paging.search_page(request, after, with_total)
 
     def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
-        return self.reader.stream(request, page_size)
+        return self.paging.stream(request, page_size)
 
     def get_event(self, event_id: str) -> dict | None:
         return self.reader.get_event(event_id)

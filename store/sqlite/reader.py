@@ -1,13 +1,11 @@
-"""The embedded store's reader: the request's SQL condition, search, keyset pages, count, one
-event. The query's translation to SQL is :mod:`store.sqlite.translate`'s; histograms and top
-values are :mod:`store.sqlite.aggregations`'.
+"""The embedded store's reader: the request's SQL condition (over the value indexes there are),
+counts and one event. The query's translation to SQL is :mod:`store.sqlite.translate`'s; pages
+and streams :mod:`store.sqlite.paging`'s; histograms and top values
+:mod:`store.sqlite.aggregations`'.
 
-A page's total is counted up to TRACK_TOTAL_HITS (as Elasticsearch does); a query with more
-matches than that is dense enough that its newest page is found by walking the time index and
-checking each event, where sorting every match would cost in proportion to the matches. Full-text
-conditions take the full-text index's own ways: the words of a conjunction are one FTS5 expression
-(the index intersects them), a capped total walks the index's matches and stops at the cap, and a
-walk along the time index reads the full-text index only over the rowids of its span.
+Counts with full-text conditions take the full-text index's own ways: the words of a conjunction
+are one FTS5 expression (the index intersects them), and a capped total walks the index's
+matches and stops at the cap.
 
 A search never writes: a field without a value index is read from the documents, and the wish
 for an index is noted (one meta row, only when the write lock is free at once) for the store's
@@ -24,7 +22,6 @@ cancelled (then the budget's error is raised: "query too expensive: ..."). The c
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterator
 
 
 from logpipe.common.errors import QueryError, SinkError
@@ -41,14 +38,8 @@ from logpipe.query.tree import (
     Wildcard,
 )
 from logpipe.store.base import (
-    TRACK_TOTAL_HITS,
-    Page,
     SearchRequest,
-    SearchResult,
-    decode_cursor,
-    encode_cursor,
 )
-from logpipe.query.tree import INT64_MAX, INT64_MIN
 from logpipe.store.sqlite import functions
 from logpipe.store.sqlite.schema import (
     FTS_TABLE,
@@ -67,7 +58,6 @@ from logpipe.store.sqlite.translate import (
     PART_HEAD,
     doc_field,
     fts_match_all,
-    fts_membership,
     sql_query,
     value_fields,
 )
@@ -181,20 +171,11 @@ class SqliteReader:
         parts = where[len(head):-len(tail)]
         return parts.replace(PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
 
-    def search(self, request: SearchRequest) -> SearchResult:
-        if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
-            # as many events as the tracking limit or more: the exact total (as on
-            # Elasticsearch, which streams past its result window and counts)
-            return SearchResult(total=self.count(request), events=list(self.stream(request)))
-        page = self.search_page(request)
-        return SearchResult(total=page.total or 0, events=page.hits,
-                            total_relation=page.total_relation)
-
     def _count_upto(self, request: SearchRequest, cap: int | None) -> int:
         """How many events match, counting no further than ``cap`` (None: all of them), from
         a value index alone when the query allows."""
         on_index = self._on_value_index(request)
-        driven = None if on_index else _fts_driven(compile_query(request.query or "*"))
+        driven = None if on_index else fts_driven(compile_query(request.query or "*"))
         if on_index is not None:
             rows, params = f"SELECT 1 FROM ({on_index[0]})", on_index[1]
         elif driven is not None:
@@ -213,159 +194,6 @@ class SqliteReader:
         if cap is None:
             return self._run(f"SELECT count(*) FROM ({rows})", params)[0][0]
         return self._run(f"SELECT count(*) FROM ({rows} LIMIT ?)", params + [cap])[0][0]
-
-    def _walk(self, request: SearchRequest, matches: int) -> tuple[SearchRequest, list] | None:
-        """For a query with ``matches`` (counted up to past TRACK_TOTAL_HITS) that no index
-        serves in time order: (the request, the window's bounds on ts) to check events along
-        the time index, or None when sorting the matches is the better plan (few of them, or
-        an index that orders them)."""
-        if matches <= TRACK_TOTAL_HITS or index_friendly(compile_query(request.query or "*")):
-            return None
-        window = [epoch_ms(request.start) if request.start is not None else INT64_MIN,
-                  epoch_ms(request.end) - 1 if request.end is not None else INT64_MAX]
-        return request, window
-
-    def _keyset_rows(self, where: str, params: list, desc: bool,
-                     after: tuple[int | None, int] | None, size: int,
-                     walk: tuple[SearchRequest, list] | None = None) -> list:
-        """The keyset primitive of :meth:`search_page` and :meth:`stream`: up to ``size`` rows
-        (rowid, ts, id, doc) after the position ``after`` = (ts or None, rowid), ordered by
-        (ts, rowid). No OFFSET: each page is an index seek. Events without a time come last
-        newest-first and first oldest-first (SQLite sorts NULL lowest); the timed and the
-        untimed part are queried apart so that each is one range of the ts index.
-        ``walk`` (:meth:`_walk`): first look for the timed rows along the time index
-        (:meth:`_walk_rows`), sorting the matches only when its spans do not hold enough."""
-        order, cmp = ("DESC", "<") if desc else ("ASC", ">")
-        parts: tuple[bool, ...] = (True, False) if desc else (False, True)
-        if after is not None:
-            # skip the parts wholly before the cursor's
-            parts = parts[parts.index(after[0] is not None):]
-        rows: list = []
-        for timed in parts:
-            if len(rows) >= size:
-                break
-            extra: list = []
-            if timed:
-                cond = "events.ts IS NOT NULL"
-                if after is not None and after[0] is not None:
-                    cond += f" AND (events.ts, events.rowid) {cmp} (?, ?)"
-                    extra = [after[0], after[1]]
-            else:
-                cond = "events.ts IS NULL"
-                if after is not None and after[0] is None:
-                    cond += f" AND events.rowid {cmp} ?"
-                    extra = [after[1]]
-            need = size - len(rows)
-            if timed and walk is not None:
-                found = self._walk_rows(walk, cond, extra, order, need)
-                if found is not None:
-                    rows += found
-                    after = None
-                    continue
-            rows += self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
-                              f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
-                              f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
-                              f"ORDER BY ts {order}, rowid {order}",
-                              params + extra + [need])
-            after = None  # the next part starts at its beginning
-        return rows
-
-    def _walk_rows(self, walk: tuple[SearchRequest, list], cond: str, extra: list,
-                   order: str, need: int) -> list | None:
-        """The next ``need`` matches (rowid, ts, id, doc) in time order after ``cond``, found by
-        checking the events along the time index a span at a time (each span 8x the last, up to
-        _WALK_SPANS of them and _WALK_MAX_ROWS events); None when those spans do not hold
-        enough (sorting the matches is then the better plan). A full-text condition reads only
-        the span's rowid range of the full-text index, so a span costs what it holds, not what
-        the whole query matches."""
-        request, window = walk
-        span = max(_WALK_ROWS, 100 * need)
-        walked = (f"SELECT events.rowid AS r, events.ts AS t FROM events INDEXED BY events_ts "
-                  f"WHERE {cond} AND events.ts >= ? AND events.ts <= ? ORDER BY events.ts "
-                  f"{order}, events.rowid {order} LIMIT ?")
-        texts = _fts_driven(compile_query(request.query or "*"))
-        for _ in range(_WALK_SPANS):
-            if span > _WALK_MAX_ROWS and span > max(_WALK_ROWS, 100 * need):
-                return None  # (a long walk costs more than sorting: the matches are sparse)
-            lo, hi, seen = self._run(f"SELECT min(r), max(r), count(*) FROM ({walked})",
-                                     extra + window + [span])[0]
-            if not seen:
-                return []
-            if texts is not None and isinstance(texts[1], All):
-                # full text alone: the span's rowids checked against the full-text index's
-                # matches in the span's rowid range, in the walk's order (no table lookup)
-                params: list = []
-                member = fts_membership(fts_match_all(texts[0], params), params, (lo, hi), "w.r")
-                matched = (f"SELECT w.r FROM ({walked}) AS w WHERE {member} ORDER BY w.t {order}, "
-                           f"w.r {order} LIMIT ?")
-                params = extra + window + [span] + params + [need]
-            else:
-                where, params = self._where(request, documents=True, rowids=(lo, hi))
-                matched = (f"SELECT events.rowid FROM events WHERE events.rowid IN (SELECT r "
-                           f"FROM ({walked})) AND ({where}) ORDER BY events.ts {order}, "
-                           f"events.rowid {order} LIMIT ?")
-                params = extra + window + [span] + params + [need]
-            found = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN ({matched}) "
-                              f"ORDER BY ts {order}, rowid {order}", params)
-            if len(found) == need or seen < span:  # enough, or every timed event checked
-                return found
-            span *= 8
-        return None
-
-    @staticmethod
-    def _events(rows) -> list[dict]:
-        events = []
-        for _, _, eid, doc in rows:
-            event = returned_doc(doc)
-            event["_id"] = eid
-            events.append(event)
-        return events
-
-    def search_page(self, request: SearchRequest, after: str | None = None,
-                    with_total: bool = True) -> Page:
-        """One page of ``request.limit`` events after a cursor, by keyset on (ts, rowid); the
-        cursor is :func:`store.base.encode_cursor` of the last event's (ts, rowid)."""
-        position = decode_cursor(after, lambda rowid: type(rowid) is int)
-        where, params = self._where(request)
-        desc = str(request.order).lower() != "asc"
-        limit = max(0, int(request.limit or 0))
-        total, relation = None, "eq"
-        matches = None
-        if with_total or limit:
-            # counted up to TRACK_TOTAL_HITS (+1 to tell "more"), from a value index alone
-            # when the query allows; it also chooses the plan of the page
-            matches = self._count_upto(request, TRACK_TOTAL_HITS + 1)
-        if with_total:
-            assert matches is not None
-            total, relation = ((TRACK_TOTAL_HITS, "gte") if matches > TRACK_TOTAL_HITS
-                               else (matches, "eq"))
-        if not limit:
-            return Page(total, [], None, relation)
-        walk = self._walk(request, matches or 0)
-        rows = self._keyset_rows(where, params, desc, position,  # type: ignore[arg-type]
-                                 limit + 1, walk)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
-        return Page(total, self._events(rows), cursor, relation)
-
-    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
-        """Every match in order, a page at a time, by the keyset of :meth:`search_page`."""
-        where, params = self._where(request)
-        desc = str(request.order).lower() != "asc"
-        remaining = None if request.limit is None else max(0, int(request.limit))
-        page_size = max(1, int(page_size))
-        position: tuple[int | None, int] | None = None
-        walk = self._walk(request, self._count_upto(request, TRACK_TOTAL_HITS + 1))
-        while remaining is None or remaining > 0:
-            size = page_size if remaining is None else min(page_size, remaining)
-            rows = self._keyset_rows(where, params, desc, position, size, walk)
-            yield from self._events(rows)
-            if remaining is not None:
-                remaining -= len(rows)
-            if len(rows) < size:
-                break
-            position = (rows[-1][1], rows[-1][0])
 
     def _index_names(self) -> set[str]:
         return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'index' "
@@ -401,14 +229,7 @@ class SqliteReader:
 
 
 _TIME_INDEXED = frozenset(("host", "program", "qid"))
-# events checked along the time index for a page of a query matching many (_keyset_rows): at
-# least this many in the first span, at most _WALK_SPANS spans (each 8x the last)
-_WALK_ROWS = 2000
-_WALK_SPANS = 3
-_WALK_MAX_ROWS = 200_000
-
-
-def _fts_driven(q) -> tuple[list, object] | None:
+def fts_driven(q) -> tuple[list, object] | None:
     """(the full-text conditions, the rest of the conjunction) when the query is one or a
     conjunction holding some: their matches can be walked in the full-text index's order,
     each event looked up by rowid, so that counting them up to a cap stops at the cap."""
