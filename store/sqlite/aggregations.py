@@ -284,7 +284,6 @@ class SqliteAggregations:
                       key=lambda vc: (-vc[1], isinstance(vc[0], str), vc[0]))
 
 
-
 def _indexed_top(field: str, where: str, params: list, size: int,
                  force: bool) -> tuple[str, list]:
     """Top values of a field with a value index: scalar values counted over the index (one

@@ -34,8 +34,6 @@ PROGRESS_STEPS = 20_000
 READ_CACHE_MB = 32
 
 
-
-
 class Database:
     """One SQLite store file: options, connections, schema (see the module docstring)."""
 

@@ -138,7 +138,6 @@ def _scalar(value):
     return value if isinstance(value, (str, int, float)) else None
 
 
-
 def _switch_fast():
     """A short GIL switch interval while a write runs (restored after): the helper thread that
     starts storing a chunk, or comes back from SQLite, would otherwise wait up to 5 ms (the
@@ -163,7 +162,6 @@ _SWITCH_INTERVAL = 0.0002
 _switch_lock = threading.Lock()
 _switch_users = 0
 _switch_saved = 0.005
-
 
 
 class SqliteWriter:
@@ -420,7 +418,6 @@ def index_messages(conn: sqlite3.Connection, rows) -> None:
     finally:
         worker.join()
         _switch_restore()
-
 
 
 class _OneBehind:
