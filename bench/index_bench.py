@@ -150,7 +150,7 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
         for mode in ("deferred", "inline"):
             sink = SqliteSink(f"sqlite:///{tmp}/{mode}.db?fts={mode}")
             sink.prepare()
-            timed_conn = sink._conn = _TimedConnection(sink._conn)
+            timed_conn = sink.db.conn = _TimedConnection(sink.db.conn)
             c0 = time.process_time()
             t0 = time.perf_counter()
             for start in range(0, n, batch):

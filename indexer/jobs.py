@@ -27,7 +27,7 @@ from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.limits import bound_event, bound_line, check_item
 from logpipe.indexer.results import FAILURE_META, BatchResult, FailureKind
 from logpipe.indexer.store_write import write_isolated
-from logpipe.store.base import OutcomeMismatch, Status
+from logpipe.store.base import OutcomeMismatch, Status, Store
 
 log = logging.getLogger("logpipe.indexer")
 
@@ -59,9 +59,9 @@ class JobSettings:
 
 # Per-process caches: a worker runs many jobs with the same settings.
 @functools.lru_cache(maxsize=None)
-def _sink(url: str):
-    from logpipe.store import open_sink
-    return open_sink(url)
+def _store(url: str) -> Store:
+    from logpipe.store import open_store
+    return open_store(url)
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,7 +108,7 @@ def _mark_failure(kind: FailureKind) -> None:
 
 
 class BatchProcessor:
-    def __init__(self, client, settings: JobSettings, sink=None, pipeline=None,
+    def __init__(self, client, settings: JobSettings, sink: Store | None = None, pipeline=None,
                  clock: Clock = SYSTEM_CLOCK):
         self.client = client
         self.clock = clock  # what the store-write retries wait on (tests inject a fake one)
@@ -116,7 +116,7 @@ class BatchProcessor:
         self.keys = settings.keys
         self.pending = PendingBatches(client, self.keys)
         self.dlq = DeadLetterQueue(client, self.keys)
-        self.sink = sink or _sink(settings.store_url)
+        self.sink: Store = sink or _store(settings.store_url)
         self.pipeline = pipeline or _pipeline(settings.config_path)
 
     def run(self, batch_key: str) -> BatchResult:

@@ -16,6 +16,7 @@ import re
 from datetime import datetime
 from typing import Iterable
 
+from logpipe.store.base import MessageRecords
 from logpipe.store.messages import NOQUEUE, held_key, record_key
 
 log = logging.getLogger("logpipe.indexer.messages")
@@ -344,15 +345,12 @@ def parts_of(events: Iterable) -> dict[str, tuple[str, str, dict[str, dict]]]:
     return grouped
 
 
-def keep(sink, events: list) -> int:
-    """Merge the parts of these stored events into their message records, if the store keeps
-    them. Returns how many records were touched. Store errors propagate (the batch is retried;
-    the merge is idempotent)."""
-    write = getattr(sink, "write_messages", None)
-    if write is None:
-        return 0
+def keep(sink: MessageRecords, events: list) -> int:
+    """Merge the parts of these stored events into their message records (every store keeps
+    them: store.base.MessageRecords). Returns how many records were touched. Store errors
+    propagate (the batch is retried; the merge is idempotent)."""
     grouped = parts_of(events)
     if not grouped:
         return 0
-    write(grouped)
+    sink.write_messages(grouped)
     return len(grouped)

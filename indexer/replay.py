@@ -11,14 +11,14 @@ from logpipe.common.record import decode
 from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.limits import bound_event, bound_line, check_item
 from logpipe.indexer.store_write import write_isolated
-from logpipe.store.base import Status
+from logpipe.store.base import Status, Writer
 
 
-def replay(dlq: DeadLetterQueue, pipeline, sink, chunk: int = 500, **filters) -> dict:
+def replay(dlq: DeadLetterQueue, pipeline, sink: Writer, chunk: int = 500, **filters) -> dict:
     return replay_letters(dlq, pipeline, sink, list(dlq.iter(**filters)), chunk)
 
 
-def replay_letters(dlq: DeadLetterQueue, pipeline, sink, letters: list, chunk: int = 500) -> dict:
+def replay_letters(dlq: DeadLetterQueue, pipeline, sink: Writer, letters: list, chunk: int = 500) -> dict:
     """Replay the given letters (the web page's "replay these"); :func:`replay` picks them by
     filter."""
     counts = {"replayed": 0, "indexed": 0, "duplicate": 0, "still_failing": 0}

@@ -16,7 +16,7 @@ import weakref
 from typing import Sequence
 
 from logpipe.common.errors import SinkError
-from logpipe.store.base import Event, Outcome, OutcomeMismatch, Status, check_outcomes
+from logpipe.store.base import Event, Outcome, OutcomeMismatch, Status, Writer, check_outcomes
 
 # Stores prepared in this process. prepare() happens on the first write, not when the store is
 # opened, because the store may be down at first; a weak set, so a new store is never mistaken
@@ -24,13 +24,13 @@ from logpipe.store.base import Event, Outcome, OutcomeMismatch, Status, check_ou
 _prepared: "weakref.WeakSet" = weakref.WeakSet()
 
 
-def _prepare(sink) -> None:
+def _prepare(sink: Writer) -> None:
     if sink not in _prepared:
         sink.prepare()  # the store's own set-up: its failure is the batch's, not an event's
         _prepared.add(sink)
 
 
-def write_isolated(sink, events: Sequence[Event]) -> list[Outcome]:
+def write_isolated(sink: Writer, events: Sequence[Event]) -> list[Outcome]:
     """One checked outcome per event. Raises SinkError (the store as a whole) and
     OutcomeMismatch (a store that broke its contract); any other exception is pinned on the
     events that cause it."""

@@ -141,7 +141,9 @@ class TimeRange:
     end: int | None
 
 
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+# The range of a 64-bit signed integer (an Elasticsearch long, a SQLite INTEGER): the one
+# definition every store checks its numbers against.
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 def numeric(value: str) -> int | float | None:
@@ -152,7 +154,7 @@ def numeric(value: str) -> int | float | None:
         if len(value) > 20:
             return None
         n = int(value)
-        return n if _INT64_MIN <= n <= _INT64_MAX else None
+        return n if INT64_MIN <= n <= INT64_MAX else None
     if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", value):
         f = float(value)
         return f if math.isfinite(f) else None

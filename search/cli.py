@@ -21,7 +21,7 @@ from logpipe.common.console import printable
 from logpipe.common.errors import ConfigError, QueryError, SinkError
 from logpipe.query import datemath, lucene
 from logpipe.search import render
-from logpipe.store.base import SearchRequest
+from logpipe.store.base import SearchRequest, Store
 
 ENV_RETENTION = "LOGPIPE_RETENTION"
 DEFAULT_TIMEOUT = 30.0
@@ -43,7 +43,7 @@ def store_url(explicit: str | None = None) -> str:
     return resolve_store_url(explicit)
 
 
-def open_store(explicit: str | None):
+def open_store(explicit: str | None) -> Store:
     """The store ``--store`` names (or the default one, see :func:`store_url`)."""
     from logpipe.search.stores import open_store as open_named
 
@@ -55,7 +55,7 @@ class Budgeted:
     a count, a histogram, top values, each page of a stream. A stream of any length is fine;
     one request that takes too long stops it with "query too expensive: ..."."""
 
-    def __init__(self, sink, seconds: float | None):
+    def __init__(self, sink: Store, seconds: float | None):
         self.sink = sink
         self.seconds = seconds or None
 

@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timezone
 
 from logpipe.query.phrase import field_phrase
-from logpipe.store.base import SearchRequest
+from logpipe.store.base import MessageRecords, SearchRequest
 
 TRACE_HOPS = 8            # queue ids read at most (a loop in the data cannot run away)
 TRACE_EVENTS = 100000     # events read at most over the whole chain
@@ -87,11 +87,9 @@ def trace(sink, qid: str, at_most: int = TRACE_EVENTS,
     return out
 
 
-def message_records(sink, qid: str) -> list[dict]:
+def message_records(sink: MessageRecords, qid: str) -> list[dict]:
     """The message records of a queue id (one per host that logged it), each ``next`` link
-    marked ``known`` when its queue id has a record here too; [] when the store keeps none."""
-    if not hasattr(sink, "messages_by_qid"):
-        return []
+    marked ``known`` when its queue id has a record here too."""
     records = sink.messages_by_qid(qid)
     for record in records:
         for link in record.get("next") or ():

@@ -1,6 +1,6 @@
 """The interfaces every store implements (Elasticsearch, the embedded SQLite store, ...).
 
-A sink receives finished events and reports one outcome per event, so the caller can tell what
+A store receives finished events and reports one outcome per event, so the caller can tell what
 is durable (indexed or already there), what should be retried later (the store is down or pushing
 back) and what will never go in (a mapping conflict: dead-letter it with the store's reason).
 
@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 from logpipe.common.errors import LogpipeError, QueryError
+from logpipe.query.tree import INT64_MAX, INT64_MIN
 
 
 @dataclass(slots=True)
@@ -144,12 +145,10 @@ def decode_cursor(text: str | None, tiebreak_ok: Callable[[Any], bool]
     ts, tiebreak = value
     if (ts is not None and type(ts) is not int) or not tiebreak_ok(tiebreak):
         raise damaged
-    if not all(_INT64_MIN <= n <= _INT64_MAX for n in _ints([ts, tiebreak])):
+    if not all(INT64_MIN <= n <= INT64_MAX for n in _ints([ts, tiebreak])):
         raise damaged  # no store holds a position past 64 bits: never an OverflowError later
     return ts, tiebreak
 
-
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 def _ints(value) -> Iterator[int]:
@@ -162,7 +161,7 @@ def _ints(value) -> Iterator[int]:
 
 
 class Writer(Protocol):
-    """What the indexer needs from a store."""
+    """What the indexer needs from a store to put events in."""
 
     url: str
 
@@ -173,17 +172,26 @@ class Writer(Protocol):
         """Store events; one outcome per event, in order. Raises SinkError only when nothing
         could be attempted at all (then every event is to be retried)."""
 
+    def close(self) -> None: ...
+
+
+class Maintenance(Protocol):
+    """The store's own upkeep: deferred work and retention."""
+
     def maintain(self, busy: bool = False) -> int:
         """Deferred work, called while the pipeline is idle (the embedded store catches up its
         full-text index), and now and then while it never is (``busy``: only steps that hold
         writers back briefly). Returns how much was done; 0 when there is nothing left."""
 
-    def close(self) -> None: ...
+    def prune(self, older_than: datetime) -> int:
+        """Retention: delete events older than the given time; returns how many (or indices)
+        went."""
 
 
 class Reader(Protocol):
-    """What the search commands (and the web page) need from a store. A reader translates the
-    query's intermediate form (:mod:`query.tree`) into the store's own language."""
+    """What the search commands, the web page and the alerts need from a store. A reader
+    translates the query's intermediate form (:mod:`query.tree`) into the store's own
+    language."""
 
     url: str
 
@@ -212,16 +220,43 @@ class Reader(Protocol):
 
     def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]: ...
 
-    def prune(self, older_than: datetime) -> int:
-        """Retention: delete events older than the given time; returns how many (or indices)
-        went."""
+    def size(self) -> dict:
+        """What the store holds: ``events``, ``bytes`` on disk and ``parts`` (each file's or
+        index's name and bytes)."""
 
     def close(self) -> None: ...
 
 
-class Store(Writer, Reader, Protocol):
-    """A backend: one object that writes and reads (what :func:`store.registry.open_store`
-    returns)."""
+class MessageRecords(Protocol):
+    """One record per message (:mod:`store.messages`): what the indexer keeps and what
+    ``logpipe messages``, ``logpipe trace`` and the page's message views read."""
+
+    def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int: ...
+
+    def stream_messages(self, query: str = "*", start_ms: int | None = None,
+                        end_ms: int | None = None, limit: int | None = None,
+                        order: str = "desc", page_size: int = 1000) -> Iterator[dict]: ...
+
+    def count_messages(self, query: str = "*", start_ms: int | None = None,
+                       end_ms: int | None = None) -> int: ...
+
+    def facet_messages(self, field: str, query: str = "*", start_ms: int | None = None,
+                       end_ms: int | None = None, size: int = 10) -> list[tuple[str, int]]: ...
+
+    def get_message(self, key: str) -> dict | None: ...
+
+    def messages_by_qid(self, qid: str) -> list[dict]: ...
+
+    def prune_messages(self, older_than_ms: int) -> int: ...
+
+
+class Store(Writer, Maintenance, Reader, MessageRecords, Protocol):
+    """A backend: one object that writes, reads, keeps itself and its message records (what
+    :func:`store.registry.open_store` returns)."""
+
+
+# the methods each part of the contract names, for a test that both backends match them exactly
+CONTRACTS: tuple[type, ...] = (Writer, Maintenance, Reader, MessageRecords)
 
 
 def bucket_key(value) -> str:

@@ -22,6 +22,8 @@ import re
 
 import orjson
 
+from logpipe.query.tree import INT64_MAX, INT64_MIN
+
 MALFORMED_TAG = "_malformed_field"
 MALFORMED_FIELD = "_malformed"
 # where the embedded store keeps malformed values, out of every query's reach (store.sqlite)
@@ -46,7 +48,6 @@ LONG_FIELDS = ("size", "bytes", "response", "pid", "nrcpts", "offset", "in", "ou
 TYPED_FIELDS = {**{name: "ip" for name in IP_FIELDS}, **{name: "long" for name in LONG_FIELDS}}
 _TYPED = frozenset(TYPED_FIELDS)
 
-_I64 = 2 ** 63
 # what Elasticsearch coerces into a long: an integer, or a decimal (truncated), as a string too
 _NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 
@@ -55,11 +56,11 @@ def _fits_long(value) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
-        return -_I64 <= value < _I64
+        return INT64_MIN <= value <= INT64_MAX
     if isinstance(value, float):
-        return value == value and -_I64 <= value < _I64  # not NaN, not infinite
+        return value == value and INT64_MIN <= value <= INT64_MAX  # not NaN, not infinite
     if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
-        return -_I64 <= float(value) < _I64
+        return INT64_MIN <= float(value) <= INT64_MAX
     return False
 
 
@@ -117,7 +118,7 @@ def mark_malformed(doc: dict) -> dict:
     for name in present:
         value = doc[name]
         # the common cases inline: an int in a long field, a string in an IP field
-        if type(value) is int and TYPED_FIELDS[name] == "long" and -_I64 <= value < _I64:
+        if type(value) is int and TYPED_FIELDS[name] == "long" and INT64_MIN <= value <= INT64_MAX:
             continue
         if not fits(name, value):
             bad = [name] if bad is None else bad + [name]

@@ -39,5 +39,6 @@ def open_store(url: str, **options) -> Store:
     return importlib.import_module(backend(url)).open(url, **options)
 
 
-# the name the indexer and the commands have always used
+# the name it had before "store" became the one word for a backend (the indexer daemon and
+# CLI still call it so)
 open_sink = open_store

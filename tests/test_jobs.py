@@ -25,9 +25,14 @@ class ScriptedSink:
         self.down = down
         self.calls = 0
         self.prepared = 0
+        self.messages: dict[str, tuple] = {}
 
     def prepare(self):
         self.prepared += 1
+
+    def write_messages(self, grouped):
+        self.messages.update(grouped)
+        return len(grouped)
 
     def write(self, events):
         self.calls += 1

@@ -10,7 +10,7 @@ import pytest
 from logpipe.common.errors import QueryError
 from logpipe.query import analyzer, datemath, lucene, tree
 from logpipe.store.elasticsearch import reader as es_reader
-from logpipe.store.sqlite import reader as sql_reader
+from logpipe.store.sqlite import translate as sql_reader
 
 NOW = datetime(2026, 11, 28, 10, 30, 0, tzinfo=timezone.utc)
 

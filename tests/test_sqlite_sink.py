@@ -140,9 +140,9 @@ def test_histogram_by_index_ranges_equals_group_by(store, query, interval):
     store.write([ev(i, minute=(i * 7) % 60) for i in range(40)])
     request = SearchRequest(query=query)
     step = datemath.parse_interval(interval)
-    where, params = store._where(request)
-    by_range = store._histogram_by_range(where, params, step)
-    rows = store._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, count(*) FROM events "
+    where, params = store.reader._where(request)
+    by_range = store.aggregations._histogram_by_range(where, params, step)
+    rows = store.reader._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, count(*) FROM events "
                       f"WHERE {where} AND events.ts IS NOT NULL GROUP BY b ORDER BY b",
                       [step, step, step] + params)
     assert by_range == datemath.fill_buckets(rows, step) == store.histogram(request, interval)
@@ -190,8 +190,8 @@ def test_partial_indexes_serve_qid_and_size_queries(store):
     store.write([ev(i) for i in range(10)])
     for query, index in (("qid:r4F003", "events_qid_ts"), ("qid:r4F00*", "events_qid_ts"),
                          ("size:[1000 TO 3000]", "events_size_ts")):
-        where, params = store._where(SearchRequest(query=query))
-        plan = " ".join(str(r) for r in store._conn.execute(
+        where, params = store.reader._where(SearchRequest(query=query))
+        plan = " ".join(str(r) for r in store.db.conn.execute(
             f"EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE {where}", params))
         assert index in plan, (query, plan)
 
@@ -223,7 +223,7 @@ def test_prune_deletes_old_events_and_their_full_text(store):
 
 def test_prune_rebuilds_the_index_when_the_analyzer_changed(store):
     store.write([ev(i) for i in range(4)])
-    store._conn.execute("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
+    store.db.conn.execute("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
     assert store.prune(datetime(2026, 11, 28, 10, 2, tzinfo=timezone.utc)) == 2
     assert store.search(SearchRequest(query="sendmail")).total == 2
     assert store.search(SearchRequest(query="r4F001")).total == 0
@@ -385,7 +385,7 @@ def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(deferred, monkeyp
 def test_prune_after_a_partial_catch_up(deferred, no_background_refresh):
     store = deferred
     store.write([ev(i) for i in range(10)])  # rowids 1..10, minute i
-    store._catch_up(limit=4)  # rowids 1..4 indexed, 5..10 not yet
+    store.writer._catch_up(limit=4)  # rowids 1..4 indexed, 5..10 not yet
     assert _mark(store.path) == 4
     # rows 0..5 go: four of them are in the index, two are not (and must not be 'deleted')
     assert store.prune(datetime(2026, 11, 28, 10, 6, tzinfo=timezone.utc)) == 6
@@ -416,7 +416,7 @@ def test_a_store_from_before_the_catch_up_counts_as_indexed(tmp_path, no_backgro
     sink = SqliteSink("sqlite:///" + path)
     sink.write([ev(i) for i in range(3)])
     sink.refresh()
-    sink._conn.execute("DELETE FROM meta WHERE key = 'fts_mark'")  # as an older logpipe left it
+    sink.db.conn.execute("DELETE FROM meta WHERE key = 'fts_mark'")  # as an older logpipe left it
     sink.close()
     reader = SqliteSink("sqlite:///" + path)
     assert reader.search(SearchRequest(query="sendmail")).total == 3
@@ -474,7 +474,7 @@ def _top_both_ways(sink, field: str, query: str, size: int) -> list:
 
 
 def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypatch):
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import aggregations as R
 
     plain = _mixed_store(str(tmp_path / "plain.db"))  # never maintained: no value index
     expected = {q: sorted(e["_id"] for e in plain.search(SearchRequest(query=q, limit=500))
@@ -512,7 +512,7 @@ def _value_index_names(path: str) -> list[str]:
 def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypatch):
     """The one-pass top (GROUP BY along the value index, groups named by a rowid) gives what
     reading the documents gives, ties at the cut ordered by value (numbers first)."""
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import aggregations as R
 
     values = ["b", "a", "c", "a", 7, "d", "b", 7, "e", 3, "f", "a", "zz", "0", 2.5, "b", "y"]
     events = [ev(i, i % 60, relay=v, host="mail1" if i % 3 else "mail2")
@@ -525,15 +525,15 @@ def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypat
     monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # along the field's index
     monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 0)    # by groups, not value by value
     # (not from the value counts, which serve everything and one term on host)
-    monkeypatch.setattr(R.SqliteReader, "_top_by_counts", lambda self, *a: None)
+    monkeypatch.setattr(R.SqliteAggregations, "_top_by_counts", lambda self, *a: None)
     calls = []
-    real = R.SqliteReader._top_by_groups
+    real = R.SqliteAggregations._top_by_groups
 
     def spy(self, *args):
         calls.append(args[0])
         return real(self, *args)
 
-    monkeypatch.setattr(R.SqliteReader, "_top_by_groups", spy)
+    monkeypatch.setattr(R.SqliteAggregations, "_top_by_groups", spy)
     for query in ("*", "host:mail1", "host:mail2"):
         for size in (1, 2, 3, 4, 5, 8, 50):
             want = plain.top(SearchRequest(query=query), "relay", size)
@@ -551,7 +551,7 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     sink = SqliteSink("sqlite:///" + path)
     sink.write([ev(i, msgid=f"<m{i}@x>") for i in range(30)])
     statements: list[str] = []
-    sink._conn.set_trace_callback(statements.append)
+    sink.db.conn.set_trace_callback(statements.append)
     # another connection holds the write lock all along: the search neither waits nor fails
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -565,13 +565,13 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     assert sink2.wanted_fields() == ["msgid"]
     assert not _value_index_names(path)
     sink2.close()
-    sink._conn.set_trace_callback(None)
+    sink.db.conn.set_trace_callback(None)
     # maintenance: counts catch-up, then the wanted index; then nothing left
     done = [sink.maintain() for _ in range(4)]
     assert done[-1] == 0 and 1 in done
     assert len(_value_index_names(path)) == 1 and sink.wanted_fields() == []
-    where, params = sink._where(SearchRequest(query=r"msgid:\<m7@x\>"))
-    plan = " ".join(str(r) for r in sink._conn.execute(
+    where, params = sink.reader._where(SearchRequest(query=r"msgid:\<m7@x\>"))
+    plan = " ".join(str(r) for r in sink.db.conn.execute(
         f"EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE {where}", params))
     assert _value_index_names(path)[0] in plan, plan
     assert sink.search(SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
@@ -607,7 +607,7 @@ def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
     sink = SqliteSink("sqlite:///" + path)
     sink.write([ev(i, stat="Sent" if i % 2 else "Deferred") for i in range(10)])
     old = json_index_name("stat", "1")
-    sink._conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
+    sink.db.conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
     assert sink.wanted_fields() == ["stat"]
     while sink.maintain():
         pass
@@ -619,7 +619,7 @@ def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
 def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
     """Past TRACK_TOTAL_HITS a page says "at least" (Elasticsearch's default); count() is
     exact; the page itself is the same whichever plan finds it (walking the time index)."""
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import paging as R
 
     store.write([ev(i, i % 60, stat="Sent" if i % 3 else "Deferred") for i in range(120)])
     store.promote(["stat"])
@@ -647,7 +647,7 @@ def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
 def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
     """Per-hour counts (maintenance) + the rows not counted yet + the window's partial hours
     give what counting the events gives, after duplicates, more writes and retention."""
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import aggregations as R
 
     def events(start: int, n: int) -> list[Event]:
         out = []
@@ -675,9 +675,9 @@ def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
                 for interval in ("1h", "3h", "1d", "2d"):
                     request = SearchRequest(query=q, start=start, end=end)
                     got = sink.histogram(request, interval)
-                    where, params = sink._where(request)
+                    where, params = sink.reader._where(request)
                     step = datemath.parse_interval(interval)
-                    rows = sink._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, "
+                    rows = sink.reader._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS b, "
                                      f"count(*) FROM events WHERE {where} AND events.ts IS NOT "
                                      f"NULL GROUP BY b ORDER BY b", [step] * 3 + params)
                     assert got == datemath.fill_buckets(rows, step), (q, start, end, interval)
@@ -748,7 +748,7 @@ def test_a_full_text_search_on_a_caught_up_store_does_not_wait_for_the_write_loc
     sink = SqliteSink("sqlite:///" + path + "?timeout=0.2")
     sink.write([ev(i, message=f"user unknown number {i}") for i in range(20)])
     statements: list[str] = []
-    sink._reader().set_trace_callback(statements.append)
+    sink.db.connection().set_trace_callback(statements.append)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # a worker in the middle of a write
     try:
@@ -768,7 +768,7 @@ def test_full_text_pages_and_totals_equal_a_plain_reading(tmp_path, monkeypatch)
     FTS5 expression): the same events in the same order as reading every event in Python, with
     times out of rowid order, several spans needed, and after retention."""
     import random
-    from logpipe.store.sqlite import reader as R
+    from logpipe.store.sqlite import paging as R
 
     rnd = random.Random(7)
     texts = ["User unknown", "unknown user here", "deferred refused", "refused, deferred later",

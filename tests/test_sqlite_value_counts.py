@@ -13,7 +13,7 @@ import pytest
 
 from logpipe.store.base import Event, SearchRequest
 from logpipe.store.sqlite import SqliteSink, value_counts
-from logpipe.store.sqlite import reader as R
+from logpipe.store.sqlite import aggregations as R
 from logpipe.store.sqlite.schema import json_index_name, json_value_sql
 
 FIELDS = ("relay", "nrcpts", "stat")   # free-form, typed (long: malformed values), few values
@@ -95,11 +95,11 @@ def check(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
 
 
 def _top_over_index(sink: SqliteSink, field: str, size: int) -> list:
-    sink._top_by_counts = lambda *a: None  # type: ignore[method-assign]
+    sink.aggregations._top_by_counts = lambda *a: None  # type: ignore[method-assign]
     try:
         return sink.top(SearchRequest(query="*"), field, size)
     finally:
-        del sink._top_by_counts
+        del sink.aggregations._top_by_counts
 
 
 def both(tmp_path, batch: list[Event]) -> tuple[SqliteSink, SqliteSink]:
@@ -187,7 +187,7 @@ def test_top_from_the_counts_equals_counting_the_events(tmp_path, monkeypatch, s
     check(sink, plain, spy)
     while sink.maintain():
         pass
-    assert mark(sink.path) == sink._run("SELECT max(rowid) FROM events", [])[0][0]
+    assert mark(sink.path) == sink.reader._run("SELECT max(rowid) FROM events", [])[0][0]
     consistent(sink)
     check(sink, plain, spy)
     write(sinks, events(2000, 150, seed + 200))
@@ -250,10 +250,10 @@ def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
                 "field = ? AND n > 1 ORDER BY n DESC, value LIMIT ?",
                 "SELECT value, n FROM value_counts WHERE field = ? AND n = 1 ORDER BY value "
                 "LIMIT ?"):
-        plan = " ".join(str(r) for r in sink._conn.execute("EXPLAIN QUERY PLAN " + sql,
+        plan = " ".join(str(r) for r in sink.db.conn.execute("EXPLAIN QUERY PLAN " + sql,
                                                            ("relay", 3)))
         assert "TEMP B-TREE" not in plan and "SCAN" not in plan, plan
-    tail = " ".join(str(r) for r in sink._conn.execute(
+    tail = " ".join(str(r) for r in sink.db.conn.execute(
         "EXPLAIN QUERY PLAN SELECT 1 FROM events NOT INDEXED WHERE events.rowid > ?", (40,)))
     assert "INTEGER PRIMARY KEY" in tail, tail
     sink.close()
@@ -262,12 +262,14 @@ def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
 
 def as_made_before(sink: SqliteSink, table: str, meta_keys: str) -> SqliteSink:
     """The store as a version without ``table`` left it (its meta keys LIKE ``meta_keys``
-    gone too), opened again."""
+    gone too; no schema version recorded: such versions came before the numbered migrations),
+    opened again."""
     sink.close()
     db = sqlite3.connect(sink.path)
     with db:
         db.execute(f"DROP TABLE {table}")
         db.execute("DELETE FROM meta WHERE key LIKE ?", (meta_keys,))
+    db.execute("PRAGMA user_version = 0")
     db.close()
     return SqliteSink("sqlite:///" + sink.path)
 
@@ -279,9 +281,9 @@ def test_a_store_from_before_the_value_counts_gets_them_from_maintenance(tmp_pat
     sink.promote(list(FIELDS))
     sink = as_made_before(sink, "value_counts", "value_count%")
     check(sink, plain, spy, expect_counts=False)
-    assert not value_counts.has_table(sink._reader()) and sink.uncounted_fields() == []
+    assert not value_counts.has_table(sink.db.connection()) and sink.uncounted_fields() == []
     assert [sink.maintain() for _ in range(5)] == [300, 1, 1, 1, 0]  # per-hour counts first
-    assert value_counts.counted_fields(sink._reader()) == sorted(FIELDS)
+    assert value_counts.counted_fields(sink.db.connection()) == sorted(FIELDS)
     consistent(sink)
     check(sink, plain, spy)
     sink.close()
@@ -299,6 +301,7 @@ def test_logpipe_maintain_counts_the_indexed_fields_of_an_old_store(tmp_path, mo
     with db:
         db.execute("DROP TABLE value_counts")
         db.execute("DELETE FROM meta WHERE key LIKE 'value_count%'")
+    db.execute("PRAGMA user_version = 0")  # (made before the numbered migrations)
     db.close()
     monkeypatch.setenv("LOGPIPE_STORE_URL", "sqlite:///" + sink.path)
     assert main(["maintain"]) == 0
@@ -315,24 +318,24 @@ def test_a_dropped_or_replaced_index_leaves_no_counts_behind(tmp_path, spy):
     sink, plain = both(tmp_path, events(0, 200, 31))
     sink.promote(["relay", "stat"])
     assert stored_counts(sink.path, "relay") and stored_counts(sink.path, "stat")
-    sink._conn.execute(f"DROP INDEX {json_index_name('stat')}")
+    sink.db.conn.execute(f"DROP INDEX {json_index_name('stat')}")
     write((sink, plain), events(200, 10, 32))
     while sink.maintain():
         pass
     assert stored_counts(sink.path, "stat") == {}
-    assert value_counts.counted_fields(sink._conn) == ["relay"]
-    assert {r[0] for r in sink._conn.execute("SELECT DISTINCT field FROM value_dim_counts")} \
-        == {"relay"} and value_counts.dims_state(sink._conn, "stat") is None
+    assert value_counts.counted_fields(sink.db.conn) == ["relay"]
+    assert {r[0] for r in sink.db.conn.execute("SELECT DISTINCT field FROM value_dim_counts")} \
+        == {"relay"} and value_counts.dims_state(sink.db.conn, "stat") is None
     for size in SIZES:
         assert sink.top(SearchRequest(), "stat", size) == expected_top(plain, "stat", size)
         assert sink.top(SearchRequest(), "relay", size) == expected_top(plain, "relay", size)
     # an index of the layout before v2: maintenance replaces it, and counts the field
     old = json_index_name("stat", "1")
-    sink._conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
+    sink.db.conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
     assert sink.wanted_fields() == ["stat"]
     while sink.maintain():
         pass
-    assert value_counts.counted_fields(sink._conn) == ["relay", "stat"]
+    assert value_counts.counted_fields(sink.db.conn) == ["relay", "stat"]
     consistent_fields = {f: stored_counts(sink.path, f) for f in ("relay", "stat")}
     for f, got in consistent_fields.items():
         assert got == recounted(sink.path, f, mark(sink.path))
@@ -376,7 +379,7 @@ def test_retention_clamps_the_mark_so_reused_rowids_are_counted(tmp_path, monkey
     assert prune((sink, plain), datetime.fromtimestamp(T0 + 30_000, timezone.utc)) == 200
     assert mark(sink.path) == 0
     write((sink, plain), events(500, 60, 52))
-    assert sink._run("SELECT max(rowid) FROM events", [])[0][0] < 200  # rowids again
+    assert sink.reader._run("SELECT max(rowid) FROM events", [])[0][0] < 200  # rowids again
     check(sink, plain, spy)
     assert sink.count_values() == 60
     consistent(sink)
@@ -399,7 +402,7 @@ def test_logpipe_maintain_brings_the_value_counts_up_to_date(tmp_path, monkeypat
     assert "value counts: 40 events counted" in out, out
     sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db"))
     assert mark(sink.path) == 140
-    assert value_counts.counted_fields(sink._reader()) == ["relay", "stat"]
+    assert value_counts.counted_fields(sink.db.connection()) == ["relay", "stat"]
     for field in ("relay", "stat"):
         assert stored_counts(sink.path, field) == recounted(sink.path, field, 140)
         assert sink.top(SearchRequest(), field, 5) == expected_top(plain, field, 5)
@@ -481,15 +484,15 @@ def check_dims(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
                 if served is not None and before is not None:
                     used = served["counts"] - before["counts"]
                     assert used == (field in counted), (query, field, size, served)
-                sink._top_by_counts = lambda *a: None  # type: ignore[method-assign]
+                sink.aggregations._top_by_counts = lambda *a: None  # type: ignore[method-assign]
                 try:
                     assert sink.top(request, field, size) == want, (query, field, size)
                 finally:
-                    del sink._top_by_counts
+                    del sink.aggregations._top_by_counts
 
 
 def states(sink: SqliteSink) -> dict:
-    conn = sink._reader()
+    conn = sink.db.connection()
     return {f: value_counts.dims_state(conn, f) for f in value_counts.counted_fields(conn)}
 
 
@@ -592,7 +595,7 @@ def test_a_store_counted_before_the_dims_gets_them_from_maintenance(tmp_path, sp
     sink.promote(list(DIM_FIELDS))
     sink = as_made_before(sink, "value_dim_counts", "value_counts_dims:%")
     check_dims(sink, plain, spy)
-    assert not value_counts.has_dim_table(sink._reader())
+    assert not value_counts.has_dim_table(sink.db.connection())
     done = []
     while True:
         done.append(sink.maintain())
@@ -668,8 +671,8 @@ def test_a_dense_query_on_a_field_of_many_values_is_not_walked_value_by_value(tm
     monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # every query counts as dense
     monkeypatch.setattr(R, "_TOP_DISTINCT_WALK", 5)    # relay has more values than this
     walked = []
-    real = R.SqliteReader._top_by_values
-    monkeypatch.setattr(R.SqliteReader, "_top_by_values",
+    real = R.SqliteAggregations._top_by_values
+    monkeypatch.setattr(R.SqliteAggregations, "_top_by_values",
                         lambda self, field, *a: walked.append(field) or real(self, field, *a))
     for query in ("host:mail*", "stat:Sent OR stat:Deferred", "NOT host:mail1"):
         for field in FIELDS:

@@ -21,7 +21,7 @@ from logpipe.search.alerts.book import AlertBook, Notice
 from logpipe.search.alerts.config import AlertsConfig, load_config
 from logpipe.search.alerts.evaluate import Evaluator
 from logpipe.search.alerts.notify import DeliveryError, channels
-from logpipe.store.base import SearchRequest
+from logpipe.store.base import Reader, SearchRequest
 
 DELIVERY_ATTEMPTS = 5
 
@@ -37,7 +37,7 @@ class PassResult:
 
 
 class AlertsDaemon:
-    def __init__(self, reader, rules_file: str | None = None, book: AlertBook | None = None,
+    def __init__(self, reader: Reader, rules_file: str | None = None, book: AlertBook | None = None,
                  clock: Callable[[], float] = time.time):
         self.reader = reader
         self.rules_file = rules_file

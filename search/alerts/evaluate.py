@@ -10,13 +10,13 @@ from logpipe.common.errors import LogpipeError, QueryError
 from logpipe.query.phrase import field_phrase
 from logpipe.search.alerts.book import AlertBook, Notice
 from logpipe.search.alerts.rules import MAX_GROUPS, Rule
-from logpipe.store.base import SearchRequest
+from logpipe.store.base import Reader, SearchRequest
 
 Breaches = dict[str, tuple[float | None, str]]
 
 
 class Evaluator:
-    def __init__(self, reader, clock: Callable[[], float]):
+    def __init__(self, reader: Reader, clock: Callable[[], float]):
         self.reader = reader
         self.clock = clock
 

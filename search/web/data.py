@@ -21,7 +21,7 @@ from logpipe.query.datemath import MAX_BUCKETS, parse_interval, time_arg
 from logpipe.query.lucene import compile_query
 from logpipe.query.phrase import field_phrase, phrase
 from logpipe.search.stores import open_store_url
-from logpipe.store.base import Page, SearchRequest
+from logpipe.store.base import Page, SearchRequest, Store
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000      # under Elasticsearch's 10,000-hit window per request
@@ -91,7 +91,7 @@ def refine(query: str, field_name: str, value: str, keep: bool) -> str:
 @dataclass
 class Results:
     """One page of hits as the page and the API send it: bounded (see PAGE_BYTES)."""
-    total: int
+    total: int | None              # None when the total was not asked for
     hits: list[dict]
     next: str | None
     total_relation: str = "eq"
@@ -190,14 +190,14 @@ class Data:
         self._state_seen = _state_mark() if follow_state else None
         self._state_stale = False
         self.prefix, self.raw_list, self.config_path = prefix, raw_list, config_path
-        self._sink = None
+        self._sink: Store | None = None
         self._client = None
         self._lock = threading.Lock()
         self._pipeline: Any = None  # the parse pipeline, loaded on first use
 
     # ------------------------------------------------------------------ plumbing
     @property
-    def sink(self):
+    def sink(self) -> Store:
         with self._lock:
             if self._sink is None:
                 self._sink = open_store_url(self.store_url)
@@ -532,8 +532,7 @@ class Data:
         dlq = self._dlq()
         letters = self._letters(dlq, entries, filters)
         sink = self.sink
-        if hasattr(sink, "prepare"):
-            sink.prepare()
+        sink.prepare()
         return self._broker(replay_letters, dlq, self._pipeline_config(), sink, letters)
 
     def dlq_purge(self, entries: list[str] | None = None, filters: dict | None = None) -> int:

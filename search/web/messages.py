@@ -17,6 +17,7 @@ from logpipe.query import datemath, lucene
 from logpipe.search.messages import row
 from logpipe.search.report import summarise
 from logpipe.search.trace import message_records
+from logpipe.store.base import MessageRecords
 
 PAGE = 100
 _STATUSES = ("delivered", "partial", "deferred", "bounced", "rejected", "expired", "discarded",
@@ -33,11 +34,8 @@ def _window(p) -> tuple[int | None, int | None]:
     return out[0], out[1]
 
 
-def _sink(site):
-    sink = site.data.sink
-    if not hasattr(sink, "stream_messages"):
-        raise QueryError("this store keeps no message records")
-    return sink
+def _sink(site) -> MessageRecords:
+    return site.data.sink
 
 
 def _query(p) -> str:

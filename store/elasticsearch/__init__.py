@@ -6,6 +6,9 @@ URL: ``http(s)://host:9200``, ``?index=PATTERN`` for another index naming (see
 
 from __future__ import annotations
 
-from logpipe.store.elasticsearch.writer import ElasticsearchSink
+from logpipe.store.elasticsearch.writer import ElasticsearchStore
 
-__all__ = ["ElasticsearchSink"]
+# the name it had before "store" became the one word for a backend
+ElasticsearchSink = ElasticsearchStore
+
+__all__ = ["ElasticsearchSink", "ElasticsearchStore"]

@@ -116,7 +116,7 @@ def message_query(text: str, start_ms: int | None = None, end_ms: int | None = N
 
 
 class ElasticsearchMessages:
-    """The message-record half of the Elasticsearch store (mixed into ElasticsearchSink)."""
+    """The message-record half of the Elasticsearch store (mixed into ElasticsearchStore)."""
 
     _message_template = False
 

@@ -1,5 +1,5 @@
 """The Elasticsearch reader: the query's intermediate form as query DSL (:func:`to_es`), search,
-histogram and top values (called by ElasticsearchSink).
+histogram and top values (called by ElasticsearchStore).
 
 The query goes through :func:`to_es`, a translation of the same intermediate form whose
 semantics the embedded store shares; the time window of the request is an ``epoch_millis`` range filter on

@@ -13,11 +13,13 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from logpipe.common.errors import ConfigError
+from logpipe.store.base import Store
+from logpipe.store.elasticsearch.client import node_urls
 
 
-def open(url: str, **options):
+def open(url: str, **options) -> Store:
     from logpipe.store.elasticsearch.connection import URL_OPTIONS, client_options
-    from logpipe.store.elasticsearch.writer import ElasticsearchSink
+    from logpipe.store.elasticsearch.writer import ElasticsearchStore
 
     nodes, _, query = url.partition("?")
     tls = {}
@@ -36,22 +38,4 @@ def open(url: str, **options):
     # credentials and TLS; every node is checked (none may carry credentials), they share the settings
     connection = [client_options(node, tls) for node in node_urls(nodes)][0]
     options.setdefault("connection", connection)
-    return ElasticsearchSink(base, **options)
-
-
-def node_urls(url: str) -> list[str]:
-    """The node URLs of ``http://a:9200,http://b:9200`` (one for a single node), without trailing slashes."""
-    return [node.strip().rstrip("/") for node in url.split(",") if node.strip()]
-
-
-def es_client(url: str, request_timeout: float = 60, connection: dict | None = None):
-    """The client for one node or a cluster, ``http://a:9200,http://b:9200``: it gets every node listed (no
-    sniffing: the URL is the truth), and a request that cannot connect to one node is tried on the others
-    (a repeated bulk is harmless: ``op_type: create`` answers 409 for what is already there). HTTP errors are
-    not retried here; the store judges them. ``connection``: credentials and TLS options."""
-    from elasticsearch import Elasticsearch
-
-    nodes = node_urls(url)
-    return Elasticsearch(nodes, request_timeout=request_timeout, retry_on_timeout=False,
-                         max_retries=len(nodes) - 1, retry_on_status=(), sniff_on_start=False,
-                         sniff_before_requests=False, sniff_on_node_failure=False, **(connection or {}))
+    return ElasticsearchStore(base, **options)

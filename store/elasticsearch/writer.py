@@ -1,6 +1,6 @@
 """Elasticsearch (8.x/9.x) writer: bounded bulk writes with idempotent ids.
 
-:class:`ElasticsearchSink` is the store (writer here; reads go to :mod:`store.elasticsearch.reader`,
+:class:`ElasticsearchStore` is the store (writer here; reads go to :mod:`store.elasticsearch.reader`,
 retention to :mod:`store.elasticsearch.retention`, the mapping is :mod:`store.elasticsearch.template`).
 
 Every event is written with ``_id`` = record id and ``op_type: create``: processing a batch again
@@ -24,14 +24,14 @@ from logpipe.store.elasticsearch import reader, retention
 from logpipe.store.elasticsearch.errors import item_reason
 from logpipe.store.elasticsearch.messages import ElasticsearchMessages
 from logpipe.store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
-from logpipe.store.elasticsearch.url import es_client
+from logpipe.store.elasticsearch.client import es_client
 from logpipe.store.fields import mark_malformed
 
 _BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
 _ID_KEY = b',' + orjson.dumps(ID_FIELD) + b':'  # the id copy, appended to a serialised source
 
 
-class ElasticsearchSink(ElasticsearchMessages):
+class ElasticsearchStore(ElasticsearchMessages):
     """Writes to daily indices ``logstash-%Y.%m.%d`` (configurable) on one cluster."""
 
     def __init__(self, url: str, index: str = "logstash-%Y.%m.%d", max_docs: int = 5000,
@@ -198,13 +198,9 @@ class ElasticsearchSink(ElasticsearchMessages):
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.index_pattern, allow_no_indices=True)
 
-    def count(self, request: SearchRequest | None = None) -> int:
-        """How many events match ``request``; without one, every event after a refresh."""
-        if request is not None:
-            return reader.count(self.client, self.index_pattern, request)
-        self.refresh()
-        return int(self.client.count(index=self.index_pattern,
-                                     allow_no_indices=True)["count"])
+    def count(self, request: SearchRequest) -> int:
+        """How many events match ``request`` (exact)."""
+        return reader.count(self.client, self.index_pattern, request)
 
     def size(self) -> dict:
         """What the indices hold (``_cat/indices``): ``events`` (documents in the primaries),

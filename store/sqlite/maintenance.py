@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from logpipe.common.errors import QueryError, SinkError
 from logpipe.store.sqlite import rollup, value_counts
+from logpipe.store.sqlite.database import Database
+from logpipe.store.sqlite.writer import SqliteWriter
 from logpipe.store.sqlite.schema import (
     ABSENT_PREFIX,
     JSON_INDEX_LIMIT,
@@ -44,15 +45,13 @@ _PATH_IN_SQL = re.compile(r"""'\$\."([^"]+)"'""")
 
 
 class SqliteMaintenance:
-    """Maintenance methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter)."""
+    """The maintenance part of the embedded store (see the module docstring)."""
 
-    if TYPE_CHECKING:  # provided by SqliteWriter
-        path: str
-        _lock: threading.RLock
-
-        def _reader(self) -> sqlite3.Connection: ...
-
-        def prepare(self) -> None: ...
+    def __init__(self, db: Database, writer: SqliteWriter):
+        self.db = db
+        self.writer = writer   # its full-text catch-up is the first step of maintain()
+        # fields whose promotion failed in this process: not tried again, so maintain() ends
+        self._promote_failed: set[str] = set()
 
     def maintain(self, busy: bool = False) -> int:
         """One bounded step of deferred work; returns how much was done (0: nothing left).
@@ -61,7 +60,7 @@ class SqliteMaintenance:
         back for seconds, tens at ten million events; an idle moment or ``logpipe maintain``
         builds it), then the first counts of an indexed field not counted yet (a store made
         before the value counts; as long as building its index)."""
-        done = super().maintain()  # type: ignore[misc]
+        done = self.writer.catch_up_step()
         if done:
             return done
         try:
@@ -74,7 +73,7 @@ class SqliteMaintenance:
             pass  # the same: top values count over the indexes meanwhile
         if done or busy:
             return done
-        failed: set = self.__dict__.setdefault("_promote_failed", set())
+        failed = self._promote_failed
         for field in self.wanted_fields():
             if field in failed:
                 continue
@@ -103,8 +102,8 @@ class SqliteMaintenance:
         """Bring the per-hour counts up to the last row (at most ``limit`` rows), a step of
         rollup.STEP_ROWS per write transaction; returns how many rows were counted."""
         done = 0
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             if not rollup.has_counts(conn):
                 return 0  # a store made before the counts: prepare() adds the table
             while limit is None or done < limit:
@@ -113,7 +112,7 @@ class SqliteMaintenance:
                     with immediate(conn):
                         moved = rollup.catch_up_step(conn, step)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"counting the events of {self.path} per hour failed: "
+                    raise SinkError(f"counting the events of {self.db.path} per hour failed: "
                                     f"{exc}") from None
                 if not moved:
                     break
@@ -125,15 +124,15 @@ class SqliteMaintenance:
         write transactions of value_counts.step_rows each); returns how many rows were
         counted."""
         done = taken = 0
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             self._add_value_counts(conn)
             while steps is None or taken < steps:
                 try:
                     with immediate(conn):
                         moved = value_counts.catch_up_step(conn)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"counting the values of {self.path} failed: "
+                    raise SinkError(f"counting the values of {self.db.path} failed: "
                                     f"{exc}") from None
                 taken += 1
                 if not moved:
@@ -145,14 +144,14 @@ class SqliteMaintenance:
         """A store made before the value counts (or before their dims) gets their tables
         (prepare() adds what is missing, as any write does)."""
         if not value_counts.has_table(conn) or not value_counts.has_dim_table(conn):
-            self.prepare()
+            self.db.prepare()
 
     def uncounted_fields(self) -> list[str]:
         """The fields with a value index (current layout) whose values are not counted yet (a
         store made before the value counts), or not decided per dim yet (a store made before
         the dims); promote() counts them."""
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             if not value_counts.has_table(conn):
                 return []
             indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
@@ -170,8 +169,8 @@ class SqliteMaintenance:
     def wanted_fields(self) -> list[str]:
         """The fields searches wanted a value index for, oldest wish first, and the fields of
         value indexes in an older layout (rebuilt in the current one)."""
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             rows = conn.execute("SELECT substr(key, ?) FROM meta WHERE key LIKE ? "
                                 "ORDER BY CAST(value AS INTEGER), key",
                                 (len(WANTED_PREFIX) + 1, WANTED_PREFIX + "%")).fetchall()
@@ -200,8 +199,8 @@ class SqliteMaintenance:
         pin = fields is not None if pin is None else pin
         todo = self.wanted_fields() if fields is None else list(fields)
         if fields is None:
-            with self._lock:
-                self._add_value_counts(self._reader())
+            with self.db.lock:
+                self._add_value_counts(self.db.connection())
             todo += [f for f in self.uncounted_fields() if f not in todo]
         for field in todo:
             if not json_indexable(field):
@@ -209,8 +208,8 @@ class SqliteMaintenance:
                                  "message, @timestamp and tags are indexed already, and names "
                                  "are letters, digits, '_', '.', '-' (at most 64)")
         built = []
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             if todo:
                 self._add_value_counts(conn)  # (a store made before them)
             for field in todo:
@@ -245,7 +244,7 @@ class SqliteMaintenance:
                                          (PINNED_PREFIX + field,))
                         value_counts.start(conn, field)  # (nothing when counted already)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"building the value index of {field!r} in {self.path} "
+                    raise SinkError(f"building the value index of {field!r} in {self.db.path} "
                                     f"failed: {exc}") from None
                 if name not in names:
                     built.append(field)
@@ -253,8 +252,8 @@ class SqliteMaintenance:
 
     def pinned_fields(self) -> list[str]:
         """The fields whose value index was asked for by name (never evicted)."""
-        with self._lock:
-            rows = self._reader().execute(
+        with self.db.lock:
+            rows = self.db.connection().execute(
                 "SELECT substr(key, ?) FROM meta WHERE key LIKE ? ORDER BY key",
                 (len(PINNED_PREFIX) + 1, PINNED_PREFIX + "%")).fetchall()
         return [r[0] for r in rows]
@@ -262,14 +261,14 @@ class SqliteMaintenance:
     def unpin(self, field: str) -> bool:
         """Let an index asked for by name be evicted by a later one asked for by name; the
         index stays. Returns whether it was pinned."""
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             try:
                 with immediate(conn):
                     gone = conn.execute("DELETE FROM meta WHERE key = ?",
                                         (PINNED_PREFIX + field,)).rowcount
             except sqlite3.Error as exc:
-                raise SinkError(f"unpinning {field!r} in {self.path} failed: {exc}") from None
+                raise SinkError(f"unpinning {field!r} in {self.db.path} failed: {exc}") from None
         return bool(gone)
 
     @staticmethod

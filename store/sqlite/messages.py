@@ -26,34 +26,8 @@ from logpipe.query.tree import (All, And, Exists, Not, Nothing, Or, Pattern, Ran
                                 TextWildcard, TimeRange, Wildcard, numeric)
 from logpipe.store.messages import (addr_domain, is_held, merge, normalise_query,
                                      summary_text)
+from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.schema import immediate
-
-MESSAGE_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS messages (
-        key TEXT NOT NULL, host TEXT, qid TEXT, first_ms INTEGER, last_ms INTEGER,
-        status TEXT, sender TEXT, size INTEGER, delay_s REAL, spam_score REAL,
-        spam_verdict TEXT, msgid TEXT, body TEXT, doc TEXT NOT NULL, parts TEXT NOT NULL)""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key)",
-    "CREATE INDEX IF NOT EXISTS messages_first ON messages(first_ms)",
-    "CREATE INDEX IF NOT EXISTS messages_status_first ON messages(status, first_ms)",
-    "CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender)",
-    "CREATE INDEX IF NOT EXISTS messages_qid ON messages(qid)",
-    "CREATE INDEX IF NOT EXISTS messages_msgid ON messages(msgid, host)",
-    # held parts: lines that name their message by message-id only (dovecot LMTP deliveries),
-    # merged into the records of their host with that msgid whichever side is written first
-    """CREATE TABLE IF NOT EXISTS message_held (
-        host TEXT NOT NULL, msgid TEXT NOT NULL, line TEXT NOT NULL, part TEXT NOT NULL,
-        PRIMARY KEY (msgid, host, line))""",
-    """CREATE TABLE IF NOT EXISTS message_rcpts (
-        mid INTEGER NOT NULL, addr TEXT, domain TEXT, status TEXT, relay TEXT)""",
-    "CREATE INDEX IF NOT EXISTS message_rcpts_mid ON message_rcpts(mid)",
-    "CREATE INDEX IF NOT EXISTS message_rcpts_addr ON message_rcpts(addr)",
-    "CREATE INDEX IF NOT EXISTS message_rcpts_domain ON message_rcpts(domain)",
-    # hand-offs: a record's ``next`` queue ids, so the record handed to fills its ``prev``
-    "CREATE TABLE IF NOT EXISTS message_links (mid INTEGER NOT NULL, qid TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS message_links_mid ON message_links(mid)",
-    "CREATE INDEX IF NOT EXISTS message_links_qid ON message_links(qid)",
-]
 
 # query field -> column of ``messages`` (m) or ``message_rcpts`` (r)
 _COLUMNS = {"qid": "m.qid", "host": "m.host", "status": "m.status", "from": "m.sender",
@@ -197,19 +171,16 @@ def compile_messages(text: str, start_ms: int | None, end_ms: int | None,
 
 
 class SqliteMessages:
-    """The message-record half of the embedded store (mixed into :class:`SqliteSink`)."""
+    """The message-record part of the embedded store (:class:`store.sqlite.SqliteStore`)."""
 
-    _messages_ready = False
-    path: str
+    def __init__(self, db: Database):
+        self.db = db
 
     def _message_conn(self) -> sqlite3.Connection:
-        conn = self._connect(create=True)  # type: ignore[attr-defined]
-        if not self._messages_ready:
-            with immediate(conn):
-                for stmt in MESSAGE_SCHEMA:
-                    conn.execute(stmt)
-            self._messages_ready = True
-        return conn
+        """The writing connection, the message tables made (by the schema migrations)."""
+        if not self.db.migrated:
+            self.db.prepare()
+        return self.db.connect(create=True)
 
     def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
         """Merge parts into their records: {key: (host, qid, {line id: part})}. Returns how
@@ -226,7 +197,7 @@ class SqliteMessages:
         changed = 0
         keys = [k for k, v in grouped.items() if not is_held(v[1])]
         held = [k for k, v in grouped.items() if is_held(v[1])]
-        with self._lock:  # type: ignore[attr-defined]
+        with self.db.lock:
             try:
                 conn = self._message_conn()
                 for start in range(0, len(keys), 500):
@@ -238,7 +209,7 @@ class SqliteMessages:
                     with immediate(conn):
                         changed += self._write_held(conn, grouped, held[start:start + 500])
             except sqlite3.Error as exc:
-                raise SinkError(f"embedded store {self.path}: message records: {exc}") \
+                raise SinkError(f"embedded store {self.db.path}: message records: {exc}") \
                     from None
         return changed
 
@@ -413,7 +384,7 @@ class SqliteMessages:
 
     # ---------------------------------------------------------------- reading
     def _message_rows(self, sql: str, params: list):
-        with self._reading() as conn:  # type: ignore[attr-defined]
+        with self.db.reading() as conn:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
@@ -493,7 +464,7 @@ class SqliteMessages:
         return self._with_prev([orjson.loads(d) for (d,) in rows])
 
     def prune_messages(self, older_than_ms: int) -> int:
-        with self._lock:  # type: ignore[attr-defined]
+        with self.db.lock:
             conn = self._message_conn()
             with immediate(conn):
                 for table in ("message_rcpts", "message_links"):
@@ -505,4 +476,4 @@ class SqliteMessages:
                                     (older_than_ms,)).rowcount
 
 
-__all__ = ["SqliteMessages", "compile_messages", "message_sql", "MESSAGE_SCHEMA", "Pattern"]
+__all__ = ["SqliteMessages", "compile_messages", "message_sql", "Pattern"]

@@ -1,21 +1,11 @@
-"""The embedded store's reader: the query's intermediate form as SQL, search, histogram, top
-values, count.
+"""The embedded store's reader: the request's SQL condition (over the value indexes there are),
+counts and one event. The query's translation to SQL is :mod:`store.sqlite.translate`'s; pages
+and streams :mod:`store.sqlite.paging`'s; histograms and top values
+:mod:`store.sqlite.aggregations`'.
 
-Nothing a query says reaches SQL text: field names become bound JSON paths (or one of a fixed set
-of column names), values are bound parameters, full-text terms go into a bound FTS5 expression in
-which every token is quoted.
-
-Histograms of queries that an index serves in time order (everything, host/program/qid values,
-time ranges) count each bucket over an index range instead of sorting every matching row; those
-of everything or of one host, type or program in whole hours read the per-hour counts
-(:mod:`store.sqlite.rollup`).
-
-A page's total is counted up to TRACK_TOTAL_HITS (as Elasticsearch does); a query with more
-matches than that is dense enough that its newest page is found by walking the time index and
-checking each event, where sorting every match would cost in proportion to the matches. Full-text
-conditions take the full-text index's own ways: the words of a conjunction are one FTS5 expression
-(the index intersects them), a capped total walks the index's matches and stops at the cap, and a
-walk along the time index reads the full-text index only over the rowids of its span.
+Counts with full-text conditions take the full-text index's own ways: the words of a conjunction
+are one FTS5 expression (the index intersects them), and a capped total walks the index's
+matches and stops at the cap.
 
 A search never writes: a field without a value index is read from the documents, and the wish
 for an index is noted (one meta row, only when the write lock is free at once) for the store's
@@ -25,326 +15,62 @@ Reads do not queue behind one lock: each thread reads on a connection of its own
 readers run side by side, and beside the writer), and every read statement runs under the
 calling thread's :class:`store.budget.Budget`: a progress handler checks it every
 PROGRESS_STEPS SQLite instructions and interrupts the statement when the budget is spent or
-cancelled (then the budget's error is raised: "query too expensive: ...").
+cancelled (then the budget's error is raised: "query too expensive: ..."). The connections are
+:mod:`store.sqlite.database`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import threading
-from datetime import datetime
-from typing import TYPE_CHECKING, Iterator
 
 
 from logpipe.common.errors import QueryError, SinkError
-from logpipe.store import budget as budgets
-from logpipe.query.analyzer import analyze
-from logpipe.query.datemath import MAX_BUCKETS, epoch_ms, fill_buckets, parse_interval
+from logpipe.query.datemath import epoch_ms
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (
-    TEXT_FIELD,
-    TEXT_KEYWORD,
-    TIME_FIELD,
     All,
     And,
-    Exists,
-    Not,
-    Nothing,
-    Or,
     Range,
-    Regexp,
     Term,
     Text,
     TextWildcard,
     TimeRange,
     Wildcard,
-    numeric,
 )
 from logpipe.store.base import (
-    TRACK_TOTAL_HITS,
-    Page,
     SearchRequest,
-    SearchResult,
-    bucket_key,
-    decode_cursor,
-    encode_cursor,
 )
-from logpipe.store.sqlite import functions, rollup, value_counts
+from logpipe.store.sqlite import functions
 from logpipe.store.sqlite.schema import (
     FTS_TABLE,
-    FTS_VOCAB,
     JSON_INDEX_PREFIX,
     SQL_COLUMNS,
     WANTED_PREFIX,
     json_index_name,
     json_indexable,
-    json_literal_path,
-    json_value_sql,
     returned_doc,
 )
 
 
-def json_path(field: str) -> str:
-    """The SQLite JSON path of a top-level key (names may contain '.', '@', spaces...)."""
-    if '"' in field:
-        raise QueryError(f"invalid field name {field!r}")
-    return '$."' + field + '"'
-
-
-def fts_phrase(tokens) -> str:
-    """A safe FTS5 phrase expression: every token double-quoted."""
-    return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
-
-
-def to_sql(tree, now: datetime | None = None,
-           indexed: frozenset = frozenset()) -> tuple[str, list]:
-    """``(where_sql, params)`` for the embedded store's ``events`` table; ``indexed`` names the
-    JSON fields that have a promoted-by-use index (schema.json_index_sql)."""
-    params: list = []
-    sql = sql_query(compile_query(tree, now), params, indexed)
-    return sql, params
-
-
-def value_fields(q) -> set[str]:
-    """The JSON document fields whose values a compiled query compares (term, wildcard,
-    range): the ones an index on the value would serve."""
-    if isinstance(q, (And, Or)):
-        return set().union(*(value_fields(i) for i in q.items)) if q.items else set()
-    if isinstance(q, Not):
-        return value_fields(q.item)
-    if isinstance(q, (Term, Wildcard, Range)) and q.field != "_id":
-        return {_doc_field(q.field)}
-    return set()
-
-
-def fts_match(q, params: list) -> str:
-    """The right-hand side of ``events_fts MATCH`` for a full-text node (its parameters
-    appended to ``params``)."""
-    if isinstance(q, Text):
-        params.append(fts_phrase(q.tokens))
-        return "?"
-    pat = q.pattern
-    prefix = pat.prefix()
-    if pat.is_prefix_only() and analyze(prefix) == [prefix]:
-        params.append(fts_phrase([prefix]) + "*")
-        return "?"
-    # expand the pattern over the index's vocabulary, inside SQLite
-    params.append(pat.glob())
-    return (f"(SELECT COALESCE(group_concat('\"' || term || '\"', ' OR '), '\"\"') "
-            f"FROM {FTS_VOCAB} WHERE term GLOB ?)")
-
-
-def fts_match_all(items, params: list) -> str:
-    """The right-hand side of ``events_fts MATCH`` for all of several full-text nodes."""
-    if len(items) == 1:
-        return fts_match(items[0], params)
-    start = len(params)
-    matches = [fts_match(i, params) for i in items]
-    if all(m == "?" for m in matches):
-        params[start:] = ["(" + ") AND (".join(params[start:]) + ")"]
-        return "?"
-    return "('(' || " + " || ') AND (' || ".join(matches) + " || ')')"
-
-
-def fts_membership(match: str, params: list, rowids: tuple[int, int] | None,
-                   column: str = "events.rowid") -> str:
-    """``column IN`` the full-text matches (only those in the rowid range ``rowids``)."""
-    if rowids is None:
-        return f"{column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match})"
-    params.extend(rowids)
-    return (f"{column} IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {match} "
-            f"AND rowid >= ? AND rowid <= ?)")
-
-
-def sql_query(q, params: list, indexed: frozenset = frozenset(),
-              rowids: tuple[int, int] | None = None) -> str:
-    """``rowids``: (lo, hi), the events the condition is checked on lie in that rowid range (a
-    walk along the time index): full-text conditions then read only that part of the index."""
-    if isinstance(q, All):
-        return "1"
-    if isinstance(q, Nothing):
-        return "0"
-    if isinstance(q, And):
-        texts = [i for i in q.items if isinstance(i, (Text, TextWildcard))]
-        if len(texts) < 2:
-            return "(" + " AND ".join(sql_query(i, params, indexed, rowids) for i in q.items) + ")"
-        # the full-text parts as one FTS5 expression: the index intersects them itself, where
-        # one IN (...) each would collect every part's matches
-        parts = [fts_membership(fts_match_all(texts, params), params, rowids)]
-        parts += [sql_query(i, params, indexed, rowids) for i in q.items if i not in texts]
-        return "(" + " AND ".join(parts) + ")"
-    if isinstance(q, Or):
-        return "(" + " OR ".join(sql_query(i, params, indexed, rowids) for i in q.items) + ")"
-    if isinstance(q, Not):
-        # two-valued logic: a missing field makes a comparison NULL, and NOT NULL is NULL
-        return f"(NOT COALESCE({sql_query(q.item, params, indexed, rowids)}, 0))"
-    if isinstance(q, (Text, TextWildcard)):
-        return fts_membership(fts_match(q, params), params, rowids)
-    if isinstance(q, TimeRange):
-        parts = []
-        if q.start is not None:
-            parts.append("events.ts >= ?")
-            params.append(q.start)
-        if q.end is not None:
-            parts.append("events.ts < ?")
-            params.append(q.end)
-        return "(" + " AND ".join(parts) + ")" if parts else "events.ts IS NOT NULL"
-    if isinstance(q, Exists):
-        if q.field == TIME_FIELD:
-            return "events.ts IS NOT NULL"
-        if q.field in SQL_COLUMNS:
-            return f"events.{SQL_COLUMNS[q.field]} IS NOT NULL"
-        path = json_path(_doc_field(q.field))
-        params.extend([path, path, path])
-        return ("(COALESCE(json_type(events.doc, ?), 'null') <> 'null' AND NOT "
-                "(json_type(events.doc, ?) = 'array' AND json_array_length(events.doc, ?) = 0))")
-    if isinstance(q, Term):
-        if q.field == "_id":
-            params.append(q.value)
-            return "events.id = ?"
-        n = numeric(q.value)
-        if n is None:
-            return _value_cond(q.field, "{v} = ?", [q.value], params, indexed)
-        return _value_cond(q.field, "{v} IN (?, ?)", [q.value, n], params, indexed)
-    if isinstance(q, Wildcard) and q.field not in SQL_COLUMNS and _doc_field(q.field) in indexed:
-        return _indexed_wildcard(_doc_field(q.field), q.pattern, params)
-    if isinstance(q, Wildcard):
-        prefix = q.pattern.prefix()
-        # a range on the literal prefix lets SQLite use the column's (or value) index; on a JSON
-        # value only when no number can match (a number's text starts with a digit or sign)
-        if prefix and (q.field in SQL_COLUMNS or _doc_field(q.field) in indexed
-                       and prefix[0] not in "0123456789+-."):
-            upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            return _value_cond(q.field, "({v} >= ? AND {v} < ? AND {v} GLOB ?)",
-                               [prefix, upper, q.pattern.glob()], params, indexed)
-        return _value_cond(q.field, "{v} GLOB ?", [q.pattern.glob()], params, indexed)
-    if isinstance(q, Range):
-        return _range_cond(q, params, indexed)
-    if isinstance(q, Regexp):
-        # every value read and matched by lp_regexp (store/sqlite/functions.py), string values
-        # only; no value index serves a regexp
-        return _value_cond(q.field, "lp_regexp(?, {v})", [q.python], params)
-    raise TypeError(f"unknown query node {q!r}")
-
-
-def _doc_field(field: str) -> str:
-    return TEXT_FIELD if field == TEXT_KEYWORD else field
-
-
-def _value_cond(field: str, template: str, values: list, params: list,
-                indexed: frozenset = frozenset()) -> str:
-    """A condition on a field's value; for a JSON field that holds a list, any element.
-
-    ``json_each`` on a scalar yields that one value, on a list its elements, on a missing key
-    nothing: one bound path serves every case. A field with a value index is looked up there
-    (:func:`_indexed_cond`), with the same meaning."""
-    if field in SQL_COLUMNS:
-        params.extend(values)
-        return template.format(v=f"events.{SQL_COLUMNS[field]}")
-    if _doc_field(field) in indexed:
-        return _indexed_cond(_doc_field(field), [(template, values)], template, values, params)
-    params.append(json_path(_doc_field(field)))
-    params.extend(values)
-    return (f"EXISTS (SELECT 1 FROM json_each(events.doc, ?) AS je "
-            f"WHERE {template.format(v='je.value')})")
-
-
-_PART_HEAD = "SELECT rowid FROM events INDEXED BY "
-
-
-def _indexed_cond(field: str, scalar: list[tuple[str, list]], template: str, values: list,
-                  params: list) -> str:
-    """``_value_cond`` over the field's value index. ``scalar``: (condition, values) pairs on
-    the indexed value, each a range the index answers alone (SQLite 3.40 reads the document
-    again for any other test of an indexed expression); they hold for the scalar values
-    (below every BLOB). Lists and objects (BLOBs in the index) are read element by element
-    with ``template``, as json_each does."""
-    x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
-        json_index_name(field)
-    parts = []
-    for cond, vals in scalar:
-        parts.append(f"{_PART_HEAD}{index} WHERE {cond.format(v=x)}")
-        params.extend(vals)
-    parts.append(f"{_PART_HEAD}{index} WHERE {x} >= x'' AND EXISTS "
-                 f"(SELECT 1 FROM json_each(events.doc, {path}) AS je WHERE "
-                 f"{template.format(v='je.value')})")
-    params.extend(values)
-    return "events.rowid IN (" + " UNION ALL ".join(parts) + ")"
-
-
-def _indexed_wildcard(field: str, pattern, params: list) -> str:
-    """A wildcard over a value index: the strings that start with the literal prefix are an
-    index range (the whole answer when the pattern is ``prefix*``; else the glob is checked in
-    that range only); numbers are checked by their text when the prefix can start one."""
-    prefix, glob = pattern.prefix(), pattern.glob()
-    scalar: list[tuple[str, list]] = []
-    if prefix and ord(prefix[-1]) < 0x10FFFF:
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        if pattern.is_prefix_only():
-            scalar.append(("{v} >= ? AND {v} < ?", [prefix, upper]))
-        else:
-            scalar.append(("{v} >= ? AND {v} < ? AND {v} GLOB ?", [prefix, upper, glob]))
-        if prefix[0] in "0123456789+-.":
-            scalar.append(("{v} < '' AND {v} GLOB ?", [glob]))
-    else:
-        scalar.append(("{v} < x'' AND {v} GLOB ?", [glob]))
-    return _indexed_cond(field, scalar, "{v} GLOB ?", [glob], params)
-
-
-def _range_cond(q: Range, params: list, indexed: frozenset = frozenset()) -> str:
-    # numbers compare with numbers, strings with strings (SQLite orders numbers < text < blob)
-    branches: list[tuple[str, list]] = []
-    conds: list[str]
-    vals: list[object]
-    nlow = numeric(q.low) if q.low is not None else None
-    nhigh = numeric(q.high) if q.high is not None else None
-    if (q.low is None or nlow is not None) and (q.high is None or nhigh is not None):
-        conds, vals = ["{v} < ''"], []
-        if q.low is not None:
-            conds.append("{v} >= ?" if q.include_low else "{v} > ?")
-            vals.append(nlow)
-        if q.high is not None:
-            conds.append("{v} <= ?" if q.include_high else "{v} < ?")
-            vals.append(nhigh)
-        branches.append((" AND ".join(conds), vals))
-    conds, vals = ["{v} >= ''", "{v} < x''"], []
-    if q.low is not None:
-        conds.append("{v} >= ?" if q.include_low else "{v} > ?")
-        vals.append(q.low)
-    if q.high is not None:
-        conds.append("{v} <= ?" if q.include_high else "{v} < ?")
-        vals.append(q.high)
-    branches.append((" AND ".join(conds), vals))
-    template = "(" + " OR ".join(f"({b})" for b, _ in branches) + ")"
-    values = [v for _, vs in branches for v in vs]
-    if _doc_field(q.field) in indexed and q.field not in SQL_COLUMNS:
-        # over the index: each branch as one lower and one upper bound, nothing left to check
-        # row by row (a bound the other makes redundant goes)
-        bounded = []
-        for conds_text, vals in branches:
-            conds = conds_text.split(" AND ")
-            lower = [c for c in conds[len(conds) - len(vals):] if ">" in c]
-            upper = [c for c in conds[len(conds) - len(vals):] if "<" in c]
-            fixed = conds[:len(conds) - len(vals)]
-            keep = [c for c in fixed if not (">" in c and lower or "<" in c and upper)]
-            bounded.append((" AND ".join(keep + conds[len(conds) - len(vals):]), vals))
-        return _indexed_cond(_doc_field(q.field), bounded, template, values, params)
-    return _value_cond(q.field, template, values, params, indexed)
+from logpipe.store.sqlite.database import Database
+from logpipe.store.sqlite.writer import SqliteWriter
+from logpipe.store.sqlite.translate import (
+    PART_HEAD,
+    doc_field,
+    fts_match_all,
+    sql_query,
+    value_fields,
+)
 
 
 class SqliteReader:
-    """Reading methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter's
-    connection)."""
+    """The reading part of the embedded store: search, keyset pages, histograms, top values,
+    count, on the database's reading connections."""
 
-    if TYPE_CHECKING:  # provided by SqliteWriter
-        path: str
-        timeout: float
-        _lock: threading.RLock
-
-        def _reader(self) -> sqlite3.Connection: ...
-
-        def refresh(self) -> int: ...
+    def __init__(self, db: Database, full_text: SqliteWriter):
+        self.db = db
+        self.full_text = full_text   # its refresh() indexes what a full-text search needs
+        self._wanted_noted: set[str] = set()   # value-index wishes already recorded
 
     def _where(self, request: SearchRequest, also: tuple = (), documents: bool = False,
                q=None, rowids: tuple[int, int] | None = None) -> tuple[str, list]:
@@ -361,7 +87,7 @@ class SqliteReader:
         params: list = []
         where = sql_query(q, params, indexed, rowids)
         if FTS_TABLE in where:  # bare words, phrases, message: (also the vocabulary)
-            self.refresh()
+            self.full_text.refresh()
         if request.start is not None:
             where += " AND events.ts >= ?"
             params.append(epoch_ms(request.start))
@@ -387,12 +113,12 @@ class SqliteReader:
         """Record that searches want value indexes on ``fields`` (meta rows WANTED_PREFIX +
         field) for maintenance to build. Never waits for the write lock: when another
         connection holds it, or the store is read-only, the wish is noted by a later search."""
-        noted: set = self.__dict__.setdefault("_wanted_noted", set())
+        noted = self._wanted_noted
         new = sorted(fields - noted)
         if not new:
             return
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             keys = [WANTED_PREFIX + f for f in new]
             present = {r[0] for r in conn.execute(
                 f"SELECT key FROM meta WHERE key IN ({', '.join('?' * len(keys))})", keys)}
@@ -408,67 +134,10 @@ class SqliteReader:
                 pass
             finally:
                 if todo:
-                    conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """This thread's read connection (opened on first use), under the thread's budget:
-        checked before the block, and an interrupted statement raises the budget's error. An
-        in-memory store has one connection only: it is shared, behind the lock."""
-        budget = budgets.current()
-        if budget is not None:
-            budget.check()
-        local = self.__dict__.get("_read_local")
-        conn = getattr(local, "conn", None) if local is not None else None
-        try:
-            if conn is not None:
-                yield conn
-            elif self.path == ":memory:":
-                with self._lock:
-                    yield self._reader()
-            else:
-                yield self._open_read_conn()
-        except sqlite3.OperationalError as exc:
-            functions.raise_failure(exc)
-            budget = budgets.current()
-            if "interrupted" in str(exc) and budget is not None and budget.stopped:
-                raise budget.error() from None
-            raise SinkError(f"embedded store {self.path}: {exc}") from None
-
-    def _open_read_conn(self) -> sqlite3.Connection:
-        with self._lock:
-            self._reader()  # the store exists and holds events (checked once, said plainly)
-            local = self.__dict__.setdefault("_read_local", threading.local())
-            conns: list = self.__dict__.setdefault("_read_conns", [])
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute(f"PRAGMA cache_size = {-1024 * READ_CACHE_MB}")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            conn.execute("PRAGMA mmap_size = 1073741824")
-            conn.execute("PRAGMA query_only = 1")
-        except sqlite3.Error as exc:
-            raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
-        conn.set_progress_handler(_progress, PROGRESS_STEPS)
-        functions.register(conn)
-        local.conn = conn
-        with self._lock:
-            conns.append(conn)
-        return conn
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self.__dict__.pop("_read_conns", []):
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self.__dict__.pop("_read_local", None)
-        super().close()  # type: ignore[misc]
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.db.timeout * 1000)}")
 
     def _run(self, sql: str, params: list):
-        with self._reading() as conn:
+        with self.db.reading() as conn:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
@@ -479,7 +148,7 @@ class SqliteReader:
                         from None
                 if "interrupted" in text:
                     raise
-                raise SinkError(f"embedded store {self.path}: {text}") from None
+                raise SinkError(f"embedded store {self.db.path}: {text}") from None
 
     def _on_value_index(self, request: SearchRequest) -> tuple[str, list] | None:
         """For a query that is one term, wildcard or range on a field with a value index (and
@@ -491,8 +160,8 @@ class SqliteReader:
         if not isinstance(q, (Term, Wildcard, Range)) or q.field in SQL_COLUMNS \
                 or q.field == "_id":
             return None
-        indexed = self._value_indexes({_doc_field(q.field)})
-        if _doc_field(q.field) not in indexed:
+        indexed = self._value_indexes({doc_field(q.field)})
+        if doc_field(q.field) not in indexed:
             return None
         params: list = []
         where = sql_query(q, params, indexed)
@@ -500,22 +169,13 @@ class SqliteReader:
         if not (where.startswith(head) and where.endswith(tail)):
             return None
         parts = where[len(head):-len(tail)]
-        return parts.replace(_PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
-
-    def search(self, request: SearchRequest) -> SearchResult:
-        if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
-            # as many events as the tracking limit or more: the exact total (as on
-            # Elasticsearch, which streams past its result window and counts)
-            return SearchResult(total=self.count(request), events=list(self.stream(request)))
-        page = self.search_page(request)
-        return SearchResult(total=page.total or 0, events=page.hits,
-                            total_relation=page.total_relation)
+        return parts.replace(PART_HEAD, "SELECT rowid, ts FROM events INDEXED BY "), params
 
     def _count_upto(self, request: SearchRequest, cap: int | None) -> int:
         """How many events match, counting no further than ``cap`` (None: all of them), from
         a value index alone when the query allows."""
         on_index = self._on_value_index(request)
-        driven = None if on_index else _fts_driven(compile_query(request.query or "*"))
+        driven = None if on_index else fts_driven(compile_query(request.query or "*"))
         if on_index is not None:
             rows, params = f"SELECT 1 FROM ({on_index[0]})", on_index[1]
         elif driven is not None:
@@ -525,7 +185,7 @@ class SqliteReader:
             match = fts_match_all(driven[0], params)
             where, rest = self._where(request, q=driven[1])
             params += rest
-            self.refresh()
+            self.full_text.refresh()
             rows = (f"SELECT 1 FROM {FTS_TABLE} CROSS JOIN events WHERE {FTS_TABLE} MATCH "
                     f"{match} AND events.rowid = {FTS_TABLE}.rowid AND {where}")
         else:
@@ -535,388 +195,9 @@ class SqliteReader:
             return self._run(f"SELECT count(*) FROM ({rows})", params)[0][0]
         return self._run(f"SELECT count(*) FROM ({rows} LIMIT ?)", params + [cap])[0][0]
 
-    def _walk(self, request: SearchRequest, matches: int) -> tuple[SearchRequest, list] | None:
-        """For a query with ``matches`` (counted up to past TRACK_TOTAL_HITS) that no index
-        serves in time order: (the request, the window's bounds on ts) to check events along
-        the time index, or None when sorting the matches is the better plan (few of them, or
-        an index that orders them)."""
-        if matches <= TRACK_TOTAL_HITS or _index_friendly(compile_query(request.query or "*")):
-            return None
-        window = [epoch_ms(request.start) if request.start is not None else -_I64,
-                  epoch_ms(request.end) - 1 if request.end is not None else _I64 - 1]
-        return request, window
-
-    def _keyset_rows(self, where: str, params: list, desc: bool,
-                     after: tuple[int | None, int] | None, size: int,
-                     walk: tuple[SearchRequest, list] | None = None) -> list:
-        """The keyset primitive of :meth:`search_page` and :meth:`stream`: up to ``size`` rows
-        (rowid, ts, id, doc) after the position ``after`` = (ts or None, rowid), ordered by
-        (ts, rowid). No OFFSET: each page is an index seek. Events without a time come last
-        newest-first and first oldest-first (SQLite sorts NULL lowest); the timed and the
-        untimed part are queried apart so that each is one range of the ts index.
-        ``walk`` (:meth:`_walk`): first look for the timed rows along the time index
-        (:meth:`_walk_rows`), sorting the matches only when its spans do not hold enough."""
-        order, cmp = ("DESC", "<") if desc else ("ASC", ">")
-        parts: tuple[bool, ...] = (True, False) if desc else (False, True)
-        if after is not None:
-            # skip the parts wholly before the cursor's
-            parts = parts[parts.index(after[0] is not None):]
-        rows: list = []
-        for timed in parts:
-            if len(rows) >= size:
-                break
-            extra: list = []
-            if timed:
-                cond = "events.ts IS NOT NULL"
-                if after is not None and after[0] is not None:
-                    cond += f" AND (events.ts, events.rowid) {cmp} (?, ?)"
-                    extra = [after[0], after[1]]
-            else:
-                cond = "events.ts IS NULL"
-                if after is not None and after[0] is None:
-                    cond += f" AND events.rowid {cmp} ?"
-                    extra = [after[1]]
-            need = size - len(rows)
-            if timed and walk is not None:
-                found = self._walk_rows(walk, cond, extra, order, need)
-                if found is not None:
-                    rows += found
-                    after = None
-                    continue
-            rows += self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN "
-                              f"(SELECT events.rowid FROM events WHERE ({where}) AND {cond} "
-                              f"ORDER BY events.ts {order}, events.rowid {order} LIMIT ?) "
-                              f"ORDER BY ts {order}, rowid {order}",
-                              params + extra + [need])
-            after = None  # the next part starts at its beginning
-        return rows
-
-    def _walk_rows(self, walk: tuple[SearchRequest, list], cond: str, extra: list,
-                   order: str, need: int) -> list | None:
-        """The next ``need`` matches (rowid, ts, id, doc) in time order after ``cond``, found by
-        checking the events along the time index a span at a time (each span 8x the last, up to
-        _WALK_SPANS of them and _WALK_MAX_ROWS events); None when those spans do not hold
-        enough (sorting the matches is then the better plan). A full-text condition reads only
-        the span's rowid range of the full-text index, so a span costs what it holds, not what
-        the whole query matches."""
-        request, window = walk
-        span = max(_WALK_ROWS, 100 * need)
-        walked = (f"SELECT events.rowid AS r, events.ts AS t FROM events INDEXED BY events_ts "
-                  f"WHERE {cond} AND events.ts >= ? AND events.ts <= ? ORDER BY events.ts "
-                  f"{order}, events.rowid {order} LIMIT ?")
-        texts = _fts_driven(compile_query(request.query or "*"))
-        for _ in range(_WALK_SPANS):
-            if span > _WALK_MAX_ROWS and span > max(_WALK_ROWS, 100 * need):
-                return None  # (a long walk costs more than sorting: the matches are sparse)
-            lo, hi, seen = self._run(f"SELECT min(r), max(r), count(*) FROM ({walked})",
-                                     extra + window + [span])[0]
-            if not seen:
-                return []
-            if texts is not None and isinstance(texts[1], All):
-                # full text alone: the span's rowids checked against the full-text index's
-                # matches in the span's rowid range, in the walk's order (no table lookup)
-                params: list = []
-                member = fts_membership(fts_match_all(texts[0], params), params, (lo, hi), "w.r")
-                matched = (f"SELECT w.r FROM ({walked}) AS w WHERE {member} ORDER BY w.t {order}, "
-                           f"w.r {order} LIMIT ?")
-                params = extra + window + [span] + params + [need]
-            else:
-                where, params = self._where(request, documents=True, rowids=(lo, hi))
-                matched = (f"SELECT events.rowid FROM events WHERE events.rowid IN (SELECT r "
-                           f"FROM ({walked})) AND ({where}) ORDER BY events.ts {order}, "
-                           f"events.rowid {order} LIMIT ?")
-                params = extra + window + [span] + params + [need]
-            found = self._run(f"SELECT rowid, ts, id, doc FROM events WHERE rowid IN ({matched}) "
-                              f"ORDER BY ts {order}, rowid {order}", params)
-            if len(found) == need or seen < span:  # enough, or every timed event checked
-                return found
-            span *= 8
-        return None
-
-    @staticmethod
-    def _events(rows) -> list[dict]:
-        events = []
-        for _, _, eid, doc in rows:
-            event = returned_doc(doc)
-            event["_id"] = eid
-            events.append(event)
-        return events
-
-    def search_page(self, request: SearchRequest, after: str | None = None,
-                    with_total: bool = True) -> Page:
-        """One page of ``request.limit`` events after a cursor, by keyset on (ts, rowid); the
-        cursor is :func:`store.base.encode_cursor` of the last event's (ts, rowid)."""
-        position = decode_cursor(after, lambda rowid: type(rowid) is int)
-        where, params = self._where(request)
-        desc = str(request.order).lower() != "asc"
-        limit = max(0, int(request.limit or 0))
-        total, relation = None, "eq"
-        matches = None
-        if with_total or limit:
-            # counted up to TRACK_TOTAL_HITS (+1 to tell "more"), from a value index alone
-            # when the query allows; it also chooses the plan of the page
-            matches = self._count_upto(request, TRACK_TOTAL_HITS + 1)
-        if with_total:
-            assert matches is not None
-            total, relation = ((TRACK_TOTAL_HITS, "gte") if matches > TRACK_TOTAL_HITS
-                               else (matches, "eq"))
-        if not limit:
-            return Page(total, [], None, relation)
-        walk = self._walk(request, matches or 0)
-        rows = self._keyset_rows(where, params, desc, position,  # type: ignore[arg-type]
-                                 limit + 1, walk)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
-        return Page(total, self._events(rows), cursor, relation)
-
-    def stream(self, request: SearchRequest, page_size: int = 1000) -> Iterator[dict]:
-        """Every match in order, a page at a time, by the keyset of :meth:`search_page`."""
-        where, params = self._where(request)
-        desc = str(request.order).lower() != "asc"
-        remaining = None if request.limit is None else max(0, int(request.limit))
-        page_size = max(1, int(page_size))
-        position: tuple[int | None, int] | None = None
-        walk = self._walk(request, self._count_upto(request, TRACK_TOTAL_HITS + 1))
-        while remaining is None or remaining > 0:
-            size = page_size if remaining is None else min(page_size, remaining)
-            rows = self._keyset_rows(where, params, desc, position, size, walk)
-            yield from self._events(rows)
-            if remaining is not None:
-                remaining -= len(rows)
-            if len(rows) < size:
-                break
-            position = (rows[-1][1], rows[-1][0])
-
-    def histogram(self, request: SearchRequest, interval: str) -> list[tuple[datetime, int]]:
-        step = parse_interval(interval)
-        q = compile_query(request.query or "*")
-        dim = _counted_dim(q)
-        if dim is not None and step % rollup.HOUR == 0:
-            where, params = self._where(SearchRequest(query=request.query))
-            counted = self._histogram_by_counts(dim, where, params, step, request.start,
-                                                request.end)
-            if counted is not None:
-                return counted
-        if _index_friendly(q):
-            # the window goes into each bucket's own range: with the window's range on ts as
-            # well, SQLite seeks on the window and scans all of it for every bucket
-            where, params = self._where(SearchRequest(query=request.query))
-            return self._histogram_by_range(where, params, step, request.start, request.end)
-        where, params = self._where(request)
-        # buckets floor the time (as Elasticsearch does, also before 1970)
-        rows = self._run(f"SELECT events.ts - ((events.ts % ?) + ?) % ? AS bucket, count(*) "
-                         f"FROM events WHERE {where} AND events.ts IS NOT NULL GROUP BY bucket "
-                         f"ORDER BY bucket", [step, step, step] + params)
-        return fill_buckets(rows, step)
-
-    def _histogram_by_counts(self, dim: tuple[str, list], where: str, params: list,
-                             step: int, start: datetime | None, end: datetime | None):
-        """A histogram of everything or of one host, type or program, in buckets of whole
-        hours, from the per-hour counts (rollup.counted_histogram), all in one snapshot of
-        the store; None when the counts cannot serve it."""
-        w_lo = epoch_ms(start) if start is not None else -_I64
-        w_hi = epoch_ms(end) if end is not None else _I64 - 1
-        with self._reading() as conn:
-            try:
-                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
-                try:
-                    bounds = self._data_bounds(where, params, step, w_lo, w_hi, conn)
-                    if bounds is None:
-                        return []
-                    counts = rollup.counted_histogram(conn, dim[0], dim[1], where, params, step,
-                                                      bounds[0], bounds[1], w_lo, w_hi)
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if "interrupted" in str(exc):
-                    raise
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
-        return None if counts is None else fill_buckets(sorted(counts.items()), step)
-
-    def _data_bounds(self, where: str, params: list, step: int, w_lo: int, w_hi: int,
-                     conn: sqlite3.Connection | None = None) -> tuple[int, int] | None:
-        """The first and last bucket holding a match in the window (None: no match); a
-        QueryError when there would be too many buckets."""
-        window = "events.ts >= ? AND events.ts < ?"
-        sql = (f"SELECT (SELECT min(events.ts) FROM events WHERE {where} AND {window}), "
-               f"(SELECT max(events.ts) FROM events WHERE {where} AND {window})")
-        args = params + [w_lo, w_hi] + params + [w_lo, w_hi]
-        lo, hi = (conn.execute(sql, args).fetchone() if conn is not None
-                  else self._run(sql, args)[0])
-        if lo is None:
-            return None
-        first, last = lo - lo % step, hi - hi % step  # Python's % floors
-        if (last - first) // step > MAX_BUCKETS:
-            fill_buckets([(first, 1), (last, 1)], step)  # raises the QueryError
-        return first, last
-
-    def _histogram_by_range(self, where: str, params: list, step: int,
-                            start: datetime | None = None, end: datetime | None = None):
-        """For a query an index answers in time order (everything, a promoted field's value,
-        a time range): one index range count per bucket. GROUP BY on a computed bucket would
-        sort every matching row instead (7x slower on a million events). The window
-        [start, end) bounds the buckets' ranges (``where`` holds no time window)."""
-        w_lo = epoch_ms(start) if start is not None else -_I64
-        w_hi = epoch_ms(end) if end is not None else _I64 - 1
-        bounds = self._data_bounds(where, params, step, w_lo, w_hi)
-        if bounds is None:
-            return []
-        first, last = bounds
-        rows = self._run(f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + ? FROM b "
-                         f"WHERE x < ?) SELECT b.x, (SELECT count(*) FROM events WHERE {where} "
-                         f"AND events.ts >= max(b.x, ?) AND events.ts < min(b.x + ?, ?)) FROM b",
-                         [first, step, last] + params + [w_lo, step, w_hi])
-        return fill_buckets(rows, step)
-
-    def top(self, request: SearchRequest, field: str, size: int = 10) -> list[tuple[str, int]]:
-        doc_field = TEXT_FIELD if field == TEXT_KEYWORD else field
-        where, params = self._where(request, also=(doc_field,))
-        size = max(1, int(size))
-        if field in SQL_COLUMNS:
-            col = SQL_COLUMNS[field]
-            sql = (f"SELECT events.{col} AS v, count(*) AS c FROM events WHERE {where} "
-                   f"AND events.{col} IS NOT NULL GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
-            rows = self._run(sql, params + [size])
-        elif json_indexable(doc_field) and json_index_name(doc_field) in self._index_names():
-            # everything, or one term on host, type or program: the value counts maintenance
-            # keeps (value_counts), when they serve
-            dim = (_counted_dim(compile_query(request.query or "*"))
-                   if request.start is None and request.end is None else None)
-            counted = self._top_by_counts(doc_field, size, dim) if dim is not None else None
-            if counted is not None:
-                return [(bucket_key(v), c) for v, c in counted]
-            force = where == "1" or self._count_upto(
-                request, _TOP_BY_FIELD_INDEX + 1) > _TOP_BY_FIELD_INDEX
-            # (value by value only for a field of few values: with many, each value's count
-            # repeats the query's own work, hundreds of times before it gives up)
-            rows = self._top_by_heavy(request, doc_field, size) if force and where != "1" \
-                else None
-            walk = force and rows is None and not self._many_values(doc_field)
-            if walk:
-                rows = self._top_by_values(doc_field, where, params, size)
-            if rows is None and force:
-                rows = self._top_by_groups(doc_field, where, params, size)
-            if rows is None:
-                rows = self._run(*_indexed_top(doc_field, where, params, size, force))
-        else:
-            path = json_path(doc_field)
-            sql = (f"SELECT j.value AS v, count(DISTINCT events.rowid) AS c FROM events, "
-                   f"json_each(events.doc, ?) AS j WHERE {where} AND j.type NOT IN "
-                   f"('null', 'object', 'array') GROUP BY v ORDER BY c DESC, v ASC LIMIT ?")
-            rows = self._run(sql, [path] + params + [size])
-        return [(bucket_key(v), c) for v, c in rows]
-
-    def _top_by_heavy(self, request: SearchRequest, field: str, size: int):
-        """Top values under a query that matches many events, of a field of many values
-        nearly all of one event each (value_counts.top_under_query), in one snapshot; None
-        when the counts cannot serve it (or the query has full text: its matches would be
-        collected once per value)."""
-        where, params = self._where(request, documents=True)
-        if FTS_TABLE in where:
-            return None
-        return self._in_snapshot(value_counts.top_under_query, field, size, where, params)
-
-    def _in_snapshot(self, read, *args):
-        """``read(conn, *args)`` in one read transaction: the counts, their mark and the rows
-        above it seen as of one moment."""
-        with self._reading() as conn:
-            try:
-                conn.execute("BEGIN")
-                try:
-                    return read(conn, *args)
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if "interrupted" in str(exc):
-                    raise
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
-
-    def _many_values(self, field: str) -> bool:
-        """More distinct values than _TOP_DISTINCT_WALK by the value counts (False when the
-        field's values are not counted: the walk finds out)."""
-        with self._reading() as conn:
-            try:
-                return bool(value_counts.more_values_than(conn, field, _TOP_DISTINCT_WALK))
-            except sqlite3.OperationalError as exc:
-                if "interrupted" in str(exc):
-                    raise
-                raise SinkError(f"embedded store {self.path}: {exc}") from None
-
-    def _top_by_counts(self, field: str, size: int,
-                       dim: tuple[str, list] = ("", [""])) -> list[tuple] | None:
-        """Top values of an indexed field over every event (``dim`` ('', [''])) or under one
-        term on host, type or program (``dim``: _counted_dim's column and values) from its
-        value counts and the rows not counted yet (value_counts.counted_top), in one snapshot
-        of the store; None when the counts cannot serve it."""
-        if not dim[0]:
-            return self._in_snapshot(value_counts.counted_top, field, size)
-        return self._in_snapshot(value_counts.counted_top, field, size, dim[0], dim[1])
-
-    def _top_by_values(self, field: str, where: str, params: list, size: int):
-        """Top values of an indexed field by walking its distinct scalar values in index order
-        (one value read per distinct value: SQLite 3.40 recomputes an indexed expression for
-        every row it returns, so GROUP BY would read every document) and counting each with an
-        index range; lists and objects as _indexed_top does. None when the field has more than
-        _TOP_DISTINCT_WALK distinct values (then GROUP BY is the cheaper way)."""
-        x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
-            json_index_name(field)
-        first = f"SELECT {x} FROM events INDEXED BY {index} WHERE {x} < x'' ORDER BY {x} LIMIT 1"
-        after = (f"SELECT {x} FROM events INDEXED BY {index} WHERE {x} > ? AND {x} < x'' "
-                 f"ORDER BY {x} LIMIT 1")
-        count = f"SELECT count(*) FROM events INDEXED BY {index} WHERE {x} = ? AND {where}"
-        counts: dict = {}
-        row = self._run(first, [])
-        while row:
-            value = row[0][0]
-            if len(counts) >= _TOP_DISTINCT_WALK:
-                return None
-            n = self._run(count, [value] + params)[0][0]
-            if n:
-                counts[value] = n
-            row = self._run(after, [value])
-        for value, n in self._run(
-                f"SELECT j.value, count(DISTINCT events.rowid) FROM events INDEXED BY {index}, "
-                f"json_each(events.doc, {path}) AS j WHERE {where} AND {x} >= x'' AND j.type "
-                f"NOT IN ('null', 'object', 'array') GROUP BY j.value", params):
-            counts[value] = counts.get(value, 0) + n
-        # SQLite's order: numbers before text, text by its bytes (= code points)
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], isinstance(kv[0], str), kv[0]))
-        return ranked[:size]
-
     def _index_names(self) -> set[str]:
         return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'index' "
                                         "AND name LIKE ?", [JSON_INDEX_PREFIX + "%"])}
-
-    def _top_by_groups(self, field: str, where: str, params: list, size: int):
-        """Top values of an indexed field whose values are all scalars, in one pass along its
-        index: GROUP BY the indexed value, naming each group by one of its rowids (SQLite 3.40
-        would read a document per group to return the value itself) and keeping the ``size``
-        largest; the ties at the cut are resolved as Elasticsearch does (the smaller value
-        first) by a second pass that stops at the first groups of that count in value order.
-        Then the values of those few rowids. None when the field holds lists or objects."""
-        x, index = json_value_sql(field, "events."), json_index_name(field)
-        if self._run(f"SELECT 1 FROM events INDEXED BY {index} WHERE {x} >= x'' LIMIT 1", []):
-            return None
-        groups = f"FROM events INDEXED BY {index} WHERE {x} < x'' AND ({where}) GROUP BY {x}"
-        # (a bare column in an aggregate query is taken from one row of the group: any row
-        # names the group's value, and costs less than min())
-        best = self._run(f"SELECT events.rowid, count(*) AS c {groups} ORDER BY c DESC "
-                         f"LIMIT ?", params + [size])
-        if len(best) == size:
-            cut = best[-1][1]
-            above = [(r, c) for r, c in best if c > cut]
-            best = above + self._run(f"SELECT events.rowid, count(*) {groups} "
-                                     f"HAVING count(*) = ? LIMIT ?",
-                                     params + [cut, size - len(above)])
-        if not best:
-            return []
-        values = dict(self._run(f"SELECT rowid, {json_value_sql(field)} FROM events WHERE "
-                                f"rowid IN ({', '.join('?' * len(best))})",
-                                [r for r, _ in best]))
-        # SQLite's order: numbers before text, text by its bytes (= code points)
-        return sorted(((values[r], c) for r, c in best),
-                      key=lambda vc: (-vc[1], isinstance(vc[0], str), vc[0]))
 
     def count(self, request: SearchRequest) -> int:
         return self._count_upto(request, None)
@@ -929,8 +210,8 @@ class SqliteReader:
         parts = []
         for suffix in ("", "-wal", "-shm"):
             try:
-                parts.append((os.path.basename(self.path) + suffix,
-                              os.stat(self.path + suffix).st_size))
+                parts.append((os.path.basename(self.db.path) + suffix,
+                              os.stat(self.db.path + suffix).st_size))
             except OSError:
                 continue
         events = self._run("SELECT count(*) FROM events", [])[0][0]
@@ -947,56 +228,8 @@ class SqliteReader:
         return event
 
 
-_I64 = 2 ** 63
-
-# the budget is checked every this many SQLite instructions (well under a millisecond; a
-# full-text index lookup is one instruction, so a check may come later in those)
-PROGRESS_STEPS = 20_000
-# page cache of each reading thread's connection (the writer's is cache_mb); the file is
-# memory-mapped, so the cache holds little more than what mmap does not
-READ_CACHE_MB = 32
-
-
-def _progress() -> int:
-    """The read connections' progress handler: nonzero interrupts the running statement."""
-    budget = budgets.current()
-    return 1 if budget is not None and budget.tick() else 0
-
-
-def _indexed_top(field: str, where: str, params: list, size: int,
-                 force: bool) -> tuple[str, list]:
-    """Top values of a field with a value index: scalar values counted over the index (one
-    per event), lists and objects element by element (an event once per distinct value), as
-    the json_each form counts them; the two sets of events are disjoint, so counts add up.
-    ``force``: walk the field's index even when the query has an index of its own (when the
-    query matches many events, reading each one's document costs more)."""
-    x, path, index = json_value_sql(field, "events."), json_literal_path(field), \
-        json_index_name(field)
-    hint = f" INDEXED BY {index}" if force else ""
-    sql = (f"SELECT v, sum(c) AS n FROM (SELECT {x} AS v, count(*) AS c FROM events{hint} "
-           f"WHERE {where} AND {x} < x'' GROUP BY v UNION ALL SELECT j.value AS v, "
-           f"count(DISTINCT events.rowid) AS c FROM events INDEXED BY {index}, "
-           f"json_each(events.doc, {path}) AS j WHERE {where} AND {x} >= x'' AND j.type NOT IN "
-           f"('null', 'object', 'array') GROUP BY j.value) GROUP BY v "
-           f"ORDER BY n DESC, v ASC LIMIT ?")
-    return sql, params + params + [size]
-
-
-# a query matching more events than this has its top values counted along the field's index
-_TOP_BY_FIELD_INDEX = 20_000
-# distinct values walked one by one before top falls back to GROUP BY
-_TOP_DISTINCT_WALK = 500
-
-
 _TIME_INDEXED = frozenset(("host", "program", "qid"))
-# events checked along the time index for a page of a query matching many (_keyset_rows): at
-# least this many in the first span, at most _WALK_SPANS spans (each 8x the last)
-_WALK_ROWS = 2000
-_WALK_SPANS = 3
-_WALK_MAX_ROWS = 200_000
-
-
-def _fts_driven(q) -> tuple[list, object] | None:
+def fts_driven(q) -> tuple[list, object] | None:
     """(the full-text conditions, the rest of the conjunction) when the query is one or a
     conjunction holding some: their matches can be walked in the full-text index's order,
     each event looked up by rowid, so that counting them up to a cap stops at the cap."""
@@ -1010,19 +243,7 @@ def _fts_driven(q) -> tuple[list, object] | None:
     return None
 
 
-def _counted_dim(q) -> tuple[str, list] | None:
-    """The per-hour counts (rollup) that hold a query's histogram: everything ('', ['']) or
-    one term on a counted column (the column, its value and the value as a number, as the
-    term's SQL compares); None for any other query."""
-    if isinstance(q, All):
-        return "", [""]
-    if isinstance(q, Term) and q.field in rollup.DIMS:
-        n = numeric(q.value)
-        return q.field, [q.value] if n is None else [q.value, n]
-    return None
-
-
-def _index_friendly(q) -> bool:
+def index_friendly(q) -> bool:
     """True when every part of a query is served by the ts index or a (column, ts) index: then
     counting bucket by bucket over index ranges is cheap and the planner cannot go wrong."""
     if isinstance(q, (All, TimeRange)):
@@ -1030,6 +251,6 @@ def _index_friendly(q) -> bool:
     if isinstance(q, Term):
         return q.field in _TIME_INDEXED
     if isinstance(q, And):
-        return all(_index_friendly(i) for i in q.items)
+        return all(index_friendly(i) for i in q.items)
     return False
 

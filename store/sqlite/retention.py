@@ -4,28 +4,23 @@ the per-hour counts and the value counts in step."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from logpipe.common.errors import SinkError
 from logpipe.query.analyzer import ANALYZER_VERSION
 from logpipe.query.datemath import epoch_ms
 from logpipe.store.sqlite import rollup, value_counts
+from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.schema import FTS_MARK, FTS_TABLE, MARK_SQL, immediate
 from logpipe.store.sqlite.writer import fts_bodies, index_messages
 
 
 class SqliteRetention:
-    """Retention methods of :class:`store.sqlite.SqliteSink` (a mixin over SqliteWriter's
-    connection)."""
+    """The retention part of the embedded store: prune, on the database's writing
+    connection."""
 
-    if TYPE_CHECKING:  # provided by SqliteWriter
-        path: str
-        _lock: threading.RLock
-        _wrote: bool
-
-        def _reader(self) -> sqlite3.Connection: ...
+    def __init__(self, db: Database):
+        self.db = db
 
     def prune(self, older_than: datetime) -> int:
         """Delete events with @timestamp before ``older_than``, in small transactions so that
@@ -37,8 +32,8 @@ class SqliteRetention:
         rebuilt from the stored messages instead."""
         cutoff = epoch_ms(older_than)
         removed = 0
-        with self._lock:
-            conn = self._reader()
+        with self.db.lock:
+            conn = self.db.connection()
             row = conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
             same_analyzer = row is not None and row[0] == ANALYZER_VERSION
             while True:
@@ -66,7 +61,7 @@ class SqliteRetention:
                             rollup.clamp_mark(conn)
                             value_counts.clamp_mark(conn)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"pruning {self.path} failed after {removed} events: "
+                    raise SinkError(f"pruning {self.db.path} failed after {removed} events: "
                                     f"{exc}") from None
                 removed += len(rows)
                 if not rows:
@@ -74,7 +69,7 @@ class SqliteRetention:
             if removed and not same_analyzer:
                 self._rebuild_fts(conn)
             if removed:
-                self._wrote = True
+                self.db.wrote = True
         return removed
 
     def _rebuild_fts(self, conn: sqlite3.Connection) -> None:
@@ -95,6 +90,6 @@ class SqliteRetention:
                 conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
                              "DO UPDATE SET value = excluded.value", (FTS_MARK, top))
         except sqlite3.Error as exc:
-            raise SinkError(f"rebuilding the full-text index of {self.path} failed: {exc}") \
+            raise SinkError(f"rebuilding the full-text index of {self.db.path} failed: {exc}") \
                 from None
 

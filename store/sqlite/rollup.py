@@ -8,7 +8,7 @@ low-cardinality columns ``host``, ``type`` and ``program``, for the rows up to t
 ``meta.rollup_mark``. Rows are only ever added
 above the mark (writers hand out increasing rowids, above the highest row and the full-text
 mark) and never changed, so the counts are kept by a catch-up like the full-text index's, run by
-the store's idle maintenance (:meth:`store.sqlite.SqliteSink.maintain`), never by the writers:
+the store's idle maintenance (:meth:`store.sqlite.SqliteStore.maintain`), never by the writers:
 the write path costs nothing more. Retention subtracts what it deletes (:func:`forget`).
 
 A histogram reads, in one snapshot: the counts of the whole days (buckets of whole days) and

@@ -40,7 +40,6 @@ SQL_COLUMNS = {"host": "host", "type": "type", "program": "program", "qid": "qid
                "size": "size"}
 FTS_TABLE = "events_fts"
 FTS_VOCAB = "events_fts_vocab"
-SCHEMA_VERSION = "1"
 # FTS5 only has to split what it is given (fts_text: the message with the non-joining punctuation
 # blanked, or analyze()'s lower-cased tokens joined by spaces) and fold ASCII case: the ascii
 # tokenizer does exactly that (bytes >= 0x80 are token characters, so a non-ASCII token is kept
@@ -50,7 +49,9 @@ FTS_TOKENIZE = "ascii tokenchars '" + TOKEN_EXTRA_CHARS.replace("'", "''") + "'"
 FTS_AUTOMERGE = 16
 PROMOTED = tuple(SQL_COLUMNS)  # host, type, program, qid, size
 assert PROMOTED == ("host", "type", "program", "qid", "size")  # _prepare_rows
-SCHEMA = [
+# The layout, part by part, in the order the parts came (store.sqlite.migrations makes them,
+# one numbered step each; every statement is safe to run again)
+EVENTS_SCHEMA = [
     f"""CREATE TABLE IF NOT EXISTS events (
         id TEXT NOT NULL,
         ts INTEGER,
@@ -69,12 +70,16 @@ SCHEMA = [
         body, content='', columnsize=0, tokenize="{FTS_TOKENIZE}")""",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_VOCAB} USING fts5vocab({FTS_TABLE}, 'row')",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+COUNTS_SCHEMA = [
     # event counts per hour and per day (store.sqlite.rollup; unit and start in epoch ms): for
     # every event (dim '') and per value of the low-cardinality promoted columns, of the rows
     # up to meta.rollup_mark
     """CREATE TABLE IF NOT EXISTS counts (
         unit INTEGER NOT NULL, dim TEXT NOT NULL, value NOT NULL, start INTEGER NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (unit, dim, value, start)) WITHOUT ROWID""",
+]
+VALUE_COUNTS_SCHEMA = [
     # events per value of each field with a value index (store.sqlite.value_counts), of the
     # rows up to meta.value_count_mark; values keep their SQLite type (no affinity). The
     # second index hands out a field's top values in Elasticsearch's order; it leaves out the
@@ -85,12 +90,41 @@ SCHEMA = [
         PRIMARY KEY (field, value)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS value_counts_top ON value_counts(field, n DESC, value) "
     "WHERE n > 1",
+]
+VALUE_DIMS_SCHEMA = [
     # the same per value of host, type and program (dim, dimval), only for the counted fields
     # with few distinct values (value_counts.DIM_DISTINCT_MAX; meta value_dims:<field>), so
     # that top values under one term on such a column read them too; up to the same mark
     """CREATE TABLE IF NOT EXISTS value_dim_counts (
         field TEXT NOT NULL, dim TEXT NOT NULL, dimval NOT NULL, value NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (field, dim, dimval, value)) WITHOUT ROWID""",
+]
+# one record per message (store.sqlite.messages)
+MESSAGE_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS messages (
+        key TEXT NOT NULL, host TEXT, qid TEXT, first_ms INTEGER, last_ms INTEGER,
+        status TEXT, sender TEXT, size INTEGER, delay_s REAL, spam_score REAL,
+        spam_verdict TEXT, msgid TEXT, body TEXT, doc TEXT NOT NULL, parts TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key)",
+    "CREATE INDEX IF NOT EXISTS messages_first ON messages(first_ms)",
+    "CREATE INDEX IF NOT EXISTS messages_status_first ON messages(status, first_ms)",
+    "CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender)",
+    "CREATE INDEX IF NOT EXISTS messages_qid ON messages(qid)",
+    "CREATE INDEX IF NOT EXISTS messages_msgid ON messages(msgid, host)",
+    # held parts: lines that name their message by message-id only (dovecot LMTP deliveries),
+    # merged into the records of their host with that msgid whichever side is written first
+    """CREATE TABLE IF NOT EXISTS message_held (
+        host TEXT NOT NULL, msgid TEXT NOT NULL, line TEXT NOT NULL, part TEXT NOT NULL,
+        PRIMARY KEY (msgid, host, line))""",
+    """CREATE TABLE IF NOT EXISTS message_rcpts (
+        mid INTEGER NOT NULL, addr TEXT, domain TEXT, status TEXT, relay TEXT)""",
+    "CREATE INDEX IF NOT EXISTS message_rcpts_mid ON message_rcpts(mid)",
+    "CREATE INDEX IF NOT EXISTS message_rcpts_addr ON message_rcpts(addr)",
+    "CREATE INDEX IF NOT EXISTS message_rcpts_domain ON message_rcpts(domain)",
+    # hand-offs: a record's ``next`` queue ids, so the record handed to fills its ``prev``
+    "CREATE TABLE IF NOT EXISTS message_links (mid INTEGER NOT NULL, qid TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS message_links_mid ON message_links(mid)",
+    "CREATE INDEX IF NOT EXISTS message_links_qid ON message_links(qid)",
 ]
 COLUMNS = ["rowid", "id", "ts", *(SQL_COLUMNS[f] for f in PROMOTED), "doc"]
 
@@ -117,7 +151,7 @@ def insert_fts(rows: int) -> str:
 
 # Fields promoted by use: a term, wildcard or range query (or top) on a field of the JSON
 # document that has no index yet records the wish (meta key WANTED_PREFIX + field) and reads
-# the documents; the store's idle maintenance (SqliteSink.maintain, or promote() when asked)
+# the documents; the store's idle maintenance (SqliteStore.maintain, or promote() when asked)
 # builds the index on its value (json_value_sql), so no search ever builds one under the write
 # lock. A list or an object is indexed as a
 # BLOB of its JSON text: blobs sort after every number and string, so the index alone tells
@@ -231,7 +265,8 @@ def parse_url(url: str) -> tuple[str, dict]:
 
 __all__ = ["HIDDEN_MALFORMED", "returned_doc", "stored_doc",
            "ANALYZER_VERSION", "COLUMNS", "FTS_AUTOMERGE", "FTS_MARK", "FTS_TABLE", "FTS_TOKENIZE",
-           "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "SCHEMA", "SCHEMA_VERSION",
+           "FTS_VOCAB", "MARK_SQL", "NEXT_ROWID_SQL", "PROMOTED", "EVENTS_SCHEMA", "COUNTS_SCHEMA",
+           "VALUE_COUNTS_SCHEMA", "VALUE_DIMS_SCHEMA", "MESSAGE_SCHEMA",
            "SQL_COLUMNS", "TOP_AND_MARK_SQL", "insert_fts", "insert_rows", "parse_url",
            "JSON_INDEX_LIMIT", "JSON_INDEX_PREFIX", "JSON_INDEX_VERSION", "WANTED_PREFIX",
            "ABSENT_PREFIX", "PINNED_PREFIX",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from logpipe.store.base import Store
 
-def open(url: str, **options):
-    from logpipe.store.sqlite import SqliteSink
 
-    return SqliteSink(url, **options)
+def open(url: str, **options) -> Store:
+    from logpipe.store.sqlite import SqliteStore
+
+    return SqliteStore(url, **options)

@@ -48,6 +48,7 @@ from collections import Counter
 
 import orjson
 
+from logpipe.query.tree import INT64_MAX
 from logpipe.store.sqlite.rollup import DIMS
 from logpipe.store.sqlite.schema import (
     JSON_INDEX_PREFIX,
@@ -150,10 +151,8 @@ def _has_lists(conn: sqlite3.Connection, field: str, lo: int = 0, hi: int | None
     x, index = json_value_sql(field, "events."), json_index_name(field)
     return conn.execute(f"SELECT 1 FROM events INDEXED BY {index} WHERE {x} >= x'' AND "
                         f"events.rowid > ? AND events.rowid <= ? LIMIT 1",
-                        (lo, _I64 if hi is None else hi)).fetchone() is not None
+                        (lo, INT64_MAX if hi is None else hi)).fetchone() is not None
 
-
-_I64 = 2 ** 63 - 1
 
 
 def _drop_dims(conn: sqlite3.Connection, field: str) -> None:

@@ -1,7 +1,8 @@
 """The embedded store's writer: SQLite, no JVM, one file under the state directory.
 
-The store is :class:`store.sqlite.SqliteSink` (writer, reader and retention together); this
-module holds the connection, the schema set-up, writes and the full-text catch-up.
+The store is :class:`store.sqlite.SqliteStore` (its parts together); this module holds its
+writes and the full-text catch-up (the connections and the schema set-up are
+:mod:`store.sqlite.database`'s).
 
 URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's convention),
 ``sqlite:///:memory:`` for a throw-away store. Options (keyword arguments or URL query):
@@ -44,34 +45,29 @@ range instead of sorting every matching row.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Sequence
 
 import orjson
 
-from logpipe.common.errors import ConfigError, SinkError
-from logpipe.query.analyzer import ANALYZER_VERSION, fts_text
+from logpipe.common.errors import SinkError
+from logpipe.query.analyzer import fts_text
 from logpipe.query.datemath import epoch_ms, time_period
 from logpipe.store.base import Event, Outcome, Status
+from logpipe.store.sqlite.database import Database
+from logpipe.query.tree import INT64_MAX, INT64_MIN
 from logpipe.store.sqlite.schema import (
-    FTS_AUTOMERGE,
     FTS_MARK,
-    FTS_TABLE,
     COLUMNS,
     MARK_SQL,
     TOP_AND_MARK_SQL,
     immediate,
-    SCHEMA,
-    SCHEMA_VERSION,
     insert_fts,
     insert_rows,
-    parse_url,
     stored_doc,
 )
 
@@ -137,12 +133,9 @@ _MIDNIGHT_MS: dict[str, int] = {}
 def _scalar(value):
     """A promoted column's value: scalars only; an integer SQLite cannot hold as one becomes a
     float (as SQLite's JSON functions make it)."""
-    if isinstance(value, int) and not -_I64 <= value < _I64:
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
         return float(value)
     return value if isinstance(value, (str, int, float)) else None
-
-
-_I64 = 2 ** 63
 
 
 def _switch_fast():
@@ -171,133 +164,24 @@ _switch_users = 0
 _switch_saved = 0.005
 
 
-
 class SqliteWriter:
-    """Connection, schema, writes and full-text catch-up (see the module docstring)."""
+    """The writing part of the embedded store: writes and the full-text catch-up (see the
+    module docstring), on the database's writing connection."""
 
-    def __init__(self, url: str, **options):
-        self.url = url
-        self.path, url_options = parse_url(url)
-        opts = {**url_options, **options}
-        try:
-            self.timeout = float(opts.get("timeout", 30))
-            self.cache_mb = int(opts.get("cache_mb", 256))
-            self.batch_size = max(1, int(opts.get("batch_size", 10000)))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"bad option in store URL {url!r}: {exc}") from None
-        self.fts = str(opts.get("fts", "inline")).lower()
-        if self.fts not in ("inline", "deferred"):
-            raise ConfigError(f"bad fts={self.fts!r} in {url!r} (use inline or deferred)")
-        self.synchronous = str(opts.get("synchronous", "normal")).upper()
-        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ConfigError(f"bad synchronous={self.synchronous.lower()!r} in {url!r} "
-                              "(use full or normal)")
-        self._conn: sqlite3.Connection | None = None
-        self._ready = False
-        self._wrote = False
-        self._lock = threading.RLock()
-        self._ts_cache: dict = {}
-        self._refreshed = time.monotonic()
-
-    # ---------------------------------------------------------------- connection and schema
-    def _connect(self, create: bool) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
-        memory = self.path == ":memory:"
-        if not memory:
-            if create:
-                try:
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:  # a local directory does not come up later: say so now
-                    raise SinkError(f"cannot create the embedded store's directory "
-                                    f"{Path(self.path).parent}: {exc.strerror or exc}",
-                                    permanent=True) from None
-            elif not os.path.exists(self.path):
-                raise SinkError(f"no embedded store at {self.path}: nothing has been indexed "
-                                "there yet (start `logpipe up` or `logpipe index`, or pass "
-                                "--store)", permanent=True)
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
-        except sqlite3.Error as exc:  # no permission, not a directory: nothing to wait for
-            raise SinkError(f"cannot open the embedded store {self.path}: {exc}",
-                            permanent=True) from None
-        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        conn.execute(f"PRAGMA cache_size = {-1024 * self.cache_mb}")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA mmap_size = 1073741824")
-        # checkpoint every ~40 MB of WAL rather than 4 MB: index pages that every batch touches
-        # are copied back once, not at every commit (a third off the commit time)
-        conn.execute("PRAGMA wal_autocheckpoint = 10000")
-        if not memory:
-            self._set_wal(conn)
-        from logpipe.store.sqlite import functions
-        functions.register(conn)  # an in-memory store reads on this connection
-        self._conn = conn
-        return conn
-
-    def _set_wal(self, conn: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() == "wal":
-                    return
-            except sqlite3.OperationalError:
-                pass
-            if time.monotonic() > deadline:
-                raise SinkError(f"cannot switch {self.path} to WAL mode (is it on a network "
-                                "file system or locked by another program?)")
-            time.sleep(0.05)
-
-    def prepare(self) -> None:
-        """Create the tables and indexes; safe to call from several processes at once."""
-        with self._lock:
-            conn = self._connect(create=True)
-            try:
-                with immediate(conn):
-                    fresh = conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = "
-                                         f"'{FTS_TABLE}'").fetchone() is None
-                    for stmt in SCHEMA:
-                        conn.execute(stmt)
-                    if fresh:
-                        conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) "
-                                     f"VALUES ('automerge', {FTS_AUTOMERGE})")
-                    conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
-                                 "ON CONFLICT(key) DO NOTHING", (SCHEMA_VERSION,))
-                    conn.execute("INSERT INTO meta(key, value) VALUES ('analyzer', ?) "
-                                 "ON CONFLICT(key) DO NOTHING", (ANALYZER_VERSION,))
-                    # a store made before the catch-up existed indexed every row as it was
-                    # written ("WHERE true": an upsert after SELECT ... FROM needs it to parse)
-                    conn.execute(f"INSERT INTO meta(key, value) SELECT '{FTS_MARK}', "
-                                 "COALESCE(MAX(rowid), 0) FROM events WHERE true "
-                                 "ON CONFLICT(key) DO NOTHING")
-            except sqlite3.Error as exc:
-                raise SinkError(f"cannot create the embedded store at {self.path}: {exc}") \
-                    from None
-            self._ready = True
-
-    def _reader(self) -> sqlite3.Connection:
-        conn = self._connect(create=False)
-        if not self._ready:
-            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                               "name = 'events'").fetchone()
-            if row is None:
-                raise SinkError(f"{self.path} holds no logpipe events (nothing indexed yet?)",
-                                permanent=True)
-            self._ready = True
-        return conn
+    def __init__(self, db: Database):
+        self.db = db
+        self._ts_cache: dict = {}   # timestamp text -> ms (log timestamps repeat)
+        self._refreshed = time.monotonic()   # the last full-text catch-up
 
     # ---------------------------------------------------------------- write
     def write(self, events: Sequence[Event]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(events)
-        with self._lock:
-            if not self._ready:
-                self.prepare()
-            for start in range(0, len(events), self.batch_size):
+        with self.db.lock:
+            if not self.db.ready:
+                self.db.prepare()
+            for start in range(0, len(events), self.db.batch_size):
                 self._write_chunk(events, range(start, min(len(events),
-                                                           start + self.batch_size)), outcomes)
+                                                           start + self.db.batch_size)), outcomes)
             if time.monotonic() - self._refreshed >= _REFRESH_S:
                 try:
                     self._catch_up(limit=_REFRESH_ROWS)
@@ -327,7 +211,7 @@ class SqliteWriter:
         the write transaction: other writers keep the store meanwhile."""
         rows: list = []
         where: list = []
-        bodies: list | None = [] if self.fts == "inline" else None
+        bodies: list | None = [] if self.db.fts == "inline" else None
         dumps, ts_of, ts_cached = orjson.dumps, self._ts, self._ts_cache.get
         add_row, add_where = rows.extend, where.append
         add_body = bodies.append if bodies is not None else None
@@ -342,7 +226,7 @@ class SqliteWriter:
                 ts = ts_cached(stamp) if type(stamp) is str else None
                 if ts is None:
                     ts = ts_of(stamp)
-                if ts is not None and not -_I64 <= ts < _I64:
+                if ts is not None and not INT64_MIN <= ts <= INT64_MAX:
                     raise ValueError(f"{get('@timestamp')!r} is out of range")
             except (ValueError, OverflowError) as exc:
                 outcomes[i] = Outcome(Status.REJECTED, f"bad @timestamp: {exc}")
@@ -358,7 +242,7 @@ class SqliteWriter:
             # (the common case tested cheaply; anything else goes through _scalar)
             if not (type(host) is str and type(type_) is str and type(program) is str
                     and (qid is None or type(qid) is str)
-                    and (size is None or type(size) is int and -_I64 <= size < _I64)):
+                    and (size is None or type(size) is int and INT64_MIN <= size <= INT64_MAX)):
                 host, type_, program, qid, size = map(_scalar, (host, type_, program, qid, size))
             add_row((None, ev.id, ts, host, type_, program, qid, size, data))
             add_where(i)
@@ -391,7 +275,7 @@ class SqliteWriter:
                 todo.append(i)
         if not todo:
             return
-        conn = self._conn
+        conn = self.db.conn
         assert conn is not None  # _write_chunk runs after prepare()
         chunks = []
         for k in range(0, len(todo), _PIPE_CHUNK):
@@ -406,7 +290,7 @@ class SqliteWriter:
             with immediate(conn):
                 top, mark = conn.execute(TOP_AND_MARK_SQL).fetchone()
                 rowid = max(top, mark or 0)
-                inline = self.fts == "inline" and mark is not None and mark >= top
+                inline = self.db.fts == "inline" and mark is not None and mark >= top
                 for params, where, bodies in chunks:
                     count, first = len(where), rowid + 1
                     params[0::width] = range(first, first + count)
@@ -430,7 +314,7 @@ class SqliteWriter:
                 if inline:
                     conn.execute("UPDATE meta SET value = ? WHERE key = ?", (rowid, FTS_MARK))
         except sqlite3.Error as exc:
-            reason = f"embedded store {self.path}: {exc}"
+            reason = f"embedded store {self.db.path}: {exc}"
             for i in todo:
                 if outcomes[i] is None:
                     outcomes[i] = Outcome(Status.RETRY, reason)
@@ -439,7 +323,7 @@ class SqliteWriter:
             return
         if inline:  # nothing for the timed catch-up to do (it would wait for the lock)
             self._refreshed = time.monotonic()
-        self._wrote = True
+        self.db.wrote = True
         for i, ok in written:
             outcomes[i] = Outcome(Status.INDEXED if ok else Status.DUPLICATE)
 
@@ -447,20 +331,20 @@ class SqliteWriter:
     def refresh(self) -> int:
         """Index the full text of every row committed so far (Elasticsearch's refresh);
         returns how many rows were looked at. Searches that need full text call it first."""
-        with self._lock:
+        with self.db.lock:
             return self._catch_up()
 
-    def maintain(self, busy: bool = False) -> int:
+    def catch_up_step(self) -> int:
         """Deferred work while the pipeline is idle: one bounded full-text catch-up step, so a
         bulk load becomes fully searchable without waiting for the first search."""
-        with self._lock:
+        with self.db.lock:
             return self._catch_up(limit=_CATCH_UP_STEP)
 
     def _catch_up(self, limit: int | None = None) -> int:
         """Index the messages of the rows above the mark, up to the last row that exists now
         (rows that other writers commit meanwhile are left for next time, so this ends),
         ``_CATCH_UP_STEP`` rows per transaction; at most ``limit`` rows when given."""
-        conn = self._reader()
+        conn = self.db.connection()
         top, mark = conn.execute(TOP_AND_MARK_SQL).fetchone()
         if mark is not None and mark >= top:
             # caught up (the usual case: rows are indexed as they are written): a search's
@@ -489,32 +373,11 @@ class SqliteWriter:
                     index_messages(conn, rows)
                     conn.execute("UPDATE meta SET value = ? WHERE key = ?", (upto, FTS_MARK))
             except sqlite3.Error as exc:
-                raise SinkError(f"indexing the full text of {self.path} failed: {exc}") \
+                raise SinkError(f"indexing the full text of {self.db.path} failed: {exc}") \
                     from None
             done += upto - mark
         self._refreshed = time.monotonic()
         return done
-
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    if self._wrote:
-                        self._conn.execute("PRAGMA optimize")
-                except sqlite3.Error:
-                    pass
-                self._conn.close()
-                self._conn = None
-                self._ready = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 
 
 def fts_bodies(rows) -> list[tuple[int, str]]:
@@ -555,7 +418,6 @@ def index_messages(conn: sqlite3.Connection, rows) -> None:
     finally:
         worker.join()
         _switch_restore()
-
 
 
 class _OneBehind:

@@ -209,7 +209,7 @@ class Scenario:
 
     # -- Elasticsearch ---------------------------------------------------------------------------------------
     def es(self):
-        from logpipe.store.elasticsearch.url import es_client
+        from logpipe.store.elasticsearch.client import es_client
         nodes = [n for n in self.fleet.es.nodes if n._ready()]
         return es_client(",".join(n.url for n in nodes), request_timeout=30)
 

@@ -9,7 +9,7 @@ import pytest
 from logpipe.common.broker import Keys, connect
 from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.store.registry import open_store
-from logpipe.store.elasticsearch.url import es_client
+from logpipe.store.elasticsearch.client import es_client
 from logpipe.indexer.stats import totals
 from tests.integration.test_indexer_faults import start_indexer, stop, wait_drained, wait_until
 from tests.support.mail import mail_records

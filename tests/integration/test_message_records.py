@@ -418,13 +418,13 @@ def test_recipient_search_plan_follows_how_common_the_address_is(tmp_path, monke
     for address, expected in (("u1@example.org", 100), ("postmaster@example.org", 4)):
         query = f"recipients.to:{address}"
         where, params = sqlite_messages.compile_messages(query, None, None,
-                                                         common=sink._common_value)
-        plans[address] = " ".join(str(row[-1]) for row in sink._message_rows(
+                                                         common=sink.messages._common_value)
+        plans[address] = " ".join(str(row[-1]) for row in sink.messages._message_rows(
             f"EXPLAIN QUERY PLAN SELECT m.rowid FROM messages m WHERE {where} "
             f"ORDER BY m.first_ms DESC, m.rowid DESC LIMIT 20", params))
         got = [r["qid"] for r in sink.stream_messages(query, page_size=7)]
         plain, plain_params = sqlite_messages.compile_messages(query, None, None)
-        want = [row[0] for row in sink._message_rows(
+        want = [row[0] for row in sink.messages._message_rows(
             f"SELECT m.qid FROM messages m WHERE {plain} ORDER BY m.first_ms DESC, "
             f"m.rowid DESC", plain_params)]
         assert got == want and len(got) == expected, address

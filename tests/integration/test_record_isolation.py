@@ -44,6 +44,9 @@ class CountingSink:
         self.writes += 1
         return self.sink.write(events)
 
+    def write_messages(self, grouped):
+        return self.sink.write_messages(grouped)
+
 
 def pipeline() -> Pipeline:
     return Pipeline(PipelineConfig(types={

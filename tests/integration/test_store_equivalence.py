@@ -455,7 +455,7 @@ def test_page_totals_are_tracked_alike(es_store, sqlite_store, monkeypatch):
     """A page's total is exact up to the tracking limit and "at least the limit" past it, on
     both stores (Elasticsearch's track_total_hits; a limit of 40 here for the small corpus)."""
     from logpipe.store.elasticsearch import reader as es_reader
-    from logpipe.store.sqlite import reader as lite_reader
+    from logpipe.store.sqlite import paging as lite_reader
 
     monkeypatch.setattr(es_reader, "TRACK_TOTAL_HITS", 40)
     monkeypatch.setattr(lite_reader, "TRACK_TOTAL_HITS", 40)

@@ -282,7 +282,7 @@ def test_a_total_past_the_tracking_limit_says_at_least(store, request, monkeypat
     API says "total_relation": "gte" and the page "100+ hits"; the top values' percentages
     rest on an exact count."""
     from logpipe.store.elasticsearch import reader as es_reader
-    from logpipe.store.sqlite import reader as lite_reader
+    from logpipe.store.sqlite import paging as lite_reader
 
     monkeypatch.setattr(es_reader, "TRACK_TOTAL_HITS", 100)
     monkeypatch.setattr(lite_reader, "TRACK_TOTAL_HITS", 100)
