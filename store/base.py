@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
@@ -83,13 +83,6 @@ class SearchRequest:
 # this many matches, past it "at least this many" (relation "gte"), so that a page of a query
 # matching millions costs what a page of one matching thousands does. Reader.count stays exact.
 TRACK_TOTAL_HITS = 10_000
-
-
-@dataclass
-class SearchResult:
-    total: int
-    events: list[dict] = field(default_factory=list)
-    total_relation: str = "eq"   # "gte": total is TRACK_TOTAL_HITS and more match
 
 
 class Page(NamedTuple):
@@ -194,8 +187,6 @@ class Reader(Protocol):
     language."""
 
     url: str
-
-    def search(self, request: SearchRequest) -> SearchResult: ...
 
     def search_page(self, request: SearchRequest, after: str | None = None,
                     with_total: bool = True) -> Page:

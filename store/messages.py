@@ -45,12 +45,22 @@ ADDRESS_FIELDS = ("from", "to", "recipients.to")
 _BRACKETS = re.compile(r"^[\s<\"']+|[\s>\"']+$")
 
 
+_normalised: dict[str, str] = {}
+
+
 def norm_addr(text) -> str:
     """An address as stored for matching: angle brackets and quotes stripped, lower-cased
     (``<Dave@Example.ORG>`` -> ``dave@example.org``; the null sender ``<>`` -> ``""``)."""
     if text is None:
         return ""
-    return _BRACKETS.sub("", str(text)).strip().lower()
+    if not isinstance(text, str):
+        text = str(text)
+    found = _normalised.get(text)
+    if found is None:  # a mail server's addresses repeat: each is worked out once
+        if len(_normalised) > 50_000:
+            _normalised.clear()
+        found = _normalised[text] = _BRACKETS.sub("", text).strip().lower()
+    return found
 
 
 def addr_domain(addr: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 from logpipe.store.base import Event, SearchRequest, Status
 from logpipe.store.fields import MALFORMED_FIELD, MALFORMED_TAG, fits, mark_malformed
 from logpipe.store.sqlite import SqliteSink
+from tests.support.stores import search as store_search
 
 
 @pytest.mark.parametrize("field,value,ok", [
@@ -48,14 +49,14 @@ def test_embedded_store_stores_tags_and_does_not_index_a_malformed_value(tmp_pat
     assert [o.status for o in outcomes] == [Status.INDEXED] * 2
 
     def ids(query):
-        return sorted(e["_id"] for e in store.search(SearchRequest(query=query, limit=10)).events)
+        return sorted(e["_id"] for e in store_search(store, SearchRequest(query=query, limit=10)).events)
 
     assert ids("relay") == ["e0", "e1"]  # the line is searchable
     assert ids("_exists_:relayip") == ["e1"] and ids("_exists_:size") == ["e1"]
     assert ids("size:[0 TO *]") == ["e1"] and ids("relayip:10.0.0.1") == ["e1"]
     assert ids("tags:_malformed_field") == ["e0"] and ids("_malformed:size") == ["e0"]
     assert store.top(SearchRequest(query="*"), "size") == [("12", 1)]
-    [masked] = store.search(SearchRequest(query="_malformed:relayip", limit=1)).events
+    [masked] = store_search(store, SearchRequest(query="_malformed:relayip", limit=1)).events
     assert (masked["relayip"], masked["size"]) == ("123.456.789.1", "12k")
     assert masked[MALFORMED_FIELD] == ["relayip", "size"] and masked["tags"] == [MALFORMED_TAG]
     assert "_malformed_source" not in masked

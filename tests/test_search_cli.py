@@ -12,6 +12,7 @@ from logpipe.search import render
 from logpipe.search.cli import store_url
 from logpipe.store.base import Event, SearchRequest
 from logpipe.store.sqlite import SqliteSink
+from tests.support.stores import search as store_search
 
 
 def _events():
@@ -205,8 +206,8 @@ def test_prune(store, capsys, monkeypatch):
     code, out, _ = run(capsys, "prune")
     assert code == 0 and out.startswith("pruned 2 events and 0 message records older than ")
     sink = SqliteSink(store)
-    assert sink.search(SearchRequest()).total == 5
-    assert sink.search(SearchRequest(query="old")).total == 0
+    assert store_search(sink, SearchRequest()).total == 5
+    assert store_search(sink, SearchRequest(query="old")).total == 0
     sink.close()
 
 

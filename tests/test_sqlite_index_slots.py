@@ -13,6 +13,7 @@ from logpipe.common.errors import QueryError
 from logpipe.store.base import Event, SearchRequest
 from logpipe.store.sqlite import SqliteSink
 from logpipe.store.sqlite.schema import JSON_INDEX_LIMIT, json_index_name
+from tests.support.stores import search as store_search
 
 
 def ev(i: int, **fields) -> Event:
@@ -51,7 +52,7 @@ GHOSTS = [f"zz{i}" for i in range(40)]
 def test_a_search_of_fields_that_do_not_exist_builds_no_index(store):
     sink, path = store
     query = " OR ".join(f"{f}:1" for f in GHOSTS) + " OR relay:mx1"
-    assert sink.search(SearchRequest(query=query)).total > 0
+    assert store_search(sink, SearchRequest(query=query)).total > 0
     assert set(sink.wanted_fields()) == set(GHOSTS) | {"relay"}
     idle(sink)
     assert indexed_fields(path, GHOSTS + ["relay"]) == {"relay"}  # no slot for a ghost
@@ -62,14 +63,14 @@ def test_a_search_of_fields_that_do_not_exist_builds_no_index(store):
     sink.write([ev(100, zz7=1)])
     idle(sink)
     assert indexed_fields(path, GHOSTS) == {"zz7"}
-    assert sink.search(SearchRequest(query="zz7:1")).total == 1
+    assert store_search(sink, SearchRequest(query="zz7:1")).total == 1
 
 
 def test_a_pinned_index_takes_an_automatic_slot_and_is_never_evicted(store):
     sink, path = store
     auto = [f"a{i:02}" for i in range(JSON_INDEX_LIMIT)]
     sink.write([ev(200 + i, **{f: i}) for i, f in enumerate(auto)])
-    sink.search(SearchRequest(query=" OR ".join(f"{f}:1" for f in auto)))
+    store_search(sink, SearchRequest(query=" OR ".join(f"{f}:1" for f in auto)))
     idle(sink)
     assert indexed_fields(path, auto) == set(auto)  # every slot taken by what searches wanted
     # a pinned one (maintain --index) takes an automatic one's place
@@ -77,10 +78,10 @@ def test_a_pinned_index_takes_an_automatic_slot_and_is_never_evicted(store):
     assert len(indexed_fields(path, auto)) == JSON_INDEX_LIMIT - 1
     expected = sum(1 for i in list(range(40)) + list(range(200, 200 + JSON_INDEX_LIMIT))
                    if i % 3 == 2)
-    assert sink.search(SearchRequest(query="relay:mx2")).total == expected
+    assert store_search(sink, SearchRequest(query="relay:mx2")).total == expected
     # a wish never evicts it, nor any other index
     sink.write([ev(300, newfield="x")])
-    sink.search(SearchRequest(query="newfield:x"))
+    store_search(sink, SearchRequest(query="newfield:x"))
     idle(sink)
     assert indexed_fields(path, ["relay", "newfield"]) == {"relay"}
     assert "newfield" in sink.wanted_fields()

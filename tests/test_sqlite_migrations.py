@@ -13,6 +13,7 @@ from logpipe.store.base import Event, SearchRequest
 from logpipe.store.sqlite import SqliteStore, rollup
 from logpipe.store.sqlite.migrations import SCHEMA_VERSION, STEPS, NewerSchema, migrate, version
 from logpipe.store.sqlite.schema import COLUMNS, immediate, insert_rows
+from tests.support.stores import search as store_search
 
 OLD = [("old-1", "2026-11-28T10:00:00.000Z", "mail1", "postfix: queued as ALPHA1"),
        ("old-2", "2026-11-28T11:30:00.000Z", "mail2", "dovecot: delivered BRAVO2")]
@@ -87,7 +88,7 @@ def test_an_older_store_opens_upgraded_with_its_rows(tmp_path, fresh_layout, upt
         # the rows are kept: by id, by count, by full text, per hour
         assert store.get_event("old-1")["message"] == "postfix: queued as ALPHA1"
         assert store.count(SearchRequest(query="*")) == len(OLD)
-        assert [e["_id"] for e in store.search(SearchRequest(query="BRAVO2")).events] == ["old-2"]
+        assert [e["_id"] for e in store_search(store, SearchRequest(query="BRAVO2")).events] == ["old-2"]
         hours = store.histogram(SearchRequest(query="*"), "1h")
         assert sum(n for _, n in hours) == len(OLD)
         # and the upgraded store takes new events, searchable with the old ones

@@ -13,6 +13,7 @@ from logpipe.query import datemath
 from logpipe.store import open_sink
 from logpipe.store.base import Event, SearchRequest, Status
 from logpipe.store.sqlite import SqliteSink, parse_url, timestamp_ms
+from tests.support.stores import search as store_search
 
 
 def ev(i: int, minute: int | None = None, **fields) -> Event:
@@ -60,8 +61,8 @@ def test_write_reports_indexed_then_duplicate_and_never_stores_twice(store):
     assert [o.status for o in first] == [Status.INDEXED, Status.INDEXED, Status.DUPLICATE]
     again = store.write([ev(2), ev(3)])
     assert [o.status for o in again] == [Status.DUPLICATE, Status.INDEXED]
-    assert store.search(SearchRequest(limit=100)).total == 3
-    assert store.search(SearchRequest(query="r4F002")).total == 1
+    assert store_search(store, SearchRequest(limit=100)).total == 3
+    assert store_search(store, SearchRequest(query="r4F002")).total == 1
 
 
 def test_bad_events_are_rejected_alone(store):
@@ -77,13 +78,13 @@ def test_bad_events_are_rejected_alone(store):
 
 def test_search_orders_by_time_and_returns_the_documents(store):
     store.write([ev(i) for i in range(10)])
-    newest = store.search(SearchRequest(limit=3))
+    newest = store_search(store, SearchRequest(limit=3))
     assert newest.total == 10
     assert [e["_id"] for e in newest.events] == ["id-9", "id-8", "id-7"]
-    oldest = store.search(SearchRequest(limit=2, order="asc"))
+    oldest = store_search(store, SearchRequest(limit=2, order="asc"))
     assert [e["qid"] for e in oldest.events] == ["r4F000", "r4F001"]
     assert oldest.events[0]["tags"] == ["mail", "t0"] and oldest.events[0]["size"] == 0
-    window = store.search(SearchRequest(start=datetime(2026, 11, 28, 10, 3, tzinfo=timezone.utc),
+    window = store_search(store, SearchRequest(start=datetime(2026, 11, 28, 10, 3, tzinfo=timezone.utc),
                                         end=datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)))
     assert sorted(e["qid"] for e in window.events) == ["r4F003", "r4F004"]
 
@@ -118,7 +119,7 @@ def test_queries(store, query, expected):
     events[1].doc["relay"] = "localhost"
     events[2].doc["relay"] = ["a", "b"]
     store.write(events)
-    assert store.search(SearchRequest(query=query, limit=100)).total == expected
+    assert store_search(store, SearchRequest(query=query, limit=100)).total == expected
 
 
 def test_histogram_fills_empty_buckets(store):
@@ -175,9 +176,9 @@ def test_a_big_write_with_repeats_in_several_chunks(store):
             assert status[i] is (Status.DUPLICATE if i % 5 == 0 else Status.INDEXED), i
     assert store.count(SearchRequest()) == n - 1
     for i in (1, 5, S._PIPE_CHUNK + 1, n - 1):  # the message of event i names r4F{i:03d}
-        assert store.search(SearchRequest(query=f"r4F{i:03d}")).total == 1
-        assert store.search(SearchRequest(query=f'"r4F{i:03d} to"')).total == 1
-    assert store.search(SearchRequest(query="sendmail")).total == n - 1
+        assert store_search(store, SearchRequest(query=f"r4F{i:03d}")).total == 1
+        assert store_search(store, SearchRequest(query=f'"r4F{i:03d} to"')).total == 1
+    assert store_search(store, SearchRequest(query="sendmail")).total == n - 1
     # no full-text row without its event: the index holds exactly one entry per event
     db = sqlite3.connect(store.path)
     assert db.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'sendmail'"
@@ -209,9 +210,9 @@ def test_prune_deletes_old_events_and_their_full_text(store):
     store.write([ev(i) for i in range(10)])
     gone = store.prune(datetime(2026, 11, 28, 10, 4, tzinfo=timezone.utc))
     assert gone == 4
-    assert store.search(SearchRequest()).total == 6
-    assert store.search(SearchRequest(query="r4F002")).total == 0
-    assert store.search(SearchRequest(query="r4F005")).total == 1
+    assert store_search(store, SearchRequest()).total == 6
+    assert store_search(store, SearchRequest(query="r4F002")).total == 0
+    assert store_search(store, SearchRequest(query="r4F005")).total == 1
     # the full-text index holds no trace of the pruned rows
     db = sqlite3.connect(store.path)
     assert db.execute("SELECT count(*) FROM events_fts_vocab WHERE term = 'r4f002'").fetchone() \
@@ -225,14 +226,14 @@ def test_prune_rebuilds_the_index_when_the_analyzer_changed(store):
     store.write([ev(i) for i in range(4)])
     store.db.conn.execute("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
     assert store.prune(datetime(2026, 11, 28, 10, 2, tzinfo=timezone.utc)) == 2
-    assert store.search(SearchRequest(query="sendmail")).total == 2
-    assert store.search(SearchRequest(query="r4F001")).total == 0
+    assert store_search(store, SearchRequest(query="sendmail")).total == 2
+    assert store_search(store, SearchRequest(query="r4F001")).total == 0
 
 
 def test_reading_a_store_that_does_not_exist_is_a_clear_error(tmp_path):
     sink = SqliteSink("sqlite:///" + str(tmp_path / "none.db"))
     with pytest.raises(SinkError) as err:
-        sink.search(SearchRequest())
+        store_search(sink, SearchRequest())
     assert "nothing has been indexed" in str(err.value)
     assert not (tmp_path / "none.db").exists()
 
@@ -281,9 +282,9 @@ def test_several_processes_write_at_once(tmp_path):
     assert "retry" not in statuses and "rejected" not in statuses
     sink = SqliteSink("sqlite:///" + path)
     # 60 shared ids stored once, each worker's 300 own ids once
-    assert sink.search(SearchRequest()).total == 60 + 3 * 300
+    assert store_search(sink, SearchRequest()).total == 60 + 3 * 300
     assert statuses.count("indexed") == 60 + 3 * 300
-    assert sink.search(SearchRequest(query="r4F007")).total == 1 + 3 * 5
+    assert store_search(sink, SearchRequest(query="r4F007")).total == 1 + 3 * 5
     sink.close()
 
 
@@ -329,7 +330,7 @@ def test_writes_index_full_text_at_once_while_the_index_is_caught_up(store,
     store.write([ev(3)] + [ev(i) for i in range(10, 12)])  # a repeat: indexed once
     assert _fts_count(store.path) == 12 and _mark(store.path) == 13
     assert store.refresh() == 0
-    assert store.search(SearchRequest(query="r4F011")).total == 1
+    assert store_search(store, SearchRequest(query="r4F011")).total == 1
 
 
 def test_inline_full_text_waits_while_older_rows_are_not_indexed(tmp_path,
@@ -340,7 +341,7 @@ def test_inline_full_text_waits_while_older_rows_are_not_indexed(tmp_path,
     live = SqliteSink("sqlite:///" + path)
     live.write([ev(i) for i in range(5, 8)])  # cannot index 6..8 above unindexed rows
     assert _fts_count(path) == 0 and _mark(path) == 0
-    assert live.search(SearchRequest(query="sendmail")).total == 8
+    assert store_search(live, SearchRequest(query="sendmail")).total == 8
     live.write([ev(9)])  # caught up again: indexed as written
     assert _fts_count(path) == 9 and _mark(path) == 9
     bulk.close()
@@ -356,14 +357,14 @@ def test_search_sees_rows_written_but_not_yet_in_the_full_text_index(deferred,
     assert store.count(SearchRequest(query="qid:r4F003")) == 1
     assert _mark(store.path) == 0
     # a full-text query catches up first, in whatever form it comes
-    assert store.search(SearchRequest(query="r4F003")).total == 1
+    assert store_search(store, SearchRequest(query="r4F003")).total == 1
     assert _fts_count(store.path) == 10 and _mark(store.path) == 10
     store.write([ev(i) for i in range(10, 15)])
     assert store.count(SearchRequest(query='"stat Sent"')) == 15
     assert sum(n for _, n in store.histogram(SearchRequest(query="message:sendmail"), "1m")) \
         == 15
     assert store.top(SearchRequest(query="r4F012"), "qid") == [("r4F012", 1)]
-    assert store.search(SearchRequest(query="qid:r4F01* AND r4F01*")).total == 5
+    assert store_search(store, SearchRequest(query="qid:r4F01* AND r4F01*")).total == 5
     assert _fts_count(store.path) == 15  # every row indexed exactly once
     assert store.refresh() == 0
 
@@ -378,7 +379,7 @@ def test_writes_catch_up_a_bounded_number_of_rows_now_and_then(deferred, monkeyp
     assert _mark(store.path) == 4 and _fts_count(store.path) == 4
     store.write([ev(10)])
     assert _mark(store.path) == 8
-    assert store.search(SearchRequest(query="sendmail")).total == 11
+    assert store_search(store, SearchRequest(query="sendmail")).total == 11
     assert _fts_count(store.path) == 11
 
 
@@ -389,9 +390,9 @@ def test_prune_after_a_partial_catch_up(deferred, no_background_refresh):
     assert _mark(store.path) == 4
     # rows 0..5 go: four of them are in the index, two are not (and must not be 'deleted')
     assert store.prune(datetime(2026, 11, 28, 10, 6, tzinfo=timezone.utc)) == 6
-    assert store.search(SearchRequest(query="sendmail")).total == 4
-    assert store.search(SearchRequest(query="r4F003")).total == 0
-    assert store.search(SearchRequest(query="r4F007")).total == 1
+    assert store_search(store, SearchRequest(query="sendmail")).total == 4
+    assert store_search(store, SearchRequest(query="r4F003")).total == 0
+    assert store_search(store, SearchRequest(query="r4F007")).total == 1
     db = sqlite3.connect(store.path)
     for i in range(6):
         assert db.execute("SELECT count(*) FROM events_fts_vocab WHERE term = ?",
@@ -407,8 +408,8 @@ def test_a_pruned_tail_does_not_hand_out_indexed_rowids_again(store, no_backgrou
     assert _mark(store.path) == 5  # indexed as written
     assert store.prune(datetime(2026, 11, 28, 11, tzinfo=timezone.utc)) == 5
     store.write([ev(7, 30)])  # would be rowid 1 again if rowids followed MAX(rowid)
-    assert store.search(SearchRequest(query="r4F007")).total == 1
-    assert store.search(SearchRequest(query="sendmail")).total == 1
+    assert store_search(store, SearchRequest(query="r4F007")).total == 1
+    assert store_search(store, SearchRequest(query="sendmail")).total == 1
 
 
 def test_a_store_from_before_the_catch_up_counts_as_indexed(tmp_path, no_background_refresh):
@@ -419,7 +420,7 @@ def test_a_store_from_before_the_catch_up_counts_as_indexed(tmp_path, no_backgro
     sink.db.conn.execute("DELETE FROM meta WHERE key = 'fts_mark'")  # as an older logpipe left it
     sink.close()
     reader = SqliteSink("sqlite:///" + path)
-    assert reader.search(SearchRequest(query="sendmail")).total == 3
+    assert store_search(reader, SearchRequest(query="sendmail")).total == 3
     assert _fts_count(path) == 3 and _mark(path) == 3  # nothing indexed twice
     reader.close()
 
@@ -433,7 +434,7 @@ def _writer_searcher(path: str, worker: int, n: int, queue) -> None:
                        .doc) for i in range(start, start + 25)]
         assert all(o.status is Status.INDEXED for o in sink.write(batch))
         # its own rows are all found at once, whatever the others wrote or indexed meanwhile
-        seen.append(sink.search(SearchRequest(query=f"worker{worker}")).total == start + 25)
+        seen.append(store_search(sink, SearchRequest(query=f"worker{worker}")).total == start + 25)
     sink.close()
     queue.put(seen)
 
@@ -443,8 +444,8 @@ def test_several_processes_write_and_search_full_text_at_once(tmp_path):
     results = run_processes(_writer_searcher, [(path, w, 200) for w in range(2)])
     assert all(all(r) for r in results), results
     sink = SqliteSink("sqlite:///" + path)
-    assert sink.search(SearchRequest(query="sendmail")).total == 400
-    assert sink.search(SearchRequest(query='"worker1 item7"')).total == 1
+    assert store_search(sink, SearchRequest(query="sendmail")).total == 400
+    assert store_search(sink, SearchRequest(query='"worker1 item7"')).total == 1
     sink.close()
     # each row in the full-text index exactly once: none twice, none missing
     assert _fts_count(path) == 400
@@ -477,7 +478,7 @@ def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypa
     from logpipe.store.sqlite import aggregations as R
 
     plain = _mixed_store(str(tmp_path / "plain.db"))  # never maintained: no value index
-    expected = {q: sorted(e["_id"] for e in plain.search(SearchRequest(query=q, limit=500))
+    expected = {q: sorted(e["_id"] for e in store_search(plain, SearchRequest(query=q, limit=500))
                           .events) for q in _VALUE_QUERIES}
     expected_top = plain.top(SearchRequest(query="*"), "stat", 50)
     expected_top_q = plain.top(SearchRequest(query="host:mail1"), "stat", 50)
@@ -486,7 +487,7 @@ def test_a_value_index_gives_what_reading_the_documents_gives(tmp_path, monkeypa
     indexed = _mixed_store(str(tmp_path / "indexed.db"))
     assert indexed.promote(["stat"]) == ["stat"]
     for q, ids in expected.items():
-        got = sorted(e["_id"] for e in indexed.search(SearchRequest(query=q, limit=500)).events)
+        got = sorted(e["_id"] for e in store_search(indexed, SearchRequest(query=q, limit=500)).events)
         assert got == ids, q
     assert indexed.top(SearchRequest(query="*"), "stat", 50) == expected_top
     assert indexed.top(SearchRequest(query="host:mail1"), "stat", 50) == expected_top_q
@@ -555,7 +556,7 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     # another connection holds the write lock all along: the search neither waits nor fails
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    assert sink.search(SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
+    assert store_search(sink, SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
     assert not any("CREATE INDEX" in s or "BEGIN IMMEDIATE" in s for s in statements)
     assert sink.wanted_fields() == []   # the wish could not be written while locked
     other.execute("ROLLBACK")
@@ -574,7 +575,7 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     plan = " ".join(str(r) for r in sink.db.conn.execute(
         f"EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE {where}", params))
     assert _value_index_names(path)[0] in plan, plan
-    assert sink.search(SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
+    assert store_search(sink, SearchRequest(query=r"msgid:\<m7@x\>")).total == 1
     with pytest.raises(QueryError, match="cannot have a value index"):
         sink.promote(["host"])
     sink.close()
@@ -612,7 +613,7 @@ def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
     while sink.maintain():
         pass
     assert _value_index_names(path) == [json_index_name("stat")]
-    assert sink.search(SearchRequest(query="stat:Sent")).total == 5
+    assert store_search(sink, SearchRequest(query="stat:Sent")).total == 5
     sink.close()
 
 
@@ -640,7 +641,7 @@ def test_a_page_total_counts_up_to_the_tracking_limit(store, monkeypatch):
         monkeypatch.setattr(R, "_WALK_ROWS", 2000)
     few = store.search_page(SearchRequest(query="stat:Deferred", limit=3))
     assert (few.total, few.total_relation, few.total_text) == (40, "eq", "40")
-    result = store.search(SearchRequest(query="stat:Sent", limit=3))
+    result = store_search(store, SearchRequest(query="stat:Sent", limit=3))
     assert (result.total, result.total_relation) == (50, "gte")
 
 
@@ -752,7 +753,7 @@ def test_a_full_text_search_on_a_caught_up_store_does_not_wait_for_the_write_loc
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # a worker in the middle of a write
     try:
-        assert sink.search(SearchRequest(query='"user unknown"')).total == 20
+        assert store_search(sink, SearchRequest(query='"user unknown"')).total == 20
         assert sink.count(SearchRequest(query="number")) == 20
     finally:
         other.execute("ROLLBACK")

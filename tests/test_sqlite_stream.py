@@ -7,6 +7,7 @@ import pytest
 
 from logpipe.store.base import Event, SearchRequest
 from logpipe.store.sqlite import SqliteSink
+from tests.support.stores import search as store_search
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def store(tmp_path):
 @pytest.mark.parametrize("page", [1, 5, 7, 59, 60, 1000])
 @pytest.mark.parametrize("query", ["*", "word", "n:[10 TO 40]"])
 def test_stream_equals_one_big_search(store, order, page, query):
-    whole = store.search(SearchRequest(query=query, limit=1000, order=order))
+    whole = store_search(store, SearchRequest(query=query, limit=1000, order=order))
     streamed = list(store.stream(SearchRequest(query=query, limit=None, order=order),
                                  page_size=page))
     assert [e["_id"] for e in streamed] == [e["_id"] for e in whole.events]

@@ -47,7 +47,6 @@ from logpipe.store.base import (
     TRACK_TOTAL_HITS,
     Page,
     SearchRequest,
-    SearchResult,
     bucket_key,
     decode_cursor,
     encode_cursor,
@@ -214,17 +213,6 @@ def cancel_tasks(client, opaque_id: str) -> int:
 
 RESULT_WINDOW = 10_000  # index.max_result_window: the most one search request may return
 
-
-def search(client, index_pattern: str, request: SearchRequest) -> SearchResult:
-    """The first ``request.limit`` matches and the total."""
-    # streamed past the window, with the exact total (as many events as the tracking limit or
-    # more: the embedded store counts them exactly too)
-    if request.limit is None or request.limit >= min(RESULT_WINDOW, TRACK_TOTAL_HITS):
-        return SearchResult(total=count(client, index_pattern, request),
-                            events=list(stream(client, index_pattern, request)))
-    page = search_page(client, index_pattern, request)
-    return SearchResult(total=page.total or 0, events=page.hits,
-                        total_relation=page.total_relation)
 
 
 PIT_KEEP_ALIVE = "2m"  # how long the snapshot lives between two pages

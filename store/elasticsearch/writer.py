@@ -19,7 +19,7 @@ import orjson
 
 from logpipe.common.broker import redact
 from logpipe.common.errors import SinkError
-from logpipe.store.base import Event, Outcome, OutcomeMismatch, SearchRequest, SearchResult, Status
+from logpipe.store.base import Event, Outcome, OutcomeMismatch, SearchRequest, Status
 from logpipe.store.elasticsearch import reader, retention
 from logpipe.store.elasticsearch.errors import item_reason
 from logpipe.store.elasticsearch.messages import ElasticsearchMessages
@@ -172,9 +172,6 @@ class ElasticsearchStore(ElasticsearchMessages):
         return outcomes
 
     # -- reading -----------------------------------------------------------------------------
-    def search(self, request: SearchRequest) -> SearchResult:
-        return reader.search(self.client, self.index_pattern, request)
-
     def stream(self, request: SearchRequest, page_size: int = 1000):
         return reader.stream(self.client, self.index_pattern, request, page_size)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
-from logpipe.store.base import Event, Outcome, Page, SearchRequest, SearchResult
+from logpipe.store.base import Event, Outcome, Page, SearchRequest
 from logpipe.store.sqlite.aggregations import SqliteAggregations
 from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.maintenance import SqliteMaintenance
@@ -63,9 +63,6 @@ class SqliteStore:
         self.close()
 
     # ---------------------------------------------------------------- Reader
-    def search(self, request: SearchRequest) -> SearchResult:
-        return self.paging.search(request)
-
     def search_page(self, request: SearchRequest, after: str | None = None,
                     with_total: bool = True) -> Page:
         return self.paging.search_page(request, after, with_total)

@@ -24,6 +24,8 @@ from logpipe.store.sqlite import functions, migrations
 from logpipe.store.sqlite.schema import (
     immediate,
     parse_url,
+    queue_writers,
+    unqueue_writers,
 )
 
 # the budget is checked every this many SQLite instructions (well under a millisecond; a
@@ -96,6 +98,7 @@ class Database:
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         if not memory:
             self._set_wal(conn)
+            queue_writers(conn, self.path)
         functions.register(conn)  # an in-memory store reads on this connection
         self.conn = conn
         return conn
@@ -201,6 +204,7 @@ class Database:
                         self.conn.execute("PRAGMA optimize")
                 except sqlite3.Error:
                     pass
+                unqueue_writers(self.conn)
                 self.conn.close()
                 self.conn = None
                 self.ready = self.migrated = False

@@ -200,13 +200,14 @@ class SqliteMessages:
         with self.db.lock:
             try:
                 conn = self._message_conn()
-                for start in range(0, len(keys), 500):
-                    chunk = keys[start:start + 500]
-                    planned = self._plan_chunk(conn, grouped, chunk)
-                    with immediate(conn):
+                plans = [(chunk, self._plan_chunk(conn, grouped, chunk))
+                         for chunk in (keys[i:i + 500] for i in range(0, len(keys), 500))]
+                # one write transaction for the batch: each hand-over of the store's write lock
+                # between workers costs a wait, several per batch cost more than the writes
+                with immediate(conn):
+                    for chunk, planned in plans:
                         changed += self._write_chunk_of_records(conn, grouped, chunk, planned)
-                for start in range(0, len(held), 500):
-                    with immediate(conn):
+                    for start in range(0, len(held), 500):
                         changed += self._write_held(conn, grouped, held[start:start + 500])
             except sqlite3.Error as exc:
                 raise SinkError(f"embedded store {self.db.path}: message records: {exc}") \

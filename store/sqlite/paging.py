@@ -22,7 +22,6 @@ from logpipe.store.base import (
     TRACK_TOTAL_HITS,
     Page,
     SearchRequest,
-    SearchResult,
     decode_cursor,
     encode_cursor,
 )
@@ -53,15 +52,6 @@ class SqlitePaging:
     def __init__(self, db: Database, reader: SqliteReader):
         self.db = db
         self.reader = reader   # the request's SQL condition, counts, statements under the budget
-
-    def search(self, request: SearchRequest) -> SearchResult:
-        if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
-            # as many events as the tracking limit or more: the exact total (as on
-            # Elasticsearch, which streams past its result window and counts)
-            return SearchResult(total=self.reader.count(request), events=list(self.stream(request)))
-        page = self.search_page(request)
-        return SearchResult(total=page.total or 0, events=page.hits,
-                            total_relation=page.total_relation)
 
     def _walk(self, request: SearchRequest, matches: int) -> tuple[SearchRequest, list] | None:
         """For a query with ``matches`` (counted up to past TRACK_TOTAL_HITS) that no index

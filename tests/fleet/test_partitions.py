@@ -26,6 +26,7 @@ from logpipe.common.broker import Keys, connect
 from logpipe.indexer import ledger
 from logpipe.services.valkey import SENTINEL_SERVICE, SentinelServer, ValkeyServer, _command
 from tests.fixtures.secrets import register_secret
+from tests.support.stores import search as store_search
 
 pytestmark = [pytest.mark.integration, pytest.mark.fleet]
 LOGPIPE = str(Path(sys.executable).parent / "logpipe")
@@ -154,7 +155,7 @@ def test_replica_cut_off_with_the_primary(net, tmp_path, safe):
         assert r.returncode == 0, r.stderr[-2000:]
         from logpipe.store import open_sink
         from logpipe.store.base import SearchRequest
-        stored = open_sink(store).search(SearchRequest(limit=1)).total
+        stored = store_search(open_sink(store), SearchRequest(limit=1)).total
         client = connect(url)
         (entry,) = ledger.report(client, Keys(raw=raw), loss_after=0)
         print(f"\nscenario 2 ({'majority waits + min-replicas-to-write 1' if safe else 'WAIT 1, no min-replicas'}):"

@@ -14,6 +14,7 @@ from logpipe.indexer.dispatch import Dispatcher
 from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.worker import worker_class
 from logpipe.indexer.jobs import JobSettings
+from tests.support.stores import search as store_search
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def test_batches_become_jobs_and_documents(redis_url, tmp_path):
     assert dispatcher.idle()
     from logpipe.store import open_sink
     from logpipe.store.base import SearchRequest
-    assert open_sink(store).search(SearchRequest(limit=1)).total == 250
+    assert store_search(open_sink(store), SearchRequest(limit=1)).total == 250
 
 
 def test_janitor_enqueues_a_batch_whose_job_never_was(redis_url, tmp_path):

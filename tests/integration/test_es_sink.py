@@ -8,6 +8,7 @@ import pytest
 
 from logpipe.store import open_sink
 from logpipe.store.base import Event, SearchRequest, Status
+from tests.support.stores import search as store_search
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +46,9 @@ def test_outcomes_template_indices_and_prune(es_url, es_client):
     props = mapping["mailtest-2026.11.28"]["mappings"]["properties"]
     assert props["qid"]["type"] == "keyword" and props["relayip"]["type"] == "ip"
     assert props["message"]["type"] == "text" and props["@timestamp"]["type"] == "date"
-    found = sink.search(SearchRequest(query="qid:r4F0000000000*", limit=10))
+    found = store_search(sink, SearchRequest(query="qid:r4F0000000000*", limit=10))
     assert found.total == 7
-    [masked] = sink.search(SearchRequest(query="tags:_malformed_field", limit=10)).events
+    [masked] = store_search(sink, SearchRequest(query="tags:_malformed_field", limit=10)).events
     assert (masked["relayip"], masked["_malformed"]) == ("123.456.789.1", ["relayip"])
     assert sink.prune(datetime(2026, 11, 1, tzinfo=timezone.utc)) == 1
     assert sorted(es_client.indices.get(index="mailtest-*")) == ["mailtest-2026.11.28"]

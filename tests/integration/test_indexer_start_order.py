@@ -20,6 +20,7 @@ from logpipe.services.valkey import ValkeyServer, find_free_port
 from logpipe.store import open_store
 from logpipe.store.base import SearchRequest
 from tests.integration.test_shipper_helpers import wait_for
+from tests.support.stores import search as store_search
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-Pass-4-index"
@@ -47,7 +48,7 @@ def logpipe(*args: str) -> list[str]:
 def stored(store_url: str) -> int:
     store = open_store(store_url)
     try:
-        return store.search(SearchRequest(query="*", limit=1)).total
+        return store_search(store, SearchRequest(query="*", limit=1)).total
     except Exception:  # not created yet
         return -1
     finally:

@@ -25,6 +25,7 @@ from logpipe.indexer.replay import replay
 from logpipe.store import open_sink
 from logpipe.store.base import SearchRequest
 from tests.support.mail import logpipe
+from tests.support.stores import search as store_search
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ def test_oversize_records_are_dead_lettered_with_the_bound_and_their_neighbours_
     items, expect = oversize_batch()
     result, letters = run_batch(redis_client, sqlite_store, items, pipeline())
     assert (result.indexed, result.dead_lettered) == (5, 4)
-    good = sqlite_store.search(SearchRequest(query="message:good", limit=50)).events
+    good = store_search(sqlite_store, SearchRequest(query="message:good", limit=50)).events
     assert sorted(e["message"] for e in good) == [f"good line {n}" for n in range(5)]
     assert sqlite_store.count(SearchRequest(query="*")) == 5  # nothing else, nothing cut
     plain = [rid for rid in letters if rid not in expect]
@@ -197,7 +198,7 @@ def test_an_item_over_max_record_bytes_is_not_read_and_replay_keeps_the_bounds(
     assert replay(dlq, pipeline(limits), sqlite_store)["still_failing"] == 1  # same bounds
     assert replay(dlq, pipeline(), sqlite_store)["indexed"] == 1  # a raised bound takes it
     assert len(dlq) == 0
-    [event] = sqlite_store.search(SearchRequest(query=f'_id:"{big.id}"', limit=1)).events
+    [event] = store_search(sqlite_store, SearchRequest(query=f'_id:"{big.id}"', limit=1)).events
     assert event["v9"] == "w" * 900 and TRUNCATED_TAG not in event["tags"]
 
 

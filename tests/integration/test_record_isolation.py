@@ -15,6 +15,7 @@ from logpipe.indexer.pipeline import Pipeline
 from logpipe.indexer.pipeline_config import FieldEdits, PipelineConfig, TypeConfig
 from logpipe.store import open_sink
 from logpipe.store.base import SearchRequest
+from tests.support.stores import search as store_search
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +100,7 @@ def test_malformed_items_are_dead_lettered_and_the_rest_stored_in_one_pass(redis
     assert big.record_id == "big-1" and "64-bit" in big.reason
     if hasattr(store, "refresh"):
         store.refresh()
-    found = store.search(SearchRequest(query="message:good", limit=50))
+    found = store_search(store, SearchRequest(query="message:good", limit=50))
     assert found.total == 6
     assert sorted(e["message"] for e in found.events) == sorted(r.line for r in good)
 

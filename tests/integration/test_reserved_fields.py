@@ -20,6 +20,7 @@ from logpipe.store.base import SearchRequest
 from logpipe.store.fields import (HIDDEN_MALFORMED, MALFORMED_FIELD, MALFORMED_TAG,
                                   RESERVED_FIELDS, RESERVED_RENAMED)
 from tests.fixtures.elasticsearch import cleaned_es
+from tests.support.stores import search as store_search
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ def indexed(request, valkey_server, tmp_path_factory):
 
 
 def shown(store, query: str) -> list[dict]:
-    return store.search(SearchRequest(query=query, limit=50)).events
+    return store_search(store, SearchRequest(query=query, limit=50)).events
 
 
 @pytest.mark.parametrize("name", NAMES)

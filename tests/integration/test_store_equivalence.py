@@ -17,6 +17,7 @@ from logpipe.store.base import Event, SearchRequest, Status
 from logpipe.store.fields import MALFORMED_FIELD, MALFORMED_TAG, mark_malformed
 from logpipe.store.sqlite import SqliteSink, timestamp_ms
 from tests.conftest import corpus_file
+from tests.support.stores import search as store_search
 
 CORPUS = ["mail_extra.log", "postfix.log", "sendmail-reject.log", "sendmail-auth.log",
           "dovecot.log", "sshd.log", "exim.log", "linux.log", "openssh.log"]
@@ -297,7 +298,7 @@ def sqlite_store(events, tmp_path_factory, request):
         [o.reason for o in outcomes if o.status is not Status.INDEXED][:3]
     if request.param == "maintained":
         for query in QUERIES:
-            sink.search(SearchRequest(query=query))  # notes the fields it wants indexed
+            store_search(sink, SearchRequest(query=query))  # notes the fields it wants indexed
         for field in ("relay", "stat", "nrcpts", "program", "size", "qid", "tags"):
             sink.top(SearchRequest(), field)
         assert len(sink.wanted_fields()) >= 5
@@ -320,7 +321,7 @@ def test_embedded_store_matches_the_documented_semantics(query, events, sqlite_s
         expected = {e.id for e in events if matches(q, e) and
                     (start is None or timestamp_ms(e.doc["@timestamp"]) >= start.timestamp() * 1000)
                     and (end is None or timestamp_ms(e.doc["@timestamp"]) < end.timestamp() * 1000)}
-        result = sqlite_store.search(SearchRequest(query=query, start=start, end=end,
+        result = store_search(sqlite_store, SearchRequest(query=query, start=start, end=end,
                                                    limit=len(events)))
         assert result.total == len(expected), query
         assert _ids(result) == expected, query
@@ -363,8 +364,8 @@ def test_elasticsearch_and_the_embedded_store_give_the_same_hits(es_store, sqlit
     for query in QUERIES:
         for start, end in TIME_WINDOWS:
             request = SearchRequest(query=query, start=start, end=end, limit=len(events))
-            es = es_store.search(request)
-            lite = sqlite_store.search(request)
+            es = store_search(es_store, request)
+            lite = store_search(sqlite_store, request)
             if es.total != lite.total or _ids(es) != _ids(lite):
                 differences.append((query, start, es.total, lite.total,
                                     sorted(_ids(es) ^ _ids(lite))[:5]))
@@ -373,8 +374,8 @@ def test_elasticsearch_and_the_embedded_store_give_the_same_hits(es_store, sqlit
                    [e["@timestamp"] for e in lite.events], query
             # ascending, limited
             request = SearchRequest(query=query, start=start, end=end, limit=7, order="asc")
-            assert [e["@timestamp"] for e in es_store.search(request).events] == \
-                   [e["@timestamp"] for e in sqlite_store.search(request).events], query
+            assert [e["@timestamp"] for e in store_search(es_store, request).events] == \
+                   [e["@timestamp"] for e in store_search(sqlite_store, request).events], query
     assert not differences, differences
 
 
@@ -386,7 +387,7 @@ def test_histograms_agree(es_store, sqlite_store, query, interval):
     request = SearchRequest(query=query)
     lite = sqlite_store.histogram(request, interval)
     assert lite == es_store.histogram(request, interval)
-    assert sum(n for _, n in lite) == sqlite_store.search(request).total
+    assert sum(n for _, n in lite) == store_search(sqlite_store, request).total
 
 
 @pytest.mark.integration
@@ -400,7 +401,7 @@ def test_histograms_agree_in_a_time_window(es_store, sqlite_store, query, interv
     request = SearchRequest(query=query, start=start, end=end)
     lite = sqlite_store.histogram(request, interval)
     assert lite == es_store.histogram(request, interval)
-    assert sum(n for _, n in lite) == sqlite_store.search(request).total
+    assert sum(n for _, n in lite) == store_search(sqlite_store, request).total
 
 
 @pytest.mark.integration
@@ -422,7 +423,7 @@ def test_malformed_values_are_stored_as_text_and_tagged_the_same_on_both(es_stor
     both fixtures assert every event INDEXED), the value kept as text in the document, the field
     named in _malformed, the event tagged _malformed_field; identical documents on both."""
     request = SearchRequest(query="tags:_malformed_field", limit=100, order="asc")
-    es, lite = es_store.search(request), sqlite_store.search(request)
+    es, lite = store_search(es_store, request), store_search(sqlite_store, request)
     assert es.total == lite.total == 5
     by_id = {e["_id"]: e for e in lite.events}
     for doc in es.events:
@@ -447,7 +448,7 @@ def test_bad_queries_fail_the_same_way_on_both(es_store, sqlite_store):
                   "size:", "program:/a@b/", "program:/(a/", "program:/^post.*/"]:
         for store in (es_store, sqlite_store):
             with pytest.raises(QueryError):
-                store.search(SearchRequest(query=query))
+                store_search(store, SearchRequest(query=query))
 
 
 @pytest.mark.integration

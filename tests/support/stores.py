@@ -1,0 +1,24 @@
+"""What tests ask a store most: the first matches of a request and the total, through the
+public reader contract (``count``, ``stream``, ``search_page``; store.base.Reader)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from logpipe.store.base import TRACK_TOTAL_HITS, Reader, SearchRequest
+
+
+@dataclass
+class Matches:
+    total: int
+    events: list[dict] = field(default_factory=list)
+    total_relation: str = "eq"   # "gte": total is TRACK_TOTAL_HITS and more match
+
+
+def search(store: Reader, request: SearchRequest) -> Matches:
+    """The first ``request.limit`` matches and their total; without a limit (or one past the
+    tracked total) every match and the exact total."""
+    if request.limit is None or request.limit >= TRACK_TOTAL_HITS:
+        return Matches(total=store.count(request), events=list(store.stream(request)))
+    page = store.search_page(request)
+    return Matches(total=page.total or 0, events=page.hits, total_relation=page.total_relation)
