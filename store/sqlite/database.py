@@ -98,7 +98,7 @@ class Database:
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         if not memory:
             self._set_wal(conn)
-            queue_writers(conn, self.path)
+            queue_writers(conn, self.path, self.timeout)
         functions.register(conn)  # an in-memory store reads on this connection
         self.conn = conn
         return conn

@@ -278,11 +278,11 @@ __all__ = ["HIDDEN_MALFORMED", "returned_doc", "stored_doc",
 
 # id of a writing connection -> (the connection, the open lock file its writers queue on; see
 # immediate()): the connection is held so its id is not reused before unqueue_writers()
-_WRITER_QUEUES: dict[int, tuple[sqlite3.Connection, int]] = {}
+_WRITER_QUEUES: dict[int, tuple[sqlite3.Connection, int, float]] = {}
 _QUEUE_POLL_S = 0.0005
 
 
-def queue_writers(conn: sqlite3.Connection, path: str) -> None:
+def queue_writers(conn: sqlite3.Connection, path: str, timeout: float) -> None:
     """Make the writers of this store file (every process's) take turns on a lock file before
     SQLite's write lock. SQLite's own wait for a busy lock sleeps 1, 2, 5 ... up to 100 ms
     between tries, so a writer that arrives while another holds the lock for a few
@@ -292,7 +292,7 @@ def queue_writers(conn: sqlite3.Connection, path: str) -> None:
     data (a writer that cannot get the file within the store's timeout goes on to SQLite's)."""
     fd = os.open(path + "-writers.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     old = _WRITER_QUEUES.get(id(conn))
-    _WRITER_QUEUES[id(conn)] = (conn, fd)
+    _WRITER_QUEUES[id(conn)] = (conn, fd, timeout)
     if old is not None:
         os.close(old[1])
 
@@ -304,12 +304,12 @@ def unqueue_writers(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def _writers_turn(conn: sqlite3.Connection, timeout: float = 30.0) -> Iterator[None]:
+def _writers_turn(conn: sqlite3.Connection) -> Iterator[None]:
     entry = _WRITER_QUEUES.get(id(conn))
     if entry is None:
         yield
         return
-    fd = entry[1]
+    _, fd, timeout = entry
     deadline = None
     held = False
     while True:
