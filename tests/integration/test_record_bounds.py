@@ -167,7 +167,7 @@ def test_truncate_cuts_tags_and_stores_them_with_their_neighbours(redis_client, 
              encode(nested), encode(heavy), encode(record(2))]
     result, letters = run_batch(redis_client, sqlite_store, items, pipeline(TRUNCATE))
     assert (result.indexed, result.dead_lettered, letters) == (7, 0, {})
-    cut = {e["_id"]: e for e in sqlite_store.search(
+    cut = {e["_id"]: e for e in store_search(sqlite_store,
         SearchRequest(query=f"tags:{TRUNCATED_TAG}", limit=50)).events}
     assert sorted(cut) == sorted(r.id for r in (long_line, wide, nested, heavy))
     assert sqlite_store.count(SearchRequest(query=f"message:good -tags:{TRUNCATED_TAG}")) == 3
