@@ -86,21 +86,18 @@ class SqliteAggregations:
         the store; None when the counts cannot serve it."""
         w_lo = epoch_ms(start) if start is not None else INT64_MIN
         w_hi = epoch_ms(end) if end is not None else INT64_MAX
-        with self.db.reading() as conn:
-            try:
-                conn.execute("BEGIN")  # one read snapshot: the counts, the mark and the rows
-                try:
-                    bounds = self._data_bounds(where, params, step, w_lo, w_hi, conn)
-                    if bounds is None:
-                        return []
-                    counts = rollup.counted_histogram(conn, dim[0], dim[1], where, params, step,
-                                                      bounds[0], bounds[1], w_lo, w_hi)
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if "interrupted" in str(exc):
-                    raise
-                raise SinkError(f"embedded store {self.db.path}: {exc}") from None
+
+        def read(conn):  # -> (no match at all, the counts or None)
+            bounds = self._data_bounds(where, params, step, w_lo, w_hi, conn)
+            if bounds is None:
+                return True, None
+            return False, rollup.counted_histogram(conn, dim[0], dim[1], where, params, step,
+                                                   bounds[0], bounds[1], w_lo, w_hi)
+
+        # one read snapshot: the counts, the mark and the rows
+        nothing, counts = self._in_snapshot(read)
+        if nothing:
+            return []
         return None if counts is None else fill_buckets(sorted(counts.items()), step)
 
     def _data_bounds(self, where: str, params: list, step: int, w_lo: int, w_hi: int,
