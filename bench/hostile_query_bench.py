@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--redis", help="a broker URL, so /health has its figures")
     args = ap.parse_args()
 
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
     from tests.support import hostile
     from tests.support.web import mail_events, start_ui, stop_ui
 
@@ -47,7 +47,7 @@ def main() -> int:
         tmp = tempfile.mkdtemp(prefix="logpipe-hostile-bench-")
         url = "sqlite:///" + str(Path(tmp) / "events.db")
         print(f"loading {args.lines:,} generated mail lines ...", flush=True)
-        sink = SqliteSink(url)
+        sink = SqliteStore(url)
         sink.prepare()
         sink.write(mail_events(args.lines))
         sink.refresh()

@@ -73,7 +73,7 @@ def index_burst(redis_url: str, items: list[bytes], store_dir: str, workers: int
     """``logpipe index --burst`` over records already on the raw list, into a fresh store:
     (wall s, CPU s, events stored and found by a full-text search, RQ overhead)."""
     from logpipe.store.base import SearchRequest
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
     client = connect(redis_url)
     client.flushall()
@@ -84,7 +84,7 @@ def index_burst(redis_url: str, items: list[bytes], store_dir: str, workers: int
     wall, cpu = run_child([sys.executable, "-m", "logpipe.common.cli", "index", "--burst", "--workers",
                            str(workers), "--batch-size", str(batch), "--redis", redis_url,
                            "--store", url])
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     try:
         found = sink.count(SearchRequest(query="message:*"))
         # a burst ends fully searchable: nothing left for a search's catch-up
@@ -121,7 +121,7 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
     from logpipe.indexer.pipeline import Pipeline
     from logpipe.indexer.pipeline_config import load_pipeline
     from logpipe.query.analyzer import fts_text
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
     from logpipe.indexer.worker import tune_gc
 
@@ -148,7 +148,7 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
     tmp = tempfile.mkdtemp(prefix="logpipe-stages-")
     try:
         for mode in ("deferred", "inline"):
-            sink = SqliteSink(f"sqlite:///{tmp}/{mode}.db?fts={mode}")
+            sink = SqliteStore(f"sqlite:///{tmp}/{mode}.db?fts={mode}")
             sink.prepare()
             timed_conn = sink.db.conn = _TimedConnection(sink.db.conn)
             c0 = time.process_time()

@@ -109,11 +109,11 @@ def synthetic(i: int, rng: random.Random) -> tuple[str, tuple[str, str, dict]]:
 
 
 def bench_search(messages: int, repeats: int = 25) -> None:
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/messages.db"
-        sink = SqliteSink(url)
+        sink = SqliteStore(url)
         sink.prepare()
         rng = random.Random(23)
         started = time.perf_counter()
@@ -128,7 +128,7 @@ def bench_search(messages: int, repeats: int = 25) -> None:
             sink.write_messages(batch)
         built = time.perf_counter() - started
         sink.close()
-        reader = SqliteSink(url)
+        reader = SqliteStore(url)
 
         def p50(query: str) -> float:
             times = []

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from logpipe.store.base import Event, SearchRequest, Status  # noqa: E402
 from logpipe.query.datemath import parse_interval  # noqa: E402
-from logpipe.store.sqlite import SqliteSink  # noqa: E402
+from logpipe.store.sqlite import SqliteStore  # noqa: E402
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _LINE = re.compile(r"^(\w{3}) +(\d+) (\d\d):(\d\d):(\d\d) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: "
@@ -329,7 +329,7 @@ def measure(args, n: int, with_es: bool) -> dict:
     print(f"\n=== {n:,} events ===")
     tmp = tempfile.mkdtemp(prefix="logpipe-bench-")
     db = args.db or os.path.join(tmp, "events.db")
-    sink = SqliteSink("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
+    sink = SqliteStore("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
     node = None
     try:
         secs = ingest(sink, stream, args.batch)
@@ -345,7 +345,7 @@ def measure(args, n: int, with_es: bool) -> dict:
         print(f"full-text catch-up after the load: {caught:,} rows in {fts_s:.1f}s; load + "
               f"catch-up = {n / (secs + fts_s):,.0f} docs/s")
         sink.close()  # checkpoint the WAL: the file holds everything
-        sink = SqliteSink("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
+        sink = SqliteStore("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
         disk = disk_bytes(db)
         raw_per = stream.raw_bytes / n
         print(f"disk: {disk / 1e6:,.0f} MB = {disk / n:,.0f} bytes/event; the raw line is "
@@ -358,7 +358,7 @@ def measure(args, n: int, with_es: bool) -> dict:
         promoted = sink.promote(JSON_FIELDS)
         promote_s = time.perf_counter() - t0
         sink.close()
-        sink = SqliteSink("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
+        sink = SqliteStore("sqlite:///" + os.path.abspath(db), synchronous=args.synchronous)
         disk = disk_bytes(db)
         print(f"maintenance: per-hour counts of {counted:,} rows in {roll_s:.1f}s; value "
               f"indexes of {', '.join(promoted) or 'none'} in {promote_s:.1f}s "
@@ -378,9 +378,9 @@ def measure(args, n: int, with_es: bool) -> dict:
             node = ElasticsearchNode(data_dir=Path(tmp) / "es", heap="1g")
             url = node.start()
         if url and with_es:
-            from logpipe.store.elasticsearch import ElasticsearchSink
+            from logpipe.store.elasticsearch import ElasticsearchStore
 
-            es_sink = ElasticsearchSink(url, index="logpipe-bench-%Y.%m.%d")
+            es_sink = ElasticsearchStore(url, index="logpipe-bench-%Y.%m.%d")
             es_n = min(n, args.es_events or n)
             es_stream = EventStream(es_n)
             secs_es = ingest(es_sink, es_stream, args.batch)

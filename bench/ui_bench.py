@@ -49,7 +49,7 @@ def main() -> int:
     import httpx
     import uvicorn
 
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
     from logpipe.search.web.app import create_app
     from logpipe.search.web.data import Data
 
@@ -61,7 +61,7 @@ def main() -> int:
         url = "sqlite:///" + str(Path(tmp) / "events.db")
         print(f"generating {args.events:,} events ...", flush=True)
         events = make_events(args.events)
-        sink = SqliteSink(url)
+        sink = SqliteStore(url)
         sink.prepare()
         t0 = time.perf_counter()
         for i in range(0, len(events), 10000):

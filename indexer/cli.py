@@ -247,14 +247,14 @@ def dlq_replay(redis: Optional[str] = RedisOpt, store: Optional[str] = StoreOpt,
     """Send dead letters through the pipeline again; remove those now stored."""
     from logpipe.indexer.api import load_parse_pipeline
     from logpipe.indexer.replay import replay
-    from logpipe.store import open_sink
+    from logpipe.store import open_store
 
     filters = _filters(stage, reason, rtype, since, until, count)  # checked before connecting
     pipeline = load_parse_pipeline(config)
     dlq = _dlq(redis, prefix)
     from logpipe.indexer.startup import store_when_up
 
-    sink = open_sink(resolve_store_url(store))
+    sink = open_store(resolve_store_url(store))
     store_when_up(sink)
     try:
         counts = replay(dlq, pipeline, sink, **filters)

@@ -59,7 +59,7 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     from logpipe.indexer.jobs import JobSettings
     from logpipe.indexer.pipeline import Pipeline
     from logpipe.indexer.pipeline_config import load_pipeline
-    from logpipe.store import open_sink
+    from logpipe.store import open_store
 
     redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config
     workers, burst = opts.workers, opts.burst
@@ -67,7 +67,7 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
         # a broken config or pattern fails here, not in every batch; the built-in pipeline is
         # checked by the tests, and compiling every type costs the workers a CPU-second
         Pipeline(load_pipeline(config)).compile_all()
-    sink = open_sink(store_url)  # a store URL that cannot work fails here
+    sink = open_store(store_url)  # a store URL that cannot work fails here
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=opts.prefix, raw=opts.raw_list)
     loop: IndexerLoop | None = None

@@ -380,22 +380,29 @@ def maintain(
     index: Optional[List[str]] = typer.Option(
         None, "--index", help="Also build the value index of this field of the events' JSON "
                               "(repeatable), so term, range, wildcard and top on it read the index."),
+    unpin: Optional[List[str]] = typer.Option(
+        None, "--unpin", help="Let the value index of this field (built by --index) make way "
+                              "for a later one when all of them are taken (repeatable); the "
+                              "index stays until then."),
     store: Optional[str] = typer.Option(None, "--store", help=_STORE_HELP),
 ) -> None:
     """Do the store's deferred work now (an idle `logpipe index` does it by itself): the
     full-text catch-up, the per-hour counts histograms read, the value indexes searches
     asked for and the value counts top values read."""
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
     url = store_url(store)
     sink = open_store(store)
     try:
-        if not isinstance(sink, SqliteSink):
-            if index:
-                raise ConfigError(f"--index is for the embedded store: Elasticsearch indexes "
-                                  f"every field as it writes ({url})")
+        if not isinstance(sink, SqliteStore):
+            if index or unpin:
+                raise ConfigError(f"--index and --unpin are for the embedded store: "
+                                  f"Elasticsearch indexes every field as it writes ({url})")
             print(f"nothing deferred in {url}: Elasticsearch refreshes and indexes on its own")
             return
+        for field in unpin or ():
+            print(f"value index of {field}: " + ("unpinned" if sink.unpin(field) else
+                                                   "was not pinned"), flush=True)
         print(f"full text: {sink.refresh():,} events indexed", flush=True)
         print(f"per-hour counts: {sink.roll_up():,} events counted", flush=True)
         built = sink.promote(index) if index else []

@@ -2,6 +2,6 @@
 each owning its schema or template, writer, reader and retention; :mod:`store.base` holds the
 interfaces and outcome types; :mod:`store.registry` picks a backend by URL."""
 
-from logpipe.store.registry import open_sink, open_store
+from logpipe.store.registry import open_store
 
-__all__ = ["open_sink", "open_store"]
+__all__ = ["open_store"]

@@ -37,8 +37,3 @@ def backend(url: str) -> str:
 def open_store(url: str, **options) -> Store:
     """The store for a URL. Imports only the chosen store's dependencies."""
     return importlib.import_module(backend(url)).open(url, **options)
-
-
-# the name it had before "store" became the one word for a backend (the indexer daemon and
-# CLI still call it so)
-open_sink = open_store

@@ -239,10 +239,10 @@ def test_a_broker_not_up_yet_is_waited_for_naming_its_url(args, event, paths, tm
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     from logpipe.store.base import Event
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
     url = f"sqlite:///{tmp_path}/events.db"
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "hi", "qid": "abc",
                             "host": "mail1", "source": {"address": "10.0.0.1"}})])

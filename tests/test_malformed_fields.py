@@ -8,7 +8,7 @@ import pytest
 
 from logpipe.store.base import Event, SearchRequest, Status
 from logpipe.store.fields import MALFORMED_FIELD, MALFORMED_TAG, fits, mark_malformed
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.support.stores import search as store_search
 
 
@@ -39,7 +39,7 @@ def test_marking_keeps_the_value_as_text_and_names_the_field():
 
 
 def test_embedded_store_stores_tags_and_does_not_index_a_malformed_value(tmp_path):
-    store = SqliteSink(f"sqlite:///{tmp_path}/e.db")
+    store = SqliteStore(f"sqlite:///{tmp_path}/e.db")
     store.prepare()
     docs = [{"@timestamp": "2026-11-28T10:00:00.000Z", "message": "masked relay", "tags": [],
              "relayip": "123.456.789.1", "size": "12k", "host": "mx1"},

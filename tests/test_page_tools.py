@@ -19,7 +19,7 @@ from logpipe.indexer.hostnames import normal_hostname, normalise_hostnames
 from logpipe.search.export import csv_cell, csv_lines, ndjson_lines
 from logpipe.search.web.saved import Conflict, SavedSearches
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 
 @pytest.mark.parametrize("value,cell", [
@@ -79,7 +79,7 @@ def test_saved_searches_are_kept_atomically_0600(tmp_path):
 
 def test_search_csv_on_the_embedded_store(tmp_path):
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.write([Event(f"e{i}", {"@timestamp": f"2013-05-15T02:00:0{i}Z", "host": "mail1",
                                 "type": "mail", "message": f"line {i}",
                                 "relay": "=HYPERLINK(1)" if i == 0 else "mx.example.net"})

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from logpipe.common.errors import QueryError
 from logpipe.query import datemath, lucene, tree
 from logpipe.store.base import Event, SearchRequest, decode_cursor
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 28, 10, 30, 0, tzinfo=timezone.utc)
 BIG = "99999999999999999999"  # over 2^64
@@ -74,7 +74,7 @@ def test_range_numbers_within_64_bits_compile():
 
 def test_a_long_digit_value_is_an_exact_text_term_on_a_real_store():
     # a 20-digit id is a value like any other: matched as text, no integer overflow in SQLite
-    sink = SqliteSink("sqlite:///:memory:")
+    sink = SqliteStore("sqlite:///:memory:")
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "m", "ref": BIG}),
                 Event("2", {"@timestamp": "2026-11-28T10:00:01Z", "message": "m", "size": 5})])
     assert sink.count(SearchRequest(query=f"ref:{BIG}")) == 1
@@ -104,7 +104,7 @@ def test_the_first_and_last_days_of_the_calendar_are_usable_bounds():
     assert lucene.compile_query("@timestamp:9999-12-31", NOW) == \
         tree.TimeRange(end - 86_400_000, end)
     assert lucene.compile_query("@timestamp:>9999", NOW) == tree.TimeRange(end, None)
-    sink = SqliteSink("sqlite:///:memory:")
+    sink = SqliteStore("sqlite:///:memory:")
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "m"})])
     assert sink.count(SearchRequest(query="@timestamp:[0001-01-01 TO 9999-12-31]")) == 1
     assert sink.count(SearchRequest(query="@timestamp:>9999-12-31")) == 0
@@ -141,7 +141,7 @@ def test_cursors_with_huge_integers_are_damaged_cursors(value):
 
 
 def test_a_huge_cursor_on_a_real_store_is_a_query_error():
-    sink = SqliteSink("sqlite:///:memory:")
+    sink = SqliteStore("sqlite:///:memory:")
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "m"})])
     with pytest.raises(QueryError, match="cursor"):
         sink.search_page(SearchRequest(limit=1), after=_cursor([10 ** 30, 10 ** 30]))

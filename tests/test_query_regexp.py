@@ -15,7 +15,7 @@ from logpipe.query.evaluate import matches
 from logpipe.query.regexp import RegexpTimeout, fullmatch, translate
 from logpipe.store.base import Event, SearchRequest
 from logpipe.store.budget import Budget, applied
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.support.stores import search as store_search
 
 PATHOLOGICAL = "(a|a)+b"        # backtracks 2^n ways on "aaaa...c"
@@ -101,7 +101,7 @@ def test_a_pathological_regexp_is_stopped_in_memory():
 
 @pytest.fixture
 def sink(tmp_path):
-    s = SqliteSink("sqlite:///" + str(tmp_path / "events.db"))
+    s = SqliteStore("sqlite:///" + str(tmp_path / "events.db"))
     s.prepare()
     docs = [
         {"program": "postfix/smtpd", "host": "mx1", "size": 2039},

@@ -11,7 +11,7 @@ from logpipe.common.cli import main
 from logpipe.search import render
 from logpipe.search.cli import store_url
 from logpipe.store.base import Event, SearchRequest
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.support.stores import search as store_search
 
 
@@ -43,7 +43,7 @@ def _events():
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write(_events())
     sink.close()
@@ -136,7 +136,7 @@ def test_trace_shows_the_message_and_a_summary(store, capsys):
 
 def _hand_off(url):
     """j061bW9V000809's mail handed to relay2 (queue id m0000000000042), delivered there."""
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.write([
         Event("h1", {"@timestamp": "2026-11-28T10:00:04.000Z", "host": "mail1",
                      "program": "sendmail", "qid": "j061bW9V000809", "to": "<e@w.org>",
@@ -196,7 +196,7 @@ def test_user_mistakes_are_clear_errors_without_traceback(store, capsys, args, m
 
 
 def test_prune(store, capsys, monkeypatch):
-    sink = SqliteSink(store)
+    sink = SqliteStore(store)
     sink.write([Event(f"old{i}", {"@timestamp": f"2026-10-0{i + 1}T00:00:00Z", "message": "old"})
                 for i in range(2)])
     sink.close()
@@ -205,7 +205,7 @@ def test_prune(store, capsys, monkeypatch):
     monkeypatch.setenv("LOGPIPE_RETENTION", "30d")
     code, out, _ = run(capsys, "prune")
     assert code == 0 and out.startswith("pruned 2 events and 0 message records older than ")
-    sink = SqliteSink(store)
+    sink = SqliteStore(store)
     assert store_search(sink, SearchRequest()).total == 5
     assert store_search(sink, SearchRequest(query="old")).total == 0
     sink.close()

@@ -199,9 +199,9 @@ def test_nothing_a_query_says_reaches_the_sql_text(query):
 
 def test_hostile_queries_are_harmless_on_a_real_store():
     from logpipe.store.base import Event, SearchRequest
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
 
-    sink = SqliteSink("sqlite:///:memory:")
+    sink = SqliteStore("sqlite:///:memory:")
     sink.write([Event("1", {"@timestamp": "2026-11-28T10:00:00Z", "message": "hi",
                             "host": "x'); DROP TABLE events; --"})])
     assert store_search(sink, SearchRequest(query=HOSTILE[0])).total == 1

@@ -6,7 +6,7 @@ import pytest
 
 from logpipe.search.trace import trace
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 
 def _event(n: int, second: int, qid: str, message: str, **fields) -> Event:
@@ -16,7 +16,7 @@ def _event(n: int, second: int, qid: str, message: str, **fields) -> Event:
 
 @pytest.fixture
 def sink(tmp_path):
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "events.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "events.db"))
     sink.prepare()
     yield sink
     sink.close()

@@ -11,7 +11,7 @@ import pytest
 
 from logpipe.common.errors import QueryError
 from logpipe.store.base import Event, SearchRequest
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from logpipe.store.sqlite.schema import JSON_INDEX_LIMIT, json_index_name
 from tests.support.stores import search as store_search
 
@@ -29,7 +29,7 @@ def indexed_fields(path: str, fields) -> set[str]:
     return {f for f in fields if json_index_name(f) in names}
 
 
-def idle(sink: SqliteSink) -> None:
+def idle(sink: SqliteStore) -> None:
     """What an idle indexer does: maintenance steps until nothing is left."""
     steps = 0
     while sink.maintain():
@@ -40,7 +40,7 @@ def idle(sink: SqliteSink) -> None:
 @pytest.fixture
 def store(tmp_path):
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     sink.write([ev(i) for i in range(40)])
     yield sink, path
     sink.close()
@@ -96,4 +96,26 @@ def test_when_every_slot_is_pinned_another_pin_is_refused_until_one_is_unpinned(
     assert indexed_fields(path, pinned + ["relay"]) == set(pinned)
     assert sink.unpin("p05") is True
     assert sink.promote(["relay"]) == ["relay"]
+    assert indexed_fields(path, pinned + ["relay"]) == (set(pinned) - {"p05"}) | {"relay"}
+
+
+def test_maintain_unpins_by_name_as_the_refusal_says(store):
+    """The refusal names the command that helps (not a Python method) and what is pinned;
+    `logpipe maintain --unpin FIELD` does it."""
+    from typer.testing import CliRunner
+
+    from logpipe.search.cli import maintain_app
+
+    sink, path = store
+    pinned = [f"p{i:02}" for i in range(JSON_INDEX_LIMIT)]
+    sink.promote(pinned)
+    with pytest.raises(QueryError) as refused:
+        sink.promote(["relay"])
+    assert "maintain --unpin FIELD" in str(refused.value) and "p00, p01" in str(refused.value)
+    sink.close()
+    run = CliRunner().invoke(maintain_app, ["--store", f"sqlite:///{path}", "--unpin", "p05",
+                                            "--unpin", "nosuch", "--index", "relay"])
+    assert run.exit_code == 0, run.output
+    assert "value index of p05: unpinned" in run.output
+    assert "value index of nosuch: was not pinned" in run.output
     assert indexed_fields(path, pinned + ["relay"]) == (set(pinned) - {"p05"}) | {"relay"}

@@ -10,9 +10,9 @@ import pytest
 
 from logpipe.common.errors import ConfigError, QueryError, SinkError
 from logpipe.query import datemath
-from logpipe.store import open_sink
+from logpipe.store import open_store
 from logpipe.store.base import Event, SearchRequest, Status
-from logpipe.store.sqlite import SqliteSink, parse_url, timestamp_ms
+from logpipe.store.sqlite import SqliteStore, parse_url, timestamp_ms
 from tests.support.stores import search as store_search
 
 
@@ -29,7 +29,7 @@ def ev(i: int, minute: int | None = None, **fields) -> Event:
 
 @pytest.fixture
 def store(tmp_path):
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "state" / "events.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "state" / "events.db"))
     sink.prepare()
     yield sink
     sink.close()
@@ -43,14 +43,14 @@ def test_url_convention():
     for bad in ("sqlite://", "sqlite:///", "sqlite://host/x.db", "postgres:///x"):
         with pytest.raises(ConfigError):
             parse_url(bad)
-    assert isinstance(open_sink("sqlite:///:memory:"), SqliteSink)
+    assert isinstance(open_store("sqlite:///:memory:"), SqliteStore)
     with pytest.raises(ConfigError):
-        SqliteSink("sqlite:///:memory:?synchronous=sometimes")
+        SqliteStore("sqlite:///:memory:?synchronous=sometimes")
 
 
 def test_relative_urls_are_relative_to_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    sink = SqliteSink("sqlite:///sub/events.db")
+    sink = SqliteStore("sqlite:///sub/events.db")
     sink.prepare()
     sink.close()
     assert (tmp_path / "sub" / "events.db").exists()
@@ -231,7 +231,7 @@ def test_prune_rebuilds_the_index_when_the_analyzer_changed(store):
 
 
 def test_reading_a_store_that_does_not_exist_is_a_clear_error(tmp_path):
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "none.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "none.db"))
     with pytest.raises(SinkError) as err:
         store_search(sink, SearchRequest())
     assert "nothing has been indexed" in str(err.value)
@@ -248,7 +248,7 @@ def test_timestamps():
 
 
 def _writer(path: str, worker: int, n: int, queue) -> None:
-    sink = SqliteSink("sqlite:///" + path, timeout=60)
+    sink = SqliteStore("sqlite:///" + path, timeout=60)
     sink.prepare()
     statuses = []
     for start in range(0, n, 50):
@@ -280,7 +280,7 @@ def test_several_processes_write_at_once(tmp_path):
     results = run_processes(_writer, [(path, w, 300) for w in range(3)])
     statuses = [s for r in results for s in r]
     assert "retry" not in statuses and "rejected" not in statuses
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     # 60 shared ids stored once, each worker's 300 own ids once
     assert store_search(sink, SearchRequest()).total == 60 + 3 * 300
     assert statuses.count("indexed") == 60 + 3 * 300
@@ -317,7 +317,7 @@ def no_background_refresh(monkeypatch):
 @pytest.fixture
 def deferred(tmp_path):
     """A store whose writes leave the full text to the catch-up (fts=deferred)."""
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "state" / "events.db") + "?fts=deferred")
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "state" / "events.db") + "?fts=deferred")
     sink.prepare()
     yield sink
     sink.close()
@@ -336,9 +336,9 @@ def test_writes_index_full_text_at_once_while_the_index_is_caught_up(store,
 def test_inline_full_text_waits_while_older_rows_are_not_indexed(tmp_path,
                                                                  no_background_refresh):
     path = str(tmp_path / "events.db")
-    bulk = SqliteSink("sqlite:///" + path + "?fts=deferred")
+    bulk = SqliteStore("sqlite:///" + path + "?fts=deferred")
     bulk.write([ev(i) for i in range(5)])  # rows 1..5, not indexed
-    live = SqliteSink("sqlite:///" + path)
+    live = SqliteStore("sqlite:///" + path)
     live.write([ev(i) for i in range(5, 8)])  # cannot index 6..8 above unindexed rows
     assert _fts_count(path) == 0 and _mark(path) == 0
     assert store_search(live, SearchRequest(query="sendmail")).total == 8
@@ -414,19 +414,19 @@ def test_a_pruned_tail_does_not_hand_out_indexed_rowids_again(store, no_backgrou
 
 def test_a_store_from_before_the_catch_up_counts_as_indexed(tmp_path, no_background_refresh):
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     sink.write([ev(i) for i in range(3)])
     sink.refresh()
     sink.db.conn.execute("DELETE FROM meta WHERE key = 'fts_mark'")  # as an older logpipe left it
     sink.close()
-    reader = SqliteSink("sqlite:///" + path)
+    reader = SqliteStore("sqlite:///" + path)
     assert store_search(reader, SearchRequest(query="sendmail")).total == 3
     assert _fts_count(path) == 3 and _mark(path) == 3  # nothing indexed twice
     reader.close()
 
 
 def _writer_searcher(path: str, worker: int, n: int, queue) -> None:
-    sink = SqliteSink("sqlite:///" + path, timeout=60)
+    sink = SqliteStore("sqlite:///" + path, timeout=60)
     sink.prepare()
     seen = []
     for start in range(0, n, 25):
@@ -443,7 +443,7 @@ def test_several_processes_write_and_search_full_text_at_once(tmp_path):
     path = str(tmp_path / "events.db")
     results = run_processes(_writer_searcher, [(path, w, 200) for w in range(2)])
     assert all(all(r) for r in results), results
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     assert store_search(sink, SearchRequest(query="sendmail")).total == 400
     assert store_search(sink, SearchRequest(query='"worker1 item7"')).total == 1
     sink.close()
@@ -463,8 +463,8 @@ _VALUE_QUERIES = ["stat:Sent", "stat:sent", "stat:Se*", "stat:*ent", "stat:\\[10
                   "stat:[* TO 12]", "stat:{A TO Sent}", "stat:[* TO *]", "stat:-*"]
 
 
-def _mixed_store(path: str) -> SqliteSink:
-    sink = SqliteSink("sqlite:///" + path)
+def _mixed_store(path: str) -> SqliteStore:
+    sink = SqliteStore("sqlite:///" + path)
     sink.write([ev(i, i % 60, stat=v) for i, v in enumerate(_MIXED * 3)]
                + [ev(100 + i, i) for i in range(5)])  # and some without the field
     return sink
@@ -518,9 +518,9 @@ def test_top_of_scalar_values_by_groups_breaks_ties_by_value(tmp_path, monkeypat
     values = ["b", "a", "c", "a", 7, "d", "b", 7, "e", 3, "f", "a", "zz", "0", 2.5, "b", "y"]
     events = [ev(i, i % 60, relay=v, host="mail1" if i % 3 else "mail2")
               for i, v in enumerate(values * 2)]
-    plain = SqliteSink("sqlite:///" + str(tmp_path / "plain.db"))
+    plain = SqliteStore("sqlite:///" + str(tmp_path / "plain.db"))
     plain.write(events)
-    indexed = SqliteSink("sqlite:///" + str(tmp_path / "indexed.db"))
+    indexed = SqliteStore("sqlite:///" + str(tmp_path / "indexed.db"))
     indexed.write(events)
     assert indexed.promote(["relay"]) == ["relay"]
     monkeypatch.setattr(R, "_TOP_BY_FIELD_INDEX", 0)   # along the field's index
@@ -549,7 +549,7 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     """A search on a field without a value index never builds one (nor waits for the write
     lock): it notes the wish; maintenance builds the index; then the query plan uses it."""
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     sink.write([ev(i, msgid=f"<m{i}@x>") for i in range(30)])
     statements: list[str] = []
     sink.db.conn.set_trace_callback(statements.append)
@@ -561,7 +561,7 @@ def test_a_search_notes_the_wanted_index_and_maintenance_builds_it(tmp_path):
     assert sink.wanted_fields() == []   # the wish could not be written while locked
     other.execute("ROLLBACK")
     other.close()
-    sink2 = SqliteSink("sqlite:///" + path)  # (a new reader notes the wish again)
+    sink2 = SqliteStore("sqlite:///" + path)  # (a new reader notes the wish again)
     assert sink2.top(SearchRequest(), "msgid", 3)[0][1] == 1
     assert sink2.wanted_fields() == ["msgid"]
     assert not _value_index_names(path)
@@ -586,7 +586,7 @@ def test_busy_maintenance_counts_but_leaves_value_indexes_for_an_idle_moment(tmp
     per-hour counts) go on, the value index a search asked for waits (it holds the writers
     back for as long as SQLite reads every event)."""
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     sink.write([ev(i, msgid=f"<m{i}@x>") for i in range(30)])
     assert sink.top(SearchRequest(), "msgid", 3)[0][1] == 1
     assert sink.wanted_fields() == ["msgid"]
@@ -605,7 +605,7 @@ def test_an_index_of_the_older_layout_is_rebuilt_by_maintenance(tmp_path):
     from logpipe.store.sqlite.schema import json_index_name, json_value_sql
 
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     sink.write([ev(i, stat="Sent" if i % 2 else "Deferred") for i in range(10)])
     old = json_index_name("stat", "1")
     sink.db.conn.execute(f"CREATE INDEX {old} ON events({json_value_sql('stat')}, ts)")
@@ -663,7 +663,7 @@ def test_histograms_from_the_hourly_counts_equal_counting_the_events(tmp_path):
             out.append(Event(f"e{i}", doc))
         return out
 
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "events.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "events.db"))
     sink.write(events(0, 400))
     t0 = datetime(2025, 11, 28, 10, 17, tzinfo=timezone.utc)
     windows = [(None, None), (t0, None), (None, datetime(2025, 11, 29, 3, 5, tzinfo=timezone.utc)),
@@ -746,7 +746,7 @@ def test_a_full_text_search_on_a_caught_up_store_does_not_wait_for_the_write_loc
     (rows are indexed as written), it takes no write transaction, so a search never queues
     behind a worker's write to learn there is nothing to do."""
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path + "?timeout=0.2")
+    sink = SqliteStore("sqlite:///" + path + "?timeout=0.2")
     sink.write([ev(i, message=f"user unknown number {i}") for i in range(20)])
     statements: list[str] = []
     sink.db.connection().set_trace_callback(statements.append)
@@ -782,7 +782,7 @@ def test_full_text_pages_and_totals_equal_a_plain_reading(tmp_path, monkeypatch)
             "@timestamp": datetime.fromtimestamp(base + second, timezone.utc).isoformat(),
             "message": f"{rnd.choice(texts)} n{i}", "host": f"mail{i % 3}", "type": "mail"}))
     path = str(tmp_path / "events.db")
-    sink = SqliteSink("sqlite:///" + path)
+    sink = SqliteStore("sqlite:///" + path)
     for k in range(0, len(events), 500):
         sink.write(events[k:k + 500])
     order = {e.id: k for k, e in enumerate(events)}   # rowids follow the write order

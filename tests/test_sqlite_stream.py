@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from logpipe.store.base import Event, SearchRequest
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.support.stores import search as store_search
 
 
 @pytest.fixture
 def store(tmp_path):
-    sink = SqliteSink(f"sqlite:///{tmp_path}/e.db")
+    sink = SqliteStore(f"sqlite:///{tmp_path}/e.db")
     sink.prepare()
     evs = [Event(f"e{i}", {"message": f"word {i}", "n": i, "tags": [],
                            **({"@timestamp": f"2026-11-28T10:00:0{i % 4}.000Z"} if i % 9 else {})})

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from logpipe.store.base import Event, SearchRequest
-from logpipe.store.sqlite import SqliteSink, value_counts
+from logpipe.store.sqlite import SqliteStore, value_counts
 from logpipe.store.sqlite import aggregations as R
 from logpipe.store.sqlite.schema import json_index_name, json_value_sql
 
@@ -74,12 +74,12 @@ def spy(monkeypatch):
     return served
 
 
-def expected_top(plain: SqliteSink, field: str, size: int) -> list:
+def expected_top(plain: SqliteStore, field: str, size: int) -> list:
     """Top values read from the documents (json_each), on a store with no value index."""
     return plain.top(SearchRequest(query="*"), field, size)
 
 
-def check(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
+def check(sink: SqliteStore, plain: SqliteStore, served: dict | None = None,
           expect_counts: bool = True) -> None:
     before = dict(served) if served is not None else None
     for field in FIELDS:
@@ -94,7 +94,7 @@ def check(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
         assert (used == 2 * len(FIELDS) * len(SIZES)) if expect_counts else used == 0, served
 
 
-def _top_over_index(sink: SqliteSink, field: str, size: int) -> list:
+def _top_over_index(sink: SqliteStore, field: str, size: int) -> list:
     sink.aggregations._top_by_counts = lambda *a: None  # type: ignore[method-assign]
     try:
         return sink.top(SearchRequest(query="*"), field, size)
@@ -102,9 +102,9 @@ def _top_over_index(sink: SqliteSink, field: str, size: int) -> list:
         del sink.aggregations._top_by_counts
 
 
-def both(tmp_path, batch: list[Event]) -> tuple[SqliteSink, SqliteSink]:
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db"))
-    plain = SqliteSink("sqlite:///" + str(tmp_path / "plain.db"))
+def both(tmp_path, batch: list[Event]) -> tuple[SqliteStore, SqliteStore]:
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "counted.db"))
+    plain = SqliteStore("sqlite:///" + str(tmp_path / "plain.db"))
     sink.write(batch)
     plain.write(batch)
     return sink, plain
@@ -151,7 +151,7 @@ def mark(path: str) -> int:
         db.close()
 
 
-def consistent(sink: SqliteSink) -> None:
+def consistent(sink: SqliteStore) -> None:
     """Every counted field's stored counts are exactly the recount of the rows up to the mark,
     with no value at zero."""
     upto = mark(sink.path)
@@ -260,7 +260,7 @@ def test_the_top_k_reads_the_counts_index_in_elasticsearchs_order(tmp_path):
     plain.close()
 
 
-def as_made_before(sink: SqliteSink, table: str, meta_keys: str) -> SqliteSink:
+def as_made_before(sink: SqliteStore, table: str, meta_keys: str) -> SqliteStore:
     """The store as a version without ``table`` left it (its meta keys LIKE ``meta_keys``
     gone too; no schema version recorded: such versions came before the numbered migrations),
     opened again."""
@@ -271,7 +271,7 @@ def as_made_before(sink: SqliteSink, table: str, meta_keys: str) -> SqliteSink:
         db.execute("DELETE FROM meta WHERE key LIKE ?", (meta_keys,))
     db.execute("PRAGMA user_version = 0")
     db.close()
-    return SqliteSink("sqlite:///" + sink.path)
+    return SqliteStore("sqlite:///" + sink.path)
 
 
 def test_a_store_from_before_the_value_counts_gets_them_from_maintenance(tmp_path, spy):
@@ -306,7 +306,7 @@ def test_logpipe_maintain_counts_the_indexed_fields_of_an_old_store(tmp_path, mo
     monkeypatch.setenv("LOGPIPE_STORE_URL", "sqlite:///" + sink.path)
     assert main(["maintain"]) == 0
     assert "value indexes built: none needed" in capsys.readouterr().out
-    sink = SqliteSink("sqlite:///" + sink.path)
+    sink = SqliteStore("sqlite:///" + sink.path)
     assert stored_counts(sink.path, "relay") == recounted(sink.path, "relay", 120)
     assert sink.top(SearchRequest(), "relay", 7) == expected_top(plain, "relay", 7)
     assert spy["counts"] == 1
@@ -371,8 +371,8 @@ def test_retention_clamps_the_mark_so_reused_rowids_are_counted(tmp_path, monkey
     from logpipe.store.sqlite import writer as W
 
     monkeypatch.setattr(W, "_REFRESH_S", 1e9)
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db") + "?fts=deferred")
-    plain = SqliteSink("sqlite:///" + str(tmp_path / "plain.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "counted.db") + "?fts=deferred")
+    plain = SqliteStore("sqlite:///" + str(tmp_path / "plain.db"))
     write((sink, plain), events(0, 200, 51))
     sink.promote(list(FIELDS))
     assert mark(sink.path) == 200
@@ -400,7 +400,7 @@ def test_logpipe_maintain_brings_the_value_counts_up_to_date(tmp_path, monkeypat
     assert main(["maintain", "--index", "stat"]) == 0
     out = capsys.readouterr().out
     assert "value counts: 40 events counted" in out, out
-    sink = SqliteSink("sqlite:///" + str(tmp_path / "counted.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path / "counted.db"))
     assert mark(sink.path) == 140
     assert value_counts.counted_fields(sink.db.connection()) == ["relay", "stat"]
     for field in ("relay", "stat"):
@@ -470,7 +470,7 @@ def dim_events(start: int, n: int, seed: int, spread: bool = False,
     return out
 
 
-def check_dims(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
+def check_dims(sink: SqliteStore, plain: SqliteStore, served: dict | None = None,
                counted: tuple = ()) -> None:
     """Top under each term equals top from the documents (a store with no value index) and
     from the index's own ways; the ``counted`` fields are served by their counts."""
@@ -491,12 +491,12 @@ def check_dims(sink: SqliteSink, plain: SqliteSink, served: dict | None = None,
                     del sink.aggregations._top_by_counts
 
 
-def states(sink: SqliteSink) -> dict:
+def states(sink: SqliteStore) -> dict:
     conn = sink.db.connection()
     return {f: value_counts.dims_state(conn, f) for f in value_counts.counted_fields(conn)}
 
 
-def dims_consistent(sink: SqliteSink) -> None:
+def dims_consistent(sink: SqliteStore) -> None:
     """The dims rows of every field counted per dim are exactly the recount of the rows up to
     the mark: every value (ALL) or those of more than one event (HEAVY), and the SUM rows;
     none for the other fields."""

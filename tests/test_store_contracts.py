@@ -8,7 +8,7 @@ import pytest
 
 from logpipe.store.base import CONTRACTS, Store
 from logpipe.store.elasticsearch import ElasticsearchStore
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 
 def _methods(protocol) -> list[str]:
@@ -20,7 +20,7 @@ def _parameters(function) -> list[tuple[str, object, object]]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
 
-@pytest.mark.parametrize("backend", [SqliteSink, ElasticsearchStore], ids=["sqlite", "elasticsearch"])
+@pytest.mark.parametrize("backend", [SqliteStore, ElasticsearchStore], ids=["sqlite", "elasticsearch"])
 @pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.__name__)
 def test_the_backends_match_the_contracts_exactly(backend, contract):
     names = _methods(contract)

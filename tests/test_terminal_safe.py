@@ -21,7 +21,7 @@ from logpipe.common.console import json_safe, printable
 from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.grok.cli import app as grok_app
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 # clear the screen, set the window title, an OSC 8 hyperlink, an OSC 52 clipboard write, a C1
 # CSI (U+009B), DEL, NUL, BEL, a backspace; and rich markup that must stay literal text
@@ -57,7 +57,7 @@ def test_printable_escapes_every_control_character():
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write([Event("e1", {"@timestamp": "2026-11-28T10:00:01.000Z", "host": "mail1",
                              "type": "mail", "program": "sendmail", "qid": QID,

@@ -15,7 +15,7 @@ from logpipe.search.web.app import create_app
 from logpipe.search.web.auth import KEY_FILE, Secrets, load_token, same_origin_location
 from logpipe.search.web.data import Data
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -27,7 +27,7 @@ TOKEN = "session-test-token-0123456789"
 @pytest.fixture
 def store_url(tmp_path):
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write([Event("e1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
                              "message": "the one line"})])

@@ -12,7 +12,7 @@ from logpipe.search.web.app import create_app
 from logpipe.search.web.data import Data
 from logpipe.search.web.gate import QueryGate
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -26,7 +26,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def store_url(tmp_path, monkeypatch):
     monkeypatch.setenv("LOGPIPE_HOME", str(tmp_path / "home"))
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write([Event("e1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
                              "message": "the one line"})])

@@ -8,7 +8,4 @@ from __future__ import annotations
 
 from logpipe.store.elasticsearch.writer import ElasticsearchStore
 
-# the name it had before "store" became the one word for a backend
-ElasticsearchSink = ElasticsearchStore
-
-__all__ = ["ElasticsearchSink", "ElasticsearchStore"]
+__all__ = ["ElasticsearchStore"]

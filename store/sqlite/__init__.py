@@ -141,7 +141,4 @@ class SqliteStore:
         return self.messages.prune_messages(older_than_ms)
 
 
-# the name it had before "store" became the one word for a backend
-SqliteSink = SqliteStore
-
-__all__ = ["SqliteSink", "SqliteStore", "parse_url", "timestamp_ms"]
+__all__ = ["SqliteStore", "parse_url", "timestamp_ms"]

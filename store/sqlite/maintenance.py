@@ -227,7 +227,8 @@ class SqliteMaintenance:
                         raise QueryError(
                             f"cannot build the value index of {field!r}: all "
                             f"{JSON_INDEX_LIMIT} value indexes are pinned (maintain --index); "
-                            f"unpin one first (SqliteSink.unpin)")
+                            f"unpin one first (maintain --unpin FIELD; pinned: "
+                            f"{', '.join(self.pinned_fields())})")
                 try:
                     with immediate(conn):
                         if evict is not None:

@@ -153,9 +153,9 @@ def test_replica_cut_off_with_the_primary(net, tmp_path, safe):
         r = subprocess.run([LOGPIPE, "index", "--burst", "--list", raw, "--workers", "1"], env=ienv,
                            capture_output=True, timeout=max(10, clock.end - time.monotonic()))
         assert r.returncode == 0, r.stderr[-2000:]
-        from logpipe.store import open_sink
+        from logpipe.store import open_store
         from logpipe.store.base import SearchRequest
-        stored = store_search(open_sink(store), SearchRequest(limit=1)).total
+        stored = store_search(open_store(store), SearchRequest(limit=1)).total
         client = connect(url)
         (entry,) = ledger.report(client, Keys(raw=raw), loss_after=0)
         print(f"\nscenario 2 ({'majority waits + min-replicas-to-write 1' if safe else 'WAIT 1, no min-replicas'}):"

@@ -40,9 +40,9 @@ def test_batches_become_jobs_and_documents(redis_url, tmp_path):
     assert Queue("logpipe", connection=client).count == 3
     work(redis_url)
     assert dispatcher.idle()
-    from logpipe.store import open_sink
+    from logpipe.store import open_store
     from logpipe.store.base import SearchRequest
-    assert store_search(open_sink(store), SearchRequest(limit=1)).total == 250
+    assert store_search(open_store(store), SearchRequest(limit=1)).total == 250
 
 
 def test_janitor_enqueues_a_batch_whose_job_never_was(redis_url, tmp_path):

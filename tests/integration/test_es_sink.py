@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from logpipe.store import open_sink
+from logpipe.store import open_store
 from logpipe.store.base import Event, SearchRequest, Status
 from tests.support.stores import search as store_search
 
@@ -29,7 +29,7 @@ def deep(levels: int) -> dict:
 
 
 def test_outcomes_template_indices_and_prune(es_url, es_client):
-    sink = open_sink(es_url + "/?index=mailtest")
+    sink = open_store(es_url + "/?index=mailtest")
     sink.prepare()
     first = sink.write([event(i) for i in range(5)] + [event(0, "2026-10-01")])
     assert [o.status for o in first] == [Status.INDEXED] * 6
@@ -57,7 +57,7 @@ def test_outcomes_template_indices_and_prune(es_url, es_client):
 
 
 def test_store_down_is_retry_not_loss():
-    sink = open_sink("http://127.0.0.1:9")  # nothing listens on the discard port
+    sink = open_store("http://127.0.0.1:9")  # nothing listens on the discard port
     outcomes = sink.write([event(1), event(2)])
     assert [o.status for o in outcomes] == [Status.RETRY, Status.RETRY]
     assert "unreachable" in outcomes[0].reason

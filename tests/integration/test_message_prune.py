@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from logpipe.common.cli import main
-from logpipe.store.elasticsearch import ElasticsearchSink
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.elasticsearch import ElasticsearchStore
+from logpipe.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,12 @@ def grouped() -> dict:
 def test_prune_removes_old_message_records(kind, tmp_path, request, capsys):
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path}/events.db"
-        sink = SqliteSink(url)
+        sink = SqliteStore(url)
         sink.prepare()
     else:
         request.getfixturevalue("es_client")  # a clean node, cleaned again afterwards
         url = request.getfixturevalue("es_url")
-        sink = ElasticsearchSink(url)
+        sink = ElasticsearchStore(url)
         sink.prepare()
     sink.write_messages(grouped())
     if kind != "sqlite":
@@ -49,9 +49,9 @@ def test_prune_removes_old_message_records(kind, tmp_path, request, capsys):
     out = capsys.readouterr().out
     assert "and 1 message records older than" in out
     if kind == "sqlite":
-        sink = SqliteSink(url)
+        sink = SqliteStore(url)
     else:
-        sink = ElasticsearchSink(url)
+        sink = ElasticsearchStore(url)
         sink.refresh_messages()
     assert [r["qid"] for r in sink.stream_messages("*")] == ["NEWQ1"]
     assert held_msgids(sink, kind) == ["new@example.com"]  # old held parts go too

@@ -24,7 +24,7 @@ from logpipe.indexer.pipeline import Pipeline
 from logpipe.indexer.pipeline_config import load_pipeline
 from logpipe.search.report import percentile, summarise
 from logpipe.services.loggen import generate
-from logpipe.store import open_sink
+from logpipe.store import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def corpus_records(mail_lines: int = 1500) -> list[Record]:
 
 
 def records_of(url: str) -> list[dict]:
-    sink = open_sink(url)
+    sink = open_store(url)
     try:
         if hasattr(sink, "refresh_messages"):
             sink.refresh_messages()
@@ -101,7 +101,7 @@ def index_in_order(redis_client, records: list[Record], url: str) -> None:
     redis_client.rpush(keys.raw, *[encode(r) for r in records])
     key, n = Broker(redis_client, keys).claim_batch(100_000)
     assert n == len(records)
-    sink = open_sink(url)
+    sink = open_store(url)
     sink.prepare()
     settings = JobSettings(redis_url="unused", store_url=url)
     result = BatchProcessor(redis_client, settings, sink, Pipeline(load_pipeline(None))).run(key)
@@ -399,11 +399,11 @@ def test_line_search_matches_addresses_however_the_log_wrote_them(redis_client, 
 def test_recipient_search_plan_follows_how_common_the_address_is(tmp_path, monkeypatch):
     """A common address is checked per record while reading newest first; a rare one is read
     through the address index; both give the records the plain index plan gives, in order."""
-    from logpipe.store.sqlite import SqliteSink
+    from logpipe.store.sqlite import SqliteStore
     from logpipe.store.sqlite import messages as sqlite_messages
 
     monkeypatch.setattr(sqlite_messages, "COMMON", 30)
-    sink = SqliteSink(f"sqlite:///{tmp_path}/plan.db")
+    sink = SqliteStore(f"sqlite:///{tmp_path}/plan.db")
     sink.prepare()
     grouped = {}
     for i in range(400):

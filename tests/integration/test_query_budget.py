@@ -21,7 +21,7 @@ from logpipe.search.web.gate import QueryGate, looks_heavy
 from logpipe.store import open_store
 from logpipe.store.base import SearchRequest
 from logpipe.store.budget import Budget, applied
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.support import hostile
 from tests.support.web import mail_events, start_ui, stop_ui
 
@@ -43,7 +43,7 @@ def events():
 @pytest.fixture(scope="module")
 def store_url(events, tmp_path_factory):
     url = "sqlite:///" + str(tmp_path_factory.mktemp("budget") / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     assert all(o.done for o in sink.write(events))
     sink.refresh()

@@ -22,7 +22,7 @@ from logpipe.indexer.limits import TRUNCATED_TAG
 from logpipe.indexer.pipeline import Pipeline
 from logpipe.indexer.pipeline_config import Limits, load_pipeline, parse_pipeline
 from logpipe.indexer.replay import replay
-from logpipe.store import open_sink
+from logpipe.store import open_store
 from logpipe.store.base import SearchRequest
 from tests.support.mail import logpipe
 from tests.support.stores import search as store_search
@@ -71,7 +71,7 @@ def oversize_batch() -> tuple[list[bytes], dict]:
 
 @pytest.fixture
 def sqlite_store(tmp_path):
-    store = open_sink(f"sqlite:///{tmp_path}/events.db")
+    store = open_store(f"sqlite:///{tmp_path}/events.db")
     yield store
     store.close()
 
@@ -203,7 +203,7 @@ def test_an_item_over_max_record_bytes_is_not_read_and_replay_keeps_the_bounds(
 
 
 def test_oversize_records_on_elasticsearch(redis_client, es_url, es_client):
-    store = open_sink(es_url + "/?index=logpipe-bounds-%Y.%m.%d")
+    store = open_store(es_url + "/?index=logpipe-bounds-%Y.%m.%d")
     try:
         items, expect = oversize_batch()
         result, letters = run_batch(redis_client, store, items, pipeline())

@@ -13,7 +13,7 @@ from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.jobs import BatchProcessor, JobSettings
 from logpipe.indexer.pipeline import Pipeline
 from logpipe.indexer.pipeline_config import FieldEdits, PipelineConfig, TypeConfig
-from logpipe.store import open_sink
+from logpipe.store import open_store
 from logpipe.store.base import SearchRequest
 from tests.support.stores import search as store_search
 
@@ -64,10 +64,10 @@ def good_records(n: int) -> list[Record]:
 @pytest.fixture(params=["sqlite", "elasticsearch"])
 def store(request, tmp_path):
     if request.param == "sqlite":
-        sink = open_sink(f"sqlite:///{tmp_path}/events.db")
+        sink = open_store(f"sqlite:///{tmp_path}/events.db")
     else:
         request.getfixturevalue("es_client")  # cleans logpipe-* before and after
-        sink = open_sink(request.getfixturevalue("es_url") + "/?index=logpipe-iso-%Y.%m.%d")
+        sink = open_store(request.getfixturevalue("es_url") + "/?index=logpipe-iso-%Y.%m.%d")
     yield sink
     sink.close()
 
@@ -133,7 +133,7 @@ def test_the_indexer_stores_a_batch_with_malformed_items_without_a_retry(redis_u
     assert client.hlen(keys.batch_attempts) == 0  # the job never failed: no retry was due
     assert sorted(bytes(letter.record) for letter in DeadLetterQueue(client).iter()) == \
         sorted(raw for raw, _ in MALFORMED)
-    store = open_sink(store_url)
+    store = open_store(store_url)
     try:
         assert store.count(SearchRequest(query="message:good")) == 6
     finally:

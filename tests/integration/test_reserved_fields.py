@@ -15,7 +15,7 @@ from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.indexer.jobs import BatchProcessor, JobSettings
 from logpipe.indexer.pipeline import Pipeline
 from logpipe.indexer.pipeline_config import parse_pipeline
-from logpipe.store import open_sink
+from logpipe.store import open_store
 from logpipe.store.base import SearchRequest
 from logpipe.store.fields import (HIDDEN_MALFORMED, MALFORMED_FIELD, MALFORMED_TAG,
                                   RESERVED_FIELDS, RESERVED_RENAMED)
@@ -82,14 +82,14 @@ def indexed(request, valkey_server, tmp_path_factory):
                 s: getattr(record, s) for s in Record.__slots__})).doc
     settings = JobSettings(redis_url="unused", store_url="unused", store_wait=30)
     if request.param == "sqlite":
-        store = open_sink(f"sqlite:///{tmp_path_factory.mktemp('reserved')}/events.db")
+        store = open_store(f"sqlite:///{tmp_path_factory.mktemp('reserved')}/events.db")
         BatchProcessor(client, settings, store, Pipeline(CONFIG)).run(key)
         yield store, expected, list(DeadLetterQueue(client).iter())
         store.close()
     else:
         es_url = request.getfixturevalue("es_url")
         with cleaned_es(es_url):
-            store = open_sink(es_url + "/?index=logpipe-reserved-%Y.%m.%d")
+            store = open_store(es_url + "/?index=logpipe-reserved-%Y.%m.%d")
             BatchProcessor(client, settings, store, Pipeline(CONFIG)).run(key)
             store.refresh()
             yield store, expected, list(DeadLetterQueue(client).iter())

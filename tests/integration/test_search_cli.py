@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 LOGPIPE = str(Path(sys.executable).with_name("logpipe"))
 EVENTS = [
@@ -33,7 +33,7 @@ def logpipe(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def sqlite_url(tmp_path):
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.write(EVENTS)
     sink.close()
     return url
@@ -89,7 +89,7 @@ def test_the_default_store_lives_in_the_state_directory(tmp_path):
     env = {"LOGPIPE_HOME": str(home)}
     empty = logpipe("search", env_extra=env)
     assert empty.returncode == 2 and "nothing has been indexed" in empty.stderr
-    sink = SqliteSink("sqlite:///" + str(home / "events.db"))
+    sink = SqliteStore("sqlite:///" + str(home / "events.db"))
     sink.write(EVENTS)
     sink.close()
     found = logpipe("search", "-f", "qid", "--limit", "1", env_extra=env)

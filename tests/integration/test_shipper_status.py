@@ -27,7 +27,7 @@ from logpipe.search.web.app import create_app
 from logpipe.search.web.data import Data
 from logpipe.shipper.config import InputSpec
 from logpipe.shipper.status import shipper_name
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.fixtures.secrets import register_secret
 from tests.support.mail import logpipe
 
@@ -147,7 +147,7 @@ def test_health_page_shows_invalid_entries_and_still_answers_200(redis_url, redi
     _fill(redis_client, time.time())
     redis_client.hset(Keys().shippers, "<b>bold</b>", b'{"updated": "<i>x</i>"}')
     store = "sqlite:///" + str(tmp_path / "events.db")
-    SqliteSink(store).close()
+    SqliteStore(store).close()
     with TestClient(create_app(Data(store, redis_url), TOKEN)) as web:
         r = web.get("/health", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200, r.text[-2000:]

@@ -15,7 +15,7 @@ import pytest
 from logpipe.query import analyzer, lucene, tree
 from logpipe.store.base import Event, SearchRequest, Status
 from logpipe.store.fields import MALFORMED_FIELD, MALFORMED_TAG, mark_malformed
-from logpipe.store.sqlite import SqliteSink, timestamp_ms
+from logpipe.store.sqlite import SqliteStore, timestamp_ms
 from tests.conftest import corpus_file
 from tests.support.stores import search as store_search
 
@@ -291,7 +291,7 @@ def events():
 def sqlite_store(events, tmp_path_factory, request):
     """The embedded store as the writers leave it, and after its maintenance (the per-hour
     counts, and the value indexes every query and top field of this module asked for)."""
-    sink = SqliteSink("sqlite:///" + str(tmp_path_factory.mktemp("equiv") / "events.db"))
+    sink = SqliteStore("sqlite:///" + str(tmp_path_factory.mktemp("equiv") / "events.db"))
     sink.prepare()
     outcomes = sink.write(events)
     assert all(o.status is Status.INDEXED for o in outcomes), \
@@ -342,12 +342,12 @@ def test_the_query_set_is_not_trivial(events):
 
 @pytest.fixture(scope="module")
 def es_store(es_url, events):
-    """The lead's ElasticsearchSink, loaded with the corpus; yields (sink, ids it accepted)."""
-    from logpipe.store.elasticsearch import ElasticsearchSink
+    """The lead's ElasticsearchStore, loaded with the corpus; yields (sink, ids it accepted)."""
+    from logpipe.store.elasticsearch import ElasticsearchStore
     from tests.fixtures.elasticsearch import cleaned_es
 
     with cleaned_es(es_url, timeout=120) as client:
-        sink = ElasticsearchSink(es_url, index="logpipe-equiv-%Y.%m.%d", client=client)
+        sink = ElasticsearchStore(es_url, index="logpipe-equiv-%Y.%m.%d", client=client)
         sink.prepare()
         outcomes = sink.write(events)
         accepted = {e.id for e, o in zip(events, outcomes) if o.status is Status.INDEXED}

@@ -16,7 +16,7 @@ from logpipe.common.cli import main as cli_main
 from logpipe.common.record import Record, encode
 from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from logpipe.search.web.app import create_app
 from logpipe.search.web.data import Data
 from tests.support.web import HOSTILE, mail_events, start_ui, stop_ui
@@ -37,7 +37,7 @@ def events():
 @pytest.fixture(scope="module")
 def sqlite_url(events, tmp_path_factory):
     url = "sqlite:///" + str(tmp_path_factory.mktemp("web") / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     assert all(o.done for o in sink.write(events))
     sink.close()
@@ -157,7 +157,7 @@ def test_keyset_paging_walks_everything_once(web, events):
 def test_keyset_paging_through_one_millisecond(tmp_path):
     """Many events with the same @timestamp: no page boundary loses or repeats one."""
     url = "sqlite:///" + str(tmp_path / "same.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write([Event(f"e{i:03d}", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
                                     "message": f"line {i}"}) for i in range(50)])
@@ -211,7 +211,7 @@ def test_top_values_count_the_whole_result_and_build_filters(web, events):
 
 def test_page_cuts_long_lines_and_links_queue_ids(tmp_path):
     url = "sqlite:///" + str(tmp_path / "long.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     long = "x" * 5000
     sink.write([Event("long1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
@@ -350,8 +350,8 @@ def test_trace_follows_the_hand_off_on_both_stores(store, request, events):
                              "program": "sendmail", "qid": next_qid, "to": "<b@example.net>",
                              "stat": "Deferred: Connection refused", "dsn": "4.0.0",
                              "message": f"{next_qid}: to=<b@example.net>, stat=Deferred"})]
-    from logpipe.store import open_sink
-    sink = open_sink(url)
+    from logpipe.store import open_store
+    sink = open_store(url)
     sink.write(extra)
     if hasattr(sink, "refresh"):
         sink.refresh()
@@ -499,7 +499,7 @@ def test_ui_command_serves_and_streams_new_matches(sqlite_url, tmp_path):
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.stream("GET", base + "/api/tail", params={"q": "program:tailtest"},
                           headers=auth, timeout=60) as stream:
-            sink = SqliteSink(sqlite_url)
+            sink = SqliteStore(sqlite_url)
             soon = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 60))
             sink.write([Event("tail-1", {"@timestamp": soon,
                                          "host": "h", "program": "tailtest",

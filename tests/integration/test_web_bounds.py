@@ -18,7 +18,7 @@ from logpipe.search.web import data as D
 from logpipe.search.web.app import FIELD_LIST, FIELD_LIST_MORE, create_app
 from logpipe.search.web.data import Data
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -31,7 +31,7 @@ KB, MB = 1024, 1024 * 1024
 
 def store(tmp_path, events) -> str:
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     assert all(o.done for o in sink.write(events))
     sink.close()

@@ -20,7 +20,7 @@ from logpipe.indexer.dlq import DeadLetterQueue
 from logpipe.search.web.app import create_app
 from logpipe.search.web.data import Data
 from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -37,7 +37,7 @@ FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory):
     url = "sqlite:///" + str(tmp_path_factory.mktemp("fuzz") / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     sink.write([Event(f"ev{i:02d}", {
         "@timestamp": f"2026-11-28T10:{i:02d}:00.000Z", "host": f"h{i % 3}",

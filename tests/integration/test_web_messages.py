@@ -8,7 +8,7 @@ import pytest
 from logpipe.indexer.messages import keep
 from logpipe.search.web.app import create_app
 from logpipe.search.web.data import Data
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from starlette.testclient import TestClient
 
 from tests.fixtures.elasticsearch import es_loaded
@@ -25,7 +25,7 @@ def store(request, tmp_path_factory):
     events = mail_events(1500, hostile=True)
     if request.param == "sqlite":
         url = "sqlite:///" + str(tmp_path_factory.mktemp("msgweb") / "events.db")
-        sink = SqliteSink(url)
+        sink = SqliteStore(url)
         sink.prepare()
         assert all(o.done for o in sink.write(events))
         keep(sink, events)
@@ -33,11 +33,11 @@ def store(request, tmp_path_factory):
         sink.close()
         yield url, records
         return
-    from logpipe.store.elasticsearch import ElasticsearchSink
+    from logpipe.store.elasticsearch import ElasticsearchStore
 
     url = request.getfixturevalue("es_url")
     with es_loaded(url, events):
-        sink = ElasticsearchSink(url)
+        sink = ElasticsearchStore(url)
         keep(sink, events)
         sink.refresh_messages()
         records = list(sink.stream_messages("*"))

@@ -22,7 +22,7 @@ from logpipe.search.web.accounts import AccountStore
 from logpipe.search.web.app import create_app
 from logpipe.search.web.audit import AuditLog
 from logpipe.search.web.data import Data
-from logpipe.store.sqlite import SqliteSink
+from logpipe.store.sqlite import SqliteStore
 from tests.support.web import mail_events, start_ui, stop_ui
 
 with warnings.catch_warnings():
@@ -45,7 +45,7 @@ def events():
 @pytest.fixture
 def sqlite_url(events, tmp_path):
     url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteSink(url)
+    sink = SqliteStore(url)
     sink.prepare()
     assert all(o.done for o in sink.write(events))
     sink.close()
