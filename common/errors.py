@@ -109,13 +109,13 @@ class GrokError(LogpipeError):
         self.line = line
 
 
-class SinkError(LogpipeError):
+class StoreError(LogpipeError):
     """The store refused or could not be reached. The type says which: :class:`StoreUnreachable`
-    (transient, retried) or :class:`StoreRefused` (permanent). ``SinkError(message,
+    (transient, retried) or :class:`StoreRefused` (permanent). ``StoreError(message,
     permanent=...)``, as the stores say it, makes the matching one."""
 
     def __new__(cls, message: str = "", permanent: bool = False):
-        if cls is SinkError:
+        if cls is StoreError:
             cls = StoreRefused if permanent else StoreUnreachable
         return super().__new__(cls, message)
 
@@ -128,11 +128,11 @@ class SinkError(LogpipeError):
         return not is_transient(self)
 
 
-class StoreUnreachable(SinkError, Transient):
+class StoreUnreachable(StoreError, Transient):
     """The store is down, not answering or pushing back (429, 5xx): the write is retried."""
 
 
-class StoreRefused(SinkError, Permanent):
+class StoreRefused(StoreError, Permanent):
     """The store refuses for good (bad credentials, no permission, a store that cannot be
     opened): retrying cannot help until its setting is fixed."""
 

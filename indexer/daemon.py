@@ -25,7 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from logpipe.common.broker import Keys, redact
 from logpipe.common.broker.connection import password_refused
 from logpipe.common.console import Progress, emit
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.common.loop import AGAIN, SKIP, SYSTEM_CLOCK, Clock, Step, Ticker
 from logpipe.indexer.startup import Outage, broker_when_up, store_when_up
 
@@ -173,7 +173,7 @@ class IndexerLoop:
     def busy_maintain(self) -> None:
         try:
             self.sink.maintain(busy=True)
-        except SinkError:
+        except StoreError:
             pass  # the store is busy or away: the writes say so; next time
 
     def rest(self) -> float:

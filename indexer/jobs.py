@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from logpipe.common.broker import Keys, connect
 from logpipe.common.broker.ledgers import PendingBatches
-from logpipe.common.errors import LogpipeError, SinkError, StoreUnreachable
+from logpipe.common.errors import LogpipeError, StoreError, StoreUnreachable
 from logpipe.common.record import decode
 from logpipe.common.wire import is_packed, unpack
 from logpipe.common.loop import SYSTEM_CLOCK, Clock
@@ -90,7 +90,7 @@ def process_batch(batch_key: str, settings: dict) -> BatchResult:
         client = job.connection
     try:
         return BatchProcessor(client, s).run(batch_key)
-    except SinkError as exc:
+    except StoreError as exc:
         _mark_failure(FailureKind.of_error(exc))
         raise
     except OutcomeMismatch:
@@ -181,7 +181,7 @@ class BatchProcessor:
             try:
                 keep(self.sink, stored)
                 return
-            except SinkError as exc:
+            except StoreError as exc:
                 if not backoff.policy.retries(exc) or backoff.exhausted():
                     raise StoreUnavailable(f"message records not written after "
                                            f"{self.settings.store_wait:.0f}s: {exc}") from None
@@ -218,7 +218,7 @@ class BatchProcessor:
         while pending:
             try:
                 outcomes = write_isolated(self.sink, [events[i] for i in pending])
-            except SinkError as exc:
+            except StoreError as exc:
                 if not backoff.policy.retries(exc):
                     raise
                 outcomes = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass
 
-from logpipe.common.errors import SinkError, is_transient
+from logpipe.common.errors import StoreError, is_transient
 from logpipe.store.base import Status
 
 FAILURE_META = "failure"  # the job.meta key holding a FailureKind value
@@ -26,7 +26,7 @@ class FailureKind(str, enum.Enum):
     def of_error(cls, exc: BaseException) -> "FailureKind":
         """What kind of failure an error that ended a job is, by its type: a transient store error
         (the store kept refusing for the whole job) spends none of the batch's attempts."""
-        if isinstance(exc, SinkError):
+        if isinstance(exc, StoreError):
             return cls.STORE_UNAVAILABLE if is_transient(exc) else cls.STORE_ERROR
         return cls.ERROR
 

@@ -5,7 +5,7 @@ store that is not up yet, with backoff, saying so in one line when the wait star
 ends (``broker_unreachable`` / ``broker_back``, ``store_unreachable`` / ``store_back``), the same
 lines as when it goes away later. Only a configuration mistake stops at once, with a message a
 person can act on and no password in it: a URL that cannot work, a wrong password, a user without
-permission (:class:`BrokerError`, a permanent :class:`SinkError`).
+permission (:class:`BrokerError`, a permanent :class:`StoreError`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from logpipe.common.broker import Keys, connect, ensure_library, redact
 from logpipe.common.broker.connection import password_refused
 from logpipe.common.broker.ledgers import RawList
 from logpipe.common.console import emit
-from logpipe.common.errors import BrokerError, SinkError
+from logpipe.common.errors import BrokerError, StoreError
 from logpipe.common.retry import BROKER_OUTAGE, RetryPolicy
 
 
@@ -105,12 +105,12 @@ def broker_when_up(url: str, keys: Keys | None = None, functions: bool = False):
 
 def store_when_up(sink) -> None:
     """Prepare the store (template, schema) once it can be reached. Waits while the store is
-    away; a permanent SinkError (wrong password, no permission) is raised at once."""
+    away; a permanent StoreError (wrong password, no permission) is raised at once."""
     outage = Outage("store", store=redact(sink.url))
     while True:
         try:
             sink.prepare()
-        except SinkError as exc:
+        except StoreError as exc:
             if not outage.backoff.policy.retries(exc):
                 raise
             outage.wait(exc)

@@ -3,7 +3,7 @@ client raise (a value it cannot serialise, a bug in a backend) becomes that even
 outcome, never the batch's failure.
 
 A store answers per event (:class:`store.base.Outcome`); a write that raises something other than
-:class:`SinkError` (the whole-batch "store unreachable / refused" signal) is split in halves until
+:class:`StoreError` (the whole-batch "store unreachable / refused" signal) is split in halves until
 the events that raise are alone, each then rejected with the exception as its reason. Repeating
 the halves is safe: stores write by record id, so what a half stored before the raise answers
 DUPLICATE the second time. The answers are checked strictly (one outcome per event), so a store
@@ -15,7 +15,7 @@ from __future__ import annotations
 import weakref
 from typing import Sequence
 
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.store.base import Event, Outcome, OutcomeMismatch, Status, Writer, check_outcomes
 
 # Stores prepared in this process. prepare() happens on the first write, not when the store is
@@ -31,7 +31,7 @@ def _prepare(sink: Writer) -> None:
 
 
 def write_isolated(sink: Writer, events: Sequence[Event]) -> list[Outcome]:
-    """One checked outcome per event. Raises SinkError (the store as a whole) and
+    """One checked outcome per event. Raises StoreError (the store as a whole) and
     OutcomeMismatch (a store that broke its contract); any other exception is pinned on the
     events that cause it."""
     if not events:
@@ -39,7 +39,7 @@ def write_isolated(sink: Writer, events: Sequence[Event]) -> list[Outcome]:
     _prepare(sink)
     try:
         return check_outcomes(events, sink.write(events))
-    except (SinkError, OutcomeMismatch):
+    except (StoreError, OutcomeMismatch):
         raise
     except Exception as exc:  # judged record by record below
         if len(events) == 1:

@@ -18,7 +18,7 @@ from typing import List, Optional
 import typer
 
 from logpipe.common.console import printable
-from logpipe.common.errors import ConfigError, QueryError, SinkError
+from logpipe.common.errors import ConfigError, QueryError, StoreError
 from logpipe.query import datemath, lucene
 from logpipe.search import render
 from logpipe.store.base import SearchRequest, Store
@@ -100,12 +100,12 @@ def naming_the_store(sink):
 
     try:
         yield
-    except SinkError as exc:
+    except StoreError as exc:
         where = redact(sink.url)
         location = sink.url.split("://", 1)[-1].lstrip("/")  # host:port, or the file
         if where in str(exc) or (location and location in str(exc)):
             raise
-        raise SinkError(f"store {where}: {exc}", permanent=exc.permanent) from None
+        raise StoreError(f"store {where}: {exc}", permanent=exc.permanent) from None
 
 
 def _fields(text: str | None) -> list[str]:

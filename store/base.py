@@ -162,7 +162,7 @@ class Writer(Protocol):
         """Create what the store needs (index template, schema). Safe to call repeatedly."""
 
     def write(self, events: Sequence[Event]) -> list[Outcome]:
-        """Store events; one outcome per event, in order. Raises SinkError only when nothing
+        """Store events; one outcome per event, in order. Raises StoreError only when nothing
         could be attempted at all (then every event is to be retried)."""
 
     def close(self) -> None: ...

@@ -96,7 +96,7 @@ CASES = [
     # maintain
     (["maintain", "--store", "mongodb://x"], ["unknown store URL 'mongodb://x'"]),
     (["maintain", "--store", "NOSTORE"], ["FILE/events.db"]),
-    (["maintain", "--index", "qid", "--store", DEAD_HTTP], ["--index is for the embedded store"]),
+    (["maintain", "--index", "qid", "--store", DEAD_HTTP], ["--index and --unpin are for the embedded store"]),
     # grok
     (["grok", "parse", "-p", "%{NOSUCH:x}", "LOG"], ["unknown pattern %{NOSUCH}"]),
     (["grok", "parse", "-p", "(unclosed", "LOG"], ["missing ')'"]),

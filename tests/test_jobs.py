@@ -266,13 +266,13 @@ def test_several_brokers_refuse_a_metrics_port_with_no_room_for_one_each():
 
 
 def test_the_failure_a_job_records_follows_the_error_type():
-    from logpipe.common.errors import SinkError
+    from logpipe.common.errors import StoreError
     from logpipe.indexer.results import FailureKind
 
     assert FailureKind.of_error(StoreUnavailable("not stored after 30s")) is \
         FailureKind.STORE_UNAVAILABLE
-    assert FailureKind.of_error(SinkError("store unreachable: 503")) is \
+    assert FailureKind.of_error(StoreError("store unreachable: 503")) is \
         FailureKind.STORE_UNAVAILABLE
-    assert FailureKind.of_error(SinkError("wrong password", permanent=True)) is \
+    assert FailureKind.of_error(StoreError("wrong password", permanent=True)) is \
         FailureKind.STORE_ERROR
     assert FailureKind.of_error(KeyError("a bug")) is FailureKind.ERROR

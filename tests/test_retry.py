@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from logpipe.common.errors import BrokerError, ConfigError, SinkError
+from logpipe.common.errors import BrokerError, ConfigError, StoreError
 from logpipe.common.retry import (BATCH_RETRY, BROKER_OUTAGE, SHIPPER_PUSH, STORE_DOWN_RETRY,
                           RetryPolicy, store_write_policy)
 
@@ -38,8 +38,8 @@ def test_give_up_after_attempts_or_time():
 
 
 def test_what_to_retry():
-    policy = RetryPolicy(retry_on=(BrokerError, SinkError))
-    assert policy.retries(BrokerError("down")) and policy.retries(SinkError("503"))
+    policy = RetryPolicy(retry_on=(BrokerError, StoreError))
+    assert policy.retries(BrokerError("down")) and policy.retries(StoreError("503"))
     assert not policy.retries(ConfigError("bad url"))
 
 
@@ -87,7 +87,7 @@ def test_transient_or_permanent_is_decided_by_type_and_the_default_policy_follow
     from logpipe.indexer.jobs import StoreUnavailable
 
     policy = RetryPolicy()
-    down, refused = SinkError("store unreachable: 503"), SinkError("bad password", permanent=True)
+    down, refused = StoreError("store unreachable: 503"), StoreError("bad password", permanent=True)
     assert isinstance(down, StoreUnreachable) and isinstance(down, Transient)
     assert isinstance(refused, StoreRefused) and isinstance(refused, Permanent)
     assert (down.permanent, refused.permanent) == (False, True)  # derived from the type

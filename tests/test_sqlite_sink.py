@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from logpipe.common.errors import ConfigError, QueryError, SinkError
+from logpipe.common.errors import ConfigError, QueryError, StoreError
 from logpipe.query import datemath
 from logpipe.store import open_store
 from logpipe.store.base import Event, SearchRequest, Status
@@ -232,7 +232,7 @@ def test_prune_rebuilds_the_index_when_the_analyzer_changed(store):
 
 def test_reading_a_store_that_does_not_exist_is_a_clear_error(tmp_path):
     sink = SqliteStore("sqlite:///" + str(tmp_path / "none.db"))
-    with pytest.raises(SinkError) as err:
+    with pytest.raises(StoreError) as err:
         store_search(sink, SearchRequest())
     assert "nothing has been indexed" in str(err.value)
     assert not (tmp_path / "none.db").exists()

@@ -703,7 +703,7 @@ def error_handlers(site: Site) -> dict:
       OverflowError; see :func:`bad_input`);
     - store work not done (search/web/gate.py): StoreBusy 503, QueryTooExpensive 422,
       QueryCancelled 499 (their ``http_status``), ``retry-after`` on the page too;
-    - any other LogpipeError (a store or broker that cannot answer: SinkError,
+    - any other LogpipeError (a store or broker that cannot answer: StoreError,
       BrokerError, ConfigError): its ``http_status``, else 503;
     - no such route: 404 "not found" as text.
     The HTML pages whose errors belong in the page itself (trace, dead letters, a letter)

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from logpipe.common.errors import QueryError, SinkError
+from logpipe.common.errors import QueryError, StoreError
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import And, Not, Or, Term, Wildcard, Range, Exists
 from logpipe.store.messages import (addr_domain, held_key, is_held, merge, msgid_of,
@@ -138,7 +138,7 @@ class ElasticsearchMessages:
                 name="logpipe-held-parts", index_patterns=[HELD_INDEX], priority=300,
                 template={"settings": settings, "mappings": HELD_MAPPING})
         except Exception as exc:
-            raise SinkError(f"cannot install the message records' templates: {exc}") from None
+            raise StoreError(f"cannot install the message records' templates: {exc}") from None
         self._message_template = True
 
     def _mget(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
@@ -149,14 +149,14 @@ class ElasticsearchMessages:
             resp = self.client.mget(  # type: ignore[attr-defined]
                 docs=[{"_index": i, "_id": d} for i, d in wanted], realtime=True)
         except Exception as exc:
-            raise SinkError(f"message records: cannot read from Elasticsearch: {exc}") from None
+            raise StoreError(f"message records: cannot read from Elasticsearch: {exc}") from None
         found = {}
         for doc in resp["docs"]:
             if doc.get("found"):
                 found[(doc["_index"], doc["_id"])] = (doc["_source"], doc["_seq_no"],
                                                       doc["_primary_term"])
             elif "error" in doc and doc["error"].get("type") != "index_not_found_exception":
-                raise SinkError(f"message records: Elasticsearch could not read "
+                raise StoreError(f"message records: Elasticsearch could not read "
                                 f"{doc['_id']}: {doc['error'].get('reason')}")
         return found
 
@@ -249,7 +249,7 @@ class ElasticsearchMessages:
                     owners.append(key)
             if lines:
                 written += self._message_bulk(lines, owners)
-        raise SinkError(f"message records: {len(pending)} still contended after {_ROUNDS} "
+        raise StoreError(f"message records: {len(pending)} still contended after {_ROUNDS} "
                         "rounds; the batch is retried")
 
     @staticmethod
@@ -291,7 +291,7 @@ class ElasticsearchMessages:
             if lines:
                 written += self._message_bulk(lines, owners)
         else:
-            raise SinkError(f"message records: {len(pending)} held parts still contended "
+            raise StoreError(f"message records: {len(pending)} held parts still contended "
                             f"after {_ROUNDS} rounds; the batch is retried")
         if again:
             written += self._write_records({k: (h, q, {}) for k, (h, q, _) in again.items()},
@@ -304,7 +304,7 @@ class ElasticsearchMessages:
                 "POST", "/_bulk", body=b"\n".join(lines) + b"\n",
                 headers={"content-type": "application/x-ndjson", "accept": "application/json"})
         except Exception as exc:
-            raise SinkError(f"message records: bulk write failed: {exc}") from None
+            raise StoreError(f"message records: bulk write failed: {exc}") from None
         ok = 0
         for item, key in zip(resp.body["items"], owners):
             result = next(iter(item.values()))
@@ -314,7 +314,7 @@ class ElasticsearchMessages:
             elif status in (404, 409):
                 continue  # someone else got there first: read again next round
             else:
-                raise SinkError(f"message record {key}: Elasticsearch answered {status}: "
+                raise StoreError(f"message record {key}: Elasticsearch answered {status}: "
                                 f"{result.get('error')}", permanent=400 <= status < 500
                                 and status != 429)
         return ok

@@ -21,7 +21,7 @@ import threading
 from datetime import datetime
 from typing import Iterator
 
-from logpipe.common.errors import QueryError, SinkError
+from logpipe.common.errors import QueryError, StoreError
 from logpipe.query.datemath import epoch_ms, fill_buckets, parse_interval
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (
@@ -140,7 +140,7 @@ def _call(what: str, fn, **kwargs):
     try:
         import elasticsearch
     except ImportError:  # pragma: no cover - the indexer extra is missing
-        raise SinkError("the elasticsearch package is not installed "
+        raise StoreError("the elasticsearch package is not installed "
                         "(pip install 'logpipe[indexer]')", permanent=True) from None
     budget = budgets.current()
     hook = contextlib.nullcontext()
@@ -160,14 +160,14 @@ def _call(what: str, fn, **kwargs):
         from logpipe.store.elasticsearch.connection import describe_failure
         clear = describe_failure(exc, "the store")
         if clear:  # credentials or TLS: a configuration mistake, said plainly
-            raise SinkError(clear, permanent=True) from None
+            raise StoreError(clear, permanent=True) from None
         if isinstance(exc, elasticsearch.BadRequestError):
             raise QueryError(f"Elasticsearch rejected the {what}: "
                              f"{exception_reason(exc)}") from None
         if isinstance(exc, elasticsearch.ApiError):
-            raise SinkError(f"Elasticsearch {what} failed ({exc.meta.status}): "
+            raise StoreError(f"Elasticsearch {what} failed ({exc.meta.status}): "
                             f"{exception_reason(exc)}") from None
-        raise SinkError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
+        raise StoreError(f"cannot reach Elasticsearch for the {what}: {exc}") from None
 
 
 def _budgeted(fn, budget, kwargs: dict):

@@ -11,14 +11,14 @@ def prune(client, index_pattern: str, index_format: str, older_than: datetime,
     """Delete whole indices whose day ends before ``older_than``; returns how many went."""
     from elasticsearch import ApiError, TransportError
 
-    from logpipe.common.errors import SinkError
+    from logpipe.common.errors import StoreError
     from logpipe.store.elasticsearch.connection import describe_failure
 
     try:
         names = client.indices.get(index=index_pattern, allow_no_indices=True,
                                    expand_wildcards="open")
     except (ApiError, TransportError) as exc:  # credentials or TLS: said plainly
-        raise SinkError(describe_failure(exc, url) or
+        raise StoreError(describe_failure(exc, url) or
                         f"cannot list the indices on {url}: {exc}") from None
     cutoff = older_than.astimezone(timezone.utc).date()
     dropped = 0

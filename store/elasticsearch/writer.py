@@ -18,7 +18,7 @@ from typing import Sequence
 import orjson
 
 from logpipe.common.broker import redact
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.store.base import Event, Outcome, OutcomeMismatch, SearchRequest, Status
 from logpipe.store.elasticsearch import reader, retention
 from logpipe.store.elasticsearch.errors import item_reason
@@ -67,7 +67,7 @@ class ElasticsearchStore(ElasticsearchMessages):
             # no answer at all: the cluster is starting, overloaded or not up yet (waited for)
             permanent = bool(clear) or (isinstance(exc, ApiError) and 400 <= int(status) < 500
                                         and int(status) not in (408, 429))
-            raise SinkError(clear or f"cannot install the index template on "
+            raise StoreError(clear or f"cannot install the index template on "
                                      f"{redact(self.url)}: {exc}", permanent=permanent) from None
 
     # -- writing -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import sqlite3
 from datetime import datetime
 
 
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.query.datemath import MAX_BUCKETS, epoch_ms, fill_buckets, parse_interval
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (
@@ -196,7 +196,7 @@ class SqliteAggregations:
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     raise
-                raise SinkError(f"embedded store {self.db.path}: {exc}") from None
+                raise StoreError(f"embedded store {self.db.path}: {exc}") from None
 
     def _many_values(self, field: str) -> bool:
         """More distinct values than _TOP_DISTINCT_WALK by the value counts (False when the
@@ -207,7 +207,7 @@ class SqliteAggregations:
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     raise
-                raise SinkError(f"embedded store {self.db.path}: {exc}") from None
+                raise StoreError(f"embedded store {self.db.path}: {exc}") from None
 
     def _top_by_counts(self, field: str, size: int,
                        dim: tuple[str, list] = ("", [""])) -> list[tuple] | None:

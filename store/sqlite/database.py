@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from logpipe.common.errors import ConfigError, SinkError
+from logpipe.common.errors import ConfigError, StoreError
 from logpipe.store import budget as budgets
 from logpipe.store.sqlite import functions, migrations
 from logpipe.store.sqlite.schema import (
@@ -75,18 +75,18 @@ class Database:
                 try:
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:  # a local directory does not come up later: say so now
-                    raise SinkError(f"cannot create the embedded store's directory "
+                    raise StoreError(f"cannot create the embedded store's directory "
                                     f"{Path(self.path).parent}: {exc.strerror or exc}",
                                     permanent=True) from None
             elif not os.path.exists(self.path):
-                raise SinkError(f"no embedded store at {self.path}: nothing has been indexed "
+                raise StoreError(f"no embedded store at {self.path}: nothing has been indexed "
                                 "there yet (start `logpipe up` or `logpipe index`, or pass "
                                 "--store)", permanent=True)
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:  # no permission, not a directory: nothing to wait for
-            raise SinkError(f"cannot open the embedded store {self.path}: {exc}",
+            raise StoreError(f"cannot open the embedded store {self.path}: {exc}",
                             permanent=True) from None
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -113,7 +113,7 @@ class Database:
             except sqlite3.OperationalError:
                 pass
             if time.monotonic() > deadline:
-                raise SinkError(f"cannot switch {self.path} to WAL mode (is it on a network "
+                raise StoreError(f"cannot switch {self.path} to WAL mode (is it on a network "
                                 "file system or locked by another program?)")
             time.sleep(0.05)
 
@@ -127,7 +127,7 @@ class Database:
                 with immediate(conn):
                     migrations.migrate(conn, self.path)
             except sqlite3.Error as exc:
-                raise SinkError(f"cannot create the embedded store at {self.path}: {exc}") \
+                raise StoreError(f"cannot create the embedded store at {self.path}: {exc}") \
                     from None
             self.ready = self.migrated = True
 
@@ -139,7 +139,7 @@ class Database:
             row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
                                "name = 'events'").fetchone()
             if row is None:
-                raise SinkError(f"{self.path} holds no logpipe events (nothing indexed yet?)",
+                raise StoreError(f"{self.path} holds no logpipe events (nothing indexed yet?)",
                                 permanent=True)
             self.ready = True
         return conn
@@ -166,7 +166,7 @@ class Database:
             budget = budgets.current()
             if "interrupted" in str(exc) and budget is not None and budget.stopped:
                 raise budget.error() from None
-            raise SinkError(f"embedded store {self.path}: {exc}") from None
+            raise StoreError(f"embedded store {self.path}: {exc}") from None
 
     def _open_read_conn(self) -> sqlite3.Connection:
         with self.lock:
@@ -180,7 +180,7 @@ class Database:
             conn.execute("PRAGMA mmap_size = 1073741824")
             conn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
-            raise SinkError(f"cannot open the embedded store {self.path}: {exc}") from None
+            raise StoreError(f"cannot open the embedded store {self.path}: {exc}") from None
         conn.set_progress_handler(_progress, PROGRESS_STEPS)
         functions.register(conn)
         self._read_local.conn = conn

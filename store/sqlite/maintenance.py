@@ -23,7 +23,7 @@ import re
 import sqlite3
 from typing import Iterable
 
-from logpipe.common.errors import QueryError, SinkError
+from logpipe.common.errors import QueryError, StoreError
 from logpipe.store.sqlite import rollup, value_counts
 from logpipe.store.sqlite.database import Database
 from logpipe.store.sqlite.writer import SqliteWriter
@@ -65,11 +65,11 @@ class SqliteMaintenance:
             return done
         try:
             done = self.roll_up(limit=rollup.STEP_ROWS)
-        except SinkError:
+        except StoreError:
             done = 0  # the next idle moment tries again; the histograms stay exact meanwhile
         try:
             done += self.count_values(steps=1)
-        except SinkError:
+        except StoreError:
             pass  # the same: top values count over the indexes meanwhile
         if done or busy:
             return done
@@ -79,7 +79,7 @@ class SqliteMaintenance:
                 continue
             try:
                 built = self.promote([field], pin=False)
-            except (SinkError, QueryError):
+            except (StoreError, QueryError):
                 failed.add(field)  # not again from this process: maintain() must reach 0
                 continue
             if built:
@@ -89,7 +89,7 @@ class SqliteMaintenance:
                 continue
             try:
                 self.promote([field], pin=False)  # its index exists: this counts its values
-            except (SinkError, QueryError):
+            except (StoreError, QueryError):
                 failed.add(field)
                 continue
             if field in self.uncounted_fields():
@@ -112,7 +112,7 @@ class SqliteMaintenance:
                     with immediate(conn):
                         moved = rollup.catch_up_step(conn, step)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"counting the events of {self.db.path} per hour failed: "
+                    raise StoreError(f"counting the events of {self.db.path} per hour failed: "
                                     f"{exc}") from None
                 if not moved:
                     break
@@ -132,7 +132,7 @@ class SqliteMaintenance:
                     with immediate(conn):
                         moved = value_counts.catch_up_step(conn)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"counting the values of {self.db.path} failed: "
+                    raise StoreError(f"counting the values of {self.db.path} failed: "
                                     f"{exc}") from None
                 taken += 1
                 if not moved:
@@ -245,7 +245,7 @@ class SqliteMaintenance:
                                          (PINNED_PREFIX + field,))
                         value_counts.start(conn, field)  # (nothing when counted already)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"building the value index of {field!r} in {self.db.path} "
+                    raise StoreError(f"building the value index of {field!r} in {self.db.path} "
                                     f"failed: {exc}") from None
                 if name not in names:
                     built.append(field)
@@ -269,7 +269,7 @@ class SqliteMaintenance:
                     gone = conn.execute("DELETE FROM meta WHERE key = ?",
                                         (PINNED_PREFIX + field,)).rowcount
             except sqlite3.Error as exc:
-                raise SinkError(f"unpinning {field!r} in {self.db.path} failed: {exc}") from None
+                raise StoreError(f"unpinning {field!r} in {self.db.path} failed: {exc}") from None
         return bool(gone)
 
     @staticmethod

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import orjson
 
-from logpipe.common.errors import QueryError, SinkError
+from logpipe.common.errors import QueryError, StoreError
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (All, And, Exists, Not, Nothing, Or, Pattern, Range, Term, Text,
                                 TextWildcard, TimeRange, Wildcard, numeric)
@@ -184,7 +184,7 @@ class SqliteMessages:
 
     def write_messages(self, grouped: dict[str, tuple[str, str, dict[str, dict]]]) -> int:
         """Merge parts into their records: {key: (host, qid, {line id: part})}. Returns how
-        many records changed. Raises SinkError when the store cannot be written (retry).
+        many records changed. Raises StoreError when the store cannot be written (retry).
 
         The merge (the costly part, pure Python) runs *outside* SQLite's write lock, on the
         parts read from the last committed state, so two workers merge at the same time and
@@ -210,7 +210,7 @@ class SqliteMessages:
                     for start in range(0, len(held), 500):
                         changed += self._write_held(conn, grouped, held[start:start + 500])
             except sqlite3.Error as exc:
-                raise SinkError(f"embedded store {self.db.path}: message records: {exc}") \
+                raise StoreError(f"embedded store {self.db.path}: message records: {exc}") \
                     from None
         return changed
 

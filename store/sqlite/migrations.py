@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable, NamedTuple
 
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.query.analyzer import ANALYZER_VERSION
 from logpipe.store.sqlite.schema import (
     COUNTS_SCHEMA,
@@ -37,7 +37,7 @@ class Step(NamedTuple):
     run: Callable[[sqlite3.Connection], None]
 
 
-class NewerSchema(SinkError):
+class NewerSchema(StoreError):
     """The store was made or upgraded by a newer logpipe: this one does not know its layout."""
 
     def __init__(self, path: str, version: int):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 
 
-from logpipe.common.errors import QueryError, SinkError
+from logpipe.common.errors import QueryError, StoreError
 from logpipe.query.datemath import epoch_ms
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import (
@@ -148,7 +148,7 @@ class SqliteReader:
                         from None
                 if "interrupted" in text:
                     raise
-                raise SinkError(f"embedded store {self.db.path}: {text}") from None
+                raise StoreError(f"embedded store {self.db.path}: {text}") from None
 
     def _on_value_index(self, request: SearchRequest) -> tuple[str, list] | None:
         """For a query that is one term, wildcard or range on a field with a value index (and

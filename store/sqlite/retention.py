@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.query.analyzer import ANALYZER_VERSION
 from logpipe.query.datemath import epoch_ms
 from logpipe.store.sqlite import rollup, value_counts
@@ -61,7 +61,7 @@ class SqliteRetention:
                             rollup.clamp_mark(conn)
                             value_counts.clamp_mark(conn)
                 except sqlite3.Error as exc:
-                    raise SinkError(f"pruning {self.db.path} failed after {removed} events: "
+                    raise StoreError(f"pruning {self.db.path} failed after {removed} events: "
                                     f"{exc}") from None
                 removed += len(rows)
                 if not rows:
@@ -90,6 +90,6 @@ class SqliteRetention:
                 conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
                              "DO UPDATE SET value = excluded.value", (FTS_MARK, top))
         except sqlite3.Error as exc:
-            raise SinkError(f"rebuilding the full-text index of {self.db.path} failed: {exc}") \
+            raise StoreError(f"rebuilding the full-text index of {self.db.path} failed: {exc}") \
                 from None
 

@@ -54,7 +54,7 @@ from typing import Sequence
 
 import orjson
 
-from logpipe.common.errors import SinkError
+from logpipe.common.errors import StoreError
 from logpipe.query.analyzer import fts_text
 from logpipe.query.datemath import epoch_ms, time_period
 from logpipe.store.base import Event, Outcome, Status
@@ -185,7 +185,7 @@ class SqliteWriter:
             if time.monotonic() - self._refreshed >= _REFRESH_S:
                 try:
                     self._catch_up(limit=_REFRESH_ROWS)
-                except SinkError:
+                except StoreError:
                     pass  # the events are stored; the next search catches up
         return outcomes  # type: ignore[return-value]
 
@@ -373,7 +373,7 @@ class SqliteWriter:
                     index_messages(conn, rows)
                     conn.execute("UPDATE meta SET value = ? WHERE key = ?", (upto, FTS_MARK))
             except sqlite3.Error as exc:
-                raise SinkError(f"indexing the full text of {self.db.path} failed: {exc}") \
+                raise StoreError(f"indexing the full text of {self.db.path} failed: {exc}") \
                     from None
             done += upto - mark
         self._refreshed = time.monotonic()
