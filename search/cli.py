@@ -21,6 +21,7 @@ from logpipe.common.console import printable
 from logpipe.common.errors import ConfigError, QueryError, StoreError
 from logpipe.query import datemath, lucene
 from logpipe.search import render
+from logpipe.search.stores import open_store
 from logpipe.store.base import SearchRequest, Store
 
 ENV_RETENTION = "LOGPIPE_RETENTION"
@@ -41,13 +42,6 @@ def store_url(explicit: str | None = None) -> str:
     from logpipe.common.config import resolve_store_url
 
     return resolve_store_url(explicit)
-
-
-def open_store(explicit: str | None) -> Store:
-    """The store ``--store`` names (or the default one, see :func:`store_url`)."""
-    from logpipe.search.stores import open_store as open_named
-
-    return open_named(explicit)
 
 
 class Budgeted:

@@ -18,8 +18,7 @@ from logpipe.search.web.accounts import (AccountError, AccountStore, SignInError
 from logpipe.search.web.app import create_app
 from logpipe.search.web.audit import AuditLog
 from logpipe.search.web.data import Data
-from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteStore
+from tests.support.stores import one_event_store
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -52,13 +51,7 @@ def store(tmp_path, clock):
 
 @pytest.fixture
 def store_url(tmp_path):
-    url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteStore(url)
-    sink.prepare()
-    sink.write([Event("e1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
-                             "message": "the one line"})])
-    sink.close()
-    return url
+    return one_event_store(tmp_path / "events.db")
 
 
 # ------------------------------------------------------------------ hashing and the store

@@ -14,8 +14,7 @@ from logpipe.common.config import home
 from logpipe.search.web.app import create_app
 from logpipe.search.web.auth import KEY_FILE, Secrets, load_token, same_origin_location
 from logpipe.search.web.data import Data
-from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteStore
+from tests.support.stores import one_event_store
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -26,13 +25,7 @@ TOKEN = "session-test-token-0123456789"
 
 @pytest.fixture
 def store_url(tmp_path):
-    url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteStore(url)
-    sink.prepare()
-    sink.write([Event("e1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
-                             "message": "the one line"})])
-    sink.close()
-    return url
+    return one_event_store(tmp_path / "events.db")
 
 
 def sign_in(client: TestClient, token: str = TOKEN) -> str:

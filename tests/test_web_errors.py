@@ -11,8 +11,7 @@ import pytest
 from logpipe.search.web.app import create_app
 from logpipe.search.web.data import Data
 from logpipe.search.web.gate import QueryGate
-from logpipe.store.base import Event
-from logpipe.store.sqlite import SqliteStore
+from tests.support.stores import one_event_store
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -25,13 +24,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def store_url(tmp_path, monkeypatch):
     monkeypatch.setenv("LOGPIPE_HOME", str(tmp_path / "home"))
-    url = "sqlite:///" + str(tmp_path / "events.db")
-    sink = SqliteStore(url)
-    sink.prepare()
-    sink.write([Event("e1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
-                             "message": "the one line"})])
-    sink.close()
-    return url
+    return one_event_store(tmp_path / "events.db")
 
 
 def test_the_requests_fault_is_400_and_an_absent_broker_503(store_url):

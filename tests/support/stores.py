@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from logpipe.store.base import TRACK_TOTAL_HITS, Reader, SearchRequest
+from logpipe.store.base import TRACK_TOTAL_HITS, Event, Reader, SearchRequest
 
 
 @dataclass
@@ -22,3 +22,16 @@ def search(store: Reader, request: SearchRequest) -> Matches:
         return Matches(total=store.count(request), events=list(store.stream(request)))
     page = store.search_page(request)
     return Matches(total=page.total or 0, events=page.hits, total_relation=page.total_relation)
+
+
+def one_event_store(path) -> str:
+    """The URL of an embedded store at ``path`` holding one event (the web tests' store)."""
+    from logpipe.store.sqlite import SqliteStore
+
+    url = "sqlite:///" + str(path)
+    store = SqliteStore(url)
+    store.prepare()
+    store.write([Event("e1", {"@timestamp": "2026-11-28T10:00:00.000Z", "host": "h",
+                              "message": "the one line"})])
+    store.close()
+    return url
