@@ -11,8 +11,10 @@ the queue is expired by every MTA's default) are read in real time (mget), the p
 (``store/messages.py``), and the result is written with ``if_seq_no``/``if_primary_term`` (or
 ``create`` when new); a copy in another month's index (two workers that began a record on both
 sides of a month boundary) is merged in and deleted the same way. Conflicts are read again.
-A record counts as written only when a read *after* the write finds it whole and alone, so two
-workers racing across indices always see each other's write (each reads after its own).
+A record whose months span two indices counts as written only when a read *after* the write
+finds it whole and alone, so two workers racing across indices always see each other's write
+(each reads after its own); one read from a single index and written back there is done when
+its conditional write succeeds (nobody changed it since the read).
 
 Held parts (dovecot LMTP deliveries, keyed by host and msgid, see ``store/messages.py``) live in
 ``logpipe-held-parts``, one document per (host, msgid): the parts and the keys of the records
@@ -66,8 +68,20 @@ HELD_MAPPING = {"dynamic": False,
                                "records": {"type": "object", "enabled": False}}}
 
 
+_DAY_MS = 86_400_000
+_months: dict[int, str] = {}
+
+
 def _month(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y.%m")
+    """``YYYY.MM`` of an epoch-ms time, worked out once per day (twice per part per round: it
+    was a fifth of the message records' CPU)."""
+    day = ms // _DAY_MS
+    name = _months.get(day)
+    if name is None:
+        if len(_months) > 10_000:
+            _months.clear()
+        name = _months[day] = datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y.%m")
+    return name
 
 
 def _first_ms(parts: dict) -> int:
@@ -142,7 +156,8 @@ class ElasticsearchMessages:
         self._message_template = True
 
     def _mget(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
-        """{(index, id): (source, seq_no, primary_term)} of the documents that exist."""
+        """{(index, id): (source, seq_no, primary_term)} of the documents that exist (whole:
+        filtering the source would make the node parse each one)."""
         if not wanted:
             return {}
         try:
@@ -206,9 +221,12 @@ class ElasticsearchMessages:
                                          for k, v in seen.items() if v[3]}))
             lines: list[bytes] = []
             owners: list[str] = []
+            alone: set[str] = set()  # written where they were read, and nowhere else
             for key, (copies, parts, complete, msgid) in seen.items():
                 host, qid, _ = pending[key]
                 target = PREFIX + _month(_first_ms(parts))
+                if indices[key] == [target]:
+                    alone.add(key)
                 holder = holders.get((HELD_INDEX, held_key(host, msgid))) if msgid else None
                 held = (holder[0].get("parts") or {}) if holder else {}
                 in_target = next((c for c in copies if c[0] == target), None)
@@ -248,7 +266,15 @@ class ElasticsearchMessages:
                                     key: [target, host, qid]}})
                     owners.append(key)
             if lines:
-                written += self._message_bulk(lines, owners)
+                ok, refused = self._message_bulk(lines, owners)
+                written += ok
+                # A record read from one index only and written back there needs no read after
+                # its write: its create / if_seq_no write (and its registration, same rule)
+                # succeeding means nobody changed it since the read, so it is whole. The read
+                # after the write is for records whose months span two indices, where two
+                # workers may each write a copy and must see each other's.
+                for key in set(owners) & alone - refused:
+                    del pending[key]
         raise StoreError(f"message records: {len(pending)} still contended after {_ROUNDS} "
                         "rounds; the batch is retried")
 
@@ -289,7 +315,7 @@ class ElasticsearchMessages:
                                                           "parts": parts, "records": records})
                 owners.append(key)
             if lines:
-                written += self._message_bulk(lines, owners)
+                written += self._message_bulk(lines, owners)[0]
         else:
             raise StoreError(f"message records: {len(pending)} held parts still contended "
                             f"after {_ROUNDS} rounds; the batch is retried")
@@ -298,7 +324,8 @@ class ElasticsearchMessages:
                                            {k: i for k, (_, _, i) in again.items()})
         return written
 
-    def _message_bulk(self, lines: list[bytes], owners: list[str]) -> int:
+    def _message_bulk(self, lines: list[bytes], owners: list[str]) -> tuple[int, set[str]]:
+        """(items written, the owners of items refused as contended: read again next round)."""
         try:
             resp = self.client.perform_request(  # type: ignore[attr-defined]
                 "POST", "/_bulk", body=b"\n".join(lines) + b"\n",
@@ -306,18 +333,19 @@ class ElasticsearchMessages:
         except Exception as exc:
             raise StoreError(f"message records: bulk write failed: {exc}") from None
         ok = 0
+        refused: set[str] = set()
         for item, key in zip(resp.body["items"], owners):
             result = next(iter(item.values()))
             status = result.get("status", 500)
             if status in (200, 201):
                 ok += 1
             elif status in (404, 409):
-                continue  # someone else got there first: read again next round
+                refused.add(key)  # someone else got there first: read again next round
             else:
                 raise StoreError(f"message record {key}: Elasticsearch answered {status}: "
                                 f"{result.get('error')}", permanent=400 <= status < 500
                                 and status != 429)
-        return ok
+        return ok, refused
 
     # ---------------------------------------------------------------- reading
     def refresh_messages(self) -> None:

@@ -240,6 +240,49 @@ def test_dovecot_lmtp_lines_join_on_elasticsearch_in_any_order(redis_client, es_
         _clean(es_client)
 
 
+# a message whose lines' months span two indices (its first line within a week of October)
+EARLY_NOVEMBER = """\
+Nov  3 10:00:00 mx postfix/qmgr[12]: 1A2B3C4D5E: from=<x@example.com>, size=1, nrcpt=1 (queue active)
+Nov  3 10:00:01 mx postfix/smtp[14]: 1A2B3C4D5E: to=<y@example.org>, relay=mx.example.org[203.0.113.5]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)
+"""
+
+
+def test_elasticsearch_reads_a_record_after_its_write_only_across_two_months(
+        redis_client, es_url, tmp_path):
+    """A record read from one month's index and written back there is done when its
+    conditional write succeeds: read once. One whose lines may sit in two months' indices is
+    read again after its write (two workers may each have written a copy). Either way the
+    records equal the embedded store's."""
+    records = lines_to_records(POSTFIX + EARLY_NOVEMBER, "shipper-a", "/var/log/mail.log")
+    reference_url = f"sqlite:///{tmp_path}/reference.db"
+    index_in_order(redis_client, records, reference_url)
+    redis_client.flushall()
+    reference = records_of(reference_url)
+    sink = open_store(es_url)
+    sink.prepare()
+    reads: dict[str, int] = {}
+    real_mget = sink.client.mget
+
+    def counted_mget(**kwargs):
+        for doc in kwargs["docs"]:
+            if doc["_index"].startswith("logpipe-messages-"):
+                reads[doc["_id"]] = reads.get(doc["_id"], 0) + 1
+        return real_mget(**kwargs)
+
+    sink.client.mget = counted_mget
+    keys = Keys()
+    redis_client.rpush(keys.raw, *[encode(r) for r in records])
+    key, _ = Broker(redis_client, keys).claim_batch(100_000)
+    settings = JobSettings(redis_url="unused", store_url=es_url)
+    assert BatchProcessor(redis_client, settings, sink,
+                          Pipeline(load_pipeline(None))).run(key).dead_lettered == 0
+    sink.close()
+    assert records_of(es_url) == reference
+    assert reads.pop("mx/1A2B3C4D5E") == 4  # two indices, read before and after the write
+    assert reads.pop("relay/9F0A1B2C3D") == 2  # and once more to merge dovecot's held parts
+    assert reads and set(reads.values()) == {1}, {k: n for k, n in reads.items() if n != 1}
+
+
 def test_messages_command_queries_record_fields(redis_client, tmp_path):
     url = f"sqlite:///{tmp_path}/cli.db"
     index_in_order(redis_client, lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log"), url)
