@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import atexit
 from itertools import compress
-from operator import is_not
+from operator import is_not, itemgetter
 import os
 import re
 import signal
@@ -270,7 +270,28 @@ def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: d
             if found:
                 out[f] = found[0] if len(found) == 1 else found
         return out
-    return extract
+    if conv_of_group or not others:
+        return extract
+
+    # No conversions: every (field, group) pair is picked in C, single-group fields first, then
+    # the groups of fields written more than once (sendmail's from/to/relay... in each branch of
+    # an alternation). Branches exclude each other, so a field almost always has one value: the
+    # pairs that took part make the dict at once. When a field has several (a repeated capture
+    # outside an alternation), ``extract`` above gives its list.
+    pairs = singles + [(f, i) for f, at in others for i, _ in at]
+    pair_fields = tuple(f for f, _ in pairs)
+    pick = itemgetter(*(i for _, i in pairs)) if len(pairs) > 1 else \
+        (lambda values, at=pairs[0][1]: (values[at],))
+    pair_nones = (None,) * len(pairs)
+
+    def extract_alternatives(m):
+        picked = pick(m.groups())
+        present = list(compress(zip(pair_fields, picked), map(is_not, picked, pair_nones)))
+        out = dict(present)
+        if len(out) != len(present):  # a field with several values: its list
+            return extract(m)
+        return out
+    return extract_alternatives
 
 
 class _LazySearch:
