@@ -196,8 +196,11 @@ def run_rsyslog(node: Node, log: str, n: int, tmp: str) -> dict:
 def run_logpipe(node: Node, broker, log: str, n: int, workers: int) -> dict:
     from logpipe.common.broker import connect
 
-    for name in node.es.indices.get(index=LP_INDEX + "-*"):  # no wildcard deletes on ES 9
-        node.es.indices.delete(index=name)
+    # every run starts from nothing, as the C peer's does: no events, and no message records
+    # (a run after another would find every record already whole and write none of them)
+    for name in node.es.indices.get(index=f"{LP_INDEX}-*,logpipe-messages-*,logpipe-held-parts",
+                                    ignore_unavailable=True, allow_no_indices=True):
+        node.es.indices.delete(index=name)  # by name: no wildcard deletes on ES 9
     connect(broker.url).flushall()
     store = f"{node.url.rstrip('/')}/?index={LP_INDEX}-%Y"  # one index (one year of lines)
     cli = [sys.executable, "-m", "logpipe.common.cli"]

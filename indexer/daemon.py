@@ -98,18 +98,47 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
          burst=burst)
     progress = Progress("index_progress")
+    loading = BulkLoad(sink) if burst else None
     try:
         loop = IndexerLoop(dispatcher=dispatcher, pool=pool, sink=sink, client=client,
                            keys=settings.keys, redis_url=redis_url, burst=burst,
-                           progress=progress, clock=clock)
+                           progress=progress, clock=clock, loading=loading)
         loop.run()
     finally:
+        if loading is not None:
+            loading.end()  # before the pool stops: what the burst wrote is searchable at exit
         pool.stop()
         sink.close()
         try:
             progress.close("index_done", **_figures(client, settings.keys))
         except RedisConnectionError:
             progress.close("index_done", broker="unreachable")
+
+
+class BulkLoad:
+    """A burst tells the store it is loading (:meth:`store.base.Maintenance.bulk_load`) at its
+    start and again every few seconds (indices its writes created since), and that it is over
+    at its end. A store that refuses (no permission to change index settings) is said once and
+    left alone: the burst goes on at the store's usual cost."""
+
+    def __init__(self, sink):
+        self.sink, self.active = sink, True
+
+    def keep(self) -> None:
+        if self.active:
+            try:
+                self.sink.bulk_load(True)
+            except StoreError as exc:
+                emit("bulk_load_refused", reason=str(exc)[:300])
+                self.active = False
+
+    def end(self) -> None:
+        if self.active:
+            self.active = False
+            try:
+                self.sink.bulk_load(False)
+            except StoreError as exc:
+                emit("bulk_load_not_ended", reason=str(exc)[:300])
 
 
 class IndexerLoop:
@@ -124,14 +153,16 @@ class IndexerLoop:
       step after step while it has some; it runs only when nothing waits, so it never takes the
       store's write lock from the workers. A burst ends here, fully searchable;
     * ``busy-maintain`` (every 10 s without an idle moment): one short maintenance step, so the
-      counts and the full text still move on under a steady stream.
+      counts and the full text still move on under a steady stream;
+    * ``bulk-load`` (burst only, every 2 s): the store told it is loading (:class:`BulkLoad`).
 
     A broker that goes away is waited for (one line when it goes, one when it is back); a refused
     password ends the loop with BrokerError (a restart with the new URL file helps, waiting not).
     """
 
     def __init__(self, *, dispatcher, pool, sink, client, keys: Keys, redis_url: str,
-                 burst: bool, progress: Progress, clock: Clock = SYSTEM_CLOCK):
+                 burst: bool, progress: Progress, clock: Clock = SYSTEM_CLOCK,
+                 loading: BulkLoad | None = None):
         self.dispatcher, self.pool, self.sink = dispatcher, pool, sink
         self.client, self.keys, self.redis_url = client, keys, redis_url
         self.burst, self.progress, self.clock = burst, progress, clock
@@ -145,6 +176,7 @@ class IndexerLoop:
             Step("maintain", self.maintain, every=0.0 if burst else MAINTAIN_EVERY_S),
             Step("busy-maintain", self.busy_maintain, every=BUSY_MAINTAIN_EVERY_S,
                  due_at_start=False),
+            *([Step("bulk-load", loading.keep, every=SUPERVISE_EVERY_S)] if loading else []),
         ], clock)
 
     def run(self) -> None:

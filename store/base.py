@@ -180,6 +180,13 @@ class Maintenance(Protocol):
         """Retention: delete events older than the given time; returns how many (or indices)
         went."""
 
+    def bulk_load(self, active: bool) -> None:
+        """A burst is loading (``active``): the store may make what is written searchable later
+        than usual, to spend less on each write (Elasticsearch: a refresh every 30 s instead of
+        every second). Called again while the burst runs, for what it has created since;
+        ``False`` ends it, and everything written is searchable when it returns. Raises
+        StoreError when the store refuses (the burst goes on without it)."""
+
 
 class Reader(Protocol):
     """What the search commands, the web page and the alerts need from a store. A reader

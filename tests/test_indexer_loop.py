@@ -103,3 +103,51 @@ def test_broker_outage_is_waited_for_on_the_clock_and_a_refused_password_ends_th
     with pytest.raises(BrokerError, match="refused"):
         loop.run()
     assert len(clock.sleeps) == 2 and all(s > 0 for s in clock.sleeps)  # backoff, no real wait
+
+
+class LoadingSink(Sink):
+    """Records what a burst tells it about loading; refuses after ``refuse_after`` calls."""
+
+    def __init__(self, refuse_after=None):
+        super().__init__()
+        self.loads: list[bool] = []
+        self.refuse_after = refuse_after
+
+    def bulk_load(self, active):
+        from logpipe.common.errors import StoreError
+
+        self.loads.append(active)
+        if self.refuse_after is not None and len(self.loads) > self.refuse_after:
+            raise StoreError("403 security_exception: no manage privilege")
+
+
+def test_a_burst_loads_every_two_seconds_and_ends_the_load(capsys):
+    from logpipe.indexer.daemon import BulkLoad
+
+    clock, sink = FakeClock(), LoadingSink()
+    loading = BulkLoad(sink)
+    loop = IndexerLoop(dispatcher=Dispatcher([5] * 20), pool=Pool(), sink=sink,
+                       client=None, keys=Keys(), redis_url="redis://127.0.0.1:1/0", burst=True,
+                       progress=None, clock=clock, loading=loading)
+    loop.ticker.step("report").action = lambda: None
+    for _ in range(12):  # 6 s of records moving, a tick every half second
+        loop.ticker.tick()
+        clock.advance(0.5)
+    assert sink.loads == [True, True, True]  # at 0, 2.5 and 5 s: indices made since get it too
+    loading.end()
+    loading.end()  # once only
+    assert sink.loads == [True, True, True, False]
+
+
+def test_a_store_that_refuses_the_load_is_said_once_and_left_alone(capsys):
+    from logpipe.indexer.daemon import BulkLoad
+
+    sink = LoadingSink(refuse_after=1)
+    loading = BulkLoad(sink)
+    loading.keep()
+    loading.keep()  # refused: one line, then no more asking
+    loading.keep()
+    loading.end()
+    assert sink.loads == [True, True]
+    out = capsys.readouterr()
+    assert (out.out + out.err).count("bulk_load_refused") == 1

@@ -89,6 +89,10 @@ class SqliteStore:
     def maintain(self, busy: bool = False) -> int:
         return self.maintenance.maintain(busy)
 
+    def bulk_load(self, active: bool) -> None:
+        """Nothing to change: the full text is already deferred while writes come in, and the
+        burst's last maintenance catches it up (:meth:`maintain`)."""
+
     def roll_up(self, limit: int | None = None) -> int:
         return self.maintenance.roll_up(limit)
 
