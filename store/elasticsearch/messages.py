@@ -17,11 +17,14 @@ finds it whole and alone, so two workers racing across indices always see each o
 its conditional write succeeds (nobody changed it since the read).
 
 Held parts (dovecot LMTP deliveries, keyed by host and msgid, see ``store/messages.py``) live in
-``logpipe-held-parts``, one document per (host, msgid): the parts and the keys of the records
-with that msgid (``records``, each with its index). Both sides write that document under the same
-optimistic concurrency, so it orders them: a record registers itself there and is done only when
-a read finds it merged with every held part the document lists; a held part is done when a read
-finds it in the document, and the records listed there are then merged again.
+``logpipe-held-parts``, one document per (host, msgid), written only by such lines. A held part
+is done when a read finds it in its document; then every record with that msgid on that host, as
+a search finds them after a refresh, is merged again. A record with a msgid reads the document
+before its write (the parts it merges in) and again after it: when the parts changed in between,
+it is merged again. Whichever of the two writes came last, its side sees the other's, so no
+record misses a delivery. (Records used to register themselves in the document, one more write
+for every message although most hosts have no LMTP lines at all; the ``records`` that older
+documents list are still merged again.)
 """
 
 from __future__ import annotations
@@ -222,6 +225,7 @@ class ElasticsearchMessages:
             lines: list[bytes] = []
             owners: list[str] = []
             alone: set[str] = set()  # written where they were read, and nowhere else
+            merged_held: dict[str, dict] = {}  # the held parts each written record took in
             for key, (copies, parts, complete, msgid) in seen.items():
                 host, qid, _ = pending[key]
                 target = PREFIX + _month(_first_ms(parts))
@@ -232,51 +236,86 @@ class ElasticsearchMessages:
                 in_target = next((c for c in copies if c[0] == target), None)
                 whole = complete and len(copies) == 1 and in_target is not None and \
                     sorted(in_target[1][0].get("held") or []) == sorted(held)
-                registered = not msgid or (holder is not None and (
-                    holder[0].get("records") or {}).get(key) == [target, host, qid])
-                if whole and registered:
+                if whole:
                     del pending[key]  # read back whole and alone: done
                     continue
-                if not whole:
-                    record = merge(host, qid, {**held, **parts})
-                    doc = {**record, "@timestamp": record["first_seen"], "key": key,
-                           "to": [r["to"] for r in record["recipients"]],
-                           "domain": sorted({addr_domain(r["to"])
-                                             for r in record["recipients"]} - {""}),
-                           "message": summary_text(record), "parts": parts,
-                           "held": sorted(held)}
-                    if in_target is None:
-                        action = {"create": {"_index": target, "_id": key}}
-                    else:
-                        action = {"index": {"_index": target, "_id": key,
-                                            "if_seq_no": in_target[1][1],
-                                            "if_primary_term": in_target[1][2]}}
-                    lines += [orjson.dumps(action), orjson.dumps(doc)]
-                    owners.append(key)
-                    for index, (_, seq, term) in copies:
-                        if index != target:
-                            lines.append(orjson.dumps({"delete": {
-                                "_index": index, "_id": key, "if_seq_no": seq,
-                                "if_primary_term": term}}))
-                            owners.append(key)
-                if not registered and msgid:
-                    lines += self._holder_write(held_key(host, msgid), holder, {
-                        "host": host, "msgid": msgid, "parts": held,
-                        "records": {**((holder[0].get("records") or {}) if holder else {}),
-                                    key: [target, host, qid]}})
-                    owners.append(key)
+                merged_held[key] = held
+                record = merge(host, qid, {**held, **parts})
+                doc = {**record, "@timestamp": record["first_seen"], "key": key,
+                       "to": [r["to"] for r in record["recipients"]],
+                       "domain": sorted({addr_domain(r["to"])
+                                         for r in record["recipients"]} - {""}),
+                       "message": summary_text(record), "parts": parts,
+                       "held": sorted(held)}
+                if in_target is None:
+                    action = {"create": {"_index": target, "_id": key}}
+                else:
+                    action = {"index": {"_index": target, "_id": key,
+                                        "if_seq_no": in_target[1][1],
+                                        "if_primary_term": in_target[1][2]}}
+                lines += [orjson.dumps(action), orjson.dumps(doc)]
+                owners.append(key)
+                for index, (_, seq, term) in copies:
+                    if index != target:
+                        lines.append(orjson.dumps({"delete": {
+                            "_index": index, "_id": key, "if_seq_no": seq,
+                            "if_primary_term": term}}))
+                        owners.append(key)
             if lines:
                 ok, refused = self._message_bulk(lines, owners)
                 written += ok
                 # A record read from one index only and written back there needs no read after
-                # its write: its create / if_seq_no write (and its registration, same rule)
-                # succeeding means nobody changed it since the read, so it is whole. The read
-                # after the write is for records whose months span two indices, where two
-                # workers may each write a copy and must see each other's.
-                for key in set(owners) & alone - refused:
+                # its write: its create / if_seq_no write succeeding means nobody changed it
+                # since the read. The read after the write is for records whose months span two
+                # indices, where two workers may each write a copy and must see each other's.
+                # A record with a msgid still reads its held parts again (see _settle_held).
+                settled = set(owners) & alone - refused
+                for key in self._settle_held(settled, merged_held, pending, seen):
                     del pending[key]
         raise StoreError(f"message records: {len(pending)} still contended after {_ROUNDS} "
                         "rounds; the batch is retried")
+
+    def _settle_held(self, written: set[str], merged_held: dict[str, dict], pending: dict,
+                     seen: dict) -> set[str]:
+        """Of records just written whole, those done: without a msgid, all; with one, those
+        whose held parts (read again, now, in real time) are still the ones they took in.
+
+        This orders a record's write against a held part's without a shared document: the
+        held side writes its part, then searches the records with its msgid after a refresh
+        (:meth:`_records_with`). A record written before that refresh is found and merged
+        again there; one written after it reads the part here, after its write, and is merged
+        again in the next round."""
+        done = {key for key in written if not seen[key][3]}
+        check = {key: held_key(pending[key][0], seen[key][3]) for key in written - done}
+        if check:
+            holders = self._mget(sorted({(HELD_INDEX, doc_id) for doc_id in check.values()}))
+            for key, doc_id in check.items():
+                holder = holders.get((HELD_INDEX, doc_id))
+                if ((holder[0].get("parts") or {}) if holder else {}) == merged_held[key]:
+                    done.add(key)
+        return done
+
+    def _records_with(self, msgids: set[tuple[str, str]]) -> dict[str, tuple[str, str, str]]:
+        """{record key: (host, qid, index)} of the records of these (host, msgid) pairs, as a
+        search finds them after a refresh (every record written before it is visible). A msgid
+        over the keyword's 1,024 characters is not indexed, so not found: such a delivery line
+        stays in the held parts and joins its record when that record is written again."""
+        from logpipe.store.elasticsearch.reader import _call
+
+        if not msgids:
+            return {}
+        _call("message records", self.client.indices.refresh,  # type: ignore[attr-defined]
+              index=PATTERN, ignore_unavailable=True, allow_no_indices=True)
+        wanted = sorted({m for _, m in msgids})
+        found: dict[str, tuple[str, str, str]] = {}
+        for start in range(0, len(wanted), 100):
+            hits = self._msearch(query={"terms": {"msgid": wanted[start:start + 100]}},
+                                 size=10_000, source=["host", "msgid", "qid", "key"])
+            for hit in hits["hits"]["hits"]:
+                src = hit["_source"]
+                if (src.get("host"), src.get("msgid")) in msgids and src.get("key"):
+                    found[src["key"]] = (src["host"], src["qid"], hit["_index"])
+        return found
 
     @staticmethod
     def _holder_write(doc_id: str, holder: tuple | None, source: dict) -> list[bytes]:
@@ -319,6 +358,11 @@ class ElasticsearchMessages:
         else:
             raise StoreError(f"message records: {len(pending)} held parts still contended "
                             f"after {_ROUNDS} rounds; the batch is retried")
+        # the records with these msgids, as a search finds them once every write made before
+        # now is visible; and those the document lists (written before records stopped
+        # registering themselves there)
+        again.update(self._records_with({(host, spelled[1:-1])
+                                         for host, spelled, _ in grouped.values()}))
         if again:
             written += self._write_records({k: (h, q, {}) for k, (h, q, _) in again.items()},
                                            {k: i for k, (_, _, i) in again.items()})

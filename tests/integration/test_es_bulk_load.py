@@ -27,12 +27,14 @@ LINES = [
     "Nov 28 09:00:02 mx sendmail[31540]: p4F220oB031539: to=<b@example.org>, delay=00:00:01, "
     "xdelay=00:00:01, mailer=esmtp, pri=120, relay=mx.example.org. [192.0.2.2], dsn=2.0.0, "
     "stat=Sent (ok)",
+    "Nov 28 09:00:03 mx dovecot: lmtp(b@example.org)<12346><BcDeFg>: msgid=<m1@example.com>: "
+    "saved mail to INBOX",
 ]
 
 
 def _events(start: int, n: int):
     pipeline = Pipeline(load_pipeline(None))
-    return [pipeline.process(Record(id=f"bulk-load:{i}", line=LINES[i % 2], host="mx",
+    return [pipeline.process(Record(id=f"bulk-load:{i}", line=LINES[i % len(LINES)], host="mx",
                                     path="/var/log/maillog", type="mail",
                                     received_at=1764288000.0, offset=i))
             for i in range(start, start + n)]
@@ -48,28 +50,29 @@ def _intervals(es_client, pattern: str) -> set[str]:
 def test_a_bulk_load_refreshes_late_and_ends_searchable(es_url, es_client):
     sink = open_store(es_url)
     sink.prepare()
-    first = _events(0, 2)
+    first = _events(0, 3)
     assert all(o.status.value == "indexed" for o in sink.write(first))
     keep(sink, first)  # the month's record index and the held-parts index exist now
+    assert es_client.indices.exists(index="logpipe-held-parts")
     sink.bulk_load(True)
     for pattern in ("logstash-*", "logpipe-messages-*", "logpipe-held-parts"):
         assert _intervals(es_client, pattern) == {"30s"}, pattern
     sink.refresh()
-    more = _events(2, 20)
+    more = _events(3, 20)
     sink.write(more)
     # written after the last refresh, with the next one 30 s away: not searchable yet
-    assert es_client.count(index="logstash-*")["count"] == 2
+    assert es_client.count(index="logstash-*")["count"] == 3
     sink.bulk_load(False)
     for pattern in ("logstash-*", "logpipe-messages-*", "logpipe-held-parts"):
         assert _intervals(es_client, pattern) == {"1s"}, pattern
-    assert es_client.count(index="logstash-*")["count"] == 22
+    assert es_client.count(index="logstash-*")["count"] == 23
     sink.close()
 
 
 def test_a_burst_ends_with_its_indices_back_at_one_second_and_searchable(
         redis_url, es_url, es_client, tmp_path):
     log = tmp_path / "maillog"
-    log.write_text("\n".join(LINES * 50) + "\n")
+    log.write_text("\n".join(LINES * 40) + "\n")
     cli = [sys.executable, "-m", "logpipe.common.cli"]
     shipped = subprocess.run([*cli, "ship", "--redis", redis_url, "--type", "mail", "--once",
                               str(log)], capture_output=True, text=True, timeout=300)
@@ -80,7 +83,7 @@ def test_a_burst_ends_with_its_indices_back_at_one_second_and_searchable(
     assert indexed.returncode == 0, indexed.stderr
     assert "bulk_load_refused" not in indexed.stdout + indexed.stderr
     # no refresh here: the burst's end made everything searchable
-    assert es_client.count(index="logstash-*")["count"] == 100
+    assert es_client.count(index="logstash-*")["count"] == 120
     for pattern in ("logstash-*", "logpipe-messages-*", "logpipe-held-parts"):
         assert _intervals(es_client, pattern) == {"1s"}, pattern
     assert connect(redis_url).llen("logpipe:raw") == 0

@@ -283,6 +283,47 @@ def test_elasticsearch_reads_a_record_after_its_write_only_across_two_months(
     assert reads and set(reads.values()) == {1}, {k: n for k, n in reads.items() if n != 1}
 
 
+def test_elasticsearch_delivery_written_between_a_records_read_and_write_joins_it(
+        redis_client, es_url, es_client, tmp_path):
+    """The race the held parts' protocol orders: a worker reads a record's held parts (none),
+    another writes dovecot's delivery of that msgid (finding no record yet), then the first
+    writes the record. The record reads its held parts again after its write and merges the
+    delivery: the records equal the embedded store's."""
+    from logpipe.indexer.messages import keep
+    from logpipe.store.elasticsearch.messages import HELD_INDEX
+
+    records = lines_to_records(DOVECOT, "shipper-a", "/var/log/mail.log")
+    reference_url = f"sqlite:///{tmp_path}/reference.db"
+    index_in_order(redis_client, records, reference_url)
+    reference = records_of(reference_url)
+    pipeline = Pipeline(load_pipeline(None))
+    events = [pipeline.process(r) for r in records]
+    deliveries = [e for e in events if "dovecot:" in e.doc["message"]]
+    rest = [e for e in events if "dovecot:" not in e.doc["message"]]
+    first, second = open_store(es_url), open_store(es_url)
+    for sink in (first, second):
+        sink.prepare()
+        assert all(o.status.value == "indexed" for o in sink.write(
+            deliveries if sink is second else rest))
+    real_mget = first._mget
+    raced = []
+
+    def mget_then_race(wanted):
+        found = real_mget(wanted)
+        if not raced and any(index == HELD_INDEX for index, _ in wanted):
+            raced.append(keep(second, deliveries))  # after the read, before the write
+        return found
+
+    first._mget = mget_then_race
+    keep(first, rest)
+    assert raced, "the held parts were never read"
+    for sink in (first, second):
+        sink.close()
+    got = records_of(es_url)
+    assert_dovecot_joined(by_key(got))
+    assert got == reference
+
+
 def test_messages_command_queries_record_fields(redis_client, tmp_path):
     url = f"sqlite:///{tmp_path}/cli.db"
     index_in_order(redis_client, lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log"), url)
