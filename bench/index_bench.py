@@ -125,7 +125,7 @@ def stage_breakdown(items: list[bytes], redis_url: str, batch: int) -> dict[str,
 
     from logpipe.indexer.worker import tune_gc
 
-    tune_gc()  # as in a worker: the collector runs rarely, start-up objects frozen
+    tune_gc()  # as in a worker: no collector while a batch runs, start-up objects frozen
     n = len(items)
     pipeline = Pipeline(load_pipeline(None))
     matcher = pipeline._matcher(pipeline.config.for_type("mail"))
