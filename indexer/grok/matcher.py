@@ -280,8 +280,7 @@ def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: d
     # outside an alternation), ``extract`` above gives its list.
     pairs = singles + [(f, i) for f, at in others for i, _ in at]
     pair_fields = tuple(f for f, _ in pairs)
-    pick = itemgetter(*(i for _, i in pairs)) if len(pairs) > 1 else \
-        (lambda values, at=pairs[0][1]: (values[at],))
+    pick = itemgetter(*(i for _, i in pairs))  # a field in ``others`` has two groups or more
     pair_nones = (None,) * len(pairs)
 
     def extract_alternatives(m):

@@ -36,6 +36,7 @@ import orjson
 from logpipe.common.errors import QueryError, StoreError
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import And, Not, Or, Term, Wildcard, Range, Exists
+from logpipe.store.elasticsearch.template import REFRESH_INTERVAL
 from logpipe.store.messages import (addr_domain, held_key, is_held, merge, msgid_of,
                                      normalise_query, summary_text)
 
@@ -147,7 +148,7 @@ class ElasticsearchMessages:
         try:
             data_nodes = self.client.cluster.health()["number_of_data_nodes"]  # type: ignore[attr-defined]
             settings = {"number_of_shards": 1, "number_of_replicas": 1 if data_nodes > 1 else 0,
-                        "refresh_interval": "1s"}
+                        "refresh_interval": REFRESH_INTERVAL}
             self.client.indices.put_index_template(  # type: ignore[attr-defined]
                 name="logpipe-messages", index_patterns=[PATTERN], priority=300,
                 template={"settings": settings, "mappings": MAPPING})
@@ -300,12 +301,9 @@ class ElasticsearchMessages:
         search finds them after a refresh (every record written before it is visible). A msgid
         over the keyword's 1,024 characters is not indexed, so not found: such a delivery line
         stays in the held parts and joins its record when that record is written again."""
-        from logpipe.store.elasticsearch.reader import _call
-
         if not msgids:
             return {}
-        _call("message records", self.client.indices.refresh,  # type: ignore[attr-defined]
-              index=PATTERN, ignore_unavailable=True, allow_no_indices=True)
+        self.refresh_messages()
         wanted = sorted({m for _, m in msgids})
         found: dict[str, tuple[str, str, str]] = {}
         for start in range(0, len(wanted), 100):
@@ -393,7 +391,10 @@ class ElasticsearchMessages:
 
     # ---------------------------------------------------------------- reading
     def refresh_messages(self) -> None:
-        self.client.indices.refresh(index=PATTERN, allow_no_indices=True)  # type: ignore[attr-defined]
+        from logpipe.store.elasticsearch.reader import _call
+
+        _call("message records", self.client.indices.refresh,  # type: ignore[attr-defined]
+              index=PATTERN, ignore_unavailable=True, allow_no_indices=True)
 
     def _msearch(self, **kwargs) -> dict:
         from logpipe.store.elasticsearch.reader import _call

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from logpipe.store.fields import ID_COPY, IP_FIELDS, LONG_FIELDS, MALFORMED_FIELD
 
+# how soon what is written becomes searchable, on every index logpipe makes (events, message
+# records, held parts); a burst trades it for a longer one while it loads (writer.bulk_load)
+REFRESH_INTERVAL = "1s"
 TEMPLATE_PREFIX = "logpipe"  # one template per index prefix: logpipe-logstash, logpipe-mail...
 # The event id, copied into the document by the writer: ``_id`` cannot be sorted on, and
 # paging needs a stable per-event tiebreak after @timestamp (store/elasticsearch/reader.py).
 # Doc values only (sorting), not indexed; the reader drops it from what it returns.
 ID_FIELD = ID_COPY  # a record cannot set it (store.fields.RESERVED_FIELDS)
 
-__all__ = ["ID_FIELD", "IP_FIELDS", "LONG_FIELDS", "TEMPLATE_PREFIX", "index_template"]
+__all__ = ["ID_FIELD", "IP_FIELDS", "LONG_FIELDS", "REFRESH_INTERVAL", "TEMPLATE_PREFIX",
+           "index_template"]
 
 
 def index_template(pattern: str, replicas: int = 0) -> dict:
@@ -44,7 +48,7 @@ def index_template(pattern: str, replicas: int = 0) -> dict:
         "priority": 200,
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": replicas,
-                         "refresh_interval": "1s",
+                         "refresh_interval": REFRESH_INTERVAL,
                          "index.mapping.ignore_malformed": True},
             "mappings": {
                 # Ids, queue ids, addresses, hosts: exact values, so strings are keywords.

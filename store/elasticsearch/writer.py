@@ -22,8 +22,9 @@ from logpipe.common.errors import StoreError
 from logpipe.store.base import Event, Outcome, OutcomeMismatch, SearchRequest, Status
 from logpipe.store.elasticsearch import reader, retention
 from logpipe.store.elasticsearch.errors import item_reason
-from logpipe.store.elasticsearch.messages import ElasticsearchMessages
-from logpipe.store.elasticsearch.template import ID_FIELD, TEMPLATE_PREFIX, index_template
+from logpipe.store.elasticsearch.messages import HELD_INDEX, PATTERN, ElasticsearchMessages
+from logpipe.store.elasticsearch.template import (ID_FIELD, REFRESH_INTERVAL, TEMPLATE_PREFIX,
+                                                  index_template)
 from logpipe.store.elasticsearch.client import es_client
 from logpipe.store.fields import mark_malformed
 
@@ -202,16 +203,16 @@ class ElasticsearchStore(ElasticsearchMessages):
         small segment the node later merges, and with 1 s they cost the node about a tenth of
         its CPU in a burst (issue 27). Set on the indices that exist, so a caller repeats it
         for the ones its writes create (the templates keep 1 s: a burst that dies leaves at
-        most its own indices 30 s behind). Ending it sets 1 s back and refreshes them all."""
+        most its own indices 30 s behind). Ending it sets :data:`REFRESH_INTERVAL` back and
+        refreshes them all."""
         from elasticsearch import ApiError, TransportError
-
-        from logpipe.store.elasticsearch.messages import HELD_INDEX, PATTERN
 
         indices = f"{self.index_pattern},{PATTERN},{HELD_INDEX}"
         try:
             self.client.indices.put_settings(
                 index=indices, settings={"index": {"refresh_interval":
-                                                   BULK_LOAD_REFRESH if active else "1s"}},
+                                                   BULK_LOAD_REFRESH if active
+                                                   else REFRESH_INTERVAL}},
                 allow_no_indices=True, ignore_unavailable=True, expand_wildcards="open")
             if not active:
                 self.client.indices.refresh(index=indices, allow_no_indices=True,
