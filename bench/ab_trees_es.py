@@ -40,12 +40,15 @@ def main() -> None:
     args = parser.parse_args()
     from elasticsearch import Elasticsearch
 
+    from bench.bytecode import compile_tree
     from logpipe.common.broker import connect
     from logpipe.services.elasticsearch import ElasticsearchNode
     from logpipe.services.loggen import generate
     from logpipe.services.valkey import ValkeyServer
 
     trees = [t.strip() for t in args.trees.split(",")]
+    for tree in trees:  # both start from compiled modules, as from an installed wheel
+        compile_tree(tree.partition("+")[0])
     tmp = tempfile.mkdtemp(prefix="logpipe-ab-")
     log = os.path.join(tmp, "maillog")
     with open(log, "w") as fh:

@@ -270,10 +270,14 @@ def main() -> None:
     if reason:
         print(f"SKIPPED: {reason}")
         return
+    from bench.bytecode import compile_tree
     from bench.index_bench import make_records, warm_up
     from logpipe.services.loggen import generate
     from logpipe.services.valkey import ValkeyServer
 
+    # logpipe's processes start from compiled modules, as from an installed wheel: a checkout
+    # run with PYTHONDONTWRITEBYTECODE recompiles every module in every process it starts
+    compile_tree(Path(__file__).resolve().parent.parent)
     tmp = tempfile.mkdtemp(prefix="logpipe-peer-")
     node_proc = None
     try:

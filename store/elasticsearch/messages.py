@@ -46,21 +46,34 @@ WEEK_MS = 7 * 86_400_000
 _ROUNDS = 40
 
 _KW = {"type": "keyword", "ignore_above": 1024}
+# Fields only searched (term, wildcard, range, exists), never sorted on nor counted by a facet,
+# keep no doc values: each one was a column the node built and merged for every record written,
+# and a record is rewritten as its lines arrive. What sorts (@timestamp, key) and what
+# facet_messages counts (status, from, host, to, domain, recipients.status, spam.verdict) keep
+# theirs.
+_SEARCHED = {**_KW, "doc_values": False}
+_LONG, _DOUBLE = ({"type": t, "doc_values": False} for t in ("long", "double"))
 MAPPING = {
     "dynamic": False,
     "properties": {
-        "@timestamp": {"type": "date"}, "first_seen": {"type": "date"},
-        "last_seen": {"type": "date"}, "key": {"type": "keyword"},
-        "qid": _KW, "host": _KW, "status": _KW, "from": _KW, "from_raw": _KW, "msgid": _KW,
-        "size": {"type": "long"}, "delay_s": {"type": "double"}, "lines": {"type": "long"},
-        "to": _KW, "domain": _KW, "reason": _KW,
-        "message": {"type": "text"},
-        "spam": {"properties": {"verdict": _KW, "score": {"type": "double"}}},
-        "client": {"properties": {"hostname": _KW, "ip": _KW}},
-        "recipients": {"properties": {"to": _KW, "to_raw": _KW, "status": _KW, "dsn": _KW,
-                                      "relay": _KW, "reason": _KW, "delay": {"type": "double"}}},
-        "next": {"properties": {"qid": _KW, "host": _KW}},
-        "prev": {"properties": {"qid": _KW, "host": _KW}},
+        "@timestamp": {"type": "date"}, "first_seen": {"type": "date", "doc_values": False},
+        "last_seen": {"type": "date", "doc_values": False}, "key": {"type": "keyword"},
+        "qid": _SEARCHED, "host": _KW, "status": _KW, "from": _KW, "from_raw": _SEARCHED,
+        "msgid": _SEARCHED, "size": _LONG, "delay_s": _DOUBLE, "lines": _LONG,
+        "to": _KW, "domain": _KW, "reason": _SEARCHED,
+        # free text, matched, never scored (records come sorted by time): no norms
+        "message": {"type": "text", "norms": False},
+        "spam": {"properties": {"verdict": _KW, "score": _DOUBLE}},
+        "client": {"properties": {"hostname": _SEARCHED, "ip": _SEARCHED}},
+        "recipients": {"properties": {"to": _SEARCHED, "to_raw": _SEARCHED, "status": _KW,
+                                      "dsn": _SEARCHED, "relay": _SEARCHED,
+                                      "reason": _SEARCHED, "delay": _DOUBLE}},
+        "next": {"properties": {"qid": _SEARCHED, "host": _SEARCHED}},
+        "prev": {"properties": {"qid": _SEARCHED, "host": _SEARCHED}},
+        # A record's parts are written as one JSON text into this disabled object, which the
+        # node stores and never parses: as an object it walked every token of every part, 0.4
+        # of all it spent on a record (bench/record_mapping_bench.py). Documents written
+        # before hold an object here; readers take both.
         "parts": {"type": "object", "enabled": False},
     },
 }
@@ -86,6 +99,15 @@ def _month(ms: int) -> str:
             _months.clear()
         name = _months[day] = datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y.%m")
     return name
+
+
+def _stored_parts(source: dict) -> dict:
+    """A record document's parts: one JSON text since the node was spared their parsing (see
+    ``MAPPING``), an object in documents written before."""
+    parts = source.get("parts")
+    if isinstance(parts, str):
+        return orjson.loads(parts)
+    return parts or {}
 
 
 def _first_ms(parts: dict) -> int:
@@ -213,7 +235,7 @@ class ElasticsearchMessages:
                 copies = [(i, found[(i, key)]) for i in indices[key] if (i, key) in found]
                 parts: dict = {}
                 for _, (source, _, _) in copies:
-                    parts.update(source.get("parts") or {})
+                    parts.update(_stored_parts(source))
                 complete = all(parts.get(i) == p for i, p in new.items())
                 parts.update(new)
                 if not parts:
@@ -246,7 +268,8 @@ class ElasticsearchMessages:
                        "to": [r["to"] for r in record["recipients"]],
                        "domain": sorted({addr_domain(r["to"])
                                          for r in record["recipients"]} - {""}),
-                       "message": summary_text(record), "parts": parts,
+                       "message": summary_text(record),
+                       "parts": orjson.dumps(parts).decode(),
                        "held": sorted(held)}
                 if in_target is None:
                     action = {"create": {"_index": target, "_id": key}}

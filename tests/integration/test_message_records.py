@@ -283,6 +283,37 @@ def test_elasticsearch_reads_a_record_after_its_write_only_across_two_months(
     assert reads and set(reads.values()) == {1}, {k: n for k, n in reads.items() if n != 1}
 
 
+def test_elasticsearch_records_written_with_parts_as_an_object_take_new_lines(
+        redis_client, es_url, es_client, tmp_path):
+    """A record's parts are written as one JSON text (the node stores it unparsed); documents
+    written before hold them as an object. A record in that older form, given its message's
+    later lines, merges them with its stored parts: the records equal the embedded store's."""
+    from logpipe.store.elasticsearch.messages import PATTERN
+
+    records = lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log")
+    reference_url = f"sqlite:///{tmp_path}/reference.db"
+    index_in_order(redis_client, records, reference_url)
+    redis_client.flushall()
+    reference = records_of(reference_url)
+    half = 5  # mid-way through mx's 4A1B2C3D4E: its record is in both halves
+    index_batches(redis_client, [records[:half]], es_url)
+    es_client.indices.refresh(index=PATTERN)
+    stored = es_client.search(index=PATTERN, size=100, seq_no_primary_term=True)["hits"]["hits"]
+    assert stored and all(isinstance(h["_source"]["parts"], str) for h in stored)
+    for hit in stored:  # each document back to the older form, parts as an object
+        source = {**hit["_source"], "parts": orjson.loads(hit["_source"]["parts"])}
+        es_client.index(index=hit["_index"], id=hit["_id"], document=source,
+                        if_seq_no=hit["_seq_no"], if_primary_term=hit["_primary_term"])
+    es_client.indices.refresh(index=PATTERN)
+    index_batches(redis_client, [records[half:]], es_url)
+    assert records_of(es_url) == reference
+    es_client.indices.refresh(index=PATTERN)
+    rewritten = es_client.search(index=PATTERN, size=100)["hits"]["hits"]
+    # the older record, which the later lines touched, is written again in the newer form
+    assert len(rewritten) == len(reference)
+    assert all(isinstance(h["_source"]["parts"], str) for h in rewritten)
+
+
 def test_elasticsearch_delivery_written_between_a_records_read_and_write_joins_it(
         redis_client, es_url, es_client, tmp_path):
     """The race the held parts' protocol orders: a worker reads a record's held parts (none),
