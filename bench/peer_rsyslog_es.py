@@ -10,7 +10,10 @@ batches). logpipe: ``ship --once`` queues the same lines, then ``index --burst -
 indexes them. Both sides write one index each (``peer-rsyslog``, ``peer-logpipe``) under
 logpipe's own index template (logpipe's is ``peer-logpipe-%Y``: the lines are from one year).
 Runs alternate C, logpipe, logpipe, C, ..., after an untimed 20,000-line run of each side (the node's
-JIT warms up on both kinds of writes there).
+JIT warms up on both kinds of writes there). logpipe keeps its mail message records (one more
+document per message, which the C peer has no equivalent of); with ``--records-apart`` (the
+default) a third side runs logpipe with them off (``LOGPIPE_MESSAGES=0``), in turn with the other
+two, so that the like-for-like figures and the records' own cost are printed apart.
 
 Parse parity is checked line by line on the C peer's documents as stored: every line's fields
 (and values) must equal ``logpipe grok parse --type mail``'s, or the bench fails (exit 1).
@@ -94,6 +97,9 @@ ruleset(name="mail" queue.type="LinkedList" queue.dequeueBatchSize="{bulk}" queu
          errorFile="{work}/es-errors.json")
 }}
 """
+
+
+NO_RECORDS = "logpipe-records-off"
 
 
 def missing_packages() -> str | None:
@@ -194,7 +200,8 @@ def run_rsyslog(node: Node, log: str, n: int, tmp: str) -> dict:
                 bulks=bulk1[0] - bulk0[0], bulk_bytes=bulk1[1] - bulk0[1])
 
 
-def run_logpipe(node: Node, broker, log: str, n: int, workers: int) -> dict:
+def run_logpipe(node: Node, broker, log: str, n: int, workers: int,
+                records: bool = True) -> dict:
     from logpipe.common.broker import connect
 
     # every run starts from nothing, as the C peer's does: no events, and no message records
@@ -205,7 +212,8 @@ def run_logpipe(node: Node, broker, log: str, n: int, workers: int) -> dict:
     connect(broker.url).flushall()
     store = f"{node.url.rstrip('/')}/?index={LP_INDEX}-%Y"  # one index (one year of lines)
     cli = [sys.executable, "-m", "logpipe.common.cli"]
-    env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(prefix="logpipe-peer-home-")}
+    env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(prefix="logpipe-peer-home-"),
+           "LOGPIPE_MESSAGES": "1" if records else "0"}
     broker_cpu0, node_cpu0, bulk0 = proc_cpu(broker.pid), node.cpu(), node.bulk_stats()
     cpu0 = children_cpu()
     subprocess.run([*cli, "ship", "--redis", broker.url, "--type", "mail", "--once", log],
@@ -259,6 +267,8 @@ def parse_parity(node: Node, log: str) -> tuple[int, int, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--records-apart", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run logpipe without its message records (LOGPIPE_MESSAGES=0)")
     parser.add_argument("--runs", type=int, default=2, help="runs of each side, alternating "
                                                              "C, logpipe, logpipe, C, ...")
     parser.add_argument("--workers", type=int, default=2)
@@ -292,8 +302,10 @@ def main() -> None:
         with open(log, "w") as fh:
             fh.write("\n".join(lines) + "\n")
         warm_up(node.url, make_records(min(len(lines), 40_000), lines[:40_000]))
-        results: dict[str, list[dict]] = {"rsyslog": [], "logpipe": []}
-        order = [("rsyslog", "logpipe"), ("logpipe", "rsyslog")]
+        sides = ["rsyslog", "logpipe"] + ([NO_RECORDS] if args.records_apart else [])
+        results: dict[str, list[dict]] = {side: [] for side in sides}
+        # each run turns the order round (C, logpipe, apart; logpipe, apart, C; ...) and every
+        # other run reverses it: each side runs first, in the middle and last as often
         parity = None
         with ValkeyServer() as broker:
             # one untimed small run of each side first: the node's first message-record
@@ -305,14 +317,16 @@ def main() -> None:
             run_rsyslog(node, warm, min(len(lines), 20_000), tmp)
             run_logpipe(node, broker, warm, min(len(lines), 20_000), args.workers)
             for run in range(args.runs):
-                for side in order[run % 2]:
+                turned = sides[run % len(sides):] + sides[:run % len(sides)]
+                for side in (turned if run % 2 == 0 else turned[::-1]):
                     if side == "rsyslog":
                         results[side].append(run_rsyslog(node, log, args.lines, tmp))
                         if parity is None:
                             parity = parse_parity(node, log)
                     else:
                         results[side].append(run_logpipe(node, broker, log, args.lines,
-                                                         args.workers))
+                                                         args.workers,
+                                                         records=side != NO_RECORDS))
                     print(f"  run {run + 1} {side}: " + ", ".join(
                         f"{k} {v:.2f}" for k, v in results[side][-1].items()
                         if isinstance(v, float)), flush=True)
@@ -335,11 +349,13 @@ def report(args, results: dict[str, list[dict]], parity) -> None:
     c_vis = med("rsyslog", "visible")
     print(f"{'':28s} {'lines/s visible':>16s} {'lines/s exit':>13s} {'CPU s/100k':>11s} "
           f"{'node CPU s/100k':>16s} {'bulks':>6s} {'bulk MB':>8s}")
-    for side in ("rsyslog", "logpipe"):
+    names = {"rsyslog": "rsyslog (imfile+mmnormalize+omes)",
+             "logpipe": f"logpipe (ship+index -w {args.workers})",
+             NO_RECORDS: "logpipe, message records off"}
+    for side in results:
         cpu = med(side, "cpu") + med(side, "broker_cpu")
-        exit_rate = f"{n / med(side, 'exit'):13,.0f}" if side == "logpipe" else f"{'':>13s}"
-        name = "rsyslog (imfile+mmnormalize+omes)" if side == "rsyslog" else \
-            f"logpipe (ship+index -w {args.workers})"
+        exit_rate = f"{n / med(side, 'exit'):13,.0f}" if side != "rsyslog" else f"{'':>13s}"
+        name = names[side]
         print(f"{name:28s} {n / med(side, 'visible'):16,.0f} {exit_rate} {cpu * per100k:11.2f} "
               f"{med(side, 'node_cpu') * per100k:16.2f} {med(side, 'bulks'):6.0f} "
               f"{med(side, 'bulk_bytes') / 1e6:8.1f}")
@@ -349,11 +365,19 @@ def report(args, results: dict[str, list[dict]], parity) -> None:
           f"broker {med('logpipe', 'broker_cpu') * per100k:.2f} s per 100k lines; "
           f"exit - all-visible {statistics.median(r['exit'] - r['visible'] for r in lp):+.2f} s "
           f"(negative: the burst ended before the node's refresh showed its last documents)")
-    ratio_exit = c_vis / med("logpipe", "exit")
-    ratio_vis = c_vis / med("logpipe", "visible")
-    cpu_ratio = (med("logpipe", "cpu") + med("logpipe", "broker_cpu")) / med("rsyslog", "cpu")
-    print(f"ratio logpipe / rsyslog lines/s: {ratio_exit:.2f} to exit, {ratio_vis:.2f} to "
-          f"all-visible (target >= 1.2); CPU per line {cpu_ratio:.2f}x rsyslogd's (target <= 1)")
+    for side in [s for s in results if s != "rsyslog"]:
+        ratio_exit = c_vis / med(side, "exit")
+        ratio_vis = c_vis / med(side, "visible")
+        cpu_ratio = (med(side, "cpu") + med(side, "broker_cpu")) / med("rsyslog", "cpu")
+        what = "logpipe" if side == "logpipe" else "logpipe without message records"
+        print(f"ratio {what} / rsyslog lines/s: {ratio_exit:.2f} to exit, {ratio_vis:.2f} to "
+              f"all-visible (target >= 1.2); CPU per line {cpu_ratio:.2f}x rsyslogd's "
+              f"(target <= 1)")
+    if NO_RECORDS in results:
+        extra = lambda key: (med("logpipe", key) - med(NO_RECORDS, key)) * per100k  # noqa: E731
+        print(f"the message records' own cost: logpipe {extra('cpu') + extra('broker_cpu'):+.2f}"
+              f" CPU s per 100k lines, the node {extra('node_cpu'):+.2f}, "
+              f"{extra('bulk_bytes') / 1e6:+.1f} bulk MB")
     if same != total:
         print("parse parity FAILED:\n" + "\n".join(diffs))
         raise SystemExit(1)
