@@ -310,6 +310,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each (embedded)")
     parser.add_argument("--es", help="an Elasticsearch URL (else a node is started)")
     args = parser.parse_args()
+    from bench.bytecode import compile_tree
+
+    # the indexer's processes start from compiled modules, as from an installed wheel
+    compile_tree(Path(__file__).resolve().parent.parent)
     if args.store in ("embedded", "both"):
         embedded(args)
     if args.store in ("es", "both"):
