@@ -37,6 +37,7 @@ _RCPT = {"to": "addr", "recipients.to": "addr", "domain": "domain",
          "recipients.domain": "domain", "recipients.status": "status",
          "recipients.relay": "relay", "relay": "relay"}
 _BROAD = ("domain", "status")
+_LISTS = ("recipients", "next", "prev")  # record fields that hold a list of objects
 _NUMERIC = {"m.size", "m.delay_s", "m.spam_score"}
 _FIELDS = ("first_ms", "last_ms", "status", "sender", "size", "delay_s", "spam_score",
            "spam_verdict", "msgid", "body", "doc", "parts")
@@ -115,10 +116,12 @@ def message_sql(q, params: list, common=None) -> str:
             return f"EXISTS (SELECT 1 FROM message_rcpts r WHERE r.mid = m.rowid AND {inner})"
         # a rare value (a recipient's address, most often): its few records through the index
         return f"m.rowid IN (SELECT r.mid FROM message_rcpts r WHERE {inner})"
-    if field and field.startswith("recipients."):
-        sub = field.split(".", 1)[1]
+    head, _, sub = (field or "").partition(".")
+    if sub and head in _LISTS:
+        # a field of the objects in a list (recipients.dsn, next.qid): true when one of them
+        # has it, as Elasticsearch answers for an array of objects
         inner = _cond(f"json_extract(je.value, {_quote(_json_path(sub))})", q, params)
-        return (f"EXISTS (SELECT 1 FROM json_each(m.doc, '$.recipients') je WHERE {inner})")
+        return f"EXISTS (SELECT 1 FROM json_each(m.doc, '$.{head}') je WHERE {inner})"
     column = _COLUMNS.get(field or "") or f"json_extract(m.doc, {_quote(_json_path(field or ''))})"
     return _cond(column, q, params)
 

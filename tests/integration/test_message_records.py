@@ -434,7 +434,7 @@ def test_worker_killed_mid_run_gives_identical_records(redis_url, tmp_path, corp
 
 
 def test_elasticsearch_records_equal_the_embedded_ones(redis_url, es_url, es_client, corpus,
-                                                       reference):
+                                                       reference, tmp_path):
     client = connect(redis_url)
     client.rpush(Keys().raw, *shuffled_items(corpus, seed=11))
     out = logpipe("index", "--redis", redis_url, "--store", es_url, "--workers", "4", "--burst",
@@ -450,6 +450,25 @@ def test_elasticsearch_records_equal_the_embedded_ones(redis_url, es_url, es_cli
                     "status:partial AND from:*@example.com AND delay_s:>3600")
     assert found.returncode == 0, found.stderr
     assert [orjson.loads(x)["qid"] for x in found.stdout.splitlines()] == ["4A1B2C3D4E"]
+    # the fields only searched keep no doc values on the node: every kind of query on them
+    # still finds what the embedded store finds
+    embedded, node = open_store(f"sqlite:///{tmp_path}/reference.db"), open_store(es_url)
+    try:
+        for query in SEARCHED_ONLY_QUERIES:
+            want = sorted(r["qid"] for r in embedded.stream_messages(query))
+            assert want, f"{query!r} finds nothing: it checks nothing"
+            assert sorted(r["qid"] for r in node.stream_messages(query)) == want, query
+    finally:
+        embedded.close()
+        node.close()
+
+
+SEARCHED_ONLY_QUERIES = [
+    "qid:4A1B*", "size:[1000 TO *]", "delay_s:>3600", "lines:>=3", "_exists_:reason",
+    "spam.score:>1", "client.ip:192.0.2.*", "_exists_:client.hostname", "msgid:*example*",
+    "recipients.dsn:5.*", "recipients.relay:mx*", "recipients.delay:>10", "next.qid:*",
+    "_exists_:next.host", "first_seen:[2013-01-01 TO 2030-01-01]", "NOT _exists_:from_raw",
+]
 
 
 # ------------------------------------------------------------------------ the report
