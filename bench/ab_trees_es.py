@@ -14,22 +14,15 @@ indexer and its workers, CPU seconds of the node while it ran.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def node_cpu(url: str) -> float:
-    stats = json.load(urllib.request.urlopen(url + "/_nodes/stats/process"))
-    return next(iter(stats["nodes"].values()))["process"]["cpu"]["total_in_millis"] / 1000
 
 
 def main() -> None:
@@ -41,9 +34,10 @@ def main() -> None:
     from elasticsearch import Elasticsearch
 
     from bench.bytecode import compile_tree
+    from bench.peer_rsyslog_es import proc_cpu
     from logpipe.common.broker import connect
     from logpipe.services.elasticsearch import ElasticsearchNode
-    from logpipe.services.loggen import generate
+    from logpipe.services.loggen import generate, write_lines
     from logpipe.services.valkey import ValkeyServer
 
     trees = [t.strip() for t in args.trees.split(",")]
@@ -52,7 +46,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="logpipe-ab-")
     log = os.path.join(tmp, "maillog")
     with open(log, "w") as fh:
-        fh.write("\n".join(generate("mail", args.lines, seed=7)) + "\n")
+        write_lines(generate("mail", args.lines, seed=7), fh)
     node = ElasticsearchNode(heap="512m")
     url = node.start().rstrip("/")
     es = Elasticsearch(url)
@@ -76,14 +70,14 @@ def main() -> None:
                                  stderr=subprocess.DEVNULL)
                     subprocess.run([*cli, "ship", "--redis", broker.url, "--type", "mail",
                                     "--once", log], **quiet)
-                    t0, cpu0, n0 = time.perf_counter(), os.times(), node_cpu(url)
+                    t0, cpu0, n0 = time.perf_counter(), os.times(), proc_cpu(node.pid)
                     subprocess.run([*cli, "index", "--redis", broker.url, "--store",
                                     f"{url}/?index=ab-%Y", "--burst", "--workers", "2",
                                     "--batch-size", "5000"], **quiet)
                     cpu1 = os.times()
                     cpu = (cpu1.children_user + cpu1.children_system
                            - cpu0.children_user - cpu0.children_system)
-                    results[tree].append((time.perf_counter() - t0, cpu, node_cpu(url) - n0))
+                    results[tree].append((time.perf_counter() - t0, cpu, proc_cpu(node.pid) - n0))
                     wall, cpu, ncpu = results[tree][-1]
                     print(f"run {run + 1} {tree}: wall {wall:.2f} s, cpu {cpu:.2f} s, "
                           f"node {ncpu:.2f} s", flush=True)

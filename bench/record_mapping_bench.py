@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bytecode import compile_tree  # noqa: E402
+from bench.peer_rsyslog_es import proc_cpu  # noqa: E402
 
 BULK = 5000
 _KW = {"type": "keyword", "ignore_above": 1024}
@@ -65,7 +66,7 @@ def main() -> None:
     from elasticsearch import Elasticsearch, helpers
 
     from logpipe.services.elasticsearch import ElasticsearchNode
-    from logpipe.services.loggen import generate
+    from logpipe.services.loggen import generate, write_lines
     from logpipe.services.valkey import ValkeyServer
     from logpipe.store.elasticsearch.messages import MAPPING, PATTERN
     from logpipe.store.elasticsearch.template import index_template
@@ -75,15 +76,10 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="logpipe-record-mapping-")
     log = os.path.join(tmp, "maillog")
     with open(log, "w") as fh:
-        fh.write("\n".join(generate("mail", args.lines, seed=7)) + "\n")
+        write_lines(generate("mail", args.lines, seed=7), fh)
     node = ElasticsearchNode(heap="512m")
     url = node.start().rstrip("/")
     es = Elasticsearch(url, request_timeout=300)
-    pid = node.pid
-
-    def node_cpu() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     try:
         with ValkeyServer() as broker:
@@ -134,7 +130,7 @@ def main() -> None:
                 es.indices.create(index=index, mappings=mappings, settings={
                     "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s",
                     **settings})
-                before, t0 = node_cpu(), time.perf_counter()
+                before, t0 = proc_cpu(node.pid), time.perf_counter()
                 for body in chunks:
                     resp = es.bulk(index=index, operations=body)
                     if resp["errors"]:
@@ -142,7 +138,7 @@ def main() -> None:
                                          f"{str(resp['items'][:2])[:400]}")
                 es.indices.refresh(index=index)
                 es.indices.flush(index=index)
-                used = node_cpu() - before
+                used = proc_cpu(node.pid) - before
                 size = es.indices.stats(index=index)["indices"][index]["primaries"]["store"][
                     "size_in_bytes"]
                 cpu[name].append(used / count * 1e6)
