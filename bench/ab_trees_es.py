@@ -61,19 +61,20 @@ def main() -> None:
                         es.indices.delete(index=name)
                     path, _, extra = tree.partition("+")
                     env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(dir=tmp),
-                           "PYTHONPATH": os.path.abspath(path)}
+                           "PYTHONPATH": os.path.abspath(path), "LOGPIPE_REDIS_URL": broker.url}
                     for pair in filter(None, extra.split(",")):
                         name, _, value = pair.partition("=")
                         env[name] = value
+                    # `python -m` puts its working directory first on sys.path, before
+                    # PYTHONPATH: run in the tree, or every tree would run the caller's code
+                    quiet = dict(env=env, cwd=os.path.abspath(path), check=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    check_tree(path, quiet)
                     cli = [sys.executable, "-m", "logpipe.common.cli"]
-                    quiet = dict(env=env, check=True, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-                    subprocess.run([*cli, "ship", "--redis", broker.url, "--type", "mail",
-                                    "--once", log], **quiet)
+                    subprocess.run([*cli, "ship", "--type", "mail", "--once", log], **quiet)
                     t0, cpu0, n0 = time.perf_counter(), os.times(), proc_cpu(node.pid)
-                    subprocess.run([*cli, "index", "--redis", broker.url, "--store",
-                                    f"{url}/?index=ab-%Y", "--burst", "--workers", "2",
-                                    "--batch-size", "5000"], **quiet)
+                    subprocess.run([*cli, "index", "--store", f"{url}/?index=ab-%Y", "--burst",
+                                    "--workers", "2", "--batch-size", "5000"], **quiet)
                     cpu1 = os.times()
                     cpu = (cpu1.children_user + cpu1.children_system
                            - cpu0.children_user - cpu0.children_system)
@@ -88,6 +89,14 @@ def main() -> None:
                   f"({med[1] / args.lines * 1e6:.1f} us/line), node {med[2]:.2f} s")
     finally:
         node.stop()
+
+
+def check_tree(path: str, run_options: dict) -> None:
+    """Fails unless a run with these options imports logpipe from ``path``."""
+    found = subprocess.run([sys.executable, "-c", "import logpipe; print(logpipe.__file__)"],
+                           **{**run_options, "stdout": subprocess.PIPE}, text=True).stdout.strip()
+    if not found.startswith(os.path.abspath(path) + os.sep):
+        raise SystemExit(f"a run meant for {path} imports logpipe from {found}")
 
 
 if __name__ == "__main__":

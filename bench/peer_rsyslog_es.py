@@ -212,15 +212,16 @@ def run_logpipe(node: Node, broker, log: str, n: int, workers: int,
     connect(broker.url).flushall()
     store = f"{node.url.rstrip('/')}/?index={LP_INDEX}-%Y"  # one index (one year of lines)
     cli = [sys.executable, "-m", "logpipe.common.cli"]
+    # the broker URL (a password in it) through the environment, never argv
     env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(prefix="logpipe-peer-home-"),
-           "LOGPIPE_MESSAGES": "1" if records else "0"}
+           "LOGPIPE_MESSAGES": "1" if records else "0", "LOGPIPE_REDIS_URL": broker.url}
     broker_cpu0, node_cpu0, bulk0 = proc_cpu(broker.pid), node.cpu(), node.bulk_stats()
     cpu0 = children_cpu()
-    subprocess.run([*cli, "ship", "--redis", broker.url, "--type", "mail", "--once", log],
+    subprocess.run([*cli, "ship", "--type", "mail", "--once", log],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ship_cpu = children_cpu() - cpu0
     t0 = time.perf_counter()
-    proc = subprocess.Popen([*cli, "index", "--redis", broker.url, "--store", store, "--burst",
+    proc = subprocess.Popen([*cli, "index", "--store", store, "--burst",
                              "--workers", str(workers), "--batch-size", str(BULK)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     noted: dict = {}

@@ -83,13 +83,13 @@ def main() -> None:
 
     try:
         with ValkeyServer() as broker:
-            env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(dir=tmp)}
+            env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(dir=tmp),
+                   "LOGPIPE_REDIS_URL": broker.url}  # a password: never in argv
             cli = [sys.executable, "-m", "logpipe.common.cli"]
             quiet = dict(env=env, check=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-            subprocess.run([*cli, "ship", "--redis", broker.url, "--type", "mail", "--once",
-                            log], **quiet)
-            subprocess.run([*cli, "index", "--redis", broker.url, "--store",
+            subprocess.run([*cli, "ship", "--type", "mail", "--once", log], **quiet)
+            subprocess.run([*cli, "index", "--store",
                             f"{url}/?index=bench-events-%Y", "--burst", "--workers", "2"],
                            **quiet)
         es.indices.refresh(index=f"{PATTERN},bench-events-*")

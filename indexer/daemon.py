@@ -83,7 +83,7 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     client = broker_when_up(redis_url, settings.keys, functions=True)
     # the workers start (import, connect) while the store is checked and the first batches
     # are claimed: a burst's first job no longer waits for their start-up
-    pool = WorkerPool(redis_url, settings.keys.queue, workers)
+    pool = WorkerPool(redis_url, settings.keys.queue, workers, settings)
     pool.start()
     try:
         store_when_up(sink)
@@ -223,11 +223,37 @@ class IndexerLoop:
 
 
 class WorkerPool:
-    """Worker subprocesses, restarted if one dies (a killed worker's batch is retried)."""
+    """Worker processes, restarted if one dies (a killed worker's batch is retried).
 
-    def __init__(self, redis_url: str, queue: str, size: int):
+    While this process runs a single thread (at start), a worker is forked from it: what a job
+    needs is imported and compiled here once (:func:`indexer.jobs.prepare`), and each worker
+    starts with it instead of paying for it again (RQ, the Elasticsearch client, the patterns:
+    about a CPU-second per worker and burst; issue 27). Once other threads run here (the
+    metrics server's), a fork would copy their locks half-held, so a worker is spawned as a new
+    interpreter instead (``python -m logpipe.indexer.worker``)."""
+
+    def __init__(self, redis_url: str, queue: str, size: int, settings=None):
         self.redis_url, self.queue, self.size = redis_url, queue, size
-        self.procs: list[subprocess.Popen] = []
+        self.settings = settings  # JobSettings: what prepare() loads before the first fork
+        self.procs: list = []   # subprocess.Popen or worker.ForkedWorker
+        self._prepared = False
+
+    def _start_one(self):
+        import threading
+
+        if threading.active_count() == 1:
+            from logpipe.indexer.worker import fork_worker
+            if not self._prepared and self.settings is not None:
+                import gc
+
+                from logpipe.indexer.jobs import prepare
+                prepare(self.settings)
+                # what start-up made stays out of every collection, here and in the workers
+                # (a collection there would touch, and so copy, every page of it)
+                gc.freeze()
+            self._prepared = True
+            return fork_worker(self.redis_url, self.queue)
+        return self._spawn()
 
     def _spawn(self) -> subprocess.Popen:
         from logpipe.common.config import url_file_of
@@ -245,13 +271,13 @@ class WorkerPool:
                                 stdin=subprocess.DEVNULL, env=env)
 
     def start(self) -> None:
-        self.procs = [self._spawn() for _ in range(self.size)]
+        self.procs = [self._start_one() for _ in range(self.size)]
 
     def supervise(self) -> None:
         for i, proc in enumerate(self.procs):
             if proc.poll() is not None:
                 emit("worker_died", pid=proc.pid, code=proc.returncode)
-                self.procs[i] = self._spawn()
+                self.procs[i] = self._start_one()
 
     def stop(self, timeout: float = 30) -> None:
         for proc in self.procs:

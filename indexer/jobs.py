@@ -76,6 +76,18 @@ def _client(url: str):
     return connect(url)
 
 
+def prepare(settings: JobSettings) -> None:
+    """Import and compile what a job with these settings needs, in this process: the daemon
+    does it once before it forks its workers (:class:`indexer.daemon.WorkerPool`), which then
+    start with it (RQ's worker, the message records, the pipeline with every type's patterns
+    compiled) instead of each paying for it again. No connection is opened here: a forked
+    worker opens its own."""
+    import rq.worker  # noqa: F401 -- the worker's RQ, imported for the fork
+    from logpipe.indexer import messages  # noqa: F401 -- imported by the first batch otherwise
+
+    _pipeline(settings.config_path).compile_all()
+
+
 def process_batch(batch_key: str, settings: dict) -> BatchResult:
     """RQ entry point. Returns what happened to the batch's records; on failure the job's meta
     says what kind of failure it was (:class:`FailureKind`) before RQ records the error."""

@@ -10,7 +10,12 @@ nothing: the batch key stays until the dispatcher's janitor enqueues it again.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
 import sys
+import time
+import traceback
 from typing import Any
 
 # set by the daemon: ["path", embedded] of the URL file LOGPIPE_REDIS_URL was read from
@@ -83,6 +88,71 @@ def run(redis_url: str, queue_name: str, burst: bool = False) -> None:
     import gc
     gc.disable()
     gc.freeze()
+
+
+def fork_worker(redis_url: str, queue_name: str) -> "ForkedWorker":
+    """A worker forked from this process (the daemon, while it runs one thread: see
+    :class:`indexer.daemon.WorkerPool`): it starts with every module this process imported and
+    every pattern it compiled, and the URL files it read (a reconnect reads the current
+    password). The child runs :func:`run` and leaves with its exit code, never returning
+    into the daemon's code (nor running its exit handlers)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would print the daemon's buffered lines again
+    pid = os.fork()
+    if pid:
+        return ForkedWorker(pid)
+    code = 1
+    try:
+        # the daemon's handlers stop the daemon's loop; RQ installs the worker's own
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        run(redis_url, queue_name)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+        finally:
+            os._exit(code)
+
+
+class ForkedWorker:
+    """A forked worker, with the part of :class:`subprocess.Popen` the pool uses."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:  # not reaped: the pid is still this worker's
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def tune_gc() -> None:

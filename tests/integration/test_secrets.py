@@ -39,6 +39,21 @@ def _cmdlines() -> dict[int, str]:
     return found
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the indexer's workers are forked from it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            if int(stat_line.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def test_up_keeps_every_secret_out_of_argv_and_in_private_files(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "LOGPIPE_HOME": str(home)}
@@ -73,9 +88,8 @@ def test_up_keeps_every_secret_out_of_argv_and_in_private_files(tmp_path):
         ours = {info["supervisor_pid"], info["broker_pid"], info["indexer_pid"], info["alerts_pid"]}
         lines = _cmdlines()
         assert ours <= set(lines), "the services should be running"
-        workers = [pid for pid, line in lines.items() if "logpipe.indexer.worker" in line
-                   and str(home) not in line and os.getppid() != pid]
-        assert workers, "the worker processes should be visible"
+        workers = [pid for pid in _children(info["indexer_pid"]) if pid in lines]
+        assert len(workers) == 2, "the worker processes should be visible"
         for pid, line in lines.items():
             for name, value in secrets.items():
                 assert value not in line, f"the {name} is in the command line of pid {pid}"

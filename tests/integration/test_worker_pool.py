@@ -1,0 +1,166 @@
+"""The indexer's worker pool (indexer/daemon.py WorkerPool, indexer/worker.py fork_worker).
+
+At start the daemon runs one thread: it imports and compiles what a job needs once, then forks its
+workers, which start with it (issue 27: about a CPU-second per worker and burst). A worker that
+dies is replaced: forked again while the daemon still runs one thread, spawned as a new
+interpreter (``python -m logpipe.indexer.worker``) once it runs others (the metrics server's),
+where a fork would copy their locks half-held. Every worker, however started, stops on the
+daemon's SIGTERM, and the work they do is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from logpipe.common.broker import Keys, connect
+
+from tests.support.mail import mail_records
+
+pytestmark = pytest.mark.integration
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _workers(client) -> dict[int, str]:
+    """The live RQ workers' pids, with their command lines."""
+    from rq import Worker
+
+    found = {}
+    for worker in Worker.all(connection=client):
+        if worker.pid and Path(f"/proc/{worker.pid}").exists() and worker.get_state() != "suspended":
+            try:
+                found[worker.pid] = _cmdline(worker.pid)
+            except OSError:
+                pass
+    return found
+
+
+def _two_workers(client, without: int | None = None):
+    """The workers when exactly two run (and ``without`` is not one of them), else None."""
+    found = _workers(client)
+    return found if len(found) == 2 and without not in found else None
+
+
+def _wait(predicate, what: str, proc, log: Path, timeout: float = 180):
+    """Polls a real signal; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the indexer exited ({proc.returncode}) waiting for {what}:\n"
+                        f"{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
+def _stored(db: Path) -> int:
+    """Events the store holds now (0 while the file or its table does not exist yet)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return con.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(redis_url: str, db: Path, log: Path, *extra: str):
+    env = {**os.environ, "LOGPIPE_REDIS_URL": redis_url}
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "logpipe.common.cli", "index", "--store", f"sqlite:///{db}",
+             "--workers", "2", "--batch-size", "100", *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def _stop(proc) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the indexer did not stop within 60 s of SIGTERM")
+
+
+def _kill_one(client, proc, log: Path, workers: dict[int, str]) -> dict[int, str]:
+    """SIGKILL one worker; the pool's replacement, once two workers run again."""
+    victim = next(iter(workers))
+    os.kill(victim, signal.SIGKILL)
+    _wait(lambda: "worker_died" in log.read_text(), "the death to be noticed", proc, log)
+    now = _wait(lambda: _two_workers(client, without=victim), "a replacement worker", proc, log)
+    return {pid: line for pid, line in now.items() if pid not in workers}
+
+
+def test_workers_are_forked_at_start_and_after_a_death_then_do_the_work(redis_url, tmp_path):
+    client = connect(redis_url)
+    client.flushdb()
+    db, log = tmp_path / "events.db", tmp_path / "index.log"
+    proc = _start(redis_url, db, log)
+    try:
+        workers = _wait(lambda: _two_workers(client), "two workers", proc, log)
+        for pid, line in workers.items():
+            # forked: the daemon's child, with the daemon's command line (not a new interpreter)
+            assert _parent(pid) == proc.pid
+            assert line == _cmdline(proc.pid) and "logpipe.indexer.worker" not in line
+        items, _ = mail_records(300)
+        client.rpush(Keys().raw, *items)
+        first = len(items)
+        _wait(lambda: _stored(db) == first, f"{first} events stored", proc, log)
+
+        (pid, line), = _kill_one(client, proc, log, workers).items()
+        assert _parent(pid) == proc.pid and line == _cmdline(proc.pid)  # forked again
+        more, _ = mail_records(200, host="mx-after")
+        client.rpush(Keys().raw, *more)
+        total = first + len(more)
+        _wait(lambda: _stored(db) == total, f"{total} events stored", proc, log)
+        alive = list(_workers(client))
+    finally:
+        code = _stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    assert not any(Path(f"/proc/{pid}").exists() and _parent(pid) == proc.pid for pid in alive)
+
+
+def test_a_worker_replaced_while_the_daemon_runs_threads_is_spawned(redis_url, tmp_path):
+    client = connect(redis_url)
+    client.flushdb()
+    db, log = tmp_path / "events.db", tmp_path / "index.log"
+    # the metrics server runs in a thread of the daemon, started after the first workers
+    proc = _start(redis_url, db, log, "--metrics-port", str(_free_port()))
+    try:
+        workers = _wait(lambda: _two_workers(client), "two workers", proc, log)
+        assert all(line == _cmdline(proc.pid) for line in workers.values())
+        (pid, line), = _kill_one(client, proc, log, workers).items()
+        assert _parent(pid) == proc.pid
+        assert line.split()[1:3] == ["-m", "logpipe.indexer.worker"], line
+        items, _ = mail_records(200)
+        client.rpush(Keys().raw, *items)
+        good = len(items)
+        _wait(lambda: _stored(db) == good, f"{good} events stored", proc, log)
+    finally:
+        code = _stop(proc)
+    assert code == 0, log.read_text()[-3000:]
