@@ -201,14 +201,31 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
     without building datetimes: a plain ``MMM d HH:mm:ss[.fff]`` with a day that exists in
     every month, compared and formatted as numbers. None for anything else (the caller then
     takes the general path, which gives the same answer for these)."""
-    parsed = _SYSLOG_PARSED.get(text, _UNSEEN)
-    if parsed is _UNSEEN:
-        if len(_SYSLOG_PARSED) >= 65536:  # log time stamps repeat: many lines per second
-            _SYSLOG_PARSED.clear()
-        parsed = _SYSLOG_PARSED[text] = _syslog_parts(text)
-    if parsed is None:
-        return None
-    moment, suffix = parsed
+    seconds = text[13:]
+    if len(text) == 15 and text[12] == ":" and seconds.isascii() and seconds.isdigit():
+        # the plain "Mmm dd hh:mm:ss": its minute read once (a small server's lines are
+        # mostly in different seconds, many in one minute), the seconds as two digits; the
+        # minute with any two digits in 00-59 reads as the whole text would
+        parsed = _SYSLOG_MINUTES.get(text[:12], _UNSEEN)
+        if parsed is _UNSEEN:
+            if len(_SYSLOG_MINUTES) >= 65536:
+                _SYSLOG_MINUTES.clear()
+            parsed = _SYSLOG_MINUTES[text[:12]] = _syslog_parts(text[:12] + ":00")
+        second = int(seconds)
+        if parsed is None or second >= 60:
+            return None
+        (month, day, h, m, _, _), suffix = parsed
+        moment = (month, day, h, m, second, 0)
+        suffix = f"{suffix[:-7]}{seconds}.000Z"   # the minute's "...:00.000Z" -> ":SS.000Z"
+    else:
+        parsed = _SYSLOG_PARSED.get(text, _UNSEEN)
+        if parsed is _UNSEEN:
+            if len(_SYSLOG_PARSED) >= 65536:  # log time stamps repeat: many lines per second
+                _SYSLOG_PARSED.clear()
+            parsed = _SYSLOG_PARSED[text] = _syslog_parts(text)
+        if parsed is None:
+            return None
+        moment, suffix = parsed
     year, latest = _latest(received)
     for candidate in (year + 1, year, year - 1, year - 2, year - 3, year - 4):
         if (candidate, *moment) <= latest:
@@ -245,6 +262,7 @@ def _syslog_parts(text: str) -> tuple[tuple, str] | None:
 
 
 _SYSLOG_PARSED: dict = {}
+_SYSLOG_MINUTES: dict = {}   # "Mmm dd hh:mm" -> _syslog_parts of it at second 00
 _UNSEEN = object()
 
 

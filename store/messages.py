@@ -90,20 +90,27 @@ def msgid_of(parts: dict[str, dict]) -> str | None:
     return min(found, key=_order)[1]["msgid"] if found else None
 
 
-_seconds: dict[int, str] = {}
+_days: dict[int, str] = {}   # day number since 1970 -> "YYYY-MM-DDT"
 
 
 def iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO 8601 in UTC with milliseconds (``2013-05-15T02:10:34.000Z``).
+    The date is worked out once per day and the time of day as numbers: a record's times are
+    mostly different seconds, and a datetime plus strftime per time was a tenth of what
+    writing records cost."""
     if ms is None:
         return None
-    sec = ms // 1000
-    text = _seconds.get(sec)
-    if text is None:
-        if len(_seconds) > 100_000:
-            _seconds.clear()
-        text = _seconds[sec] = datetime.fromtimestamp(sec, timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%S.")
-    return f"{text}{ms % 1000:03d}Z"
+    sec, milli = divmod(ms, 1000)
+    day, in_day = divmod(sec, 86400)   # Unix time has no leap seconds: every day is 86400 s
+    date = _days.get(day)
+    if date is None:
+        if len(_days) > 10_000:
+            _days.clear()
+        date = _days[day] = datetime.fromtimestamp(day * 86400, timezone.utc).strftime(
+            "%Y-%m-%dT")
+    hour, in_hour = divmod(in_day, 3600)
+    minute, second = divmod(in_hour, 60)
+    return f"{date}{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
 
 
 def _order(item: tuple[str, dict]) -> tuple:

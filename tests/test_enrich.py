@@ -80,3 +80,37 @@ def test_field_edits_follow_mutate_order():
                                 add_tags=["mail"]))(doc, tags)
     assert doc == {"pid": 42, "size": "x", "source_host": "mx1", "env": "prod"}
     assert tags == ["_convertfailure", "mail"]
+
+
+def test_the_syslog_fast_path_reads_as_the_general_one():
+    """enrich._syslog_utc (per-minute cache, seconds as digits) answers exactly what
+    format_timestamp(parse_syslog_time(...)) answers, or None (the caller then takes that
+    general path): plain stamps, one-digit days, seconds 00-60, Feb 29, a year boundary,
+    fractions, long month names and broken text."""
+    import random
+
+    from logpipe.indexer.enrich import _syslog_utc
+
+    rng = random.Random(27)
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec", "June", "Foo", "jan"]
+    texts = ["Jul  3 10:00:01", "Dec 31 23:59:59", "Jan  1 00:00:00", "Feb 29 12:00:00",
+             "May 15 02:10:60", "May 15 02:10:5x", "May 15 02:1:05", "May 15 24:00:00",
+             "June 3 10:00:01", "May 15 02:10:0.", "May 15 02:10:05.5", "May 1502:10:05",
+             "May 15 02:10:٠٥", "May 15 02:10:+5", "Jan 32 10:00:00", "Jan 00 10:00:00"]
+    for _ in range(20_000):
+        day = rng.choice([f"{rng.randint(1, 31):2d}", f"{rng.randint(1, 31):02d}"])
+        texts.append(f"{rng.choice(months)} {day} {rng.randint(0, 24):02d}:"
+                     f"{rng.randint(0, 60):02d}:{rng.randint(0, 61):02d}")
+    receives = [at(2026, 1, 1, 0, 0, 3), at(2026, 12, 31, 23, 59, 59), at(2028, 3, 1),
+                at(2026, 7, 3, 10, 0, 5)]
+    fast_answers = 0
+    for text in texts:
+        for received in receives:
+            fast = _syslog_utc(text, received)
+            if fast is None:
+                continue
+            fast_answers += 1
+            general = parse_syslog_time(text, received, UTC)
+            assert general is not None and fast == format_timestamp(general), (text, received)
+    assert fast_answers > 40_000  # the fast path answers the plain stamps
