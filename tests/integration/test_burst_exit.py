@@ -9,8 +9,6 @@ each within 2 s (a healthy exit takes 0.3-0.5 s on a loaded 2-core machine; the 
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,26 +18,13 @@ import pytest
 from logpipe.common.broker import Keys, connect
 
 from tests.support.mail import mail_records
+from tests.support.stores import events_in_file
 
 pytestmark = pytest.mark.integration
 
 RUNS = 20
 LINES = 300
 EXIT_BOUND_S = 2.0
-
-
-def _stored(db: str) -> int:
-    """Events the store holds now (0 while the file or its table does not exist yet)."""
-    if not os.path.exists(db):
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
-        try:
-            return con.execute("SELECT count(*) FROM events").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:  # being created
-        return 0
 
 
 def test_burst_exits_within_two_seconds_of_its_last_document_every_run(redis_url, tmp_path):
@@ -57,7 +42,7 @@ def test_burst_exits_within_two_seconds_of_its_last_document_every_run(redis_url
         all_stored = None
         hang_guard = time.monotonic() + 300  # not a timing check: a hung run fails, not blocks
         while proc.poll() is None and time.monotonic() < hang_guard:
-            if all_stored is None and _stored(db) >= LINES:
+            if all_stored is None and events_in_file(db) >= LINES:
                 all_stored = time.monotonic()
             time.sleep(0.02)
         exited = time.monotonic()
@@ -65,7 +50,7 @@ def test_burst_exits_within_two_seconds_of_its_last_document_every_run(redis_url
             proc.kill()
         stderr = proc.communicate()[1]
         assert proc.returncode == 0, stderr[-3000:]
-        assert _stored(db) == LINES  # every record is a stored event, none twice
+        assert events_in_file(db) == LINES  # every record is a stored event, none twice
         # the last batch may land between two looks: then the exit itself is the first moment
         # the count is seen complete, and the gap is 0 (never a false failure)
         gaps.append(exited - (all_stored or exited))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from logpipe.common.broker import Keys, connect
 
 from tests.support.mail import mail_records
+from tests.support.stores import events_in_file
 
 pytestmark = pytest.mark.integration
 
@@ -68,18 +68,6 @@ def _wait(predicate, what: str, proc, log: Path, timeout: float = 180):
                         f"{log.read_text()[-3000:]}")
         time.sleep(0.05)
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
-
-
-def _stored(db: Path) -> int:
-    """Events the store holds now (0 while the file or its table does not exist yet)."""
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
-        try:
-            return con.execute("SELECT count(*) FROM events").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _free_port() -> int:
@@ -130,14 +118,14 @@ def test_workers_are_forked_at_start_and_after_a_death_then_do_the_work(redis_ur
         items, _ = mail_records(300)
         client.rpush(Keys().raw, *items)
         first = len(items)
-        _wait(lambda: _stored(db) == first, f"{first} events stored", proc, log)
+        _wait(lambda: events_in_file(db) == first, f"{first} events stored", proc, log)
 
         (pid, line), = _kill_one(client, proc, log, workers).items()
         assert _parent(pid) == proc.pid and line == _cmdline(proc.pid)  # forked again
         more, _ = mail_records(200, host="mx-after")
         client.rpush(Keys().raw, *more)
         total = first + len(more)
-        _wait(lambda: _stored(db) == total, f"{total} events stored", proc, log)
+        _wait(lambda: events_in_file(db) == total, f"{total} events stored", proc, log)
         alive = list(_workers(client))
     finally:
         code = _stop(proc)
@@ -160,7 +148,7 @@ def test_a_worker_replaced_while_the_daemon_runs_threads_is_spawned(redis_url, t
         items, _ = mail_records(200)
         client.rpush(Keys().raw, *items)
         good = len(items)
-        _wait(lambda: _stored(db) == good, f"{good} events stored", proc, log)
+        _wait(lambda: events_in_file(db) == good, f"{good} events stored", proc, log)
     finally:
         code = _stop(proc)
     assert code == 0, log.read_text()[-3000:]

@@ -35,3 +35,21 @@ def one_event_store(path) -> str:
                               "message": "the one line"})])
     store.close()
     return url
+
+
+def events_in_file(db) -> int:
+    """Events an embedded store's file holds now, read from outside the process writing it (a
+    read-only connection: 0 while the file or its table does not exist yet)."""
+    import os
+    import sqlite3
+
+    if not os.path.exists(db):
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return con.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:  # being created
+        return 0
