@@ -324,10 +324,15 @@ def flat_key(name: str) -> str | None:
         key = f"grok_{key}"
     if len(_FLAT_KEYS) < 4096:
         _FLAT_KEYS[name] = key
+        if key == name:
+            OWN_KEYS.add(name)
     return key
 
 
 _FLAT_KEYS: dict[str, str | None] = {}
+# the capture names flat_key has seen that are their own top-level key (most of them): captures
+# named only so go into an event in one dict update
+OWN_KEYS: set[str] = set()
 
 
 def place_capture(doc: dict, name: str, value) -> None:

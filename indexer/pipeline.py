@@ -17,8 +17,8 @@ raise, and the caller dead-letters them with stage ``parse``.
 from __future__ import annotations
 
 from logpipe.common.record import Record
-from logpipe.indexer.enrich import (flat_key, from_syslog_input, place_capture, received_datetime,
-                                    timestamp_for)
+from logpipe.indexer.enrich import (OWN_KEYS, flat_key, from_syslog_input, place_capture,
+                                    received_datetime, timestamp_for)
 from logpipe.indexer.hostnames import normalise_hostnames
 from logpipe.indexer.pipeline_config import PipelineConfig, TypeConfig
 from logpipe.common.errors import ConfigError, ReservedFieldError
@@ -118,13 +118,16 @@ class Pipeline:
             captures = {**captures, **routed_captures}
         tags = list(record.tags) + grok_tags
         doc: dict = dict(record.fields)
-        for name, value in captures.items():
-            # place_capture's flat case inline: one call less per capture on the hot path
-            key = flat_key(name)
-            if key is None:  # a field reference ([a][b]): nested
-                place_capture(doc, name, value)
-            else:
-                doc[key] = value
+        if captures.keys() <= OWN_KEYS:  # every name its own key (flat_key): one update
+            doc.update(captures)
+        else:
+            for name, value in captures.items():
+                # place_capture's flat case inline: one call less per capture
+                key = flat_key(name)
+                if key is None:  # a field reference ([a][b]): nested
+                    place_capture(doc, name, value)
+                else:
+                    doc[key] = value
         # a batch's records mostly share their received_at (and it is never 0 on the wire)
         received_at = record.received_at
         if self._received[0] == received_at and received_at:
