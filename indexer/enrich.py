@@ -206,16 +206,23 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
         # the plain "Mmm dd hh:mm:ss": its minute read once (a small server's lines are
         # mostly in different seconds, many in one minute), the seconds as two digits; the
         # minute with any two digits in 00-59 reads as the whole text would
-        parsed = _SYSLOG_MINUTES.get(text[:12], _UNSEEN)
-        if parsed is _UNSEEN:
+        minute = _SYSLOG_MINUTES.get(text[:12])
+        if minute is None:
             if len(_SYSLOG_MINUTES) >= 65536:
                 _SYSLOG_MINUTES.clear()
-            parsed = _SYSLOG_MINUTES[text[:12]] = _syslog_parts(text[:12] + ":00")
-        second = int(seconds)
-        if parsed is None or second >= 60:
+            # [its parts at second 00, the _latest() it was placed for, its placed prefix]
+            minute = _SYSLOG_MINUTES[text[:12]] = [_syslog_parts(text[:12] + ":00"), None, None]
+        parsed = minute[0]
+        if parsed is None or seconds >= "60":
             return None
+        placing = _latest(received)  # the same object while the batch's received is the same
+        if minute[1] is not placing:
+            minute[1], minute[2] = placing, _minute_prefix(parsed, placing)
+        if minute[2] is not None:
+            return f"{minute[2]}{seconds}.000Z"
+        # the minute straddles the latest time a line may carry: year by year, per second
         (month, day, h, m, _, _), suffix = parsed
-        moment = (month, day, h, m, second, 0)
+        moment = (month, day, h, m, int(seconds), 0)
         suffix = f"{suffix[:-7]}{seconds}.000Z"   # the minute's "...:00.000Z" -> ":SS.000Z"
     else:
         parsed = _SYSLOG_PARSED.get(text, _UNSEEN)
@@ -231,6 +238,23 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
         if (candidate, *moment) <= latest:
             return f"{candidate:04d}{suffix}"
     return None
+
+
+def _minute_prefix(parsed: tuple, placing: tuple) -> str | None:
+    """``YYYY-MM-DDTHH:MM:`` of a plain minute (:func:`_syslog_parts` of it at second 00) when
+    every second of it takes the same year under ``placing`` (:func:`_latest`'s answer); None
+    when its seconds take different years (the minute holds the latest time a line may carry)
+    or none. A later second never takes a later year, so its first and last seconds tell."""
+    year, latest = placing
+    (month, day, h, m, _, _), suffix = parsed
+    years = []
+    for second in (0, 59):
+        years.append(next((candidate for candidate in (year + 1, year, year - 1, year - 2,
+                                                       year - 3, year - 4)
+                           if (candidate, month, day, h, m, second, 0) <= latest), None))
+    if years[0] is None or years[0] != years[1]:
+        return None
+    return f"{years[0]:04d}{suffix[:-7]}"
 
 
 def _syslog_parts(text: str) -> tuple[tuple, str] | None:
@@ -262,7 +286,7 @@ def _syslog_parts(text: str) -> tuple[tuple, str] | None:
 
 
 _SYSLOG_PARSED: dict = {}
-_SYSLOG_MINUTES: dict = {}   # "Mmm dd hh:mm" -> _syslog_parts of it at second 00
+_SYSLOG_MINUTES: dict = {}   # "Mmm dd hh:mm" -> [_syslog_parts at :00, placing, prefix]
 _UNSEEN = object()
 
 

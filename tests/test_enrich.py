@@ -103,7 +103,14 @@ def test_the_syslog_fast_path_reads_as_the_general_one():
         texts.append(f"{rng.choice(months)} {day} {rng.randint(0, 24):02d}:"
                      f"{rng.randint(0, 60):02d}:{rng.randint(0, 61):02d}")
     receives = [at(2026, 1, 1, 0, 0, 3), at(2026, 12, 31, 23, 59, 59), at(2028, 3, 1),
-                at(2026, 7, 3, 10, 0, 5)]
+                at(2026, 7, 3, 10, 0, 5), at(2026, 12, 29, 23, 59, 30)]
+    # the minutes that hold the latest time a line may carry (received + the future slack):
+    # their seconds take two different years
+    from logpipe.indexer.enrich import SYSLOG_FUTURE_SLACK
+    for received in receives:
+        latest = received + SYSLOG_FUTURE_SLACK
+        texts += [latest.replace(second=second).strftime("%b %d %H:%M:%S")
+                  for second in range(60)]
     fast_answers = 0
     for text in texts:
         for received in receives:
