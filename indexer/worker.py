@@ -98,14 +98,27 @@ def fork_worker(redis_url: str, queue_name: str) -> "ForkedWorker":
     into the daemon's code (nor running its exit handlers)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child would print the daemon's buffered lines again
-    pid = os.fork()
+    # The daemon's SIGTERM/SIGINT handlers stop the daemon's loop: a stop that reached the
+    # child before it put back the default ones would run them there (in its at-fork hooks,
+    # as an "exception ignored"), and the child would go on to work, deaf to that stop. So
+    # both signals stay blocked across the fork until the child has the defaults: a stop sent
+    # meanwhile then ends it at once.
+    stops = {signal.SIGTERM, signal.SIGINT}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return ForkedWorker(pid)
     code = 1
     try:
-        # the daemon's handlers stop the daemon's loop; RQ installs the worker's own
+        # the defaults until RQ installs the worker's own handlers
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)

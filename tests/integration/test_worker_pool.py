@@ -152,3 +152,33 @@ def test_a_worker_replaced_while_the_daemon_runs_threads_is_spawned(redis_url, t
     finally:
         code = _stop(proc)
     assert code == 0, log.read_text()[-3000:]
+
+
+# The daemon's side of a fork: its own SIGTERM handler (it stops the daemon's loop), then a
+# worker forked, and stopped before it has started. An at-fork hook of the test's keeps the
+# child there long enough for the stop to arrive first, every run.
+_STOPPED_AT_ONCE = """
+import os, signal, sys, time
+from logpipe.indexer.worker import fork_worker
+
+def daemon_stop(signum, frame):
+    raise SystemExit(128 + signum)
+
+signal.signal(signal.SIGTERM, daemon_stop)
+os.register_at_fork(after_in_child=lambda: time.sleep(1.0))
+worker = fork_worker(sys.argv[1], "logpipe")
+os.kill(worker.pid, signal.SIGTERM)
+try:
+    print(worker.wait(30))
+except Exception as exc:
+    worker.kill()
+    print("still running:", type(exc).__name__)
+"""
+
+
+def test_a_worker_stopped_before_it_started_ends_at_once(redis_url):
+    run = subprocess.run([sys.executable, "-c", _STOPPED_AT_ONCE, redis_url],
+                         capture_output=True, text=True, timeout=120)
+    # ended by the stop itself (the default action), not the daemon's handler in the child
+    assert run.stdout.strip() == str(-signal.SIGTERM), run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
