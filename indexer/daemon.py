@@ -56,17 +56,15 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     """Dispatch, supervise workers and keep the store maintained until stopped (or, with
     ``burst``, until everything queued is stored)."""
     from logpipe.indexer.dispatch import Dispatcher
-    from logpipe.indexer.jobs import JobSettings
-    from logpipe.indexer.pipeline import Pipeline
-    from logpipe.indexer.pipeline_config import load_pipeline
+    from logpipe.indexer.jobs import JobSettings, compiled_pipeline
     from logpipe.store import open_store
 
     redis_url, store_url, config = opts.redis_url, opts.store_url, opts.config
     workers, burst = opts.workers, opts.burst
     if config:
-        # a broken config or pattern fails here, not in every batch; the built-in pipeline is
-        # checked by the tests, and compiling every type costs the workers a CPU-second
-        Pipeline(load_pipeline(config)).compile_all()
+        # a broken config or pattern fails here, not in every batch (the built-in pipeline is
+        # checked by the tests); the workers forked later start with it compiled
+        compiled_pipeline(config)
     sink = open_store(store_url)  # a store URL that cannot work fails here
     settings = JobSettings(redis_url=redis_url, store_url=store_url, config_path=config,
                            prefix=opts.prefix, raw=opts.raw_list)

@@ -233,10 +233,18 @@ def _syslog_utc(text: str, received: datetime) -> str | None:
         if parsed is None:
             return None
         moment, suffix = parsed
-    year, latest = _latest(received)
+    year = _placed_year(moment, _latest(received))
+    return None if year is None else f"{year:04d}{suffix}"
+
+
+def _placed_year(moment: tuple, placing: tuple) -> int | None:
+    """The year a syslog moment ``(month, day, h, m, s, micro)`` takes under ``placing``
+    (:func:`_latest`'s answer): the latest of the received year + 1 down to - 4 that does not
+    put it after the latest time a line may carry; None when none does."""
+    year, latest = placing
     for candidate in (year + 1, year, year - 1, year - 2, year - 3, year - 4):
         if (candidate, *moment) <= latest:
-            return f"{candidate:04d}{suffix}"
+            return candidate
     return None
 
 
@@ -245,16 +253,11 @@ def _minute_prefix(parsed: tuple, placing: tuple) -> str | None:
     every second of it takes the same year under ``placing`` (:func:`_latest`'s answer); None
     when its seconds take different years (the minute holds the latest time a line may carry)
     or none. A later second never takes a later year, so its first and last seconds tell."""
-    year, latest = placing
     (month, day, h, m, _, _), suffix = parsed
-    years = []
-    for second in (0, 59):
-        years.append(next((candidate for candidate in (year + 1, year, year - 1, year - 2,
-                                                       year - 3, year - 4)
-                           if (candidate, month, day, h, m, second, 0) <= latest), None))
-    if years[0] is None or years[0] != years[1]:
+    first = _placed_year((month, day, h, m, 0, 0), placing)
+    if first is None or first != _placed_year((month, day, h, m, 59, 0), placing):
         return None
-    return f"{years[0]:04d}{suffix[:-7]}"
+    return f"{first:04d}{suffix[:-7]}"
 
 
 def _syslog_parts(text: str) -> tuple[tuple, str] | None:

@@ -85,7 +85,15 @@ def prepare(settings: JobSettings) -> None:
     import rq.worker  # noqa: F401 -- the worker's RQ, imported for the fork
     from logpipe.indexer import messages  # noqa: F401 -- imported by the first batch otherwise
 
-    _pipeline(settings.config_path).compile_all()
+    compiled_pipeline(settings.config_path)
+
+
+def compiled_pipeline(config_path: str | None):
+    """This process's pipeline for ``config_path`` (the one its jobs use), every type's
+    patterns compiled: a broken pattern or a route to an unknown type raises here."""
+    pipeline = _pipeline(config_path)
+    pipeline.compile_all()
+    return pipeline
 
 
 def process_batch(batch_key: str, settings: dict) -> BatchResult:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.fixtures.secrets import register_secret
+from tests.support.procs import cmdline, parent_pid
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +33,7 @@ def _cmdlines() -> dict[int, str]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ") \
-                    .decode("utf-8", "replace")
+                found[int(entry.name)] = cmdline(int(entry.name))
             except OSError:
                 pass
     return found
@@ -45,12 +45,10 @@ def _children(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat_line = (entry / "stat").read_text()
+                if parent_pid(int(entry.name)) == pid:
+                    found.append(int(entry.name))
             except OSError:
                 continue
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-            if int(stat_line.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
     return found
 
 

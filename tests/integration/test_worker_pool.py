@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,19 +20,13 @@ from pathlib import Path
 import pytest
 
 from logpipe.common.broker import Keys, connect
+from logpipe.services.valkey import find_free_port
 
 from tests.support.mail import mail_records
+from tests.support.procs import cmdline, parent_pid
 from tests.support.stores import events_in_file
 
 pytestmark = pytest.mark.integration
-
-
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
 def _workers(client) -> dict[int, str]:
@@ -44,7 +37,7 @@ def _workers(client) -> dict[int, str]:
     for worker in Worker.all(connection=client):
         if worker.pid and Path(f"/proc/{worker.pid}").exists() and worker.get_state() != "suspended":
             try:
-                found[worker.pid] = _cmdline(worker.pid)
+                found[worker.pid] = cmdline(worker.pid)
             except OSError:
                 pass
     return found
@@ -68,12 +61,6 @@ def _wait(predicate, what: str, proc, log: Path, timeout: float = 180):
                         f"{log.read_text()[-3000:]}")
         time.sleep(0.05)
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(redis_url: str, db: Path, log: Path, *extra: str):
@@ -113,15 +100,15 @@ def test_workers_are_forked_at_start_and_after_a_death_then_do_the_work(redis_ur
         workers = _wait(lambda: _two_workers(client), "two workers", proc, log)
         for pid, line in workers.items():
             # forked: the daemon's child, with the daemon's command line (not a new interpreter)
-            assert _parent(pid) == proc.pid
-            assert line == _cmdline(proc.pid) and "logpipe.indexer.worker" not in line
+            assert parent_pid(pid) == proc.pid
+            assert line == cmdline(proc.pid) and "logpipe.indexer.worker" not in line
         items, _ = mail_records(300)
         client.rpush(Keys().raw, *items)
         first = len(items)
         _wait(lambda: events_in_file(db) == first, f"{first} events stored", proc, log)
 
         (pid, line), = _kill_one(client, proc, log, workers).items()
-        assert _parent(pid) == proc.pid and line == _cmdline(proc.pid)  # forked again
+        assert parent_pid(pid) == proc.pid and line == cmdline(proc.pid)  # forked again
         more, _ = mail_records(200, host="mx-after")
         client.rpush(Keys().raw, *more)
         total = first + len(more)
@@ -130,7 +117,7 @@ def test_workers_are_forked_at_start_and_after_a_death_then_do_the_work(redis_ur
     finally:
         code = _stop(proc)
     assert code == 0, log.read_text()[-3000:]
-    assert not any(Path(f"/proc/{pid}").exists() and _parent(pid) == proc.pid for pid in alive)
+    assert not any(Path(f"/proc/{pid}").exists() and parent_pid(pid) == proc.pid for pid in alive)
 
 
 def test_a_worker_replaced_while_the_daemon_runs_threads_is_spawned(redis_url, tmp_path):
@@ -138,12 +125,12 @@ def test_a_worker_replaced_while_the_daemon_runs_threads_is_spawned(redis_url, t
     client.flushdb()
     db, log = tmp_path / "events.db", tmp_path / "index.log"
     # the metrics server runs in a thread of the daemon, started after the first workers
-    proc = _start(redis_url, db, log, "--metrics-port", str(_free_port()))
+    proc = _start(redis_url, db, log, "--metrics-port", str(find_free_port()))
     try:
         workers = _wait(lambda: _two_workers(client), "two workers", proc, log)
-        assert all(line == _cmdline(proc.pid) for line in workers.values())
+        assert all(line == cmdline(proc.pid) for line in workers.values())
         (pid, line), = _kill_one(client, proc, log, workers).items()
-        assert _parent(pid) == proc.pid
+        assert parent_pid(pid) == proc.pid
         assert line.split()[1:3] == ["-m", "logpipe.indexer.worker"], line
         items, _ = mail_records(200)
         client.rpush(Keys().raw, *items)
