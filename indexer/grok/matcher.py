@@ -31,6 +31,7 @@ from typing import Any, Callable
 from logpipe.common.errors import GrokError
 from logpipe.indexer.grok.compiler import Compiled, compile_grok, required_literals
 from logpipe.indexer.grok.library import Library, build_library
+from logpipe.indexer.grok.native import RE_GROUPS_CODE, FieldSpec, captures_search, re_groups
 
 FAILURE = "_grokparsefailure"
 TIMEOUT = "_groktimeout"
@@ -67,7 +68,9 @@ class _Timeout(Exception):
 
 # Shared state of the watchdog: [calls so far, the count seen at the last tick, main thread id]
 _ST: list[int] = [0, -1, threading.main_thread().ident or 0]
-_MATCH_CODES: set = set()   # code objects of the match functions a tick may interrupt
+# code objects of the match functions a tick may interrupt: those built here, and the ``re``
+# searches PCRE2 hands a line to (indexer/grok/native.py)
+_MATCH_CODES: set = {RE_GROUPS_CODE}
 
 
 class _Watchdog:
@@ -142,7 +145,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _build_single(search, fields, slow):
-    """match() for one pattern with plain captures: the hot path, kept small."""
+    """match() for one pattern with plain captures: the hot path, kept small. ``fields`` None:
+    ``search`` gives the captures themselves (PCRE2's, indexer/grok/native.py)."""
     get_ident = threading.get_ident
     st = _ST
 
@@ -151,14 +155,27 @@ def _build_single(search, fields, slow):
             return slow(line)
         st[0] += 1
         try:
-            m = search(line)
-            if m is None:
+            values = search(line)
+            if values is None:
                 return None, [FAILURE]
-            return {f: v for f, v in zip(fields, m.groups()) if v is not None}, []
+            return {f: v for f, v in zip(fields, values) if v is not None}, []
         except _Timeout:
             return None, [TIMEOUT]
-    _MATCH_CODES.add(match.__code__)
-    return match
+
+    def match_captures(line):
+        if get_ident() != st[2]:
+            return slow(line)
+        st[0] += 1
+        try:
+            captures = search(line)
+            if captures is None:
+                return None, [FAILURE]
+            return captures, []
+        except _Timeout:
+            return None, [TIMEOUT]
+    chosen = match if fields is not None else match_captures
+    _MATCH_CODES.add(chosen.__code__)
+    return chosen
 
 
 def _literal_test(clause: tuple[str, ...]) -> str:
@@ -198,9 +215,10 @@ def _build_multi(entries, slow):
             if rest:
                 src.append(indent + "if " + " and ".join(_literal_test(c) for c in rest) + ":")
                 indent += "    "
-            src += [f"{indent}m = s{k}(line)",
-                    f"{indent}if m is not None:",
-                    f"{indent}    return e{k}(m), []"]
+            # an entry without extractor searches for the captures themselves (PCRE2's)
+            src += [f"{indent}v = s{k}(line)",
+                    f"{indent}if v is not None:",
+                    f"{indent}    return {'v' if extract is None else f'e{k}(v)'}, []"]
         i = j
     src += ["        return None, [FAILURE]",
             "    except _Timeout:",
@@ -217,8 +235,24 @@ def _plain_captures(c: Compiled) -> bool:
             and not any(cap.conv for cap in c.captures))
 
 
+def _field_spec(c: Compiled) -> FieldSpec:
+    """The fields of ``c``'s captures in the order its extractor (:func:`_make_extract`) puts
+    them in the dict, each with its groups and their conversions (1: int, 2: float), for PCRE2's
+    ``captures`` (:data:`_CONVERTERS`), which builds the same dict in C."""
+    index = c.groupindex
+    by_field: dict[str, list] = {}
+    for cap in c.captures:
+        by_field.setdefault(cap.field, []).append(
+            (index[cap.group], {"int": 1, "float": 2}.get(cap.conv or "", 0)))
+    if _plain_captures(c):
+        return tuple((f, tuple(gs)) for f, gs in by_field.items())
+    singles = [(f, tuple(gs)) for f, gs in by_field.items() if len(gs) == 1 and not gs[0][1]]
+    others = [(f, tuple(gs)) for f, gs in by_field.items() if len(gs) > 1 or gs[0][1]]
+    return tuple(singles + others)
+
+
 def _make_extract(c: Compiled):
-    """A function m -> dict of non-empty captures, specialised for this pattern.
+    """A function (a match's groups) -> dict of non-empty captures, specialised for this pattern.
 
     A field captured by several groups of one pattern keeps every value, as Logstash's grok
     does: one group that took part gives its value, several give a list in the pattern's order
@@ -229,8 +263,8 @@ def _make_extract(c: Compiled):
     caps = c.captures
     fields = tuple(cap.field for cap in caps)
     if _plain_captures(c):
-        def extract_plain(m):
-            return {f: v for f, v in zip(fields, m.groups()) if v is not None}
+        def extract_plain(values):
+            return {f: v for f, v in zip(fields, values) if v is not None}
         return extract_plain
     by_field: dict[str, list[str]] = {}
     for cap in caps:
@@ -248,8 +282,8 @@ def _convert(value: str, kind: str | None):
 
 
 def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: dict[str, str]):
-    """The captures from one ``m.groups()`` tuple (the mail patterns have dozens of groups, and
-    one C call beats a ``group()`` call per group): per field, the value of its group, or the
+    """The captures from one match's groups, a tuple (the mail patterns have dozens of groups,
+    and one C call beats a ``group()`` call per group): per field, the value of its group, or the
     values of its groups that took part (a list when there are several). The fields of one
     group without a conversion are picked in C; the others one by one."""
     singles = [(f, index[gs[0]] - 1) for f, gs in by_field.items()
@@ -260,8 +294,7 @@ def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: d
     single_at = tuple(i for _, i in singles)
     nones = (None,) * len(singles)
 
-    def extract(m):
-        values = m.groups()
+    def extract(values):
         picked = [values[i] for i in single_at]
         out = dict(compress(zip(single_fields, picked), map(is_not, picked, nones)))
         for f, at in others:
@@ -283,14 +316,17 @@ def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: d
     pick = itemgetter(*(i for _, i in pairs))  # a field in ``others`` has two groups or more
     pair_nones = (None,) * len(pairs)
 
-    def extract_alternatives(m):
-        picked = pick(m.groups())
+    def extract_alternatives(values):
+        picked = pick(values)
         present = list(compress(zip(pair_fields, picked), map(is_not, picked, pair_nones)))
         out = dict(present)
         if len(out) != len(present):  # a field with several values: its list
-            return extract(m)
+            return extract(values)
         return out
     return extract_alternatives
+
+
+_CONVERTERS = (to_int, to_float)   # the conversions 1 and 2 of a field spec
 
 
 class _LazySearch:
@@ -358,20 +394,29 @@ class Matcher:
                     raise GrokError(str(exc), path=source, line=_locate(source, expr)) from None
                 raise
         use_prefilter = len(self.compiled) > 1 if prefilter is None else prefilter
-        self._entries = []   # (search without time limit, extract, required literals)
+        # (line -> the match's groups or None, without time limit; the extractor of those
+        # groups, or None where the search gives the captures themselves; required literals)
+        self._entries: list[tuple[Callable[[str], Any], Callable | None, tuple]] = []
         self._slow = []      # the same with the regex module's search (accepts timeout=)
         for c in self.compiled:
-            req = required_literals(c.pattern, c.flags) if use_prefilter else []
-            fast = c.fast.search if c.fast is not None else c.regex.search
-            self._entries.append((fast, _make_extract(c), tuple(req)))
-            self._slow.append((_LazySearch(c), self._entries[-1][1], tuple(req)))
+            req = tuple(required_literals(c.pattern, c.flags) if use_prefilter else [])
+            extract = _make_extract(c)
+            # by PCRE2's JIT where it means the same (indexer/grok/native.py), else by re
+            native = None if c.fast is None else captures_search(c.fast, _field_spec(c),
+                                                                  _CONVERTERS)
+            if native is not None:
+                self._entries.append((native, None, req))
+            else:
+                self._entries.append((re_groups((c.fast or c.regex).search), extract, req))
+            self._slow.append((_LazySearch(c), extract, req))
         self._match: MatchFn = self.match_with_timeout
         if watchdog and self.timeout > 0 and _WATCHDOG.arm(self.timeout):
             c0 = self.compiled[0] if len(self.compiled) == 1 else None
             if c0 is not None and not self._entries[0][2] and _plain_captures(c0):
-                self._match = _build_single(self._entries[0][0],
-                                            tuple(cap.field for cap in c0.captures),
-                                            self.match_with_timeout)
+                search, extract, _ = self._entries[0]
+                self._match = _build_single(
+                    search, None if extract is None else tuple(cap.field for cap in c0.captures),
+                    self.match_with_timeout)
             else:
                 self._match = _build_multi(tuple(self._entries), self.match_with_timeout)
         self.match = self._match
@@ -398,7 +443,7 @@ class Matcher:
                     continue
                 m = search(line, timeout=timeout)
                 if m is not None:
-                    return extract(m), []
+                    return extract(m.groups()), []
         except TimeoutError:
             return None, [TIMEOUT]
         return None, [FAILURE]
@@ -413,7 +458,7 @@ class Matcher:
             except TimeoutError:
                 return None, None
             if m is not None:
-                return i, extract(m)
+                return i, extract(m.groups())
         return None, None
 
 

@@ -33,7 +33,7 @@ SOURCES = ("pyproject.toml", "README.md", "logpipe", "common", "shipper", "index
 def wheel(tmp_path_factory) -> Path:
     """A wheel built from a copy of the sources (the build leaves nothing in the checkout)."""
     src = tmp_path_factory.mktemp("src")
-    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "target")
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "target", "*.so")
     for name in SOURCES:
         path = ROOT / name
         if path.is_dir():
@@ -121,6 +121,12 @@ def test_indexer_install_runs_a_burst_into_sqlite(tmp_path, wheel, redis_url):
     logpipe = tmp_path / "venv" / "bin" / "logpipe"
     where = run([py, "-c", "import logpipe.indexer; print(logpipe.indexer.__file__)"], cwd=tmp_path)
     assert str(tmp_path / "venv") in where.stdout, where.stdout + where.stderr
+    from logpipe.indexer.grok import native
+    if native._pcre is not None:
+        # built here (libpcre2's headers are installed), so the wheel carries the grok C module
+        pcre = run([py, "-c", "from logpipe.indexer.grok import native; print(native.available())"],
+                   cwd=tmp_path)
+        assert pcre.stdout.split() == ["True"], pcre.stdout + pcre.stderr
 
     log = tmp_path / "maillog"
     lines = [f"Nov 28 10:00:{i % 60:02d} mx1 sendmail[{100 + i}]: r4F{i:011d}: "
