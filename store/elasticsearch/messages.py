@@ -36,6 +36,7 @@ import orjson
 from logpipe.common.errors import QueryError, StoreError
 from logpipe.query.lucene import compile_query
 from logpipe.query.tree import And, Not, Or, Term, Wildcard, Range, Exists
+from logpipe.store.elasticsearch.client import ndjson_body
 from logpipe.store.elasticsearch.template import REFRESH_INTERVAL
 from logpipe.store.messages import (addr_domain, held_key, is_held, merge, msgid_of,
                                      normalise_query, summary_text)
@@ -393,7 +394,7 @@ class ElasticsearchMessages:
         """(items written, the owners of items refused as contended: read again next round)."""
         try:
             resp = self.client.perform_request(  # type: ignore[attr-defined]
-                "POST", "/_bulk", body=b"\n".join(lines) + b"\n",
+                "POST", "/_bulk", body=ndjson_body(lines),
                 headers={"content-type": "application/x-ndjson", "accept": "application/json"})
         except Exception as exc:
             raise StoreError(f"message records: bulk write failed: {exc}") from None

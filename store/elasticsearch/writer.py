@@ -25,7 +25,7 @@ from logpipe.store.elasticsearch.errors import item_reason
 from logpipe.store.elasticsearch.messages import HELD_INDEX, PATTERN, ElasticsearchMessages
 from logpipe.store.elasticsearch.template import (ID_FIELD, REFRESH_INTERVAL, TEMPLATE_PREFIX,
                                                   index_template)
-from logpipe.store.elasticsearch.client import es_client
+from logpipe.store.elasticsearch.client import es_client, ndjson_body
 from logpipe.store.fields import mark_malformed
 
 _BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
@@ -138,7 +138,7 @@ class ElasticsearchStore(ElasticsearchMessages):
         from elasticsearch import ApiError, ConnectionError, TransportError
 
         count = len(lines) // 2
-        body = b"\n".join(lines) + b"\n"
+        body = ndjson_body(lines)
         try:
             # the answer carries only what is read: per item its status and error (about
             # 25 bytes instead of ~200: less for the node to write and the client to parse)
