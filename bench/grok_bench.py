@@ -14,7 +14,10 @@ Cases (lines from logpipe's generator, plus the matching ../shared/corpus files 
 
 Engines, on the same lines:
 
-* logpipe: ``Matcher.match`` (captures, types, tags, time budget);
+* logpipe: ``Matcher.match`` (captures, types, tags, time budget), searching with PCRE2's JIT
+  where the C module is built (indexer/grok/native.py);
+* logpipe-re: the same Matcher with that module turned off (``LOGPIPE_GROK_NATIVE=0``): Python's
+  ``re`` (or ``regex``) does every search; "vs re" is logpipe's rate over this one's;
 * pygrok: ``Grok(expr).match`` per pattern, tried in order (compiled once; pygrok's own bundled
   pattern library);
 * bare: the compiled ``regex`` pattern's ``search()`` per pattern in order, results discarded --
@@ -109,6 +112,11 @@ def logpipe_definitions() -> dict[str, str]:
 
 def engines(patterns: list[str], pygrok_definitions: dict[str, str] | None = None):
     matcher = Matcher(patterns)
+    os.environ["LOGPIPE_GROK_NATIVE"] = "0"
+    try:
+        on_re = Matcher(patterns)
+    finally:
+        del os.environ["LOGPIPE_GROK_NATIVE"]
     regexes = [c.regex.search for c in matcher.compiled]
 
     def bare(line: str):
@@ -133,7 +141,8 @@ def engines(patterns: list[str], pygrok_definitions: dict[str, str] | None = Non
             if search(line) is not None:
                 return
 
-    return {"logpipe": matcher.match, "pygrok": pygrok, "bare": bare, "bare-engine": bare_engine}
+    return {"logpipe": matcher.match, "logpipe-re": on_re.match, "pygrok": pygrok, "bare": bare,
+            "bare-engine": bare_engine}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         ("apache (COMBINEDAPACHELOG)", ["%{COMBINEDAPACHELOG}"],
          list(generate("apache", args.lines, seed=1)), None),
     ]
-    print(f"{'case':28} {'lines':>6} {'logpipe/s':>10} {'pygrok/s':>9} {'bare/s':>9} "
-          f"{'bare-eng/s':>10} {'vs pygrok':>9} {'vs bare':>8} {'vs bare-eng':>11}")
+    from logpipe.indexer.grok import native
+    print(f"PCRE2 module: {'built' if native.available() else 'not built: logpipe and logpipe-re both run re'}")
+    print(f"{'case':28} {'lines':>6} {'logpipe/s':>10} {'on re/s':>9} {'pygrok/s':>9} {'bare/s':>9} "
+          f"{'bare-eng/s':>10} {'vs re':>6} {'vs pygrok':>9} {'vs bare':>8} {'vs bare-eng':>11}")
     for name, patterns, lines, pygrok_definitions in cases:
         fns = engines(patterns, pygrok_definitions)
         # engines take turns in short rounds and keep their best round, so that load from
@@ -164,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for k, fn in fns.items():
                 got[k] = max(got[k], rate(fn, lines, args.seconds / args.rounds))
-        print(f"{name:28} {len(lines):6d} {got['logpipe']:10,.0f} {got['pygrok']:9,.0f} "
-              f"{got['bare']:9,.0f} {got['bare-engine']:10,.0f} "
-              f"{got['logpipe'] / got['pygrok']:8.2f}x {got['logpipe'] / got['bare']:7.2f}x "
+        print(f"{name:28} {len(lines):6d} {got['logpipe']:10,.0f} {got['logpipe-re']:9,.0f} "
+              f"{got['pygrok']:9,.0f} {got['bare']:9,.0f} {got['bare-engine']:10,.0f} "
+              f"{got['logpipe'] / got['logpipe-re']:5.2f}x {got['logpipe'] / got['pygrok']:8.2f}x {got['logpipe'] / got['bare']:7.2f}x "
               f"{got['logpipe'] / got['bare-engine']:10.2f}x")
         sys.stdout.flush()
     return 0
