@@ -93,8 +93,9 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     except BaseException:
         pool.stop()
         raise
+    from logpipe.indexer.grok.native import engine
     emit("index_started", redis=redact(redis_url), store=redact(store_url), workers=workers,
-         burst=burst)
+         burst=burst, grok=engine())
     progress = Progress("index_progress")
     loading = BulkLoad(sink) if burst else None
     try:

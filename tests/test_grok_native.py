@@ -175,3 +175,10 @@ def test_captures_with_conversions_and_repeated_fields_match_re():
         assert m.match(line) == plain.match(line)
     assert m.match("12 3.5 abc def")[0] == {"n": 12, "f": 3.5, "w": ["abc", "def"]}
     assert m.match("12 3.5 -42 def")[0] == {"n": 12, "f": 3.5, "w": [-42, "def"]}
+
+
+def test_the_engine_is_named_for_the_start_line(monkeypatch):
+    assert re.fullmatch(r"pcre2-\d+\.\d+-(jit|nojit)", native.engine()), native.engine()
+    monkeypatch.setenv("LOGPIPE_GROK_NATIVE", "0")
+    assert native.engine() == "re (LOGPIPE_GROK_NATIVE=0)"
+    assert native.captures_search(re.compile("(?P<a>a)"), (("a", ((1, 0),)),), ()) is None

@@ -398,6 +398,19 @@ static struct PyModuleDef module = {
     "grok searches by PCRE2's JIT (see indexer/grok/native.py)", -1, NULL,
 };
 
+/* VERSION: the libpcre2 this process runs (the one it was linked with may be older); JIT:
+ * whether that library has a JIT for this machine */
+static int add_version(PyObject *m)
+{
+    char version[64] = "";
+    uint32_t jit = 0;
+    pcre2_config(PCRE2_CONFIG_VERSION, version);
+    pcre2_config(PCRE2_CONFIG_JIT, &jit);
+    if (PyModule_AddStringConstant(m, "VERSION", version) < 0)
+        return -1;
+    return PyModule_AddIntConstant(m, "JIT", (long)jit);
+}
+
 PyMODINIT_FUNC PyInit__pcre(void)
 {
     if (PyType_Ready(&PatternType) < 0)
@@ -419,7 +432,8 @@ PyMODINIT_FUNC PyInit__pcre(void)
         || PyModule_AddIntConstant(m, "MULTILINE", F_MULTILINE) < 0
         || PyModule_AddIntConstant(m, "IGNORECASE", F_IGNORECASE) < 0
         || PyModule_AddIntConstant(m, "DOTALL", F_DOTALL) < 0
-        || PyModule_AddIntConstant(m, "VERBOSE", F_VERBOSE) < 0) {
+        || PyModule_AddIntConstant(m, "VERBOSE", F_VERBOSE) < 0
+        || add_version(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

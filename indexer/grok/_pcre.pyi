@@ -5,6 +5,8 @@ MULTILINE: int
 IGNORECASE: int
 DOTALL: int
 VERBOSE: int
+VERSION: str
+JIT: int
 
 class Pattern:
     group_count: int

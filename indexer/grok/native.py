@@ -40,6 +40,18 @@ def available() -> bool:
     return _pcre is not None and os.environ.get("LOGPIPE_GROK_NATIVE", "1") != "0"
 
 
+def engine() -> str:
+    """What runs grok's searches in this process, for the indexer's start line:
+    ``pcre2-<version>-jit`` (or ``-nojit``: the library has no JIT here, PCRE2 interprets), else
+    ``re`` with the reason."""
+    if _pcre is None:
+        return "re (the PCRE2 module is not built: libpcre2-dev at install)"
+    if not available():
+        return "re (LOGPIPE_GROK_NATIVE=0)"
+    version = _pcre.VERSION.split()[0] if _pcre.VERSION else "?"
+    return f"pcre2-{version}-{'jit' if _pcre.JIT else 'nojit'}"
+
+
 _HEX = set("0123456789abcdefABCDEF")
 _SPACE_EXTRA = r"\x1c-\x1f"   # str.isspace()'s ASCII characters that PCRE2's \s lacks
 

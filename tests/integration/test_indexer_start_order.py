@@ -98,6 +98,10 @@ def test_index_started_before_the_broker_stores_everything(tmp_path, later_valke
     text = log.read_text()
     assert code == 0, text
     assert text.count("event=broker_unreachable") == 1, text
+    # the start line says what runs grok's searches (PCRE2's JIT where the C module is built)
+    started = next(line for line in text.splitlines() if "event=index_started" in line)
+    from logpipe.indexer.grok import native
+    assert ("grok=pcre2-" if native.available() else 'grok="re (') in started, started
     assert text.count("event=broker_back") == 1, text
     assert SECRET not in text
 
