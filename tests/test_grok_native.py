@@ -162,6 +162,22 @@ def test_a_hostile_line_still_times_out_under_the_watchdog():
     assert m.match("aaaa") == ({}, [])
 
 
+def test_a_type_whose_patterns_all_run_on_pcre2_is_dispatched_in_c():
+    """The mail type's dispatch runs in C (native.pattern_set); a hostile line it hands to re
+    still times out there, and the next line is fine."""
+    with_pcre, _ = matchers("mail")
+    assert with_pcre.match.__qualname__.startswith("_build_set")
+    m = Matcher([r"^(a|aa)+\1$", r"^%{INT:n:int}$"], timeout=0.1)
+    assert m.match.__qualname__.startswith("_build_set")
+    assert m.match("a" * 40 + "b") == (None, ["_groktimeout"])
+    assert m.match("42") == ({"n": 42}, [])
+    assert m.match("aaaa") == ({}, [])
+    assert m.match("x") == (None, ["_grokparsefailure"])
+    tags = m.match("x")[1]
+    tags.append("mine")   # each answer's tags are its own list
+    assert m.match("x") == (None, ["_grokparsefailure"])
+
+
 def test_captures_with_conversions_and_repeated_fields_match_re():
     pattern = r"%{INT:n:int} %{NUMBER:f:float} (?:%{WORD:w}|%{INT:w:int}) %{WORD:w}"
     m = Matcher([pattern, r"%{WORD:other}"])

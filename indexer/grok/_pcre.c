@@ -14,6 +14,7 @@
  * the pattern's Python fallback, a callable with re's exact semantics and the grok watchdog's
  * time budget. So the groups of a line never depend on whether this module is installed.
  */
+#define _GNU_SOURCE   /* memmem */
 #define PY_SSIZE_T_CLEAN
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <Python.h>
@@ -393,6 +394,186 @@ static PyTypeObject PatternType = {
     .tp_getset = pattern_getset,
 };
 
+/* PatternSet: a type's patterns tried in order, first match wins, each skipped without a search
+ * when a literal it needs is absent from the line: the dispatch of matcher.py's generated
+ * match(), here in C for a type whose every pattern runs on PCRE2. Lines PCRE2 does not take
+ * (non-ASCII, a newline) go to that Python dispatch whole. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *patterns;         /* tuple of Pattern, in order */
+    PyObject *literals;         /* list of bytes: every ASCII literal, kept alive */
+    Py_ssize_t *clause_start;   /* per pattern: its clauses, n_patterns + 1 entries */
+    Py_ssize_t *literal_start;  /* per clause: its literals, n_clauses + 1 entries */
+    const char **literal;       /* per literal: its bytes, NULL when it is not ASCII */
+    Py_ssize_t *literal_len;
+    PyObject *fallback;         /* line -> (captures, tags), for lines PCRE2 does not take */
+    PyObject *failure;          /* the tag of a line no pattern matched */
+} PatternSetObject;
+
+static void set_dealloc(PatternSetObject *self)
+{
+    Py_XDECREF(self->patterns);
+    Py_XDECREF(self->literals);
+    Py_XDECREF(self->fallback);
+    Py_XDECREF(self->failure);
+    PyMem_Free(self->clause_start);
+    PyMem_Free(self->literal_start);
+    PyMem_Free(self->literal);
+    PyMem_Free(self->literal_len);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* PatternSet(((pattern, ((literal, ...), ...)), ...), fallback, failure_tag) */
+static int set_init(PatternSetObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *entries, *fallback, *failure;
+    if (!PyArg_ParseTuple(args, "O!OU", &PyTuple_Type, &entries, &fallback, &failure))
+        return -1;
+    if (self->patterns) {
+        PyErr_SetString(PyExc_RuntimeError, "PatternSet is already set up");
+        return -1;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(entries), n_clauses = 0, n_literals = 0;
+    for (Py_ssize_t e = 0; e < n; e++) {
+        PyObject *entry = PyTuple_GET_ITEM(entries, e);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+            || !PyObject_TypeCheck(PyTuple_GET_ITEM(entry, 0), &PatternType)
+            || !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
+            PyErr_SetString(PyExc_TypeError, "an entry is (Pattern, ((literal, ...), ...))");
+            return -1;
+        }
+        if (((PatternObject *)PyTuple_GET_ITEM(entry, 0))->field_names == NULL) {
+            PyErr_SetString(PyExc_ValueError, "a pattern without set_fields()");
+            return -1;
+        }
+        PyObject *clauses = PyTuple_GET_ITEM(entry, 1);
+        for (Py_ssize_t c = 0; c < PyTuple_GET_SIZE(clauses); c++) {
+            PyObject *clause = PyTuple_GET_ITEM(clauses, c);
+            if (!PyTuple_Check(clause)) {
+                PyErr_SetString(PyExc_TypeError, "a clause is a tuple of literals");
+                return -1;
+            }
+            n_clauses++;
+            n_literals += PyTuple_GET_SIZE(clause);
+        }
+    }
+    self->clause_start = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n + 1));
+    self->literal_start = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_clauses + 1));
+    self->literal = PyMem_Malloc(sizeof(char *) * (size_t)(n_literals + 1));
+    self->literal_len = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_literals + 1));
+    self->literals = PyList_New(0);
+    self->patterns = PyTuple_New(n);
+    if (!self->clause_start || !self->literal_start || !self->literal || !self->literal_len
+        || !self->literals || !self->patterns) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t c_at = 0, l_at = 0;
+    for (Py_ssize_t e = 0; e < n; e++) {
+        PyObject *entry = PyTuple_GET_ITEM(entries, e);
+        PyTuple_SET_ITEM(self->patterns, e, Py_NewRef(PyTuple_GET_ITEM(entry, 0)));
+        self->clause_start[e] = c_at;
+        PyObject *clauses = PyTuple_GET_ITEM(entry, 1);
+        for (Py_ssize_t c = 0; c < PyTuple_GET_SIZE(clauses); c++, c_at++) {
+            PyObject *clause = PyTuple_GET_ITEM(clauses, c);
+            self->literal_start[c_at] = l_at;
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(clause); k++, l_at++) {
+                PyObject *text = PyTuple_GET_ITEM(clause, k);
+                if (!PyUnicode_Check(text)) {
+                    PyErr_SetString(PyExc_TypeError, "a literal is a str");
+                    return -1;
+                }
+                self->literal[l_at] = NULL;   /* not ASCII: never in an ASCII line */
+                self->literal_len[l_at] = 0;
+                if (PyUnicode_IS_ASCII(text)) {
+                    PyObject *bytes = PyUnicode_AsASCIIString(text);
+                    if (bytes == NULL || PyList_Append(self->literals, bytes) < 0) {
+                        Py_XDECREF(bytes);
+                        return -1;
+                    }
+                    Py_DECREF(bytes);   /* the list keeps it */
+                    self->literal[l_at] = PyBytes_AS_STRING(bytes);
+                    self->literal_len[l_at] = PyBytes_GET_SIZE(bytes);
+                }
+            }
+        }
+    }
+    self->clause_start[n] = c_at;
+    self->literal_start[c_at] = l_at;
+    self->fallback = Py_NewRef(fallback);
+    self->failure = Py_NewRef(failure);
+    return 0;
+}
+
+/* match(line) -> (captures, []) or (None, [failure]); the fallback's answer for a line PCRE2
+ * does not take */
+static PyObject *set_match(PatternSetObject *self, PyObject *line)
+{
+    if (!PyUnicode_Check(line)) {
+        PyErr_SetString(PyExc_TypeError, "match() takes a str");
+        return NULL;
+    }
+    if (self->patterns == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "PatternSet is not set up");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(line))
+        return PyObject_CallOneArg(self->fallback, line);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(line);
+    const char *text = (const char *)PyUnicode_DATA(line);
+    if (memchr(text, '\n', (size_t)length) != NULL)
+        return PyObject_CallOneArg(self->fallback, line);
+    Py_ssize_t n = PyTuple_GET_SIZE(self->patterns);
+    for (Py_ssize_t e = 0; e < n; e++) {
+        int wanted = 1;
+        for (Py_ssize_t c = self->clause_start[e]; wanted && c < self->clause_start[e + 1]; c++) {
+            int found = 0;
+            for (Py_ssize_t k = self->literal_start[c]; !found && k < self->literal_start[c + 1];
+                 k++) {
+                const char *lit = self->literal[k];
+                if (lit != NULL)
+                    found = self->literal_len[k] == 0
+                        || memmem(text, (size_t)length, lit, (size_t)self->literal_len[k]) != NULL;
+            }
+            wanted = found;
+        }
+        if (!wanted)
+            continue;
+        PyObject *captures = search((PatternObject *)PyTuple_GET_ITEM(self->patterns, e), line,
+                                    build_captures);
+        if (captures == NULL)
+            return NULL;
+        if (captures == Py_None) {
+            Py_DECREF(captures);
+            continue;
+        }
+        return Py_BuildValue("(N[])", captures);
+    }
+    return Py_BuildValue("(O[O])", Py_None, self->failure);
+}
+
+static PyMethodDef set_methods[] = {
+    {"match", (PyCFunction)set_match, METH_O,
+     "match(line) -> (captures, []) or (None, [failure tag])"},
+    {NULL}
+};
+
+static PyTypeObject PatternSetType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logpipe.indexer.grok._pcre.PatternSet",
+    .tp_doc = "PatternSet(entries, fallback, failure_tag): a type's patterns, first match wins",
+    .tp_basicsize = sizeof(PatternSetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)set_init,
+    .tp_dealloc = (destructor)set_dealloc,
+    .tp_methods = set_methods,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_pcre",
     "grok searches by PCRE2's JIT (see indexer/grok/native.py)", -1, NULL,
@@ -413,7 +594,7 @@ static int add_version(PyObject *m)
 
 PyMODINIT_FUNC PyInit__pcre(void)
 {
-    if (PyType_Ready(&PatternType) < 0)
+    if (PyType_Ready(&PatternType) < 0 || PyType_Ready(&PatternSetType) < 0)
         return NULL;
     match_context = pcre2_match_context_create(NULL);
     compile_context = pcre2_compile_context_create(NULL);
@@ -428,7 +609,9 @@ PyMODINIT_FUNC PyInit__pcre(void)
     if (m == NULL)
         return NULL;
     Py_INCREF(&PatternType);
+    Py_INCREF(&PatternSetType);
     if (PyModule_AddObject(m, "Pattern", (PyObject *)&PatternType) < 0
+        || PyModule_AddObject(m, "PatternSet", (PyObject *)&PatternSetType) < 0
         || PyModule_AddIntConstant(m, "MULTILINE", F_MULTILINE) < 0
         || PyModule_AddIntConstant(m, "IGNORECASE", F_IGNORECASE) < 0
         || PyModule_AddIntConstant(m, "DOTALL", F_DOTALL) < 0

@@ -31,7 +31,8 @@ from typing import Any, Callable
 from logpipe.common.errors import GrokError
 from logpipe.indexer.grok.compiler import Compiled, compile_grok, required_literals
 from logpipe.indexer.grok.library import Library, build_library
-from logpipe.indexer.grok.native import RE_GROUPS_CODE, FieldSpec, captures_search, re_groups
+from logpipe.indexer.grok.native import (RE_GROUPS_CODE, FieldSpec, captures_search,
+                                         pattern_set, re_groups)
 
 FAILURE = "_grokparsefailure"
 TIMEOUT = "_groktimeout"
@@ -176,6 +177,24 @@ def _build_single(search, fields, slow):
     chosen = match if fields is not None else match_captures
     _MATCH_CODES.add(chosen.__code__)
     return chosen
+
+
+def _build_set(match_in_c, slow):
+    """match() for a type whose patterns and dispatch run in C (native.pattern_set); a line
+    PCRE2 hands back to ``re`` may still time out, under the watchdog."""
+    get_ident = threading.get_ident
+    st = _ST
+
+    def match(line):
+        if get_ident() != st[2]:
+            return slow(line)
+        st[0] += 1
+        try:
+            return match_in_c(line)
+        except _Timeout:
+            return None, [TIMEOUT]
+    _MATCH_CODES.add(match.__code__)
+    return match
 
 
 def _literal_test(clause: tuple[str, ...]) -> str:
@@ -419,6 +438,9 @@ class Matcher:
                     self.match_with_timeout)
             else:
                 self._match = _build_multi(tuple(self._entries), self.match_with_timeout)
+                in_c = pattern_set(self._entries, self._match, FAILURE)
+                if in_c is not None:   # every pattern on PCRE2: the dispatch too, in C
+                    self._match = _build_set(in_c, self.match_with_timeout)
         self.match = self._match
 
     def _validate_user_definitions(self) -> None:

@@ -202,3 +202,18 @@ def re_groups(search: Callable) -> Callable[[str], tuple | None]:
 
 
 RE_GROUPS_CODE = re_groups(len).__code__
+
+
+def pattern_set(entries: list[tuple[Callable, Any, tuple]], fallback: Callable[[str], tuple],
+                failure: str) -> Callable[[str], tuple] | None:
+    """``line -> (captures, tags)`` for a type whose every pattern runs on PCRE2
+    (:func:`captures_search` gave each its search): the patterns tried in order in C, each
+    skipped when a clause of its required literals has none in the line, as the generated
+    dispatch does; lines PCRE2 does not take go to ``fallback``, that dispatch. None when some
+    pattern does not run on PCRE2."""
+    patterns = [getattr(search, "__self__", None) for search, _, _ in entries]
+    if _pcre is None or not all(isinstance(p, _pcre.Pattern) for p in patterns):
+        return None
+    return _pcre.PatternSet(tuple((p, tuple(tuple(c) for c in req))
+                                  for p, (_, _, req) in zip(patterns, entries)),
+                            fallback, failure).match
