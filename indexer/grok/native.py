@@ -16,6 +16,10 @@ The two engines are both Perl-style backtrackers; they agree where this module l
   plain character. A pattern this module cannot vouch for (``\\S`` in a class, ``\\N{...}``,
   the ``a``/``L``/``u`` flags, verbose mode, case folding on non-ASCII text) keeps ``re``.
 
+When every pattern of a type runs on PCRE2, :func:`pattern_set` moves the type's dispatch into C
+too (``_pcre.PatternSet``: the required-literal tests and first match wins, as matcher.py's
+generated dispatch, which still answers the lines PCRE2 does not take).
+
 ``LOGPIPE_GROK_NATIVE=0`` turns it off (benchmarks compare both; equivalence tests in
 ``tests/test_grok_native.py`` run the corpora through both).
 """
