@@ -232,7 +232,7 @@ static PyObject *from_fallback(PatternObject *self, PyObject *line, answer_fn an
 static PyObject *search(PatternObject *self, PyObject *line, answer_fn answer)
 {
     if (!PyUnicode_Check(line)) {
-        PyErr_SetString(PyExc_TypeError, "groups() takes a str");
+        PyErr_SetString(PyExc_TypeError, "a grok search takes a str");
         return NULL;
     }
     if (self->code == NULL) {
