@@ -146,8 +146,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _build_single(search, fields, slow):
-    """match() for one pattern with plain captures: the hot path, kept small. ``fields`` None:
-    ``search`` gives the captures themselves (PCRE2's, indexer/grok/native.py)."""
+    """match() for one pattern with plain captures on ``re``: the hot path, kept small."""
     get_ident = threading.get_ident
     st = _ST
 
@@ -162,21 +161,8 @@ def _build_single(search, fields, slow):
             return {f: v for f, v in zip(fields, values) if v is not None}, []
         except _Timeout:
             return None, [TIMEOUT]
-
-    def match_captures(line):
-        if get_ident() != st[2]:
-            return slow(line)
-        st[0] += 1
-        try:
-            captures = search(line)
-            if captures is None:
-                return None, [FAILURE]
-            return captures, []
-        except _Timeout:
-            return None, [TIMEOUT]
-    chosen = match if fields is not None else match_captures
-    _MATCH_CODES.add(chosen.__code__)
-    return chosen
+    _MATCH_CODES.add(match.__code__)
+    return match
 
 
 def _build_set(match_in_c, slow):
@@ -255,9 +241,11 @@ def _plain_captures(c: Compiled) -> bool:
 
 
 def _field_spec(c: Compiled) -> FieldSpec:
-    """The fields of ``c``'s captures in the order its extractor (:func:`_make_extract`) puts
-    them in the dict, each with its groups and their conversions (1: int, 2: float), for PCRE2's
-    ``captures`` (:data:`_CONVERTERS`), which builds the same dict in C."""
+    """The fields of ``c``'s captures in the order they go into the captures dict, each with its
+    groups (numbers) and their conversions (1: int, 2: float; :data:`_CONVERTERS`): fields of one
+    group without a conversion first, then the others, each in the pattern's order (all in
+    group order for plain captures). Both the Python extractor (:func:`_make_extract`) and
+    PCRE2's ``captures``, which builds the same dict in C, follow it."""
     index = c.groupindex
     by_field: dict[str, list] = {}
     for cap in c.captures:
@@ -270,7 +258,7 @@ def _field_spec(c: Compiled) -> FieldSpec:
     return tuple(singles + others)
 
 
-def _make_extract(c: Compiled):
+def _make_extract(c: Compiled, spec: FieldSpec):
     """A function (a match's groups) -> dict of non-empty captures, specialised for this pattern.
 
     A field captured by several groups of one pattern keeps every value, as Logstash's grok
@@ -279,36 +267,25 @@ def _make_extract(c: Compiled):
     take part together, so ``(?:%{IP:relay}|%{HOSTNAME:relay})`` gives one value. A group inside
     a repetition gives the value of its last iteration (Oniguruma's rule, and the regex
     engines')."""
-    caps = c.captures
-    fields = tuple(cap.field for cap in caps)
     if _plain_captures(c):
+        fields = tuple(cap.field for cap in c.captures)
+
         def extract_plain(values):
             return {f: v for f, v in zip(fields, values) if v is not None}
         return extract_plain
-    by_field: dict[str, list[str]] = {}
-    for cap in caps:
-        by_field.setdefault(cap.field, []).append(cap.group)
-    # conversions per group: %{NUMBER:x:int} %{NUMBER:x} converts the first value only
-    conv_of_group = {cap.group: cap.conv for cap in caps if cap.conv}
-    index = c.groupindex
-    return _extract_by_position(by_field, index, conv_of_group)
+    return _extract_by_position(spec)
 
 
-def _convert(value: str, kind: str | None):
-    if kind is None:
-        return value
-    return to_int(value) if kind == "int" else to_float(value)
-
-
-def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: dict[str, str]):
+def _extract_by_position(spec: FieldSpec):
     """The captures from one match's groups, a tuple (the mail patterns have dozens of groups,
     and one C call beats a ``group()`` call per group): per field, the value of its group, or the
-    values of its groups that took part (a list when there are several). The fields of one
-    group without a conversion are picked in C; the others one by one."""
-    singles = [(f, index[gs[0]] - 1) for f, gs in by_field.items()
-               if len(gs) == 1 and gs[0] not in conv_of_group]
-    others = tuple((f, tuple((index[g] - 1, conv_of_group.get(g)) for g in gs))
-                   for f, gs in by_field.items() if len(gs) > 1 or gs[0] in conv_of_group)
+    values of its groups that took part (a list when there are several), in ``spec``'s order.
+    The fields of one group without a conversion are picked in C; the others one by one
+    (conversions per group: ``%{NUMBER:x:int} %{NUMBER:x}`` converts the first value only)."""
+    singles = [(f, gs[0][0] - 1) for f, gs in spec if len(gs) == 1 and not gs[0][1]]
+    others = tuple((f, tuple((g - 1, _CONVERTERS[conv - 1] if conv else None) for g, conv in gs))
+                   for f, gs in spec if len(gs) > 1 or gs[0][1])
+    converts = any(convert for _, at in others for _, convert in at)
     single_fields = tuple(f for f, _ in singles)
     single_at = tuple(i for _, i in singles)
     nones = (None,) * len(singles)
@@ -317,12 +294,13 @@ def _extract_by_position(by_field: dict[str, list[str]], index, conv_of_group: d
         picked = [values[i] for i in single_at]
         out = dict(compress(zip(single_fields, picked), map(is_not, picked, nones)))
         for f, at in others:
-            found = [v if kind is None else _convert(v, kind)
-                     for v, kind in ((values[i], kind) for i, kind in at) if v is not None]
+            found = [v if convert is None else convert(v)
+                     for v, convert in ((values[i], convert) for i, convert in at)
+                     if v is not None]
             if found:
                 out[f] = found[0] if len(found) == 1 else found
         return out
-    if conv_of_group or not others:
+    if converts or not others:
         return extract
 
     # No conversions: every (field, group) pair is picked in C, single-group fields first, then
@@ -419,10 +397,10 @@ class Matcher:
         self._slow = []      # the same with the regex module's search (accepts timeout=)
         for c in self.compiled:
             req = tuple(required_literals(c.pattern, c.flags) if use_prefilter else [])
-            extract = _make_extract(c)
+            spec = _field_spec(c)
+            extract = _make_extract(c, spec)
             # by PCRE2's JIT where it means the same (indexer/grok/native.py), else by re
-            native = None if c.fast is None else captures_search(c.fast, _field_spec(c),
-                                                                  _CONVERTERS)
+            native = None if c.fast is None else captures_search(c.fast, spec, _CONVERTERS)
             if native is not None:
                 self._entries.append((native, None, req))
             else:
@@ -431,11 +409,11 @@ class Matcher:
         self._match: MatchFn = self.match_with_timeout
         if watchdog and self.timeout > 0 and _WATCHDOG.arm(self.timeout):
             c0 = self.compiled[0] if len(self.compiled) == 1 else None
-            if c0 is not None and not self._entries[0][2] and _plain_captures(c0):
-                search, extract, _ = self._entries[0]
-                self._match = _build_single(
-                    search, None if extract is None else tuple(cap.field for cap in c0.captures),
-                    self.match_with_timeout)
+            if (c0 is not None and not self._entries[0][2] and _plain_captures(c0)
+                    and self._entries[0][1] is not None):   # one pattern on re
+                self._match = _build_single(self._entries[0][0],
+                                            tuple(cap.field for cap in c0.captures),
+                                            self.match_with_timeout)
             else:
                 self._match = _build_multi(tuple(self._entries), self.match_with_timeout)
                 in_c = pattern_set(self._entries, self._match, FAILURE)

@@ -57,6 +57,8 @@ def engine() -> str:
 
 
 _HEX = set("0123456789abcdefABCDEF")
+_INLINE_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?([:)])")
+_UP_TO = re.compile(r"\{,(\d+)\}")   # Python's {,n}
 _SPACE_EXTRA = r"\x1c-\x1f"   # str.isspace()'s ASCII characters that PCRE2's \s lacks
 
 
@@ -133,7 +135,7 @@ def translate(pattern: str, flags: int = 0) -> str:
             in_class = True
             continue
         if ch == "(" and pattern.startswith("(?", i):
-            m = re.match(r"\(\?([aiLmsux]*)(?:-([imsx]*))?([:)])", pattern[i:])
+            m = _INLINE_FLAGS.match(pattern, i)
             if m and (m.group(1) or m.group(2)):
                 used = m.group(1) + (m.group(2) or "")
                 if set(used) & set("aLux"):
@@ -141,10 +143,10 @@ def translate(pattern: str, flags: int = 0) -> str:
                 if "i" in (m.group(1) or ""):
                     caseless = True
         if ch == "{":
-            m = re.match(r"\{,(\d+)\}", pattern[i:])
+            m = _UP_TO.match(pattern, i)
             if m:
                 out.append("{0," + m.group(1) + "}")
-                i += m.end()
+                i = m.end()
                 continue
         out.append(ch)
         i += 1
