@@ -11,6 +11,9 @@ the queue is expired by every MTA's default) are read in real time (mget), the p
 (``store/messages.py``), and the result is written with ``if_seq_no``/``if_primary_term`` (or
 ``create`` when new); a copy in another month's index (two workers that began a record on both
 sides of a month boundary) is merged in and deleted the same way. Conflicts are read again.
+A record the process has not met whose lines name one index is created without the read (see
+``ElasticsearchMessages._known_records``): the node refuses the create when it exists, and the
+next round reads it.
 A record whose months span two indices counts as written only when a read *after* the write
 finds it whole and alone, so two workers racing across indices always see each other's write
 (each reads after its own); one read from a single index and written back there is done when
@@ -160,6 +163,21 @@ class ElasticsearchMessages:
     """The message-record half of the Elasticsearch store (mixed into ElasticsearchStore)."""
 
     _message_template = False
+    # Records this process wrote or found, by key (bounded: cleared when full). A record not
+    # among them whose lines name one index only is written without a read first: ``create``
+    # (the node refuses it if the record exists: it is read and merged in the next round), and
+    # no read of its held parts either (_settle_held reads them after the write; a delivery
+    # logged before its message's first line is rare). Where every message is new to its batch,
+    # the read before the write found nothing for almost every record: a round trip and a real-
+    # time get per record for nothing.
+    _known_records: set[str] = frozenset()  # type: ignore[assignment]
+    _KNOWN_MAX = 200_000
+
+    def _remember(self, keys) -> None:
+        known = self._known_records
+        if not isinstance(known, set) or len(known) > self._KNOWN_MAX:
+            known = self._known_records = set()
+        known.update(keys)
 
     def _ensure_message_template(self) -> None:
         """Templates for the monthly record indices and the held-parts index, both made by their
@@ -217,11 +235,13 @@ class ElasticsearchMessages:
         (a record merged again for a held part has no new line to name its months)."""
         pending = dict(grouped)
         written = 0
+        first_round = not hints
         for _ in range(_ROUNDS):
             if not pending:
                 return written
             indices: dict[str, list[str]] = {}
             wanted = []
+            unread: set[str] = set()
             for key, (_, _, new) in pending.items():
                 stamps = [p.get("t") or 0 for p in new.values()]
                 ms = sorted({_month(t) for t in stamps} | {_month(t - WEEK_MS) for t in stamps})
@@ -229,10 +249,18 @@ class ElasticsearchMessages:
                 if key in hints and hints[key] not in names:
                     names.append(hints[key])
                 indices[key] = names
-                wanted += [(i, key) for i in names]
+                if first_round and len(names) == 1 and key not in self._known_records:
+                    unread.add(key)
+                else:
+                    wanted += [(i, key) for i in names]
+            first_round = False
             found = self._mget(wanted)
-            seen = {}
+            self._remember(key for _, key in found)
+            seen: dict[str, tuple[list, dict, bool, str | None]] = {}
             for key, (host, qid, new) in list(pending.items()):
+                if key in unread:  # see _known_records
+                    seen[key] = ([], dict(new), False, msgid_of(new))
+                    continue
                 copies = [(i, found[(i, key)]) for i in indices[key] if (i, key) in found]
                 parts: dict = {}
                 for _, (source, _, _) in copies:
@@ -245,7 +273,7 @@ class ElasticsearchMessages:
                 msgid = msgid_of(parts)
                 seen[key] = (copies, parts, complete, msgid)
             holders = self._mget(sorted({(HELD_INDEX, held_key(pending[k][0], v[3]))
-                                         for k, v in seen.items() if v[3]}))
+                                         for k, v in seen.items() if v[3] and k not in unread}))
             lines: list[bytes] = []
             owners: list[str] = []
             alone: set[str] = set()  # written where they were read, and nowhere else
@@ -295,6 +323,7 @@ class ElasticsearchMessages:
                 # indices, where two workers may each write a copy and must see each other's.
                 # A record with a msgid still reads its held parts again (see _settle_held).
                 settled = set(owners) & alone - refused
+                self._remember(owners)
                 for key in self._settle_held(settled, merged_held, pending, seen):
                     del pending[key]
         raise StoreError(f"message records: {len(pending)} still contended after {_ROUNDS} "

@@ -249,10 +249,11 @@ Nov  3 10:00:01 mx postfix/smtp[14]: 1A2B3C4D5E: to=<y@example.org>, relay=mx.ex
 
 def test_elasticsearch_reads_a_record_after_its_write_only_across_two_months(
         redis_client, es_url, tmp_path):
-    """A record read from one month's index and written back there is done when its
-    conditional write succeeds: read once. One whose lines may sit in two months' indices is
-    read again after its write (two workers may each have written a copy). Either way the
-    records equal the embedded store's."""
+    """A record this process has not seen, whose lines name one month's index, is created
+    without a read (the node refuses the create if it exists); one read from one index and
+    written back there is done when its conditional write succeeds. One whose lines may sit in
+    two months' indices is read before and again after its write (two workers may each have
+    written a copy). Either way the records equal the embedded store's."""
     records = lines_to_records(POSTFIX + EARLY_NOVEMBER, "shipper-a", "/var/log/mail.log")
     reference_url = f"sqlite:///{tmp_path}/reference.db"
     index_in_order(redis_client, records, reference_url)
@@ -279,8 +280,47 @@ def test_elasticsearch_reads_a_record_after_its_write_only_across_two_months(
     sink.close()
     assert records_of(es_url) == reference
     assert reads.pop("mx/1A2B3C4D5E") == 4  # two indices, read before and after the write
-    assert reads.pop("relay/9F0A1B2C3D") == 2  # and once more to merge dovecot's held parts
-    assert reads and set(reads.values()) == {1}, {k: n for k, n in reads.items() if n != 1}
+    # created unread, then read once to merge dovecot's held parts into it
+    assert reads.pop("relay/9F0A1B2C3D") == 1
+    assert not reads, reads  # every other record: created, never read
+
+
+def test_elasticsearch_record_created_elsewhere_is_merged_once_its_create_is_refused(
+        redis_client, es_url, es_client, tmp_path):
+    """Two stores (two workers) each given half of every message's lines: the second knows none
+    of the records, creates them unread, is refused for each (the first wrote them), reads them
+    and merges. The records equal the embedded store's, and every refusal was read again."""
+    from logpipe.indexer.messages import keep, parts_of
+    from logpipe.store.messages import is_held
+
+    records = lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log")
+    reference_url = f"sqlite:///{tmp_path}/reference.db"
+    index_in_order(redis_client, records, reference_url)
+    reference = records_of(reference_url)
+    pipeline = Pipeline(load_pipeline(None))
+    events = [pipeline.process(r) for r in records]
+    first, second = open_store(es_url), open_store(es_url)
+    refused: list[str] = []
+    real_bulk = second._message_bulk
+
+    def counted_bulk(lines, owners):
+        ok, contended = real_bulk(lines, owners)
+        refused.extend(contended)
+        return ok, contended
+
+    second._message_bulk = counted_bulk
+    try:
+        for sink, half in ((first, events[0::2]), (second, events[1::2])):
+            sink.prepare()
+            assert all(o.status.value == "indexed" for o in sink.write(half))
+            keep(sink, half)
+    finally:
+        first.close()
+        second.close()
+    shared = {k for k, (_, qid, _) in parts_of(events[0::2]).items() if not is_held(qid)} & \
+        set(parts_of(events[1::2]))
+    assert shared and set(refused) == shared
+    assert records_of(es_url) == reference
 
 
 def test_elasticsearch_records_written_with_parts_as_an_object_take_new_lines(
@@ -319,7 +359,9 @@ def test_elasticsearch_delivery_written_between_a_records_read_and_write_joins_i
     """The race the held parts' protocol orders: a worker reads a record's held parts (none),
     another writes dovecot's delivery of that msgid (finding no record yet), then the first
     writes the record. The record reads its held parts again after its write and merges the
-    delivery: the records equal the embedded store's."""
+    delivery: the records equal the embedded store's. (The worker wrote the records' first
+    lines before, so it reads them before its write: a record it does not know is created
+    unread, and its held parts are read only after the write.)"""
     from logpipe.indexer.messages import keep
     from logpipe.store.elasticsearch.messages import HELD_INDEX
 
@@ -345,8 +387,10 @@ def test_elasticsearch_delivery_written_between_a_records_read_and_write_joins_i
             raced.append(keep(second, deliveries))  # after the read, before the write
         return found
 
+    leading = list({e.doc["qid"]: e for e in reversed(rest)}.values())
+    keep(first, leading)  # each record's first line: the records are known from now on
     first._mget = mget_then_race
-    keep(first, rest)
+    keep(first, [e for e in rest if e not in leading])
     assert raced, "the held parts were never read"
     for sink in (first, second):
         sink.close()
