@@ -86,7 +86,8 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     try:
         store_when_up(sink)
         dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
-                                max_queued_jobs=max(4, 2 * workers))
+                                max_queued_jobs=max(4, 2 * workers),
+                                taper_for=workers if burst else 0)
         if opts.metrics_port:
             from logpipe.indexer.metrics import serve_metrics
             serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)
