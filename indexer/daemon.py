@@ -86,8 +86,7 @@ def run(opts: IndexerOptions, clock: Clock = SYSTEM_CLOCK) -> None:
     try:
         store_when_up(sink)
         dispatcher = Dispatcher(client, settings, batch_size=opts.batch_size,
-                                max_queued_jobs=max(4, 2 * workers),
-                                taper_for=workers if burst else 0)
+                                max_queued_jobs=max(4, 2 * workers))
         if opts.metrics_port:
             from logpipe.indexer.metrics import serve_metrics
             serve_metrics(opts.metrics_port, client, settings.keys, opts.metrics_host)

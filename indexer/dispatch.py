@@ -30,11 +30,6 @@ log = logging.getLogger("logpipe.dispatch")
 JOB_FUNC = "logpipe.indexer.jobs.process_batch"
 
 
-# the smallest batch a burst's taper claims: below it a job's fixed cost (the claim, RQ, the
-# ledger, one bulk request per store) outweighs what evening out the workers' ends saves
-TAPER_FLOOR = 500
-
-
 def job_id_for(batch_key: str) -> str:
     return "batch-" + Keys.batch_id(batch_key)
 
@@ -42,7 +37,7 @@ def job_id_for(batch_key: str) -> str:
 class Dispatcher:
     def __init__(self, client, settings: JobSettings, batch_size: int = 2000,
                  max_queued_jobs: int = 8, max_attempts: int = 6, grace: float = 5.0,
-                 job_timeout: int = 600, janitor_batch: int = 500, taper_for: int = 0):
+                 job_timeout: int = 600, janitor_batch: int = 500):
         from rq import Queue
 
         self.client = client
@@ -58,8 +53,6 @@ class Dispatcher:
         self.grace = grace
         self.job_timeout = job_timeout
         self.janitor_batch = janitor_batch
-        # a burst's last batches shrink so that its workers finish together (claim_size)
-        self.taper_for = taper_for
         self._hostname = socket.gethostname()
         self._depth_minute = -1
 
@@ -85,7 +78,7 @@ class Dispatcher:
         if self.pending.count() >= 2 * self.max_queued_jobs:
             return 0
         while self.queue.count < self.max_queued_jobs:
-            claimed = self.pending.claim(self.claim_size())
+            claimed = self.pending.claim(self.batch_size)
             if claimed is None:
                 break
             key, n = claimed
@@ -93,18 +86,6 @@ class Dispatcher:
             stats.record_in(self.client, self.keys, n)
             moved += n
         return moved
-
-    def claim_size(self) -> int:
-        """The next batch's size: ``batch_size``; in a burst run by ``taper_for`` workers, at
-        most an even share of what is left between twice that many batches (never under
-        :data:`TAPER_FLOOR`). A burst's work is all queued at its start: with whole batches to
-        the end, the worker that took the last one ran alone for up to a batch's time while the
-        others had nothing left (a tenth of a 200,000-line burst's two cores went unused at its
-        start and end, issue 27)."""
-        if not self.taper_for:
-            return self.batch_size
-        share = -(-self.raw.length() // (2 * self.taper_for))
-        return max(min(self.batch_size, share), min(self.batch_size, TAPER_FLOOR))
 
     # -- keeping it loss-free ----------------------------------------------------------------
     def janitor(self) -> dict:

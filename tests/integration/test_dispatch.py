@@ -45,37 +45,6 @@ def test_batches_become_jobs_and_documents(redis_url, tmp_path):
     assert store_search(open_store(store), SearchRequest(limit=1)).total == 250
 
 
-def test_a_bursts_last_batches_shrink_so_its_workers_finish_together(redis_url, tmp_path):
-    """In a burst for two workers, batches are whole until what is left is under four of
-    them; then each is a quarter of what is left, down to the floor. Every record is in
-    exactly one batch, in order, and all of them are stored."""
-    from logpipe.indexer.dispatch import TAPER_FLOOR
-
-    client = connect(redis_url)
-    items = records(9000)
-    client.rpush(Keys().raw, *items)
-    store = f"sqlite:///{tmp_path}/events.db"
-    dispatcher = Dispatcher(client, JobSettings(redis_url=redis_url, store_url=store),
-                            batch_size=2000, max_queued_jobs=100, taper_for=2)
-    assert dispatcher.dispatch_once() == 9000
-    jobs = Queue("logpipe", connection=client).get_jobs()
-    batches = [client.lrange(job.args[0], 0, -1) for job in jobs]
-    sizes = [len(b) for b in batches]
-    assert [b for batch in batches for b in batch] == items
-    left, want = 9000, []
-    while left:
-        size = min(left, max(min(2000, -(-left // 4)), TAPER_FLOOR))
-        want.append(size)
-        left -= size
-    assert sizes == want and sizes[0] == 2000 and 500 < sizes[1] < 2000
-    assert sizes[-2] == TAPER_FLOOR and sizes[-1] <= TAPER_FLOOR
-    work(redis_url)
-    assert dispatcher.idle()
-    from logpipe.store import open_store
-    from logpipe.store.base import SearchRequest
-    assert store_search(open_store(store), SearchRequest(limit=1)).total == 9000
-
-
 def test_janitor_enqueues_a_batch_whose_job_never_was(redis_url, tmp_path):
     """The dispatcher died between the claim and the enqueue: the batch is found and indexed."""
     client = connect(redis_url)
