@@ -43,6 +43,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
                      ["bench/peer_rsyslog_es.py", "--lines", "5000", "--runs", "1"]),
     "record-mapping": (["bench/record_mapping_bench.py"],
                        ["bench/record_mapping_bench.py", "--lines", "5000", "--rounds", "2"]),
+    "node-cost": (["bench/node_cost_bench.py"],
+                  ["bench/node_cost_bench.py", "--lines", "5000", "--rounds", "2"]),
     "store": (["bench/store_bench.py", "--sizes", "1000000,10000000", "--with-es",
                "--es-events", "1000000"],
               ["bench/store_bench.py", "--events", "20000", "--runs", "3"]),

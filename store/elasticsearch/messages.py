@@ -33,6 +33,7 @@ documents list are still merged again.)
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Iterable
 
 import orjson
 
@@ -170,10 +171,10 @@ class ElasticsearchMessages:
     # logged before its message's first line is rare). Where every message is new to its batch,
     # the read before the write found nothing for almost every record: a round trip and a real-
     # time get per record for nothing.
-    _known_records: set[str] = frozenset()  # type: ignore[assignment]
+    _known_records: frozenset[str] | set[str] = frozenset()  # the instance's own from _remember
     _KNOWN_MAX = 200_000
 
-    def _remember(self, keys) -> None:
+    def _remember(self, keys: Iterable[str]) -> None:
         known = self._known_records
         if not isinstance(known, set) or len(known) > self._KNOWN_MAX:
             known = self._known_records = set()
