@@ -49,6 +49,7 @@ PREFIX = "logpipe-messages-"
 PATTERN = PREFIX + "*"
 WEEK_MS = 7 * 86_400_000
 _ROUNDS = 40
+_BULK_PATH = "/_bulk?filter_path=items.*.status,items.*.error"
 
 _KW = {"type": "keyword", "ignore_above": 1024}
 # Fields only searched (term, wildcard, range, exists), never sorted on nor counted by a facet,
@@ -423,8 +424,9 @@ class ElasticsearchMessages:
     def _message_bulk(self, lines: list[bytes], owners: list[str]) -> tuple[int, set[str]]:
         """(items written, the owners of items refused as contended: read again next round)."""
         try:
+            # per item only its status and error: what is read here (as the events' bulk does)
             resp = self.client.perform_request(  # type: ignore[attr-defined]
-                "POST", "/_bulk", body=ndjson_body(lines),
+                "POST", _BULK_PATH, body=ndjson_body(lines),
                 headers={"content-type": "application/x-ndjson", "accept": "application/json"})
         except Exception as exc:
             raise StoreError(f"message records: bulk write failed: {exc}") from None
