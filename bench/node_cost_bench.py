@@ -16,6 +16,12 @@ writes the part anyway (issue 27: "without losing a query the search CLI or page
 * events, ``no message.keyword``: without the keyword copy of the line (``top message``);
 * events, ``node's ids``: ``create`` without ``_id``, so the node skips its id lookup (a retried
   batch would then store its events twice: exactly-once needs the event's own id);
+* events, ``times and offsets unindexed``: ``received_at`` and ``offset`` kept as doc values
+  only (a range query on them then reads every document's value: slower, not lost);
+* events, ``the peer's fields``: for scale, the document the C peer of bench/peer_rsyslog_es.py
+  writes: the line's parsed fields, ``message``, ``type`` and ``@timestamp``, the node's ids;
+  none of the shipper's metadata (``host``, ``path``, ``offset``, ``received_at``), ``tags``,
+  ``relay_raw`` nor the id copy;
 * records, ``no parts``: without the parts (the next line's merge reads them);
 * records, ``no summary``: without ``message``, the words free text matches on a record;
 * records, ``no recipients``: without the ``recipients`` objects (``recipients.status:``...).
@@ -96,6 +102,11 @@ def main() -> None:
         event_mapping = index_template("x")["template"]["mappings"]
         no_keyword = copy.deepcopy(event_mapping)
         no_keyword["properties"]["message"].pop("fields")
+        unindexed = copy.deepcopy(event_mapping)
+        for name in ("received_at", "offset"):
+            unindexed["properties"][name]["index"] = False
+        metadata = ("host", "path", "offset", "received_at", "tags", "relay_raw", ID_FIELD)
+        peer_shape = [{k: v for k, v in e.items() if k not in metadata} for e in events]
 
         def without(docs: list[dict], name: str) -> list[dict]:
             return [{k: v for k, v in d.items() if k != name} for d in docs]
@@ -106,6 +117,9 @@ def main() -> None:
                                    len(events)),
             "events, no message.keyword": (no_keyword, bodies(events, event_ids), len(events)),
             "events, node's ids": (event_mapping, bodies(events, None), len(events)),
+            "events, times and offsets unindexed": (unindexed, bodies(events, event_ids),
+                                                    len(events)),
+            "events, the peer's fields": (event_mapping, bodies(peer_shape, None), len(events)),
             "records as written": (MAPPING, bodies(records, record_ids), len(records)),
             "records, no parts": (MAPPING, bodies(without(records, "parts"), record_ids),
                                   len(records)),
