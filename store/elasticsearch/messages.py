@@ -173,7 +173,9 @@ class ElasticsearchMessages:
     # the read before the write found nothing for almost every record: a round trip and a real-
     # time get per record for nothing.
     _known_records: frozenset[str] | set[str] = frozenset()  # the instance's own from _remember
-    _KNOWN_MAX = 200_000
+    # about 5 MB of keys; a message's lines span seconds to minutes, and a key forgotten early
+    # costs only a refused create and the read it would have had anyway
+    _KNOWN_MAX = 50_000
 
     def _remember(self, keys: Iterable[str]) -> None:
         known = self._known_records
