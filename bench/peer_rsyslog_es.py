@@ -371,9 +371,15 @@ def report(args, results: dict[str, list[dict]], parity) -> None:
         ratio_vis = c_vis / med(side, "visible")
         cpu_ratio = (med(side, "cpu") + med(side, "broker_cpu")) / med("rsyslog", "cpu")
         what = "logpipe" if side == "logpipe" else "logpipe without message records"
+        # each run against the C peer's run of the same round: the spread the medians hide
+        rounds = list(zip(results["rsyslog"], results[side]))
+        by_round = sorted(c["visible"] / lp_run["exit"] for c, lp_run in rounds)
+        cpu_by_round = sorted((lp_run["cpu"] + lp_run["broker_cpu"]) / c["cpu"]
+                              for c, lp_run in rounds)
         print(f"ratio {what} / rsyslog lines/s: {ratio_exit:.2f} to exit, {ratio_vis:.2f} to "
               f"all-visible (target >= 1.2); CPU per line {cpu_ratio:.2f}x rsyslogd's "
-              f"(target <= 1)")
+              f"(target <= 1); run by run {by_round[0]:.2f}-{by_round[-1]:.2f} to exit, "
+              f"{cpu_by_round[0]:.2f}x-{cpu_by_round[-1]:.2f}x CPU")
     if NO_RECORDS in results:
         extra = lambda key: (med("logpipe", key) - med(NO_RECORDS, key)) * per100k  # noqa: E731
         print(f"the message records' own cost: logpipe {extra('cpu') + extra('broker_cpu'):+.2f}"
