@@ -25,11 +25,15 @@ writes the part anyway (issue 27: "without losing a query the search CLI or page
 * records, ``no parts``: without the parts (the next line's merge reads them);
 * records, ``no summary``: without ``message``, the words free text matches on a record;
 * records, ``no recipients``: without the ``recipients`` objects (``recipients.status:``...).
+
+Its loading (:func:`burst_documents`, :class:`Form`, :func:`load_rounds`) serves
+record_mapping_bench.py too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import statistics
@@ -37,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,7 +52,18 @@ from bench.peer_rsyslog_es import proc_cpu  # noqa: E402
 BULK = 5000
 
 
-def bodies(docs: list[dict], ids: list[str] | None) -> list[bytes]:
+@dataclass
+class Form:
+    """One way of writing the documents: the index's mappings, the bulk bodies, how many
+    documents they hold, and index settings beyond the bench's own."""
+    mappings: dict
+    bodies: list[bytes]
+    count: int
+    settings: dict | None = None
+
+
+def bulk_bodies(docs: list[dict], ids: list[str] | None) -> list[bytes]:
+    """``create`` bulk bodies of :data:`BULK` documents; ``ids`` None: the node makes them."""
     import orjson
 
     out = []
@@ -60,25 +76,22 @@ def bodies(docs: list[dict], ids: list[str] | None) -> list[bytes]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def burst_documents(lines: int, prefix: str):
+    """(client, node pid, records, events) of a ``lines``-line mail burst into a node started
+    here (stopped on exit)."""
     from elasticsearch import Elasticsearch, helpers
 
     from logpipe.services.elasticsearch import ElasticsearchNode
     from logpipe.services.loggen import generate, write_lines
     from logpipe.services.valkey import ValkeyServer
-    from logpipe.store.elasticsearch.messages import MAPPING, PATTERN
-    from logpipe.store.elasticsearch.template import ID_FIELD, index_template
+    from logpipe.store.elasticsearch.messages import PATTERN
 
-    root = Path(__file__).resolve().parent.parent
-    compile_tree(root)
-    tmp = tempfile.mkdtemp(prefix="logpipe-node-cost-")
+    compile_tree(Path(__file__).resolve().parent.parent)
+    tmp = tempfile.mkdtemp(prefix=prefix)
     log = os.path.join(tmp, "maillog")
     with open(log, "w") as fh:
-        write_lines(generate("mail", args.lines, seed=7), fh)
+        write_lines(generate("mail", lines, seed=7), fh)
     node = ElasticsearchNode(heap="512m")
     url = node.start().rstrip("/")
     es = Elasticsearch(url, request_timeout=300)
@@ -96,7 +109,51 @@ def main() -> None:
         records = [h["_source"] for h in helpers.scan(es, index=PATTERN, size=2000)]
         events = [h["_source"] for h in helpers.scan(es, index="bench-events-*", size=2000)]
         if not records or not events:
-            raise SystemExit("the burst stored no events or no records")
+            raise SystemExit("the burst stored no events or no message records")
+        yield es, node.pid, records, events
+    finally:
+        node.stop()
+
+
+def load_rounds(es, pid: int, forms: dict[str, Form], rounds: int) -> dict[str, list[float]]:
+    """{form: [node CPU us per document, one per round]}, each round printed as it ends."""
+    cpu: dict[str, list[float]] = {name: [] for name in forms}
+    for round_ in range(rounds):
+        order = list(forms) if round_ % 2 == 0 else list(forms)[::-1]
+        for number, name in enumerate(order):
+            form = forms[name]
+            index = f"bench-form-{number}"
+            es.indices.create(index=index, mappings=form.mappings, settings={
+                "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s",
+                **(form.settings or {})})
+            before, t0 = proc_cpu(pid), time.perf_counter()
+            for body in form.bodies:
+                resp = es.bulk(index=index, operations=body)
+                if resp["errors"]:
+                    raise SystemExit(f"{name}: the node refused documents: "
+                                     f"{str(resp['items'][:2])[:400]}")
+            es.indices.refresh(index=index)
+            es.indices.flush(index=index)
+            used = proc_cpu(pid) - before
+            size = es.indices.stats(index=index)["indices"][index]["primaries"]["store"][
+                "size_in_bytes"]
+            cpu[name].append(used / form.count * 1e6)
+            print(f"round {round_ + 1} {name}: node {used:.2f} CPU s "
+                  f"({used / form.count * 1e6:.1f} us/doc), {time.perf_counter() - t0:.2f} s, "
+                  f"store {size / 1e6:.1f} MB", flush=True)
+            es.indices.delete(index=index)
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    from logpipe.store.elasticsearch.messages import MAPPING
+    from logpipe.store.elasticsearch.template import ID_FIELD, index_template
+
+    with burst_documents(args.lines, "logpipe-node-cost-") as (es, pid, records, events):
         event_ids = [e[ID_FIELD] for e in events]
         record_ids = [r["key"] for r in records]
         event_mapping = index_template("x")["template"]["mappings"]
@@ -111,48 +168,30 @@ def main() -> None:
         def without(docs: list[dict], name: str) -> list[dict]:
             return [{k: v for k, v in d.items() if k != name} for d in docs]
 
-        forms = {  # name: (mappings, bulk bodies, documents)
-            "events as written": (event_mapping, bodies(events, event_ids), len(events)),
-            "events, no id copy": (event_mapping, bodies(without(events, ID_FIELD), event_ids),
-                                   len(events)),
-            "events, no message.keyword": (no_keyword, bodies(events, event_ids), len(events)),
-            "events, node's ids": (event_mapping, bodies(events, None), len(events)),
-            "events, times and offsets unindexed": (unindexed, bodies(events, event_ids),
-                                                    len(events)),
-            "events, the peer's fields": (event_mapping, bodies(peer_shape, None), len(events)),
-            "records as written": (MAPPING, bodies(records, record_ids), len(records)),
-            "records, no parts": (MAPPING, bodies(without(records, "parts"), record_ids),
-                                  len(records)),
-            "records, no summary": (MAPPING, bodies(without(records, "message"), record_ids),
-                                    len(records)),
-            "records, no recipients": (MAPPING, bodies(without(records, "recipients"),
-                                                       record_ids), len(records)),
+        lenient = {"index.mapping.ignore_malformed": True}  # as the events' template has it
+
+        def event_form(mappings: dict, docs: list[dict], ids: list[str] | None) -> Form:
+            return Form(mappings, bulk_bodies(docs, ids), len(docs), lenient)
+
+        def record_form(docs: list[dict]) -> Form:
+            return Form(MAPPING, bulk_bodies(docs, record_ids), len(docs))
+
+        forms = {
+            "events as written": event_form(event_mapping, events, event_ids),
+            "events, no id copy": event_form(event_mapping, without(events, ID_FIELD),
+                                             event_ids),
+            "events, no message.keyword": event_form(no_keyword, events, event_ids),
+            "events, node's ids": event_form(event_mapping, events, None),
+            "events, times and offsets unindexed": event_form(unindexed, events, event_ids),
+            "events, the peer's fields": event_form(event_mapping, peer_shape, None),
+            "records as written": record_form(records),
+            "records, no parts": record_form(without(records, "parts")),
+            "records, no summary": record_form(without(records, "message")),
+            "records, no recipients": record_form(without(records, "recipients")),
         }
         print(f"lines {args.lines:,}: {len(events):,} events, {len(records):,} records; "
               f"{args.rounds} rounds, alternating", flush=True)
-        cpu: dict[str, list[float]] = {name: [] for name in forms}
-        for round_ in range(args.rounds):
-            order = list(forms) if round_ % 2 == 0 else list(forms)[::-1]
-            for number, name in enumerate(order):
-                mappings, chunks, count = forms[name]
-                index = f"bench-node-cost-{number}"
-                es.indices.create(index=index, mappings=mappings, settings={
-                    "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s",
-                    "index.mapping.ignore_malformed": True})
-                before, t0 = proc_cpu(node.pid), time.perf_counter()
-                for body in chunks:
-                    resp = es.bulk(index=index, operations=body)
-                    if resp["errors"]:
-                        raise SystemExit(f"{name}: the node refused documents: "
-                                         f"{str(resp['items'][:2])[:400]}")
-                es.indices.refresh(index=index)
-                es.indices.flush(index=index)
-                used = proc_cpu(node.pid) - before
-                cpu[name].append(used / count * 1e6)
-                print(f"round {round_ + 1} {name}: node {used:.2f} CPU s "
-                      f"({used / count * 1e6:.1f} us/doc), {time.perf_counter() - t0:.2f} s",
-                      flush=True)
-                es.indices.delete(index=index)
+        cpu = load_rounds(es, pid, forms, args.rounds)
         median = {name: statistics.median(v[1:] or v) for name, v in cpu.items()}
         per_line = {"events": len(events) / args.lines, "records": len(records) / args.lines}
         for name, us in median.items():
@@ -160,8 +199,6 @@ def main() -> None:
             base = median[f"{kind} as written"]
             print(f"median {name}: {us:.1f} node CPU us per document ({us / base:.2f}x; "
                   f"{(base - us) * per_line[kind]:+.1f} us per line saved)")
-    finally:
-        node.stop()
 
 
 if __name__ == "__main__":
