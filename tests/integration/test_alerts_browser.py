@@ -106,9 +106,12 @@ def test_alert_mail_arrives_and_the_page_acknowledges_mutes_and_adds(tmp_path, b
         assert "firing (1)" in page.locator("#rules tr[data-rule='bounce-spike'] .state").inner_text()
 
         row.locator("button.ack").click()
-        # the table is drawn again after the click: the cell may be absent for a moment
-        page.wait_for_function("document.querySelector(\"#incidents tr[data-rule='bounce-spike'] "
-                               ".acked\")?.textContent.includes('by ')")
+        # the table is drawn again after the click: the cell may be absent for a moment (a
+        # locator's expectation, not a JavaScript predicate: the page's CSP refuses eval)
+        from playwright.sync_api import expect
+
+        expect(page.locator("#incidents tr[data-rule='bounce-spike'] .acked")).to_contain_text(
+            "by ", timeout=30_000)
         assert row.locator("button.ack").count() == 0
 
         page.locator("#rules tr[data-rule='quiet-mx9'] button.mute").click()

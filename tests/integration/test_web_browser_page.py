@@ -401,8 +401,10 @@ def test_export_shows_progress_and_cancels(page, site):
     held = []
     page.route("**/api/export*", lambda route: held.append(route))
     page.click("#export-csv")
-    page.wait_for_function("() => document.getElementById('export-status').textContent"
-                           ".startsWith('exporting')")
+    from playwright.sync_api import expect
+
+    # a locator's expectation, not a JavaScript predicate: the page's CSP refuses eval
+    expect(page.locator("#export-status")).to_have_text(re.compile(r"^exporting"), timeout=30_000)
     assert page.locator("#export-progress").is_visible()
     assert page.locator("#export-csv").is_disabled()
     page.click("#export-cancel")
