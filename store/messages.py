@@ -283,9 +283,17 @@ _LOWER_FIELDS = ("status", "recipients.status", "domain", "recipients.domain", "
 
 def normalise_query(q):
     """A query's intermediate form with address values normalised as records store them
-    (``to:<Dave@Example.org>`` means ``to:dave@example.org``), statuses and domains lower-cased."""
-    from logpipe.query.tree import And, Not, Or, Term, Wildcard
+    (``to:<Dave@Example.org>`` means ``to:dave@example.org``), statuses and domains lower-cased.
+    A regular expression is refused here, for every store alike: the embedded store cannot
+    run one on a record, and Elasticsearch ran it on fields as stored (normalised, or not
+    indexed at all, as ``recipients.domain``), silently finding nothing where the query meant
+    something."""
+    from logpipe.common.errors import QueryError
+    from logpipe.query.tree import And, Not, Or, Regexp, Term, Wildcard
 
+    if isinstance(q, Regexp):
+        raise QueryError(f"{q.field}:/{q.source}/: regular expressions search log lines, not "
+                         f"message records; on records use a wildcard ({q.field}:value*)")
     if isinstance(q, (And, Or)):
         return type(q)(tuple(normalise_query(i) for i in q.items))
     if isinstance(q, Not):

@@ -419,6 +419,33 @@ def test_messages_command_queries_record_fields(redis_client, tmp_path):
     assert counted.stdout.strip() == "2"  # 4321 and 4500; 999 is below
 
 
+def test_a_regular_expression_on_records_is_refused_alike_by_both_stores(redis_client, es_url,
+                                                                          tmp_path):
+    """The embedded store cannot run a regular expression on a record; Elasticsearch ran it on
+    fields as stored (``recipients.domain`` is not indexed there): both now refuse it with the
+    same message, and the command says it without a traceback."""
+    from logpipe.common.errors import QueryError
+
+    records = lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log")
+    embedded = f"sqlite:///{tmp_path}/cli.db"
+    for url in (embedded, es_url):
+        index_in_order(redis_client, records, url)
+        store = open_store(url)
+        try:
+            assert [r["qid"] for r in store.stream_messages("recipients.domain:example.net")]
+            for query in ("recipients.domain:/example\\.n.*/", "status:/bou.*/ OR qid:X"):
+                with pytest.raises(QueryError, match="regular expressions search log lines"):
+                    list(store.stream_messages(query))
+                with pytest.raises(QueryError, match="regular expressions search log lines"):
+                    store.count_messages(query)
+        finally:
+            store.close()
+        redis_client.flushall()
+    out = logpipe("messages", "--store", embedded, "status:/bou.*/")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "status:/bou.*/: regular expressions search log lines" in out.stderr
+
+
 # ------------------------------------------------------------------------ order independence
 
 def test_four_workers_on_shuffled_small_batches_give_identical_records(redis_url, tmp_path,
