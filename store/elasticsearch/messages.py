@@ -239,10 +239,10 @@ class ElasticsearchMessages:
         (a record merged again for a held part has no new line to name its months)."""
         pending = dict(grouped)
         written = 0
-        first_round = not hints
-        for _ in range(_ROUNDS):
+        for round_ in range(_ROUNDS):
             if not pending:
                 return written
+            first_read = round_ == 0 and not hints  # where a record unknown here may go unread
             indices: dict[str, list[str]] = {}
             wanted = []
             unread: set[str] = set()
@@ -253,11 +253,10 @@ class ElasticsearchMessages:
                 if key in hints and hints[key] not in names:
                     names.append(hints[key])
                 indices[key] = names
-                if first_round and len(names) == 1 and key not in self._known_records:
+                if first_read and len(names) == 1 and key not in self._known_records:
                     unread.add(key)
                 else:
                     wanted += [(i, key) for i in names]
-            first_round = False
             found = self._mget(wanted)
             self._remember(key for _, key in found)
             seen: dict[str, tuple[list, dict, bool, str | None]] = {}

@@ -95,6 +95,14 @@ def records_of(url: str) -> list[dict]:
     return sorted(found, key=lambda r: (r["host"], r["qid"], r["first_seen"] or ""))
 
 
+def embedded_reference(redis_client, records: list[Record], tmp_path) -> list[dict]:
+    """The embedded store's records of ``records`` indexed in order: what every store, every
+    order and every split of the work must give."""
+    url = f"sqlite:///{tmp_path}/reference.db"
+    index_in_order(redis_client, records, url)
+    return records_of(url)
+
+
 def index_in_order(redis_client, records: list[Record], url: str) -> None:
     """The reference: one worker, one batch, every line in order."""
     keys = Keys()
@@ -255,10 +263,8 @@ def test_elasticsearch_reads_a_record_after_its_write_only_across_two_months(
     two months' indices is read before and again after its write (two workers may each have
     written a copy). Either way the records equal the embedded store's."""
     records = lines_to_records(POSTFIX + EARLY_NOVEMBER, "shipper-a", "/var/log/mail.log")
-    reference_url = f"sqlite:///{tmp_path}/reference.db"
-    index_in_order(redis_client, records, reference_url)
+    reference = embedded_reference(redis_client, records, tmp_path)
     redis_client.flushall()
-    reference = records_of(reference_url)
     sink = open_store(es_url)
     sink.prepare()
     reads: dict[str, int] = {}
@@ -294,9 +300,7 @@ def test_elasticsearch_record_created_elsewhere_is_merged_once_its_create_is_ref
     from logpipe.store.messages import is_held
 
     records = lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log")
-    reference_url = f"sqlite:///{tmp_path}/reference.db"
-    index_in_order(redis_client, records, reference_url)
-    reference = records_of(reference_url)
+    reference = embedded_reference(redis_client, records, tmp_path)
     pipeline = Pipeline(load_pipeline(None))
     events = [pipeline.process(r) for r in records]
     first, second = open_store(es_url), open_store(es_url)
@@ -331,10 +335,8 @@ def test_elasticsearch_records_written_with_parts_as_an_object_take_new_lines(
     from logpipe.store.elasticsearch.messages import PATTERN
 
     records = lines_to_records(POSTFIX, "shipper-a", "/var/log/mail.log")
-    reference_url = f"sqlite:///{tmp_path}/reference.db"
-    index_in_order(redis_client, records, reference_url)
+    reference = embedded_reference(redis_client, records, tmp_path)
     redis_client.flushall()
-    reference = records_of(reference_url)
     half = 5  # mid-way through mx's 4A1B2C3D4E: its record is in both halves
     index_batches(redis_client, [records[:half]], es_url)
     es_client.indices.refresh(index=PATTERN)
@@ -366,9 +368,7 @@ def test_elasticsearch_delivery_written_between_a_records_read_and_write_joins_i
     from logpipe.store.elasticsearch.messages import HELD_INDEX
 
     records = lines_to_records(DOVECOT, "shipper-a", "/var/log/mail.log")
-    reference_url = f"sqlite:///{tmp_path}/reference.db"
-    index_in_order(redis_client, records, reference_url)
-    reference = records_of(reference_url)
+    reference = embedded_reference(redis_client, records, tmp_path)
     pipeline = Pipeline(load_pipeline(None))
     events = [pipeline.process(r) for r in records]
     deliveries = [e for e in events if "dovecot:" in e.doc["message"]]
