@@ -24,6 +24,9 @@ WORKER_TTL = 30  # seconds without a heartbeat before other hosts consider this 
 # How long the pub/sub thread (RQ's command channel: `rq` CLI's shutdown, kill-horse, stop-job)
 # blocks in one read before it looks at its stop flag again; RQ's own 60 s is what a stop waited.
 PUBSUB_POLL_S = 0.2
+# what unsubscribe publishes on the worker's channel to wake its pub/sub thread: not an RQ
+# command (RQ ignores unknown ones; handle_payload skips it before RQ parses it)
+_WAKE = b'{"command": "logpipe-wake"}'
 
 
 def worker_class():
@@ -38,6 +41,7 @@ def worker_class():
     about half the runs under load (issue 27). Here the flag is cleared first, the thread
     never blocks longer than :data:`PUBSUB_POLL_S`, and the thread closes its own connection
     (the server drops the subscription with it), so no UNSUBSCRIBE races it."""
+    from redis.exceptions import RedisError
     from rq import SimpleWorker
 
     class Worker(SimpleWorker):
@@ -56,13 +60,25 @@ def worker_class():
             finally:
                 collect_after_job()
 
+        def handle_payload(self, message):
+            if message.get("data") not in (_WAKE, _WAKE.decode()):
+                super().handle_payload(message)
+
         def unsubscribe(self):
             thread, self.pubsub_thread = self.pubsub_thread, None
             if thread is None:
                 return
-            # clears the run flag, then waits for the loop to close the connection (at most
-            # one poll); a daemon thread still stuck after that (a dead broker) ends with us
-            thread.stop(timeout=5 * PUBSUB_POLL_S)
+            # clears the run flag (stop without waiting), then wakes the thread's read with a
+            # message on its own channel, so it sees the flag now rather than after its poll
+            # (up to PUBSUB_POLL_S of every worker's exit); then waits for the loop to close
+            # the connection. A daemon thread still stuck after that (a dead broker, which
+            # the wake-up could not reach either) ends with us.
+            thread.stop(timeout=0)
+            try:
+                self.connection.publish(self.pubsub_channel_name, _WAKE)
+            except RedisError:  # the broker is gone: the poll's end is the wake-up
+                pass
+            thread.join(5 * PUBSUB_POLL_S)
 
     return Worker
 

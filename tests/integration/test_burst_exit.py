@@ -57,3 +57,35 @@ def test_burst_exits_within_two_seconds_of_its_last_document_every_run(redis_url
     slow = [(run, round(gap, 2)) for run, gap in enumerate(gaps) if gap > EXIT_BOUND_S]
     assert not slow, f"runs that lingered after their last document: {slow}; all gaps {gaps}"
 
+
+
+def test_a_worker_s_pub_sub_thread_is_woken_at_its_stop_not_left_to_its_poll(redis_url,
+                                                                              monkeypatch):
+    """Every worker's exit used to wait out its pub/sub thread's poll (0.2 s, a fifth of an
+    empty burst's wall time): unsubscribe now wakes the thread with a message on its own
+    channel. Here the poll is ten minutes, so only the wake-up can end the thread within the
+    join's bound; RQ's own commands still reach the worker (they are not the wake-up)."""
+    from rq import Queue
+
+    from logpipe.indexer import worker as worker_module
+
+    client = connect(redis_url)
+    monkeypatch.setattr(worker_module, "PUBSUB_POLL_S", 600.0)
+    worker = worker_module.worker_class()([Queue("logpipe", connection=client)],
+                                          connection=client)
+    commands = []
+    monkeypatch.setattr(type(worker).__mro__[1], "handle_payload",
+                        lambda self, message: commands.append(message["data"]))
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    while not client.pubsub_numsub(worker.pubsub_channel_name)[0][1]:
+        time.sleep(0.01)  # subscribed: the thread now reads its channel
+    client.publish(worker.pubsub_channel_name, b'{"command": "shutdown"}')
+    while not commands:
+        time.sleep(0.01)
+    assert commands == [b'{"command": "shutdown"}']  # RQ's commands still go to RQ
+    monkeypatch.setattr(worker_module, "PUBSUB_POLL_S", 12.0)  # the join's bound: 60 s
+    worker.unsubscribe()
+    assert not thread.is_alive()  # woken, not left in its ten-minute read
+    assert commands == [b'{"command": "shutdown"}']  # the wake-up is not handed to RQ
+    assert worker.pubsub_thread is None
