@@ -5,8 +5,10 @@ trees, alternating (A, B, B, A, ...), every run from an empty broker and empty i
     python bench/ab_trees_es.py --trees /tmp/before,. [--lines 200000] [--runs 4]
 
 A tree is a checkout of this repository; ``PATH+NAME=VALUE`` adds environment variables to its
-runs (``.+LOGPIPE_MESSAGES=0``: this tree without message records). Each tree runs with this
-venv's packages and its own code (PYTHONPATH). Printed per run and as medians over the runs after
+runs (``.+LOGPIPE_MESSAGES=0``: this tree without message records), ``PATH+python=INTERPRETER``
+runs it with another venv's packages (a tree whose pins differ: ``+python=/tmp/before-venv/bin/
+python``); several are joined by ``+``. Each tree runs with this venv's packages unless told,
+and its own code (PYTHONPATH). Printed per run and as medians over the runs after
 the first pair (the node's JIT warms up there): wall seconds of the burst, CPU seconds of the
 indexer and its workers, CPU seconds of the node while it ran.
 """
@@ -62,15 +64,19 @@ def main() -> None:
                     path, _, extra = tree.partition("+")
                     env = {**os.environ, "LOGPIPE_HOME": tempfile.mkdtemp(dir=tmp),
                            "PYTHONPATH": os.path.abspath(path), "LOGPIPE_REDIS_URL": broker.url}
-                    for pair in filter(None, extra.split(",")):
+                    python = sys.executable
+                    for pair in filter(None, extra.split("+")):
                         name, _, value = pair.partition("=")
-                        env[name] = value
+                        if name == "python":  # the tree's own venv (its pinned packages)
+                            python = value
+                        else:
+                            env[name] = value
                     # `python -m` puts its working directory first on sys.path, before
                     # PYTHONPATH: run in the tree, or every tree would run the caller's code
                     quiet = dict(env=env, cwd=os.path.abspath(path), check=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    check_tree(path, quiet)
-                    cli = [sys.executable, "-m", "logpipe.common.cli"]
+                    check_tree(path, quiet, python)
+                    cli = [python, "-m", "logpipe.common.cli"]
                     subprocess.run([*cli, "ship", "--type", "mail", "--once", log], **quiet)
                     t0, cpu0, n0 = time.perf_counter(), os.times(), proc_cpu(node.pid)
                     subprocess.run([*cli, "index", "--store", f"{url}/?index=ab-%Y", "--burst",
@@ -91,9 +97,9 @@ def main() -> None:
         node.stop()
 
 
-def check_tree(path: str, run_options: dict) -> None:
+def check_tree(path: str, run_options: dict, python: str = sys.executable) -> None:
     """Fails unless a run with these options imports logpipe from ``path``."""
-    found = subprocess.run([sys.executable, "-c", "import logpipe; print(logpipe.__file__)"],
+    found = subprocess.run([python, "-c", "import logpipe; print(logpipe.__file__)"],
                            **{**run_options, "stdout": subprocess.PIPE}, text=True).stdout.strip()
     if not found.startswith(os.path.abspath(path) + os.sep):
         raise SystemExit(f"a run meant for {path} imports logpipe from {found}")
