@@ -126,11 +126,17 @@ def test_indexer_install_runs_a_burst_into_sqlite(tmp_path, wheel, redis_url):
     where = run([py, "-c", "import logpipe.indexer; print(logpipe.indexer.__file__)"], cwd=tmp_path)
     assert str(tmp_path / "venv") in where.stdout, where.stdout + where.stderr
     from logpipe.indexer.grok import native
+    from logpipe.query import analyzer
     if native._pcre is not None:
         # built here (libpcre2's headers are installed), so the wheel carries the grok C module
         pcre = run([py, "-c", "from logpipe.indexer.grok import native; print(native.available())"],
                    cwd=tmp_path)
         assert pcre.stdout.split() == ["True"], pcre.stdout + pcre.stderr
+    if analyzer._ascii_body is not analyzer._ascii_body_re:
+        # and the full-text body's C module (query/_fts.c), which the embedded store uses
+        fts = run([py, "-c", "from logpipe.query import analyzer; "
+                   "print(analyzer._ascii_body.__module__)"], cwd=tmp_path)
+        assert fts.stdout.split() == ["logpipe.query._fts"], fts.stdout + fts.stderr
 
     log = tmp_path / "maillog"
     lines = [f"Nov 28 10:00:{i % 60:02d} mx1 sendmail[{100 + i}]: r4F{i:011d}: "
