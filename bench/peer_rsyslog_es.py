@@ -331,14 +331,19 @@ def main() -> None:
                     print(f"  run {run + 1} {side}: " + ", ".join(
                         f"{k} {v:.2f}" for k, v in results[side][-1].items()
                         if isinstance(v, float)), flush=True)
-        report(args, results, parity)
+            # what a run costs before its first line and after its last: an empty file
+            # shipped, an empty list indexed (start-up, the workers' fork and exit)
+            empty = os.path.join(tmp, "maillog-empty")
+            open(empty, "w").close()
+            fixed = [run_logpipe(node, broker, empty, 0, args.workers) for _ in range(3)]
+        report(args, results, parity, fixed)
     finally:
         if node_proc is not None:
             node_proc.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(args, results: dict[str, list[dict]], parity) -> None:
+def report(args, results: dict[str, list[dict]], parity, fixed: list[dict]) -> None:
     n = args.lines
     med = lambda side, key: statistics.median(r[key] for r in results[side])  # noqa: E731
     per100k = 100_000 / n
@@ -366,6 +371,17 @@ def report(args, results: dict[str, list[dict]], parity) -> None:
           f"broker {med('logpipe', 'broker_cpu') * per100k:.2f} s per 100k lines; "
           f"exit - all-visible {statistics.median(r['exit'] - r['visible'] for r in lp):+.2f} s "
           f"(negative: the burst ended before the node's refresh showed its last documents)")
+    fixed_ship = statistics.median(r["ship_cpu"] for r in fixed)
+    fixed_index = statistics.median(r["cpu"] - r["ship_cpu"] for r in fixed)
+    print(f"fixed cost of a logpipe run (an empty file shipped, an empty list indexed; median of "
+          f"{len(fixed)}): shipper {fixed_ship:.2f} CPU s, index + workers {fixed_index:.2f} CPU "
+          f"s, {statistics.median(r['exit'] for r in fixed):.2f} s to exit; "
+          f"{(fixed_ship + fixed_index) / med('logpipe', 'cpu'):.0%} of logpipe's CPU in a run "
+          f"of {n:,} lines; beyond it, per line in its processes (the broker apart): " + ", ".join(
+              f"{(med(side, 'cpu') - fixed_ship - fixed_index) / n * 1e6:.1f} CPU us "
+              f"({'records on' if side == 'logpipe' else 'records off'})"
+              for side in results if side != "rsyslog") +
+          f", rsyslogd {med('rsyslog', 'cpu') / n * 1e6:.1f} (start-up included)")
     for side in [s for s in results if s != "rsyslog"]:
         ratio_exit = c_vis / med(side, "exit")
         ratio_vis = c_vis / med(side, "visible")
