@@ -38,9 +38,10 @@ def worker_class():
     reads the UNSUBSCRIBE reply before ``stop()`` clears its flag, it loops and waits again,
     now on "subscribed" (a threading.Event nothing sets) for the full 60 s: the worker, and
     with it ``logpipe index --burst`` (whose pool stop gave up after 30 s), lingered ~30 s in
-    about half the runs under load (issue 27). Here the flag is cleared first, the thread
-    never blocks longer than :data:`PUBSUB_POLL_S`, and the thread closes its own connection
-    (the server drops the subscription with it), so no UNSUBSCRIBE races it."""
+    about half the runs under load (issue 27). Here the flag is cleared first, the thread is
+    woken by a message on its own channel (and never blocks longer than :data:`PUBSUB_POLL_S`
+    when that cannot reach it), and the thread closes its own connection (the server drops the
+    subscription with it), so no UNSUBSCRIBE races it."""
     from redis.exceptions import RedisError
     from rq import SimpleWorker
 
