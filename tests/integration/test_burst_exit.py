@@ -78,10 +78,13 @@ def test_a_worker_s_pub_sub_thread_is_woken_at_its_stop_not_left_to_its_poll(red
                         lambda self, message: commands.append(message["data"]))
     worker.subscribe()
     thread = worker.pubsub_thread
+    hang_guard = time.monotonic() + 60  # not a timing check: a hung wait fails, not blocks
     while not client.pubsub_numsub(worker.pubsub_channel_name)[0][1]:
+        assert time.monotonic() < hang_guard, "the worker never subscribed"
         time.sleep(0.01)  # subscribed: the thread now reads its channel
     client.publish(worker.pubsub_channel_name, b'{"command": "shutdown"}')
     while not commands:
+        assert time.monotonic() < hang_guard, "RQ's command never reached the worker"
         time.sleep(0.01)
     assert commands == [b'{"command": "shutdown"}']  # RQ's commands still go to RQ
     monkeypatch.setattr(worker_module, "PUBSUB_POLL_S", 12.0)  # the join's bound: 60 s
