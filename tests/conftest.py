@@ -32,6 +32,16 @@ def corpus_file(name: str) -> Path:
     return path
 
 
+def corpus_lines(limit_per_file: int = 1500) -> list[str]:
+    """The first lines of every ../shared/corpus log; none on a clone without it."""
+    lines: list[str] = []
+    if CORPUS.is_dir():
+        for path in sorted(CORPUS.glob("*.log")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            lines += text.splitlines()[:limit_per_file]
+    return lines
+
+
 def seed_file(name: str) -> Path:
     path = SEED / name
     if not path.exists():

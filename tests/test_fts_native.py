@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from logpipe.query import analyzer
 from logpipe.services.loggen import generate
-from tests.conftest import CORPUS
+from tests.conftest import corpus_lines
 
 try:
     from logpipe.query import _fts
@@ -27,10 +27,7 @@ ALPHABET = ".:',;aZ09_ -@/\t"
 
 def lines() -> list[str]:
     out = [line for kind in ("mail", "syslog", "sshd", "apache")
-           for line in generate(kind, 3000, seed=5)]
-    if CORPUS.is_dir():
-        for path in sorted(CORPUS.glob("*.log")):
-            out += path.read_text(encoding="utf-8", errors="replace").splitlines()[:3000]
+           for line in generate(kind, 3000, seed=5)] + corpus_lines(3000)
     return [line for line in out if line.isascii()]
 
 

@@ -18,7 +18,7 @@ from logpipe.indexer.grok.library import build_library
 from logpipe.indexer.grok.matcher import Matcher
 from logpipe.indexer.pipeline_config import load_pipeline
 from logpipe.services.loggen import generate
-from tests.conftest import CORPUS
+from tests.conftest import corpus_lines
 
 if native._pcre is None:
     if os.environ.get("LOGPIPE_EXPECT_NATIVE") == "1":   # CI builds it: its absence is a failure
@@ -28,15 +28,6 @@ if native._pcre is None:
                 allow_module_level=True)
 
 KINDS = {"mail": "mail", "syslog": "syslog", "sshd": "sshd", "apache": "apache"}
-
-
-def corpus_lines(limit_per_file: int = 1500) -> list[str]:
-    lines: list[str] = []
-    if CORPUS.is_dir():
-        for path in sorted(CORPUS.glob("*.log")):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            lines += text.splitlines()[:limit_per_file]
-    return lines
 
 
 def variants(line: str) -> list[str]:
